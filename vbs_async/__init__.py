@@ -1,0 +1,51 @@
+"""vbs_async: an asyncio client for Open Telekom Cloud VBS backup sharings."""
+
+from __future__ import annotations
+
+from ._auth import Auth, TokenAuth
+from ._client import VBSClient
+from ._errors import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    NotFoundError,
+    PaginationError,
+    PermissionDeniedError,
+    RateLimitedError,
+    RequestTimeoutError,
+    ResponseDecodeError,
+    ServerError,
+    TransportError,
+    VBSError,
+)
+from ._models import Backup, BackupSharing, ListingStats, ProjectSharings, SharingPage
+from ._pagination import SharingIterator
+from ._retry import RetryBudget, RetryPolicy
+
+__all__ = [
+    "APIError",
+    "Auth",
+    "AuthenticationError",
+    "Backup",
+    "BackupSharing",
+    "BadRequestError",
+    "ConflictError",
+    "ListingStats",
+    "NotFoundError",
+    "PaginationError",
+    "PermissionDeniedError",
+    "ProjectSharings",
+    "RateLimitedError",
+    "RequestTimeoutError",
+    "ResponseDecodeError",
+    "RetryBudget",
+    "RetryPolicy",
+    "ServerError",
+    "SharingIterator",
+    "SharingPage",
+    "TokenAuth",
+    "TransportError",
+    "VBSClient",
+    "VBSError",
+]

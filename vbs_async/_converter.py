@@ -1,0 +1,184 @@
+"""Turning the service's JSON into models: one private cattrs converter.
+
+The hot path structures with `detailed_validation=False` and strict,
+allocation-free hooks per field type. When it fails, the same item is
+structured again by a converter with detailed validation, only to find the
+path of the bad field for the error message.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from cattrs.gen import make_dict_structure_fn
+from cattrs.preconf.orjson import make_converter
+
+from ._models import Backup, BackupSharing
+
+if TYPE_CHECKING:
+    import cattrs
+
+_NONE_TYPE: Final = type(None)
+
+# The document's response table spells it without the trailing "s"; its
+# examples (and the service) use "has_dependent_backups".
+_TABLE_SPELLING: Final = "has_dependent_backup"
+_EXAMPLE_SPELLING: Final = "has_dependent_backups"
+
+
+def _type_error(value: object, expected: str) -> TypeError:
+    return TypeError(f"expected {expected}, got {type(value).__name__} {value!r:.60}")
+
+
+def _optional_str(value: object, _: object) -> str | None:
+    if value is None or type(value) is str:
+        return value
+    raise _type_error(value, "a string or null")
+
+
+def _required_str(value: object, _: object) -> str:
+    if type(value) is str:
+        return value
+    raise _type_error(value, "a string")
+
+
+def _optional_int(value: object, _: object) -> int | None:
+    # bool is an int subclass; `True` as a size is a wrong type, not 1.
+    if value is None or type(value) is int:
+        return value
+    raise _type_error(value, "an integer or null")
+
+
+def _optional_bool(value: object, _: object) -> bool | None:
+    if value is None or type(value) is bool:
+        return value
+    raise _type_error(value, "a boolean or null")
+
+
+def parse_timestamp(value: object, _: object = None) -> datetime | None:
+    """Read one of the service's timestamps as an aware UTC datetime.
+
+    The service writes `2017-08-10T12:25:40.480424` with no zone; it is UTC.
+    A timestamp that does carry a zone is converted to UTC.
+    """
+    if value is None:
+        return None
+    if type(value) is not str:
+        raise _type_error(value, "an ISO 8601 timestamp or null")
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _make_converter(*, detailed_validation: bool) -> cattrs.Converter:
+    converter = make_converter(detailed_validation=detailed_validation)
+    converter.register_structure_hook(str, _required_str)
+    # Optional scalars are registered by predicate: unions are not dispatched
+    # by type, and a direct hook avoids cattrs' generic union handling.
+    for union, hook in (
+        (str | None, _optional_str),
+        (int | None, _optional_int),
+        (bool | None, _optional_bool),
+        (datetime | None, parse_timestamp),
+    ):
+        converter.register_structure_hook_func(_is(union), hook)
+
+    structure_backup = make_dict_structure_fn(Backup, converter)
+
+    def backup_hook(data: Any, cls: type[Backup]) -> Backup:
+        if type(data) is not dict:
+            raise _type_error(data, "an object or null")
+        if _TABLE_SPELLING in data and _EXAMPLE_SPELLING not in data:
+            data = {**data, _EXAMPLE_SPELLING: data[_TABLE_SPELLING]}
+        return structure_backup(data, cls)
+
+    converter.register_structure_hook(Backup, backup_hook)
+    converter.register_structure_hook(Backup | None, _optional(backup_hook, Backup))
+    converter.register_structure_hook(
+        BackupSharing, make_dict_structure_fn(BackupSharing, converter)
+    )
+    return converter
+
+
+def _is(expected: object) -> Any:
+    def predicate(candidate: object) -> bool:
+        return candidate == expected
+
+    return predicate
+
+
+def _optional(hook: Any, cls: type[Any]) -> Any:
+    def optional_hook(value: Any, _: object) -> Any:
+        return None if value is None else hook(value, cls)
+
+    return optional_hook
+
+
+_FAST: Final = _make_converter(detailed_validation=False)
+_DETAILED: Final = _make_converter(detailed_validation=True)
+_structure_sharing: Final = _FAST.get_structure_hook(BackupSharing)
+
+
+class StructureError(Exception):
+    """An item did not fit the model; `path` names the field, `reason` says why."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def structure_sharings(items: list[Any], path: str = "shared") -> tuple[BackupSharing, ...]:
+    """Structure a list of sharing objects.
+
+    Raises:
+        StructureError: An item is not a sharing; the error names its field.
+    """
+    try:
+        return tuple([_structure_sharing(item, BackupSharing) for item in items])
+    except Exception:  # noqa: BLE001 - any failure is diagnosed below
+        for index, item in enumerate(items):
+            _diagnose(item, f"{path}[{index}]")
+        raise StructureError(path, "could not be read") from None
+
+
+def structure_sharing(item: Any, path: str = "shared") -> BackupSharing:
+    """Structure one sharing object.
+
+    Raises:
+        StructureError: The item is not a sharing; the error names its field.
+    """
+    try:
+        return _structure_sharing(item, BackupSharing)  # type: ignore[no-any-return]
+    except Exception:  # noqa: BLE001 - any failure is diagnosed below
+        _diagnose(item, path)
+        raise StructureError(path, "could not be read") from None
+
+
+def _diagnose(item: Any, path: str) -> None:
+    """Raise a `StructureError` naming the first bad field of `item`, if any."""
+    if not isinstance(item, dict):
+        raise StructureError(path, f"expected an object, got {type(item).__name__}")
+    try:
+        _DETAILED.structure(item, BackupSharing)
+    except Exception as exc:  # noqa: BLE001 - cattrs raises many kinds
+        field, reason = _first_failure(exc)
+        raise StructureError(f"{path}{field}", reason) from None
+
+
+def _first_failure(exc: BaseException) -> tuple[str, str]:
+    """Walk a cattrs exception group down to its first leaf: (field path, reason)."""
+    field = ""
+    while isinstance(exc, BaseExceptionGroup):
+        notes = getattr(exc.exceptions[0], "__notes__", [])
+        exc = exc.exceptions[0]
+        for note in notes:
+            # cattrs notes read "Structuring class X @ attribute name".
+            if "@ attribute " in note:
+                field += "." + note.rsplit("@ attribute ", 1)[1]
+                break
+    if isinstance(exc, KeyError):
+        return field, "is required but missing"
+    return field, str(exc) or type(exc).__name__

@@ -1,0 +1,154 @@
+"""Deciding what a response means, as plain functions of status, headers and body.
+
+`check_response` turns a non-2xx answer into the right `APIError`; the
+`read_*` functions turn a 2xx body into models or raise `ResponseDecodeError`.
+Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+import orjson
+
+from ._converter import StructureError, structure_sharing, structure_sharings
+from ._errors import APIError, ResponseDecodeError, error_class_for_status
+from ._retry import parse_retry_after
+
+if TYPE_CHECKING:
+    from ._models import BackupSharing
+    from ._requests import Request
+
+_MESSAGE_PREVIEW: Final = 200
+_REQUEST_ID_HEADERS: Final = ("X-Request-Id", "X-Openstack-Request-Id")
+
+
+@attrs.frozen
+class Response:
+    """An HTTP answer, fully read.
+
+    Attributes:
+        status: The HTTP status code.
+        headers: The response headers (case-insensitive mapping).
+        body: The raw body.
+    """
+
+    status: int
+    headers: Mapping[str, str] = attrs.field(repr=False)
+    body: bytes = attrs.field(repr=False)
+
+
+def check_response(response: Response, request: Request) -> None:
+    """Raise the `APIError` subclass for a non-2xx response; return for a 2xx one."""
+    if 200 <= response.status < 300:  # noqa: PLR2004
+        return
+    raise api_error(response, project_id=request.project_id, offset=request.offset)
+
+
+def api_error(response: Response, *, project_id: str | None, offset: int | None) -> APIError:
+    """Build the error for a non-2xx response from whichever error body form it has."""
+    code, message, request_id = _parse_error_body(response.body)
+    if request_id is None:
+        request_id = next(
+            (response.headers[name] for name in _REQUEST_ID_HEADERS if name in response.headers),
+            None,
+        )
+    if 300 <= response.status < 400:  # noqa: PLR2004
+        message = "the service answered with a redirect, which vbs_async never follows"
+    elif message is None:
+        message = _preview(response.body) or "(no body)"
+    return error_class_for_status(response.status)(
+        message,
+        status=response.status,
+        code=code,
+        request_id=request_id,
+        retry_after=parse_retry_after(response.status, response.headers.get("Retry-After")),
+        project_id=project_id,
+        offset=offset,
+    )
+
+
+def _preview(body: bytes) -> str:
+    return body[: _MESSAGE_PREVIEW * 4].decode("utf-8", "replace")[:_MESSAGE_PREVIEW].strip()
+
+
+def _text(value: object) -> str | None:
+    if value is None or isinstance(value, dict | list):
+        return None
+    return str(value)
+
+
+def _parse_error_body(body: bytes) -> tuple[str | None, str | None, str | None]:
+    """(code, message, request_id) from one of the three error body forms, else Nones."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None, None, None
+    if not isinstance(document, dict):
+        return None, None, None
+    # API gateway: {"error_msg": ..., "error_code": ..., "request_id": ...}
+    if "error_msg" in document or "error_code" in document:
+        return (
+            _text(document.get("error_code")),
+            _text(document.get("error_msg")),
+            _text(document.get("request_id")),
+        )
+    # VBS {"error": {...}} and OpenStack {"badRequest": {...}}, {"itemNotFound": {...}}.
+    for value in document.values():
+        if isinstance(value, dict) and ("message" in value or "code" in value):
+            return _text(value.get("code")), _text(value.get("message")), None
+    return None, None, None
+
+
+def _load_object(body: bytes, request: Request) -> dict[str, Any]:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise _decode_error(f"the body is not JSON ({exc.msg})", request) from None
+    if not isinstance(document, dict):
+        raise _decode_error(f"the body is a JSON {type(document).__name__}, not an object", request)
+    return document
+
+
+def _decode_error(reason: str, request: Request) -> ResponseDecodeError:
+    return ResponseDecodeError(
+        f"unexpected answer to {request.method} {request.path}: {reason}",
+        project_id=request.project_id,
+        offset=request.offset,
+    )
+
+
+def read_sharing_list(body: bytes, request: Request) -> tuple[BackupSharing, ...]:
+    """The sharings of a list (or share) answer: `{"shared": [ ... ]}`."""
+    document = _load_object(body, request)
+    items = document.get("shared")
+    if not isinstance(items, list):
+        got = "missing" if items is None else f"a {type(items).__name__}"
+        raise _decode_error(f"'shared' must be a list, it is {got}", request)
+    try:
+        return structure_sharings(items)
+    except StructureError as exc:
+        raise _decode_error(str(exc), request) from None
+
+
+def read_sharing(body: bytes, request: Request) -> BackupSharing:
+    """The sharing of a get answer: `{"shared": { ... }}`."""
+    document = _load_object(body, request)
+    item = document.get("shared")
+    if not isinstance(item, dict):
+        got = "missing" if item is None else f"a {type(item).__name__}"
+        raise _decode_error(f"'shared' must be an object, it is {got}", request)
+    try:
+        return structure_sharing(item)
+    except StructureError as exc:
+        raise _decode_error(str(exc), request) from None
+
+
+def read_count(body: bytes, request: Request) -> int:
+    """The number in a count answer: `{"count": int}`."""
+    count = _load_object(body, request).get("count")
+    if type(count) is not int or count < 0:
+        raise _decode_error(f"'count' must be a non-negative integer, got {count!r:.40}", request)
+    return count

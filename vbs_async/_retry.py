@@ -1,0 +1,142 @@
+"""When to retry, how long to wait, and how much retrying the client may do.
+
+`RetryPolicy` carries stamina's knobs. `retry_decision` says whether a failure
+is transient for a given request. `RetryBudget` caps retries across the whole
+client, so that a failing service cannot set off a retry storm.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from datetime import UTC
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Final
+
+import attrs
+
+from ._errors import APIError, TransportError
+from ._validation import check_int, check_positive_number, validator
+
+if TYPE_CHECKING:
+    from ._requests import Request
+
+TRANSIENT_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
+_RETRY_AFTER_STATUSES: Final = frozenset({429, 503})
+
+
+def _check_non_negative(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+
+
+@attrs.frozen
+class RetryPolicy:
+    """How transient failures are retried (the names mean what they mean in `stamina.retry`).
+
+    Attributes:
+        attempts: Tries in all, the first included; 1 means no retry.
+        timeout: Seconds a call may take with all its retries; None for no bound.
+        wait_initial: The first backoff, in seconds.
+        wait_max: The longest backoff; also caps a server's `Retry-After`.
+        wait_jitter: Up to this many random seconds are added to each backoff.
+    """
+
+    attempts: int = attrs.field(
+        default=5, validator=validator(check_int, "RetryPolicy.attempts", minimum=1)
+    )
+    timeout: float | None = attrs.field(
+        default=60.0,
+        validator=validator(check_positive_number, "RetryPolicy.timeout", allow_none=True),
+    )
+    wait_initial: float = attrs.field(
+        default=0.1, validator=validator(_check_non_negative, "RetryPolicy.wait_initial")
+    )
+    wait_max: float = attrs.field(
+        default=5.0, validator=validator(_check_non_negative, "RetryPolicy.wait_max")
+    )
+    wait_jitter: float = attrs.field(
+        default=1.0, validator=validator(_check_non_negative, "RetryPolicy.wait_jitter")
+    )
+
+    def backoff_after(self, retry_after: float) -> float:
+        """The wait for a server's `Retry-After`: jittered, capped at `wait_max`."""
+        return min(retry_after + random.uniform(0, self.wait_jitter), self.wait_max)  # noqa: S311
+
+
+def is_transient(error: Exception, request: Request) -> bool:
+    """Whether `error` may go away if `request` is sent again.
+
+    Idempotent calls retry connection failures, timeouts, bodies cut short and
+    429/500/502/503/504. A POST retries only failures that happened before the
+    request left, since the service may have acted on it otherwise.
+    """
+    if isinstance(error, TransportError):
+        return error.retryable and (request.idempotent or not error.request_sent)
+    if isinstance(error, APIError):
+        return request.idempotent and error.status in TRANSIENT_STATUSES
+    return False
+
+
+def parse_retry_after(status: int, value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header on a 429 or 503, if it has a usable one.
+
+    Accepts delta-seconds and HTTP dates; a date in the past means no wait.
+    """
+    if value is None or status not in _RETRY_AFTER_STATUSES:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    now = time.time() if now is None else now
+    return max(0.0, when.timestamp() - now)
+
+
+class RetryBudget:
+    """A token bucket of retries shared by the whole client.
+
+    Modelled on botocore's retry quota: each retry spends tokens (a timeout
+    more, as it held a connection the longest), each success earns one back.
+    When the bucket cannot pay, the call fails at once with its last error.
+    stamina has no such quota, so it lives here.
+    """
+
+    __slots__ = ("_tokens", "capacity", "retry_cost", "success_refund", "timeout_cost")
+
+    def __init__(
+        self,
+        capacity: int = 500,
+        *,
+        retry_cost: int = 5,
+        timeout_cost: int = 10,
+        success_refund: int = 1,
+    ) -> None:
+        self.capacity = check_int("retry budget capacity", capacity, minimum=0)
+        self.retry_cost = retry_cost
+        self.timeout_cost = timeout_cost
+        self.success_refund = success_refund
+        self._tokens = capacity
+
+    @property
+    def tokens(self) -> int:
+        """Tokens left."""
+        return self._tokens
+
+    def spend(self, error: Exception) -> bool:
+        """Take the cost of retrying after `error`; False if the budget cannot pay."""
+        cost = self.timeout_cost if isinstance(error, TimeoutError) else self.retry_cost
+        if cost > self._tokens:
+            return False
+        self._tokens -= cost
+        return True
+
+    def refund(self) -> None:
+        """A request succeeded: earn a token back, up to the capacity."""
+        if self._tokens < self.capacity:
+            self._tokens = min(self.capacity, self._tokens + self.success_refund)

@@ -1,0 +1,153 @@
+"""Checks on caller-supplied values, run before any request is made.
+
+Each check raises ValueError with a message that names the argument.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import TYPE_CHECKING, Any, Final
+
+from yarl import URL
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+SORT_KEYS: Final = frozenset(
+    {
+        "name",
+        "status",
+        "container_format",
+        "disk_format",
+        "size",
+        "id",
+        "created_at",
+        "updated_at",
+    }
+)
+SORT_DIRECTIONS: Final = frozenset({"asc", "desc"})
+END_CHECKS: Final = frozenset({"short_page", "empty_page", "count"})
+
+# An ID goes into a URL path. Anything that could change the path's meaning
+# (separators, escapes, dot segments) or hide in a log line is refused.
+_UNSAFE_ID: Final = re.compile(r"[/?#%\s\x00-\x1f\x7f]|\.\.")
+
+
+def check_id(name: str, value: object) -> str:
+    """Return `value` if it is a plain, non-empty ID; raise ValueError otherwise."""
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string, got {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{name} must not be empty")
+    if _UNSAFE_ID.search(value):
+        raise ValueError(
+            f"{name} {value!r:.80} is not a plain ID: it contains '/', '?', '#', '%', "
+            "'..', white space or a control character"
+        )
+    return value
+
+
+def check_optional_id(name: str, value: object) -> str | None:
+    """Like `check_id`, letting None through."""
+    return None if value is None else check_id(name, value)
+
+
+def check_optional_text(name: str, value: object) -> str | None:
+    """A free-text filter: None, or a non-empty string without control characters."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string, got {type(value).__name__}")
+    if not value or re.search(r"[\x00-\x1f\x7f]", value):
+        raise ValueError(f"{name} must be non-empty and free of control characters")
+    return value
+
+
+def check_optional_bool(name: str, value: object) -> bool | None:
+    """None or a real bool (not a truthy string, which would be sent wrongly)."""
+    if value is None or isinstance(value, bool):
+        return value
+    raise ValueError(f"{name} must be True, False or None, got {value!r}")
+
+
+def check_int(name: str, value: object, *, minimum: int) -> int:
+    """An int (not a bool) no smaller than `minimum`."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def check_optional_int(name: str, value: object, *, minimum: int) -> int | None:
+    """Like `check_int`, letting None through."""
+    return None if value is None else check_int(name, value, minimum=minimum)
+
+
+def check_positive_number(name: str, value: object, *, allow_none: bool = False) -> float | None:
+    """A finite number > 0 (or None when allowed)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{name} must be a number > 0, got {value!r}")
+    if value == float("inf"):
+        raise ValueError(f"{name} must be finite")
+    return float(value)
+
+
+def check_choice(name: str, value: object, choices: frozenset[str]) -> str:
+    """One of `choices`."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(sorted(choices))}; got {value!r}")
+    return str(value)
+
+
+def check_optional_choice(name: str, value: object, choices: frozenset[str]) -> str | None:
+    """Like `check_choice`, letting None through."""
+    return None if value is None else check_choice(name, value, choices)
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_endpoint(endpoint: object) -> URL:
+    """Parse the service endpoint: https (or http on loopback), a host, optional port.
+
+    Raises:
+        ValueError: The endpoint is not such a URL.
+    """
+    if not isinstance(endpoint, str | URL):
+        raise ValueError(f"endpoint must be a URL string, got {type(endpoint).__name__}")
+    try:
+        url = URL(str(endpoint))
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"endpoint {str(endpoint)!r:.100} is not a URL: {exc}") from None
+    if url.scheme not in {"https", "http"} or not url.host:
+        raise ValueError(f"endpoint must look like https://host[:port], got {str(endpoint)!r:.100}")
+    if url.user is not None or url.password is not None:
+        # Never echo the URL: it holds credentials.
+        raise ValueError("endpoint must not carry a user name or password")
+    if url.path not in {"", "/"} or url.query_string or url.fragment:
+        raise ValueError(f"endpoint must be scheme, host and port only, got {str(endpoint)!r:.100}")
+    if url.scheme == "http" and not is_loopback(url.host):
+        raise ValueError(
+            f"endpoint {str(endpoint)!r:.100} uses plain http; only loopback hosts may (use https)"
+        )
+    return url.origin()
+
+
+def validator(check: Callable[..., object], name: str, **kwargs: Any) -> Callable[..., None]:
+    """An attrs validator that runs `check(name, value, **kwargs)`."""
+
+    def validate(_instance: object, _attribute: object, value: object) -> None:
+        check(name, value, **kwargs)
+
+    return validate

@@ -1,0 +1,28 @@
+"""An embedded emulator of the VBS backup-sharing API, for tests and demos.
+
+    from vbs_async.testing import Emulator
+
+    async with Emulator(projects=3, sharings_per_project=250) as emu:
+        async with VBSClient(emu.url, auth=TokenAuth(emu.token)) as client:
+            ...
+
+Also runnable on its own: `python -m vbs_async.testing --port 8080 --projects 50`.
+"""
+
+from __future__ import annotations
+
+from ._emulator import DEFAULT_TOKEN, Emulator, RecordedRequest
+from ._faults import Fault, FaultPlan, error_body
+from ._store import Query, Store, StoredSharing
+
+__all__ = [
+    "DEFAULT_TOKEN",
+    "Emulator",
+    "Fault",
+    "FaultPlan",
+    "Query",
+    "RecordedRequest",
+    "Store",
+    "StoredSharing",
+    "error_body",
+]

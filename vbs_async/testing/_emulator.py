@@ -1,0 +1,376 @@
+"""`Emulator`: the VBS backup-sharing API served by a real aiohttp server on 127.0.0.1.
+
+It answers the five sharing calls from an in-memory `Store`, checks the
+`X-Auth-Token`, validates the documented parameters, and can be told to
+misbehave: injected faults, added latency, a silent cap on `limit`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final, Self
+
+import attrs
+import orjson
+from aiohttp import web
+
+from ._faults import FaultPlan, error_body
+from ._store import SORT_KEYS, Query, Store, populate, synthetic_project_ids
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from ._faults import Fault
+
+_COLLECTION: Final = "/v2/{project_id}/os-vendor-backup-sharing"
+_RECORD_LIMIT: Final = 100_000
+DEFAULT_TOKEN: Final = "emulator-token"  # noqa: S105 - a fixed test token, documented
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@attrs.frozen
+class RecordedRequest:
+    """A request the emulator received.
+
+    Attributes:
+        method: The HTTP method.
+        path: The path, without the query.
+        query: The query parameters (a parameter sent twice keeps its last value).
+        project_id: The project in the path, if any.
+        started: `time.monotonic()` when it arrived.
+    """
+
+    method: str
+    path: str
+    query: dict[str, str]
+    project_id: str | None
+    started: float
+
+
+class _BadRequest(Exception):  # noqa: N818 - internal signal, turned into a 400
+    pass
+
+
+def _json(status: int, body: bytes, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status,
+        body=body,
+        content_type="application/json",
+        headers={"X-Request-Id": uuid.uuid4().hex, **(headers or {})},
+    )
+
+
+def _error(
+    status: int, message: str, *, form: str = "error", code: str | None = None
+) -> web.Response:
+    return _json(status, error_body(status, message, form=form, code=code))
+
+
+def _parse_bool(query: Any, name: str) -> bool | None:
+    value = query.get(name)
+    if value is None:
+        return None
+    if value not in {"true", "false"}:
+        raise _BadRequest(f"{name} must be true or false")
+    return bool(value == "true")
+
+
+def _parse_int(query: Any, name: str) -> int | None:
+    value = query.get(name)
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise _BadRequest(f"{name} must be an integer") from None
+    if number < 0:
+        raise _BadRequest(f"{name} must not be negative")
+    return number
+
+
+def _parse_query(query: Any, *, with_sort: bool) -> Query:
+    zone = query.get("availability_zone") or query.get("avalilability_zone")
+    fields: dict[str, Any] = {
+        "share_to_me": bool(_parse_bool(query, "share_to_me")),
+        "availability_zone": zone,
+    }
+    for name in ("volume_id", "name", "status", "backup_id", "from_project_id", "to_project_id"):
+        fields[name] = query.get(name)
+    if with_sort:
+        sort_key = query.get("sort_key", "created_at")
+        sort_dir = query.get("sort_dir", "desc")
+        if sort_key not in SORT_KEYS:
+            raise _BadRequest(f"sort_key {sort_key!r} is not supported")
+        if sort_dir not in {"asc", "desc"}:
+            raise _BadRequest("sort_dir must be asc or desc")
+        fields.update(sort_key=sort_key, sort_dir=sort_dir)
+    return Query(**fields)
+
+
+class Emulator:
+    """The VBS backup-sharing API on 127.0.0.1, for tests and demos.
+
+    `async with Emulator(projects=3, sharings_per_project=250) as emu:` serves
+    synthetic data at `emu.url`; authenticate with `TokenAuth(emu.token)`.
+
+    Args:
+        projects: Synthetic projects to create.
+        sharings_per_project: Sharings each synthetic project shares.
+        seed: Makes the synthetic data (and nothing else) deterministic.
+        token: The `X-Auth-Token` the emulator accepts.
+        host: The address to listen on (loopback).
+        port: The port; 0 picks a free one.
+        latency: Seconds added to every request of the sharing API.
+        fault_rate: Share of requests (0 to 1) that fail at random.
+        fault_seed: Makes the random faults deterministic.
+        retry_after: `Retry-After` seconds sent with a random 429.
+        max_limit: Silently cap `limit` at this many items (as some servers
+            do); None for no cap.
+        ignore_offset: Answer every list request from offset 0, as a broken
+            server would.
+
+    Attributes:
+        store: The data; change it freely between (or during) requests.
+        faults: The fault plan; `faults.script(Fault.answer(503))` fails the next request.
+        requests: The most recent requests received (up to 100,000).
+        requests_received: How many requests arrived.
+        in_flight: Requests being handled now.
+        peak_in_flight: The most requests handled at once.
+    """
+
+    def __init__(
+        self,
+        *,
+        projects: int = 0,
+        sharings_per_project: int = 0,
+        seed: int = 0,
+        token: str = DEFAULT_TOKEN,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency: float = 0.0,
+        fault_rate: float = 0.0,
+        fault_seed: int = 0,
+        retry_after: int = 1,
+        max_limit: int | None = None,
+        ignore_offset: bool = False,
+    ) -> None:
+        if latency < 0:
+            raise ValueError("latency must be >= 0")
+        if max_limit is not None and max_limit < 1:
+            raise ValueError("max_limit must be >= 1")
+        self.store = Store()
+        self.project_ids = synthetic_project_ids(projects, seed)
+        populate(self.store, self.project_ids, sharings_per_project, seed)
+        self.token = token
+        self.host = host
+        self.port = port
+        self.latency = latency
+        self.max_limit = max_limit
+        self.ignore_offset = ignore_offset
+        self.faults = FaultPlan(fault_rate, seed=fault_seed, retry_after=retry_after)
+        self.requests: deque[RecordedRequest] = deque(maxlen=_RECORD_LIMIT)
+        self.requests_received = 0
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        """The endpoint to give `VBSClient`, `http://127.0.0.1:PORT`."""
+        if self._runner is None:
+            raise RuntimeError("the emulator is not running: use `async with Emulator()`")
+        return f"http://{self.host}:{self.port}"
+
+    def sharings(self, project_id: str, *, share_to_me: bool = False) -> list[dict[str, Any]]:
+        """What a full listing of `project_id` should return, newest first."""
+        return self.store.sharings(project_id, share_to_me=share_to_me)
+
+    def requests_for(self, project_id: str) -> list[RecordedRequest]:
+        """The recorded requests about `project_id`."""
+        return [r for r in self.requests if r.project_id == project_id]
+
+    def inject(self, fault: Fault, *, times: int = 1, project_id: str | None = None) -> None:
+        """Serve `fault` to the next `times` requests (of `project_id` only, if given)."""
+        self.faults.script(fault, times=times, project_id=project_id)
+
+    def reset_counters(self) -> None:
+        """Forget recorded requests and zero the counters."""
+        self.requests.clear()
+        self.requests_received = 0
+        self.peak_in_flight = self.in_flight
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Start serving; `url` is valid afterwards."""
+        app = web.Application(middlewares=[self._count, self._misbehave, self._authenticate])
+        collection = _COLLECTION
+        app.router.add_get(f"{collection}/detail", self._list)
+        app.router.add_get(f"{collection}/count", self._count_sharings)
+        app.router.add_get(f"{collection}/{{sharing_id}}", self._get)
+        app.router.add_post(collection, self._share)
+        app.router.add_delete(f"{collection}/{{sharing_id}}", self._cancel)
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=0.1
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def close(self) -> None:
+        """Stop serving."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # -- middlewares --------------------------------------------------------------
+
+    @web.middleware
+    async def _count(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        self.requests_received += 1
+        self.requests.append(
+            RecordedRequest(
+                request.method,
+                request.path,
+                dict(request.query),
+                request.match_info.get("project_id"),
+                time.monotonic(),
+            )
+        )
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            return await handler(request)
+        finally:
+            self.in_flight -= 1
+
+    @web.middleware
+    async def _misbehave(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        fault = self.faults.next(request.match_info.get("project_id", ""))
+        if fault is None:
+            return await handler(request)
+        if fault.kind == "drop":
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response()
+        if fault.kind == "truncate":
+            real = await handler(request)
+            body = real.body if isinstance(real, web.Response) and real.body else b"{}"
+            assert isinstance(body, bytes)  # noqa: S101 - our handlers answer bytes
+            partial = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+            partial.content_length = len(body)
+            await partial.prepare(request)
+            await partial.write(body[: len(body) // 2])
+            if request.transport is not None:
+                request.transport.close()
+            return partial
+        return _json(fault.status, fault.body, fault.headers)
+
+    @web.middleware
+    async def _authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.headers.get("X-Auth-Token") != self.token:
+            return _error(
+                401, "Incorrect IAM authentication information", form="gateway", code="APIGW.0301"
+            )
+        try:
+            return await handler(request)
+        except _BadRequest as exc:
+            return _error(400, str(exc), code="VolumeBackup.0041")
+
+    # -- the five calls -----------------------------------------------------------
+
+    async def _list(self, request: web.Request) -> web.Response:
+        project_id = request.match_info["project_id"]
+        query = _parse_query(request.query, with_sort=True)
+        offset = _parse_int(request.query, "offset") or 0
+        if self.ignore_offset:
+            offset = 0
+        limit = _parse_int(request.query, "limit")
+        if limit is not None and limit < 1:
+            raise _BadRequest("limit must be at least 1")
+        if self.max_limit is not None:
+            limit = min(limit or self.max_limit, self.max_limit)
+        rows = self.store.view(project_id, query)
+        end = len(rows) if limit is None else offset + limit
+        page = rows[offset:end]
+        body = b'{"shared":[' + b",".join(s.encoded for s in page) + b"]}"
+        return _json(200, body)
+
+    async def _count_sharings(self, request: web.Request) -> web.Response:
+        rows = self.store.view(
+            request.match_info["project_id"], _parse_query(request.query, with_sort=False)
+        )
+        return _json(200, orjson.dumps({"count": len(rows)}))
+
+    async def _get(self, request: web.Request) -> web.Response:
+        project_id = request.match_info["project_id"]
+        document = self.store.get(request.match_info["sharing_id"])
+        if document is None or project_id not in {
+            document["from_project_id"],
+            document["to_project_id"],
+        }:
+            return _error(404, "The sharing does not exist", code="VolumeBackup.0101")
+        return _json(200, orjson.dumps({"shared": document}))
+
+    async def _share(self, request: web.Request) -> web.Response:
+        project_id = request.match_info["project_id"]
+        try:
+            payload = orjson.loads(await request.read())
+            shared = payload["shared"]
+            backup_id = shared["backup_id"]
+            targets = shared["to_project_ids"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            raise _BadRequest("the body must be {shared: {backup_id, to_project_ids}}") from None
+        if not isinstance(backup_id, str) or not isinstance(targets, list) or not targets:
+            raise _BadRequest("backup_id must be a string and to_project_ids a non-empty list")
+        existing = {
+            s["to_project_id"]
+            for s in self.store.sharings(project_id)
+            if s["backup_id"] == backup_id
+        }
+        if existing & set(targets):
+            return _error(
+                409, "The backup is already shared with that project", code="VolumeBackup.0104"
+            )
+        backup = self.store.backup(project_id, backup_id) or {"id": backup_id}
+        now = datetime.now(UTC)
+        created = [self.store.share(project_id, backup, target, now=now) for target in targets]
+        # The share call answers with null timestamps and deletion fields.
+        answer = [
+            {**s, "created_at": None, "updated_at": None, "deleted": False, "deleted_at": None}
+            for s in created
+        ]
+        return _json(200, orjson.dumps({"shared": answer}))
+
+    async def _cancel(self, request: web.Request) -> web.Response:
+        project_id = request.match_info["project_id"]
+        target = request.match_info["sharing_id"]
+        by_backup = _parse_bool(request.query, "is_backup_id")
+        if by_backup:
+            removed = self.store.remove_backup(project_id, target)
+        else:
+            document = self.store.get(target)
+            owned = document is not None and document["from_project_id"] == project_id
+            removed = int(owned and self.store.remove(target))
+        if not removed:
+            return _error(404, "The sharing does not exist", code="VolumeBackup.0101")
+        return web.Response(status=200, headers={"X-Request-Id": uuid.uuid4().hex})

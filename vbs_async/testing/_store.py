@@ -1,0 +1,248 @@
+"""The emulator's data: backups and sharings in memory, with the API's filters and sorting.
+
+Sharings are kept as the JSON objects the API returns, each serialised once,
+so that a page is answered by joining bytes. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import attrs
+import orjson
+
+SORT_KEYS: Final = frozenset(
+    {"name", "status", "container_format", "disk_format", "size", "id", "created_at", "updated_at"}
+)
+_BACKUP_SORT_KEYS: Final = frozenset({"name", "status", "size", "container_format", "disk_format"})
+_EPOCH: Final = datetime(2024, 1, 1, tzinfo=UTC)
+_STATUSES: Final = ("available", "available", "available", "creating", "error")
+_ZONES: Final = ("eu-de-01", "eu-de-02", "eu-de-03")
+
+
+def _timestamp(moment: datetime) -> str:
+    # The service's form: microseconds, no zone.
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
+
+
+@attrs.define
+class StoredSharing:
+    """One sharing as the API shows it, with its serialised form cached.
+
+    Attributes:
+        document: The JSON object the API returns for it.
+        encoded: `document` serialised.
+    """
+
+    document: dict[str, Any]
+    encoded: bytes = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.encoded = orjson.dumps(self.document)
+
+    @property
+    def id(self) -> str:
+        """The sharing's ID."""
+        return str(self.document["id"])
+
+
+@attrs.frozen
+class Query:
+    """A list or count request's filters and order, as the emulator reads them."""
+
+    share_to_me: bool = False
+    volume_id: str | None = None
+    name: str | None = None
+    status: str | None = None
+    backup_id: str | None = None
+    from_project_id: str | None = None
+    to_project_id: str | None = None
+    availability_zone: str | None = None
+    sort_key: str = "created_at"
+    sort_dir: str = "desc"
+
+    def matches(self, sharing: dict[str, Any]) -> bool:
+        """Whether a sharing passes every filter (`name` matches as a substring)."""
+        backup = sharing.get("backup") or {}
+        checks = (
+            (self.volume_id, backup.get("volume_id")),
+            (self.status, backup.get("status")),
+            (self.backup_id, sharing["backup_id"]),
+            (self.from_project_id, sharing["from_project_id"]),
+            (self.to_project_id, sharing["to_project_id"]),
+            (self.availability_zone, backup.get("availability_zone")),
+        )
+        if any(wanted is not None and wanted != actual for wanted, actual in checks):
+            return False
+        return self.name is None or self.name.lower() in (backup.get("name") or "").lower()
+
+
+def _sort_value(sharing: dict[str, Any], key: str) -> tuple[bool, Any]:
+    holder = sharing.get("backup") or {} if key in _BACKUP_SORT_KEYS else sharing
+    value = holder.get(key)
+    # Nulls sort first ascending, last descending, as in SQL with NULLS FIRST.
+    return (value is not None, value if value is not None else "")
+
+
+class Store:
+    """Projects' sharings in memory.
+
+    Each sharing is listed under its `from_project_id` (what a project shared)
+    and its `to_project_id` (what was shared with it, `share_to_me=true`).
+    """
+
+    def __init__(self) -> None:
+        self._sharings: dict[str, StoredSharing] = {}
+        self._version = 0
+        self._views: dict[tuple[str, Query], tuple[int, list[StoredSharing]]] = {}
+        self._sequence = 0
+
+    def __len__(self) -> int:
+        return len(self._sharings)
+
+    @property
+    def project_ids(self) -> list[str]:
+        """Every project that shared a backup, in order of first appearance."""
+        return list(dict.fromkeys(s.document["from_project_id"] for s in self._sharings.values()))
+
+    def sharings(self, project_id: str, *, share_to_me: bool = False) -> list[dict[str, Any]]:
+        """A project's sharings in the API's default order (newest first)."""
+        return [s.document for s in self.view(project_id, Query(share_to_me=share_to_me))]
+
+    def get(self, sharing_id: str) -> dict[str, Any] | None:
+        """One sharing's document, or None."""
+        stored = self._sharings.get(sharing_id)
+        return None if stored is None else stored.document
+
+    def view(self, project_id: str, query: Query) -> list[StoredSharing]:
+        """The sharings a list request of `project_id` sees, filtered and sorted."""
+        key = (project_id, query)
+        cached = self._views.get(key)
+        if cached is not None and cached[0] == self._version:
+            return cached[1]
+        side = "to_project_id" if query.share_to_me else "from_project_id"
+        rows = [
+            s
+            for s in self._sharings.values()
+            if s.document[side] == project_id and query.matches(s.document)
+        ]
+        rows.sort(key=lambda s: s.document["id"])
+        rows.sort(key=lambda s: _sort_value(s.document, query.sort_key))
+        if query.sort_dir == "desc":
+            rows.reverse()
+        if len(self._views) > 1024:  # noqa: PLR2004 - a bound, not a tuning knob
+            self._views.clear()
+        self._views[key] = (self._version, rows)
+        return rows
+
+    def add(self, document: dict[str, Any]) -> dict[str, Any]:
+        """Store a sharing document (as the API would return it) and return it."""
+        for field in ("id", "backup_id", "from_project_id", "to_project_id"):
+            if not isinstance(document.get(field), str):
+                raise ValueError(f"a sharing needs a string {field}")
+        self._sharings[document["id"]] = StoredSharing(document)
+        self._version += 1
+        return document
+
+    def remove(self, sharing_id: str) -> bool:
+        """Delete a sharing; False if there was none."""
+        removed = self._sharings.pop(sharing_id, None) is not None
+        self._version += removed
+        return removed
+
+    def remove_backup(self, project_id: str, backup_id: str) -> int:
+        """Delete every sharing of a backup owned by `project_id`; how many went."""
+        doomed = [
+            s.id
+            for s in self._sharings.values()
+            if s.document["backup_id"] == backup_id and s.document["from_project_id"] == project_id
+        ]
+        for sharing_id in doomed:
+            self.remove(sharing_id)
+        return len(doomed)
+
+    def backup(self, project_id: str, backup_id: str) -> dict[str, Any] | None:
+        """The backup document of a backup `project_id` has shared before, if any."""
+        for stored in self._sharings.values():
+            document = stored.document
+            if document["backup_id"] == backup_id and document["from_project_id"] == project_id:
+                return dict(document.get("backup") or {"id": backup_id})
+        return None
+
+    def share(
+        self, project_id: str, backup: dict[str, Any], to_project_id: str, *, now: datetime
+    ) -> dict[str, Any]:
+        """Create a sharing of `backup` from `project_id` to `to_project_id`."""
+        self._sequence += 1
+        return self.add(
+            {
+                "id": str(uuid.uuid4()),
+                "backup_id": backup["id"],
+                "from_project_id": project_id,
+                "to_project_id": to_project_id,
+                "created_at": _timestamp(now),
+                "updated_at": None,
+                "backup": backup,
+            }
+        )
+
+
+def synthetic_project_ids(count: int, seed: int) -> list[str]:
+    """`count` project IDs (32 hex digits), deterministic from `seed`."""
+    rng = random.Random(f"projects-{seed}")  # noqa: S311 - test data, not secrets
+    return [f"{rng.getrandbits(128):032x}" for _ in range(count)]
+
+
+def populate(store: Store, project_ids: list[str], per_project: int, seed: int) -> None:
+    """Give every project `per_project` sharings of its own backups, deterministic from `seed`.
+
+    Each backup is shared with one other project (or a random outside one),
+    so every project also has sharings with it (`share_to_me=true`).
+    """
+    rng = random.Random(f"sharings-{seed}")  # noqa: S311 - test data, not secrets
+    for project_index, project_id in enumerate(project_ids):
+        for index in range(per_project):
+            created = _EPOCH + timedelta(
+                days=project_index, seconds=index * 37, microseconds=rng.randrange(1_000_000)
+            )
+            backup_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+            others = len(project_ids) - 1
+            if others:
+                target = project_ids[(project_index + 1 + rng.randrange(others)) % len(project_ids)]
+            else:
+                target = f"{rng.getrandbits(128):032x}"
+            backup = {
+                "availability_zone": rng.choice(_ZONES),
+                "container": None,
+                "created_at": _timestamp(created - timedelta(hours=2)),
+                "data_timestamp": _timestamp(created - timedelta(hours=2)),
+                "description": None if index % 3 else f"nightly backup {index}",
+                "fail_reason": None,
+                "has_dependent_backups": index % 4 == 0,
+                "id": backup_id,
+                "is_incremental": index % 2 == 1,
+                "name": f"backup-{project_index:04d}-{index:05d}",
+                "object_count": rng.randrange(1, 200),
+                "size": rng.choice((10, 20, 40, 80, 100)),
+                "snapshot_id": None,
+                "status": rng.choice(_STATUSES),
+                "updated_at": _timestamp(created - timedelta(hours=1)),
+                "volume_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                "service_metadata": None,
+            }
+            store.add(
+                {
+                    "backup": backup,
+                    "backup_id": backup_id,
+                    "created_at": _timestamp(created),
+                    "from_project_id": project_id,
+                    "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                    "to_project_id": target,
+                    "updated_at": None
+                    if index % 5 == 0
+                    else _timestamp(created + timedelta(hours=1)),
+                }
+            )
