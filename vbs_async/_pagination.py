@@ -159,11 +159,15 @@ class PageCursor:
         if self.max_items is not None and self.stats.items + len(fresh) >= self.max_items:
             fresh = fresh[: self.max_items - self.stats.items]
             self.done = True
+            if fresh:
+                # Resume right after the last item handed out, not after the page.
+                last = next(i for i, item in enumerate(items) if item is fresh[-1])
+                self.offset = request.offset + last + 1
         self.stats.items += len(fresh)
         self._tail.extend(item.id for item in fresh)
         return SharingPage(
             project_id=self.project_id,
-            offset=self.offset - len(items) + start,
+            offset=request.offset + start,
             limit=request.limit,
             items=tuple(fresh),
         )

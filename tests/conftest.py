@@ -1,0 +1,70 @@
+"""Shared fixtures: an emulator on 127.0.0.1 and clients that retry without real waiting."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from aiohttp import ClientResponse
+from aioresponses import aioresponses
+
+from vbs_async import RetryPolicy, TokenAuth, VBSClient
+from vbs_async.testing import Emulator
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Iterator
+
+# Tiny waits: retries are exercised for real, but never sleep noticeably.
+FAST_RETRY = RetryPolicy(attempts=4, wait_initial=0.001, wait_max=0.002, wait_jitter=0.0)
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[Emulator]:
+    """Three projects with 0 sharings each; tests add what they need."""
+    async with Emulator(projects=3, sharings_per_project=0, seed=7) as emu:
+        yield emu
+
+
+@pytest.fixture
+async def make_client() -> AsyncIterator[Callable[..., VBSClient]]:
+    """Build clients for an emulator; all are closed at the end of the test."""
+    clients: list[VBSClient] = []
+
+    def make(emu: Emulator, **options: Any) -> VBSClient:
+        options.setdefault("retry", FAST_RETRY)
+        options.setdefault("auth", TokenAuth(emu.token))
+        client = VBSClient(emu.url, **options)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+@pytest.fixture
+async def client(emulator: Emulator, make_client: Callable[..., VBSClient]) -> VBSClient:
+    return make_client(emulator)
+
+
+class _StreamWriterCompatResponse(ClientResponse):
+    """aiohttp 3.14 made `stream_writer` a required argument that aioresponses
+    0.7.9 does not pass (pnuckowski/aioresponses#289); supply a finished one."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("stream_writer", SimpleNamespace(output_size=0))
+        super().__init__(*args, **kwargs)
+
+
+class _CompatAioresponses(aioresponses):
+    def add(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("response_class", _StreamWriterCompatResponse)
+        super().add(*args, **kwargs)
+
+
+@pytest.fixture
+def mocked() -> Iterator[aioresponses]:
+    """aioresponses, intercepting every aiohttp request of the test."""
+    with _CompatAioresponses() as mock:
+        yield mock

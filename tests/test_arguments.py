@@ -1,0 +1,127 @@
+"""Bad arguments raise ValueError before any request reaches the wire."""
+
+from __future__ import annotations
+
+import pytest
+
+from vbs_async import RetryPolicy, TokenAuth, VBSClient
+
+
+@pytest.mark.parametrize(
+    "keywords",
+    [
+        {"sort_key": "colour"},
+        {"sort_dir": "sideways"},
+        {"page_size": 0},
+        {"page_size": -5},
+        {"start_offset": -1},
+        {"max_items": -1},
+        {"end_check": "whenever"},
+        {"prefetch": -1},
+        {"share_to_me": "true"},
+        {"volume_id": "../etc"},
+        {"name": ""},
+    ],
+)
+async def test_listing_arguments_are_checked_before_any_request(make_client, emulator, keywords):
+    client = make_client(emulator)
+    with pytest.raises(ValueError):  # noqa: PT011 - each message is checked in test_requests
+        client.iter_sharings(emulator.project_ids[0], **keywords)
+    with pytest.raises(ValueError):  # noqa: PT011
+        await client.list_sharings(emulator.project_ids[0], **keywords)
+    assert emulator.requests_received == 0
+
+
+@pytest.mark.parametrize("project_id", ["", "a/b", "a?b", "a#b", "50%", "a b", "..", "x\r\ny"])
+async def test_every_call_refuses_a_project_id_that_is_not_a_plain_id(
+    make_client, emulator, project_id
+):
+    client = make_client(emulator)
+    calls = [
+        lambda: client.list_sharings(project_id),
+        lambda: client.count_sharings(project_id),
+        lambda: client.get_sharing(project_id, "s1"),
+        lambda: client.share_backup(project_id, "b1", ["p2"]),
+        lambda: client.cancel_sharing(project_id, "s1"),
+        lambda: client.cancel_backup_sharings(project_id, "b1"),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match="project_id"):
+            await call()
+    assert emulator.requests_received == 0
+
+
+async def test_unknown_keyword_is_a_type_error(make_client, emulator):
+    with pytest.raises(TypeError, match="colour"):
+        make_client(emulator).iter_sharings(emulator.project_ids[0], colour="blue")
+
+
+async def test_share_backup_needs_targets(make_client, emulator):
+    with pytest.raises(ValueError, match="at least one"):
+        await make_client(emulator).share_backup(emulator.project_ids[0], "b1", [])
+    assert emulator.requests_received == 0
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "message"),
+    [
+        ("http://vbs.eu-de.otc.t-systems.com", "plain http"),
+        ("http://10.0.0.1:8080", "plain http"),
+        ("ftp://vbs.example", "https://host"),
+        ("vbs.eu-de.otc.t-systems.com", "https://host"),
+        ("https://vbs.example/v2", "scheme, host and port only"),
+        ("https://vbs.example?x=1", "scheme, host and port only"),
+        ("https://user:secret@vbs.example", "must not carry a user name"),
+    ],
+)
+def test_endpoints_are_checked(endpoint, message):
+    with pytest.raises(ValueError, match=message) as caught:
+        VBSClient(endpoint, auth=TokenAuth("t"))
+    assert "secret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    ["http://127.0.0.1:8080", "http://127.5.6.7", "http://localhost:1", "http://[::1]:8080"],
+)
+def test_plain_http_is_allowed_on_loopback(endpoint):
+    assert VBSClient(endpoint, auth=TokenAuth("t")).endpoint == endpoint
+
+
+@pytest.mark.parametrize(
+    ("keywords", "message"),
+    [
+        ({"max_concurrency": 0}, "max_concurrency"),
+        ({"rate_limit": 0}, "rate_limit"),
+        ({"rate_limit": -1.5}, "rate_limit"),
+        ({"timeout": 0}, "timeout"),
+        ({"auth": "token"}, "auth must be a vbs_async auth object"),
+        ({"retry": {"attempts": 3}}, "retry must be a RetryPolicy"),
+        ({"session": object()}, "session must be an aiohttp.ClientSession"),
+    ],
+)
+def test_client_settings_are_checked(keywords, message):
+    keywords.setdefault("auth", TokenAuth("t"))
+    with pytest.raises(ValueError, match=message):
+        VBSClient("https://vbs.example", **keywords)
+
+
+@pytest.mark.parametrize(
+    ("keywords", "message"),
+    [
+        ({"attempts": 0}, "attempts"),
+        ({"timeout": 0}, "timeout"),
+        ({"wait_initial": -1}, "wait_initial"),
+        ({"wait_max": -0.1}, "wait_max"),
+        ({"wait_jitter": "1"}, "wait_jitter"),
+    ],
+)
+def test_retry_policy_is_checked(keywords, message):
+    with pytest.raises(ValueError, match=message):
+        RetryPolicy(**keywords)
+
+
+@pytest.mark.parametrize("token", ["", "a\r\nX-Evil: 1", None])
+def test_token_must_be_a_header_safe_string(token):
+    with pytest.raises(ValueError, match="token"):
+        TokenAuth(token)
