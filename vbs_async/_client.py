@@ -165,12 +165,15 @@ class VBSClient:
     async def _call(self, request: Request, stats: ListingStats | None = None) -> Response:
         """Send `request` with retries; return its 2xx answer or raise the right error."""
         policy = self._retry
+        attempt_number = 0
 
         def retry_or_not(error: Exception) -> bool | float:
-            if not is_transient(error, request) or not self._budget.spend(error):
+            if (
+                attempt_number >= policy.attempts
+                or not is_transient(error, request)
+                or not self._budget.spend(error)
+            ):
                 return False
-            if stats is not None:
-                stats.retries += 1
             retry_after = getattr(error, "retry_after", None)
             return True if retry_after is None else policy.backoff_after(retry_after)
 
@@ -185,7 +188,10 @@ class VBSClient:
                     wait_jitter=policy.wait_jitter,
                 ):
                     with attempt:
-                        return await self._send(request, attempt.num, stats)
+                        attempt_number = attempt.num
+                        if stats is not None and attempt_number > 1:
+                            stats.retries += 1
+                        return await self._send(request, attempt_number, stats)
         except TimeoutError as exc:
             if isinstance(exc, VBSError):
                 raise
@@ -302,7 +308,7 @@ class VBSClient:
         """Every sharing of `project_id` as a list; takes `iter_sharings`' keywords."""
         return [sharing async for sharing in self.iter_sharings(project_id, **options)]
 
-    async def crawl(
+    def crawl(
         self,
         project_ids: ProjectIds,
         *,
@@ -320,6 +326,9 @@ class VBSClient:
         A project's failure comes back as its result's `error`; it never stops
         the crawl. Wrap the loop in `contextlib.aclosing` to stop a crawl
         deterministically when breaking out of it.
+
+        Raises:
+            ValueError: An option is invalid (raised here, before any request).
         """
         check_int("max_projects", max_projects, minimum=1)
         for forbidden in ("start_offset", "max_items"):
@@ -339,8 +348,7 @@ class VBSClient:
                 return ProjectSharings(project_id, (), exc, iterator.stats)
             return ProjectSharings(project_id, sharings, None, iterator.stats)
 
-        async for result in crawl(list_project, project_ids, max_projects=max_projects):
-            yield result
+        return crawl(list_project, project_ids, max_projects=max_projects)
 
     # -- the other sharing calls -----------------------------------------------
 

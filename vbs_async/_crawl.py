@@ -61,16 +61,41 @@ async def crawl(
     async def worker() -> None:
         while (project_id := await source.next()) is not None:
             await results.put(await list_project(project_id))
+
+    async def produce() -> None:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(max_projects):
+                group.create_task(worker())
         await results.put(done)
 
-    async with asyncio.TaskGroup() as group:
-        for _ in range(max_projects):
-            group.create_task(worker())
-        finished = 0
-        while finished < max_projects:
-            result = await results.get()
-            if result is done:
-                finished += 1
-            else:
-                assert isinstance(result, ProjectSharings)  # noqa: S101 - the queue's only other type
-                yield result
+    # The TaskGroup runs in a task of its own: an async generator must not
+    # yield from inside one (its close would reach the group as an error).
+    producer = asyncio.create_task(produce())
+    try:
+        while (result := await _next_result(results, producer)) is not done:
+            assert isinstance(result, ProjectSharings)  # noqa: S101 - the queue's other type
+            yield result
+    finally:
+        producer.cancel()
+        await asyncio.wait([producer])
+        if not producer.cancelled():
+            producer.exception()  # retrieved here; raised below unless we are closing
+    producer.result()
+
+
+async def _next_result(
+    results: asyncio.Queue[ProjectSharings | object], producer: asyncio.Task[None]
+) -> ProjectSharings | object:
+    """The next queued result; if the producer fails first, its error."""
+    if not results.empty():
+        return results.get_nowait()
+    getter = asyncio.ensure_future(results.get())
+    try:
+        await asyncio.wait([getter, producer], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not getter.done():
+            getter.cancel()
+    if getter.done() and not getter.cancelled():
+        return getter.result()
+    producer.result()  # raises the workers' error
+    raise AssertionError("unreachable: the producer ends by queueing `done`")  # pragma: no cover

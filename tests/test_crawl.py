@@ -1,0 +1,179 @@
+"""crawl(): many projects at once, every sharing exactly once, failures per project."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+
+import pytest
+
+from vbs_async import NotFoundError, ProjectSharings, RetryPolicy, VBSError
+from vbs_async.testing import Emulator, Fault
+
+
+async def test_crawl_with_25_percent_faults_returns_exactly_the_held_sharings(make_client):
+    async with Emulator(
+        projects=200, sharings_per_project=24, seed=9, fault_rate=0.25, fault_seed=1, retry_after=0
+    ) as emu:
+        policy = RetryPolicy(attempts=10, wait_initial=0.001, wait_max=0.002, wait_jitter=0)
+        client = make_client(emu, retry=policy, max_concurrency=32)
+        results = [r async for r in client.crawl(emu.project_ids, max_projects=32, page_size=10)]
+        assert sorted(r.project_id for r in results) == sorted(emu.project_ids)
+        assert [str(r.error) for r in results if not r.ok] == []
+        for result in results:
+            assert [s.id for s in result.sharings] == [
+                s["id"] for s in emu.sharings(result.project_id)
+            ]
+        crawled = [s.id for r in results for s in r.sharings]
+        assert len(crawled) == len(set(crawled)) == len(emu.store) == 4800
+        requests = sum(r.stats.requests for r in results)
+        retries = sum(r.stats.retries for r in results)
+        assert retries > 0.2 * requests
+        assert emu.faults.injected > 0
+        print(  # noqa: T201 - the figures for the issue's note, shown with -s
+            f"25% faults: {requests} requests, {retries} retries, "
+            f"{emu.requests_received} received, peak in flight {emu.peak_in_flight}/32"
+        )
+
+
+async def test_one_projects_failure_is_its_result_not_the_end(make_client):
+    async with Emulator(projects=6, sharings_per_project=8) as emu:
+        broken = emu.project_ids[2]
+        emu.inject(Fault.answer(404, message="project gone"), project_id=broken)
+        results = {r.project_id: r async for r in make_client(emu).crawl(emu.project_ids)}
+        assert set(results) == set(emu.project_ids)
+        failed = results.pop(broken)
+        assert isinstance(failed.error, NotFoundError)
+        assert (failed.error.project_id, failed.error.offset) == (broken, 0)
+        assert failed.sharings == ()
+        assert not failed.ok
+        assert all(r.ok and len(r.sharings) == 8 for r in results.values())
+
+
+async def test_an_invalid_project_id_fails_only_that_project(make_client):
+    async with Emulator(projects=2, sharings_per_project=3) as emu:
+        ids = [emu.project_ids[0], "bad/id", emu.project_ids[1]]
+        results = {r.project_id: r async for r in make_client(emu).crawl(ids)}
+        assert isinstance(results["bad/id"].error, VBSError)
+        assert "not a plain ID" in str(results["bad/id"].error)
+        assert results[emu.project_ids[0]].ok
+        assert results[emu.project_ids[1]].ok
+        assert emu.requests_received == 2
+
+
+async def test_project_ids_can_come_from_an_async_iterable(make_client):
+    async with Emulator(projects=12, sharings_per_project=2) as emu:
+
+        async def ids():
+            for project_id in emu.project_ids:
+                await asyncio.sleep(0)
+                yield project_id
+
+        results = [r async for r in make_client(emu).crawl(ids(), max_projects=4)]
+        assert sorted(r.project_id for r in results) == sorted(emu.project_ids)
+        assert all(isinstance(r, ProjectSharings) and len(r.sharings) == 2 for r in results)
+
+
+async def test_project_ids_are_read_lazily_and_a_slow_consumer_holds_the_crawl_back(make_client):
+    async with Emulator(projects=1, sharings_per_project=1) as emu:
+        pulled = 0
+
+        def ids():
+            nonlocal pulled
+            for _ in range(100_000):
+                pulled += 1
+                yield emu.project_ids[0]
+
+        crawl = make_client(emu).crawl(ids(), max_projects=4)
+        async with contextlib.aclosing(crawl):
+            async for _ in crawl:
+                await asyncio.sleep(0.02)  # a slow consumer
+                break
+        # 4 workers, a queue of 4, one result in the consumer's hands: a bounded read-ahead.
+        assert pulled <= 4 + 4 + 4 + 1
+        assert emu.requests_received <= 13
+
+
+async def test_crawl_options_are_checked_before_anything_is_sent(make_client, emulator):
+    client = make_client(emulator)
+    with pytest.raises(ValueError, match="sort_key"):
+        client.crawl(emulator.project_ids, sort_key="colour")
+    with pytest.raises(ValueError, match="max_projects"):
+        client.crawl(emulator.project_ids, max_projects=0)
+    with pytest.raises(ValueError, match="start_offset"):
+        client.crawl(emulator.project_ids, start_offset=3)
+    with pytest.raises(ValueError, match="not a single string"):
+        _ = [r async for r in client.crawl("abc")]
+    assert emulator.requests_received == 0
+
+
+async def settled(emu: Emulator) -> None:
+    """Let cancelled handlers finish, then check that nothing is left running."""
+    for _ in range(50):
+        if emu.in_flight == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert emu.in_flight == 0
+    # The emulator's own connection handlers share the loop; nothing else may remain.
+    left = [
+        t
+        for t in asyncio.all_tasks()
+        if t is not asyncio.current_task() and "RequestHandler" not in t.get_coro().__qualname__
+    ]
+    assert left == []
+
+
+async def test_breaking_out_cancels_every_request_in_flight(make_client):
+    async with Emulator(projects=50, sharings_per_project=5, latency=0.05) as emu:
+        client = make_client(emu)
+        crawl = client.crawl(emu.project_ids, max_projects=10)
+        async with contextlib.aclosing(crawl):
+            async for _ in crawl:
+                break
+        await settled(emu)
+        assert emu.requests_received < 50
+
+
+async def test_breaking_out_without_aclosing_cleans_up_too(make_client):
+    async with Emulator(projects=50, sharings_per_project=5, latency=0.05) as emu:
+        client = make_client(emu)
+        async for _ in client.crawl(emu.project_ids, max_projects=10):
+            break
+        gc.collect()
+        await asyncio.sleep(0.01)  # the loop's async-generator finaliser closes it
+        await settled(emu)
+
+
+async def test_cancelling_the_consumer_cancels_the_crawl(make_client):
+    async with Emulator(projects=50, sharings_per_project=5, latency=0.05) as emu:
+        client = make_client(emu)
+
+        async def consume() -> None:
+            async for _ in client.crawl(emu.project_ids, max_projects=10):
+                pass
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.08)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await settled(emu)
+        assert emu.requests_received < 50
+
+
+async def test_an_exception_in_the_consumer_cancels_the_crawl(make_client):
+    async with Emulator(projects=50, sharings_per_project=5, latency=0.05) as emu:
+        client = make_client(emu)
+
+        class ConsumerError(Exception):
+            pass
+
+        async def consume() -> None:
+            async with contextlib.aclosing(client.crawl(emu.project_ids, max_projects=10)) as crawl:
+                async for _ in crawl:
+                    raise ConsumerError
+
+        with pytest.raises(ConsumerError):
+            await consume()
+        await settled(emu)

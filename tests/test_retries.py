@@ -1,0 +1,221 @@
+"""Retries: what is retried, how long it waits, when it gives up, and the shared budget."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import stamina
+import stamina.instrumentation
+
+from vbs_async import (
+    NotFoundError,
+    RateLimitedError,
+    RequestTimeoutError,
+    ResponseDecodeError,
+    RetryBudget,
+    RetryPolicy,
+    ServerError,
+    TokenAuth,
+    TransportError,
+    VBSClient,
+)
+from vbs_async._retry import parse_retry_after
+from vbs_async.testing import Emulator, Fault
+
+from .conftest import FAST_RETRY
+
+
+@pytest.fixture
+def waits():
+    """The backoffs stamina schedules, recorded through its instrumentation hooks."""
+    recorded: list[float] = []
+    previous = stamina.instrumentation.get_on_retry_hooks()
+    stamina.instrumentation.set_on_retry_hooks([lambda details: recorded.append(details.wait_for)])
+    yield recorded
+    stamina.instrumentation.set_on_retry_hooks(previous)
+
+
+@pytest.fixture
+async def emu():
+    async with Emulator(projects=1, sharings_per_project=25) as emulator:
+        yield emulator
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault.answer(500),
+        Fault.answer(502, form="gateway"),
+        Fault.answer(503, form="openstack"),
+        Fault.answer(504),
+        Fault.answer(429, headers={"Retry-After": "0"}),
+        Fault.drop(),
+        Fault.truncate(),
+    ],
+    ids=["500", "502", "503", "504", "429", "drop", "truncate"],
+)
+async def test_transient_failures_are_retried_and_the_listing_completes(make_client, emu, fault):
+    project = emu.project_ids[0]
+    emu.inject(fault, times=2)
+    iterator = make_client(emu).iter_sharings(project, page_size=10)
+    got = [s.id async for s in iterator]
+    assert got == [s["id"] for s in emu.sharings(project)]
+    assert len(emu.requests) == 5 + 2
+    if fault.kind == "drop":
+        # aiohttp itself re-sends a GET once when a kept-alive connection turns
+        # out closed; such a resend is not one of ours.
+        assert iterator.stats.retries in {1, 2}
+    else:
+        assert iterator.stats.retries == 2
+        assert iterator.stats.requests == 5 + 2
+
+
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [
+        (Fault.answer(503), ServerError),
+        (Fault.answer(429, headers={"Retry-After": "0"}), RateLimitedError),
+        (Fault.drop(), TransportError),
+        (Fault.truncate(), TransportError),
+    ],
+)
+async def test_exhausted_retries_raise_the_typed_error_with_project_and_offset(
+    make_client, emu, fault, error
+):
+    project = emu.project_ids[0]
+    client = make_client(emu)
+    got = []
+    iterator = client.iter_sharings(project, page_size=10)
+    async for sharing in iterator:
+        got.append(sharing)
+        if len(got) == 10:
+            # Twice as many: aiohttp may spend a drop on its own resend.
+            emu.inject(fault, times=2 * FAST_RETRY.attempts)
+            break
+    rest = client.iter_sharings(project, page_size=10, start_offset=iterator.next_offset)
+    with pytest.raises(error) as caught:
+        _ = [s async for s in rest]
+    assert (caught.value.project_id, caught.value.offset) == (project, 10)
+    assert rest.stats.requests == FAST_RETRY.attempts
+    assert rest.stats.retries == FAST_RETRY.attempts - 1
+
+
+async def test_client_errors_are_not_retried(make_client, emu):
+    emu.inject(Fault.answer(404), times=3)
+    with pytest.raises(NotFoundError):
+        await make_client(emu).list_sharings(emu.project_ids[0])
+    assert emu.requests_received == 1
+
+
+async def test_a_post_is_not_retried_once_sent(make_client, emu):
+    project = emu.project_ids[0]
+    backup_id = emu.sharings(project)[0]["backup_id"]
+    emu.inject(Fault.answer(503), times=3)
+    with pytest.raises(ServerError):
+        await make_client(emu).share_backup(project, backup_id, ["abcd"])
+    assert emu.requests_received == 1
+
+
+async def test_a_post_is_retried_when_it_never_left(waits):
+    # Nothing listens on this port: every attempt fails before sending.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with VBSClient(
+        f"http://127.0.0.1:{port}", auth=TokenAuth("t"), retry=FAST_RETRY
+    ) as client:
+        with pytest.raises(TransportError) as caught:
+            await client.share_backup("p1", "b1", ["p2"])
+    assert caught.value.request_sent is False
+    assert len(waits) == FAST_RETRY.attempts - 1
+    assert caught.value.__cause__ is None
+    assert caught.value.__context__ is None
+
+
+async def test_retry_after_is_honoured_but_capped_at_wait_max(make_client, emu, waits):
+    emu.inject(Fault.answer(429, headers={"Retry-After": "3600"}))
+    emu.inject(Fault.answer(503, headers={"Retry-After": "0"}))
+    policy = RetryPolicy(attempts=3, wait_initial=0.001, wait_max=0.01, wait_jitter=0.0)
+    await make_client(emu, retry=policy).list_sharings(emu.project_ids[0])
+    assert waits == [0.01, 0.0]
+
+
+def test_retry_after_accepts_seconds_and_http_dates():
+    now = 1_700_000_000.0
+    assert parse_retry_after(429, "120", now) == 120.0
+    assert parse_retry_after(503, "Tue, 14 Nov 2023 22:14:20 GMT", now) == 60.0
+    assert parse_retry_after(503, "Tue, 14 Nov 2023 22:00:00 GMT", now) == 0.0
+    assert parse_retry_after(429, "soon", now) is None
+    assert parse_retry_after(500, "5", now) is None
+
+
+def test_backoff_after_retry_after_adds_jitter_within_the_cap():
+    policy = RetryPolicy(wait_max=5.0, wait_jitter=1.0)
+    assert all(2.0 <= policy.backoff_after(2.0) <= 3.0 for _ in range(100))
+    assert policy.backoff_after(60.0) == 5.0
+
+
+async def test_attempts_one_means_no_retry(make_client, emu):
+    emu.inject(Fault.answer(503))
+    with pytest.raises(ServerError):
+        await make_client(emu, retry=RetryPolicy(attempts=1)).list_sharings(emu.project_ids[0])
+    assert emu.requests_received == 1
+
+
+async def test_the_retry_budget_stops_a_retry_storm(make_client, emu):
+    budget = RetryBudget(capacity=10, retry_cost=5, success_refund=1)
+    client = make_client(emu, retry_budget=budget)
+    emu.inject(Fault.answer(503), times=100)
+    with pytest.raises(ServerError):
+        await client.list_sharings(emu.project_ids[0])
+    assert emu.requests_received == 3  # the first try and two paid retries
+    assert budget.tokens == 0
+    with pytest.raises(ServerError):
+        await client.list_sharings(emu.project_ids[0])
+    assert emu.requests_received == 4  # spent: failed at once, no retry
+
+
+def test_the_retry_budget_earns_tokens_back_on_success():
+    budget = RetryBudget(capacity=10, retry_cost=5, timeout_cost=10, success_refund=1)
+    assert budget.spend(RuntimeError())
+    assert budget.tokens == 5
+    assert not budget.spend(TimeoutError())
+    for _ in range(20):
+        budget.refund()
+    assert budget.tokens == 10
+
+
+async def test_a_slow_answer_times_out_and_is_a_timeout_error(make_client, emu):
+    emu.latency = 0.5
+    client = make_client(
+        emu, timeout=0.05, retry=RetryPolicy(attempts=2, wait_initial=0.001, wait_jitter=0)
+    )
+    with pytest.raises(RequestTimeoutError) as caught:
+        await client.list_sharings(emu.project_ids[0])
+    assert isinstance(caught.value, TimeoutError)
+    assert isinstance(caught.value, TransportError)
+    assert (caught.value.project_id, caught.value.offset) == (emu.project_ids[0], 0)
+    assert emu.requests_received == 2
+
+
+async def test_retry_policy_timeout_bounds_the_whole_call(make_client, emu):
+    emu.latency = 0.5
+    client = make_client(emu, timeout=10, retry=RetryPolicy(timeout=0.1))
+    with pytest.raises(RequestTimeoutError, match=r"RetryPolicy.timeout \(0.1s\)"):
+        await client.list_sharings(emu.project_ids[0])
+
+
+async def test_an_oversized_body_is_refused_without_retry(make_client, emu):
+    client = make_client(emu, max_body_size=1000)
+    with pytest.raises(ResponseDecodeError, match="larger than max_body_size") as caught:
+        await client.list_sharings(emu.project_ids[0])
+    assert caught.value.project_id == emu.project_ids[0]
+    assert emu.requests_received == 1
+
+
+async def test_the_library_leaves_stamina_switches_alone(make_client, emu):
+    active, testing = stamina.is_active(), stamina.is_testing()
+    emu.inject(Fault.answer(503))
+    await make_client(emu).list_sharings(emu.project_ids[0])
+    assert (stamina.is_active(), stamina.is_testing()) == (active, testing)
