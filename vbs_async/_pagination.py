@@ -112,7 +112,7 @@ class PageCursor:
         step = self._stride - self.overlap
         position = self.offset - back + self._stride
         while len(requests) < pages and step > 0:
-            if self.expected is not None and position - self.overlap >= self._remaining_end():
+            if self.expected is not None and position >= self._remaining_end():
                 break
             requests.append(PageRequest(position - self.overlap, self.page_size, self.overlap))
             position += step
@@ -184,10 +184,10 @@ class PageCursor:
         for index in range(len(ids) - 1, -1, -1):
             if ids[index] in self._seen:
                 return index + 1
-        if not ids:
-            # Everything from the overlap on is gone: the listing shrank behind
-            # the cursor, and nothing is left to read past it.
-            return 0
+        if not ids and (request.offset == 0 or (back == 0 and self._steps_back == 0)):
+            return 0  # the end (or an empty listing)
+        # No seen item here: the listing shrank behind the cursor by more
+        # than the overlap (an empty page included); look earlier.
         return None
 
     def _step_back(self, request: PageRequest) -> SharingPage:

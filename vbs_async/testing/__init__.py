@@ -11,12 +11,14 @@ Also runnable on its own: `python -m vbs_async.testing --port 8080 --projects 50
 
 from __future__ import annotations
 
+from ._drift import Drift
 from ._emulator import DEFAULT_TOKEN, Emulator, RecordedRequest
 from ._faults import Fault, FaultPlan, error_body
 from ._store import Query, Store, StoredSharing
 
 __all__ = [
     "DEFAULT_TOKEN",
+    "Drift",
     "Emulator",
     "Fault",
     "FaultPlan",

@@ -25,6 +25,7 @@ from ._store import SORT_KEYS, Query, Store, populate, synthetic_project_ids
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from ._drift import Drift
     from ._faults import Fault
 
 _COLLECTION: Final = "/v2/{project_id}/os-vendor-backup-sharing"
@@ -134,6 +135,8 @@ class Emulator:
             do); None for no cap.
         ignore_offset: Answer every list request from offset 0, as a broken
             server would.
+        drift: Change each project's sharings between its list requests
+            (see `Drift`); None for a listing that holds still.
 
     Attributes:
         store: The data; change it freely between (or during) requests.
@@ -159,6 +162,7 @@ class Emulator:
         retry_after: int = 1,
         max_limit: int | None = None,
         ignore_offset: bool = False,
+        drift: Drift | None = None,
     ) -> None:
         if latency < 0:
             raise ValueError("latency must be >= 0")
@@ -173,6 +177,7 @@ class Emulator:
         self.latency = latency
         self.max_limit = max_limit
         self.ignore_offset = ignore_offset
+        self.drift = drift
         self.faults = FaultPlan(fault_rate, seed=fault_seed, retry_after=retry_after)
         self.requests: deque[RecordedRequest] = deque(maxlen=_RECORD_LIMIT)
         self.requests_received = 0
@@ -309,6 +314,8 @@ class Emulator:
             raise _BadRequest("limit must be at least 1")
         if self.max_limit is not None:
             limit = min(limit or self.max_limit, self.max_limit)
+        if self.drift is not None:
+            self.drift.before_list(self.store, project_id, offset)
         rows = self.store.view(project_id, query)
         end = len(rows) if limit is None else offset + limit
         page = rows[offset:end]

@@ -1,0 +1,260 @@
+"""Pagination you can trust: end checks, parallel pages, prefetch and drift."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import aiohttp
+import orjson
+import pytest
+
+from vbs_async import BackupSharing, PaginationError, PermissionDeniedError
+from vbs_async._pagination import PageCursor, PageRequest
+from vbs_async.testing import Drift, Emulator, Fault
+
+# -- end checks against a server that silently caps `limit` -------------------------
+
+
+async def test_default_short_page_end_stops_at_a_silent_cap(make_client):
+    # Documented trade-off: a capped page looks like the last one.
+    async with Emulator(projects=1, sharings_per_project=230, max_limit=50) as emu:
+        got = await make_client(emu).list_sharings(emu.project_ids[0], page_size=100)
+        assert len(got) == 50
+        assert emu.requests_received == 1
+
+
+@pytest.mark.parametrize("end_check", ["empty_page", "count"])
+async def test_empty_page_and_count_lose_nothing_under_a_silent_cap(make_client, end_check):
+    async with Emulator(projects=1, sharings_per_project=230, max_limit=50) as emu:
+        project = emu.project_ids[0]
+        iterator = make_client(emu).iter_sharings(project, page_size=100, end_check=end_check)
+        got = [s.id async for s in iterator]
+        assert got == [s["id"] for s in emu.sharings(project)]
+        assert iterator.stats.items == 230
+
+
+async def test_empty_page_costs_one_request_more_than_short_page(make_client):
+    async with Emulator(projects=1, sharings_per_project=250) as emu:
+        client = make_client(emu)
+        short = client.iter_sharings(emu.project_ids[0], page_size=100)
+        empty = client.iter_sharings(emu.project_ids[0], page_size=100, end_check="empty_page")
+        assert len([s async for s in short]) == len([s async for s in empty]) == 250
+        assert empty.stats.requests == short.stats.requests + 1
+
+
+async def test_count_end_costs_one_request_for_an_empty_project(make_client, emulator):
+    iterator = make_client(emulator).iter_sharings(emulator.project_ids[0], end_check="count")
+    assert [s async for s in iterator] == []
+    assert [r.path.rsplit("/", 1)[1] for r in emulator.requests] == ["count"]
+    assert iterator.stats.requests == 1
+
+
+async def test_count_end_stops_exactly_at_the_total(make_client):
+    async with Emulator(projects=1, sharings_per_project=300) as emu:
+        iterator = make_client(emu).iter_sharings(
+            emu.project_ids[0], page_size=100, end_check="count"
+        )
+        assert len([s async for s in iterator]) == 300
+        # One count, then pages of 100 new items, 95 new items (5 re-read) ...: no extra request.
+        assert [r.query.get("offset") for r in emu.requests] == [None, "0", "95", "190", "285"]
+
+
+async def test_count_end_raises_when_the_listing_comes_up_short(make_client):
+    async with Emulator(projects=1, sharings_per_project=30) as emu:
+        project = emu.project_ids[0]
+        emu.inject(Fault.raw(200, b'{"count": 45}'))
+        with pytest.raises(
+            PaginationError, match="ended after 30 items but count said 45"
+        ) as caught:
+            await make_client(emu).list_sharings(project, page_size=10, end_check="count")
+        assert caught.value.project_id == project
+
+
+async def test_count_with_a_start_offset_expects_only_the_rest(make_client):
+    async with Emulator(projects=1, sharings_per_project=120) as emu:
+        project = emu.project_ids[0]
+        got = await make_client(emu).list_sharings(project, start_offset=70, end_check="count")
+        assert [s.id for s in got] == [s["id"] for s in emu.sharings(project)][70:]
+
+
+# -- parallel pages ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("end_check", "prefetch"), [("count", 0), ("short_page", 4), ("count", 2)])
+async def test_pages_fetched_ahead_arrive_in_order(make_client, end_check, prefetch):
+    async with Emulator(projects=1, sharings_per_project=1000, latency=0.01) as emu:
+        project = emu.project_ids[0]
+        iterator = make_client(emu).iter_sharings(
+            project, page_size=50, end_check=end_check, prefetch=prefetch
+        )
+        got = [s.id async for s in iterator]
+        assert got == [s["id"] for s in emu.sharings(project)]
+        window = prefetch + 1 if prefetch else 8
+        assert 1 < emu.peak_in_flight <= window
+
+
+async def test_prefetch_recovers_from_a_silent_cap(make_client):
+    async with Emulator(projects=1, sharings_per_project=500, max_limit=40) as emu:
+        project = emu.project_ids[0]
+        got = await make_client(emu).list_sharings(
+            project, page_size=100, prefetch=3, end_check="empty_page"
+        )
+        assert [s.id for s in got] == [s["id"] for s in emu.sharings(project)]
+
+
+async def test_breaking_out_of_a_prefetching_iterator_leaves_nothing_in_flight(make_client):
+    async with Emulator(projects=1, sharings_per_project=2000, latency=0.03) as emu:
+        client = make_client(emu)
+        iterator = client.iter_sharings(emu.project_ids[0], page_size=50, prefetch=6)
+        items = aiter(iterator)
+        async with contextlib.aclosing(items):
+            async for _ in items:
+                break
+        assert [t for t in asyncio.all_tasks() if "_fetch_page" in repr(t.get_coro())] == []
+        await asyncio.sleep(0.06)  # let the server finish the cancelled handlers
+        assert emu.in_flight == 0
+        assert emu.requests_received <= 7
+
+
+async def test_an_error_in_one_page_fetched_ahead_raises_and_cancels_the_rest(make_client):
+    async with Emulator(projects=1, sharings_per_project=1000, latency=0.01) as emu:
+        project = emu.project_ids[0]
+        client = make_client(emu)
+        emu.inject(Fault.answer(403), project_id=project)
+        with pytest.raises(PermissionDeniedError) as caught:
+            await client.list_sharings(project, page_size=50, prefetch=4)
+        assert caught.value.offset == 0
+        assert [t for t in asyncio.all_tasks() if "_fetch_page" in repr(t.get_coro())] == []
+
+
+# -- drift: inserts and deletes while the listing runs --------------------------------
+
+
+def check_exactly_once(before: list[str], drift: Drift, got: list[str]) -> None:
+    """Every item that existed throughout is yielded once, in order; nothing twice."""
+    throughout = [i for i in before if i not in drift.deleted]
+    kept = set(throughout)
+    assert len(got) == len(set(got))
+    assert [i for i in got if i in kept] == throughout
+    assert set(got) <= set(before) | drift.inserted
+
+
+@pytest.mark.parametrize("prefetch", [0, 3])
+@pytest.mark.parametrize("seed", range(6))
+async def test_a_drifting_600_item_listing_yields_every_lasting_item_once(
+    make_client, seed, prefetch
+):
+    drift = Drift(seed, max_changes=3)
+    async with Emulator(projects=1, sharings_per_project=600, seed=seed, drift=drift) as emu:
+        project = emu.project_ids[0]
+        before = [s["id"] for s in emu.sharings(project)]
+        iterator = make_client(emu).iter_sharings(project, page_size=50, prefetch=prefetch)
+        got = [s.id async for s in iterator]
+        check_exactly_once(before, drift, got)
+        assert drift.deleted
+        assert drift.inserted
+        assert iterator.stats.shifts_detected > 0
+
+
+async def naive_listing(url: str, token: str, project: str, page_size: int) -> list[str]:
+    """What a hand-written pager does: offset += len(page) until a short page."""
+    got: list[str] = []
+    async with aiohttp.ClientSession(headers={"X-Auth-Token": token}) as http:
+        while True:
+            path = f"{url}/v2/{project}/os-vendor-backup-sharing/detail"
+            async with http.get(path, params={"limit": page_size, "offset": len(got)}) as answer:
+                page = orjson.loads(await answer.read())["shared"]
+            got.extend(s["id"] for s in page)
+            if len(page) < page_size:
+                return got
+
+
+async def test_the_same_drift_breaks_a_naive_pager():
+    drift = Drift(0, max_changes=3)
+    async with Emulator(projects=1, sharings_per_project=600, seed=0, drift=drift) as emu:
+        project = emu.project_ids[0]
+        before = [s["id"] for s in emu.sharings(project)]
+        got = await naive_listing(emu.url, emu.token, project, 50)
+        with pytest.raises(AssertionError):
+            check_exactly_once(before, drift, got)
+
+
+async def test_deletes_larger_than_the_overlap_are_recovered_by_stepping_back(make_client):
+    drift = Drift(1, max_changes=12)
+    async with Emulator(projects=1, sharings_per_project=600, seed=1, drift=drift) as emu:
+        project = emu.project_ids[0]
+        before = [s["id"] for s in emu.sharings(project)]
+        iterator = make_client(emu).iter_sharings(project, page_size=100)
+        got = [s.id async for s in iterator]
+        check_exactly_once(before, drift, got)
+        assert iterator.stats.requests > iterator.stats.pages  # some requests were steps back
+
+
+# -- the cursor on its own ---------------------------------------------------------------
+
+
+def sharings(*names: str) -> tuple[BackupSharing, ...]:
+    return tuple(BackupSharing(n, "b", "p", "q") for n in names)
+
+
+def cursor(**options: object) -> PageCursor:
+    settings = {
+        "project_id": "p",
+        "page_size": 4,
+        "end_check": "short_page",
+        "offset": 0,
+        "overlap": 2,
+    }
+    settings.update(options)
+    return PageCursor(**settings)  # type: ignore[arg-type]
+
+
+def test_cursor_reads_past_the_overlap_when_aligned():
+    c = cursor()
+    assert [s.id for s in c.accept(c.plan(1)[0], sharings("a", "b", "c", "d")).items] == list(
+        "abcd"
+    )
+    assert c.plan(1)[0] == PageRequest(offset=2, limit=4, overlap=2)
+    assert [s.id for s in c.accept(c.plan(1)[0], sharings("c", "d", "e", "f")).items] == ["e", "f"]
+    assert c.stats.shifts_detected == 0
+
+
+def test_cursor_realigns_after_an_insert_before_it():
+    c = cursor()
+    c.accept(c.plan(1)[0], sharings("a", "b", "c", "d"))
+    page = c.accept(c.plan(1)[0], sharings("b", "c", "d", "e"))  # one inserted at the front
+    assert [s.id for s in page.items] == ["e"]
+    assert c.stats.shifts_detected == 1
+    assert c.offset == 6
+
+
+def test_cursor_realigns_after_a_delete_before_it():
+    c = cursor()
+    c.accept(c.plan(1)[0], sharings("a", "b", "c", "d"))
+    page = c.accept(c.plan(1)[0], sharings("d", "e", "f", "g"))  # one deleted before "c"
+    assert [s.id for s in page.items] == ["e", "f", "g"]
+    assert c.stats.shifts_detected == 1
+
+
+def test_cursor_steps_back_when_no_seen_item_is_in_the_page_then_gives_up_at_zero():
+    c = cursor()
+    c.accept(c.plan(1)[0], sharings("a", "b", "c", "d"))
+    request = c.plan(1)[0]
+    assert c.accept(request, sharings("x", "y", "z", "w")).items == ()
+    assert c.plan(1)[0].offset == 0
+    with pytest.raises(PaginationError, match="more than the client can re-align"):
+        c.accept(c.plan(1)[0], sharings("v", "u", "t", "s"))
+
+
+def test_cursor_drops_duplicates_and_counts_them():
+    c = cursor(overlap=0)
+    c.accept(c.plan(1)[0], sharings("a", "b", "c", "d"))
+    page = c.accept(c.plan(1)[0], sharings("e", "a", "f", "b"))
+    assert [s.id for s in page.items] == ["e", "f"]
+    assert c.stats.duplicates_dropped == 2
+
+
+def test_cursor_plans_pages_ahead_with_overlap_and_stops_at_the_count():
+    c = cursor(page_size=10, overlap=2, expected=25)
+    assert c.plan(8) == [PageRequest(0, 10, 0), PageRequest(8, 10, 2), PageRequest(16, 10, 2)]
