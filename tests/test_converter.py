@@ -124,3 +124,18 @@ def test_wrong_shapes_name_the_bad_field(item, message):
     with pytest.raises(StructureError) as caught:
         structure_sharings([MINIMAL, item])
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2017-08-10T12:25:40Z", datetime(2017, 8, 10, 12, 25, 40, tzinfo=UTC)),
+        ("2017-08-10T12:25:40.5-01:00", datetime(2017, 8, 10, 13, 25, 40, 500000, tzinfo=UTC)),
+        ("2017-08-10", datetime(2017, 8, 10, tzinfo=UTC)),
+    ],
+)
+def test_other_timestamp_forms_are_read_as_utc(text, expected):
+    parsed = parse_timestamp(text)
+    assert parsed == expected
+    assert parsed is not None
+    assert parsed.tzinfo is UTC

@@ -66,10 +66,19 @@ def parse_timestamp(value: object, _: object = None) -> datetime | None:
         return None
     if type(value) is not str:
         raise _type_error(value, "an ISO 8601 timestamp or null")
-    parsed = datetime.fromisoformat(value)
+    try:
+        # Parsing with the zone appended is several times faster than
+        # parsing and then calling .replace(tzinfo=UTC).
+        return _from_iso(value + "+00:00")
+    except ValueError:
+        pass
+    parsed = _from_iso(value)  # a zone of its own, or a date only; else raises
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
+
+
+_from_iso: Final = datetime.fromisoformat
 
 
 def _make_converter(*, detailed_validation: bool) -> cattrs.Converter:
