@@ -69,10 +69,13 @@ def parse_timestamp(value: object, _: object = None) -> datetime | None:
     try:
         # Parsing with the zone appended is several times faster than
         # parsing and then calling .replace(tzinfo=UTC).
-        return _from_iso(value + "+00:00")
+        parsed = _from_iso(value + "+00:00")
     except ValueError:
-        pass
-    parsed = _from_iso(value)  # a zone of its own, or a date only; else raises
+        parsed = _from_iso(value)  # it has a zone of its own, or is invalid (raises)
+    else:
+        if parsed.tzinfo is not None:
+            return parsed
+        parsed = _from_iso(value)  # a date alone: Python 3.11 drops the appended zone
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
