@@ -258,3 +258,14 @@ def test_cursor_drops_duplicates_and_counts_them():
 def test_cursor_plans_pages_ahead_with_overlap_and_stops_at_the_count():
     c = cursor(page_size=10, overlap=2, expected=25)
     assert c.plan(8) == [PageRequest(0, 10, 0), PageRequest(8, 10, 2), PageRequest(16, 10, 2)]
+
+
+def test_dedupe_memory_is_bounded_by_the_window(monkeypatch):
+    monkeypatch.setattr("vbs_async._pagination.DEDUPE_WINDOW", 6)
+    c = cursor(overlap=0)
+    c.accept(c.plan(1)[0], sharings("a", "b", "c", "d"))
+    c.accept(c.plan(1)[0], sharings("e", "f", "g", "h"))
+    assert c._seen == {"c", "d", "e", "f", "g", "h"}
+    page = c.accept(c.plan(1)[0], sharings("h", "i", "a", "j"))  # "a" left the window
+    assert [s.id for s in page.items] == ["i", "a", "j"]
+    assert c.stats.duplicates_dropped == 1

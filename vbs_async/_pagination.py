@@ -13,7 +13,8 @@ How a listing is kept straight:
   after the last id already seen in it. When no seen id is in it, the cursor
   steps back a page to find one, a bounded number of times, then gives up
   with `PaginationError` rather than guess.
-- Ids are remembered for the whole listing, so no item is yielded twice.
+- Ids are remembered (the last `DEDUPE_WINDOW`, i.e. the whole listing for
+  any project under 100,000 sharings), so no item is yielded twice.
 - A page longer than the limit, or the same page again from another offset
   (a server ignoring `offset`), raises `PaginationError`.
 """
@@ -36,6 +37,11 @@ DEFAULT_OVERLAP: Final = 5
 
 COUNT_WINDOW: Final = 8
 """Pages fetched at once when `end_check="count"` knows the total and no prefetch is set."""
+
+DEDUPE_WINDOW: Final = 100_000
+"""Ids remembered for de-duplication and re-alignment: the whole listing up to this
+many items, the most recent this many beyond, so that streaming a huge project
+keeps memory flat. Alignment only ever needs the last few pages."""
 
 MAX_STEPS_BACK: Final = 8
 """Pages the cursor may step back to re-align before it gives up."""
@@ -92,6 +98,7 @@ class PageCursor:
     _stride: int = attrs.field(init=False)
     _tail: deque[str] = attrs.field(init=False)
     _seen: set[str] = attrs.field(init=False, factory=set)
+    _seen_order: deque[str] = attrs.field(init=False, factory=deque)
     _previous: tuple[int, list[str]] | None = attrs.field(init=False, default=None)
     _steps_back: int = attrs.field(init=False, default=0)
 
@@ -211,6 +218,10 @@ class PageCursor:
             else:
                 seen.add(item.id)
                 fresh.append(item)
+        order = self._seen_order
+        order.extend(item.id for item in fresh)
+        while len(order) > DEDUPE_WINDOW:
+            seen.discard(order.popleft())
         return fresh
 
     def _decide_end(self, request: PageRequest, length: int, *, fresh_count: int) -> None:
