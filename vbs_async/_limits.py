@@ -2,17 +2,16 @@
 
 `RequestLimiter` combines a concurrency cap that adapts to throttling (AIMD:
 halve on 429, grow back by one slot per window of successes) with an optional
-fixed start rate from aiolimiter.
+fixed start rate (`StartRateLimiter`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections import deque
-from typing import TYPE_CHECKING
-
-from aiolimiter import AsyncLimiter
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -44,9 +43,7 @@ class RequestLimiter:
         self.in_flight = 0
         self.peak_in_flight = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
-        # Capacity 1 spaces starts 1/rate apart: no burst, so no one-second
-        # window ever sees more than `rate_limit` starts.
-        self._rate = AsyncLimiter(1, 1 / rate_limit) if rate_limit else None
+        self._rate = StartRateLimiter(rate_limit) if rate_limit else None
 
     @property
     def current_cap(self) -> int:
@@ -106,3 +103,47 @@ class RequestLimiter:
             if not waiter.done():
                 self._take()
                 waiter.set_result(None)
+
+
+_WINDOW: Final = 1.0
+# Starts are checked against the window with this much room, so that the few
+# microseconds between granting a start and the request going out cannot put
+# one start too many into a one-second window.
+_WINDOW_MARGIN: Final = 0.002
+
+
+class StartRateLimiter:
+    """At most `rate` request starts in any one-second window, and close to `rate`.
+
+    Starts are paced 1/rate apart on an absolute timeline, so a timer that
+    fires late does not push every later start back; a log of the last `rate`
+    starts makes sure that no one-second window ever holds more.
+
+    aiolimiter's leaky bucket was the first choice, but with a capacity of one
+    (needed so that no window holds a burst on top of the rate) each late
+    wake-up is lost for good: on the reference machine a 200/s limit ran at
+    about 173/s. A larger capacity keeps the rate but lets a window exceed it.
+    """
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self._interval = 1 / rate
+        self._next = -math.inf
+        self._recent: deque[float] = deque(maxlen=max(1, math.floor(rate)))
+        self._turn = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        """Wait for this request's turn to start."""
+        async with self._turn:
+            loop = asyncio.get_running_loop()
+            now = loop.time()
+            slot = max(now, self._next)
+            if len(self._recent) == self._recent.maxlen:
+                slot = max(slot, self._recent[0] + _WINDOW + _WINDOW_MARGIN)
+            if slot > now:
+                await asyncio.sleep(slot - now)
+            started = loop.time()
+            self._recent.append(started)
+            # The next slot follows this one's schedule, not its late wake-up;
+            # after a long stall it restarts from now rather than bursting.
+            self._next = max(slot, started - self._interval) + self._interval
