@@ -19,11 +19,14 @@ from ._errors import (
     TransportError,
     VBSError,
 )
+from ._iam import PasswordAuth
 from ._models import Backup, BackupSharing, ListingStats, ProjectSharings, SharingPage
 from ._pagination import SharingIterator
 from ._retry import RetryBudget, RetryPolicy
+from ._signing import AKSKAuth
 
 __all__ = [
+    "AKSKAuth",
     "APIError",
     "Auth",
     "AuthenticationError",
@@ -34,6 +37,7 @@ __all__ = [
     "ListingStats",
     "NotFoundError",
     "PaginationError",
+    "PasswordAuth",
     "PermissionDeniedError",
     "ProjectSharings",
     "RateLimitedError",

@@ -11,6 +11,8 @@ import re
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import aiohttp
     from yarl import URL
 
@@ -44,13 +46,18 @@ class Auth(abc.ABC):
             session: The client's HTTP session, for auth that must call IAM.
         """
 
-    def invalidate(self, project_id: str) -> bool:
+    def invalidate(self, project_id: str, sent: Mapping[str, str]) -> bool:
         """Forget cached credentials of `project_id` after the service answered 401.
+
+        Args:
+            project_id: The project whose request was refused.
+            sent: The headers the refused request carried (to tell a stale
+                credential from one already replaced).
 
         Returns:
             True if a retry with fresh credentials may succeed.
         """
-        del project_id
+        del project_id, sent
         return False
 
 

@@ -211,7 +211,8 @@ class VBSClient:
             headers = {"Accept": "application/json"}
             if request.body is not None:
                 headers["Content-Type"] = "application/json"
-            headers.update(await self._auth.headers(request, url, session))
+            credentials = await self._auth.headers(request, url, session)
+            headers.update(credentials)
             async with self._limiter.slot() as started_in_round:
                 if stats is not None:
                     stats.requests += 1
@@ -232,7 +233,7 @@ class VBSClient:
             if (
                 response.status == HTTPStatus.UNAUTHORIZED
                 and not refreshed
-                and self._auth.invalidate(request.project_id)
+                and self._auth.invalidate(request.project_id, credentials)
             ):
                 refreshed = True
                 continue
