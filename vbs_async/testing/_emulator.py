@@ -20,9 +20,11 @@ import orjson
 from aiohttp import web
 
 from ._faults import FaultPlan, error_body
+from ._identity import Identity, Refused
 from ._store import SORT_KEYS, Query, Store, populate, synthetic_project_ids
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from types import TracebackType
 
     from ._drift import Drift
@@ -137,9 +139,18 @@ class Emulator:
             server would.
         drift: Change each project's sharings between its list requests
             (see `Drift`); None for a listing that holds still.
+        users: IAM users (name to password, domain `emulator-domain`) who
+            may get project-scoped tokens from `POST /v3/auth/tokens` at
+            `emu.url`; such a token is accepted only for its project.
+        token_lifetime: Seconds an issued token is valid.
+        access_keys: Access key to secret key: requests signed with one
+            (SDK-HMAC-SHA256) are accepted, a bad signature gets 401.
 
     Attributes:
         store: The data; change it freely between (or during) requests.
+        identity: Issued tokens and key pairs; `identity.token_requests`
+            lists every token issued, `identity.revoke_all()` revokes them.
+        unauthorized: How many requests were refused with 401.
         faults: The fault plan; `faults.script(Fault.answer(503))` fails the next request.
         requests: The most recent requests received (up to 100,000).
         requests_received: How many requests arrived.
@@ -163,6 +174,9 @@ class Emulator:
         max_limit: int | None = None,
         ignore_offset: bool = False,
         drift: Drift | None = None,
+        users: Mapping[str, str] | None = None,
+        token_lifetime: float = 86_400.0,
+        access_keys: Mapping[str, str] | None = None,
     ) -> None:
         if latency < 0:
             raise ValueError("latency must be >= 0")
@@ -179,6 +193,8 @@ class Emulator:
         self.ignore_offset = ignore_offset
         self.drift = drift
         self.faults = FaultPlan(fault_rate, seed=fault_seed, retry_after=retry_after)
+        self.identity = Identity(users, token_lifetime=token_lifetime, access_keys=access_keys)
+        self.unauthorized = 0
         self.requests: deque[RecordedRequest] = deque(maxlen=_RECORD_LIMIT)
         self.requests_received = 0
         self.in_flight = 0
@@ -231,6 +247,7 @@ class Emulator:
         app.router.add_get(f"{collection}/{{sharing_id}}", self._get)
         app.router.add_post(collection, self._share)
         app.router.add_delete(f"{collection}/{{sharing_id}}", self._cancel)
+        app.router.add_post("/v3/auth/tokens", self._issue_token)
         self._runner = web.AppRunner(
             app, access_log=None, handle_signals=False, shutdown_timeout=0.1
         )
@@ -268,6 +285,8 @@ class Emulator:
 
     @web.middleware
     async def _misbehave(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.startswith("/v2/"):
+            return await handler(request)  # IAM is not the gateway under test
         if self.latency:
             await asyncio.sleep(self.latency)
         fault = self.faults.next(request.match_info.get("project_id", ""))
@@ -292,14 +311,50 @@ class Emulator:
 
     @web.middleware
     async def _authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.headers.get("X-Auth-Token") != self.token:
-            return _error(
-                401, "Incorrect IAM authentication information", form="gateway", code="APIGW.0301"
-            )
+        if request.path.startswith("/v2/"):
+            try:
+                await self._check_caller(request)
+            except Refused as refusal:
+                self.unauthorized += 1
+                return _error(401, str(refusal), form="gateway", code="APIGW.0301")
         try:
             return await handler(request)
         except _BadRequest as exc:
             return _error(400, str(exc), code="VolumeBackup.0041")
+
+    async def _check_caller(self, request: web.Request) -> None:
+        authorization = request.headers.get("Authorization")
+        if authorization is not None:
+            self.identity.check_signature(
+                authorization,
+                method=request.method,
+                path=request.path,
+                query=list(request.query.items()),
+                headers=request.headers,
+                body=await request.read(),
+            )
+            return
+        token = request.headers.get("X-Auth-Token")
+        if token is None:
+            raise Refused("Incorrect IAM authentication information: no X-Auth-Token")
+        if token != self.token:
+            self.identity.check_token(token, request.match_info.get("project_id", ""))
+
+    async def _issue_token(self, request: web.Request) -> web.Response:
+        try:
+            payload = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            return _error(400, "The request body is not JSON")
+        try:
+            token, body = self.identity.issue(payload)
+        except Refused as refusal:
+            return _json(
+                401,
+                orjson.dumps(
+                    {"error": {"code": 401, "message": str(refusal), "title": "Unauthorized"}}
+                ),
+            )
+        return _json(201, orjson.dumps(body), {"X-Subject-Token": token})
 
     # -- the five calls -----------------------------------------------------------
 

@@ -1,0 +1,261 @@
+"""Real-cloud authentication: project tokens from IAM, AK/SK signing, secrets kept out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+import pytest
+from huaweicloudsdkcore.sdk_request import SdkRequest
+from huaweicloudsdkcore.signer.signer import Signer
+from yarl import URL
+
+from vbs_async import AKSKAuth, AuthenticationError, PasswordAuth, TokenAuth, VBSError
+from vbs_async._requests import (
+    SharingFilters,
+    SortOrder,
+    cancel_sharing_request,
+    count_sharings_request,
+    get_sharing_request,
+    list_sharings_request,
+    share_backup_request,
+)
+from vbs_async.testing import Emulator
+
+PASSWORD = "pa55-VERY-SECRET-word"
+SECRET_KEY = "sk-VERY-SECRET-0123456789abcdef"
+
+
+def password_auth(emu: Emulator, password: str = PASSWORD) -> PasswordAuth:
+    return PasswordAuth(emu.url + "/v3", "alice", password, "emulator-domain")
+
+
+# -- PasswordAuth --------------------------------------------------------------------
+
+
+async def test_a_concurrent_crawl_asks_for_exactly_one_token_per_project(make_client):
+    async with Emulator(
+        projects=20, sharings_per_project=30, users={"alice": PASSWORD}, latency=0.002
+    ) as emu:
+        auth = password_auth(emu)
+        client = make_client(emu, auth=auth, max_concurrency=32)
+        results = [
+            r
+            async for r in client.crawl(emu.project_ids, max_projects=20, page_size=10, prefetch=3)
+        ]
+        assert [str(r.error) for r in results if not r.ok] == []
+        assert sum(len(r.sharings) for r in results) == 600
+        assert sorted(p for _, p in emu.identity.token_requests) == sorted(emu.project_ids)
+        assert auth.token_requests == 20
+        assert emu.unauthorized == 0
+
+
+async def test_tokens_are_refreshed_before_expiry_during_a_listing(make_client):
+    async with Emulator(
+        projects=1,
+        sharings_per_project=120,
+        users={"alice": PASSWORD},
+        token_lifetime=0.3,
+        latency=0.02,
+    ) as emu:
+        auth = password_auth(emu)
+        iterator = make_client(emu, auth=auth).iter_sharings(emu.project_ids[0], page_size=10)
+        got = [s async for s in iterator]
+        assert len(got) == 120
+        assert iterator.stats.elapsed > 0.3
+        assert auth.token_requests >= 2
+        assert emu.unauthorized == 0  # refreshed ahead of time, never refused
+
+
+async def test_a_401_refreshes_the_token_once_and_retries(make_client):
+    async with Emulator(projects=1, sharings_per_project=30, users={"alice": PASSWORD}) as emu:
+        auth = password_auth(emu)
+        client = make_client(emu, auth=auth)
+        project = emu.project_ids[0]
+        assert await client.count_sharings(project) == 30
+        emu.identity.revoke_all()  # the cached token is now refused
+        assert await client.count_sharings(project) == 30
+        assert auth.token_requests == 2
+        assert emu.unauthorized == 1
+
+
+async def test_a_token_is_accepted_only_for_its_project(make_client):
+    async with Emulator(projects=2, sharings_per_project=3, users={"alice": PASSWORD}) as emu:
+        client = make_client(emu, auth=password_auth(emu))
+        first, second = emu.project_ids
+        await client.count_sharings(first)
+        token = next(iter(emu.identity._tokens))
+        other = make_client(emu, auth=TokenAuth(token))
+        with pytest.raises(AuthenticationError, match="another project"):
+            await other.count_sharings(second)
+
+
+async def test_iam_refusal_is_an_authentication_error_with_iams_message(make_client, caplog):
+    caplog.set_level(logging.DEBUG)
+    async with Emulator(projects=1, sharings_per_project=3, users={"alice": "right"}) as emu:
+        auth = password_auth(emu, password=PASSWORD)
+        with pytest.raises(AuthenticationError) as caught:
+            await make_client(emu, auth=auth).list_sharings(emu.project_ids[0])
+        error = caught.value
+        assert "The username or password is wrong." in str(error)
+        assert error.project_id == emu.project_ids[0]
+        for text in (str(error), repr(error), repr(auth), caplog.text):
+            assert PASSWORD not in text
+        assert auth.token_requests == 1  # a refusal is not retried
+
+
+def test_password_auth_checks_its_arguments():
+    with pytest.raises(ValueError, match="auth_url"):
+        PasswordAuth("http://iam.example.com/v3", "u", "p", "d")
+    with pytest.raises(ValueError, match="password"):
+        PasswordAuth("https://iam.example.com/v3", "u", "", "d")
+    auth = PasswordAuth("https://iam.example.com/v3/", "u", "p", "d")
+    assert repr(auth) == (
+        "PasswordAuth(auth_url='https://iam.example.com', username='u', password=<redacted>, domain_name='d')"
+    )
+
+
+# -- AKSKAuth ------------------------------------------------------------------------
+
+
+async def test_signed_requests_are_accepted_for_every_call(make_client):
+    async with Emulator(
+        projects=2, sharings_per_project=25, access_keys={"AK1": SECRET_KEY}
+    ) as emu:
+        client = make_client(emu, auth=AKSKAuth("AK1", SECRET_KEY))
+        project = emu.project_ids[0]
+        listed = await client.list_sharings(project, page_size=10, name="backup", sort_key="name")
+        assert len(listed) == 25
+        assert await client.count_sharings(project, availability_zone="eu-de-01") >= 0
+        assert (await client.get_sharing(project, listed[0].id)).id == listed[0].id
+        created = await client.share_backup(project, listed[0].backup_id, ["ffff"])
+        await client.cancel_sharing(project, created[0].id)
+        await client.cancel_backup_sharings(project, listed[1].backup_id)
+        assert emu.unauthorized == 0
+
+
+async def test_a_wrong_secret_key_is_refused_in_the_gateways_form(make_client, caplog):
+    caplog.set_level(logging.DEBUG)
+    async with Emulator(projects=1, sharings_per_project=1, access_keys={"AK1": SECRET_KEY}) as emu:
+        wrong = "sk-WRONG-but-also-secret"
+        with pytest.raises(AuthenticationError) as caught:
+            await make_client(emu, auth=AKSKAuth("AK1", wrong)).count_sharings(emu.project_ids[0])
+        assert caught.value.code == "APIGW.0301"
+        assert "signature" in caught.value.message
+        for text in (str(caught.value), repr(caught.value), caplog.text):
+            assert wrong not in text
+            assert SECRET_KEY not in text
+
+
+def test_aksk_repr_hides_the_secret_key():
+    assert (
+        repr(AKSKAuth("AKIDEXAMPLE", SECRET_KEY))
+        == "AKSKAuth(access_key='AKID'..., secret_key=<redacted>)"
+    )
+
+
+WORDS = [
+    "plain",
+    "with space",
+    "ünïcödé",
+    "a&b=c",
+    "100%",
+    "x+y",
+    "slash/inside",
+    "tilde~ok",
+    "quote'\"",
+    "emoji ☃",
+]
+
+
+def generated_requests(count: int):
+    rng = random.Random(20261126)
+    project = "c13f5220dc1949b0b741ea81a7cd5554"
+    for index in range(count):
+        kind = index % 5
+        if kind == 0:
+            filters = SharingFilters(
+                share_to_me=rng.choice([None, True, False]),
+                name=rng.choice(WORDS),
+                status=rng.choice([None, *WORDS]),
+                availability_zone=rng.choice([None, "eu-de-01", "zone ü"]),
+            )
+            sort = SortOrder(
+                rng.choice([None, "name", "created_at"]), rng.choice([None, "asc", "desc"])
+            )
+            yield list_sharings_request(
+                project, filters, sort, offset=rng.randrange(1000), limit=rng.randrange(1, 500)
+            )
+        elif kind == 1:
+            yield count_sharings_request(project, SharingFilters(name=rng.choice(WORDS)))
+        elif kind == 2:
+            yield get_sharing_request(project, f"sharing-{index}")
+        elif kind == 3:
+            yield share_backup_request(
+                project, f"backup-{index}", [f"target-{i}" for i in range(rng.randrange(1, 4))]
+            )
+        else:
+            yield cancel_sharing_request(project, f"id-{index}", is_backup_id=rng.random() < 0.5)
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["https://vbs.eu-de.otc.t-systems.com", "http://127.0.0.1:8443"]
+)
+def test_signatures_equal_the_reference_implementations(endpoint):
+    auth = AKSKAuth("AKEXAMPLE", SECRET_KEY)
+    now = datetime(2026, 11, 26, 18, 0, 0, tzinfo=UTC)
+    compared = 0
+    for request in generated_requests(60):
+        url = URL(endpoint + request.target, encoded=True)
+        ours = auth.sign(request, url, now)
+        sdk = SdkRequest(
+            method=request.method,
+            schema=url.scheme,
+            host=ours["Host"],
+            resource_path=request.path,
+            query_params=list(request.query),
+            header_params={k: v for k, v in ours.items() if k != "Authorization"},
+            body=request.body,
+        )
+        Signer(SimpleNamespace(ak="AKEXAMPLE", sk=SECRET_KEY)).sign(sdk)
+        assert ours["Authorization"] == sdk.header_params["Authorization"], request
+        compared += 1
+    assert compared == 60
+
+
+# -- all three kinds: no secret anywhere ------------------------------------------------
+
+
+async def test_no_auth_kind_leaks_its_secret_into_logs_or_errors(make_client, caplog):
+    caplog.set_level(logging.DEBUG)
+    token = "tok-VERY-SECRET-abcdef"
+    async with Emulator(
+        projects=1,
+        sharings_per_project=5,
+        users={"alice": PASSWORD},
+        access_keys={"AK1": SECRET_KEY},
+        token=token,
+        fault_rate=0.3,
+        fault_seed=2,
+        retry_after=0,
+    ) as emu:
+        errors: list[VBSError] = []
+        for auth in (TokenAuth(token), password_auth(emu), AKSKAuth("AK1", SECRET_KEY)):
+            client = make_client(emu, auth=auth)
+            for _ in range(5):
+                try:
+                    await client.list_sharings(emu.project_ids[0], page_size=2)
+                except VBSError as error:  # noqa: PERF203 - failures are what is collected
+                    errors.append(error)
+            assert (
+                SECRET_KEY not in repr(auth)
+                and PASSWORD not in repr(auth)
+                and token not in repr(auth)
+            )
+        await asyncio.sleep(0)
+        for text in [caplog.text, *(str(e) for e in errors), *(repr(e) for e in errors)]:
+            for secret in (token, PASSWORD, SECRET_KEY):
+                assert secret not in text
