@@ -20,6 +20,7 @@ import stamina
 from yarl import URL
 
 from ._auth import Auth
+from ._config import resolve_from_os
 from ._crawl import ProjectIds, crawl
 from ._errors import RequestTimeoutError, VBSError
 from ._limits import RequestLimiter
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 logger: Final = logging.getLogger("vbs_async")
 
 DEFAULT_MAX_BODY_SIZE: Final = 64 * 1024 * 1024
+_CONFIG_KEYWORDS: Final = frozenset({"endpoint", "auth", "cloud", "region"})
 _USER_AGENT: Final = "vbs-async"
 
 
@@ -107,6 +109,28 @@ class VBSClient:
 
     def __repr__(self) -> str:
         return f"VBSClient({self._endpoint!r}, auth={self._auth!r})"
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Self:
+        """A client configured the way OpenStack users keep their settings.
+
+        The endpoint and credentials come from the OpenStack variables
+        (`OS_AUTH_TOKEN`; `OS_ACCESS_KEY` and `OS_SECRET_KEY`; `OS_AUTH_URL`,
+        `OS_USERNAME`, `OS_PASSWORD`, `OS_USER_DOMAIN_NAME`; `OS_REGION_NAME`;
+        `VBS_ENDPOINT`) or from the cloud named by `OS_CLOUD` in clouds.yaml.
+        See the README for the precedence.
+
+        Args:
+            **overrides: `endpoint`, `auth`, `cloud` and `region` win over the
+                environment; any other keyword goes to `VBSClient`.
+
+        Raises:
+            ConfigurationError: A setting is missing or contradicts another;
+                the message names the variable or key to set.
+        """
+        resolved = resolve_from_os(overrides)
+        options = {k: v for k, v in overrides.items() if k not in _CONFIG_KEYWORDS}
+        return cls(resolved.endpoint, auth=resolved.auth, **options)
 
     @property
     def endpoint(self) -> str:

@@ -154,6 +154,10 @@ class ResponseDecodeError(VBSError, ValueError):
     """A 2xx answer whose body is not the documented JSON shape, or is too large."""
 
 
+class ConfigurationError(VBSError, ValueError):
+    """`VBSClient.from_env` found a setting missing or contradicting another."""
+
+
 class PaginationError(VBSError):
     """The server's pages cannot be trusted: a repeated page, a page longer than the limit."""
 

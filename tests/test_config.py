@@ -1,0 +1,203 @@
+"""VBSClient.from_env: every configuration path, and every configuration error."""
+
+from __future__ import annotations
+
+import pytest
+
+from vbs_async import AKSKAuth, ConfigurationError, PasswordAuth, TokenAuth, VBSClient
+from vbs_async._config import resolve
+from vbs_async.testing import Emulator
+
+PASSWORD_ENV = {
+    "OS_AUTH_URL": "https://iam.eu-de.otc.t-systems.com/v3",
+    "OS_USERNAME": "alice",
+    "OS_PASSWORD": "pw-secret",
+    "OS_USER_DOMAIN_NAME": "OTC00000000001000000001",
+    "OS_REGION_NAME": "eu-de",
+}
+
+CLOUDS = """
+clouds:
+  otc:
+    region_name: eu-nl
+    auth:
+      auth_url: https://iam.eu-nl.otc.t-systems.com/v3
+      username: bob
+      password: yaml-secret
+      user_domain_name: OTC00000000001000000002
+  keys:
+    region_name: eu-de
+    vbs_endpoint_override: https://vbs.internal.example:8443
+    auth:
+      ak: AKFROMYAML
+      sk: sk-from-yaml
+  tokened:
+    auth:
+      token: tok-from-yaml
+  empty:
+    region_name: eu-de
+  half:
+    region_name: eu-de
+    auth:
+      ak: AKONLY
+"""
+
+
+@pytest.fixture
+def clouds(tmp_path):
+    path = tmp_path / "clouds.yaml"
+    path.write_text(CLOUDS)
+    return path
+
+
+def test_password_from_the_environment_and_endpoint_from_the_region(tmp_path):
+    settings = resolve(PASSWORD_ENV, {}, cwd=tmp_path, home=tmp_path)
+    assert settings.endpoint == "https://vbs.eu-de.otc.t-systems.com"
+    assert isinstance(settings.auth, PasswordAuth)
+    assert repr(settings.auth) == (
+        "PasswordAuth(auth_url='https://iam.eu-de.otc.t-systems.com', username='alice', "
+        "password=<redacted>, domain_name='OTC00000000001000000001')"
+    )
+
+
+def test_os_domain_name_stands_in_for_the_user_domain(tmp_path):
+    env = {k: v for k, v in PASSWORD_ENV.items() if k != "OS_USER_DOMAIN_NAME"}
+    env["OS_DOMAIN_NAME"] = "OTC-fallback"
+    assert "OTC-fallback" in repr(resolve(env, {}, cwd=tmp_path, home=tmp_path).auth)
+
+
+def test_token_and_key_pair_from_the_environment(tmp_path):
+    token = resolve(
+        {"OS_AUTH_TOKEN": "t", "OS_REGION_NAME": "eu-de"}, {}, cwd=tmp_path, home=tmp_path
+    )
+    assert isinstance(token.auth, TokenAuth)
+    keys = resolve(
+        {"OS_ACCESS_KEY": "AK", "OS_SECRET_KEY": "SK", "VBS_ENDPOINT": "https://vbs.example"},
+        {},
+        cwd=tmp_path,
+        home=tmp_path,
+    )
+    assert isinstance(keys.auth, AKSKAuth)
+    assert keys.endpoint == "https://vbs.example"
+
+
+def test_vbs_endpoint_wins_over_the_region(tmp_path):
+    env = {**PASSWORD_ENV, "VBS_ENDPOINT": "https://vbs.override.example"}
+    assert resolve(env, {}, cwd=tmp_path, home=tmp_path).endpoint == "https://vbs.override.example"
+
+
+def test_overrides_win_over_everything(tmp_path):
+    auth = TokenAuth("given")
+    settings = resolve(
+        PASSWORD_ENV, {"auth": auth, "endpoint": "https://x.example"}, cwd=tmp_path, home=tmp_path
+    )
+    assert (settings.auth, settings.endpoint) == (auth, "https://x.example")
+    assert resolve(PASSWORD_ENV, {"region": "eu-ch2"}, cwd=tmp_path, home=tmp_path).endpoint == (
+        "https://vbs.eu-ch2.otc.t-systems.com"
+    )
+
+
+def test_a_named_cloud_from_os_client_config_file(clouds, tmp_path):
+    settings = resolve(
+        {"OS_CLOUD": "otc", "OS_CLIENT_CONFIG_FILE": str(clouds)}, {}, cwd=tmp_path, home=tmp_path
+    )
+    assert settings.endpoint == "https://vbs.eu-nl.otc.t-systems.com"
+    assert "username='bob'" in repr(settings.auth)
+    assert settings.source == f"cloud 'otc' in {clouds}"
+
+
+def test_a_cloud_ignores_the_os_credential_variables(clouds, tmp_path):
+    env = {**PASSWORD_ENV, "OS_CLOUD": "keys", "OS_CLIENT_CONFIG_FILE": str(clouds)}
+    settings = resolve(env, {}, cwd=tmp_path, home=tmp_path)
+    assert isinstance(settings.auth, AKSKAuth)
+    assert settings.endpoint == "https://vbs.internal.example:8443"  # vbs_endpoint_override
+
+
+def test_clouds_yaml_is_found_in_the_working_directory_then_the_home(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    home = tmp_path / "home"
+    (home / ".config" / "openstack").mkdir(parents=True)
+    (home / ".config" / "openstack" / "clouds.yaml").write_text(CLOUDS.replace("bob", "carol"))
+    assert "carol" in repr(resolve({"OS_CLOUD": "otc"}, {}, cwd=work, home=home).auth)
+    (work / "clouds.yaml").write_text(CLOUDS)
+    assert "bob" in repr(resolve({"OS_CLOUD": "otc"}, {}, cwd=work, home=home).auth)
+    assert "bob" in repr(resolve({}, {"cloud": "otc"}, cwd=work, home=home).auth)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"OS_REGION_NAME": "eu-de"},
+            "gives no credentials: set OS_AUTH_TOKEN, or OS_ACCESS_KEY and OS_SECRET_KEY",
+        ),
+        (
+            {**PASSWORD_ENV, "OS_AUTH_TOKEN": "t"},
+            "more than one kind of credentials (token and password)",
+        ),
+        ({"OS_ACCESS_KEY": "AK", "OS_REGION_NAME": "eu-de"}, "OS_SECRET_KEY must be set as well"),
+        (
+            {k: v for k, v in PASSWORD_ENV.items() if k != "OS_USER_DOMAIN_NAME"},
+            "OS_USER_DOMAIN_NAME must be set",
+        ),
+        (
+            {k: v for k, v in PASSWORD_ENV.items() if k != "OS_REGION_NAME"},
+            "no VBS endpoint: set VBS_ENDPOINT or OS_REGION_NAME",
+        ),
+        ({"OS_AUTH_TOKEN": "t", "VBS_ENDPOINT": "http://vbs.example"}, "plain http"),
+    ],
+)
+def test_environment_errors_name_what_to_set(tmp_path, env, message):
+    def configure() -> VBSClient:
+        settings = resolve(env, {}, cwd=tmp_path, home=tmp_path)
+        return VBSClient(settings.endpoint, auth=settings.auth)
+
+    with pytest.raises(ValueError) as caught:  # ConfigurationError is a ValueError too  # noqa: PT011
+        configure()
+    assert message in str(caught.value)
+    assert "pw-secret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("cloud", "message"),
+    [
+        ("missing", "cloud 'missing' (OS_CLOUD) is not defined in any clouds.yaml"),
+        ("empty", "gives no credentials: set auth.token, or auth.ak and auth.sk"),
+        ("half", "auth.sk must be set as well"),
+        ("tokened", "no VBS endpoint: set VBS_ENDPOINT or region_name or vbs_endpoint_override"),
+    ],
+)
+def test_clouds_yaml_errors_name_the_key_to_set(clouds, tmp_path, cloud, message):
+    with pytest.raises(ConfigurationError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        resolve(
+            {"OS_CLOUD": cloud, "OS_CLIENT_CONFIG_FILE": str(clouds)},
+            {},
+            cwd=tmp_path,
+            home=tmp_path,
+        )
+
+
+def test_unreadable_clouds_yaml_is_a_configuration_error(tmp_path):
+    broken = tmp_path / "clouds.yaml"
+    broken.write_text("clouds: [unclosed")
+    with pytest.raises(ConfigurationError, match="cannot be read as YAML"):
+        resolve({"OS_CLOUD": "x"}, {}, cwd=tmp_path, home=tmp_path)
+
+
+async def test_from_env_builds_a_working_client(monkeypatch, tmp_path):
+    async with Emulator(projects=1, sharings_per_project=4) as emu:
+        for name in [
+            *list(PASSWORD_ENV),
+            "OS_CLOUD",
+            "OS_ACCESS_KEY",
+            "OS_SECRET_KEY",
+            "OS_CLIENT_CONFIG_FILE",
+        ]:
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("OS_AUTH_TOKEN", emu.token)
+        monkeypatch.setenv("VBS_ENDPOINT", emu.url)
+        monkeypatch.chdir(tmp_path)
+        async with VBSClient.from_env(max_concurrency=3) as client:
+            assert client.limiter.max_concurrency == 3
+            assert len(await client.list_sharings(emu.project_ids[0])) == 4
