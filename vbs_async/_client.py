@@ -44,7 +44,7 @@ from ._transport import send
 from ._validation import check_endpoint, check_id, check_int, check_positive_number
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncGenerator
     from types import TracebackType
 
 logger: Final = logging.getLogger("vbs_async")
@@ -339,7 +339,7 @@ class VBSClient:
         *,
         max_projects: int = 16,
         **options: Unpack[ListingKeywords],
-    ) -> AsyncIterator[ProjectSharings]:
+    ) -> AsyncGenerator[ProjectSharings, None]:
         """List many projects at once; yield each project's result as it completes.
 
         Args:

@@ -9,7 +9,15 @@ TaskGroup: when the consumer stops, every request in flight is cancelled.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+)
 
 from ._models import ProjectSharings
 
@@ -48,7 +56,7 @@ async def crawl(
     project_ids: ProjectIds,
     *,
     max_projects: int,
-) -> AsyncIterator[ProjectSharings]:
+) -> AsyncGenerator[ProjectSharings, None]:
     """Yield `list_project(id)` for every ID, as each completes, at most `max_projects` at once.
 
     `list_project` must turn a project's failure into a result with `error`

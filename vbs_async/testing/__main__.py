@@ -8,6 +8,7 @@ import contextlib
 import sys
 
 from ._emulator import DEFAULT_TOKEN, Emulator
+from ._serve import serve
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -26,8 +27,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def _serve(arguments: argparse.Namespace) -> None:
-    emulator = Emulator(
+def _emulator(arguments: argparse.Namespace) -> Emulator:
+    return Emulator(
         projects=arguments.projects,
         sharings_per_project=arguments.sharings,
         seed=arguments.seed,
@@ -37,20 +38,12 @@ async def _serve(arguments: argparse.Namespace) -> None:
         fault_rate=arguments.fault_rate,
         latency=arguments.latency,
     )
-    async with emulator:
-        sys.stdout.write(
-            f"VBS emulator at {emulator.url} (token: {emulator.token}), "
-            f"{len(emulator.project_ids)} projects, {len(emulator.store)} sharings.\n"
-            "Press Ctrl-C to stop.\n"
-        )
-        sys.stdout.flush()
-        await asyncio.Event().wait()
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the emulator until Ctrl-C."""
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(_arguments(argv)))
+        asyncio.run(serve(_emulator(_arguments(argv)), sys.stdout))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,320 @@
+"""The `vbs-async` command line: `crawl` and `emulator`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import click
+
+from vbs_async._auth import TokenAuth
+from vbs_async._client import VBSClient
+from vbs_async._errors import VBSError
+from vbs_async._retry import RetryPolicy
+from vbs_async._validation import END_CHECKS, SORT_DIRECTIONS, SORT_KEYS, check_id
+from vbs_async.testing import Emulator
+from vbs_async.testing._serve import serve
+
+from ._run import EXIT_USAGE, CrawlJob, UnreachableError, run_crawl
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+
+class CommandError(click.ClickException):
+    """A mistake in how the command was called or set up: one line, exit status 2."""
+
+    exit_code = EXIT_USAGE
+
+
+class _Cli(click.Group):
+    """Errors become one line on stderr (a traceback only with --debug)."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: list[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            status = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as exc:
+            click.echo(f"vbs-async: error: {exc.format_message()}", err=True)
+            status = EXIT_USAGE
+        except click.exceptions.Abort:
+            status = 130
+        status = status if isinstance(status, int) else 0
+        if standalone_mode:
+            sys.exit(status)
+        return status
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="vbs-async")
+def cli() -> None:
+    """Inventory Open Telekom Cloud VBS backup sharings across many projects."""
+
+
+def _read_project_ids(arguments: Iterable[str], projects_file: IO[str] | None) -> list[str]:
+    """IDs from the arguments, then the file (`#` comments and blank lines skipped), no repeats."""
+    ids = list(arguments)
+    if projects_file is not None:
+        for line in projects_file:
+            text = line.split("#", 1)[0].strip()
+            if text:
+                ids.append(text)
+    for project_id in ids:
+        try:
+            check_id("project ID", project_id)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+    return list(dict.fromkeys(ids))
+
+
+_FILTERS = (
+    ("--volume-id", "volume_id", "Only backups of this disk."),
+    ("--name", "name", "Only backups whose name contains this."),
+    ("--status", "status", "Only backups in this status."),
+    ("--backup-id", "backup_id", "Only sharings of this backup."),
+    ("--from-project-id", "from_project_id", "Only sharings from this project."),
+    ("--to-project-id", "to_project_id", "Only sharings to this project."),
+    ("--availability-zone", "availability_zone", "Only backups in this availability zone."),
+)
+
+
+def _filter_options(command: Any) -> Any:
+    for flag, name, text in reversed(_FILTERS):
+        command = click.option(flag, name, help=text)(command)
+    return command
+
+
+@cli.command()
+@click.argument("project_ids", nargs=-1)
+@click.option(
+    "--projects-file",
+    type=click.File("r", encoding="utf-8"),
+    help="Project IDs, one per line (# comments, blank lines ignored); - for stdin.",
+)
+@click.option(
+    "--share-to-me/--shared-by-me",
+    "share_to_me",
+    default=None,
+    help="Backups shared with each project, or by it (the default: by it).",
+)
+@_filter_options
+@click.option("--sort-key", type=click.Choice(sorted(SORT_KEYS)), help="Order of each listing.")
+@click.option("--sort-dir", type=click.Choice(sorted(SORT_DIRECTIONS)), help="asc or desc.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["jsonl", "csv"]),
+    default="jsonl",
+    show_default=True,
+    help="Output format.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write rows here instead of stdout.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+    help="HTTP requests in flight at most.",
+)
+@click.option(
+    "--max-projects",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="Projects listed at once.",
+)
+@click.option(
+    "--rate-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Request starts per second at most.",
+)
+@click.option(
+    "--page-size",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="The limit sent per request.",
+)
+@click.option(
+    "--end-check",
+    type=click.Choice(sorted(END_CHECKS)),
+    default="count",
+    show_default=True,
+    help="How the end of a listing is recognised.",
+)
+@click.option(
+    "--attempts",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Tries per request, the first included.",
+)
+@click.option("--cloud", help="The cloud to use from clouds.yaml (else OS_CLOUD / OS_* variables).")
+@click.option("--endpoint", help="The VBS endpoint, overriding the configured one.")
+@click.option("--emulator", is_flag=True, help="Crawl the embedded emulator's synthetic data.")
+@click.option(
+    "--emulator-projects",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="Projects the emulator makes up.",
+)
+@click.option(
+    "--emulator-sharings",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="Sharings per emulator project.",
+)
+@click.option(
+    "--resume",
+    "state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="State file: a crawl run again with it repeats no finished project.",
+)
+@click.option(
+    "--progress-interval",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    show_default=True,
+    help="Seconds between progress lines when stderr is not a terminal.",
+)
+@click.option("--debug", is_flag=True, help="Log every request and show tracebacks.")
+@click.pass_context
+def crawl(ctx: click.Context, /, project_ids: tuple[str, ...], **options: Any) -> None:
+    """Crawl projects' backup sharings into JSON Lines or CSV.
+
+    PROJECT_IDS and --projects-file name the projects; with --emulator and
+    neither, every emulator project is crawled. Exit status: 0 if every
+    project succeeded, 1 if any failed, 2 for a usage or configuration
+    error, 130 when interrupted.
+    """
+    debug = options.pop("debug")
+    if debug:
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+    ids = _read_project_ids(project_ids, options.pop("projects_file"))
+    if options["state"] is not None and options["output"] is None:
+        raise CommandError("--resume needs --output: stdout cannot be resumed")
+    if not ids and not options["emulator"]:
+        raise CommandError("name projects as arguments or with --projects-file (or use --emulator)")
+    try:
+        status = asyncio.run(_crawl(ids, options))
+    except (CommandError, click.ClickException):
+        raise
+    except Exception as exc:
+        if debug:
+            raise
+        raise CommandError(str(exc) or type(exc).__name__) from None
+    ctx.exit(status)
+
+
+async def _crawl(ids: list[str], options: dict[str, Any]) -> int:
+    listing = {
+        key: options.pop(key)
+        for key in ["share_to_me", "sort_key", "sort_dir", "page_size", "end_check"]
+        + [name for _, name, _ in _FILTERS]
+        if options[key] is not None
+    }
+    async with contextlib.AsyncExitStack() as stack:
+        settings: dict[str, Any] = {
+            "max_concurrency": options["concurrency"],
+            "rate_limit": options["rate_limit"],
+            "retry": RetryPolicy(attempts=options["attempts"]),
+        }
+        if options["emulator"]:
+            emulator = await stack.enter_async_context(
+                Emulator(
+                    projects=options["emulator_projects"],
+                    sharings_per_project=options["emulator_sharings"],
+                )
+            )
+            ids = ids or emulator.project_ids
+            client = VBSClient(emulator.url, auth=TokenAuth(emulator.token), **settings)
+        else:
+            overrides = {"cloud": options["cloud"], "endpoint": options["endpoint"]}
+            client = VBSClient.from_env(**{k: v for k, v in overrides.items() if v}, **settings)
+        await stack.enter_async_context(client)
+        job = CrawlJob(
+            project_ids=ids,
+            output=options["output"],
+            output_format=options["output_format"],
+            state=options["state"],
+            max_projects=options["max_projects"],
+            listing=listing,
+            progress_interval=options["progress_interval"],
+        )
+        try:
+            return await run_crawl(client, job, sys.stderr)
+        except UnreachableError as exc:
+            raise CommandError(f"the endpoint {client.endpoint} does not answer: {exc}") from None
+        except (OSError, ValueError) as exc:
+            if isinstance(exc, VBSError):
+                raise
+            raise CommandError(str(exc)) from None
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(min=0, max=65535),
+    default=8080,
+    show_default=True,
+    help="Port (0 picks a free one).",
+)
+@click.option("--projects", type=click.IntRange(min=0), default=10, show_default=True)
+@click.option(
+    "--sharings",
+    type=click.IntRange(min=0),
+    default=100,
+    show_default=True,
+    help="Sharings per project.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic data.")
+@click.option(
+    "--fault-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of requests that fail.",
+)
+@click.option(
+    "--latency",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Seconds added to each request.",
+)
+def emulator(**options: Any) -> None:
+    """Serve the VBS sharing API on this machine, for tests and demos, until Ctrl-C."""
+    emu = Emulator(
+        projects=options["projects"],
+        sharings_per_project=options["sharings"],
+        seed=options["seed"],
+        host=options["host"],
+        port=options["port"],
+        fault_rate=options["fault_rate"],
+        latency=options["latency"],
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        try:
+            asyncio.run(serve(emu, sys.stdout))
+        except OSError as exc:
+            raise CommandError(
+                f"cannot serve on {options['host']}:{options['port']}: {exc}"
+            ) from None

@@ -1,0 +1,160 @@
+"""What an operator sees on stderr: a live progress bar (or plain lines) and a summary."""
+
+from __future__ import annotations
+
+import time
+from typing import IO, TYPE_CHECKING, Self
+
+import attrs
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+if TYPE_CHECKING:
+    from vbs_async import ProjectSharings
+
+
+@attrs.define
+class Tally:
+    """Running totals of a crawl.
+
+    Attributes:
+        total: Projects to crawl, if known.
+        skipped: Projects already finished in an earlier run (resume).
+        ok: Projects listed completely.
+        failed: Projects that failed, with their error's text.
+        sharings: Sharings written.
+        requests: HTTP requests sent.
+        retries: Retries among them.
+        shifts: Listing shifts detected and re-aligned.
+        duplicates: Duplicate items dropped.
+        started: `time.monotonic()` at the start.
+    """
+
+    total: int | None = None
+    skipped: int = 0
+    ok: int = 0
+    failed: list[tuple[str, str]] = attrs.field(factory=list)
+    sharings: int = 0
+    requests: int = 0
+    retries: int = 0
+    shifts: int = 0
+    duplicates: int = 0
+    started: float = attrs.field(factory=time.monotonic)
+
+    def record(self, result: ProjectSharings) -> None:
+        """Add one project's result."""
+        if result.ok:
+            self.ok += 1
+            self.sharings += len(result.sharings)
+        else:
+            self.failed.append((result.project_id, str(result.error)))
+        stats = result.stats
+        self.requests += stats.requests
+        self.retries += stats.retries
+        self.shifts += stats.shifts_detected
+        self.duplicates += stats.duplicates_dropped
+
+    @property
+    def done(self) -> int:
+        """Projects finished in this run, failed ones included."""
+        return self.ok + len(self.failed)
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the start."""
+        return time.monotonic() - self.started
+
+    def rate(self) -> float:
+        """Requests per second so far."""
+        return self.requests / self.elapsed if self.elapsed > 0 else 0.0
+
+    def line(self) -> str:
+        """One line of progress."""
+        total = "?" if self.total is None else str(self.total)
+        return (
+            f"{self.done}/{total} projects, {self.sharings:,} sharings, "
+            f"{len(self.failed)} failed, {self.rate():.1f} requests/s"
+        )
+
+    def summary(self) -> list[str]:
+        """The closing report: totals, then one line per failed project."""
+        skipped = f", {self.skipped} already done" if self.skipped else ""
+        lines = [
+            f"projects: {self.ok} ok, {len(self.failed)} failed{skipped}",
+            f"sharings: {self.sharings:,}",
+            (
+                f"requests: {self.requests:,} ({self.retries:,} retries), "
+                f"shifts re-aligned: {self.shifts}, duplicates dropped: {self.duplicates}"
+            ),
+            f"elapsed: {self.elapsed:.2f}s",
+        ]
+        lines += [f"failed {project_id}: {error}" for project_id, error in self.failed]
+        return lines
+
+
+class Display:
+    """Progress on stderr: a rich bar on a terminal, a plain line every `interval` otherwise."""
+
+    def __init__(self, stream: IO[str], tally: Tally, *, interval: float = 5.0) -> None:
+        self._stream = stream
+        self._tally = tally
+        self._interval = interval
+        self._last_line = time.monotonic()
+        self._console = Console(file=stream, highlight=False, soft_wrap=True)
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
+        if self._console.is_terminal:
+            self._bar = Progress(
+                TextColumn("crawling"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn(
+                    "projects  {task.fields[sharings]:,} sharings  "
+                    "{task.fields[failed]} failed  {task.fields[rate]:.1f} req/s"
+                ),
+                TimeElapsedColumn(),
+                console=self._console,
+                transient=True,
+            )
+
+    def __enter__(self) -> Self:
+        if self._bar is not None:
+            self._bar.start()
+            self._task = self._bar.add_task(
+                "crawl", total=self._tally.total, sharings=0, failed=0, rate=0.0
+            )
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def update(self) -> None:
+        """Show the tally's latest figures."""
+        tally = self._tally
+        if self._bar is not None and self._task is not None:
+            self._bar.update(
+                self._task,
+                completed=tally.done,
+                sharings=tally.sharings,
+                failed=len(tally.failed),
+                rate=tally.rate(),
+            )
+            return
+        now = time.monotonic()
+        if now - self._last_line >= self._interval:
+            self._last_line = now
+            self._stream.write(f"progress: {tally.line()}\n")
+            self._stream.flush()
+
+    def summary(self) -> None:
+        """Print the closing report."""
+        for line in self._tally.summary():
+            self._console.print(line, markup=False)
