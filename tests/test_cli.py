@@ -1,0 +1,297 @@
+"""The vbs-async command, through click's runner and as a real process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from click.testing import CliRunner
+
+from vbs_async.cli import cli
+from vbs_async.testing import Emulator, Fault
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+VBS_ASYNC = [sys.executable, "-m", "vbs_async"]
+CREDENTIAL_VARIABLES = [
+    "OS_CLOUD", "OS_AUTH_TOKEN", "OS_ACCESS_KEY", "OS_SECRET_KEY", "OS_AUTH_URL", "OS_USERNAME",
+    "OS_PASSWORD", "OS_USER_DOMAIN_NAME", "OS_DOMAIN_NAME", "OS_REGION_NAME", "VBS_ENDPOINT",
+    "OS_CLIENT_CONFIG_FILE",
+]  # fmt: skip
+
+
+@contextlib.contextmanager
+def emulator_in_thread(**options: object) -> Iterator[Emulator]:
+    """An emulator serving from a thread of its own, so the command can run its own loop."""
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    emulator = Emulator(**options)  # type: ignore[arg-type]
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(emulator.start())
+        started.set()
+        loop.run_forever()
+        loop.run_until_complete(emulator.close())
+        loop.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert started.wait(10)
+    try:
+        yield emulator
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+@pytest.fixture
+def clean_env(monkeypatch, tmp_path):
+    for name in CREDENTIAL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    return monkeypatch
+
+
+def invoke(*args: str, stdin: str | None = None):
+    return CliRunner().invoke(cli, list(args), input=stdin, catch_exceptions=False)
+
+
+def held(emulator: Emulator) -> dict[str, list[str]]:
+    return {p: [s["id"] for s in emulator.sharings(p)] for p in emulator.project_ids}
+
+
+def rows_by_project(text: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        row = json.loads(line)
+        found.setdefault(row["project_id"], []).append(row["id"])
+    return found
+
+
+# -- through click's runner -----------------------------------------------------------
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_crawl_of_the_embedded_emulator_writes_every_sharing_once():
+    result = invoke("crawl", "--emulator", "--emulator-projects", "7", "--emulator-sharings", "33")
+    assert result.exit_code == 0, result.stderr
+    reference = Emulator(projects=7, sharings_per_project=33)
+    assert rows_by_project(result.stdout) == held(reference)
+    first = json.loads(result.stdout.splitlines()[0])
+    assert list(first) == [
+        "project_id", "id", "backup_id", "from_project_id", "to_project_id", "created_at", "updated_at", "backup",
+    ]  # fmt: skip
+    assert first["created_at"].endswith("+00:00")
+    assert first["backup"]["id"] == first["backup_id"]
+    assert "projects: 7 ok, 0 failed" in result.stderr
+    assert "sharings: 231" in result.stderr
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_csv_has_a_header_and_the_backup_flattened(tmp_path):
+    out = tmp_path / "rows.csv"
+    result = invoke("crawl", "--emulator", "--emulator-projects", "3", "--emulator-sharings", "10",
+                    "--format", "csv", "--output", str(out))  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert len(rows) == 30
+    assert {
+        "project_id",
+        "id",
+        "backup_id",
+        "created_at",
+        "backup_name",
+        "backup_size",
+        "backup_created_at",
+    } <= set(rows[0])
+    assert "backup_backup_id" not in rows[0]
+    assert rows[0]["created_at"].endswith("+00:00")
+    assert rows[0]["backup_has_dependent_backups"] in {"true", "false", ""}
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_filters_are_passed_to_every_listing():
+    result = invoke(
+        "crawl",
+        "--emulator",
+        "--emulator-projects",
+        "4",
+        "--status",
+        "available",
+        "--sort-key",
+        "name",
+    )
+    assert result.exit_code == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert rows
+    assert {r["backup"]["status"] for r in rows} == {"available"}
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_projects_come_from_arguments_and_a_file_with_comments(tmp_path):
+    reference = Emulator(projects=4)
+    a, b, c, _ = reference.project_ids
+    listing = tmp_path / "projects.txt"
+    listing.write_text(f"# the inventory\n{b}\n\n{c}  # second\n{a}\n")
+    result = invoke(
+        "crawl", "--emulator", "--emulator-projects", "4", a, "--projects-file", str(listing)
+    )
+    assert result.exit_code == 0, result.stderr
+    assert set(rows_by_project(result.stdout)) == {a, b, c}
+    assert "projects: 3 ok" in result.stderr  # `a` twice is crawled once
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_projects_file_dash_reads_stdin():
+    reference = Emulator(projects=2)
+    result = invoke("crawl", "--emulator", "--emulator-projects", "2", "--projects-file", "-",
+                    stdin="\n".join(reference.project_ids))  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert set(rows_by_project(result.stdout)) == set(reference.project_ids)
+
+
+def test_a_failing_project_gives_exit_status_1_and_a_line_naming_it(clean_env):
+    with emulator_in_thread(projects=3, sharings_per_project=5) as emu:
+        emu.inject(Fault.answer(403, message="not yours"), project_id=emu.project_ids[1], times=10)
+        clean_env.setenv("OS_AUTH_TOKEN", emu.token)
+        result = invoke("crawl", "--endpoint", emu.url, *emu.project_ids)
+    assert result.exit_code == 1
+    assert "projects: 2 ok, 1 failed" in result.stderr
+    assert f"failed {emu.project_ids[1]}: HTTP 403" in result.stderr
+    assert "not yours" in result.stderr
+    assert set(rows_by_project(result.stdout)) == {emu.project_ids[0], emu.project_ids[2]}
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_plain_progress_lines_when_stderr_is_not_a_terminal():
+    result = invoke("crawl", "--emulator", "--emulator-projects", "5", "--progress-interval", "0")
+    assert result.exit_code == 0
+    progress = [line for line in result.stderr.splitlines() if line.startswith("progress: ")]
+    assert progress[-1].startswith("progress: 5/5 projects, 250 sharings, 0 failed, ")
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("args", "environment", "message"),
+    [
+        (["--page-size", "0", "p1"], {}, "Invalid value for '--page-size'"),
+        (["--projects-file", "/no/such/file"], {}, "Invalid value for '--projects-file'"),
+        (["p1"], {}, "gives no credentials: set OS_AUTH_TOKEN"),
+        (
+            ["p1"],
+            {"OS_ACCESS_KEY": "AK", "OS_REGION_NAME": "eu-de"},
+            "OS_SECRET_KEY must be set as well",
+        ),
+        (["bad/id"], {"OS_AUTH_TOKEN": "t"}, "is not a plain ID"),
+        ([], {"OS_AUTH_TOKEN": "t"}, "name projects as arguments"),
+        (["--resume", "state", "p1"], {"OS_AUTH_TOKEN": "t"}, "--resume needs --output"),
+        (
+            ["--endpoint", "http://127.0.0.1:{port}", "--attempts", "1", "p1"],
+            {"OS_AUTH_TOKEN": "t"},
+            "the endpoint http://127.0.0.1:{port} does not answer",
+        ),
+        (["--emulator", "--output", "/no/such/dir/out.jsonl"], {}, "No such file or directory"),
+    ],
+)
+def test_mistakes_give_one_line_and_exit_status_2(clean_env, args, environment, message):
+    port = closed_port()
+    for name, value in environment.items():
+        clean_env.setenv(name, value)
+    result = invoke("crawl", *[a.format(port=port) for a in args])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("vbs-async: error: ")
+    assert message.format(port=port) in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+# -- as real processes -----------------------------------------------------------------
+
+
+def command_env(emulator: Emulator) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in CREDENTIAL_VARIABLES}
+    env.update(OS_AUTH_TOKEN=emulator.token, VBS_ENDPOINT=emulator.url, PYTHONUNBUFFERED="1")
+    return env
+
+
+def wait_for_lines(path: Path, count: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_bytes().count(b"\n") >= count:
+            return
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        time.sleep(0.02)
+    raise AssertionError(f"{path} never reached {count} lines")
+
+
+@pytest.mark.parametrize(
+    ("stop", "status"), [(signal.SIGKILL, -9), (signal.SIGINT, 130), (signal.SIGTERM, 143)]
+)
+def test_a_crawl_stopped_part_way_and_resumed_loses_and_repeats_nothing(tmp_path, stop, status):
+    with emulator_in_thread(projects=40, sharings_per_project=25, latency=0.01, seed=3) as emu:
+        out, state = tmp_path / "out.jsonl", tmp_path / "state.jsonl"
+        arguments = [*VBS_ASYNC, "crawl", "--output", str(out), "--resume", str(state),
+                     "--max-projects", "2", "--page-size", "10", *emu.project_ids]  # fmt: skip
+        first = subprocess.Popen(
+            arguments, env=command_env(emu), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        wait_for_lines(state, 5, first)
+        first.send_signal(stop)
+        _, stderr = first.communicate(timeout=30)
+        assert first.returncode == status, stderr
+        if stop != signal.SIGKILL:
+            assert b"interrupted:" in stderr
+            assert b"projects: " in stderr
+        finished = state.read_bytes().count(b"\n")
+        assert 5 <= finished < 40
+
+        second = subprocess.run(
+            arguments, env=command_env(emu), capture_output=True, timeout=60, check=False
+        )
+        assert second.returncode == 0, second.stderr
+        assert f"{finished} already done".encode() in second.stderr
+        assert rows_by_project(out.read_text()) == held(emu)
+
+
+def test_emulator_command_prints_its_url_and_a_token():
+    command = [*VBS_ASYNC, "emulator", "--port", "0", "--projects", "2"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            assert line.startswith("VBS emulator at http://127.0.0.1:")
+            assert "(token: emulator-token)" in line
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(10)
+    assert process.returncode == 0
+
+
+def test_the_installed_console_script_runs():
+    script = Path(sys.executable).with_name("vbs-async")
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0
+    assert "crawl" in result.stdout
+    assert "emulator" in result.stdout
