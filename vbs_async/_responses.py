@@ -120,13 +120,18 @@ def _decode_error(reason: str, request: Request) -> ResponseDecodeError:
     )
 
 
+def _shared(body: bytes, request: Request, expected: type, shape: str) -> Any:
+    """The `shared` member of the answer, checked to be of the `expected` JSON type."""
+    value = _load_object(body, request).get("shared")
+    if not isinstance(value, expected):
+        got = "missing" if value is None else f"a {type(value).__name__}"
+        raise _decode_error(f"'shared' must be {shape}, it is {got}", request)
+    return value
+
+
 def read_sharing_list(body: bytes, request: Request) -> tuple[BackupSharing, ...]:
     """The sharings of a list (or share) answer: `{"shared": [ ... ]}`."""
-    document = _load_object(body, request)
-    items = document.get("shared")
-    if not isinstance(items, list):
-        got = "missing" if items is None else f"a {type(items).__name__}"
-        raise _decode_error(f"'shared' must be a list, it is {got}", request)
+    items = _shared(body, request, list, "a list")
     try:
         return structure_sharings(items)
     except StructureError as exc:
@@ -135,11 +140,7 @@ def read_sharing_list(body: bytes, request: Request) -> tuple[BackupSharing, ...
 
 def read_sharing(body: bytes, request: Request) -> BackupSharing:
     """The sharing of a get answer: `{"shared": { ... }}`."""
-    document = _load_object(body, request)
-    item = document.get("shared")
-    if not isinstance(item, dict):
-        got = "missing" if item is None else f"a {type(item).__name__}"
-        raise _decode_error(f"'shared' must be an object, it is {got}", request)
+    item = _shared(body, request, dict, "an object")
     try:
         return structure_sharing(item)
     except StructureError as exc:

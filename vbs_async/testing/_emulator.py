@@ -19,9 +19,11 @@ import attrs
 import orjson
 from aiohttp import web
 
+from vbs_async._validation import SORT_KEYS
+
 from ._faults import FaultPlan, error_body
 from ._identity import Identity, Refused
-from ._store import SORT_KEYS, Query, Store, populate, synthetic_project_ids
+from ._store import Query, Store, populate, synthetic_project_ids
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

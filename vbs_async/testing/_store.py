@@ -14,9 +14,6 @@ from typing import Any, Final
 import attrs
 import orjson
 
-SORT_KEYS: Final = frozenset(
-    {"name", "status", "container_format", "disk_format", "size", "id", "created_at", "updated_at"}
-)
 _BACKUP_SORT_KEYS: Final = frozenset({"name", "status", "size", "container_format", "disk_format"})
 _EPOCH: Final = datetime(2024, 1, 1, tzinfo=UTC)
 _STATUSES: Final = ("available", "available", "available", "creating", "error")
