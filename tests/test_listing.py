@@ -181,10 +181,10 @@ async def test_server_ignoring_offset_raises_pagination_error(make_client):
         with pytest.raises(PaginationError) as caught:
             await make_client(emu).list_sharings(project, page_size=10)
         assert caught.value.project_id == project
-        # The second request asks from 10 - 5 (the overlap) and gets page 0 again.
-        assert caught.value.offset == 5
+        # Requests ask from 0, then 10 - 5 and 15 - 5 (the overlap): page 0 each time.
+        assert caught.value.offset == 10
         assert "same page" in str(caught.value)
-        assert len(emu.requests) == 2
+        assert len(emu.requests) == 3
 
 
 async def test_page_longer_than_the_limit_raises_pagination_error(make_client):

@@ -366,7 +366,9 @@ class VBSClient:
                 iterator = self._iterator(check_id("project_id", project_id), listing)
             except ValueError as exc:
                 # One bad ID among thousands is that project's failure, not the crawl's.
-                return ProjectSharings(str(project_id), (), VBSError(str(exc)))
+                return ProjectSharings(
+                    str(project_id), (), VBSError(str(exc), project_id=str(project_id))
+                )
             try:
                 sharings = tuple([sharing async for sharing in iterator])
             except VBSError as exc:

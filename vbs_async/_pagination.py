@@ -15,8 +15,8 @@ How a listing is kept straight:
   with `PaginationError` rather than guess.
 - Ids are remembered (the last `DEDUPE_WINDOW`, i.e. the whole listing for
   any project under 100,000 sharings), so no item is yielded twice.
-- A page longer than the limit, or the same page again from another offset
-  (a server ignoring `offset`), raises `PaginationError`.
+- A page longer than the limit, or the same page again from other offsets
+  twice in a row (a server ignoring `offset`), raises `PaginationError`.
 """
 
 from __future__ import annotations
@@ -45,6 +45,9 @@ keeps memory flat. Alignment only ever needs the last few pages."""
 
 MAX_STEPS_BACK: Final = 8
 """Pages the cursor may step back to re-align before it gives up."""
+
+MAX_REPEATED_PAGES: Final = 2
+"""The same page from this many different offsets in a row means `offset` is ignored."""
 
 FetchPage = Callable[[int, int], Coroutine[Any, Any, tuple[BackupSharing, ...]]]
 FetchCount = Callable[[], Coroutine[Any, Any, int]]
@@ -101,6 +104,7 @@ class PageCursor:
     _seen_order: deque[str] = attrs.field(init=False, factory=deque)
     _previous: tuple[int, list[str]] | None = attrs.field(init=False, default=None)
     _steps_back: int = attrs.field(init=False, default=0)
+    _repeats: int = attrs.field(init=False, default=0)
 
     def __attrs_post_init__(self) -> None:
         self._stride = self.page_size
@@ -145,10 +149,17 @@ class PageCursor:
         ids = [item.id for item in items]
         previous = self._previous
         if items and previous is not None and previous[0] != request.offset and previous[1] == ids:
-            raise self._error(
-                "the server returned the same page for a different offset (is it ignoring offset?)",
-                request.offset,
-            )
+            # Once can be a listing that shifted by exactly the distance between
+            # the two offsets; twice in a row is a server ignoring `offset`.
+            self._repeats += 1
+            if self._repeats >= MAX_REPEATED_PAGES:
+                raise self._error(
+                    "the server returned the same page for different offsets "
+                    "(is it ignoring offset?)",
+                    request.offset,
+                )
+        else:
+            self._repeats = 0
         self._previous = (request.offset, ids)
 
         start = self._align(request, ids)
@@ -171,7 +182,7 @@ class PageCursor:
                 last = next(i for i, item in enumerate(items) if item is fresh[-1])
                 self.offset = request.offset + last + 1
         self.stats.items += len(fresh)
-        self._tail.extend(item.id for item in fresh)
+        self._tail.extend(ids)  # the page's own last ids: what the next page re-reads
         return SharingPage(
             project_id=self.project_id,
             offset=request.offset + start,
