@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import resource
 import subprocess
 import sys
 
@@ -20,14 +19,18 @@ from .page_server import project_id
 PER_PROJECT, PAGE_SIZE = 1_000_000, 1000
 
 
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+def _status_mib(field: str) -> float:
+    with open("/proc/self/status") as status:  # noqa: PTH123 - Linux only
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-def _current_rss_mib() -> float:
-    with open("/proc/self/statm") as statm:  # noqa: PTH123 - Linux only, as is ru_maxrss in KiB
-        resident_pages = int(statm.read().split()[1])
-    return resident_pages * resource.getpagesize() / 2**20
+def _reset_peak() -> None:
+    """Make the peak RSS (VmHWM) start again from the current RSS (Linux)."""
+    with open("/proc/self/clear_refs", "w") as clear_refs:  # noqa: PTH123 - Linux only
+        clear_refs.write("5")
 
 
 async def _child(mode: str, url: str) -> None:
@@ -35,15 +38,17 @@ async def _child(mode: str, url: str) -> None:
         # Warm up: one page, so imports, the session and the converter are counted out.
         await client.list_sharings(project_id(0), page_size=PAGE_SIZE, max_items=PAGE_SIZE)
         gc.collect()
-        # Growth is the peak during the listing over what was resident before it.
-        before = _current_rss_mib()
+        # Growth is the peak during the listing over what was resident before
+        # it; the peak is reset so that the warm-up's own peak does not count.
+        _reset_peak()
+        before = _status_mib("VmRSS")
         if mode == "stream":
             found = 0
             async for _ in client.iter_sharings(project_id(0), page_size=PAGE_SIZE):
                 found += 1
         else:
             found = len(await client.list_sharings(project_id(0), page_size=PAGE_SIZE))
-        sys.stdout.write(f"{found} {_peak_rss_mib() - before:.1f}\n")
+        sys.stdout.write(f"{found} {_status_mib('VmHWM') - before:.1f}\n")
 
 
 def _measure(mode: str, url: str) -> tuple[int, float]:
