@@ -1,0 +1,74 @@
+"""Type-checked, never run: the public API as callers use it (mypy --strict reads this)."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING
+
+import vbs_async
+from vbs_async import (
+    AKSKAuth,
+    BackupSharing,
+    ListingStats,
+    PasswordAuth,
+    ProjectSharings,
+    RetryPolicy,
+    SharingPage,
+    TokenAuth,
+    VBSClient,
+    VBSError,
+)
+from vbs_async.testing import Emulator, Fault
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+
+async def contract() -> None:
+    client = VBSClient(
+        "https://vbs.eu-de.otc.t-systems.com",
+        auth=TokenAuth("token"),
+        max_concurrency=32,
+        rate_limit=None,
+        timeout=30.0,
+        retry=RetryPolicy(
+            attempts=5, timeout=60.0, wait_initial=0.1, wait_max=5.0, wait_jitter=1.0
+        ),
+        session=None,
+    )
+    async with client:
+        iterator = client.iter_sharings(
+            "p1", share_to_me=True, sort_key="name", sort_dir="asc", page_size=50, end_check="count"
+        )
+        async for sharing in iterator:
+            created: datetime | None = sharing.created_at
+            del created
+        async for page in client.iter_sharings("p1").pages():
+            items: tuple[BackupSharing, ...] = page.items
+            assert isinstance(page, SharingPage)
+            del items
+        resume: int = iterator.next_offset
+        stats: ListingStats = iterator.stats
+        del resume, stats
+        listed: list[BackupSharing] = await client.list_sharings("p1", max_items=10)
+        count: int = await client.count_sharings("p1", status="available")
+        one: BackupSharing = await client.get_sharing("p1", "s1")
+        shared: list[BackupSharing] = await client.share_backup("p1", "b1", ["p2"])
+        await client.cancel_sharing("p1", "s1")
+        await client.cancel_backup_sharings("p1", "b1")
+        del listed, count, one, shared
+        async with contextlib.aclosing(client.crawl(["p1", "p2"], max_projects=4)) as results:
+            async for result in results:
+                project: ProjectSharings = result
+                error: VBSError | None = project.error
+                ok: bool = project.ok
+                del error, ok
+    PasswordAuth("https://iam.example", "user", "password", "domain")
+    AKSKAuth("AK", "SK")
+    VBSClient.from_env(max_concurrency=8)
+    async with Emulator(projects=1, sharings_per_project=2) as emu:
+        emu.inject(Fault.answer(503), times=2)
+        url: str = emu.url
+        del url
+    names: list[str] = vbs_async.__all__
+    del names
