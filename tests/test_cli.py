@@ -295,3 +295,12 @@ def test_the_installed_console_script_runs():
     assert result.returncode == 0
     assert "crawl" in result.stdout
     assert "emulator" in result.stdout
+
+
+def test_plain_progress_keeps_coming_while_a_slow_project_runs(clean_env):
+    with emulator_in_thread(projects=1, sharings_per_project=150, latency=0.06) as emu:
+        clean_env.setenv("OS_AUTH_TOKEN", emu.token)
+        result = invoke("crawl", "--endpoint", emu.url, "--page-size", "10", "--end-check", "short_page",
+                        "--progress-interval", "0.5", emu.project_ids[0])  # fmt: skip
+    assert result.exit_code == 0
+    assert "progress: 0/1 projects, 0 sharings, 0 failed" in result.stderr

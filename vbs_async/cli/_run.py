@@ -23,7 +23,7 @@ from ._progress import Display, Tally
 from ._rows import csv_header, csv_rows, jsonl
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Iterator
+    from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 
     from vbs_async import ProjectSharings, VBSClient
 
@@ -105,7 +105,10 @@ async def run_crawl(client: VBSClient, job: CrawlJob, stderr: IO[str]) -> int:
             if job.output_format == "csv" and (job.output is None or out.tell() == 0):
                 out.write(csv_header())
             results = client.crawl(pending, max_projects=job.max_projects, **job.listing)
-            await _drain(results, job=job, out=out, journal=journal, tally=tally, display=display)
+            async with _ticking(display, job.progress_interval):
+                await _drain(
+                    results, job=job, out=out, journal=journal, tally=tally, display=display
+                )
         except asyncio.CancelledError:
             if stopped_by.signal is None:
                 raise
@@ -140,6 +143,23 @@ async def _drain(
             elif _unreachable(result) and tally.ok == 0:
                 raise UnreachableError(str(result.error))
             display.update()
+
+
+@contextlib.asynccontextmanager
+async def _ticking(display: Display, interval: float) -> AsyncIterator[None]:
+    """Refresh the display every `interval` even while no project finishes (a slow one)."""
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(max(interval, 0.5))
+            display.update()
+
+    ticker = asyncio.create_task(tick())
+    try:
+        yield
+    finally:
+        ticker.cancel()
+        await asyncio.wait([ticker])
 
 
 def _unreachable(result: ProjectSharings) -> bool:
