@@ -269,3 +269,8 @@ def test_dedupe_memory_is_bounded_by_the_window(monkeypatch):
     page = c.accept(c.plan(1)[0], sharings("h", "i", "a", "j"))  # "a" left the window
     assert [s.id for s in page.items] == ["i", "a", "j"]
     assert c.stats.duplicates_dropped == 1
+
+
+def test_cursor_plans_no_page_ahead_beyond_max_items():
+    c = cursor(page_size=10, overlap=2, max_items=12)
+    assert c.plan(8) == [PageRequest(0, 10, 0), PageRequest(8, 10, 2)]

@@ -22,6 +22,7 @@ How a listing is kept straight:
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -123,16 +124,20 @@ class PageCursor:
         step = self._stride - self.overlap
         position = self.offset - back + self._stride
         while len(requests) < pages and step > 0:
-            if self.expected is not None and position >= self._remaining_end():
+            if position >= self._planning_end():
                 break
             requests.append(PageRequest(position - self.overlap, self.page_size, self.overlap))
             position += step
         return requests
 
-    def _remaining_end(self) -> int:
-        # The server position just past the last expected item.
-        assert self.expected is not None  # noqa: S101 - callers check
-        return self.offset + max(0, self.expected - self.stats.items)
+    def _planning_end(self) -> float:
+        """The server position past which no page is worth asking for ahead."""
+        wanted = [
+            limit - self.stats.items
+            for limit in (self.expected, self.max_items)
+            if limit is not None
+        ]
+        return self.offset + max(0, min(wanted)) if wanted else math.inf
 
     def accept(self, request: PageRequest, items: tuple[BackupSharing, ...]) -> SharingPage:
         """Take the answer to `request`; return the page of items not seen before.
