@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 # Tiny waits: retries are exercised for real, but never sleep noticeably.
 FAST_RETRY = RetryPolicy(attempts=4, wait_initial=0.001, wait_max=0.002, wait_jitter=0.0)
+# For fault rates of 25-30 %: ten tries make a page failing them all a one-in-a-million event.
+PATIENT_RETRY = RetryPolicy(attempts=10, wait_initial=0.001, wait_max=0.002, wait_jitter=0.0)
 
 
 @pytest.fixture

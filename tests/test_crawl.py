@@ -8,8 +8,10 @@ import gc
 
 import pytest
 
-from vbs_async import NotFoundError, ProjectSharings, RetryPolicy, VBSError
+from vbs_async import NotFoundError, ProjectSharings, VBSError
 from vbs_async.testing import Emulator, Fault
+
+from .conftest import PATIENT_RETRY
 
 
 async def test_crawl_with_25_percent_faults_returns_exactly_the_held_sharings(make_client):
@@ -22,8 +24,7 @@ async def test_crawl_with_25_percent_faults_returns_exactly_the_held_sharings(ma
         retry_after=0,
         latency=0.002,
     ) as emu:
-        policy = RetryPolicy(attempts=10, wait_initial=0.001, wait_max=0.002, wait_jitter=0)
-        client = make_client(emu, retry=policy, max_concurrency=32)
+        client = make_client(emu, retry=PATIENT_RETRY, max_concurrency=32)
         results = [r async for r in client.crawl(emu.project_ids, max_projects=32, page_size=10)]
         assert sorted(r.project_id for r in results) == sorted(emu.project_ids)
         assert [str(r.error) for r in results if not r.ok] == []

@@ -70,6 +70,9 @@ async def test_scripted_faults_can_target_one_project():
                 f"{emu.url}/v2/{emu.project_ids[1]}/os-vendor-backup-sharing/detail"
             )
             assert (first.status, second.status) == (200, 500)
+            assert [r.path for r in emu.requests_for(emu.project_ids[1])] == [
+                f"/v2/{emu.project_ids[1]}/os-vendor-backup-sharing/detail"
+            ]
             first.release()
             second.release()
 

@@ -7,9 +7,10 @@ import bisect
 
 import pytest
 
-from vbs_async import RetryPolicy
 from vbs_async._limits import RequestLimiter
 from vbs_async.testing import Emulator, Fault
+
+from .conftest import PATIENT_RETRY
 
 
 async def test_requests_in_flight_never_exceed_max_concurrency(make_client):
@@ -30,8 +31,7 @@ async def test_retries_take_slots_like_any_request(make_client):
         fault_seed=4,
         retry_after=0,
     ) as emu:
-        policy = RetryPolicy(attempts=10, wait_initial=0.001, wait_max=0.002, wait_jitter=0)
-        client = make_client(emu, max_concurrency=3, retry=policy)
+        client = make_client(emu, max_concurrency=3, retry=PATIENT_RETRY)
         results = [r async for r in client.crawl(emu.project_ids, max_projects=30, page_size=5)]
         assert all(r.ok for r in results), [str(r.error) for r in results if not r.ok]
         assert sum(r.stats.retries for r in results) > 0

@@ -222,12 +222,6 @@ class Emulator:
         """Serve `fault` to the next `times` requests (of `project_id` only, if given)."""
         self.faults.script(fault, times=times, project_id=project_id)
 
-    def reset_counters(self) -> None:
-        """Forget recorded requests and zero the counters."""
-        self.requests.clear()
-        self.requests_received = 0
-        self.peak_in_flight = self.in_flight
-
     async def __aenter__(self) -> Self:
         await self.start()
         return self

@@ -100,11 +100,6 @@ class Store:
     def __len__(self) -> int:
         return len(self._sharings)
 
-    @property
-    def project_ids(self) -> list[str]:
-        """Every project that shared a backup, in order of first appearance."""
-        return list(dict.fromkeys(s.document["from_project_id"] for s in self._sharings.values()))
-
     def sharings(self, project_id: str, *, share_to_me: bool = False) -> list[dict[str, Any]]:
         """A project's sharings in the API's default order (newest first)."""
         return [s.document for s in self.view(project_id, Query(share_to_me=share_to_me))]
