@@ -67,7 +67,9 @@ async def test_an_invalid_project_id_fails_only_that_project(make_client):
         assert "not a plain ID" in str(results["bad/id"].error)
         assert results[emu.project_ids[0]].ok
         assert results[emu.project_ids[1]].ok
-        assert emu.requests_received == 2
+        # Two requests for each good project (a short page confirmed), none for the bad ID.
+        assert emu.requests_received == 4
+        assert all("bad" not in r.path for r in emu.requests)
 
 
 async def test_project_ids_can_come_from_an_async_iterable(make_client):
@@ -93,7 +95,7 @@ async def test_project_ids_are_read_lazily_and_a_slow_consumer_holds_the_crawl_b
                 pulled += 1
                 yield emu.project_ids[0]
 
-        crawl = make_client(emu).crawl(ids(), max_projects=4)
+        crawl = make_client(emu).crawl(ids(), max_projects=4, end_check="short_page")
         async with contextlib.aclosing(crawl):
             async for _ in crawl:
                 await asyncio.sleep(0.02)  # a slow consumer

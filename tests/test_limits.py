@@ -48,7 +48,8 @@ def windows_exceeded(starts: list[float], rate: float) -> list[int]:
 async def test_rate_limit_holds_over_every_one_second_window(make_client):
     async with Emulator(projects=60, sharings_per_project=3) as emu:
         client = make_client(emu, rate_limit=40, max_concurrency=16)
-        results = [r async for r in client.crawl(emu.project_ids, max_projects=16)]
+        crawl = client.crawl(emu.project_ids, max_projects=16, end_check="short_page")
+        results = [r async for r in crawl]
         assert all(r.ok for r in results)
         starts = [r.started for r in emu.requests]
         assert len(starts) == 60

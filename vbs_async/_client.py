@@ -105,6 +105,9 @@ class VBSClient:
         self._owns_session = session is None
         self._max_body_size = check_int("max_body_size", max_body_size, minimum=1)
         self._budget = retry_budget if retry_budget is not None else RetryBudget()
+        # Limits the server has filled a page at: `end_check="auto"` then takes a
+        # short page at such a limit as the end without a confirming request.
+        self._honoured_limits: set[int] = set()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -293,8 +296,21 @@ class VBSClient:
                 `backup_id`, `from_project_id`, `to_project_id`,
                 `availability_zone`; None is not sent), `sort_key`, `sort_dir`,
                 `page_size` (the `limit` sent, default 100), `start_offset`,
-                `max_items`, `end_check` (`short_page`, `empty_page`, `count`)
-                and `prefetch` (pages requested ahead). See the README.
+                `max_items`, `end_check` (`auto`, `short_page`, `empty_page`,
+                `count`), `prefetch` (pages requested ahead) and `verify`
+                (list again after the end until a pass brings nothing new).
+                See the README.
+
+        The guarantee (with `page_size` >= 2): every sharing present for the
+        whole listing and whose sort position did not change is yielded
+        exactly once, or the listing raises `PaginationError`. A sharing
+        created or deleted meanwhile may or may not appear; a sharing whose
+        sort position changed is yielded at most once. `verify=True` lists
+        again after the end, up to three more passes, until a pass brings
+        nothing new and sees no change: it then also yields every sharing that
+        moved, so that everything present at the start and at the end is
+        yielded (when the listing stops changing). `end_check="count"` uses
+        the count to fetch pages ahead, never as the end.
 
         Raises:
             ValueError: An argument is invalid (raised here, before any request).
@@ -324,6 +340,8 @@ class VBSClient:
             max_items=options.max_items,
             end_check=options.end_check,
             prefetch=options.prefetch,
+            verify=options.verify,
+            honoured_limits=self._honoured_limits,
         )
         return iterator
 

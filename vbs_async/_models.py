@@ -107,6 +107,11 @@ class ListingStats:
         duplicates_dropped: Items dropped because their id was already yielded.
         shifts_detected: Times the listing's offsets were found to have moved.
         elapsed: Seconds from the first request to the end of the listing.
+        recounts: Count requests made again because the listing ended off its
+            count (`end_check="count"`): the listing changed while it was read.
+        verify_passes: Passes listed again after the end (`verify=True`).
+        found_by_verify: Sharings the verification passes found that the
+            first pass missed (they moved, or were created, during it).
     """
 
     requests: int = 0
@@ -116,6 +121,9 @@ class ListingStats:
     duplicates_dropped: int = 0
     shifts_detected: int = 0
     elapsed: float = 0.0
+    recounts: int = 0
+    verify_passes: int = 0
+    found_by_verify: int = 0
 
 
 @attrs.frozen

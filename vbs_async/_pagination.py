@@ -3,20 +3,28 @@
 `PageCursor` is the pure part: which pages to ask for next and what a page
 means (new items, a shift of the listing, the end, or a server that cannot be
 trusted). `SharingIterator` drives it with the client's requests, one page at
-a time or several ahead.
+a time or several ahead, and runs the count check and the verification passes.
 
 How a listing is kept straight:
 
+- Every item of an accepted page whose id was not yielded before is yielded,
+  wherever it stands in the page. Alignment only decides where to read next;
+  it never discards an item.
 - Each request after the first asks from `offset - overlap`, so its first
   items should be the last ones already seen. When they are not, the listing
-  shifted (an insert or delete before the cursor): the page is re-aligned
-  after the last id already seen in it. When no seen id is in it, the cursor
-  steps back a page to find one, a bounded number of times, then gives up
-  with `PaginationError` rather than guess.
+  shifted (an insert, delete or move before the cursor). When no seen id is
+  in the page at all, the listing shrank behind the cursor by more than the
+  overlap: the cursor steps back to find the first unseen item, a bounded
+  number of times, then gives up with `PaginationError` rather than guess.
+  A page reached by stepping back never ends the listing, however short.
 - Ids are remembered (the last `DEDUPE_WINDOW`, i.e. the whole listing for
   any project under 100,000 sharings), so no item is yielded twice.
-- A page longer than the limit, or the same page again from other offsets
-  twice in a row (a server ignoring `offset`), raises `PaginationError`.
+- A server that does not page is caught within a few requests: a page longer
+  than the limit, the same page from other offsets twice in a row, full pages
+  bringing nothing new `MAX_STALE_PAGES` times in a row, or pages whose
+  already-seen items are scattered among new ones `MAX_DISORDERED_PAGES`
+  times in a row all raise `PaginationError` (a server ignoring `offset`
+  meets one of them within 2 + `MAX_STALE_PAGES` requests of its last new item).
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import attrs
 
 from ._errors import PaginationError
 from ._models import BackupSharing, ListingStats, SharingPage
+from ._validation import EndCheck
 
 DEFAULT_OVERLAP: Final = 5
 """Items each request re-reads from the previous page to detect shifts."""
@@ -50,12 +59,28 @@ MAX_STEPS_BACK: Final = 8
 MAX_REPEATED_PAGES: Final = 2
 """The same page from this many different offsets in a row means `offset` is ignored."""
 
+MAX_STALE_PAGES: Final = 4
+"""Full pages bringing nothing new this many times in a row mean the server is not paging."""
+
+MAX_DISORDERED_PAGES: Final = 3
+"""Pages whose seen items are scattered among new ones (more than the overlap of them
+after the first new item) this many times in a row mean the server is not paging.
+One sharing that moved puts one seen item among new ones; a server that shuffles
+its answer puts many."""
+
+MAX_VERIFY_PASSES: Final = 3
+"""Verification passes at most after the first pass (`verify=True`)."""
+
 FetchPage = Callable[[int, int], Coroutine[Any, Any, tuple[BackupSharing, ...]]]
 FetchCount = Callable[[], Coroutine[Any, Any, int]]
 
 
 def overlap_for(page_size: int) -> int:
-    """The overlap for a page size: a few items, never more than half a page."""
+    """The overlap for a page size: a few items, never more than half a page.
+
+    A page of one item has no room for an overlap, so shifts cannot be seen
+    with `page_size=1`; `verify=True` still finds what they hid.
+    """
     return min(DEFAULT_OVERLAP, page_size // 2)
 
 
@@ -81,22 +106,27 @@ class PageCursor:
     Attributes:
         project_id: The project listed (for errors).
         page_size: The `limit` sent.
-        end_check: `short_page`, `empty_page` or `count`.
+        end_check: `auto`, `short_page`, `empty_page` or `count`.
         offset: The server position of the first item not yet seen.
         overlap: Items each later request re-reads.
-        expected: Items the listing should yield (from a count), if known.
+        expected: Items the listing should yield (from a count), if known: a
+            hint for planning pages ahead, never the end.
         max_items: Stop after this many items, if set.
-        done: Whether the listing has ended.
+        honoured_limits: Limits this client has seen the server fill a page
+            with; shared across listings, so that `auto` trusts a short page
+            at such a limit to be the end.
+        done: Whether the current pass has ended.
         stats: What the listing cost so far.
     """
 
     project_id: str
     page_size: int
-    end_check: str
+    end_check: EndCheck
     offset: int
     overlap: int
     expected: int | None = None
     max_items: int | None = None
+    honoured_limits: set[int] = attrs.field(factory=set)
     done: bool = False
     stats: ListingStats = attrs.field(factory=ListingStats)
     _stride: int = attrs.field(init=False)
@@ -106,27 +136,58 @@ class PageCursor:
     _previous: tuple[int, list[str]] | None = attrs.field(init=False, default=None)
     _steps_back: int = attrs.field(init=False, default=0)
     _repeats: int = attrs.field(init=False, default=0)
+    _stale: int = attrs.field(init=False, default=0)
+    _disordered: int = attrs.field(init=False, default=0)
+    _pass_items: int = attrs.field(init=False, default=0)
+    _pass_shifts: int = attrs.field(init=False, default=0)
+    _seen_before: set[str] = attrs.field(init=False, factory=set)
+    _verifying: bool = attrs.field(init=False, default=False)
 
     def __attrs_post_init__(self) -> None:
         self._stride = self.page_size
         self._tail = deque(maxlen=max(1, self.overlap))
-        if self.max_items == 0 or self.expected == 0:
+        if self.max_items == 0:
             self.done = True
+
+    @property
+    def stopped_by_max_items(self) -> bool:
+        """Whether `max_items` items were handed out (the listing did not reach its end)."""
+        return self.max_items is not None and self.stats.items >= self.max_items
+
+    @property
+    def pass_was_clean(self) -> bool:
+        """Whether the current pass brought nothing new and saw the listing stand still."""
+        return self._pass_items == 0 and self._pass_shifts == 0
+
+    def restart(self) -> None:
+        """Begin another pass from offset 0, remembering every id already yielded."""
+        self.offset = 0
+        self.done = False
+        self.expected = None
+        self._stride = self.page_size
+        self._verifying = True  # pages of nothing new are what a verification expects
+        self._tail.clear()
+        self._previous = None
+        self._steps_back = self._repeats = self._stale = self._disordered = 0
+        self._pass_items = self._pass_shifts = 0
 
     def plan(self, pages: int) -> list[PageRequest]:
         """The next `pages` requests, assuming every page comes back full and aligned.
 
         The first is the one needed now; the others may be fetched ahead.
         """
-        back = min(self.overlap, len(self._tail)) if self._steps_back == 0 else 0
+        # A request must not re-read as much as the server gives in a page, or a
+        # capped page would hold only re-read items and look like the end.
+        overlap = min(self.overlap, self._stride - 1)
+        back = min(overlap, len(self._tail), self.offset) if self._steps_back == 0 else 0
         first = PageRequest(self.offset - back, self.page_size, back)
         requests = [first]
-        step = self._stride - self.overlap
+        step = self._stride - overlap
         position = self.offset - back + self._stride
         while len(requests) < pages and step > 0:
             if position >= self._planning_end():
                 break
-            requests.append(PageRequest(position - self.overlap, self.page_size, self.overlap))
+            requests.append(PageRequest(position - overlap, self.page_size, overlap))
             position += step
         return requests
 
@@ -140,11 +201,12 @@ class PageCursor:
         return self.offset + max(0, min(wanted)) if wanted else math.inf
 
     def accept(self, request: PageRequest, items: tuple[BackupSharing, ...]) -> SharingPage:
-        """Take the answer to `request`; return the page of items not seen before.
+        """Take the answer to `request`; return the page of items not yielded before.
 
         Raises:
-            PaginationError: The page is longer than the limit, repeats the
-                previous page from another offset, or cannot be aligned.
+            PaginationError: The page is longer than the limit, or the server
+                is not paging (see the module's docstring), or the page
+                cannot be placed after every step back.
         """
         if len(items) > request.limit:
             raise self._error(
@@ -152,8 +214,52 @@ class PageCursor:
                 request.offset,
             )
         ids = [item.id for item in items]
+        self._check_repeated(request, ids)
+        if len(items) == request.limit:
+            self.honoured_limits.add(request.limit)
+        stepped_back = self._steps_back > 0
+        if not self._place(request, ids):
+            # Its items are read again once the cursor has found where it stands:
+            # taken now, they would make the page that re-reads them look like the end.
+            self._step_back(request)
+            return SharingPage(self.project_id, request.offset, request.limit, ())
+        self._steps_back = 0
+        fresh = self._fresh(items, request.overlap)
+        # Full as far as the server goes: a server that caps `limit` silently
+        # fills its pages to the cap, and such a page is no sign of the end.
+        full = len(items) >= min(request.limit, self._stride)
+        self._check_progress(
+            request, ids, full=full, fresh_count=len(fresh), stepped_back=stepped_back
+        )
+        self.stats.pages += 1
+        if not full and fresh:
+            # A page short of its limit that may not be the end: the server
+            # may cap `limit` silently. Plan later pages with the stride it gives.
+            self._stride = len(items)
+        self.offset = request.offset + len(items)
+        self._tail.extend(ids)  # the page's own last ids: what the next page re-reads
+        if not stepped_back:
+            self.done = not full and self._is_end(request, fresh_count=len(fresh))
+        if self.max_items is not None and self.stats.items + len(fresh) >= self.max_items:
+            fresh = fresh[: self.max_items - self.stats.items]
+            self.done = True
+            if fresh:
+                # Resume right after the last item handed out, not after the page.
+                last = next(i for i, item in enumerate(items) if item is fresh[-1])
+                self.offset = request.offset + last + 1
+        self.stats.items += len(fresh)
+        self._pass_items += len(fresh)
+        first = next((i for i, item in enumerate(items) if fresh and item is fresh[0]), 0)
+        return SharingPage(
+            project_id=self.project_id,
+            offset=request.offset + first,
+            limit=request.limit,
+            items=tuple(fresh),
+        )
+
+    def _check_repeated(self, request: PageRequest, ids: list[str]) -> None:
         previous = self._previous
-        if items and previous is not None and previous[0] != request.offset and previous[1] == ids:
+        if ids and previous is not None and previous[0] != request.offset and previous[1] == ids:
             # Once can be a listing that shifted by exactly the distance between
             # the two offsets; twice in a row is a server ignoring `offset`.
             self._repeats += 1
@@ -167,53 +273,27 @@ class PageCursor:
             self._repeats = 0
         self._previous = (request.offset, ids)
 
-        start = self._align(request, ids)
-        if start is None:
-            return self._step_back(request)
-        self._steps_back = 0
-        fresh = self._fresh(items, start)
-        if len(items) < request.limit and fresh:
-            # A page short of its limit that is not the end: the server caps
-            # `limit` silently. Plan later pages with the stride it gives.
-            self._stride = max(self.overlap + 1, len(items))
-        self.offset = request.offset + len(items)
-        self.stats.pages += 1
-        self._decide_end(request, len(items), fresh_count=len(fresh))
-        if self.max_items is not None and self.stats.items + len(fresh) >= self.max_items:
-            fresh = fresh[: self.max_items - self.stats.items]
-            self.done = True
-            if fresh:
-                # Resume right after the last item handed out, not after the page.
-                last = next(i for i, item in enumerate(items) if item is fresh[-1])
-                self.offset = request.offset + last + 1
-        self.stats.items += len(fresh)
-        self._tail.extend(ids)  # the page's own last ids: what the next page re-reads
-        return SharingPage(
-            project_id=self.project_id,
-            offset=request.offset + start,
-            limit=request.limit,
-            items=tuple(fresh),
-        )
+    def _place(self, request: PageRequest, ids: list[str]) -> bool:
+        """Whether the page can be placed in the listing; counts a shift if it moved.
 
-    def _align(self, request: PageRequest, ids: list[str]) -> int | None:
-        """Index of the first item past what was seen, or None if the page cannot be placed."""
+        A page is placed when it starts among items already seen: then no
+        unseen item can lie before it. A page that starts with an unseen item
+        may have skipped some (deletes before the cursor, a seen item moved
+        into the page): the cursor steps back instead.
+        """
         back = request.overlap
         if self._steps_back == 0:
-            if back == 0:
-                return 0
-            if ids[:back] == list(self._tail)[-back:]:
-                return back
+            if back == 0 or ids[:back] == list(self._tail)[-back:]:
+                return True
             self.stats.shifts_detected += 1
-        for index in range(len(ids) - 1, -1, -1):
-            if ids[index] in self._seen:
-                return index + 1
-        if not ids and (request.offset == 0 or (back == 0 and self._steps_back == 0)):
-            return 0  # the end (or an empty listing)
-        # No seen item here: the listing shrank behind the cursor by more
-        # than the overlap (an empty page included); look earlier.
-        return None
+            self._pass_shifts += 1
+        if ids:
+            return ids[0] in self._seen
+        # An empty page: the end of an empty listing, or the listing shrank
+        # behind the cursor by more than the overlap.
+        return request.offset == 0
 
-    def _step_back(self, request: PageRequest) -> SharingPage:
+    def _step_back(self, request: PageRequest) -> None:
         """No seen id is in the page: items were deleted before the cursor. Look earlier."""
         if request.offset == 0 or self._steps_back >= MAX_STEPS_BACK:
             raise self._error(
@@ -222,15 +302,58 @@ class PageCursor:
                 request.offset,
             )
         self._steps_back += 1
-        self.offset = max(0, request.offset - (self.page_size - 1))
-        return SharingPage(self.project_id, request.offset, request.limit, ())
+        self.offset = max(0, request.offset - max(1, self._stride - 1))
 
-    def _fresh(self, items: tuple[BackupSharing, ...], start: int) -> list[BackupSharing]:
+    def _check_progress(
+        self,
+        request: PageRequest,
+        ids: list[str],
+        *,
+        full: bool,
+        fresh_count: int,
+        stepped_back: bool,
+    ) -> None:
+        """Raise when pages keep coming that a paging server would not send."""
+        if full and ids and not (fresh_count or stepped_back or self._verifying):
+            self._stale += 1
+            if self._stale >= MAX_STALE_PAGES:
+                raise self._error(
+                    f"{self._stale} full pages in a row brought no new item "
+                    "(is the server ignoring offset?)",
+                    request.offset,
+                )
+        else:
+            self._stale = 0
+        seen_before = self._seen_before
+        first_new = next((i for i, item_id in enumerate(ids) if item_id not in seen_before), None)
+        scattered = (
+            0
+            if first_new is None
+            else sum(1 for item_id in ids[first_new:] if item_id in seen_before)
+        )
+        if scattered > max(1, self.overlap):
+            self._disordered += 1
+            if self._disordered >= MAX_DISORDERED_PAGES:
+                raise self._error(
+                    f"{self._disordered} pages in a row mixed items already listed among new "
+                    "ones (is the server ignoring offset or shuffling its order?)",
+                    request.offset,
+                )
+        else:
+            self._disordered = 0
+
+    def _fresh(self, items: tuple[BackupSharing, ...], overlap: int) -> list[BackupSharing]:
+        """The items not yielded before; the page's already-seen ids go to `_seen_before`."""
         seen = self._seen
+        seen_before = self._seen_before = set()
         fresh = []
-        for item in items[start:] if start else items:
+        for index, item in enumerate(items):
+            if item.id in seen_before:
+                continue  # the same id twice in one page
             if item.id in seen:
-                self.stats.duplicates_dropped += 1
+                seen_before.add(item.id)
+                if index >= overlap:  # re-reading the overlap is no duplicate
+                    self.stats.duplicates_dropped += 1
             else:
                 seen.add(item.id)
                 fresh.append(item)
@@ -240,21 +363,15 @@ class PageCursor:
             seen.discard(order.popleft())
         return fresh
 
-    def _decide_end(self, request: PageRequest, length: int, *, fresh_count: int) -> None:
-        short = length < request.limit
+    def _is_end(self, request: PageRequest, *, fresh_count: int) -> bool:
+        """Whether a short page, placed and not reached by stepping back, ends the listing."""
         if self.end_check == "short_page":
-            self.done = short
-        elif self.end_check == "empty_page":
-            self.done = short and fresh_count == 0
-        elif self.expected is not None:
-            total = self.stats.items + fresh_count
-            if total >= self.expected:
-                self.done = True
-            elif short and fresh_count == 0:
-                raise self._error(
-                    f"the listing ended after {total} items but count said {self.expected}",
-                    request.offset,
-                )
+            return True
+        if self.end_check == "empty_page":
+            return fresh_count == 0
+        # auto and count: a short page is the end once the server has shown it
+        # honours this limit; before that, one more request confirms it.
+        return fresh_count == 0 or request.limit in self.honoured_limits
 
     def _error(self, message: str, offset: int) -> PaginationError:
         return PaginationError(message, project_id=self.project_id, offset=offset)
@@ -280,14 +397,18 @@ class SharingIterator:
         page_size: int,
         start_offset: int,
         max_items: int | None,
-        end_check: str,
+        end_check: EndCheck,
         prefetch: int,
+        verify: bool = False,
+        honoured_limits: set[int] | None = None,
     ) -> None:
         self.project_id = project_id
         self._fetch_page = fetch_page
         self._fetch_count = fetch_count
         self._end_check = end_check
         self._prefetch = prefetch
+        self._verify = verify
+        self._start_offset = start_offset
         self._cursor = PageCursor(
             project_id=project_id,
             page_size=page_size,
@@ -295,6 +416,7 @@ class SharingIterator:
             offset=start_offset,
             overlap=overlap_for(page_size),
             max_items=max_items,
+            honoured_limits=honoured_limits if honoured_limits is not None else set(),
         )
         self._pending_in_page = 0
         self._started = False
@@ -320,7 +442,7 @@ class SharingIterator:
                 yield item
 
     async def pages(self) -> AsyncIterator[SharingPage]:
-        """One `SharingPage` per response, in order; empty pages are skipped."""
+        """One `SharingPage` per response, in order; pages with nothing new are skipped."""
         if self._started:
             raise RuntimeError("a SharingIterator can be iterated once; resume with next_offset")
         self._started = True
@@ -330,25 +452,74 @@ class SharingIterator:
         try:
             if self._end_check == "count" and not cursor.done:
                 total = await self._fetch_count()
-                cursor.expected = max(0, total - cursor.offset)
-                cursor.done = cursor.expected == 0
-            window = self._window()
-            while not cursor.done:
-                plan = cursor.plan(window)
-                if window == 1:
-                    items = await self._fetch_page(plan[0].offset, plan[0].limit)
-                else:
-                    items = await self._fetch_ahead(plan, pending)
-                page = cursor.accept(plan[0], items)
-                cursor.stats.elapsed = time.perf_counter() - began
-                if page.items:
+                cursor.expected = max(0, total - self._start_offset)
+            async for page in self._drain(pending, began):
+                yield page
+            if cursor.stopped_by_max_items:
+                return
+            if cursor.expected is not None and cursor.stats.items != cursor.expected:
+                await self._recount()
+            if self._verify:
+                async for page in self._verification(pending, began):
                     yield page
         finally:
-            for task in pending.values():
-                task.cancel()
-            if pending:
-                await asyncio.gather(*pending.values(), return_exceptions=True)
+            await _cancel(pending)
             cursor.stats.elapsed = time.perf_counter() - began
+
+    async def _drain(
+        self,
+        pending: dict[PageRequest, asyncio.Task[tuple[BackupSharing, ...]]],
+        began: float,
+    ) -> AsyncIterator[SharingPage]:
+        """One pass: pages from the cursor's offset until the cursor says the end."""
+        cursor = self._cursor
+        window = self._window()
+        while not cursor.done:
+            plan = cursor.plan(window)
+            if window == 1:
+                items = await self._fetch_page(plan[0].offset, plan[0].limit)
+            else:
+                items = await self._fetch_ahead(plan, pending)
+            page = cursor.accept(plan[0], items)
+            cursor.stats.elapsed = time.perf_counter() - began
+            if page.items:
+                yield page
+        await _cancel(pending)
+
+    async def _recount(self) -> None:
+        """The listing ended off its count: count again to tell a change from a lie."""
+        cursor = self._cursor
+        stats = cursor.stats
+        first = cursor.expected
+        assert first is not None  # noqa: S101 - only called with a count
+        stats.recounts += 1
+        again = max(0, await self._fetch_count() - self._start_offset)
+        if again == first and stats.items < first and stats.shifts_detected == 0:
+            # Twice the same total, a listing that stood still and came up short:
+            # items exist that the pages do not show.
+            raise PaginationError(
+                f"the listing ended after {stats.items} items but count said {first}, "
+                "twice, and the listing did not change",
+                project_id=self.project_id,
+                offset=cursor.offset,
+            )
+        cursor.expected = again
+
+    async def _verification(
+        self,
+        pending: dict[PageRequest, asyncio.Task[tuple[BackupSharing, ...]]],
+        began: float,
+    ) -> AsyncIterator[SharingPage]:
+        """List again from the start until a pass brings nothing new and sees no change."""
+        cursor = self._cursor
+        for _ in range(MAX_VERIFY_PASSES):
+            cursor.restart()
+            cursor.stats.verify_passes += 1
+            async for page in self._drain(pending, began):
+                cursor.stats.found_by_verify += len(page.items)
+                yield page
+            if cursor.pass_was_clean:
+                return
 
     def _window(self) -> int:
         if self._prefetch:
@@ -372,6 +543,16 @@ class SharingIterator:
                 task.add_done_callback(_retrieve)
                 pending[request] = task
         return await pending.pop(plan[0])
+
+
+async def _cancel(pending: dict[PageRequest, asyncio.Task[tuple[BackupSharing, ...]]]) -> None:
+    """Cancel the pages fetched ahead that are no longer wanted, and wait for them to end."""
+    tasks = list(pending.values())
+    pending.clear()
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _retrieve(task: asyncio.Task[tuple[BackupSharing, ...]]) -> None:

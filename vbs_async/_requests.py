@@ -16,6 +16,10 @@ from ._validation import (
     END_CHECKS,
     SORT_DIRECTIONS,
     SORT_KEYS,
+    EndCheck,
+    SortDir,
+    SortKey,
+    check_bool,
     check_choice,
     check_id,
     check_int,
@@ -170,18 +174,19 @@ class FilterKeywords(TypedDict, total=False):
 class ListingKeywords(FilterKeywords, total=False):
     """The keywords of `iter_sharings`: filters, sort order and paging (see `ListingOptions`)."""
 
-    sort_key: str | None
-    sort_dir: str | None
+    sort_key: SortKey | None
+    sort_dir: SortDir | None
     page_size: int
     start_offset: int
     max_items: int | None
-    end_check: str
+    end_check: EndCheck
     prefetch: int
+    verify: bool
 
 
 _SORT_KEYWORDS: Final = {"sort_key": "key", "sort_dir": "direction"}
 _PAGING_KEYWORDS: Final = frozenset(
-    {"page_size", "start_offset", "max_items", "end_check", "prefetch"}
+    {"page_size", "start_offset", "max_items", "end_check", "prefetch", "verify"}
 )
 
 
@@ -195,8 +200,9 @@ class ListingOptions:
         page_size: The `limit` sent per request.
         start_offset: The first `offset`.
         max_items: Stop after this many items; None for all.
-        end_check: How the end is recognised: `short_page`, `empty_page` or `count`.
+        end_check: How the end is recognised: `auto`, `short_page`, `empty_page` or `count`.
         prefetch: Pages requested ahead of the consumer.
+        verify: List again after the end until a pass brings nothing new.
     """
 
     filters: SharingFilters = attrs.field(factory=SharingFilters)
@@ -210,10 +216,11 @@ class ListingOptions:
     max_items: int | None = attrs.field(
         default=None, validator=validator(check_optional_int, "max_items", minimum=0)
     )
-    end_check: str = attrs.field(
-        default="short_page", validator=lambda _, __, v: check_choice("end_check", v, END_CHECKS)
+    end_check: EndCheck = attrs.field(
+        default="auto", validator=lambda _, __, v: check_choice("end_check", v, END_CHECKS)
     )
     prefetch: int = attrs.field(default=0, validator=validator(check_int, "prefetch", minimum=0))
+    verify: bool = attrs.field(default=False, validator=validator(check_bool, "verify"))
 
     @classmethod
     def from_keywords(cls, **keywords: Unpack[ListingKeywords]) -> ListingOptions:

@@ -7,27 +7,25 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
 from yarl import URL
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-SORT_KEYS: Final = frozenset(
-    {
-        "name",
-        "status",
-        "container_format",
-        "disk_format",
-        "size",
-        "id",
-        "created_at",
-        "updated_at",
-    }
-)
-SORT_DIRECTIONS: Final = frozenset({"asc", "desc"})
-END_CHECKS: Final = frozenset({"short_page", "empty_page", "count"})
+SortKey = Literal[
+    "name", "status", "container_format", "disk_format", "size", "id", "created_at", "updated_at"
+]
+"""The documented `sort_key` values of the list call."""
+SortDir = Literal["asc", "desc"]
+"""The `sort_dir` values of the list call."""
+EndCheck = Literal["auto", "short_page", "empty_page", "count"]
+"""How a listing recognises its end (see `iter_sharings`)."""
+
+SORT_KEYS: Final = frozenset(get_args(SortKey))
+SORT_DIRECTIONS: Final = frozenset(get_args(SortDir))
+END_CHECKS: Final = frozenset(get_args(EndCheck))
 
 # An ID goes into a URL path. Anything that could change the path's meaning
 # (separators, escapes, dot segments) or hide in a log line is refused.
@@ -69,6 +67,13 @@ def check_optional_bool(name: str, value: object) -> bool | None:
     if value is None or isinstance(value, bool):
         return value
     raise ValueError(f"{name} must be True, False or None, got {value!r}")
+
+
+def check_bool(name: str, value: object) -> bool:
+    """A real bool (not a truthy value)."""
+    if isinstance(value, bool):
+        return value
+    raise ValueError(f"{name} must be True or False, got {value!r}")
 
 
 def check_int(name: str, value: object, *, minimum: int) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -213,6 +214,16 @@ class Emulator:
     def sharings(self, project_id: str, *, share_to_me: bool = False) -> list[dict[str, Any]]:
         """What a full listing of `project_id` should return, newest first."""
         return self.store.sharings(project_id, share_to_me=share_to_me)
+
+    def add_sharings(self, project_id: str, count: int, *, seed: int = 0) -> None:
+        """Give `project_id` `count` more synthetic sharings of its own backups."""
+        # Distinct data for each project and call: ids come from the seed.
+        populate(
+            self.store,
+            [project_id],
+            count,
+            zlib.crc32(f"{project_id}/{seed}/{len(self.store)}".encode()),
+        )
 
     def requests_for(self, project_id: str) -> list[RecordedRequest]:
         """The recorded requests about `project_id`."""
