@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from vbs_async import BackupSharing, PaginationError, PermissionDeniedError
-from vbs_async._pagination import PageCursor, PageRequest
+from vbs_async._pagination import MAX_STEPS_BACK, PageCursor, PageRequest
 from vbs_async.testing import Drift, Emulator, Fault
 
 # -- end checks against a server that silently caps `limit` -------------------------
@@ -177,6 +177,38 @@ async def test_a_drifting_600_item_listing_yields_every_lasting_item_once(
         assert iterator.stats.shifts_detected > 0
 
 
+@pytest.mark.parametrize("end_check", ["auto", "short_page", "empty_page", "count"])
+@pytest.mark.parametrize("prefetch", [0, 4])
+async def test_the_emulator_drift_with_moves_and_inserts_anywhere_loses_no_lasting_sharing(
+    make_client, end_check, prefetch
+):
+    drift = Drift(3, max_changes=3, where="anywhere", moves=True)
+    async with Emulator(projects=1, sharings_per_project=600, seed=3, drift=drift) as emu:
+        project = emu.project_ids[0]
+        before = [s["id"] for s in emu.sharings(project)]
+        iterator = make_client(emu).iter_sharings(
+            project, page_size=50, sort_key="updated_at", end_check=end_check, prefetch=prefetch
+        )
+        got = [s.id async for s in iterator]
+        assert len(got) == len(set(got))
+        assert set(before) - drift.deleted - drift.moved <= set(got)
+        assert drift.moved
+        assert drift.inserted
+        assert drift.deleted
+
+
+async def test_the_emulator_drift_changes_a_listing_between_its_count_and_its_list(make_client):
+    drift = Drift(5, max_changes=3, where="anywhere")
+    async with Emulator(projects=1, sharings_per_project=300, seed=5, drift=drift) as emu:
+        project = emu.project_ids[0]
+        client = make_client(emu)
+        assert await client.count_sharings(project) == 300  # the first request: no change
+        page = await client.list_sharings(project, max_items=1)
+        assert drift.changes == 1
+        assert len(emu.sharings(project)) == 300 - len(drift.deleted) + len(drift.inserted) != 300
+        assert page
+
+
 async def naive_listing(url: str, token: str, project: str, page_size: int) -> list[str]:
     """What a hand-written pager does: offset += len(page) until a short page."""
     got: list[str] = []
@@ -257,14 +289,40 @@ def test_cursor_realigns_after_a_delete_before_it():
     assert c.stats.shifts_detected == 1
 
 
-def test_cursor_steps_back_when_no_seen_item_is_in_the_page_then_gives_up_at_zero():
-    c = cursor()
+def test_cursor_steps_back_when_the_page_starts_with_an_unseen_item():
+    c = cursor(page_size=4, overlap=2)
     c.accept(c.plan(1)[0], sharings("a", "b", "c", "d"))
+    c.accept(c.plan(1)[0], sharings("c", "d", "e", "f"))
     request = c.plan(1)[0]
-    assert c.accept(request, sharings("x", "y", "z", "w")).items == ()
-    assert c.plan(1)[0].offset == 0
-    with pytest.raises(PaginationError, match="more than the client can re-align"):
-        c.accept(c.plan(1)[0], sharings("v", "u", "t", "s"))
+    assert request.offset == 4
+    assert c.accept(request, sharings("x", "y", "z", "w")).items == ()  # not placed: nothing taken
+    assert c.plan(1)[0].offset == 1  # a page back, less one
+    page = c.accept(c.plan(1)[0], sharings("b", "x", "y", "z"))  # "c" ... "f" were deleted
+    assert [s.id for s in page.items] == ["x", "y", "z"]
+
+
+def test_cursor_gives_up_after_the_last_step_back():
+    c = cursor(page_size=4, overlap=2, offset=100)
+    c.accept(c.plan(1)[0], sharings("a", "b", "c", "d"))
+    offsets = []
+    for step in range(MAX_STEPS_BACK + 1):
+        request = c.plan(1)[0]
+        offsets.append(request.offset)
+        unseen = sharings(*(f"{step}-{i}" for i in range(4)))
+        if step == MAX_STEPS_BACK:
+            with pytest.raises(PaginationError, match="more than the client can re-align"):
+                c.accept(request, unseen)
+        else:
+            assert c.accept(request, unseen).items == ()
+    assert offsets == [102, 99, 96, 93, 90, 87, 84, 81, 78]
+
+
+def test_a_page_at_offset_zero_is_always_placed():
+    c = cursor(page_size=4, overlap=2)
+    c.accept(c.plan(1)[0], sharings("a", "b", "c", "d"))
+    c.accept(PageRequest(2, 4, 2), sharings("x", "y", "z", "w"))  # steps back to offset 0
+    page = c.accept(c.plan(1)[0], sharings("n", "a", "b", "c"))  # "n" is new, at the front
+    assert [s.id for s in page.items] == ["n"]
 
 
 def test_cursor_drops_duplicates_and_counts_them():

@@ -30,6 +30,7 @@ How a listing is kept straight:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import time
 from collections import deque
@@ -63,10 +64,9 @@ MAX_STALE_PAGES: Final = 4
 """Full pages bringing nothing new this many times in a row mean the server is not paging."""
 
 MAX_DISORDERED_PAGES: Final = 3
-"""Pages whose seen items are scattered among new ones (more than the overlap of them
-after the first new item) this many times in a row mean the server is not paging.
-One sharing that moved puts one seen item among new ones; a server that shuffles
-its answer puts many."""
+"""Pages whose seen and new items alternate in more than `2 * overlap + 3` runs this
+many times in a row mean the server is not paging. A listing in order has a few runs
+(a block of inserts, a sharing that moved); a server that shuffles its answer has many."""
 
 MAX_VERIFY_PASSES: Final = 3
 """Verification passes at most after the first pass (`verify=True`)."""
@@ -276,8 +276,8 @@ class PageCursor:
     def _place(self, request: PageRequest, ids: list[str]) -> bool:
         """Whether the page can be placed in the listing; counts a shift if it moved.
 
-        A page is placed when it starts among items already seen: then no
-        unseen item can lie before it. A page that starts with an unseen item
+        A page is placed when it starts at offset 0 or among items already
+        seen: then no unseen item can lie before it. A page that starts with an unseen item
         may have skipped some (deletes before the cursor, a seen item moved
         into the page): the cursor steps back instead.
         """
@@ -287,11 +287,9 @@ class PageCursor:
                 return True
             self.stats.shifts_detected += 1
             self._pass_shifts += 1
-        if ids:
-            return ids[0] in self._seen
-        # An empty page: the end of an empty listing, or the listing shrank
-        # behind the cursor by more than the overlap.
-        return request.offset == 0
+        # Nothing lies before offset 0. An empty page elsewhere: the listing
+        # shrank behind the cursor by more than the overlap.
+        return request.offset == 0 or (bool(ids) and ids[0] in self._seen)
 
     def _step_back(self, request: PageRequest) -> None:
         """No seen id is in the page: items were deleted before the cursor. Look earlier."""
@@ -325,13 +323,13 @@ class PageCursor:
         else:
             self._stale = 0
         seen_before = self._seen_before
-        first_new = next((i for i, item_id in enumerate(ids) if item_id not in seen_before), None)
-        scattered = (
-            0
-            if first_new is None
-            else sum(1 for item_id in ids[first_new:] if item_id in seen_before)
+        # Runs of seen and new items: a listing in order, even one that changed,
+        # has a few (new items inserted, one moved); a shuffled answer has many.
+        runs = 1 + sum(
+            (left in seen_before) != (right in seen_before)
+            for left, right in itertools.pairwise(ids)
         )
-        if scattered > max(1, self.overlap):
+        if runs > 2 * self.overlap + 3:
             self._disordered += 1
             if self._disordered >= MAX_DISORDERED_PAGES:
                 raise self._error(

@@ -153,9 +153,15 @@ def _filter_options(command: Any) -> Any:
 @click.option(
     "--end-check",
     type=click.Choice(sorted(END_CHECKS)),
-    default="count",
+    default="auto",
     show_default=True,
     help="How the end of a listing is recognised.",
+)
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="List each project again after its end until a pass brings nothing new "
+    "(catches sharings that moved while listed; about twice the requests).",
 )
 @click.option(
     "--attempts",
@@ -226,7 +232,7 @@ def crawl(ctx: click.Context, /, project_ids: tuple[str, ...], **options: Any) -
 async def _crawl(ids: list[str], options: dict[str, Any]) -> int:
     listing = {
         key: options.pop(key)
-        for key in ["share_to_me", "sort_key", "sort_dir", "page_size", "end_check"]
+        for key in ["share_to_me", "sort_key", "sort_dir", "page_size", "end_check", "verify"]
         + [name for _, name, _ in _FILTERS]
         if options[key] is not None
     }

@@ -385,9 +385,10 @@ class Emulator:
         return _json(200, body)
 
     async def _count_sharings(self, request: web.Request) -> web.Response:
-        rows = self.store.view(
-            request.match_info["project_id"], _parse_query(request.query, with_sort=False)
-        )
+        project_id = request.match_info["project_id"]
+        if self.drift is not None:
+            self.drift.before_count(self.store, project_id)
+        rows = self.store.view(project_id, _parse_query(request.query, with_sort=False))
         return _json(200, orjson.dumps({"count": len(rows)}))
 
     async def _get(self, request: web.Request) -> web.Response:
