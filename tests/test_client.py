@@ -13,7 +13,7 @@ from vbs_async import TokenAuth, VBSClient
 async def test_async_with_closes_the_owned_session(emulator):
     async with VBSClient(emulator.url, auth=TokenAuth(emulator.token)) as client:
         await client.list_sharings(emulator.project_ids[0])
-        session = client._session
+        session = client._transport.session
     assert session is not None
     assert session.closed
 
@@ -38,7 +38,7 @@ async def test_calls_after_close_are_refused(emulator):
 async def test_an_unclosed_client_warns_when_collected(emulator):
     client = VBSClient(emulator.url, auth=TokenAuth(emulator.token))
     await client.list_sharings(emulator.project_ids[0])
-    session = client._session
+    session = client._transport.session
     assert session is not None
     del client
     with pytest.warns(ResourceWarning, match="VBSClient was not closed"):

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from vbs_async import TokenAuth, VBSClient
-from vbs_async.testing import DEFAULT_TOKEN, Emulator, Fault, FaultPlan
+from vbs_async.testing import DEFAULT_TOKEN, Emulator, Fault, FaultPlan, GatewayQuota
 
 
 def test_synthetic_data_is_deterministic_from_the_seed():
@@ -42,14 +42,14 @@ def test_the_random_fault_mix_is_seeded_and_covers_every_kind():
     again = FaultPlan(0.5, seed=3, retry_after=2)
     repeat = [again.next("p") for _ in range(400)]
     assert len(kinds) == plan.injected == sum(f is not None for f in repeat)
-    assert set(kinds) == {500, 502, 503, 504, 429, "drop", "truncate"}
+    assert set(kinds) == {500, 502, 503, 504, "drop", "truncate"}  # throttling is the quota's
     assert 150 < len(kinds) < 250
 
 
-def test_random_429s_carry_retry_after():
+def test_random_503s_carry_retry_after():
     plan = FaultPlan(1.0, seed=0, retry_after=7)
     faults = [plan.next("p") for _ in range(200)]
-    limited = [f for f in faults if f is not None and f.status == 429 and f.kind == "status"]
+    limited = [f for f in faults if f is not None and f.status == 503 and f.kind == "status"]
     assert limited
     assert all(f.headers["Retry-After"] == "7" for f in limited)
 
@@ -125,3 +125,33 @@ async def test_standalone_emulator_prints_its_url_and_token():
     finally:
         process.terminate()
         await process.wait()
+
+
+async def test_the_quota_answers_429_in_the_gateway_form_once_spent():
+    async with Emulator(projects=1, quota=(5, 3)) as emu:
+        async with aiohttp.ClientSession(headers={"X-Auth-Token": emu.token}) as http:
+            url = f"{emu.url}/v2/{emu.project_ids[0]}/os-vendor-backup-sharing/detail"
+            answers = []
+            for _ in range(5):
+                async with http.get(url) as answer:
+                    answers.append(
+                        (answer.status, answer.headers.get("Retry-After"), await answer.json())
+                    )
+        assert [status for status, _, _ in answers] == [200, 200, 200, 429, 429]
+        _, retry_after, body = answers[3]
+        assert retry_after is None
+        assert body["error_code"] == "APIGW.0308"
+        assert "limit:5,time:1 second" in body["error_msg"]
+        assert emu.quota is not None
+        assert (emu.quota.admitted, emu.quota.throttled) == (3, 2)
+
+
+def test_the_quota_refills_at_its_rate(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr("vbs_async.testing._quota.time.monotonic", lambda: clock[0])
+    quota = GatewayQuota(10, 2)
+    assert [quota.admit() for _ in range(3)] == [True, True, False]
+    clock[0] += 0.15
+    assert [quota.admit() for _ in range(2)] == [True, False]
+    clock[0] += 10
+    assert [quota.admit() for _ in range(3)] == [True, True, False]

@@ -87,7 +87,7 @@ async def test_wrong_token_is_an_authentication_error_in_gateway_form(make_clien
 async def test_emulator_rejects_a_bad_sort_key_with_400(make_client, emulator):
     # The client refuses bad sort keys itself; send one raw to check the emulator's answer.
     client = make_client(emulator)
-    session = client._http()
+    session = client._transport._http()
     async with session.get(
         f"{emulator.url}/v2/{emulator.project_ids[0]}/os-vendor-backup-sharing/detail?sort_key=colour",
         headers={"X-Auth-Token": emulator.token},

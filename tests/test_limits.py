@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import math
+import random
 
 import pytest
 
-from vbs_async._limits import RequestLimiter
-from vbs_async.testing import Emulator, Fault
+from vbs_async import RetryBudget, TokenAuth, VBSClient
+from vbs_async._limits import BETA, SCALE, AdaptiveRate, RequestLimiter, StartRateLimiter
+from vbs_async.testing import Emulator
 
 from .conftest import PATIENT_RETRY
 
@@ -58,38 +61,113 @@ async def test_rate_limit_holds_over_every_one_second_window(make_client):
         assert max(starts) - min(starts) >= 59 / 40 * 0.9
 
 
-async def test_429_halves_the_concurrency_cap_and_successes_restore_it():
-    limiter = RequestLimiter(max_concurrency=16, rate_limit=None)
-    async with limiter.slot() as round_a, limiter.slot() as round_b:
-        limiter.throttled(round_a)
-        limiter.throttled(round_b)  # same round: one cut, not two
-    assert limiter.current_cap == 8
-    async with limiter.slot() as round_c:
-        limiter.throttled(round_c)
-    assert limiter.current_cap == 4
-    for _ in range(200):
-        limiter.succeeded()
-    assert limiter.current_cap == 16
+# -- the rate learned from throttling, on a fake clock -----------------------------------
 
 
-async def test_a_lowered_cap_holds_back_new_requests():
-    limiter = RequestLimiter(max_concurrency=4, rate_limit=None)
-    async with limiter.slot() as started_round:
-        limiter.throttled(started_round)
-    assert limiter.current_cap == 2
-    entered = asyncio.Event()
-    async with limiter.slot(), limiter.slot():
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
 
-        async def third() -> None:
-            async with limiter.slot():
-                entered.set()
+    def __call__(self) -> float:
+        return self.now
 
-        task = asyncio.create_task(third())
-        await asyncio.sleep(0.01)
-        assert not entered.is_set()
-        assert limiter.in_flight == 2
-    await task
-    assert entered.is_set()
+
+def succeed(rate: AdaptiveRate, clock: FakeClock, per_second: int, seconds: float) -> None:
+    """`per_second` successful starts a second for `seconds`, on the fake clock."""
+    for _ in range(int(per_second * seconds)):
+        clock.now += 1 / per_second
+        rate.succeeded(clock.now)
+
+
+def test_no_pacing_until_the_first_throttling_answer():
+    clock = FakeClock()
+    rate = AdaptiveRate(clock=clock)
+    succeed(rate, clock, 200, 2)
+    assert not rate.active
+    assert rate.rate == math.inf
+
+
+def test_a_429_cuts_to_beta_times_what_got_through_in_the_last_second_once_per_round():
+    clock = FakeClock()
+    rate = AdaptiveRate(clock=clock)
+    succeed(rate, clock, 50, 2)
+    in_flight = clock.now - 0.01  # started before the cut
+    rate.throttled(clock.now)
+    assert rate.active
+    assert rate.rate == pytest.approx(50 * BETA, rel=0.03)
+    rate.throttled(in_flight)  # an answer to a request sent before the cut: no new cut
+    assert rate.rate == pytest.approx(50 * BETA, rel=0.03)
+    assert (rate.cuts, rate.throttled_answers) == (1, 2)
+
+
+def test_after_a_cut_the_rate_climbs_back_on_the_cubic_curve_then_probes_beyond():
+    clock = FakeClock()
+    rate = AdaptiveRate(clock=clock)
+    succeed(rate, clock, 50, 2)
+    rate.throttled(clock.now)
+    k = (50 * (1 - BETA) / SCALE) ** (1 / 3)
+    succeed(rate, clock, 35, k / 2)
+    assert 35 < rate.rate < 50  # on its way back
+    succeed(rate, clock, 48, k / 2)
+    assert rate.rate == pytest.approx(50, abs=1)  # at the old rate after K seconds
+    succeed(rate, clock, 50, 2)
+    assert rate.rate > 50  # then probing for more
+
+
+def test_the_learned_rate_never_passes_rate_limit_nor_twice_what_is_measured():
+    clock = FakeClock()
+    capped = AdaptiveRate(max_rate=40, clock=clock)
+    succeed(capped, clock, 40, 2)
+    capped.throttled(clock.now)
+    succeed(capped, clock, 40, 30)
+    assert capped.rate == 40
+    free = AdaptiveRate(clock=clock)
+    succeed(free, clock, 10, 2)
+    free.throttled(clock.now)
+    succeed(free, clock, 10, 30)
+    assert free.rate == pytest.approx(20, rel=0.1)
+
+
+def test_a_429_with_nothing_through_in_the_last_second_gives_no_basis_for_a_rate():
+    clock = FakeClock()
+    rate = AdaptiveRate(clock=clock)
+    rate.throttled(clock.now)
+    assert not rate.active
+    assert rate.throttled_answers == 1
+
+
+@pytest.mark.looptime
+async def test_the_pacer_spaces_starts_on_the_loop_clock():
+    loop = asyncio.get_running_loop()
+    limiter = StartRateLimiter(20)
+    began = loop.time()
+    starts = []
+    for _ in range(61):
+        await limiter.acquire()
+        starts.append(loop.time() - began)
+    assert starts[:3] == pytest.approx([0, 0.05, 0.1])
+    assert windows_exceeded(starts, 20) == []
+    assert starts[-1] == pytest.approx(3.0, abs=0.05)
+
+
+@pytest.mark.looptime
+async def test_the_learned_rate_paces_requests_once_active():
+    loop = asyncio.get_running_loop()
+    limiter = RequestLimiter(max_concurrency=8, rate_limit=None)
+    for _ in range(20):
+        async with limiter.slot() as started:
+            limiter.adaptive.succeeded(started)
+    async with limiter.slot() as started:
+        limiter.adaptive.throttled(started)
+    assert limiter.adaptive.rate == pytest.approx(20 * BETA)
+    began = loop.time()
+    for _ in range(14):
+        async with limiter.slot():
+            pass
+    assert loop.time() - began == pytest.approx(13 / 14, rel=0.05)
+
+
+# -- the concurrency cap ------------------------------------------------------------------
 
 
 async def test_a_cancelled_waiter_gives_its_slot_back():
@@ -105,10 +183,58 @@ async def test_a_cancelled_waiter_gives_its_slot_back():
         assert limiter.in_flight == 1
 
 
-async def test_throttling_during_a_crawl_slows_the_client_down(make_client):
-    async with Emulator(projects=20, sharings_per_project=5) as emu:
-        client = make_client(emu, max_concurrency=16)
-        emu.inject(Fault.answer(429, headers={"Retry-After": "0"}), times=3)
-        results = [r async for r in client.crawl(emu.project_ids, max_projects=16)]
-        assert all(r.ok for r in results)
-        assert client.limiter.current_cap < 16
+async def test_waiters_cancelled_while_slots_are_granted_never_leak_a_slot():
+    rng = random.Random(5)
+    for _ in range(1000):
+        limiter = RequestLimiter(max_concurrency=2, rate_limit=None)
+
+        async def hold(limiter: RequestLimiter = limiter) -> None:
+            async with limiter.slot():
+                await asyncio.sleep(0)
+
+        tasks = [asyncio.create_task(hold()) for _ in range(6)]
+        for _ in range(rng.randrange(3)):
+            await asyncio.sleep(0)
+        for task in rng.sample(tasks, 3):
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        assert limiter.in_flight == 0
+        async with limiter.slot(), limiter.slot():
+            assert limiter.in_flight == 2
+
+
+# -- a crawl behind a gateway quota ----------------------------------------------------------
+
+
+def realistic_sizes(projects: int, seed: int) -> list[int]:
+    """A third empty, most under 40, a few with hundreds."""
+    rng = random.Random(seed)
+    sizes = []
+    for index in range(projects):
+        if index % 3 == 0:
+            sizes.append(0)
+        elif index % 50 == 1:
+            sizes.append(rng.randrange(300, 600))
+        else:
+            sizes.append(rng.randrange(1, 40))
+    return sizes
+
+
+async def test_a_crawl_behind_a_50_per_second_quota_finishes_with_defaults():
+    sizes = realistic_sizes(300, seed=1)
+    async with Emulator(projects=300, sharings_per_project=0, quota=(50, 50)) as emu:
+        for project_id, size in zip(emu.project_ids, sizes, strict=True):
+            emu.add_sharings(project_id, size)
+        budget = RetryBudget()
+        async with VBSClient(emu.url, auth=TokenAuth(emu.token), retry_budget=budget) as client:
+            results = [r async for r in client.crawl(emu.project_ids)]
+        assert all(r.ok for r in results), [str(r.error) for r in results if not r.ok][:3]
+        crawled = [s.id for r in results for s in r.sharings]
+        assert len(crawled) == len(set(crawled)) == sum(sizes)
+        requests = sum(r.stats.requests for r in results)
+        throttled = sum(r.stats.throttled for r in results)
+        assert throttled == emu.quota.throttled  # type: ignore[union-attr]
+        assert throttled < 0.10 * requests
+        assert sum(r.stats.retries for r in results) == 0  # no attempt spent on a 429
+        assert budget.tokens == budget.capacity
+        assert client.limiter.adaptive.active

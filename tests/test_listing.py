@@ -97,8 +97,8 @@ async def test_breaking_out_early_leaves_no_session_or_task_open(make_client):
             break
         gc.collect()
         await client.close()
-        assert client._session is not None
-        assert client._session.closed
+        assert client._transport.session is not None
+        assert client._transport.session.closed
 
 
 async def test_iterating_twice_is_refused(make_client, emulator):

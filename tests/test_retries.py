@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import socket
+import time
 
 import pytest
 import stamina
-import stamina.instrumentation
 
 from vbs_async import (
     NotFoundError,
@@ -26,14 +27,30 @@ from vbs_async.testing import Emulator, Fault
 from .conftest import FAST_RETRY
 
 
+class Waits(list[float]):
+    """The waits the client logged (at DEBUG, on the vbs_async logger)."""
+
+    def __init__(self, caplog: pytest.LogCaptureFixture, key: str) -> None:
+        super().__init__()
+        self._caplog = caplog
+        self._key = key
+
+    def seen(self) -> list[float]:
+        return [getattr(r, self._key) for r in self._caplog.records if hasattr(r, self._key)]
+
+
 @pytest.fixture
-def waits():
-    """The backoffs stamina schedules, recorded through its instrumentation hooks."""
-    recorded: list[float] = []
-    previous = stamina.instrumentation.get_on_retry_hooks()
-    stamina.instrumentation.set_on_retry_hooks([lambda details: recorded.append(details.wait_for)])
-    yield recorded
-    stamina.instrumentation.set_on_retry_hooks(previous)
+def waits(caplog):
+    """Backoffs before retries, as the client logs them."""
+    caplog.set_level(logging.DEBUG, logger="vbs_async")
+    return Waits(caplog, "vbs_retry_wait")
+
+
+@pytest.fixture
+def throttle_waits(caplog):
+    """Waits after throttling answers, as the client logs them."""
+    caplog.set_level(logging.DEBUG, logger="vbs_async")
+    return Waits(caplog, "vbs_throttle_wait")
 
 
 @pytest.fixture
@@ -49,11 +66,10 @@ async def emu():
         Fault.answer(502, form="gateway"),
         Fault.answer(503, form="openstack"),
         Fault.answer(504),
-        Fault.answer(429, headers={"Retry-After": "0"}),
         Fault.drop(),
         Fault.truncate(),
     ],
-    ids=["500", "502", "503", "504", "429", "drop", "truncate"],
+    ids=["500", "502", "503", "504", "drop", "truncate"],
 )
 async def test_transient_failures_are_retried_and_the_listing_completes(make_client, emu, fault):
     project = emu.project_ids[0]
@@ -75,7 +91,6 @@ async def test_transient_failures_are_retried_and_the_listing_completes(make_cli
     ("fault", "error"),
     [
         (Fault.answer(503), ServerError),
-        (Fault.answer(429, headers={"Retry-After": "0"}), RateLimitedError),
         (Fault.drop(), TransportError),
         (Fault.truncate(), TransportError),
     ],
@@ -128,17 +143,50 @@ async def test_a_post_is_retried_when_it_never_left(waits):
         with pytest.raises(TransportError) as caught:
             await client.share_backup("p1", "b1", ["p2"])
     assert caught.value.request_sent is False
-    assert len(waits) == FAST_RETRY.attempts - 1
+    assert len(waits.seen()) == FAST_RETRY.attempts - 1
     assert caught.value.__cause__ is None
     assert caught.value.__context__ is None
 
 
-async def test_retry_after_is_honoured_but_capped_at_wait_max(make_client, emu, waits):
+async def test_retry_after_is_honoured_but_capped_at_wait_max(
+    make_client, emu, waits, throttle_waits
+):
     emu.inject(Fault.answer(429, headers={"Retry-After": "3600"}))
     emu.inject(Fault.answer(503, headers={"Retry-After": "0"}))
+    emu.inject(Fault.answer(503, headers={"Retry-After": "3600"}))
     policy = RetryPolicy(attempts=3, wait_initial=0.001, wait_max=0.01, wait_jitter=0.0)
     await make_client(emu, retry=policy).list_sharings(emu.project_ids[0])
-    assert waits == [0.01, 0.0]
+    assert throttle_waits.seen() == [0.01]
+    assert waits.seen() == [0.0, 0.01]
+
+
+async def test_throttling_is_waited_out_without_spending_attempts_or_budget(make_client, emu):
+    project = emu.project_ids[0]
+    emu.inject(Fault.answer(429, form="gateway"), times=10)
+    budget = RetryBudget(capacity=5)
+    client = make_client(
+        emu,
+        retry=RetryPolicy(attempts=2, wait_initial=0.001, wait_max=0.002, wait_jitter=0.0),
+        retry_budget=budget,
+    )
+    iterator = client.iter_sharings(project, page_size=10)
+    got = [s.id async for s in iterator]
+    assert got == [s["id"] for s in emu.sharings(project)]
+    assert iterator.stats.throttled == 10
+    assert iterator.stats.retries == 0
+    assert iterator.stats.requests == 5 + 10  # five pages, ten answers waited out
+    assert budget.tokens == 5
+
+
+async def test_a_call_throttled_past_its_time_limit_raises_rate_limited(make_client, emu):
+    emu.inject(Fault.answer(429, form="gateway"), times=100_000)
+    client = make_client(emu, retry=RetryPolicy(timeout=0.3, wait_initial=0.01, wait_max=0.02))
+    began = time.monotonic()
+    with pytest.raises(RateLimitedError, match="still throttled") as caught:
+        await client.list_sharings(emu.project_ids[0])
+    assert 0.3 <= time.monotonic() - began < 1.0
+    assert (caught.value.project_id, caught.value.offset) == (emu.project_ids[0], 0)
+    assert caught.value.status == 429
 
 
 def test_retry_after_accepts_seconds_and_http_dates():
@@ -202,7 +250,7 @@ async def test_a_slow_answer_times_out_and_is_a_timeout_error(make_client, emu):
 async def test_retry_policy_timeout_bounds_the_whole_call(make_client, emu):
     emu.latency = 0.5
     client = make_client(emu, timeout=10, retry=RetryPolicy(timeout=0.1))
-    with pytest.raises(RequestTimeoutError, match=r"RetryPolicy.timeout \(0.1s\)"):
+    with pytest.raises(RequestTimeoutError, match=r"RetryPolicy.timeout, 0.1s"):
         await client.list_sharings(emu.project_ids[0])
 
 

@@ -1,22 +1,29 @@
 """How requests are authenticated: the `Auth` interface and `TokenAuth`.
 
 An auth object turns a request into the headers that authenticate it. It
-never shows its secret: reprs print `<redacted>`.
+does no I/O of its own: when it needs a token from IAM it builds the IAM
+request and hands it to `send`, the client's own call path (limits,
+retries, redaction), so that every request goes through one seam. It never
+shows its secret: reprs print `<redacted>`.
 """
 
 from __future__ import annotations
 
 import abc
 import re
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    import aiohttp
     from yarl import URL
 
     from ._requests import Request
+    from ._responses import Response
+
+Send = Callable[["Request"], Awaitable["Response"]]
+"""The client's call path, for the requests an auth object must make (IAM)."""
 
 REDACTED: Final = "<redacted>"
 _HEADER_UNSAFE: Final = re.compile(r"[\r\n\x00]")
@@ -35,16 +42,21 @@ class Auth(abc.ABC):
     """Authenticates requests to VBS."""
 
     @abc.abstractmethod
-    async def headers(
-        self, request: Request, url: URL, session: aiohttp.ClientSession
-    ) -> dict[str, str]:
+    async def headers(self, request: Request, url: URL, send: Send) -> dict[str, str]:
         """The headers that authenticate `request`, sent to `url`.
 
         Args:
             request: The request about to be sent.
             url: Its full URL, query included.
-            session: The client's HTTP session, for auth that must call IAM.
+            send: The client's call path, for the IAM requests auth must make.
         """
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every credential this auth holds or was issued: never to appear in any text."""
+        return ()
+
+    async def aclose(self) -> None:  # noqa: B027 - most auth has nothing to stop
+        """Stop work in flight (token requests) when the client closes."""
 
     def invalidate(self, project_id: str, sent: Mapping[str, str]) -> bool:
         """Forget cached credentials of `project_id` after the service answered 401.
@@ -75,9 +87,11 @@ class TokenAuth(Auth):
     def __repr__(self) -> str:
         return f"TokenAuth(token={REDACTED})"
 
-    async def headers(
-        self, request: Request, url: URL, session: aiohttp.ClientSession
-    ) -> dict[str, str]:
+    async def headers(self, request: Request, url: URL, send: Send) -> dict[str, str]:
         """`X-Auth-Token` for every request."""
-        del request, url, session
+        del request, url, send
         return {"X-Auth-Token": self._token}
+
+    def secrets(self) -> tuple[str, ...]:
+        """The token."""
+        return (self._token,)

@@ -16,16 +16,17 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Final, Self, Unpack
 
 import aiohttp
+import attrs
 import stamina
 from yarl import URL
 
 from ._auth import Auth
-from ._config import resolve_from_os
 from ._crawl import ProjectIds, crawl
-from ._errors import RequestTimeoutError, VBSError
+from ._errors import APIError, RequestTimeoutError, VBSError
 from ._limits import RequestLimiter
 from ._models import BackupSharing, ListingStats, ProjectSharings
 from ._pagination import SharingIterator
+from ._redaction import redact_error
 from ._requests import (
     FilterKeywords,
     ListingKeywords,
@@ -38,9 +39,15 @@ from ._requests import (
     list_sharings_request,
     share_backup_request,
 )
-from ._responses import Response, check_response, read_count, read_sharing, read_sharing_list
-from ._retry import RetryBudget, RetryPolicy, is_transient
-from ._transport import send
+from ._responses import (
+    Response,
+    api_error,
+    read_count,
+    read_sharing,
+    read_sharing_list,
+)
+from ._retry import RetryBudget, RetryPolicy, is_throttling, is_transient
+from ._transport import AiohttpTransport, Transport
 from ._validation import check_endpoint, check_id, check_int, check_positive_number
 
 if TYPE_CHECKING:
@@ -51,7 +58,15 @@ logger: Final = logging.getLogger("vbs_async")
 
 DEFAULT_MAX_BODY_SIZE: Final = 64 * 1024 * 1024
 _CONFIG_KEYWORDS: Final = frozenset({"endpoint", "auth", "cloud", "region"})
-_USER_AGENT: Final = "vbs-async"
+
+
+@attrs.define
+class _CallState:
+    """What one call (all its attempts) has been through."""
+
+    attempt: int = 1
+    throttles: int = 0
+    throttled: APIError | None = None
 
 
 class VBSClient:
@@ -67,8 +82,12 @@ class VBSClient:
         timeout: Seconds one HTTP request may take, connecting included.
         retry: How transient failures are retried.
         session: An aiohttp session to borrow; the client never closes it.
-        max_body_size: Answers larger than this many bytes are refused.
+        max_body_size: Answers larger than this many bytes are refused
+            (counted after decompression).
         retry_budget: The retry quota shared by every call of this client.
+        transport: What sends the requests (`AiohttpTransport` by default;
+            `vbs_async.testing.MockTransport` in unit tests). When given,
+            `session`, `timeout` and `max_body_size` are the transport's business.
 
     Raises:
         ValueError: An argument is invalid.
@@ -86,6 +105,7 @@ class VBSClient:
         session: aiohttp.ClientSession | None = None,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         retry_budget: RetryBudget | None = None,
+        transport: Transport | None = None,
     ) -> None:
         self._endpoint = str(check_endpoint(endpoint))
         if not isinstance(auth, Auth):
@@ -95,15 +115,19 @@ class VBSClient:
             check_int("max_concurrency", max_concurrency, minimum=1),
             check_positive_number("rate_limit", rate_limit, allow_none=True),
         )
-        self._timeout = aiohttp.ClientTimeout(total=check_positive_number("timeout", timeout))
+        check_positive_number("timeout", timeout)
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ValueError("retry must be a RetryPolicy")
         self._retry = retry or RetryPolicy()
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise ValueError("session must be an aiohttp.ClientSession")
-        self._session = session
-        self._owns_session = session is None
-        self._max_body_size = check_int("max_body_size", max_body_size, minimum=1)
+        check_int("max_body_size", max_body_size, minimum=1)
+        self._transport: Transport = transport or AiohttpTransport(
+            session,
+            max_connections=max_concurrency,
+            timeout=timeout,
+            max_body_size=max_body_size,
+        )
         self._budget = retry_budget if retry_budget is not None else RetryBudget()
         # Limits the server has filled a page at: `end_check="auto"` then takes a
         # short page at such a limit as the end without a confirming request.
@@ -131,6 +155,8 @@ class VBSClient:
             ConfigurationError: A setting is missing or contradicts another;
                 the message names the variable or key to set.
         """
+        from ._config import resolve_from_os  # noqa: PLC0415 - YAML only for who reads config
+
         resolved = resolve_from_os(overrides)
         options = {k: v for k, v in overrides.items() if k not in _CONFIG_KEYWORDS}
         return cls(resolved.endpoint, auth=resolved.auth, **options)
@@ -141,8 +167,13 @@ class VBSClient:
         return self._endpoint
 
     @property
+    def auth(self) -> Auth:
+        """How this client authenticates its requests."""
+        return self._auth
+
+    @property
     def limiter(self) -> RequestLimiter:
-        """The client's request limiter (in-flight counts and the adaptive cap)."""
+        """The client's request limiter (in-flight counts and the learned rate)."""
         return self._limiter
 
     @property
@@ -162,14 +193,17 @@ class VBSClient:
         await self.close()
 
     async def close(self) -> None:
-        """Close the session the client owns; a borrowed session stays open."""
+        """Stop token requests in flight and close what the client owns.
+
+        A borrowed aiohttp session stays open.
+        """
         self._closed = True
-        if self._owns_session and self._session is not None:
-            await self._session.close()
+        await self._auth.aclose()
+        await self._transport.close()
 
     def __del__(self, _warn: Any = warnings.warn) -> None:
-        session = getattr(self, "_session", None)
-        if getattr(self, "_owns_session", False) and session is not None and not session.closed:
+        transport = getattr(self, "_transport", None)
+        if getattr(transport, "unclosed", False):
             _warn(
                 "VBSClient was not closed: use `async with` or `await client.close()`",
                 ResourceWarning,
@@ -177,99 +211,160 @@ class VBSClient:
                 source=self,
             )
 
-    def _http(self) -> aiohttp.ClientSession:
-        if self._closed:
-            raise RuntimeError("the VBSClient is closed")
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._limiter.max_concurrency),
-                headers={"User-Agent": _USER_AGENT},
-            )
-        return self._session
-
-    # -- sending ----------------------------------------------------------------
+    # -- sending: every request of the client, IAM's included, passes here ---------
 
     async def _call(self, request: Request, stats: ListingStats | None = None) -> Response:
-        """Send `request` with retries; return its 2xx answer or raise the right error."""
+        """Send `request` until it succeeds; return its 2xx answer or raise the right error.
+
+        Transient failures are retried under the policy and the budget; the
+        gateway's throttling (429) is waited out under the learned rate and
+        spends neither. Both are bounded by `RetryPolicy.timeout`. Every
+        credential the client knows is masked in the error that leaves.
+        """
+        if self._closed:
+            raise RuntimeError("the VBSClient is closed")
         policy = self._retry
-        attempt_number = 0
-
-        def retry_or_not(error: Exception) -> bool | float:
-            if (
-                attempt_number >= policy.attempts
-                or not is_transient(error, request)
-                or not self._budget.spend(error)
-            ):
-                return False
-            retry_after = getattr(error, "retry_after", None)
-            return True if retry_after is None else policy.backoff_after(retry_after)
-
+        state = _CallState()
         try:
             async with asyncio.timeout(policy.timeout):
-                async for attempt in stamina.retry_context(
-                    on=retry_or_not,
-                    attempts=policy.attempts,
-                    timeout=policy.timeout,
-                    wait_initial=policy.wait_initial,
-                    wait_max=policy.wait_max,
-                    wait_jitter=policy.wait_jitter,
-                ):
-                    with attempt:
-                        attempt_number = attempt.num
-                        if stats is not None and attempt_number > 1:
+                while True:
+                    try:
+                        return await self._attempt(request, state, stats)
+                    except VBSError as error:
+                        wait = self._retry_wait(error, request, state.attempt)
+                        if wait is None:
+                            raise
+                        self._log_retry(request, error, state.attempt, wait)
+                        if stats is not None:
                             stats.retries += 1
-                        return await self._send(request, attempt_number, stats)
+                        await asyncio.sleep(wait)
+                        state.attempt += 1
         except TimeoutError as exc:
             if isinstance(exc, VBSError):
-                raise
+                raise redact_error(exc, self._auth.secrets()) from None
+            if state.throttled is not None:
+                state.throttled.message += (
+                    f" (still throttled at the call's time limit: RetryPolicy.timeout, "
+                    f"{policy.timeout}s)"
+                )
+                raise redact_error(state.throttled, self._auth.secrets()) from None
             raise RequestTimeoutError(
-                f"the call did not finish within RetryPolicy.timeout ({policy.timeout}s)",
+                f"the call did not finish within its time limit "
+                f"(RetryPolicy.timeout, {policy.timeout}s, retries included)",
                 project_id=request.project_id,
                 offset=request.offset,
             ) from None
-        raise AssertionError("unreachable: stamina either returns or raises")  # pragma: no cover
+        except VBSError as error:
+            raise redact_error(error, self._auth.secrets()) from None
 
-    async def _send(self, request: Request, attempt: int, stats: ListingStats | None) -> Response:
-        """One attempt: authenticate, send under the limits, check the status."""
-        session = self._http()
-        url = URL(self._endpoint + request.target, encoded=True)
+    def _retry_wait(self, error: VBSError, request: Request, attempt: int) -> float | None:
+        """Seconds to wait before trying `request` again after `error`, or None to give up."""
+        policy = self._retry
+        if (
+            attempt >= policy.attempts
+            or not stamina.is_active()
+            or not is_transient(error, request)
+            or not self._budget.spend(error)
+        ):
+            return None
+        retry_after = getattr(error, "retry_after", None)
+        return policy.backoff(attempt) if retry_after is None else policy.backoff_after(retry_after)
+
+    async def _attempt(
+        self, request: Request, state: _CallState, stats: ListingStats | None
+    ) -> Response:
+        """One attempt: authenticate, send under the limits, wait out throttling, check."""
+        url = URL((request.endpoint or self._endpoint) + request.target, encoded=True)
         refreshed = False
         while True:
-            headers = {"Accept": "application/json"}
-            if request.body is not None:
-                headers["Content-Type"] = "application/json"
-            credentials = await self._auth.headers(request, url, session)
-            headers.update(credentials)
-            async with self._limiter.slot() as started_in_round:
+            credentials = (
+                await self._auth.headers(request, url, self._call) if request.authenticate else {}
+            )
+            started, response = await self._exchange(request, url, credentials, state, stats)
+            if 200 <= response.status < 300:  # noqa: PLR2004
+                self._limiter.adaptive.succeeded(started)
+                self._budget.refund()
+                return response
+            refusal = api_error(response, project_id=request.project_id, offset=request.offset)
+            if is_throttling(refusal.status, refusal.code):
+                # Flow control, not failure: the gateway did not act on it.
+                self._limiter.adaptive.throttled(started)
+                state.throttled = refusal
                 if stats is not None:
-                    stats.requests += 1
-                began = time.perf_counter()
-                try:
-                    response = await send(
-                        session,
-                        url,
-                        request,
-                        headers,
-                        timeout=self._timeout,
-                        max_body_size=self._max_body_size,
-                    )
-                except VBSError as error:
-                    self._log(request, attempt, began, type(error).__name__)
-                    raise
-            self._log(request, attempt, began, response.status)
+                    stats.throttled += 1
+                await asyncio.sleep(self._throttle_wait(refusal, state))
+                continue
+            self._limiter.adaptive.succeeded(started)
             if (
                 response.status == HTTPStatus.UNAUTHORIZED
+                and request.authenticate
                 and not refreshed
                 and self._auth.invalidate(request.project_id, credentials)
             ):
                 refreshed = True
                 continue
-            if response.status == HTTPStatus.TOO_MANY_REQUESTS:
-                self._limiter.throttled(started_in_round)
-            check_response(response, request)
-            self._limiter.succeeded()
-            self._budget.refund()
-            return response
+            raise refusal
+
+    def _throttle_wait(self, refusal: APIError, state: _CallState) -> float:
+        """Seconds a throttled request waits before it queues again for its turn."""
+        state.throttles += 1
+        if refusal.retry_after is not None:
+            wait = min(refusal.retry_after, self._retry.wait_max)
+        elif self._limiter.adaptive.active:
+            wait = 0.0  # the learned rate spaces it
+        else:
+            wait = self._retry.backoff(state.throttles)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "throttled (%s) for project %s offset=%s, waiting %.3fs, then at %.1f/s",
+                refusal.code or refusal.status,
+                refusal.project_id,
+                refusal.offset,
+                wait,
+                self._limiter.adaptive.rate,
+                extra={"vbs_throttle_wait": wait},
+            )
+        return wait
+
+    async def _exchange(
+        self,
+        request: Request,
+        url: URL,
+        credentials: dict[str, str],
+        state: _CallState,
+        stats: ListingStats | None,
+    ) -> tuple[float, Response]:
+        """Send once through the transport, under the limits; (start time, answer)."""
+        headers = {"Accept": "application/json", **credentials}
+        if request.body is not None:
+            headers["Content-Type"] = "application/json"
+        async with self._limiter.slot() as started:
+            if stats is not None:
+                stats.requests += 1
+            began = time.perf_counter()
+            try:
+                response = await self._transport.send(request, url, headers)
+            except VBSError as error:
+                self._log(request, state.attempt, began, type(error).__name__)
+                raise
+        self._log(request, state.attempt, began, response.status)
+        return started, response
+
+    @staticmethod
+    def _log_retry(request: Request, error: VBSError, attempt: int, wait: float) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            outcome = error.status if isinstance(error, APIError) else type(error).__name__
+            logger.debug(
+                "retry %d of %s %s for project %s offset=%s after %s, waiting %.3fs",
+                attempt,
+                request.method,
+                request.path,
+                request.project_id,
+                request.offset,
+                outcome,
+                wait,
+                extra={"vbs_retry_wait": wait},
+            )
 
     @staticmethod
     def _log(request: Request, attempt: int, began: float, outcome: object) -> None:

@@ -100,8 +100,10 @@ class ListingStats:
     """What one listing cost and what it noticed.
 
     Attributes:
-        requests: HTTP requests sent, retries and count requests included.
-        retries: Requests that repeated a failed one.
+        requests: HTTP requests sent, retries, throttled ones and count requests included.
+        retries: Requests that repeated a failed one (throttling is not failure).
+        throttled: Answers that were the gateway's throttling (429), waited out
+            and sent again without spending a retry.
         pages: List responses accepted.
         items: Sharings yielded.
         duplicates_dropped: Items dropped because their id was already yielded.
@@ -116,6 +118,7 @@ class ListingStats:
 
     requests: int = 0
     retries: int = 0
+    throttled: int = 0
     pages: int = 0
     items: int = 0
     duplicates_dropped: int = 0

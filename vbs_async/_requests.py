@@ -51,14 +51,21 @@ class Request:
         body: The JSON body, if any.
         project_id: The project the call is about (for errors and auth).
         offset: The list offset asked for, for a list call.
+        endpoint: Where to send it when not to the client's VBS endpoint (IAM).
+        authenticate: Whether the client's auth signs it (not for IAM's own
+            token requests, which carry their credentials in the body).
+        repeatable: Safe to send again even as a POST (a token request).
     """
 
     method: str
     path: str
     project_id: str
     query: tuple[tuple[str, str], ...] = ()
-    body: bytes | None = None
+    body: bytes | None = attrs.field(default=None, repr=False)  # may hold a password
     offset: int | None = None
+    endpoint: str | None = None
+    authenticate: bool = True
+    repeatable: bool = False
 
     @property
     def query_string(self) -> str:
@@ -74,7 +81,7 @@ class Request:
     @property
     def idempotent(self) -> bool:
         """Whether sending the request twice has the effect of sending it once."""
-        return self.method in _IDEMPOTENT_METHODS
+        return self.repeatable or self.method in _IDEMPOTENT_METHODS
 
 
 @attrs.frozen

@@ -1,13 +1,25 @@
 """When to retry, how long to wait, and how much retrying the client may do.
 
-`RetryPolicy` carries stamina's knobs. `retry_decision` says whether a failure
-is transient for a given request. `RetryBudget` caps retries across the whole
-client, so that a failing service cannot set off a retry storm.
+`RetryPolicy` carries stamina's knobs and computes stamina's backoff.
+`is_transient` says whether a failure is transient for a given request.
+`RetryBudget` caps retries across the whole client, so that a failing
+service cannot set off a retry storm. `is_throttling` tells the gateway's
+flow control (429) from failures: it is waited out, not retried.
+
+The retry loop itself is the client's (`VBSClient._call`), not stamina's:
+stamina's instrumentation is process-wide (`set_on_retry_hooks`) and logs
+every retry at WARNING to the `stamina` logger, with the exception (and so
+whatever a server echoed) attached, which a library cannot turn off without
+changing its host's global configuration; and stamina counts every retry as
+an attempt, where a throttled request must not spend one. The client still
+honours `stamina.set_active(False)`, the switch applications use to turn
+retries off in their tests.
 """
 
 from __future__ import annotations
 
 import random
+import re
 import time
 from datetime import UTC
 from email.utils import parsedate_to_datetime
@@ -23,6 +35,9 @@ if TYPE_CHECKING:
 
 TRANSIENT_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 _RETRY_AFTER_STATUSES: Final = frozenset({429, 503})
+_DELTA_SECONDS: Final = re.compile(r"[0-9]{1,9}", re.ASCII)
+THROTTLING_CODES: Final = frozenset({"APIGW.0308"})
+"""The API gateway's error codes for 'over the throttling threshold'."""
 
 
 def _check_non_negative(name: str, value: object) -> None:
@@ -63,6 +78,19 @@ class RetryPolicy:
         """The wait for a server's `Retry-After`: jittered, capped at `wait_max`."""
         return min(retry_after + random.uniform(0, self.wait_jitter), self.wait_max)  # noqa: S311
 
+    def backoff(self, attempt: int) -> float:
+        """The wait after failed attempt number `attempt` (from 1), as stamina computes it."""
+        jitter = random.uniform(0, self.wait_jitter)  # noqa: S311 - spreading, not secrecy
+        try:
+            return float(min(self.wait_max, self.wait_initial * 2.0 ** (attempt - 1) + jitter))
+        except OverflowError:
+            return self.wait_max
+
+
+def is_throttling(status: int, code: str | None) -> bool:
+    """Whether an answer is the gateway's flow control: 429, or a throttling error code."""
+    return status == 429 or code in THROTTLING_CODES  # noqa: PLR2004
+
 
 def is_transient(error: Exception, request: Request) -> bool:
     """Whether `error` may go away if `request` is sent again.
@@ -86,11 +114,11 @@ def parse_retry_after(status: int, value: str | None, now: float | None = None) 
     if value is None or status not in _RETRY_AFTER_STATUSES:
         return None
     value = value.strip()
-    if value.isdigit():
+    if _DELTA_SECONDS.fullmatch(value):
         return float(value)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)

@@ -21,12 +21,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 from urllib.parse import quote, unquote
 
-from ._auth import REDACTED, Auth, check_secret
+from ._auth import REDACTED, Auth, Send, check_secret
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    import aiohttp
     from yarl import URL
 
     from ._requests import Request
@@ -101,12 +100,14 @@ class AKSKAuth(Auth):
     def __repr__(self) -> str:
         return f"AKSKAuth(access_key={self._access_key[:4]!r}..., secret_key={REDACTED})"
 
-    async def headers(
-        self, request: Request, url: URL, session: aiohttp.ClientSession
-    ) -> dict[str, str]:
+    async def headers(self, request: Request, url: URL, send: Send) -> dict[str, str]:
         """`Host`, `X-Sdk-Date`, `X-Project-Id` and the `Authorization` that signs them."""
-        del session
+        del send
         return self.sign(request, url, datetime.now(UTC))
+
+    def secrets(self) -> tuple[str, ...]:
+        """The secret key (the access key is an identifier, shown shortened in reprs)."""
+        return (self._secret_key,)
 
     def sign(self, request: Request, url: URL, now: datetime) -> dict[str, str]:
         """The headers that sign `request` to `url` at the time `now`."""

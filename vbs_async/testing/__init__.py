@@ -14,6 +14,7 @@ from __future__ import annotations
 from ._drift import Drift
 from ._emulator import DEFAULT_TOKEN, Emulator, RecordedRequest
 from ._faults import Fault, FaultPlan, error_body
+from ._quota import GatewayQuota
 from ._store import Query, Store, StoredSharing
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "Emulator",
     "Fault",
     "FaultPlan",
+    "GatewayQuota",
     "Query",
     "RecordedRequest",
     "Store",

@@ -24,6 +24,7 @@ from vbs_async._validation import SORT_KEYS
 
 from ._faults import FaultPlan, error_body
 from ._identity import Identity, Refused
+from ._quota import GatewayQuota
 from ._store import Query, Store, populate, synthetic_project_ids
 
 if TYPE_CHECKING:
@@ -148,9 +149,14 @@ class Emulator:
         token_lifetime: Seconds an issued token is valid.
         access_keys: Access key to secret key: requests signed with one
             (SDK-HMAC-SHA256) are accepted, a bad signature gets 401.
+        quota: `(rate, burst)`: a gateway quota shared by every call, IAM's
+            included. Over it, 429 at once in the gateway's form
+            (`error_code` `APIGW.0308`), without `Retry-After`; a
+            `GatewayQuota` for more control. None for no quota.
 
     Attributes:
         store: The data; change it freely between (or during) requests.
+        quota: The gateway quota, if any (`quota.throttled` counts its 429s).
         identity: Issued tokens and key pairs; `identity.token_requests`
             lists every token issued, `identity.revoke_all()` revokes them.
         unauthorized: How many requests were refused with 401.
@@ -180,6 +186,7 @@ class Emulator:
         users: Mapping[str, str] | None = None,
         token_lifetime: float = 86_400.0,
         access_keys: Mapping[str, str] | None = None,
+        quota: tuple[float, float] | GatewayQuota | None = None,
     ) -> None:
         if latency < 0:
             raise ValueError("latency must be >= 0")
@@ -195,6 +202,9 @@ class Emulator:
         self.max_limit = max_limit
         self.ignore_offset = ignore_offset
         self.drift = drift
+        self.quota = (
+            quota if isinstance(quota, GatewayQuota) or quota is None else GatewayQuota(*quota)
+        )
         self.faults = FaultPlan(fault_rate, seed=fault_seed, retry_after=retry_after)
         self.identity = Identity(users, token_lifetime=token_lifetime, access_keys=access_keys)
         self.unauthorized = 0
@@ -247,7 +257,9 @@ class Emulator:
 
     async def start(self) -> None:
         """Start serving; `url` is valid afterwards."""
-        app = web.Application(middlewares=[self._count, self._misbehave, self._authenticate])
+        app = web.Application(
+            middlewares=[self._count, self._throttle, self._misbehave, self._authenticate]
+        )
         collection = _COLLECTION
         app.router.add_get(f"{collection}/detail", self._list)
         app.router.add_get(f"{collection}/count", self._count_sharings)
@@ -289,6 +301,13 @@ class Emulator:
             return await handler(request)
         finally:
             self.in_flight -= 1
+
+    @web.middleware
+    async def _throttle(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if self.quota is None or self.quota.admit():
+            return await handler(request)
+        body, headers = self.quota.refusal(str(uuid.uuid4()))
+        return web.Response(status=429, body=body, headers=headers)
 
     @web.middleware
     async def _misbehave(self, request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -17,7 +17,8 @@ import orjson
 
 FaultKind = Literal["status", "drop", "truncate"]
 
-_RANDOM_STATUSES: Final = (500, 502, 503, 504, 429)
+# Throttling is not a random fault: the emulator's `quota` models it as a gateway does.
+_RANDOM_STATUSES: Final = (500, 502, 503, 504)
 
 
 def error_body(status: int, message: str, *, form: str = "error", code: str | None = None) -> bytes:
@@ -138,6 +139,6 @@ class FaultPlan:
         status = _RANDOM_STATUSES[pick]
         form = self._rng.choice(("error", "openstack", "gateway"))
         headers: dict[str, Any] = {}
-        if status == 429:  # noqa: PLR2004
+        if status == 503:  # noqa: PLR2004
             headers["Retry-After"] = str(self.retry_after)
         return Fault.answer(status, form=form, headers=headers)
