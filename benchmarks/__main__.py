@@ -9,7 +9,7 @@ import sys
 from datetime import UTC, datetime
 from importlib.metadata import version
 
-from . import big_project, decode, fanout, memory, rate, throughput
+from . import big_project, decode, fanout, gateway, memory, rate, throughput
 from ._harness import Row, markdown
 
 BENCHMARKS = {
@@ -19,6 +19,7 @@ BENCHMARKS = {
     "big_project": big_project.run,
     "memory": memory.run,
     "rate": rate.run,
+    "gateway": gateway.run,
 }
 
 

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from vbs_async import PaginationError
-from vbs_async._pagination import MAX_STALE_PAGES, SharingIterator
+from vbs_async._pagination import MAX_STALE_PAGES, SharingIterator, overlap_for
 from vbs_async._validation import EndCheck
 
 from .churn import Change, ChurningListing
@@ -135,9 +135,9 @@ async def test_a_server_ignoring_offset_and_shuffling_is_caught_within_20_reques
 
 
 async def test_a_listing_growing_as_fast_as_it_is_read_fails_within_a_few_requests():
-    # Five inserts at the front before every request: pages of ten re-read five
-    # and bring nothing new, for ever.
-    schedule = [[Change("insert", 0.0)] * 5 for _ in range(1000)]
+    # As many inserts at the front before every request as a page of ten brings
+    # beyond its overlap: pages bring nothing new, for ever.
+    schedule = [[Change("insert", 0.0)] * (10 - overlap_for(10)) for _ in range(1000)]
     listing = ChurningListing(600, schedule=schedule)
     with pytest.raises(PaginationError, match=r"no new item|same page"):
         await drain(listing, page_size=10)

@@ -43,14 +43,15 @@ async def test_empty_project_yields_nothing(make_client, emulator):
     assert len(emulator.requests) == 1
 
 
-async def test_exact_multiple_of_the_page_size_ends_after_a_short_page(make_client):
+async def test_a_listing_ends_at_its_short_page_once_the_server_filled_one(make_client):
     async with Emulator(projects=1, sharings_per_project=40) as emu:
         client = make_client(emu)
         got = await client.list_sharings(emu.project_ids[0], page_size=10)
         assert len(got) == 40
         offsets = [r.query["offset"] for r in emu.requests]
-        # 10 new, then 5 re-read + 5 new each time, then a page of only re-read items.
-        assert offsets == ["0", "5", "10", "15", "20", "25", "30", "35"]
+        # 10 new, then 2 re-read + 8 new each time; the last page (2 re-read, 6 new) is
+        # short, and the end: the server filled pages of 10 before.
+        assert offsets == ["0", "8", "16", "24", "32"]
 
 
 async def test_pages_yield_one_page_per_response_with_offsets(make_client):
@@ -58,7 +59,7 @@ async def test_pages_yield_one_page_per_response_with_offsets(make_client):
         iterator = make_client(emu).iter_sharings(emu.project_ids[0], page_size=10)
         pages = [page async for page in iterator.pages()]
         assert all(isinstance(p, SharingPage) for p in pages)
-        assert [(p.offset, len(p.items)) for p in pages] == [(0, 10), (10, 5), (15, 5), (20, 5)]
+        assert [(p.offset, len(p.items)) for p in pages] == [(0, 10), (10, 8), (18, 7)]
         assert ids(item for p in pages for item in p.items) == ids(emu.sharings(emu.project_ids[0]))
 
 
@@ -184,8 +185,8 @@ async def test_server_ignoring_offset_raises_pagination_error(make_client):
         with pytest.raises(PaginationError) as caught:
             await make_client(emu).list_sharings(project, page_size=10)
         assert caught.value.project_id == project
-        # Requests ask from 0, then 10 - 5 and 15 - 5 (the overlap): page 0 each time.
-        assert caught.value.offset == 10
+        # Requests ask from 0, then 10 - 2 and 18 - 2 (the overlap): page 0 each time.
+        assert caught.value.offset == 16
         assert "same page" in str(caught.value)
         assert len(emu.requests) == 3
 

@@ -34,6 +34,12 @@ SCALE: Final = 0.4
 """The cubic curve's scale constant, in requests/s per s³ (botocore's C)."""
 MIN_RATE: Final = 0.5
 """The learned rate never drops below this many requests per second."""
+MEASURE_WINDOW: Final = 2.0
+"""Seconds over which the rate that got through is measured: a gateway's bucket lets a
+burst through after a quiet spell, which a one-second window would take for the rate."""
+CUT_GRACE: Final = 0.5
+"""Seconds after a cut during which further 429s do not cut again: the gateway's bucket
+needs a moment to refill at the new rate, and its refusals meanwhile say nothing new."""
 
 
 def loop_time() -> float:
@@ -101,16 +107,18 @@ class AdaptiveRate:
     Anchored on botocore's adaptive retry mode (`botocore/retries/adaptive.py`
     and `throttling.py`, the CUBIC congestion window of RFC 8312 applied to a
     rate): until the first throttling answer there is no limit. On a 429 the
-    rate becomes `BETA` times the rate measured over the last second (the
-    successful starts in it: what the gateway let through), and the rate at
+    rate becomes `BETA` times the rate measured over the last two seconds (the
+    successful answers: what the gateway let through), and the rate at
     the cut is remembered as `w_max`. Afterwards the rate follows
     `SCALE * (t - K)**3 + w_max` with `K = cbrt(w_max * (1 - BETA) / SCALE)`:
     quickly back to just under `w_max`, flat there, then gently beyond to
     probe whether the quota grew. It never goes above `max_rate` (the user's
     `rate_limit`) nor above twice the measured rate.
 
-    Only the first 429 of requests started after the last cut cuts again: the
-    answers to requests already in flight tell nothing new. A 429 when nothing
+    Only a 429 of a request started `CUT_GRACE` after the last cut cuts again:
+    the answers to requests sent before, or while the gateway's bucket refills,
+    tell nothing new (cutting on each of them drove the rate to a tenth of
+    the quota in a benchmark). A 429 when nothing
     got through in the last second gives no basis for a rate: the caller
     backs off instead (botocore would fall to its 0.5/s floor and crawl back).
 
@@ -136,6 +144,7 @@ class AdaptiveRate:
         self._w_max = 0.0
         self._k = 0.0
         self._cut_at = -math.inf
+        self._first_success = -math.inf
 
     async def acquire(self) -> float:
         """Wait for this request's turn; return its start time (pass it to `throttled`)."""
@@ -144,16 +153,23 @@ class AdaptiveRate:
         return await self._pacer.wait(self.rate)
 
     def measured_rate(self) -> float:
-        """Successful starts in the last second."""
+        """Successful answers a second, over the last `MEASURE_WINDOW` seconds."""
         now = self._clock()
         successes = self._successes
-        while successes and successes[0] <= now - _WINDOW:
+        while successes and successes[0] <= now - MEASURE_WINDOW:
             successes.popleft()
-        return float(len(successes))
+        # Early on, the window is as long as the client has been answered (one
+        # second at least): a burst in the first moments is not averaged away.
+        window = min(MEASURE_WINDOW, max(1.0, now - self._first_success))
+        return len(successes) / window
 
     def succeeded(self, started: float) -> None:
         """A request started at `started` was answered without throttling."""
-        self._successes.append(started)
+        del started  # counted when answered, so that the log stays in order
+        now = self._clock()
+        if not self._successes and self._first_success == -math.inf:
+            self._first_success = now
+        self._successes.append(now)
         if self.active:
             elapsed = self._clock() - self._cut_at
             cubic = SCALE * (elapsed - self._k) ** 3 + self._w_max
@@ -163,7 +179,7 @@ class AdaptiveRate:
     def throttled(self, started: float) -> None:
         """A request started at `started` was throttled: cut the rate once per round."""
         self.throttled_answers += 1
-        if started < self._cut_at:
+        if started < self._cut_at + CUT_GRACE:
             return
         measured = self.measured_rate()
         if measured == 0 and not self.active:

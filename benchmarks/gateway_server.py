@@ -1,0 +1,61 @@
+"""The emulator behind a gateway quota, in a child process, for `benchmarks.gateway`.
+
+Prints `listening on URL`, then answers each line `stats` on stdin with one
+JSON line of what the gateway saw since the last one (requests, 429s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+
+import orjson
+
+from vbs_async.testing import Emulator, GatewayQuota
+
+
+def realistic_sizes(projects: int, total: int, seed: int) -> list[int]:
+    """A third empty, most under 40, a few with thousands: `total` sharings in all."""
+    rng = random.Random(seed)
+    empty = projects // 3
+    big = max(1, projects // 30)
+    small = [rng.randrange(1, 40) for _ in range(projects - empty - big)]
+    left = total - sum(small)
+    large = [left // big + (1 if i < left % big else 0) for i in range(big)]
+    sizes = [0] * empty + small + large
+    rng.shuffle(sizes)
+    return sizes
+
+
+async def serve(arguments: argparse.Namespace) -> None:
+    quota = GatewayQuota(arguments.rate, arguments.burst)
+    async with Emulator(
+        projects=arguments.projects, latency=arguments.latency, quota=quota, seed=1
+    ) as emu:
+        sizes = realistic_sizes(arguments.projects, arguments.total, seed=1)
+        for project_id, size in zip(emu.project_ids, sizes, strict=True):
+            emu.add_sharings(project_id, size)
+        ids = orjson.dumps({"ids": emu.project_ids, "sizes": sizes, "token": emu.token})
+        sys.stdout.write(f"listening on {emu.url}\n{ids.decode()}\n")
+        sys.stdout.flush()
+        loop = asyncio.get_running_loop()
+        seen = (0, 0)
+        while line := await loop.run_in_executor(None, sys.stdin.readline):
+            if line.strip() == "stats":
+                now = (quota.admitted + quota.throttled, quota.throttled)
+                stats = {"requests": now[0] - seen[0], "throttled": now[1] - seen[1]}
+                seen = now
+                sys.stdout.write(orjson.dumps(stats).decode() + "\n")
+                sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--projects", type=int, default=300)
+    parser.add_argument("--total", type=int, default=50_000)
+    parser.add_argument("--rate", type=float, default=50)
+    parser.add_argument("--burst", type=float, default=50)
+    parser.add_argument("--latency", type=float, default=0.04)
+    asyncio.run(serve(parser.parse_args()))
