@@ -113,13 +113,13 @@ async def naive(server: Gateway) -> int:
                 url = f"{server.url}/v2/{project}/os-vendor-backup-sharing/detail"
                 async with http.get(url, params={"limit": 100, "offset": offset}) as answer:
                     body = await answer.read()
-                    if answer.status == 429:  # noqa: PLR2004
+                    if answer.status == 429:
                         await asyncio.sleep(1)
                         continue
                 page = orjson.loads(body)["shared"]
                 listed += len(page)
                 offset += len(page)
-                if len(page) < 100:  # noqa: PLR2004
+                if len(page) < 100:
                     break
 
     async with aiohttp.ClientSession(headers={"X-Auth-Token": server.token}) as http:
