@@ -131,7 +131,7 @@ async def test_breaking_out_of_a_prefetching_iterator_leaves_nothing_in_flight(m
         async with contextlib.aclosing(items):
             async for _ in items:
                 break
-        assert [t for t in asyncio.all_tasks() if "_fetch_page" in repr(t.get_coro())] == []
+        assert [t for t in asyncio.all_tasks() if ".fetch_page" in repr(t.get_coro())] == []
         await asyncio.sleep(0.06)  # let the server finish the cancelled handlers
         assert emu.in_flight == 0
         assert emu.requests_received <= 7
@@ -145,7 +145,7 @@ async def test_an_error_in_one_page_fetched_ahead_raises_and_cancels_the_rest(ma
         with pytest.raises(PermissionDeniedError) as caught:
             await client.list_sharings(project, page_size=50, prefetch=4)
         assert caught.value.offset == 0
-        assert [t for t in asyncio.all_tasks() if "_fetch_page" in repr(t.get_coro())] == []
+        assert [t for t in asyncio.all_tasks() if ".fetch_page" in repr(t.get_coro())] == []
 
 
 # -- drift: inserts and deletes while the listing runs --------------------------------

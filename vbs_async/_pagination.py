@@ -30,11 +30,12 @@ How a listing is kept straight:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
 from typing import Any, Final
 
 import attrs
@@ -439,13 +440,16 @@ class SharingIterator:
         return self._items()
 
     async def _items(self) -> AsyncIterator[BackupSharing]:
-        async for page in self.pages():
-            self._pending_in_page = len(page.items)
-            for item in page.items:
-                self._pending_in_page -= 1
-                yield item
+        # Closed with this generator, not whenever the garbage collector gets to it:
+        # pages fetched ahead are cancelled the moment the consumer stops.
+        async with contextlib.aclosing(self.pages()) as pages:
+            async for page in pages:
+                self._pending_in_page = len(page.items)
+                for item in page.items:
+                    self._pending_in_page -= 1
+                    yield item
 
-    async def pages(self) -> AsyncIterator[SharingPage]:
+    async def pages(self) -> AsyncGenerator[SharingPage, None]:
         """One `SharingPage` per response, in order; pages with nothing new are skipped."""
         if self._started:
             raise RuntimeError("a SharingIterator can be iterated once; resume with next_offset")

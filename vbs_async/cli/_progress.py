@@ -32,6 +32,7 @@ class Tally:
         sharings: Sharings written.
         requests: HTTP requests sent.
         retries: Retries among them.
+        throttled: Throttling answers (429) among them, waited out.
         shifts: Listing shifts detected and re-aligned.
         duplicates: Duplicate items dropped.
         started: `time.monotonic()` at the start.
@@ -44,6 +45,7 @@ class Tally:
     sharings: int = 0
     requests: int = 0
     retries: int = 0
+    throttled: int = 0
     shifts: int = 0
     duplicates: int = 0
     started: float = attrs.field(factory=time.monotonic)
@@ -58,6 +60,7 @@ class Tally:
         stats = result.stats
         self.requests += stats.requests
         self.retries += stats.retries
+        self.throttled += stats.throttled
         self.shifts += stats.shifts_detected
         self.duplicates += stats.duplicates_dropped
 
@@ -80,7 +83,8 @@ class Tally:
         total = "?" if self.total is None else str(self.total)
         return (
             f"{self.done}/{total} projects, {self.sharings:,} sharings, "
-            f"{len(self.failed)} failed, {self.rate():.1f} requests/s"
+            f"{len(self.failed)} failed, {self.rate():.1f} requests/s, "
+            f"{self.retries} retries, {self.throttled} throttled"
         )
 
     def summary(self) -> list[str]:
@@ -90,7 +94,8 @@ class Tally:
             f"projects: {self.ok} ok, {len(self.failed)} failed{skipped}",
             f"sharings: {self.sharings:,}",
             (
-                f"requests: {self.requests:,} ({self.retries:,} retries), "
+                f"requests: {self.requests:,} ({self.retries:,} retries, "
+                f"{self.throttled:,} throttled and waited out), "
                 f"shifts re-aligned: {self.shifts}, duplicates dropped: {self.duplicates}"
             ),
             f"elapsed: {self.elapsed:.2f}s",
@@ -117,7 +122,8 @@ class Display:
                 MofNCompleteColumn(),
                 TextColumn(
                     "projects  {task.fields[sharings]:,} sharings  "
-                    "{task.fields[failed]} failed  {task.fields[rate]:.1f} req/s"
+                    "{task.fields[failed]} failed  {task.fields[rate]:.1f} req/s  "
+                    "{task.fields[throttled]} throttled"
                 ),
                 TimeElapsedColumn(),
                 console=self._console,
@@ -128,7 +134,7 @@ class Display:
         if self._bar is not None:
             self._bar.start()
             self._task = self._bar.add_task(
-                "crawl", total=self._tally.total, sharings=0, failed=0, rate=0.0
+                "crawl", total=self._tally.total, sharings=0, failed=0, rate=0.0, throttled=0
             )
         return self
 
@@ -146,6 +152,7 @@ class Display:
                 sharings=tally.sharings,
                 failed=len(tally.failed),
                 rate=tally.rate(),
+                throttled=tally.throttled,
             )
             return
         now = time.monotonic()

@@ -14,6 +14,7 @@ from __future__ import annotations
 from ._drift import Drift
 from ._emulator import DEFAULT_TOKEN, Emulator, RecordedRequest
 from ._faults import Fault, FaultPlan, error_body
+from ._mock import MockTransport, SentRequest, response
 from ._quota import GatewayQuota
 from ._store import Query, Store, StoredSharing
 
@@ -24,9 +25,12 @@ __all__ = [
     "Fault",
     "FaultPlan",
     "GatewayQuota",
+    "MockTransport",
     "Query",
     "RecordedRequest",
+    "SentRequest",
     "Store",
     "StoredSharing",
     "error_body",
+    "response",
 ]
