@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import signal
 import subprocess
 import sys
 import textwrap
+import urllib.error
+import urllib.request
 
 from vbs_async.testing import Fault
 
@@ -63,3 +67,39 @@ def test_a_library_user_who_configured_no_logging_sees_nothing_on_stderr():
     assert retries >= 5
     assert throttled > 0
     assert result.stderr == ""
+
+
+def test_the_emulator_command_serves_a_quota():
+    command = [*VBS_ASYNC, "emulator", "--port", "0", "--projects", "1", "--quota", "2:2"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            url = process.stdout.readline().split()[3]
+            statuses, refusals = [], []
+            for _ in range(4):
+                request = urllib.request.Request(  # noqa: S310 - loopback only
+                    f"{url}/v2/p/os-vendor-backup-sharing/count",
+                    headers={"X-Auth-Token": "emulator-token"},
+                )
+                try:
+                    with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310
+                        statuses.append(answer.status)
+                except urllib.error.HTTPError as error:
+                    statuses.append(error.code)
+                    refusals.append((json.loads(error.read()), error.headers.get("Retry-After")))
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(10)
+    assert statuses == [200, 200, 429, 429]
+    assert [(body["error_code"], retry_after) for body, retry_after in refusals] == [
+        ("APIGW.0308", None)
+    ] * 2
+
+
+def test_a_quota_that_is_not_rate_burst_is_refused_in_one_line():
+    result = subprocess.run(
+        [*VBS_ASYNC, "emulator", "--quota", "fast"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2
+    assert "RATE[:BURST]" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -274,6 +275,23 @@ async def _crawl(ids: list[str], options: dict[str, Any]) -> int:
             raise CommandError(str(exc)) from None
 
 
+def _parse_quota(value: str | None) -> tuple[float, float] | None:
+    """`RATE[:BURST]` as (rate, burst); the burst defaults to a second's worth."""
+    if value is None:
+        return None
+    rate_text, _, burst_text = value.partition(":")
+    try:
+        rate = float(rate_text)
+        burst = float(burst_text) if burst_text else rate
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not RATE[:BURST]", param_hint="--quota") from None
+    if not (rate > 0 and burst >= 1) or math.isinf(rate) or math.isinf(burst):
+        raise click.BadParameter(
+            "RATE must be a number > 0 and BURST >= 1", param_hint="--quota"
+        ) from None
+    return rate, burst
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
@@ -306,9 +324,16 @@ async def _crawl(ids: list[str], options: dict[str, Any]) -> int:
     show_default=True,
     help="Seconds added to each request.",
 )
+@click.option(
+    "--quota",
+    callback=lambda _, __, value: _parse_quota(value),
+    metavar="RATE[:BURST]",
+    help="A gateway quota: over RATE requests/s (BURST at once), 429 in the gateway's form.",
+)
 def emulator(**options: Any) -> None:
     """Serve the VBS sharing API on this machine, for tests and demos, until Ctrl-C."""
     emu = Emulator(
+        quota=options["quota"],
         projects=options["projects"],
         sharings_per_project=options["sharings"],
         seed=options["seed"],
