@@ -181,8 +181,29 @@ def test_clouds_yaml_errors_name_the_key_to_set(clouds, tmp_path, cloud, message
 def test_unreadable_clouds_yaml_is_a_configuration_error(tmp_path):
     broken = tmp_path / "clouds.yaml"
     broken.write_text("clouds: [unclosed")
-    with pytest.raises(ConfigurationError, match="cannot be read as YAML"):
+    with pytest.raises(ConfigurationError, match="is not valid YAML"):
         resolve({"OS_CLOUD": "x"}, {}, cwd=tmp_path, home=tmp_path)
+
+
+def test_a_yaml_error_names_the_file_and_line_never_the_content(tmp_path):
+    broken = tmp_path / "clouds.yaml"
+    broken.write_text("clouds:\n  otc:\n    auth:\n      password: hunter2-secret: {\n")
+    with pytest.raises(ConfigurationError) as caught:
+        resolve({"OS_CLOUD": "otc"}, {}, cwd=tmp_path, home=tmp_path)
+    message = str(caught.value)
+    assert str(broken) in message
+    assert "line 4" in message
+    assert "hunter2" not in message
+    assert caught.value.__cause__ is None
+    assert caught.value.__context__ is None
+
+
+def test_a_clouds_yaml_that_is_not_utf8_is_a_configuration_error(tmp_path):
+    (tmp_path / "clouds.yaml").write_bytes(
+        "clouds:\n  otc:\n    region_name: z\xfcrich\n".encode("latin-1")
+    )
+    with pytest.raises(ConfigurationError, match="not UTF-8"):
+        resolve({"OS_CLOUD": "otc"}, {}, cwd=tmp_path, home=tmp_path)
 
 
 async def test_from_env_builds_a_working_client(monkeypatch, tmp_path):

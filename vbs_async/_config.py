@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
-import yaml
 
 from ._auth import Auth, TokenAuth
 from ._errors import ConfigurationError
@@ -63,13 +62,33 @@ def clouds_yaml_paths(environ: Mapping[str, str], cwd: Path, home: Path) -> list
 
 def load_cloud(name: str, paths: list[Path]) -> tuple[dict[str, Any], Path]:
     """The entry of cloud `name` from the first clouds.yaml that defines it."""
+    try:
+        import yaml  # noqa: PLC0415 - only for who reads clouds.yaml
+    except ModuleNotFoundError:
+        raise ConfigurationError(
+            "reading clouds.yaml needs PyYAML: pip install 'vbs-async[cli]'"
+        ) from None
     for path in paths:
         if not path.is_file():
             continue
+        problem: str | None = None
         try:
             document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigurationError(f"{path} cannot be read as YAML: {exc}") from None
+        except yaml.MarkedYAMLError as exc:
+            # Never the snippet PyYAML quotes: it may be the password's line.
+            mark = exc.problem_mark
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = f"is not valid YAML{where}: {exc.problem or 'syntax error'}"
+        except yaml.YAMLError:
+            problem = "is not valid YAML"
+        except UnicodeDecodeError as exc:
+            problem = f"is not UTF-8 text (a byte at position {exc.start} cannot be read)"
+        except OSError as exc:
+            problem = f"cannot be read: {exc.strerror or type(exc).__name__}"
+        if problem is not None:
+            # Raised outside the except blocks: PyYAML's exception (holding the
+            # file's text) is not kept as the context.
+            raise ConfigurationError(f"{path} {problem}")
         clouds = document.get("clouds") if isinstance(document, dict) else None
         if isinstance(clouds, dict) and isinstance(clouds.get(name), dict):
             return clouds[name], path

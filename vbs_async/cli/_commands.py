@@ -17,8 +17,6 @@ from vbs_async._client import VBSClient
 from vbs_async._errors import VBSError
 from vbs_async._retry import RetryPolicy
 from vbs_async._validation import END_CHECKS, SORT_DIRECTIONS, SORT_KEYS, check_id
-from vbs_async.testing import Emulator
-from vbs_async.testing._serve import serve
 
 from ._run import EXIT_USAGE, CrawlJob, UnreachableError, run_crawl
 
@@ -244,6 +242,8 @@ async def _crawl(ids: list[str], options: dict[str, Any]) -> int:
             "retry": RetryPolicy(attempts=options["attempts"]),
         }
         if options["emulator"]:
+            from vbs_async.testing import Emulator  # noqa: PLC0415 - aiohttp's server, when used
+
             emulator = await stack.enter_async_context(
                 Emulator(
                     projects=options["emulator_projects"],
@@ -332,6 +332,9 @@ def _parse_quota(value: str | None) -> tuple[float, float] | None:
 )
 def emulator(**options: Any) -> None:
     """Serve the VBS sharing API on this machine, for tests and demos, until Ctrl-C."""
+    from vbs_async.testing import Emulator  # noqa: PLC0415 - aiohttp's server, when used
+    from vbs_async.testing._serve import serve  # noqa: PLC0415
+
     emu = Emulator(
         quota=options["quota"],
         projects=options["projects"],
