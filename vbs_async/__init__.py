@@ -25,6 +25,7 @@ from ._models import Backup, BackupSharing, ListingStats, ProjectSharings, Shari
 from ._pagination import SharingIterator
 from ._retry import RetryBudget, RetryPolicy
 from ._signing import AKSKAuth
+from ._validation import EndCheck, SortDir, SortKey
 
 __all__ = [
     "AKSKAuth",
@@ -36,6 +37,7 @@ __all__ = [
     "BadRequestError",
     "ConfigurationError",
     "ConflictError",
+    "EndCheck",
     "ListingStats",
     "NotFoundError",
     "PaginationError",
@@ -50,6 +52,8 @@ __all__ = [
     "ServerError",
     "SharingIterator",
     "SharingPage",
+    "SortDir",
+    "SortKey",
     "TokenAuth",
     "TransportError",
     "VBSClient",

@@ -13,7 +13,7 @@ import logging
 import time
 import warnings
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Final, Self, Unpack
+from typing import TYPE_CHECKING, Any, Final, Self, TypedDict, Unpack
 
 import aiohttp
 import attrs
@@ -57,7 +57,19 @@ if TYPE_CHECKING:
 logger: Final = logging.getLogger("vbs_async")
 
 DEFAULT_MAX_BODY_SIZE: Final = 64 * 1024 * 1024
-_CONFIG_KEYWORDS: Final = frozenset({"endpoint", "auth", "cloud", "region"})
+
+
+class ClientKeywords(TypedDict, total=False):
+    """`VBSClient`'s keywords besides the endpoint and auth (for `from_env`)."""
+
+    max_concurrency: int
+    rate_limit: float | None
+    timeout: float
+    retry: RetryPolicy | None
+    session: aiohttp.ClientSession | None
+    max_body_size: int
+    retry_budget: RetryBudget | None
+    transport: Transport | None
 
 
 @attrs.define
@@ -138,7 +150,15 @@ class VBSClient:
         return f"VBSClient({self._endpoint!r}, auth={self._auth!r})"
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> Self:
+    def from_env(
+        cls,
+        *,
+        endpoint: str | None = None,
+        auth: Auth | None = None,
+        cloud: str | None = None,
+        region: str | None = None,
+        **options: Unpack[ClientKeywords],
+    ) -> Self:
         """A client configured the way OpenStack users keep their settings.
 
         The endpoint and credentials come from the OpenStack variables
@@ -148,8 +168,11 @@ class VBSClient:
         See the README for the precedence.
 
         Args:
-            **overrides: `endpoint`, `auth`, `cloud` and `region` win over the
-                environment; any other keyword goes to `VBSClient`.
+            endpoint: The VBS endpoint, over any configured one.
+            auth: The credentials, over any configured ones.
+            cloud: The cloud of clouds.yaml to use, over `OS_CLOUD`.
+            region: The region, over the configured one.
+            **options: `VBSClient`'s other keywords.
 
         Raises:
             ConfigurationError: A setting is missing or contradicts another;
@@ -157,8 +180,8 @@ class VBSClient:
         """
         from ._config import resolve_from_os  # noqa: PLC0415 - YAML only for who reads config
 
-        resolved = resolve_from_os(overrides)
-        options = {k: v for k, v in overrides.items() if k not in _CONFIG_KEYWORDS}
+        overrides = {"endpoint": endpoint, "auth": auth, "cloud": cloud, "region": region}
+        resolved = resolve_from_os({k: v for k, v in overrides.items() if v is not None})
         return cls(resolved.endpoint, auth=resolved.auth, **options)
 
     @property

@@ -72,3 +72,20 @@ async def contract() -> None:
         del url
     names: list[str] = vbs_async.__all__
     del names
+
+
+async def misspelt_options_are_type_errors(client: VBSClient) -> None:
+    # Each line must be an error: mypy --strict (warn_unused_ignores) fails if one is not.
+    client.iter_sharings("p1", end_check="cout")  # type: ignore[arg-type]
+    client.iter_sharings("p1", sort_key="colour")  # type: ignore[arg-type]
+    client.iter_sharings("p1", sort_dir="up")  # type: ignore[arg-type]
+    client.iter_sharings("p1", verify="yes")  # type: ignore[arg-type]
+    client.iter_sharings("p1", pagesize=10)  # type: ignore[call-arg]
+    client.crawl(["p1"], end_check="never")  # type: ignore[arg-type]
+    await client.count_sharings("p1", sort_key="name")  # type: ignore[call-arg]
+    VBSClient.from_env(max_concurency=8)  # type: ignore[call-arg]
+    VBSClient.from_env(rate_limit="fast")  # type: ignore[arg-type]
+    check: vbs_async.EndCheck = "auto"
+    key: vbs_async.SortKey = "updated_at"
+    direction: vbs_async.SortDir = "desc"
+    client.iter_sharings("p1", end_check=check, sort_key=key, sort_dir=direction, verify=True)
