@@ -13,6 +13,7 @@ from huaweicloudsdkcore.sdk_request import SdkRequest
 from huaweicloudsdkcore.signer.signer import Signer
 from yarl import URL
 
+import vbs_async._signing
 from vbs_async import AKSKAuth, AuthenticationError, PasswordAuth, TokenAuth, VBSError
 from vbs_async._requests import (
     SharingFilters,
@@ -135,6 +136,27 @@ async def test_signed_requests_are_accepted_for_every_call(make_client):
         await client.cancel_sharing(project, created[0].id)
         await client.cancel_backup_sharings(project, listed[1].backup_id)
         assert emu.unauthorized == 0
+
+
+@pytest.mark.parametrize(
+    ("part", "broken"),
+    [
+        ("canonical_uri", lambda path: path.rstrip("/")),
+        ("canonical_uri", lambda path: path.upper()),
+        ("canonical_query", lambda query: query.replace("%", "%25")),  # encoded twice
+        ("canonical_query", lambda query: "&".join(reversed(query.split("&")))),  # unsorted
+    ],
+    ids=["uri-without-trailing-slash", "uri-upper-cased", "query-encoded-twice", "query-unsorted"],
+)
+async def test_the_emulator_catches_a_signer_that_gets_the_canonical_request_wrong(
+    make_client, monkeypatch, part, broken
+):
+    real = getattr(vbs_async._signing, part)
+    monkeypatch.setattr(vbs_async._signing, part, lambda value: broken(real(value)))
+    async with Emulator(projects=1, sharings_per_project=1, access_keys={"AK1": SECRET_KEY}) as emu:
+        client = make_client(emu, auth=AKSKAuth("AK1", SECRET_KEY))
+        with pytest.raises(AuthenticationError, match="signature"):
+            await client.list_sharings(emu.project_ids[0], name="bäckup ü")
 
 
 async def test_a_wrong_secret_key_is_refused_in_the_gateways_form(make_client, caplog):
