@@ -184,7 +184,7 @@ def _uri_encode(text: str) -> str:
     )
 
 
-def _expected_signature(  # noqa: PLR0913 - the parts of a request the scheme signs
+def _expected_signature(
     secret: str,
     sdk_date: str,
     *,
