@@ -14,7 +14,14 @@ from huaweicloudsdkcore.signer.signer import Signer
 from yarl import URL
 
 import vbs_async._signing
-from vbs_async import AKSKAuth, AuthenticationError, PasswordAuth, TokenAuth, VBSError
+from vbs_async import (
+    AKSKAuth,
+    AuthenticationError,
+    NotFoundError,
+    PasswordAuth,
+    TokenAuth,
+    VBSError,
+)
 from vbs_async._requests import (
     SharingFilters,
     SortOrder,
@@ -193,6 +200,11 @@ WORDS = [
 ]
 
 
+# IDs are checked, not trusted: these pass the check and must go on the wire
+# percent-encoded, exactly as signed.
+ODD_IDS = ["sharing-", "ünïcödé-", "a<b>-", 'q"{}|^\\`-', "tilde~ok-", "dot.in.id-", "x+y=z&-"]
+
+
 def generated_requests(count: int):
     rng = random.Random(20261126)
     project = "c13f5220dc1949b0b741ea81a7cd5554"
@@ -214,13 +226,15 @@ def generated_requests(count: int):
         elif kind == 1:
             yield count_sharings_request(project, SharingFilters(name=rng.choice(WORDS)))
         elif kind == 2:
-            yield get_sharing_request(project, f"sharing-{index}")
+            yield get_sharing_request(project, rng.choice(ODD_IDS) + str(index))
         elif kind == 3:
             yield share_backup_request(
                 project, f"backup-{index}", [f"target-{i}" for i in range(rng.randrange(1, 4))]
             )
         else:
-            yield cancel_sharing_request(project, f"id-{index}", is_backup_id=rng.random() < 0.5)
+            yield cancel_sharing_request(
+                project, rng.choice(ODD_IDS) + str(index), is_backup_id=rng.random() < 0.5
+            )
 
 
 @pytest.mark.parametrize(
@@ -230,7 +244,7 @@ def test_signatures_equal_the_reference_implementations(endpoint):
     auth = AKSKAuth("AKEXAMPLE", SECRET_KEY)
     now = datetime(2026, 11, 26, 18, 0, 0, tzinfo=UTC)
     compared = 0
-    for request in generated_requests(60):
+    for request in generated_requests(120):
         url = URL(endpoint + request.target, encoded=True)
         ours = auth.sign(request, url, now)
         sdk = SdkRequest(
@@ -245,7 +259,18 @@ def test_signatures_equal_the_reference_implementations(endpoint):
         Signer(SimpleNamespace(ak="AKEXAMPLE", sk=SECRET_KEY)).sign(sdk)
         assert ours["Authorization"] == sdk.header_params["Authorization"], request
         compared += 1
-    assert compared == 60
+    assert compared == 120
+
+
+async def test_an_odd_id_goes_on_the_wire_encoded_and_signed_as_sent(make_client):
+    async with Emulator(projects=1, sharings_per_project=1, access_keys={"AK1": SECRET_KEY}) as emu:
+        client = make_client(emu, auth=AKSKAuth("AK1", SECRET_KEY))
+        for odd in ODD_IDS:
+            with pytest.raises(NotFoundError):
+                await client.get_sharing(emu.project_ids[0], odd + "1")
+        assert emu.unauthorized == 0
+        paths = [r.path.rsplit("/", 1)[1] for r in emu.requests]
+        assert paths == [odd + "1" for odd in ODD_IDS]  # what the server decoded is the ID
 
 
 # -- all three kinds: no secret anywhere ------------------------------------------------

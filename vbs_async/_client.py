@@ -22,7 +22,7 @@ from yarl import URL
 
 from ._auth import Auth
 from ._crawl import ProjectIds, crawl
-from ._errors import APIError, RequestTimeoutError, VBSError
+from ._errors import APIError, NotFoundError, RequestTimeoutError, TransportError, VBSError
 from ._limits import RequestLimiter
 from ._models import BackupSharing, ListingStats, ProjectSharings
 from ._pagination import SharingIterator
@@ -79,6 +79,19 @@ class _CallState:
     attempt: int = 1
     throttles: int = 0
     throttled: APIError | None = None
+    outcome_unknown: bool = False  # an attempt may have reached the service, its answer lost
+
+
+def _may_have_acted(error: VBSError) -> bool:
+    """Whether the service may have carried out a request that ended in `error`."""
+    if isinstance(error, TransportError):
+        return error.request_sent
+    return isinstance(error, APIError) and error.status in {502, 503, 504}
+
+
+def error_headers(error: APIError) -> dict[str, str]:
+    """Headers for the answer that stands in for a DELETE's 404 (its request id, if any)."""
+    return {"X-Request-Id": error.request_id} if error.request_id else {}
 
 
 class VBSClient:
@@ -250,18 +263,7 @@ class VBSClient:
         state = _CallState()
         try:
             async with asyncio.timeout(policy.timeout):
-                while True:
-                    try:
-                        return await self._attempt(request, state, stats)
-                    except VBSError as error:
-                        wait = self._retry_wait(error, request, state.attempt)
-                        if wait is None:
-                            raise
-                        self._log_retry(request, error, state.attempt, wait)
-                        if stats is not None:
-                            stats.retries += 1
-                        await asyncio.sleep(wait)
-                        state.attempt += 1
+                return await self._attempts(request, state, stats)
         except TimeoutError as exc:
             if isinstance(exc, VBSError):
                 raise redact_error(exc, self._auth.secrets()) from None
@@ -279,6 +281,30 @@ class VBSClient:
             ) from None
         except VBSError as error:
             raise redact_error(error, self._auth.secrets()) from None
+
+    async def _attempts(
+        self, request: Request, state: _CallState, stats: ListingStats | None
+    ) -> Response:
+        """Attempt `request` until it succeeds, or fails in a way not worth retrying."""
+        while True:
+            try:
+                return await self._attempt(request, state, stats)
+            except NotFoundError as error:
+                if request.method == "DELETE" and state.outcome_unknown:
+                    # An earlier attempt may have deleted it, its answer lost:
+                    # the 404 proves the state asked for.
+                    return Response(HTTPStatus.NO_CONTENT, error_headers(error), b"")
+                raise
+            except VBSError as error:
+                wait = self._retry_wait(error, request, state.attempt)
+                if wait is None:
+                    raise
+                state.outcome_unknown |= _may_have_acted(error)
+                self._log_retry(request, error, state.attempt, wait)
+                if stats is not None:
+                    stats.retries += 1
+                await asyncio.sleep(wait)
+                state.attempt += 1
 
     def _retry_wait(self, error: VBSError, request: Request, attempt: int) -> float | None:
         """Seconds to wait before trying `request` again after `error`, or None to give up."""
@@ -442,7 +468,7 @@ class VBSClient:
         async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
             request = list_sharings_request(project_id, filters, sort, offset=offset, limit=limit)
             response = await self._call(request, iterator.stats)
-            return read_sharing_list(response.body, request)
+            return read_sharing_list(response.body, request, limit=limit)
 
         async def fetch_count() -> int:
             request = count_sharings_request(project_id, filters)
@@ -509,6 +535,15 @@ class VBSClient:
                 sharings = tuple([sharing async for sharing in iterator])
             except VBSError as exc:
                 return ProjectSharings(project_id, (), exc, iterator.stats)
+            except Exception as exc:
+                # A bug (ours or a library's) in one project must not end the crawl
+                # of thousands: it becomes that project's error, logged in full.
+                logger.exception("unexpected error listing project %s", project_id)
+                error = redact_error(
+                    VBSError(f"unexpected {type(exc).__name__}: {exc}", project_id=project_id),
+                    self._auth.secrets(),
+                )
+                return ProjectSharings(project_id, (), error, iterator.stats)
             return ProjectSharings(project_id, sharings, None, iterator.stats)
 
         return crawl(list_project, project_ids, max_projects=max_projects)
@@ -540,11 +575,16 @@ class VBSClient:
         return list(read_sharing_list((await self._call(request)).body, request))
 
     async def cancel_sharing(self, project_id: str, sharing_id: str) -> None:
-        """End one sharing."""
+        """End one sharing.
+
+        A retry after an attempt whose answer was lost (a dropped connection,
+        a 502/503/504) that finds the sharing gone counts as success: the
+        first attempt may have ended it, and the state asked for holds.
+        """
         await self._call(cancel_sharing_request(project_id, sharing_id, is_backup_id=False))
 
     async def cancel_backup_sharings(self, project_id: str, backup_id: str) -> None:
-        """End every sharing of one backup."""
+        """End every sharing of one backup (a retried 404 is done, as for `cancel_sharing`)."""
         await self._call(cancel_sharing_request(project_id, backup_id, is_backup_id=True))
 
 

@@ -52,10 +52,7 @@ def _normalise_auth_url(auth_url: str) -> str:
         raise ValueError("auth_url must be a URL string")
     trimmed = auth_url.rstrip("/")
     trimmed = trimmed.removesuffix("/v3")
-    try:
-        return str(check_endpoint(trimmed))
-    except ValueError as exc:
-        raise ValueError(str(exc).replace("endpoint", "auth_url", 1)) from None
+    return str(check_endpoint(trimmed, "auth_url"))
 
 
 class PasswordAuth(Auth):

@@ -250,8 +250,13 @@ class ListingOptions:
         return cls(SharingFilters(**filters), SortOrder(**sort), **paging)  # type: ignore[arg-type]
 
 
+def _segment(name: str, value: str) -> str:
+    """An ID as a path segment: checked, then percent-encoded as RFC 3986 requires."""
+    return encode_component(check_id(name, value))
+
+
 def _collection_path(project_id: str) -> str:
-    return f"/v2/{check_id('project_id', project_id)}/{_COLLECTION}"
+    return f"/v2/{_segment('project_id', project_id)}/{_COLLECTION}"
 
 
 def list_sharings_request(
@@ -291,7 +296,7 @@ def count_sharings_request(project_id: str, filters: SharingFilters) -> Request:
 
 def get_sharing_request(project_id: str, sharing_id: str) -> Request:
     """GET /v2/{project_id}/os-vendor-backup-sharing/{sharing_id}."""
-    path = f"{_collection_path(project_id)}/{check_id('sharing_id', sharing_id)}"
+    path = f"{_collection_path(project_id)}/{_segment('sharing_id', sharing_id)}"
     return Request(method="GET", path=path, project_id=project_id)
 
 
@@ -315,7 +320,7 @@ def share_backup_request(
 def cancel_sharing_request(project_id: str, target_id: str, *, is_backup_id: bool) -> Request:
     """DELETE /v2/{project_id}/os-vendor-backup-sharing/{id}?is_backup_id=..."""
     name = "backup_id" if is_backup_id else "sharing_id"
-    path = f"{_collection_path(project_id)}/{check_id(name, target_id)}"
+    path = f"{_collection_path(project_id)}/{_segment(name, target_id)}"
     return Request(
         method="DELETE",
         path=path,

@@ -14,7 +14,7 @@ import attrs
 import orjson
 
 from ._converter import StructureError, structure_sharing, structure_sharings
-from ._errors import APIError, ResponseDecodeError, error_class_for_status
+from ._errors import APIError, PaginationError, ResponseDecodeError, error_class_for_status
 from ._retry import parse_retry_after
 
 if TYPE_CHECKING:
@@ -129,9 +129,22 @@ def _shared(body: bytes, request: Request, expected: type, shape: str) -> Any:
     return value
 
 
-def read_sharing_list(body: bytes, request: Request) -> tuple[BackupSharing, ...]:
-    """The sharings of a list (or share) answer: `{"shared": [ ... ]}`."""
+def read_sharing_list(
+    body: bytes, request: Request, *, limit: int | None = None
+) -> tuple[BackupSharing, ...]:
+    """The sharings of a list (or share) answer: `{"shared": [ ... ]}`.
+
+    Raises:
+        PaginationError: More items than `limit`, found before any is built.
+        ResponseDecodeError: The body is not of that shape.
+    """
     items = _shared(body, request, list, "a list")
+    if limit is not None and len(items) > limit:
+        raise PaginationError(
+            f"the server returned {len(items)} items for limit {limit}",
+            project_id=request.project_id,
+            offset=request.offset,
+        )
     try:
         return structure_sharings(items)
     except StructureError as exc:

@@ -38,10 +38,10 @@ def check_id(name: str, value: object) -> str:
         raise ValueError(f"{name} must be a string, got {type(value).__name__}")
     if not value:
         raise ValueError(f"{name} must not be empty")
-    if _UNSAFE_ID.search(value):
+    if _UNSAFE_ID.search(value) or value == ".":
         raise ValueError(
-            f"{name} {value!r:.80} is not a plain ID: it contains '/', '?', '#', '%', "
-            "'..', white space or a control character"
+            f"{name} {value!r:.80} is not a plain ID: it is '.' or contains '/', '?', '#', "
+            "'%', '..', white space or a control character"
         )
     return value
 
@@ -123,29 +123,46 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_endpoint(endpoint: object) -> URL:
-    """Parse the service endpoint: https (or http on loopback), a host, optional port.
+_USERINFO: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*:/*)[^/?#]*@")
+
+
+def shown_url(text: str) -> str:
+    """A URL as an error may show it: no user name or password, no query, no fragment.
+
+    Works on text that does not parse as a URL too (a bad port, a typo in
+    the scheme), since that is when the error is raised.
+    """
+    text = text.split("#", 1)[0].split("?", 1)[0]
+    return _USERINFO.sub(r"\1", text)[:100]
+
+
+def check_endpoint(endpoint: object, name: str = "endpoint") -> URL:
+    """Parse a service endpoint: https (or http on loopback), a host, optional port.
+
+    Messages show the URL without user name, password or query: any of them
+    may hold a credential.
 
     Raises:
         ValueError: The endpoint is not such a URL.
     """
     if not isinstance(endpoint, str | URL):
-        raise ValueError(f"endpoint must be a URL string, got {type(endpoint).__name__}")
+        raise ValueError(f"{name} must be a URL string, got {type(endpoint).__name__}")
+    shown = repr(shown_url(str(endpoint)))
     try:
         url = URL(str(endpoint))
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"endpoint {str(endpoint)!r:.100} is not a URL: {exc}") from None
-    if url.scheme not in {"https", "http"} or not url.host:
-        raise ValueError(f"endpoint must look like https://host[:port], got {str(endpoint)!r:.100}")
+        host, port = url.host, url.port  # a bad port raises only when read
+    except (ValueError, TypeError):
+        # Not the parser's message: it quotes the text, password included.
+        raise ValueError(f"{name} {shown} is not a URL (check the host and port)") from None
+    del port
     if url.user is not None or url.password is not None:
-        # Never echo the URL: it holds credentials.
-        raise ValueError("endpoint must not carry a user name or password")
+        raise ValueError(f"{name} {shown} must not carry a user name or password")
+    if url.scheme not in {"https", "http"} or not host:
+        raise ValueError(f"{name} must look like https://host[:port], got {shown}")
     if url.path not in {"", "/"} or url.query_string or url.fragment:
-        raise ValueError(f"endpoint must be scheme, host and port only, got {str(endpoint)!r:.100}")
-    if url.scheme == "http" and not is_loopback(url.host):
-        raise ValueError(
-            f"endpoint {str(endpoint)!r:.100} uses plain http; only loopback hosts may (use https)"
-        )
+        raise ValueError(f"{name} must be scheme, host and port only, got {shown}")
+    if url.scheme == "http" and not is_loopback(host):
+        raise ValueError(f"{name} {shown} uses plain http; only loopback hosts may (use https)")
     return url.origin()
 
 
