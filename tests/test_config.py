@@ -222,3 +222,17 @@ async def test_from_env_builds_a_working_client(monkeypatch, tmp_path):
         async with VBSClient.from_env(max_concurrency=3) as client:
             assert client.limiter.max_concurrency == 3
             assert len(await client.list_sharings(emu.project_ids[0])) == 4
+
+
+@pytest.mark.parametrize(
+    ("entry", "key"),
+    [
+        ("auth:\n      token: [1, 2]", "auth.token"),
+        ("auth:\n      ak: AK\n      sk: {nested: yes}", "auth.sk"),
+        ("region_name: {a: b}\n    auth:\n      token: t", "region_name"),
+    ],
+)
+def test_a_wrong_type_in_clouds_yaml_is_a_configuration_error_naming_the_key(tmp_path, entry, key):
+    (tmp_path / "clouds.yaml").write_text(f"clouds:\n  otc:\n    {entry}\n")
+    with pytest.raises(ConfigurationError, match=rf"{key} must be text, not a (list|dict)"):
+        resolve({"OS_CLOUD": "otc"}, {}, cwd=tmp_path, home=tmp_path)

@@ -124,14 +124,23 @@ def _credentials(values: Mapping[str, Any], names: Mapping[str, str], source: st
             f"{names['password']} and {names['domain_name']}"
         )
 
+    def text(setting: str) -> str:
+        value = values[setting]
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            # Never str() of it: a list would become a credential "[1, 2]".
+            raise ConfigurationError(
+                f"{source}: {names[setting]} must be text, not a {type(value).__name__}"
+            )
+        return str(value)
+
     def required(*settings: str) -> list[str]:
         missing = [names[s] for s in settings if not given(s)]
         if missing:
             raise ConfigurationError(f"{source}: {', '.join(missing)} must be set as well")
-        return [str(values[s]) for s in settings]
+        return [text(s) for s in settings]
 
     if chosen == ["token"]:
-        return TokenAuth(str(values["token"]))
+        return TokenAuth(text("token"))
     if chosen == ["key pair"]:
         return AKSKAuth(*required("access_key", "secret_key"))
     return PasswordAuth(*required("auth_url", "username", "password", "domain_name"))
@@ -218,6 +227,10 @@ def resolve(
         region = (
             overrides.get("region") or entry.get("region_name") or environ.get("OS_REGION_NAME")
         )
+        if region and not isinstance(region, str):
+            raise ConfigurationError(
+                f"{source}: region_name must be text, not a {type(region).__name__}"
+            )
         if not region:
             where = (
                 f"region_name or vbs_endpoint_override in {source}"
