@@ -18,11 +18,14 @@ TOKEN = "bench-token"  # noqa: S105 - the page server accepts any token
 
 
 @contextlib.contextmanager
-def page_server(projects: int, per_project: int, latency: float = 0.0) -> Iterator[str]:
+def page_server(
+    projects: int, per_project: int, latency: float = 0.0, *, populated: bool = False
+) -> Iterator[str]:
     """Run `benchmarks.page_server` in a child process; yield its URL."""
     command = [
         sys.executable, "-m", "benchmarks.page_server",
         "--projects", str(projects), "--per-project", str(per_project), "--latency", str(latency),
+        *(["--populated"] if populated else []),
     ]  # fmt: skip
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)  # noqa: S603
     try:

@@ -136,35 +136,45 @@ def test_a_429_with_nothing_through_in_the_last_second_gives_no_basis_for_a_rate
     assert rate.throttled_answers == 1
 
 
-@pytest.mark.looptime
-async def test_the_pacer_spaces_starts_on_the_loop_clock():
-    loop = asyncio.get_running_loop()
-    limiter = StartRateLimiter(20)
-    began = loop.time()
+@pytest.fixture
+def fake_time(monkeypatch):
+    """A fake clock that `asyncio.sleep` advances instead of waiting."""
+    clock = FakeClock()
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds: float, result: object = None) -> object:
+        clock.now += max(0.0, seconds)
+        return await real_sleep(0, result)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    return clock
+
+
+async def test_the_pacer_spaces_starts_on_its_clock(fake_time):
+    limiter = StartRateLimiter(20, clock=fake_time)
+    began = fake_time.now
     starts = []
     for _ in range(61):
         await limiter.acquire()
-        starts.append(loop.time() - began)
+        starts.append(fake_time.now - began)
     assert starts[:3] == pytest.approx([0, 0.05, 0.1])
     assert windows_exceeded(starts, 20) == []
     assert starts[-1] == pytest.approx(3.0, abs=0.05)
 
 
-@pytest.mark.looptime
-async def test_the_learned_rate_paces_requests_once_active():
-    loop = asyncio.get_running_loop()
-    limiter = RequestLimiter(max_concurrency=8, rate_limit=None)
+async def test_the_learned_rate_paces_requests_once_active(fake_time):
+    limiter = RequestLimiter(max_concurrency=8, rate_limit=None, clock=fake_time)
     for _ in range(20):
         async with limiter.slot() as started:
             limiter.adaptive.succeeded(started)
     async with limiter.slot() as started:
         limiter.adaptive.throttled(started)
     assert limiter.adaptive.rate == pytest.approx(20 * BETA)
-    began = loop.time()
+    began = fake_time.now
     for _ in range(14):
         async with limiter.slot():
             pass
-    assert loop.time() - began == pytest.approx(13 / 14, rel=0.05)
+    assert fake_time.now - began == pytest.approx(13 / 14, rel=0.05)
 
 
 # -- the concurrency cap ------------------------------------------------------------------

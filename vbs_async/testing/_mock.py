@@ -4,7 +4,7 @@ Give it to `VBSClient(..., transport=MockTransport(handler))`: every request
 the client sends, IAM's included, goes to `handler(request)`, which returns
 a `Response` (or awaits one, or raises a `TransportError` to play a network
 failure). Retries, paging, throttling and crawls can then be tested in
-microseconds, and time faked with looptime.
+microseconds.
 """
 
 from __future__ import annotations
