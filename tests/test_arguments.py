@@ -21,6 +21,8 @@ from vbs_async import RetryPolicy, TokenAuth, VBSClient
         {"share_to_me": "true"},
         {"volume_id": "../etc"},
         {"name": ""},
+        {"verify": "yes"},
+        {"volume_id": "."},
     ],
 )
 async def test_listing_arguments_are_checked_before_any_request(make_client, emulator, keywords):
@@ -32,7 +34,7 @@ async def test_listing_arguments_are_checked_before_any_request(make_client, emu
     assert emulator.requests_received == 0
 
 
-@pytest.mark.parametrize("project_id", ["", "a/b", "a?b", "a#b", "50%", "a b", "..", "x\r\ny"])
+@pytest.mark.parametrize("project_id", ["", ".", "a/b", "a?b", "a#b", "50%", "a b", "..", "x\r\ny"])
 async def test_every_call_refuses_a_project_id_that_is_not_a_plain_id(
     make_client, emulator, project_id
 ):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import attrs
 import orjson
 import pytest
 
 from vbs_async._requests import (
+    FilterKeywords,
+    ListingKeywords,
     ListingOptions,
     SharingFilters,
     SortOrder,
@@ -14,6 +17,7 @@ from vbs_async._requests import (
     get_sharing_request,
     list_sharings_request,
     share_backup_request,
+    text_filters,
 )
 
 PROJECT = "c13f5220dc1949b0b741ea81a7cd5554"
@@ -145,3 +149,18 @@ def test_every_documented_sort_key_is_accepted():
 def test_bad_share_targets_are_refused(targets, message):
     with pytest.raises(ValueError, match=message):
         share_backup_request(PROJECT, "b1", targets)
+
+
+def test_the_keyword_typeddicts_name_exactly_the_options_the_classes_define():
+    filters = {field.name for field in attrs.fields(SharingFilters)}
+    assert set(FilterKeywords.__annotations__) == filters
+    paging = {field.name for field in attrs.fields(ListingOptions)} - {"filters", "sort"}
+    assert set(ListingKeywords.__annotations__) == filters | {"sort_key", "sort_dir"} | paging
+
+
+def test_the_command_offers_one_option_per_text_filter():
+    from vbs_async.cli._commands import crawl  # noqa: PLC0415
+
+    flags = {opt for param in crawl.params for opt in getattr(param, "opts", [])}
+    for name, _ in text_filters():
+        assert f"--{name.replace('_', '-')}" in flags

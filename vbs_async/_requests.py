@@ -100,47 +100,76 @@ class SharingFilters:
         availability_zone: The backup's availability zone.
     """
 
+    # The one definition of the filters: the query string, the command's
+    # options (`help`) and the keyword TypedDict (checked against these fields
+    # by a test) all come from here. The emulator parses them on its own, on
+    # purpose: it judges the client by the document, not by the client's code.
     share_to_me: bool | None = attrs.field(
         default=None, validator=validator(check_optional_bool, "share_to_me")
     )
     volume_id: str | None = attrs.field(
-        default=None, validator=validator(check_optional_id, "volume_id")
+        default=None,
+        validator=validator(check_optional_id, "volume_id"),
+        metadata={"help": "Only backups of this disk."},
     )
-    name: str | None = attrs.field(default=None, validator=validator(check_optional_text, "name"))
+    name: str | None = attrs.field(
+        default=None,
+        validator=validator(check_optional_text, "name"),
+        metadata={"help": "Only backups whose name contains this."},
+    )
     status: str | None = attrs.field(
-        default=None, validator=validator(check_optional_text, "status")
+        default=None,
+        validator=validator(check_optional_text, "status"),
+        metadata={"help": "Only backups in this status."},
     )
     backup_id: str | None = attrs.field(
-        default=None, validator=validator(check_optional_id, "backup_id")
+        default=None,
+        validator=validator(check_optional_id, "backup_id"),
+        metadata={"help": "Only sharings of this backup."},
     )
     from_project_id: str | None = attrs.field(
-        default=None, validator=validator(check_optional_id, "from_project_id")
+        default=None,
+        validator=validator(check_optional_id, "from_project_id"),
+        metadata={"help": "Only sharings from this project."},
     )
     to_project_id: str | None = attrs.field(
-        default=None, validator=validator(check_optional_id, "to_project_id")
+        default=None,
+        validator=validator(check_optional_id, "to_project_id"),
+        metadata={"help": "Only sharings to this project."},
     )
     availability_zone: str | None = attrs.field(
-        default=None, validator=validator(check_optional_text, "availability_zone")
+        default=None,
+        validator=validator(check_optional_text, "availability_zone"),
+        # The document's request table spells it "avalilability_zone"; the Go
+        # SDK and every response say "availability_zone". No source says which
+        # the live service honours, so both are sent.
+        metadata={
+            "help": "Only backups in this availability zone.",
+            "also_sent_as": "avalilability_zone",
+        },
     )
 
     def query(self) -> tuple[tuple[str, str], ...]:
         """The filters as query parameters, in the document's order."""
         params: list[tuple[str, str]] = []
-        if self.share_to_me is not None:
-            params.append(("share_to_me", "true" if self.share_to_me else "false"))
-        for name in ("volume_id", "name", "status", "backup_id", "from_project_id"):
-            value = getattr(self, name)
-            if value is not None:
-                params.append((name, value))
-        if self.to_project_id is not None:
-            params.append(("to_project_id", self.to_project_id))
-        if self.availability_zone is not None:
-            # The document's request table spells it "avalilability_zone"; the Go
-            # SDK and every response say "availability_zone". No source says
-            # which the live service honours, so both are sent.
-            params.append(("availability_zone", self.availability_zone))
-            params.append(("avalilability_zone", self.availability_zone))
+        for field in attrs.fields(SharingFilters):
+            value = getattr(self, field.name)
+            if value is None:
+                continue
+            text = ("true" if value else "false") if isinstance(value, bool) else value
+            params.append((field.name, text))
+            if "also_sent_as" in field.metadata:
+                params.append((field.metadata["also_sent_as"], text))
         return tuple(params)
+
+
+def text_filters() -> list[tuple[str, str]]:
+    """(name, help) of the filters given as text: what the command offers as options."""
+    return [
+        (field.name, field.metadata["help"])
+        for field in attrs.fields(SharingFilters)
+        if "help" in field.metadata
+    ]
 
 
 @attrs.frozen

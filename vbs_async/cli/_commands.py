@@ -15,6 +15,7 @@ import click
 from vbs_async._auth import TokenAuth
 from vbs_async._client import VBSClient
 from vbs_async._errors import VBSError
+from vbs_async._requests import text_filters
 from vbs_async._retry import RetryPolicy
 from vbs_async._validation import END_CHECKS, SORT_DIRECTIONS, SORT_KEYS, check_id
 
@@ -76,20 +77,10 @@ def _read_project_ids(arguments: Iterable[str], projects_file: IO[str] | None) -
     return list(dict.fromkeys(ids))
 
 
-_FILTERS = (
-    ("--volume-id", "volume_id", "Only backups of this disk."),
-    ("--name", "name", "Only backups whose name contains this."),
-    ("--status", "status", "Only backups in this status."),
-    ("--backup-id", "backup_id", "Only sharings of this backup."),
-    ("--from-project-id", "from_project_id", "Only sharings from this project."),
-    ("--to-project-id", "to_project_id", "Only sharings to this project."),
-    ("--availability-zone", "availability_zone", "Only backups in this availability zone."),
-)
-
-
 def _filter_options(command: Any) -> Any:
-    for flag, name, text in reversed(_FILTERS):
-        command = click.option(flag, name, help=text)(command)
+    """One option per text filter of `SharingFilters`: `--volume-id` for `volume_id`."""
+    for name, text in reversed(text_filters()):
+        command = click.option(f"--{name.replace('_', '-')}", name, help=text)(command)
     return command
 
 
@@ -232,7 +223,7 @@ async def _crawl(ids: list[str], options: dict[str, Any]) -> int:
     listing = {
         key: options.pop(key)
         for key in ["share_to_me", "sort_key", "sort_dir", "page_size", "end_check", "verify"]
-        + [name for _, name, _ in _FILTERS]
+        + [name for name, _ in text_filters()]
         if options[key] is not None
     }
     async with contextlib.AsyncExitStack() as stack:
