@@ -119,19 +119,22 @@ async def test_crawl_options_are_checked_before_anything_is_sent(make_client, em
 
 
 async def settled(emu: Emulator) -> None:
-    """Let cancelled handlers finish, then check that nothing is left running."""
+    """Poll until cancelled handlers and tasks are gone; fail if any is left after 0.5 s."""
+
+    def left() -> list[asyncio.Task[object]]:
+        # The emulator's own connection handlers share the loop; nothing else may remain.
+        return [
+            t
+            for t in asyncio.all_tasks()
+            if t is not asyncio.current_task() and "RequestHandler" not in t.get_coro().__qualname__  # type: ignore[union-attr]
+        ]
+
     for _ in range(50):
-        if emu.in_flight == 0:
+        if emu.in_flight == 0 and not left():
             break
         await asyncio.sleep(0.01)
     assert emu.in_flight == 0
-    # The emulator's own connection handlers share the loop; nothing else may remain.
-    left = [
-        t
-        for t in asyncio.all_tasks()
-        if t is not asyncio.current_task() and "RequestHandler" not in t.get_coro().__qualname__
-    ]
-    assert left == []
+    assert left() == []
 
 
 async def test_breaking_out_cancels_every_request_in_flight(make_client):
@@ -150,8 +153,7 @@ async def test_breaking_out_without_aclosing_cleans_up_too(make_client):
         client = make_client(emu)
         async for _ in client.crawl(emu.project_ids, max_projects=10):
             break
-        gc.collect()
-        await asyncio.sleep(0.01)  # the loop's async-generator finaliser closes it
+        gc.collect()  # the loop's async-generator finaliser closes it; settled() polls for that
         await settled(emu)
 
 
@@ -164,7 +166,10 @@ async def test_cancelling_the_consumer_cancels_the_crawl(make_client):
                 pass
 
         task = asyncio.create_task(consume())
-        await asyncio.sleep(0.08)
+        for _ in range(1000):  # until the crawl is under way: ten projects at once
+            if emu.in_flight >= 10:  # noqa: PLR2004
+                break
+            await asyncio.sleep(0.005)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

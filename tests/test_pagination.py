@@ -132,7 +132,10 @@ async def test_breaking_out_of_a_prefetching_iterator_leaves_nothing_in_flight(m
             async for _ in items:
                 break
         assert [t for t in asyncio.all_tasks() if ".fetch_page" in repr(t.get_coro())] == []
-        await asyncio.sleep(0.06)  # let the server finish the cancelled handlers
+        for _ in range(100):  # the server finishes the cancelled handlers
+            if emu.in_flight == 0:
+                break
+            await asyncio.sleep(0.005)
         assert emu.in_flight == 0
         assert emu.requests_received <= 7
 
