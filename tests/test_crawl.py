@@ -167,7 +167,7 @@ async def test_cancelling_the_consumer_cancels_the_crawl(make_client):
 
         task = asyncio.create_task(consume())
         for _ in range(1000):  # until the crawl is under way: ten projects at once
-            if emu.in_flight >= 10:  # noqa: PLR2004
+            if emu.in_flight >= 10:
                 break
             await asyncio.sleep(0.005)
         task.cancel()
