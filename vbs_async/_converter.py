@@ -9,16 +9,14 @@ path of the bad field for the error message.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import attrs
+import cattrs
 from cattrs.gen import make_dict_structure_fn
 from cattrs.preconf.orjson import make_converter
 
 from ._models import Backup, BackupSharing
-
-if TYPE_CHECKING:
-    import cattrs
 
 _NONE_TYPE: Final = type(None)
 
@@ -263,21 +261,14 @@ def _diagnose(item: Any, path: str) -> None:
     try:
         _DETAILED.structure(item, BackupSharing)
     except Exception as exc:  # noqa: BLE001 - cattrs raises many kinds
-        field, reason = _first_failure(exc)
-        raise StructureError(f"{path}{field}", reason) from None
+        # cattrs names each failure's path ("... @ shared[1].backup.size").
+        first = cattrs.transform_error(exc, path=path, format_exception=_reason)[0]
+        reason, _, where = first.rpartition(" @ ")
+        raise StructureError(where, reason) from None
 
 
-def _first_failure(exc: BaseException) -> tuple[str, str]:
-    """Walk a cattrs exception group down to its first leaf: (field path, reason)."""
-    field = ""
-    while isinstance(exc, BaseExceptionGroup):
-        notes = getattr(exc.exceptions[0], "__notes__", [])
-        exc = exc.exceptions[0]
-        for note in notes:
-            # cattrs notes read "Structuring class X @ attribute name".
-            if "@ attribute " in note:
-                field += "." + note.rsplit("@ attribute ", 1)[1]
-                break
+def _reason(exc: BaseException, _: object) -> str:
+    """What cattrs' `transform_error` says of one failure: our hooks' own words."""
     if isinstance(exc, KeyError):
-        return field, "is required but missing"
-    return field, str(exc) or type(exc).__name__
+        return "is required but missing"
+    return str(exc) or type(exc).__name__
