@@ -236,3 +236,22 @@ def test_a_wrong_type_in_clouds_yaml_is_a_configuration_error_naming_the_key(tmp
     (tmp_path / "clouds.yaml").write_text(f"clouds:\n  otc:\n    {entry}\n")
     with pytest.raises(ConfigurationError, match=rf"{key} must be text, not a (list|dict)"):
         resolve({"OS_CLOUD": "otc"}, {}, cwd=tmp_path, home=tmp_path)
+
+
+def test_temporary_keys_come_with_their_security_token(tmp_path):
+    environment = {
+        "OS_ACCESS_KEY": "AKTEMP",
+        "OS_SECRET_KEY": "sk-temp",
+        "OS_SECURITY_TOKEN": "sts-token-from-env",
+        "VBS_ENDPOINT": "https://vbs.example",
+    }
+    auth = resolve(environment, {}, cwd=tmp_path, home=tmp_path).auth
+    assert isinstance(auth, AKSKAuth)
+    assert auth.secrets() == ("sk-temp", "sts-token-from-env")
+    (tmp_path / "clouds.yaml").write_text(
+        "clouds:\n  temp:\n    vbs_endpoint_override: https://vbs.example\n"
+        "    auth:\n      ak: AKTEMP\n      sk: sk-temp\n      security_token: sts-from-yaml\n"
+    )
+    auth = resolve({"OS_CLOUD": "temp"}, {}, cwd=tmp_path, home=tmp_path).auth
+    assert isinstance(auth, AKSKAuth)
+    assert auth.secrets() == ("sk-temp", "sts-from-yaml")

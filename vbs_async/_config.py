@@ -142,7 +142,9 @@ def _credentials(values: Mapping[str, Any], names: Mapping[str, str], source: st
     if chosen == ["token"]:
         return TokenAuth(text("token"))
     if chosen == ["key pair"]:
-        return AKSKAuth(*required("access_key", "secret_key"))
+        access_key, secret_key = required("access_key", "secret_key")
+        security_token = text("security_token") if given("security_token") else None
+        return AKSKAuth(access_key, secret_key, security_token=security_token)
     return PasswordAuth(*required("auth_url", "username", "password", "domain_name"))
 
 
@@ -154,6 +156,7 @@ _ENV_NAMES: Final = {
     "username": "OS_USERNAME",
     "password": "OS_PASSWORD",
     "domain_name": "OS_USER_DOMAIN_NAME",
+    "security_token": "OS_SECURITY_TOKEN",
 }
 _YAML_NAMES: Final = {
     "token": "auth.token",
@@ -163,6 +166,7 @@ _YAML_NAMES: Final = {
     "username": "auth.username",
     "password": "auth.password",
     "domain_name": "auth.user_domain_name",
+    "security_token": "auth.security_token",
 }
 
 
@@ -184,6 +188,7 @@ def _from_cloud(entry: Mapping[str, Any]) -> dict[str, Any]:
         "username": auth.get("username"),
         "password": auth.get("password"),
         "domain_name": auth.get("user_domain_name") or auth.get("domain_name"),
+        "security_token": auth.get("security_token"),
     }
 
 

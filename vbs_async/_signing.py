@@ -86,19 +86,29 @@ def host_header(url: URL) -> str:
 class AKSKAuth(Auth):
     """Signs every request with an access key and secret key (SDK-HMAC-SHA256).
 
-    The signed headers are `Host`, `X-Sdk-Date`, `X-Project-Id` and, with a
-    body, `Content-Type`. The gateway wants `X-Sdk-Date` within 15 minutes of
-    its clock, so the machine's clock must be right.
+    The signed headers are `Host`, `X-Sdk-Date`, `X-Project-Id`, with a body
+    `Content-Type`, and with temporary keys `X-Security-Token`, which is sent
+    and signed as huaweicloudsdkcore does. The gateway wants `X-Sdk-Date`
+    within 15 minutes of its clock, so the machine's clock must be right.
+
+    Args:
+        access_key: The access key (AK).
+        secret_key: The secret key (SK).
+        security_token: The security token of temporary keys, or None.
     """
 
-    __slots__ = ("_access_key", "_secret_key")
+    __slots__ = ("_access_key", "_secret_key", "_security_token")
 
-    def __init__(self, access_key: str, secret_key: str) -> None:
+    def __init__(self, access_key: str, secret_key: str, security_token: str | None = None) -> None:
         self._access_key = check_secret("access_key", access_key)
         self._secret_key = check_secret("secret_key", secret_key)
+        self._security_token = (
+            None if security_token is None else check_secret("security_token", security_token)
+        )
 
     def __repr__(self) -> str:
-        return f"AKSKAuth(access_key={self._access_key[:4]!r}..., secret_key={REDACTED})"
+        token = "" if self._security_token is None else f", security_token={REDACTED}"
+        return f"AKSKAuth(access_key={self._access_key[:4]!r}..., secret_key={REDACTED}{token})"
 
     async def headers(self, request: Request, url: URL, send: Send) -> dict[str, str]:
         """`Host`, `X-Sdk-Date`, `X-Project-Id` and the `Authorization` that signs them."""
@@ -106,8 +116,15 @@ class AKSKAuth(Auth):
         return self.sign(request, url, datetime.now(UTC))
 
     def secrets(self) -> tuple[str, ...]:
-        """The secret key (the access key is an identifier, shown shortened in reprs)."""
-        return (self._secret_key,)
+        """The secret key and the security token (the access key is an identifier)."""
+        return (
+            (self._secret_key,)
+            if self._security_token is None
+            else (
+                self._secret_key,
+                self._security_token,
+            )
+        )
 
     def sign(self, request: Request, url: URL, now: datetime) -> dict[str, str]:
         """The headers that sign `request` to `url` at the time `now`."""
@@ -119,6 +136,8 @@ class AKSKAuth(Auth):
         }
         if request.body is not None:
             signed["Content-Type"] = "application/json"
+        if self._security_token is not None:
+            signed["X-Security-Token"] = self._security_token
         canonical, names = canonical_request(
             request.method, request.path, request.query, signed, request.body
         )
