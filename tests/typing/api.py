@@ -65,6 +65,9 @@ async def contract() -> None:
                 del error, ok
     PasswordAuth("https://iam.example", "user", "password", "domain")
     AKSKAuth("AK", "SK")
+    AKSKAuth("AK", "SK", security_token="temporary")
+    auth: vbs_async.Auth = client.auth
+    del auth
     VBSClient.from_env(max_concurrency=8)
     async with Emulator(projects=1, sharings_per_project=2) as emu:
         emu.inject(Fault.answer(503), times=2)
