@@ -157,6 +157,37 @@ def test_projects_come_from_arguments_and_a_file_with_comments(tmp_path):
     assert "projects: 3 ok" in result.stderr  # `a` twice is crawled once
 
 
+def test_a_projects_file_saved_with_a_utf8_bom_reads_its_first_id(tmp_path):
+    a, b = Emulator(projects=2).project_ids
+    listing = tmp_path / "projects.txt"
+    listing.write_bytes(f"{a}\r\n{b}\r\n".encode("utf-8-sig"))  # Notepad, PowerShell
+    result = invoke(
+        "crawl", "--emulator", "--emulator-projects", "2", "--projects-file", str(listing)
+    )
+    assert result.exit_code == 0, result.stderr
+    assert set(rows_by_project(result.stdout)) == {a, b}
+
+
+def test_a_projects_file_that_is_not_utf8_is_one_line_and_exit_2(tmp_path):
+    a, _ = Emulator(projects=2).project_ids
+    listing = tmp_path / "projects.txt"
+    listing.write_bytes(f"{a}\n".encode("utf-16"))
+    result = invoke("crawl", "--emulator", "--projects-file", str(listing))
+    assert result.exit_code == 2
+    assert (
+        result.stderr.strip()
+        == f"vbs-async: error: {listing} is not UTF-8 text (byte 0); save it as UTF-8"
+    )
+
+
+def test_output_dash_is_stdout(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("crawl", "--emulator", "--emulator-projects", "2", "--output", "-")
+    assert result.exit_code == 0, result.stderr
+    assert len(rows_by_project(result.stdout)) == 2
+    assert not (tmp_path / "-").exists()
+
+
 @pytest.mark.usefixtures("clean_env")
 def test_projects_file_dash_reads_stdin():
     reference = Emulator(projects=2)

@@ -65,8 +65,16 @@ def _read_project_ids(arguments: Iterable[str], projects_file: IO[str] | None) -
     """IDs from the arguments, then the file (`#` comments and blank lines skipped), no repeats."""
     ids = list(arguments)
     if projects_file is not None:
-        for line in projects_file:
-            text = line.split("#", 1)[0].strip()
+        try:
+            lines = projects_file.read().splitlines()
+        except UnicodeDecodeError as exc:
+            name = getattr(projects_file, "name", "the projects file")
+            raise CommandError(
+                f"{name} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+            ) from None
+        for line in lines:
+            # A UTF-8 byte order mark (Notepad, PowerShell) opens the first line.
+            text = line.removeprefix("\ufeff").split("#", 1)[0].strip()
             if text:
                 ids.append(text)
     for project_id in ids:
@@ -204,6 +212,8 @@ def crawl(ctx: click.Context, /, project_ids: tuple[str, ...], **options: Any) -
     if debug:
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
     ids = _read_project_ids(project_ids, options.pop("projects_file"))
+    if options["output"] == Path("-"):
+        options["output"] = None  # `-o -` is stdout
     if options["state"] is not None and options["output"] is None:
         raise CommandError("--resume needs --output: stdout cannot be resumed")
     if not ids and not options["emulator"]:
