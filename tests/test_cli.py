@@ -335,3 +335,16 @@ def test_plain_progress_keeps_coming_while_a_slow_project_runs(clean_env):
                         "--progress-interval", "0.5", emu.project_ids[0])  # fmt: skip
     assert result.exit_code == 0
     assert "progress: 0/1 projects, 0 sharings, 0 failed" in result.stderr
+
+
+def test_a_reader_that_leaves_early_ends_the_crawl_quietly_with_141():
+    command = [*VBS_ASYNC, "crawl", "--emulator", "--emulator-projects", "300"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith(b'{"project_id"')
+        process.stdout.close()  # what `| head -1` does
+        assert process.wait(30) == 141
+        assert process.stderr is not None
+        errors = process.stderr.read().decode()
+    assert "Broken pipe" not in errors
+    assert "Traceback" not in errors

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -23,6 +24,10 @@ from ._run import EXIT_USAGE, CrawlJob, UnreachableError, run_crawl
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+
+
+EXIT_BROKEN_PIPE = 141
+"""The exit status when the reader of stdout left: 128 + SIGPIPE, as shell tools give."""
 
 
 class CommandError(click.ClickException):
@@ -206,7 +211,7 @@ def crawl(ctx: click.Context, /, project_ids: tuple[str, ...], **options: Any) -
     PROJECT_IDS and --projects-file name the projects; with --emulator and
     neither, every emulator project is crawled. Exit status: 0 if every
     project succeeded, 1 if any failed, 2 for a usage or configuration
-    error, 130 when interrupted.
+    error, 130 when interrupted, 141 when the reader of stdout left (`| head`).
     """
     debug = options.pop("debug")
     if debug:
@@ -222,6 +227,11 @@ def crawl(ctx: click.Context, /, project_ids: tuple[str, ...], **options: Any) -
         status = asyncio.run(_crawl(ids, options))
     except (CommandError, click.ClickException):
         raise
+    except BrokenPipeError:
+        # The reader left (`| head -1`): stop quietly, as a shell tool killed by
+        # SIGPIPE would, and keep Python from complaining when it flushes stdout.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        status = EXIT_BROKEN_PIPE
     except Exception as exc:
         if debug:
             raise
@@ -271,7 +281,7 @@ async def _crawl(ids: list[str], options: dict[str, Any]) -> int:
         except UnreachableError as exc:
             raise CommandError(f"the endpoint {client.endpoint} does not answer: {exc}") from None
         except (OSError, ValueError) as exc:
-            if isinstance(exc, VBSError):
+            if isinstance(exc, VBSError | BrokenPipeError):
                 raise
             raise CommandError(str(exc)) from None
 
