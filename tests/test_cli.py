@@ -348,3 +348,16 @@ def test_a_reader_that_leaves_early_ends_the_crawl_quietly_with_141():
         errors = process.stderr.read().decode()
     assert "Broken pipe" not in errors
     assert "Traceback" not in errors
+
+
+def test_with_stderr_closed_the_summary_never_lands_in_the_data_on_stdout():
+    result = subprocess.run(
+        [*VBS_ASYNC, "crawl", "--emulator", "--emulator-projects", "2", "--emulator-sharings", "3"],
+        stdout=subprocess.PIPE,
+        preexec_fn=lambda: os.close(2),
+        check=False,
+    )
+    assert result.returncode == 0
+    lines = result.stdout.decode().splitlines()
+    assert len(lines) == 6
+    assert all(json.loads(line)["project_id"] for line in lines)

@@ -6,6 +6,7 @@ library itself never imports them.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -15,8 +16,27 @@ if TYPE_CHECKING:
 _EXTRA_MODULES = frozenset({"click", "rich", "yaml"})
 
 
+def _standard_streams_open() -> None:
+    """Give a closed stdin, stdout or stderr (`2>&-`) /dev/null.
+
+    Otherwise the next file the command opens takes that descriptor, and rich,
+    finding no stderr, writes the progress and summary to stdout: into the data.
+    """
+    for descriptor in (0, 1, 2):
+        try:
+            os.fstat(descriptor)
+        except OSError:
+            opened = os.open(os.devnull, os.O_RDWR)
+            if opened != descriptor:
+                os.dup2(opened, descriptor)
+                os.close(opened)
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115, PTH123 - lives as long as the process
+
+
 def run() -> None:
     """The `vbs-async` console script."""
+    _standard_streams_open()
     try:
         from ._commands import cli  # noqa: PLC0415 - only the command needs click
     except ModuleNotFoundError as exc:
