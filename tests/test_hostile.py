@@ -320,52 +320,41 @@ def test_a_careless_endpoint_is_refused_without_echoing_its_secret(endpoint):
 # -- resources ---------------------------------------------------------------------------------
 
 
+class Iam:
+    """Issues tokens with the given lifetime (IAM's own timestamps); VBS counts nothing."""
+
+    def __init__(self, expires_at: str) -> None:
+        self.expires_at = expires_at
+        self.issued = 0
+
+    def __call__(self, sent: SentRequest):
+        if sent.request.path != "/v3/auth/tokens":
+            return response(200, {"count": 0})
+        self.issued += 1
+        token = {"issued_at": "2030-01-01T00:00:00Z", "expires_at": self.expires_at}
+        return response(201, {"token": token}, {"X-Subject-Token": f"token-{self.issued}"})
+
+
 async def test_the_token_cache_is_bounded_and_keeps_the_most_recent():
-    issued = 0
-
-    def handler(sent: SentRequest):
-        nonlocal issued
-        if sent.request.path == "/v3/auth/tokens":
-            issued += 1
-            body = {
-                "token": {"issued_at": "2030-01-01T00:00:00Z", "expires_at": "2030-01-02T00:00:00Z"}
-            }
-            return response(201, body, {"X-Subject-Token": f"token-{issued}"})
-        return response(200, {"count": 0})
-
+    iam = Iam(expires_at="2030-01-02T00:00:00Z")
     auth = PasswordAuth("https://iam.example", "alice", "pw-123456", "domain", max_tokens=8)
-    async with VBSClient(
-        "https://vbs.example", auth=auth, transport=MockTransport(handler)
-    ) as client:
+    async with VBSClient("https://vbs.example", auth=auth, transport=MockTransport(iam)) as client:
         for index in range(20):
             await client.count_sharings(f"project{index}")
         assert len(auth._tokens) == 8
         await client.count_sharings("project19")  # cached: the most recent stay
-        assert issued == 20
+        assert iam.issued == 20
         await client.count_sharings("project0")  # evicted: asked again
-        assert issued == 21
+        assert iam.issued == 21
 
 
 async def test_a_token_issued_already_expired_is_kept_awhile_with_a_warning(caplog):
-    issued = 0
-
-    def handler(sent: SentRequest):
-        nonlocal issued
-        if sent.request.path == "/v3/auth/tokens":
-            issued += 1
-            body = {
-                "token": {"issued_at": "2030-01-01T00:00:00Z", "expires_at": "2030-01-01T00:00:00Z"}
-            }
-            return response(201, body, {"X-Subject-Token": "zero-lifetime"})
-        return response(200, {"count": 0})
-
+    iam = Iam(expires_at="2030-01-01T00:00:00Z")  # no lifetime at all
     auth = PasswordAuth("https://iam.example", "alice", "pw-123456", "domain")
-    async with VBSClient(
-        "https://vbs.example", auth=auth, transport=MockTransport(handler)
-    ) as client:
+    async with VBSClient("https://vbs.example", auth=auth, transport=MockTransport(iam)) as client:
         for _ in range(5):
             await client.count_sharings(PROJECT)
-    assert issued == 1
+    assert iam.issued == 1
     assert [
         "IAM's clock" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
     ] == [True]
