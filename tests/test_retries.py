@@ -267,3 +267,14 @@ async def test_the_library_leaves_stamina_switches_alone(make_client, emu):
     emu.inject(Fault.answer(503))
     await make_client(emu).list_sharings(emu.project_ids[0])
     assert (stamina.is_active(), stamina.is_testing()) == (active, testing)
+
+
+async def test_stamina_switched_off_turns_the_clients_retries_off(make_client, emu):
+    emu.inject(Fault.answer(503), times=3)
+    stamina.set_active(False)
+    try:
+        with pytest.raises(ServerError):
+            await make_client(emu).list_sharings(emu.project_ids[0])
+    finally:
+        stamina.set_active(True)
+    assert emu.requests_received == 1
