@@ -93,6 +93,9 @@ class Store:
 
     def __init__(self) -> None:
         self._sharings: dict[str, StoredSharing] = {}
+        # Each project's sharings, by side: a listing reads its project's only,
+        # so that serving 10,000 projects stays linear, not quadratic.
+        self._by_project: dict[tuple[str, str], dict[str, StoredSharing]] = {}
         self._version = 0
         self._views: dict[tuple[str, Query], tuple[int, list[StoredSharing]]] = {}
         self._sequence = 0
@@ -118,8 +121,8 @@ class Store:
         side = "to_project_id" if query.share_to_me else "from_project_id"
         rows = [
             s
-            for s in self._sharings.values()
-            if s.document[side] == project_id and query.matches(s.document)
+            for s in self._by_project.get((side, project_id), {}).values()
+            if query.matches(s.document)
         ]
         rows.sort(key=lambda s: s.document["id"])
         rows.sort(key=lambda s: _sort_value(s.document, query.sort_key))
@@ -135,15 +138,23 @@ class Store:
         for field in ("id", "backup_id", "from_project_id", "to_project_id"):
             if not isinstance(document.get(field), str):
                 raise ValueError(f"a sharing needs a string {field}")
-        self._sharings[document["id"]] = StoredSharing(document)
+        self.remove(document["id"])
+        stored = StoredSharing(document)
+        self._sharings[stored.id] = stored
+        for side in ("from_project_id", "to_project_id"):
+            self._by_project.setdefault((side, document[side]), {})[stored.id] = stored
         self._version += 1
         return document
 
     def remove(self, sharing_id: str) -> bool:
         """Delete a sharing; False if there was none."""
-        removed = self._sharings.pop(sharing_id, None) is not None
-        self._version += removed
-        return removed
+        stored = self._sharings.pop(sharing_id, None)
+        if stored is None:
+            return False
+        for side in ("from_project_id", "to_project_id"):
+            self._by_project[side, stored.document[side]].pop(sharing_id, None)
+        self._version += 1
+        return True
 
     def remove_backup(self, project_id: str, backup_id: str) -> int:
         """Delete every sharing of a backup owned by `project_id`; how many went."""
