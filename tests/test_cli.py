@@ -361,3 +361,15 @@ def test_with_stderr_closed_the_summary_never_lands_in_the_data_on_stdout():
     lines = result.stdout.decode().splitlines()
     assert len(lines) == 6
     assert all(json.loads(line)["project_id"] for line in lines)
+
+
+def test_timeout_and_deadline_bound_a_silent_endpoint(clean_env):
+    with emulator_in_thread(projects=1, sharings_per_project=1, latency=5) as emu:
+        clean_env.setenv("OS_AUTH_TOKEN", emu.token)
+        began = time.monotonic()
+        result = invoke("crawl", "--endpoint", emu.url, "--timeout", "0.2", "--deadline", "0.5",
+                        "--attempts", "10", emu.project_ids[0])  # fmt: skip
+        took = time.monotonic() - began
+    assert result.exit_code == 1
+    assert took < 3
+    assert "0.5s" in result.stderr

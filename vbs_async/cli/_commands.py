@@ -173,6 +173,20 @@ def _filter_options(command: Any) -> Any:
     show_default=True,
     help="Tries per request, the first included.",
 )
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds one HTTP request may take.",
+)
+@click.option(
+    "--deadline",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="Seconds one call may take with its retries and throttled waits.",
+)
 @click.option("--cloud", help="The cloud to use from clouds.yaml (else OS_CLOUD / OS_* variables).")
 @click.option("--endpoint", help="The VBS endpoint, overriding the configured one.")
 @click.option("--emulator", is_flag=True, help="Crawl the embedded emulator's synthetic data.")
@@ -250,7 +264,8 @@ async def _crawl(ids: list[str], options: dict[str, Any]) -> int:
         settings: dict[str, Any] = {
             "max_concurrency": options["concurrency"],
             "rate_limit": options["rate_limit"],
-            "retry": RetryPolicy(attempts=options["attempts"]),
+            "retry": RetryPolicy(attempts=options["attempts"], timeout=options["deadline"]),
+            "timeout": options["timeout"],
         }
         if options["emulator"]:
             from vbs_async.testing import Emulator  # noqa: PLC0415 - aiohttp's server, when used
