@@ -21,6 +21,17 @@ FAST_RETRY = RetryPolicy(attempts=4, wait_initial=0.001, wait_max=0.002, wait_ji
 PATIENT_RETRY = RetryPolicy(attempts=10, wait_initial=0.001, wait_max=0.002, wait_jitter=0.0)
 
 
+_PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_from_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client honours proxy variables; tests talk to 127.0.0.1 unless they set one."""
+    for name in _PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
 @pytest.fixture
 async def emulator() -> AsyncIterator[Emulator]:
     """Three projects with 0 sharings each; tests add what they need."""

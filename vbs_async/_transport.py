@@ -81,6 +81,10 @@ class AiohttpTransport:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._max_connections),
                 headers={"User-Agent": USER_AGENT},
+                # Proxies from HTTPS_PROXY / HTTP_PROXY / NO_PROXY (and ~/.netrc),
+                # as curl and the OpenStack tools take them: corporate networks
+                # reach the cloud only through their proxy.
+                trust_env=True,
             )
         return self._session
 

@@ -1,0 +1,79 @@
+"""Reaching the service from a corporate network: proxies from the environment."""
+
+from __future__ import annotations
+
+import aiohttp
+from aiohttp import web
+
+from vbs_async import PasswordAuth, TokenAuth, VBSClient
+from vbs_async.testing import Emulator
+
+
+async def recording_proxy(relayed: list[str]) -> web.AppRunner:
+    """A plain HTTP proxy on 127.0.0.1 that records each absolute URL it relays."""
+
+    async def relay(request: web.Request) -> web.Response:
+        relayed.append(str(request.url))
+        headers = {
+            k: v
+            for k, v in request.headers.items()
+            if k.lower() not in {"host", "proxy-connection"}
+        }
+        async with (
+            aiohttp.ClientSession() as upstream,
+            upstream.request(
+                request.method, request.url, headers=headers, data=await request.read()
+            ) as answer,
+        ):
+            return web.Response(
+                status=answer.status,
+                body=await answer.read(),
+                headers={
+                    k: v
+                    for k, v in answer.headers.items()
+                    if k.lower() in {"content-type", "x-subject-token"}
+                },
+            )
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", relay)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner
+
+
+async def test_requests_and_token_requests_go_through_the_proxy_the_environment_names(monkeypatch):
+    relayed: list[str] = []
+    proxy = await recording_proxy(relayed)
+    try:
+        async with Emulator(projects=1, sharings_per_project=3, users={"alice": "pw-1"}) as emu:
+            monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.addresses[0][1]}")
+            monkeypatch.delenv("NO_PROXY", raising=False)
+            monkeypatch.delenv("no_proxy", raising=False)
+            url, project = emu.url, emu.project_ids[0]
+            auth = PasswordAuth(url, "alice", "pw-1", "emulator-domain")
+            async with VBSClient(url, auth=auth) as client:
+                assert len(await client.list_sharings(project)) == 3
+    finally:
+        await proxy.cleanup()
+    # The token request, then the listing (a short page, and the request that confirms it).
+    assert [relayed_url.split(url, 1)[1].split("?")[0] for relayed_url in relayed] == [
+        "/v3/auth/tokens",
+        f"/v2/{project}/os-vendor-backup-sharing/detail",
+        f"/v2/{project}/os-vendor-backup-sharing/detail",
+    ]
+
+
+async def test_no_proxy_is_honoured(monkeypatch):
+    relayed: list[str] = []
+    proxy = await recording_proxy(relayed)
+    try:
+        async with Emulator(projects=1, sharings_per_project=3) as emu:
+            monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.addresses[0][1]}")
+            monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+            async with VBSClient(emu.url, auth=TokenAuth(emu.token)) as client:
+                assert len(await client.list_sharings(emu.project_ids[0])) == 3
+    finally:
+        await proxy.cleanup()
+    assert relayed == []
