@@ -250,6 +250,25 @@ def run(listing: ChurningListing, **options: object) -> tuple[list[str], Sharing
 @example(  # found in review: a page capped below the overlap looked like the end
     size=2, page_size=12, cap=1, end_check="auto", prefetch=0, schedule=[]
 )
+@example(  # shrunk by Hypothesis (a 20,000-example hunt): a sharing listed first moved to the
+    # start of the next page while deletes shifted the listing; "starts with a seen item"
+    # placed the page and the item before it was lost
+    size=99,
+    page_size=11,
+    cap=None,
+    end_check="auto",
+    prefetch=0,
+    schedule=[
+        [],
+        [],
+        [],
+        [],
+        [],
+        [Change("delete", 0.0), Change("move", 0.0, 0.484375)],
+        [],
+        [Change("delete", 0.0), Change("delete", 0.0), Change("delete", 0.0)],
+    ],
+)
 @example(  # shrunk by Hypothesis: a capped page of re-read items after inserts looked short
     size=7,
     page_size=7,

@@ -77,7 +77,9 @@ async def test_count_end_costs_no_more_than_the_pages_once_limit_is_honoured(mak
         )
         assert len([s async for s in iterator]) == 300
         # One count, then pages of 100 new items, 98 new items (2 re-read) ...: no extra request.
-        assert [r.query.get("offset") for r in emu.requests] == [None, "0", "98", "196", "294"]
+        # (Pages fetched ahead arrive in any order: the set of requests is what counts.)
+        offsets = [r.query.get("offset", "count") for r in emu.requests]
+        assert sorted(offsets) == sorted(["count", "0", "98", "196", "294"])
 
 
 async def test_count_end_accepts_a_count_that_was_stale(make_client):
@@ -147,7 +149,8 @@ async def test_an_error_in_one_page_fetched_ahead_raises_and_cancels_the_rest(ma
         emu.inject(Fault.answer(403), project_id=project)
         with pytest.raises(PermissionDeniedError) as caught:
             await client.list_sharings(project, page_size=50, prefetch=4)
-        assert caught.value.offset == 0
+        # Pages fetched ahead race to the server: the error names the page it hit.
+        assert caught.value.offset in {int(r.query["offset"]) for r in emu.requests}
         assert [t for t in asyncio.all_tasks() if ".fetch_page" in repr(t.get_coro())] == []
 
 
@@ -346,7 +349,7 @@ def test_dedupe_memory_is_bounded_by_the_window(monkeypatch):
     c = cursor(overlap=0)
     c.accept(c.plan(1)[0], sharings("a", "b", "c", "d"))
     c.accept(c.plan(1)[0], sharings("e", "f", "g", "h"))
-    assert c._seen == {"c", "d", "e", "f", "g", "h"}
+    assert set(c._seen) == {"c", "d", "e", "f", "g", "h"}
     page = c.accept(c.plan(1)[0], sharings("h", "i", "a", "j"))  # "a" left the window
     assert [s.id for s in page.items] == ["i", "a", "j"]
     assert c.stats.duplicates_dropped == 1

@@ -138,8 +138,10 @@ class PageCursor:
     stats: ListingStats = attrs.field(factory=ListingStats)
     _stride: int = attrs.field(init=False)
     _tail: deque[str] = attrs.field(init=False)
-    _seen: set[str] = attrs.field(init=False, factory=set)
+    # Each id yielded, with its place in the order they were yielded.
+    _seen: dict[str, int] = attrs.field(init=False, factory=dict)
     _seen_order: deque[str] = attrs.field(init=False, factory=deque)
+    _yielded: int = attrs.field(init=False, default=0)
     _previous: tuple[int, list[str]] | None = attrs.field(init=False, default=None)
     _steps_back: int = attrs.field(init=False, default=0)
     _repeats: int = attrs.field(init=False, default=0)
@@ -283,10 +285,13 @@ class PageCursor:
     def _place(self, request: PageRequest, ids: list[str]) -> bool:
         """Whether the page can be placed in the listing; counts a shift if it moved.
 
-        A page is placed when it starts at offset 0 or among items already
-        seen: then no unseen item can lie before it. A page that starts with an unseen item
-        may have skipped some (deletes before the cursor, a seen item moved
-        into the page): the cursor steps back instead.
+        A page is placed when it starts at offset 0, or with an item seen
+        shortly before the last item of the previous page (within the pages
+        the cursor stepped back, and one more for inserts): then no unseen
+        item can lie before it. A page that starts with an unseen item, or
+        with one seen long before (a sharing that moved there from the
+        front, as Hypothesis found, while deletes shifted the listing), may
+        have skipped some: the cursor steps back instead.
         """
         back = request.overlap
         if self._steps_back == 0:
@@ -296,7 +301,14 @@ class PageCursor:
             self._pass_shifts += 1
         # Nothing lies before offset 0. An empty page elsewhere: the listing
         # shrank behind the cursor by more than the overlap.
-        return request.offset == 0 or (bool(ids) and ids[0] in self._seen)
+        if request.offset == 0:
+            return True
+        first = self._seen.get(ids[0]) if ids else None
+        if first is None:
+            return False
+        anchor = self._seen.get(self._tail[-1]) if self._tail else None
+        reach = (self._steps_back + 1) * self.page_size + self.overlap
+        return anchor is None or anchor - first <= reach
 
     def _step_back(self, request: PageRequest) -> None:
         """No seen id is in the page: items were deleted before the cursor. Look earlier."""
@@ -360,12 +372,13 @@ class PageCursor:
                 if index >= overlap:  # re-reading the overlap is no duplicate
                     self.stats.duplicates_dropped += 1
             else:
-                seen.add(item.id)
+                seen[item.id] = self._yielded
+                self._yielded += 1
                 fresh.append(item)
         order = self._seen_order
         order.extend(item.id for item in fresh)
         while len(order) > DEDUPE_WINDOW:
-            seen.discard(order.popleft())
+            seen.pop(order.popleft(), None)
         return fresh
 
     def _is_end(self, request: PageRequest, *, fresh_count: int) -> bool:
