@@ -250,25 +250,6 @@ def run(listing: ChurningListing, **options: object) -> tuple[list[str], Sharing
 @example(  # found in review: a page capped below the overlap looked like the end
     size=2, page_size=12, cap=1, end_check="auto", prefetch=0, schedule=[]
 )
-@example(  # shrunk by Hypothesis (a 20,000-example hunt): a sharing listed first moved to the
-    # start of the next page while deletes shifted the listing; "starts with a seen item"
-    # placed the page and the item before it was lost
-    size=99,
-    page_size=11,
-    cap=None,
-    end_check="auto",
-    prefetch=0,
-    schedule=[
-        [],
-        [],
-        [],
-        [],
-        [],
-        [Change("delete", 0.0), Change("move", 0.0, 0.484375)],
-        [],
-        [Change("delete", 0.0), Change("delete", 0.0), Change("delete", 0.0)],
-    ],
-)
 @example(  # shrunk by Hypothesis: a capped page of re-read items after inserts looked short
     size=7,
     page_size=7,
@@ -289,10 +270,53 @@ def test_every_lasting_sharing_exactly_once_or_pagination_error(  # noqa: PLR091
     served = min(page_size, cap or page_size)
     if end_check == "short_page" and cap is not None and cap < page_size:
         return  # the documented trade-off: a capped page looks like the last one
-    if served >= 2:
+    moves = any(change.kind == "move" for step in schedule for change in step)
+    if served >= 2 and not moves:
         assert listing.lasting <= set(got)
     elif not any(schedule):
         assert set(got) == listing.initial
+    # With moves, the stated guarantee has a known gap: when a sharing among the
+    # items a request re-reads to check its place moves, the check can pass while
+    # unmoved sharings before it went unseen (shrunk case below). `verify=True`
+    # closes it: see the next property.
+
+
+@pytest.mark.parametrize("verify", [False, True])
+async def test_a_re_read_sharing_that_moves_can_hide_others_and_verify_finds_them(verify):
+    # Shrunk by a 20,000-example hunt: two sharings inserted at the front, then
+    # deleted, and the one re-read by the next request moved to the end, right
+    # where that request looks for it. Its place checks out; s1 and s2 were never
+    # seen. The README states this gap.
+    schedule = [
+        [Change("insert", 0.0), Change("insert", 0.0)],
+        [Change("delete", 0.0), Change("delete", 0.0), Change("move", 0.0, 1.0)],
+    ]
+    listing = ChurningListing(3, schedule=schedule)
+    got, _ = await drain(listing, page_size=3, verify=verify)
+    assert len(got) == len(set(got))
+    if verify:
+        assert {"s000000", "s000001", "s000002"} <= set(got)
+    else:
+        assert {"s000001", "s000002"}.isdisjoint(got)  # the gap, as documented
+
+
+async def test_a_sharing_listed_long_ago_moved_to_the_next_page_start_hides_nothing():
+    # Shrunk by a 20,000-example hunt against the rule "a page starting with any
+    # seen item is placed": the first sharing moved to just ahead of the cursor
+    # while deletes shifted the listing, and began the next page.
+    schedule = [
+        [],
+        [],
+        [],
+        [],
+        [],
+        [Change("delete", 0.0), Change("move", 0.0, 0.484375)],
+        [],
+        [Change("delete", 0.0), Change("delete", 0.0), Change("delete", 0.0)],
+    ]
+    listing = ChurningListing(99, schedule=schedule)
+    got, _ = await drain(listing, page_size=11)
+    assert_exactly_once(listing, got)
 
 
 @PROPERTY_SETTINGS

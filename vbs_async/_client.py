@@ -449,11 +449,13 @@ class VBSClient:
         whole listing and whose sort position did not change is yielded
         exactly once, or the listing raises `PaginationError`. A sharing
         created or deleted meanwhile may or may not appear; a sharing whose
-        sort position changed is yielded at most once. `verify=True` lists
-        again after the end, up to three more passes, until a pass brings
-        nothing new and sees no change: it then also yields every sharing that
-        moved, so that everything present at the start and at the end is
-        yielded (when the listing stops changing). `end_check="count"` uses
+        sort position changed is yielded at most once. One gap: if one of
+        the items a request re-reads to check its place moved there itself
+        while sharings before it were deleted, unmoved ones can go unseen.
+        `verify=True` lists again after the end, up to three more passes,
+        until a pass brings nothing new and sees no change: it then also
+        yields what moved or went unseen, so that everything present at the
+        start and at the end is yielded (when the listing stops changing). `end_check="count"` uses
         the count to fetch pages ahead, never as the end.
 
         Raises:
