@@ -373,3 +373,28 @@ def test_timeout_and_deadline_bound_a_silent_endpoint(clean_env):
     assert result.exit_code == 1
     assert took < 3
     assert "0.5s" in result.stderr
+
+
+def test_the_emulator_command_lists_the_ids_it_serves_and_writes_them_for_a_crawl(tmp_path):
+    ids_file = tmp_path / "ids.txt"
+    command = [
+        *VBS_ASYNC,
+        "emulator",
+        "--port",
+        "0",
+        "--projects",
+        "3",
+        "--ids-file",
+        str(ids_file),
+    ]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            header = [process.stdout.readline() for _ in range(2)]
+            printed = [process.stdout.readline().strip() for _ in range(3)]
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(10)
+    assert header[1].strip() == "Press Ctrl-C to stop. Project IDs:"
+    assert printed == Emulator(projects=3).project_ids
+    assert ids_file.read_text().split() == printed

@@ -351,6 +351,11 @@ def _parse_quota(value: str | None) -> tuple[float, float] | None:
     help="Seconds added to each request.",
 )
 @click.option(
+    "--ids-file",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Also write the project IDs here, one per line (for crawl --projects-file).",
+)
+@click.option(
     "--quota",
     callback=lambda _, __, value: _parse_quota(value),
     metavar="RATE[:BURST]",
@@ -373,7 +378,7 @@ def emulator(**options: Any) -> None:
     )
     with contextlib.suppress(KeyboardInterrupt):
         try:
-            asyncio.run(serve(emu, sys.stdout))
+            asyncio.run(serve(emu, sys.stdout, ids_file=options["ids_file"]))
         except OSError as exc:
             raise CommandError(
                 f"cannot serve on {options['host']}:{options['port']}: {exc}"

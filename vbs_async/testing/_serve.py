@@ -6,18 +6,27 @@ import asyncio
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import TextIO
 
     from ._emulator import Emulator
 
 
-async def serve(emulator: Emulator, out: TextIO) -> None:
-    """Start `emulator`, say where it is and which token to use, and serve until cancelled."""
+async def serve(emulator: Emulator, out: TextIO, *, ids_file: Path | None = None) -> None:
+    """Start `emulator`, say where it is, which token to use and which projects it serves.
+
+    The project IDs go one per line after the first line (and into `ids_file`,
+    if given, ready for `vbs-async crawl --projects-file`).
+    """
     async with emulator:
+        if ids_file is not None:
+            ids = "".join(f"{project_id}\n" for project_id in emulator.project_ids)
+            await asyncio.to_thread(ids_file.write_text, ids)
         out.write(
             f"VBS emulator at {emulator.url} (token: {emulator.token}), "
             f"{len(emulator.project_ids)} projects, {len(emulator.store)} sharings.\n"
-            "Press Ctrl-C to stop.\n"
+            "Press Ctrl-C to stop. Project IDs:\n"
+            + "".join(f"{project_id}\n" for project_id in emulator.project_ids)
         )
         out.flush()
         await asyncio.Event().wait()
