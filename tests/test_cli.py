@@ -398,3 +398,21 @@ def test_the_emulator_command_lists_the_ids_it_serves_and_writes_them_for_a_craw
     assert header[1].strip() == "Press Ctrl-C to stop. Project IDs:"
     assert printed == Emulator(projects=3).project_ids
     assert ids_file.read_text().split() == printed
+
+
+@pytest.mark.parametrize(
+    "entry", [[*VBS_ASYNC, "emulator"], [sys.executable, "-m", "vbs_async.testing"]]
+)
+def test_a_busy_port_is_one_line_and_exit_2_from_either_entry_point(entry):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [*entry, "--port", str(port)], capture_output=True, text=True, timeout=30, check=False
+        )
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        == f"vbs-async: error: cannot serve on 127.0.0.1:{port}: address already in use"
+    )

@@ -34,8 +34,8 @@ def _standard_streams_open() -> None:
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115, PTH123 - lives as long as the process
 
 
-def run() -> None:
-    """The `vbs-async` console script."""
+def run(args: list[str] | None = None, prog_name: str = "vbs-async") -> None:
+    """The `vbs-async` console script (`args`: the command line, else `sys.argv`)."""
     _standard_streams_open()
     try:
         from ._commands import cli  # noqa: PLC0415 - only the command needs click
@@ -47,7 +47,7 @@ def run() -> None:
             "pip install 'vbs-async[cli]'\n"
         )
         raise SystemExit(2) from None
-    cli.main(prog_name="vbs-async")
+    cli.main(args, prog_name=prog_name)
 
 
 def __getattr__(name: str) -> Any:

@@ -337,6 +337,9 @@ def _parse_quota(value: str | None) -> tuple[float, float] | None:
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic data.")
 @click.option(
+    "--token", default="emulator-token", show_default=True, help="The X-Auth-Token to accept."
+)
+@click.option(
     "--fault-rate",
     type=click.FloatRange(0, 1),
     default=0.0,
@@ -367,6 +370,7 @@ def emulator(**options: Any) -> None:
     from vbs_async.testing._serve import serve  # noqa: PLC0415
 
     emu = Emulator(
+        token=options["token"],
         quota=options["quota"],
         projects=options["projects"],
         sharings_per_project=options["sharings"],
@@ -380,6 +384,8 @@ def emulator(**options: Any) -> None:
         try:
             asyncio.run(serve(emu, sys.stdout, ids_file=options["ids_file"]))
         except OSError as exc:
+            # asyncio's text repeats the address; the reason is its last part.
+            reason = str(exc.strerror or exc).rsplit(": ", 1)[-1]
             raise CommandError(
-                f"cannot serve on {options['host']}:{options['port']}: {exc}"
+                f"cannot serve on {options['host']}:{options['port']}: {reason}"
             ) from None
