@@ -89,7 +89,7 @@ def _may_have_acted(error: VBSError) -> bool:
     return isinstance(error, APIError) and error.status in {502, 503, 504}
 
 
-def error_headers(error: APIError) -> dict[str, str]:
+def _error_headers(error: APIError) -> dict[str, str]:
     """Headers for the answer that stands in for a DELETE's 404 (its request id, if any)."""
     return {"X-Request-Id": error.request_id} if error.request_id else {}
 
@@ -293,7 +293,7 @@ class VBSClient:
                 if request.method == "DELETE" and state.outcome_unknown:
                     # An earlier attempt may have deleted it, its answer lost:
                     # the 404 proves the state asked for.
-                    return Response(HTTPStatus.NO_CONTENT, error_headers(error), b"")
+                    return Response(HTTPStatus.NO_CONTENT, _error_headers(error), b"")
                 raise
             except VBSError as error:
                 wait = self._retry_wait(error, request, state.attempt)

@@ -217,6 +217,7 @@ class RequestLimiter:
     ) -> None:
         self.max_concurrency = max_concurrency
         self.rate_limit = rate_limit
+        self._clock = clock
         self.adaptive = AdaptiveRate(rate_limit, clock)
         self.in_flight = 0
         self.peak_in_flight = 0
@@ -231,9 +232,11 @@ class RequestLimiter:
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
             try:
-                started = await self.adaptive.acquire()
+                await self.adaptive.acquire()
                 if self._fixed is not None:
                     await self._fixed.acquire()
-                yield started
+                # After every wait: what a throttled answer is judged by is when
+                # the request really left.
+                yield self._clock()
             finally:
                 self.in_flight -= 1

@@ -438,6 +438,9 @@ class SharingIterator:
         )
         self._pending_in_page = 0
         self._started = False
+        # Pages requested ahead and not yet taken; cancelled whenever a pass ends.
+        self._ahead: dict[PageRequest, asyncio.Task[tuple[BackupSharing, ...]]] = {}
+        self._began = 0.0
 
     @property
     def stats(self) -> ListingStats:
@@ -468,30 +471,25 @@ class SharingIterator:
             raise RuntimeError("a SharingIterator can be iterated once; resume with next_offset")
         self._started = True
         cursor = self._cursor
-        began = time.perf_counter()
-        pending: dict[PageRequest, asyncio.Task[tuple[BackupSharing, ...]]] = {}
+        self._began = time.perf_counter()
         try:
             if self._end_check == "count" and not cursor.done:
                 total = await self._fetch_count()
                 cursor.expected = max(0, total - self._start_offset)
-            async for page in self._drain(pending, began):
+            async for page in self._drain():
                 yield page
             if cursor.stopped_by_max_items:
                 return
             if cursor.expected is not None and cursor.stats.items != cursor.expected:
                 await self._recount()
             if self._verify:
-                async for page in self._verification(pending, began):
+                async for page in self._verification():
                     yield page
         finally:
-            await _cancel(pending)
-            cursor.stats.elapsed = time.perf_counter() - began
+            await _cancel(self._ahead)
+            cursor.stats.elapsed = time.perf_counter() - self._began
 
-    async def _drain(
-        self,
-        pending: dict[PageRequest, asyncio.Task[tuple[BackupSharing, ...]]],
-        began: float,
-    ) -> AsyncIterator[SharingPage]:
+    async def _drain(self) -> AsyncIterator[SharingPage]:
         """One pass: pages from the cursor's offset until the cursor says the end."""
         cursor = self._cursor
         window = self._window()
@@ -500,12 +498,12 @@ class SharingIterator:
             if window == 1:
                 items = await self._fetch_page(plan[0].offset, plan[0].limit)
             else:
-                items = await self._fetch_ahead(plan, pending)
+                items = await self._fetch_ahead(plan)
             page = cursor.accept(plan[0], items)
-            cursor.stats.elapsed = time.perf_counter() - began
+            cursor.stats.elapsed = time.perf_counter() - self._began
             if page.items:
                 yield page
-        await _cancel(pending)
+        await _cancel(self._ahead)
 
     async def _recount(self) -> None:
         """The listing ended off its count: count again to tell a change from a lie."""
@@ -526,17 +524,13 @@ class SharingIterator:
             )
         cursor.expected = again
 
-    async def _verification(
-        self,
-        pending: dict[PageRequest, asyncio.Task[tuple[BackupSharing, ...]]],
-        began: float,
-    ) -> AsyncIterator[SharingPage]:
+    async def _verification(self) -> AsyncIterator[SharingPage]:
         """List again from the start until a pass brings nothing new and sees no change."""
         cursor = self._cursor
         for _ in range(MAX_VERIFY_PASSES):
             cursor.restart()
             cursor.stats.verify_passes += 1
-            async for page in self._drain(pending, began):
+            async for page in self._drain():
                 cursor.stats.found_by_verify += len(page.items)
                 yield page
             if cursor.pass_was_clean:
@@ -549,12 +543,9 @@ class SharingIterator:
             return COUNT_WINDOW
         return 1
 
-    async def _fetch_ahead(
-        self,
-        plan: list[PageRequest],
-        pending: dict[PageRequest, asyncio.Task[tuple[BackupSharing, ...]]],
-    ) -> tuple[BackupSharing, ...]:
+    async def _fetch_ahead(self, plan: list[PageRequest]) -> tuple[BackupSharing, ...]:
         """Await the first page of `plan`, keeping the rest in flight; drop stale guesses."""
+        pending = self._ahead
         wanted = set(plan)
         for request in [r for r in pending if r not in wanted]:
             pending.pop(request).cancel()
