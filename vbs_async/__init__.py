@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._agency import AgencyAuth
 from ._auth import Auth, TokenAuth
 from ._client import VBSClient
 from ._errors import (
@@ -21,15 +22,17 @@ from ._errors import (
     VBSError,
 )
 from ._iam import PasswordAuth
-from ._models import Backup, BackupSharing, ListingStats, ProjectSharings, SharingPage
+from ._models import Backup, BackupSharing, ListingStats, Project, ProjectSharings, SharingPage
 from ._pagination import SharingIterator
 from ._retry import RetryBudget, RetryPolicy
 from ._signing import AKSKAuth
+from ._tls import tls_context
 from ._validation import EndCheck, SortDir, SortKey
 
 __all__ = [
     "AKSKAuth",
     "APIError",
+    "AgencyAuth",
     "Auth",
     "AuthenticationError",
     "Backup",
@@ -43,6 +46,7 @@ __all__ = [
     "PaginationError",
     "PasswordAuth",
     "PermissionDeniedError",
+    "Project",
     "ProjectSharings",
     "RateLimitedError",
     "RequestTimeoutError",
@@ -58,4 +62,5 @@ __all__ = [
     "TransportError",
     "VBSClient",
     "VBSError",
+    "tls_context",
 ]

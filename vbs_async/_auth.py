@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from yarl import URL
 
+    from ._endpoints import Catalog
     from ._requests import Request
     from ._responses import Response
 
@@ -53,6 +54,11 @@ class Auth(abc.ABC):
 
     def secrets(self) -> tuple[str, ...]:
         """Every credential this auth holds or was issued: never to appear in any text."""
+        return ()
+
+    async def catalog(self, project_id: str, send: Send) -> Catalog:
+        """The service catalog that came with the project's token; empty without one."""
+        del project_id, send
         return ()
 
     async def aclose(self) -> None:  # noqa: B027 - most auth has nothing to stop

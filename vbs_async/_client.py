@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 import warnings
 from http import HTTPStatus
@@ -20,11 +21,21 @@ import attrs
 import stamina
 from yarl import URL
 
+from ._agency import AgencyAuth
 from ._auth import Auth
 from ._crawl import ProjectIds, crawl
-from ._errors import APIError, NotFoundError, RequestTimeoutError, TransportError, VBSError
+from ._endpoints import KNOWN_REGIONS, VBS_SERVICE_TYPES, catalog_endpoint
+from ._errors import (
+    APIError,
+    ConfigurationError,
+    NotFoundError,
+    RequestTimeoutError,
+    TransportError,
+    VBSError,
+)
+from ._iam import PasswordAuth, normalise_auth_url
 from ._limits import RequestLimiter
-from ._models import BackupSharing, ListingStats, ProjectSharings
+from ._models import BackupSharing, ListingStats, Project, ProjectSharings
 from ._pagination import SharingIterator
 from ._redaction import redact_error
 from ._requests import (
@@ -36,6 +47,7 @@ from ._requests import (
     cancel_sharing_request,
     count_sharings_request,
     get_sharing_request,
+    list_projects_request,
     list_sharings_request,
     share_backup_request,
 )
@@ -43,6 +55,7 @@ from ._responses import (
     Response,
     api_error,
     read_count,
+    read_projects,
     read_sharing,
     read_sharing_list,
 )
@@ -55,6 +68,9 @@ if TYPE_CHECKING:
     from types import TracebackType
 
 logger: Final = logging.getLogger("vbs_async")
+_SSLContext: Final = ssl.SSLContext  # the module's name is taken by the `ssl` argument
+SSLSetting = ssl.SSLContext | bool
+"""TLS verification: True (system CAs), an `ssl.SSLContext` (its own CAs), False (none)."""
 
 DEFAULT_MAX_BODY_SIZE: Final = 64 * 1024 * 1024
 
@@ -70,6 +86,8 @@ class ClientKeywords(TypedDict, total=False):
     max_body_size: int
     retry_budget: RetryBudget | None
     transport: Transport | None
+    ssl: SSLSetting
+    iam_endpoint: str | None
 
 
 @attrs.define
@@ -101,7 +119,17 @@ class VBSClient:
 
     Args:
         endpoint: `https://host[:port]`; plain `http` only for loopback hosts.
+            None: from the service catalog of each project's token (with
+            `PasswordAuth` and `AgencyAuth`: type `vbs`, then `vbsv2`, public,
+            in `region`), else from the known endpoints of `region`.
         auth: How requests are authenticated (`TokenAuth`, ...).
+        region: The region (`eu-de`), for the endpoints and `list_projects`.
+        iam_endpoint: IAM's endpoint, for `list_projects`: by default the
+            auth's `auth_url`, else the known IAM endpoint of `region`.
+        ssl: TLS settings: True verifies against the system's CAs, an
+            `ssl.SSLContext` against its own (a private CA, a client
+            certificate: see `vbs_async.tls_context`); False does not verify
+            (a WARNING says so).
         max_concurrency: Requests in flight at most, across the whole client.
         rate_limit: Request starts per second at most, or None for no cap.
         timeout: Seconds one HTTP request may take, connecting included.
@@ -120,9 +148,12 @@ class VBSClient:
 
     def __init__(
         self,
-        endpoint: str,
+        endpoint: str | None = None,
         *,
         auth: Auth,
+        region: str | None = None,
+        iam_endpoint: str | None = None,
+        ssl: SSLSetting = True,
         max_concurrency: int = 32,
         rate_limit: float | None = None,
         timeout: float = 30.0,
@@ -132,10 +163,39 @@ class VBSClient:
         retry_budget: RetryBudget | None = None,
         transport: Transport | None = None,
     ) -> None:
-        self._endpoint = str(check_endpoint(endpoint))
         if not isinstance(auth, Auth):
             raise ValueError(f"auth must be a vbs_async auth object, got {type(auth).__name__}")
         self._auth = auth
+        if region is not None and (not isinstance(region, str) or not region):
+            raise ValueError("region must be a non-empty string")
+        self._region = region
+        self._endpoint = None if endpoint is None else str(check_endpoint(endpoint))
+        known = KNOWN_REGIONS.get(region) if region is not None else None
+        # The known table's endpoint, used when no catalog names VBS.
+        self._fallback_endpoint = known.vbs if known is not None else None
+        if (
+            self._endpoint is None
+            and self._fallback_endpoint is None
+            and not isinstance(auth, PasswordAuth | AgencyAuth)
+        ):
+            where = f"region {region!r} is not a known one" if region else "no region is given"
+            raise ConfigurationError(
+                f"no VBS endpoint: {where}, and {type(auth).__name__} brings no service "
+                "catalog; give endpoint= (VBS_ENDPOINT)"
+            )
+        if iam_endpoint is not None:
+            self._iam_endpoint: str | None = normalise_auth_url(iam_endpoint)
+        elif isinstance(auth, PasswordAuth | AgencyAuth):
+            self._iam_endpoint = auth.auth_url
+        else:
+            self._iam_endpoint = known.iam if known is not None else None
+        if not isinstance(ssl, bool) and not isinstance(ssl, _SSLContext):
+            raise ValueError("ssl must be True, False or an ssl.SSLContext")
+        if ssl is False:
+            logger.warning(
+                "TLS certificates are NOT verified (ssl=False): anyone on the network path "
+                "can read and change this client's requests, credentials included"
+            )
         self._limiter = RequestLimiter(
             check_int("max_concurrency", max_concurrency, minimum=1),
             check_positive_number("rate_limit", rate_limit, allow_none=True),
@@ -152,6 +212,7 @@ class VBSClient:
             max_connections=max_concurrency,
             timeout=timeout,
             max_body_size=max_body_size,
+            ssl=ssl,
         )
         self._budget = retry_budget if retry_budget is not None else RetryBudget()
         # Limits the server has filled a page at: `end_check="auto"` then takes a
@@ -198,9 +259,14 @@ class VBSClient:
         return cls(resolved.endpoint, auth=resolved.auth, **options)
 
     @property
-    def endpoint(self) -> str:
-        """The service endpoint, `scheme://host[:port]`."""
+    def endpoint(self) -> str | None:
+        """The service endpoint, `scheme://host[:port]`; None when each token's catalog says."""
         return self._endpoint
+
+    @property
+    def region(self) -> str | None:
+        """The region, if one was given."""
+        return self._region
 
     @property
     def auth(self) -> Auth:
@@ -323,18 +389,21 @@ class VBSClient:
         self, request: Request, state: _CallState, stats: ListingStats | None
     ) -> Response:
         """One attempt: authenticate, send under the limits, wait out throttling, check."""
-        url = URL((request.endpoint or self._endpoint) + request.target, encoded=True)
+        url = URL(await self._endpoint_for(request) + request.target, encoded=True)
+        auth = request.signer or self._auth
         refreshed = False
         while True:
             credentials = (
-                await self._auth.headers(request, url, self._call) if request.authenticate else {}
+                await auth.headers(request, url, self._call) if request.authenticate else {}
             )
             started, response = await self._exchange(request, url, credentials, state, stats)
             if 200 <= response.status < 300:  # noqa: PLR2004
                 self._limiter.adaptive.succeeded(started)
                 self._budget.refund()
                 return response
-            refusal = api_error(response, project_id=request.project_id, offset=request.offset)
+            refusal = api_error(
+                response, project_id=request.project_id or None, offset=request.offset
+            )
             if is_throttling(refusal.status, refusal.code):
                 # Flow control, not failure: the gateway did not act on it.
                 self._limiter.adaptive.throttled(started)
@@ -348,11 +417,30 @@ class VBSClient:
                 response.status == HTTPStatus.UNAUTHORIZED
                 and request.authenticate
                 and not refreshed
-                and self._auth.invalidate(request.project_id, credentials)
+                and auth.invalidate(request.project_id, credentials)
             ):
                 refreshed = True
                 continue
             raise refusal
+
+    async def _endpoint_for(self, request: Request) -> str:
+        """Where `request` goes: its own endpoint (IAM), the client's, or the catalog's."""
+        if request.endpoint is not None:
+            return request.endpoint
+        if self._endpoint is not None:
+            return self._endpoint
+        catalog = await self._auth.catalog(request.project_id, self._call)
+        found = catalog_endpoint(catalog, VBS_SERVICE_TYPES, self._region)
+        if found is not None:
+            return found
+        if self._fallback_endpoint is not None:
+            return self._fallback_endpoint
+        region = f" in region {self._region}" if self._region else ""
+        raise ConfigurationError(
+            f"the token's service catalog names no VBS endpoint (type vbs or vbsv2){region}; "
+            "set VBS_ENDPOINT",
+            project_id=request.project_id,
+        )
 
     def _throttle_wait(self, refusal: APIError, state: _CallState) -> float:
         """Seconds a throttled request waits before it queues again for its turn."""
@@ -549,6 +637,41 @@ class VBSClient:
             return ProjectSharings(project_id, sharings, None, iterator.stats)
 
         return crawl(list_project, project_ids, max_projects=max_projects)
+
+    # -- projects ----------------------------------------------------------------
+
+    async def list_projects(
+        self, region: str | None = None, *, include_disabled: bool = False
+    ) -> list[Project]:
+        """The projects the credentials may use (IAM `GET /v3/auth/projects`).
+
+        IAM's built-in `MOS` project is left out, and disabled projects unless
+        asked for.
+
+        Args:
+            region: Only the projects of this region (`eu-de`); None for all.
+            include_disabled: Also the disabled projects.
+
+        Raises:
+            ConfigurationError: No IAM endpoint is known (give `iam_endpoint`).
+        """
+        if region is not None and (not isinstance(region, str) or not region):
+            raise ValueError("region must be a non-empty string or None")
+        if not isinstance(include_disabled, bool):
+            raise ValueError("include_disabled must be a bool")
+        if self._iam_endpoint is None:
+            raise ConfigurationError(
+                "no IAM endpoint to list projects from: give iam_endpoint= (OS_AUTH_URL) "
+                "or a known region"
+            )
+        request = list_projects_request(self._iam_endpoint)
+        projects = read_projects((await self._call(request)).body, request)
+        return [
+            project
+            for project in projects
+            if (include_disabled or project.enabled)
+            and (region is None or project.region == region)
+        ]
 
     # -- the other sharing calls -----------------------------------------------
 

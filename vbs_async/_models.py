@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Final
 
 import attrs
 
@@ -127,6 +128,33 @@ class ListingStats:
     recounts: int = 0
     verify_passes: int = 0
     found_by_verify: int = 0
+
+
+MOS_PROJECT: Final = "MOS"
+"""IAM's built-in project of the account's management services: never a crawl's business."""
+
+
+def region_of(project_name: str) -> str:
+    """The region a project name carries: `eu-de_prod` is in `eu-de`, `eu-de` itself too."""
+    return project_name.partition("_")[0]
+
+
+@attrs.frozen
+class Project:
+    """A project the credentials may use, as IAM lists it.
+
+    Attributes:
+        id: The project's ID.
+        name: Its name, `{region}_{suffix}`; a region's default project is
+            named after the region.
+        region: The region, from the name's prefix.
+        enabled: Whether the project is enabled.
+    """
+
+    id: str
+    name: str
+    region: str
+    enabled: bool = True
 
 
 @attrs.frozen

@@ -12,6 +12,7 @@ from urllib.parse import quote
 import attrs
 import orjson
 
+from ._auth import Auth
 from ._validation import (
     END_CHECKS,
     SORT_DIRECTIONS,
@@ -55,6 +56,11 @@ class Request:
         authenticate: Whether the client's auth signs it (not for IAM's own
             token requests, which carry their credentials in the body).
         repeatable: Safe to send again even as a POST (a token request).
+        domain_scoped: An account-wide IAM call (listing projects, assuming
+            an agency): a token for it is scoped to the user's domain, not
+            to `project_id`.
+        signer: The auth that authenticates it instead of the client's (an
+            agency token request is signed by the delegated user).
     """
 
     method: str
@@ -66,6 +72,8 @@ class Request:
     endpoint: str | None = None
     authenticate: bool = True
     repeatable: bool = False
+    domain_scoped: bool = False
+    signer: Auth | None = attrs.field(default=None, repr=False, eq=False)
 
     @property
     def query_string(self) -> str:
@@ -355,4 +363,15 @@ def cancel_sharing_request(project_id: str, target_id: str, *, is_backup_id: boo
         path=path,
         project_id=project_id,
         query=(("is_backup_id", "true" if is_backup_id else "false"),),
+    )
+
+
+def list_projects_request(iam_endpoint: str) -> Request:
+    """GET {iam}/v3/auth/projects: the projects the credentials may use (account-wide)."""
+    return Request(
+        method="GET",
+        path="/v3/auth/projects",
+        project_id="",
+        endpoint=iam_endpoint,
+        domain_scoped=True,
     )

@@ -15,6 +15,7 @@ import orjson
 
 from ._converter import StructureError, structure_sharing, structure_sharings
 from ._errors import APIError, PaginationError, ResponseDecodeError, error_class_for_status
+from ._models import MOS_PROJECT, Project, region_of
 from ._retry import parse_retry_after
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ def _load_object(body: bytes, request: Request) -> dict[str, Any]:
 def _decode_error(reason: str, request: Request) -> ResponseDecodeError:
     return ResponseDecodeError(
         f"unexpected answer to {request.method} {request.path}: {reason}",
-        project_id=request.project_id,
+        project_id=request.project_id or None,
         offset=request.offset,
     )
 
@@ -166,3 +167,23 @@ def read_count(body: bytes, request: Request) -> int:
     if type(count) is not int or count < 0:
         raise _decode_error(f"'count' must be a non-negative integer, got {count!r:.40}", request)
     return count
+
+
+def read_projects(body: bytes, request: Request) -> list[Project]:
+    """The projects of IAM's `{"projects": [{"id", "name", "enabled"}, ...]}`, MOS left out."""
+    items = _load_object(body, request).get("projects")
+    if not isinstance(items, list):
+        raise _decode_error("'projects' must be a list", request)
+    projects = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise _decode_error("a project is not an object", request)
+        project_id, name, enabled = item.get("id"), item.get("name"), item.get("enabled", True)
+        if not isinstance(project_id, str) or not project_id or not isinstance(name, str):
+            raise _decode_error("a project has no text id or name", request)
+        if not isinstance(enabled, bool):
+            raise _decode_error(f"project {project_id}'s 'enabled' is not a bool", request)
+        if name == MOS_PROJECT:
+            continue
+        projects.append(Project(project_id, name, region_of(name), enabled))
+    return projects

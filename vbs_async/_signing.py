@@ -129,11 +129,9 @@ class AKSKAuth(Auth):
     def sign(self, request: Request, url: URL, now: datetime) -> dict[str, str]:
         """The headers that sign `request` to `url` at the time `now`."""
         sdk_date = now.astimezone(UTC).strftime(DATE_FORMAT)
-        signed = {
-            "Host": host_header(url),
-            "X-Sdk-Date": sdk_date,
-            "X-Project-Id": request.project_id,
-        }
+        signed = {"Host": host_header(url), "X-Sdk-Date": sdk_date}
+        if not request.domain_scoped:  # an account-wide IAM call is about no project
+            signed["X-Project-Id"] = request.project_id
         if request.body is not None:
             signed["Content-Type"] = "application/json"
         if self._security_token is not None:

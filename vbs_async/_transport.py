@@ -55,6 +55,8 @@ class AiohttpTransport:
         max_connections: Connections the owned session may open at once.
         timeout: Seconds one request may take, connecting included.
         max_body_size: Answers larger than this many bytes are refused.
+        ssl: True verifies TLS against the system's CAs, an `ssl.SSLContext`
+            against its own, False not at all.
     """
 
     def __init__(
@@ -64,7 +66,9 @@ class AiohttpTransport:
         max_connections: int = 100,
         timeout: float = 30.0,
         max_body_size: int = 64 * 1024 * 1024,
+        ssl: ssl.SSLContext | bool = True,
     ) -> None:
+        self._ssl = ssl
         self._session = session
         self._owns_session = session is None
         self._max_connections = max_connections
@@ -110,7 +114,7 @@ class AiohttpTransport:
                 data=request.body,
                 allow_redirects=False,
                 timeout=timeout,
-                ssl=True,
+                ssl=self._ssl,
             ) as answer:
                 body = await _read_body(answer, request, self._max_body_size)
                 return Response(status=answer.status, headers=answer.headers, body=body)

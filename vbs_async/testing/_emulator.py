@@ -8,12 +8,16 @@ misbehave: injected faults, added latency, a silent cap on `limit`.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import ssl
+import tempfile
 import time
 import uuid
 import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Self
 
 import attrs
@@ -26,7 +30,7 @@ from ._quota import GatewayQuota
 from ._store import Query, Store, populate, synthetic_project_ids
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
     from types import TracebackType
 
     from ._drift import Drift
@@ -40,6 +44,7 @@ _SORT_KEYS: Final = frozenset(
 )
 _RECORD_LIMIT: Final = 100_000
 DEFAULT_TOKEN: Final = "emulator-token"  # noqa: S105 - a fixed test token, documented
+DEFAULT_REGION: Final = "eu-de"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -80,6 +85,31 @@ def _error(
     status: int, message: str, *, form: str = "error", code: str | None = None
 ) -> web.Response:
     return _json(status, error_body(status, message, form=form, code=code))
+
+
+def _iam_refusal(message: str) -> web.Response:
+    """IAM's 401, in Keystone's form."""
+    return _json(
+        401, orjson.dumps({"error": {"code": 401, "message": message, "title": "Unauthorized"}})
+    )
+
+
+def iam_projects(project_ids: list[str], region: str) -> list[dict[str, Any]]:
+    """What IAM lists for an account holding `project_ids` in `region`.
+
+    Besides the emulator's projects (named `{region}_pNNNNN`): the built-in
+    `MOS` project, a disabled project of the region and a project of another
+    region, none of which a crawl of the region's projects may touch.
+    """
+    listed = [
+        {"id": project_id, "name": f"{region}_p{index:05d}", "enabled": True}
+        for index, project_id in enumerate(project_ids)
+    ]
+    extras = [("MOS", True), (f"{region}_disabled", False), ("eu-xx_elsewhere", True)]
+    for name, enabled in extras:
+        extra_id = hashlib.sha256(f"{region}/{name}".encode()).hexdigest()[:32]
+        listed.append({"id": extra_id, "name": name, "enabled": enabled})
+    return listed
 
 
 def _parse_bool(query: Any, name: str) -> bool | None:
@@ -152,6 +182,15 @@ class Emulator:
         token_lifetime: Seconds an issued token is valid.
         access_keys: Access key to secret key: requests signed with one
             (SDK-HMAC-SHA256) are accepted, a bad signature gets 401.
+        region: The region the emulator stands for: its projects are named
+            `{region}_pNNNNN`, and token catalogs list VBS there.
+        agencies: `(delegating domain, agency name)` pairs that any user
+            (or key pair) may assume with IAM's `assume_role`; agency tokens
+            are accepted for the project they are scoped to.
+        security_tokens: Access key to the security token its requests must
+            send and sign (temporary keys).
+        tls: Serve HTTPS with a certificate of a CA made for this emulator
+            (needs `trustme`); `emu.ca_bundle` is the CA's PEM file.
         quota: `(rate, burst)`: a gateway quota shared by every call, IAM's
             included. Over it, 429 at once in the gateway's form
             (`error_code` `APIGW.0308`), without `Retry-After`; a
@@ -189,6 +228,10 @@ class Emulator:
         users: Mapping[str, str] | None = None,
         token_lifetime: float = 86_400.0,
         access_keys: Mapping[str, str] | None = None,
+        security_tokens: Mapping[str, str] | None = None,
+        agencies: Iterable[tuple[str, str]] = (),
+        region: str = DEFAULT_REGION,
+        tls: bool = False,
         quota: tuple[float, float] | GatewayQuota | None = None,
     ) -> None:
         if latency < 0:
@@ -209,20 +252,32 @@ class Emulator:
             quota if isinstance(quota, GatewayQuota) or quota is None else GatewayQuota(*quota)
         )
         self.faults = FaultPlan(fault_rate, seed=fault_seed, retry_after=retry_after)
-        self.identity = Identity(users, token_lifetime=token_lifetime, access_keys=access_keys)
+        self.identity = Identity(
+            users,
+            token_lifetime=token_lifetime,
+            access_keys=access_keys,
+            security_tokens=security_tokens,
+            agencies=agencies,
+        )
+        self.identity.catalog = self._catalog
+        self.region = region
+        self.tls = tls
+        self.ca_bundle: str | None = None
+        self.iam_projects = iam_projects(self.project_ids, region)
         self.unauthorized = 0
         self.requests: deque[RecordedRequest] = deque(maxlen=_RECORD_LIMIT)
         self.requests_received = 0
         self.in_flight = 0
         self.peak_in_flight = 0
         self._runner: web.AppRunner | None = None
+        self._tls_files: tempfile.TemporaryDirectory[str] | None = None
 
     @property
     def url(self) -> str:
         """The endpoint to give `VBSClient`, `http://127.0.0.1:PORT`."""
         if self._runner is None:
             raise RuntimeError("the emulator is not running: use `async with Emulator()`")
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def sharings(self, project_id: str, *, share_to_me: bool = False) -> list[dict[str, Any]]:
         """What a full listing of `project_id` should return, newest first."""
@@ -270,11 +325,12 @@ class Emulator:
         app.router.add_post(collection, self._share)
         app.router.add_delete(f"{collection}/{{sharing_id}}", self._cancel)
         app.router.add_post("/v3/auth/tokens", self._issue_token)
+        app.router.add_get("/v3/auth/projects", self._list_projects)
         self._runner = web.AppRunner(
             app, access_log=None, handle_signals=False, shutdown_timeout=0.1
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self._server_tls())
         await site.start()
         self.port = self._runner.addresses[0][1]
 
@@ -283,6 +339,37 @@ class Emulator:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._tls_files is not None:
+            self._tls_files.cleanup()
+            self._tls_files = None
+
+    def _server_tls(self) -> ssl.SSLContext | None:
+        if not self.tls:
+            return None
+        try:
+            import trustme  # noqa: PLC0415 - only for who asks for TLS
+        except ModuleNotFoundError:
+            raise RuntimeError("Emulator(tls=True) needs trustme: pip install trustme") from None
+        authority = trustme.CA()
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        authority.issue_cert(self.host, "localhost").configure_cert(context)
+        self._tls_files = tempfile.TemporaryDirectory(prefix="vbs-emulator-ca-")
+        bundle = Path(self._tls_files.name) / "ca.pem"
+        authority.cert_pem.write_to_path(str(bundle))
+        self.ca_bundle = str(bundle)
+        return context
+
+    def _catalog(self, project_id: str | None) -> list[dict[str, Any]]:
+        """The service catalog of a token of `project_id`: VBS as `vbs` and `vbsv2`."""
+        endpoint = {"interface": "public", "region": self.region, "region_id": self.region}
+        return [
+            {"type": "vbs", "name": "vbs", "endpoints": [{**endpoint, "url": f"{self.url}/v2/"}]},
+            {
+                "type": "vbsv2",
+                "name": "vbsv2",
+                "endpoints": [{**endpoint, "url": f"{self.url}/v2/{project_id}"}],
+            },
+        ]
 
     # -- middlewares --------------------------------------------------------------
 
@@ -352,16 +439,8 @@ class Emulator:
             return _error(400, str(exc), code="VolumeBackup.0041")
 
     async def _check_caller(self, request: web.Request) -> None:
-        authorization = request.headers.get("Authorization")
-        if authorization is not None:
-            self.identity.check_signature(
-                authorization,
-                method=request.method,
-                path=request.path,
-                query=list(request.query.items()),
-                headers=request.headers,
-                body=await request.read(),
-            )
+        if "Authorization" in request.headers:
+            await self._caller(request)  # checks the signature
             return
         token = request.headers.get("X-Auth-Token")
         if token is None:
@@ -369,20 +448,42 @@ class Emulator:
         if token != self.token:
             self.identity.check_token(token, request.match_info.get("project_id", ""))
 
+    async def _caller(self, request: web.Request) -> str | None:
+        """Who an IAM request is authenticated as (a user's token or a key pair), if anyone."""
+        authorization = request.headers.get("Authorization")
+        if authorization is not None:
+            access_key = self.identity.check_signature(
+                authorization,
+                method=request.method,
+                path=request.path,
+                query=list(request.query.items()),
+                headers=request.headers,
+                body=await request.read(),
+            )
+            return f"key:{access_key}"
+        token = request.headers.get("X-Auth-Token")
+        return None if token is None else self.identity.user_of(token)
+
+    async def _list_projects(self, request: web.Request) -> web.Response:
+        try:
+            caller = await self._caller(request)
+        except Refused as refusal:
+            self.unauthorized += 1
+            return _iam_refusal(str(refusal))
+        if caller is None:
+            self.unauthorized += 1
+            return _iam_refusal("Incorrect IAM authentication information: no X-Auth-Token")
+        return _json(200, orjson.dumps({"projects": self.iam_projects}))
+
     async def _issue_token(self, request: web.Request) -> web.Response:
         try:
             payload = orjson.loads(await request.read())
         except orjson.JSONDecodeError:
             return _error(400, "The request body is not JSON")
         try:
-            token, body = self.identity.issue(payload)
+            token, body = self.identity.issue(payload, await self._caller(request))
         except Refused as refusal:
-            return _json(
-                401,
-                orjson.dumps(
-                    {"error": {"code": 401, "message": str(refusal), "title": "Unauthorized"}}
-                ),
-            )
+            return _iam_refusal(str(refusal))
         return _json(201, orjson.dumps(body), {"X-Subject-Token": token})
 
     # -- the five calls -----------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
 DEFAULT_DOMAIN: Final = "emulator-domain"
 # The emulator checks signatures with code of its own, written from the public
@@ -46,25 +46,33 @@ class IssuedToken:
     """A token the emulated IAM handed out.
 
     Attributes:
-        user: Who asked for it.
-        project_id: The project it is scoped to.
+        user: Who asked for it (for an agency token: the delegated user).
+        project_id: The project it is scoped to; None for the user's domain.
         expires: `time.monotonic()` after which it is refused.
+        agency: `(domain, agency name)` of an agency token, else None.
     """
 
     user: str
-    project_id: str
+    project_id: str | None
     expires: float
+    agency: tuple[str, str] | None = None
 
 
 class Identity:
-    """Users, their project tokens, and access keys.
+    """Users, their tokens, access keys and agencies.
 
     Attributes:
         users: User name to password.
         domain_name: The domain every user belongs to.
+        domain_id: That domain's ID (a password request may name either).
         token_lifetime: Seconds an issued token is valid.
         access_keys: Access key to secret key.
-        token_requests: (user, project) of every token issued, in order.
+        security_tokens: Access key to the security token its requests must
+            carry and sign (temporary keys).
+        agencies: `(delegating domain, agency name)` pairs any user may assume.
+        token_requests: (user, project) of every password token issued, in order.
+        agency_token_requests: (user, agency, project) of every agency token issued.
+        catalog: Makes the service catalog sent with a token of a project.
     """
 
     def __init__(
@@ -74,63 +82,126 @@ class Identity:
         domain_name: str = DEFAULT_DOMAIN,
         token_lifetime: float = 86_400.0,
         access_keys: Mapping[str, str] | None = None,
+        security_tokens: Mapping[str, str] | None = None,
+        agencies: Iterable[tuple[str, str]] = (),
     ) -> None:
         self.users = dict(users or {})
         self.domain_name = domain_name
+        self.domain_id = hashlib.sha256(domain_name.encode()).hexdigest()[:32]
         self.token_lifetime = token_lifetime
         self.access_keys = dict(access_keys or {})
-        self.token_requests: list[tuple[str, str]] = []
+        self.security_tokens = dict(security_tokens or {})
+        self.agencies = set(agencies)
+        self.token_requests: list[tuple[str, str | None]] = []
+        self.agency_token_requests: list[tuple[str, str, str | None]] = []
+        self.catalog: Callable[[str | None], list[dict[str, Any]]] = lambda _: []
         self._tokens: dict[str, IssuedToken] = {}
 
-    def issue(self, payload: Any) -> tuple[str, dict[str, Any]]:
+    def issue(self, payload: Any, caller: str | None = None) -> tuple[str, dict[str, Any]]:
         """Answer a `POST /v3/auth/tokens` body: (token, response body).
 
+        Args:
+            payload: The request body.
+            caller: The user the request is authenticated as (by a token or
+                a signature), for `assume_role`; None when it is not.
+
         Raises:
-            Refused: The body is malformed or the password is wrong.
+            Refused: The body is malformed, the password wrong, or the agency unknown.
         """
         try:
             identity = payload["auth"]["identity"]
+            methods = identity["methods"]
+            scope = payload["auth"].get("scope") or {}
+            project_id = scope["project"]["id"] if "project" in scope else None
+        except (KeyError, TypeError):
+            raise Refused("the request body is not an authentication request") from None
+        agency = None
+        if methods == ["assume_role"]:
+            if caller is None:
+                raise Refused("assume_role needs the delegated user's token or signature")
+            try:
+                agency = (
+                    identity["assume_role"]["domain_name"],
+                    identity["assume_role"]["xrole_name"],
+                )
+            except (KeyError, TypeError):
+                raise Refused(
+                    "the assume_role request names no domain_name and xrole_name"
+                ) from None
+            if agency not in self.agencies:
+                raise Refused("The agency does not exist or the user may not assume it.")
+            name = caller
+        elif methods == ["password"]:
+            name = self._check_password(identity)
+        else:
+            raise Refused("the request body is not a password or assume_role authentication")
+        token = secrets.token_urlsafe(48)
+        self._tokens[token] = IssuedToken(
+            name, project_id, time.monotonic() + self.token_lifetime, agency
+        )
+        if agency is None:
+            self.token_requests.append((name, project_id))
+        else:
+            self.agency_token_requests.append((name, agency[1], project_id))
+        issued = datetime.now(UTC)
+        expires = issued + timedelta(seconds=self.token_lifetime)
+        body: dict[str, Any] = {
+            "token": {
+                "issued_at": issued.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+                "expires_at": expires.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+                "methods": methods,
+                "user": {"name": name, "domain": {"name": self.domain_name}},
+            }
+        }
+        if project_id is not None:
+            body["token"]["project"] = {"id": project_id}
+            body["token"]["catalog"] = self.catalog(project_id)
+        else:
+            body["token"]["domain"] = {"name": agency[0] if agency else self.domain_name}
+        return token, body
+
+    def _check_password(self, identity: Any) -> str:
+        try:
             user = identity["password"]["user"]
-            name, password, domain = user["name"], user["password"], user["domain"]["name"]
-            project_id = payload["auth"]["scope"]["project"]["id"]
+            name, password, domain = user["name"], user["password"], user["domain"]
         except (KeyError, TypeError):
             raise Refused("the request body is not a password authentication") from None
         known = self.users.get(name)
         if (
             known is None
             or not hmac.compare_digest(known, str(password))
-            or domain != self.domain_name
+            or domain not in ({"name": self.domain_name}, {"id": self.domain_id})
         ):
             raise Refused("The username or password is wrong.")
-        token = secrets.token_urlsafe(48)
-        self._tokens[token] = IssuedToken(name, project_id, time.monotonic() + self.token_lifetime)
-        self.token_requests.append((name, project_id))
-        issued = datetime.now(UTC)
-        expires = issued + timedelta(seconds=self.token_lifetime)
-        body = {
-            "token": {
-                "issued_at": issued.isoformat(timespec="microseconds").replace("+00:00", "Z"),
-                "expires_at": expires.isoformat(timespec="microseconds").replace("+00:00", "Z"),
-                "methods": ["password"],
-                "project": {"id": project_id},
-                "user": {"name": name, "domain": {"name": domain}},
-            }
-        }
-        return token, body
+        return str(name)
 
     def revoke_all(self) -> None:
         """Invalidate every token issued so far (as a password change would)."""
         self._tokens.clear()
 
+    def user_of(self, token: str) -> str:
+        """The user a live token of a user (not of an agency) belongs to, any scope.
+
+        Raises:
+            Refused: It is no such token.
+        """
+        issued = self._live(token)
+        if issued.agency is not None:
+            raise Refused("Incorrect IAM authentication information: an agency token")
+        return issued.user
+
     def check_token(self, token: str, project_id: str) -> None:
         """Raise `Refused` unless `token` is live and scoped to `project_id`."""
+        if self._live(token).project_id != project_id:
+            raise Refused("Incorrect IAM authentication information: token is for another project")
+
+    def _live(self, token: str) -> IssuedToken:
         issued = self._tokens.get(token)
         if issued is None:
             raise Refused("Incorrect IAM authentication information: token is not valid")
         if time.monotonic() >= issued.expires:
             raise Refused("Incorrect IAM authentication information: token has expired")
-        if issued.project_id != project_id:
-            raise Refused("Incorrect IAM authentication information: token is for another project")
+        return issued
 
     def check_signature(
         self,
@@ -141,8 +212,12 @@ class Identity:
         query: list[tuple[str, str]],
         headers: Mapping[str, str],
         body: bytes,
-    ) -> None:
-        """Raise `Refused` unless `authorization` signs this request with a known key pair."""
+    ) -> str:
+        """The access key whose pair signs this request; `Refused` unless one does.
+
+        Temporary keys (in `security_tokens`) must also send and sign their
+        `X-Security-Token`.
+        """
         match = _AUTHORIZATION.match(authorization)
         if match is None:
             raise Refused("Incorrect IAM authentication information: malformed Authorization")
@@ -173,6 +248,16 @@ class Identity:
         )
         if not hmac.compare_digest(expected, match["signature"]):
             raise Refused("Incorrect IAM authentication information: verify aksk signature fail")
+        required = self.security_tokens.get(match["access"])
+        if required is not None and (
+            "x-security-token" not in names
+            or not hmac.compare_digest(headers.get("X-Security-Token", ""), required)
+        ):
+            raise Refused(
+                "Incorrect IAM authentication information: "
+                "temporary keys need their X-Security-Token, signed"
+            )
+        return str(match["access"])
 
 
 def _uri_encode(text: str) -> str:

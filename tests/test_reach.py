@@ -1,0 +1,286 @@
+"""Reaching real accounts: endpoints from the token catalog, agencies, project discovery, TLS."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from vbs_async import (
+    AgencyAuth,
+    AKSKAuth,
+    AuthenticationError,
+    ConfigurationError,
+    PasswordAuth,
+    Project,
+    RetryPolicy,
+    TokenAuth,
+    TransportError,
+    VBSClient,
+    tls_context,
+)
+from vbs_async._endpoints import catalog_endpoint, read_catalog
+from vbs_async.testing import Emulator
+
+PASSWORD = "pa55-VERY-SECRET-word"
+FAST = RetryPolicy(attempts=2, wait_initial=0.001, wait_max=0.002, wait_jitter=0.0)
+
+
+def alice(emu: Emulator, password: str = PASSWORD) -> PasswordAuth:
+    return PasswordAuth(emu.url + "/v3", "alice", password, "emulator-domain")
+
+
+# -- endpoints -------------------------------------------------------------------------
+
+
+async def test_without_an_endpoint_vbs_is_found_in_each_token_s_catalog():
+    # eu-de's known endpoint is a real host this machine cannot reach: only the
+    # catalog (pointing at the emulator) makes the crawl succeed.
+    async with Emulator(projects=3, sharings_per_project=7, users={"alice": PASSWORD}) as emu:
+        client = VBSClient(auth=alice(emu), region="eu-de", retry=FAST)
+        async with client:
+            assert client.endpoint is None
+            results = [r async for r in client.crawl(emu.project_ids)]
+    assert [r.error for r in results] == [None, None, None]
+    assert sum(len(r.sharings) for r in results) == 21
+
+
+# Catalog entries as recorded from Open Telekom Cloud tokens (URLs shortened).
+OTC_CATALOG = {
+    "catalog": [
+        {
+            "type": "volumev2",
+            "endpoints": [
+                {
+                    "interface": "public",
+                    "region": "eu-de",
+                    "url": "https://evs.eu-de.otc.t-systems.com/v2/p1",
+                }
+            ],
+        },
+        {
+            "type": "vbsv2",
+            "endpoints": [
+                {
+                    "interface": "public",
+                    "region_id": "eu-de",
+                    "region": "eu-de",
+                    "url": "https://vbs.eu-de.otc.t-systems.com/v2/p1",
+                }
+            ],
+        },
+        {
+            "type": "vbs",
+            "endpoints": [
+                {"interface": "internal", "region": "eu-de", "url": "https://internal.example/v2/"},
+                {"interface": "public", "region": "eu-de", "url": "https://vbs.example:8443/v2/"},
+            ],
+        },
+    ]
+}
+
+
+def test_the_catalog_prefers_vbs_then_vbsv2_public_in_the_region():
+    catalog = read_catalog(OTC_CATALOG)
+    assert catalog_endpoint(catalog, ("vbs", "vbsv2"), "eu-de") == "https://vbs.example:8443"
+    assert catalog_endpoint(catalog, ("vbsv2",), "eu-de") == "https://vbs.eu-de.otc.t-systems.com"
+    assert catalog_endpoint(catalog, ("vbs", "vbsv2"), None) == "https://vbs.example:8443"
+    assert catalog_endpoint(catalog, ("vbs", "vbsv2"), "eu-nl") is None
+    assert read_catalog({"catalog": "junk"}) == ()
+    assert read_catalog({"catalog": [{"type": "vbs", "endpoints": [{"url": 3}]}]}) == ()
+
+
+def test_known_regions_give_their_endpoints_and_others_an_error_naming_vbs_endpoint():
+    swiss = VBSClient(auth=TokenAuth("t"), region="eu-ch2")
+    assert swiss.endpoint is None  # a catalog is never at hand with a ready token...
+    assert swiss._fallback_endpoint == "https://vbs.eu-ch2.sc.otc.t-systems.com"
+    assert swiss._iam_endpoint == "https://iam-pub.eu-ch2.sc.otc.t-systems.com"
+    assert VBSClient(auth=TokenAuth("t"), region="eu-de")._fallback_endpoint == (
+        "https://vbs.eu-de.otc.t-systems.com"
+    )
+    for region in ("eu-xx", None):
+        with pytest.raises(ConfigurationError, match="VBS_ENDPOINT"):
+            VBSClient(auth=TokenAuth("t"), region=region)
+
+
+async def test_a_catalog_without_vbs_is_a_configuration_error_naming_vbs_endpoint():
+    async with Emulator(projects=1, users={"alice": PASSWORD}) as emu:
+        emu.identity.catalog = lambda _project: []
+        async with VBSClient(auth=alice(emu), region="eu-xx", retry=FAST) as client:
+            with pytest.raises(ConfigurationError, match="VBS_ENDPOINT") as caught:
+                await client.count_sharings(emu.project_ids[0])
+    assert caught.value.project_id == emu.project_ids[0]
+
+
+# -- agencies --------------------------------------------------------------------------
+
+
+async def test_an_agency_crawl_of_5_projects_costs_5_agency_token_requests():
+    async with Emulator(
+        projects=5,
+        sharings_per_project=4,
+        users={"alice": PASSWORD},
+        agencies=[("other-account", "inventory")],
+    ) as emu:
+        auth = AgencyAuth(alice(emu), agency_domain="other-account", agency_name="inventory")
+        async with VBSClient(emu.url, auth=auth, retry=FAST) as client:
+            results = [r async for r in client.crawl(emu.project_ids, page_size=2)]
+            assert client.auth is auth
+    assert [r.error for r in results] == [None] * 5
+    assert sum(len(r.sharings) for r in results) == 20
+    assert sorted(p for _, _, p in emu.identity.agency_token_requests) == sorted(emu.project_ids)
+    assert {(u, a) for u, a, _ in emu.identity.agency_token_requests} == {("alice", "inventory")}
+    # The delegated user authenticated once, in its own domain.
+    assert emu.identity.token_requests == [("alice", None)]
+    assert auth.token_requests == 5
+
+
+async def test_an_agency_can_be_assumed_with_a_temporary_key_pair():
+    async with Emulator(
+        projects=2,
+        sharings_per_project=3,
+        access_keys={"AK1": "SK1-secret-value"},
+        security_tokens={"AK1": "temporary-security-token"},
+        agencies=[("other-account", "inventory")],
+    ) as emu:
+        base = AKSKAuth("AK1", "SK1-secret-value", security_token="temporary-security-token")
+        auth = AgencyAuth(
+            base, agency_domain="other-account", agency_name="inventory", auth_url=emu.url
+        )
+        async with VBSClient(emu.url, auth=auth, retry=FAST) as client:
+            results = [r async for r in client.crawl(emu.project_ids)]
+    assert [r.error for r in results] == [None, None]
+    assert len(emu.identity.agency_token_requests) == 2
+
+
+async def test_an_unknown_agency_is_an_authentication_error_without_secrets():
+    async with Emulator(projects=1, users={"alice": PASSWORD}) as emu:
+        auth = AgencyAuth(alice(emu), agency_domain="other-account", agency_name="nope")
+        async with VBSClient(emu.url, auth=auth, retry=FAST) as client:
+            with pytest.raises(AuthenticationError, match="agency") as caught:
+                await client.count_sharings(emu.project_ids[0])
+    assert PASSWORD not in str(caught.value)
+    assert PASSWORD not in repr(auth)
+
+
+def test_agency_arguments_are_checked_before_any_request():
+    with pytest.raises(ValueError, match="base"):
+        AgencyAuth(TokenAuth("t"), agency_domain="d", agency_name="a")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="auth_url"):
+        AgencyAuth(AKSKAuth("ak", "sk"), agency_domain="d", agency_name="a")
+    with pytest.raises(ValueError, match="agency_name"):
+        AgencyAuth(AKSKAuth("ak", "sk"), agency_domain="d", agency_name="", auth_url="https://i")
+
+
+# -- temporary keys ----------------------------------------------------------------------
+
+
+async def test_temporary_keys_are_accepted_only_with_their_security_token():
+    async with Emulator(
+        projects=1,
+        sharings_per_project=2,
+        access_keys={"AK1": "SK1-secret-value"},
+        security_tokens={"AK1": "temporary-security-token"},
+    ) as emu:
+        project = emu.project_ids[0]
+        good = AKSKAuth("AK1", "SK1-secret-value", security_token="temporary-security-token")
+        async with VBSClient(emu.url, auth=good, retry=FAST) as client:
+            assert await client.count_sharings(project) == 2
+        async with VBSClient(emu.url, auth=AKSKAuth("AK1", "SK1-secret-value")) as client:
+            with pytest.raises(AuthenticationError, match="X-Security-Token"):
+                await client.count_sharings(project)
+
+
+# -- discovery ---------------------------------------------------------------------------
+
+
+async def test_list_projects_gives_the_enabled_projects_of_the_region_without_mos():
+    async with Emulator(projects=4, users={"alice": PASSWORD}) as emu:
+        client = VBSClient(emu.url, auth=alice(emu), retry=FAST)
+        async with client:
+            mine = await client.list_projects(region="eu-de")
+            every = await client.list_projects(include_disabled=True)
+    assert sorted(p.id for p in mine) == sorted(emu.project_ids)
+    assert all(p.enabled and p.region == "eu-de" for p in mine)
+    assert mine[0] == Project(emu.project_ids[0], "eu-de_p00000", "eu-de", enabled=True)
+    names = {p.name for p in every}
+    assert "MOS" not in names
+    assert {"eu-de_disabled", "eu-xx_elsewhere"} <= names
+    # One domain-scoped token served both listings.
+    assert emu.identity.token_requests == [("alice", None)]
+
+
+async def test_list_projects_with_a_key_pair_uses_the_region_s_iam_or_the_one_given():
+    async with Emulator(projects=2, access_keys={"AK1": "SK1-secret-value"}) as emu:
+        auth = AKSKAuth("AK1", "SK1-secret-value")
+        async with VBSClient(emu.url, auth=auth, iam_endpoint=emu.url + "/v3") as client:
+            assert len(await client.list_projects("eu-de")) == 2
+        async with VBSClient(emu.url, auth=auth) as client:
+            with pytest.raises(ConfigurationError, match="iam_endpoint"):
+                await client.list_projects()
+            with pytest.raises(ValueError, match="region"):
+                await client.list_projects(region="")
+
+
+def test_a_project_s_region_is_its_name_s_prefix():
+    from vbs_async._models import region_of  # noqa: PLC0415
+
+    assert region_of("eu-de_prod") == "eu-de"
+    assert region_of("eu-de") == "eu-de"
+    assert region_of("eu-ch2_a_b") == "eu-ch2"
+
+
+# -- a password IAM refused ----------------------------------------------------------------
+
+
+async def test_a_refused_password_is_sent_to_iam_once_for_a_whole_crawl():
+    async with Emulator(projects=50, users={"alice": PASSWORD}) as emu:
+        auth = alice(emu, password="wrong-password-123")
+        async with VBSClient(emu.url, auth=auth, retry=FAST) as client:
+            results = [r async for r in client.crawl(emu.project_ids, max_projects=8)]
+    assert all(isinstance(r.error, AuthenticationError) for r in results)
+    assert auth.token_requests == 1
+    assert emu.unauthorized == 0  # VBS never saw a request either
+    assert [r.path for r in emu.requests] == ["/v3/auth/tokens"]
+    assert all("wrong-password-123" not in str(r.error) for r in results)
+
+
+# -- TLS -----------------------------------------------------------------------------------
+
+
+async def test_a_private_ca_is_trusted_only_when_configured(caplog):
+    async with Emulator(projects=1, sharings_per_project=3, tls=True) as emu:
+        assert emu.url.startswith("https://")
+        project = emu.project_ids[0]
+        async with VBSClient(emu.url, auth=TokenAuth(emu.token), retry=FAST) as client:
+            with pytest.raises(TransportError, match="certificate"):
+                await client.count_sharings(project)
+        context = tls_context(emu.ca_bundle)
+        async with VBSClient(emu.url, auth=TokenAuth(emu.token), ssl=context) as client:
+            assert await client.count_sharings(project) == 3
+        with caplog.at_level(logging.WARNING, logger="vbs_async"):
+            async with VBSClient(emu.url, auth=TokenAuth(emu.token), ssl=False) as client:
+                assert await client.count_sharings(project) == 3
+    assert any("NOT verified" in r.getMessage() for r in caplog.records)
+
+
+async def test_iam_requests_use_the_same_tls_settings():
+    async with Emulator(
+        projects=2, sharings_per_project=1, users={"alice": PASSWORD}, tls=True
+    ) as emu:
+        context = tls_context(emu.ca_bundle)
+        async with VBSClient(auth=alice(emu), region="eu-de", ssl=context) as client:
+            assert [await client.count_sharings(p) for p in emu.project_ids] == [1, 1]
+
+
+def test_tls_files_that_cannot_be_used_are_configuration_errors(tmp_path):
+    junk = tmp_path / "ca.pem"
+    junk.write_text("not a certificate")
+    with pytest.raises(ConfigurationError, match="CA bundle"):
+        tls_context(junk)
+    with pytest.raises(ConfigurationError, match="CA bundle"):
+        tls_context(tmp_path / "missing.pem")
+    with pytest.raises(ConfigurationError, match="client certificate"):
+        tls_context(cert=junk)
+    with pytest.raises(ConfigurationError, match="certificate"):
+        tls_context(key=junk)

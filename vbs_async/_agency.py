@@ -1,0 +1,112 @@
+"""`AgencyAuth`: tokens of an IAM agency, for one operator to reach many accounts.
+
+An agency lets users of one account (the delegated user) act in another
+account's projects. IAM's `assume_role` method turns the delegated user's
+credentials into a token of the agency, scoped to one project of the
+delegating account (`POST /v3/auth/tokens`, the request authenticated by
+the delegated user: a domain-scoped token of a `PasswordAuth`, or an AK/SK
+signature). Tokens are cached and fetched once per project, as
+`PasswordAuth`'s are.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from ._auth import check_secret
+from ._iam import PasswordAuth, normalise_auth_url
+from ._requests import Request
+from ._signing import AKSKAuth
+from ._tokens import DEFAULT_MAX_TOKENS, TOKEN_PATH, IamTokenAuth, Scope
+
+
+class AgencyAuth(IamTokenAuth):
+    """Project-scoped tokens of an agency, obtained with the delegated user's credentials.
+
+    Args:
+        base: The delegated user's credentials: a `PasswordAuth`, or an
+            `AKSKAuth` (then `auth_url` is needed).
+        agency_domain: The delegating account (domain) name.
+        agency_name: The agency's name in that account.
+        auth_url: The IAM endpoint; by default the `PasswordAuth`'s.
+        refresh_margin: Seconds before expiry at which a token is replaced.
+        max_tokens: Tokens cached at most (one per project).
+
+    Raises:
+        ValueError: An argument is invalid.
+    """
+
+    __slots__ = ("_agency_domain", "_agency_name", "_base")
+
+    def __init__(
+        self,
+        base: PasswordAuth | AKSKAuth,
+        *,
+        agency_domain: str,
+        agency_name: str,
+        auth_url: str | None = None,
+        refresh_margin: float = 600.0,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+    ) -> None:
+        if not isinstance(base, PasswordAuth | AKSKAuth):
+            raise ValueError(f"base must be a PasswordAuth or AKSKAuth, got {type(base).__name__}")
+        if auth_url is None:
+            if not isinstance(base, PasswordAuth):
+                raise ValueError("auth_url must be given with an AKSKAuth base")
+            auth_url = base.auth_url
+        super().__init__(
+            normalise_auth_url(auth_url), refresh_margin=refresh_margin, max_tokens=max_tokens
+        )
+        self._base = base
+        self._agency_domain = check_secret("agency_domain", agency_domain)
+        self._agency_name = check_secret("agency_name", agency_name)
+
+    def __repr__(self) -> str:
+        return (
+            f"AgencyAuth({self._base!r}, agency_domain={self._agency_domain!r}, "
+            f"agency_name={self._agency_name!r})"
+        )
+
+    @property
+    def base(self) -> PasswordAuth | AKSKAuth:
+        """The delegated user's credentials."""
+        return self._base
+
+    def secrets(self) -> tuple[str, ...]:
+        """The delegated user's secrets and every agency token issued."""
+        return (*self._base.secrets(), *self._tokens.issued)
+
+    async def aclose(self) -> None:
+        """Cancel token requests in flight, the base's too."""
+        await super().aclose()
+        await self._base.aclose()
+
+    def _request(self, scope: Scope, project_id: str) -> Request:
+        body = orjson.dumps(
+            {
+                "auth": {
+                    "identity": {
+                        "methods": ["assume_role"],
+                        "assume_role": {
+                            "domain_name": self._agency_domain,
+                            "xrole_name": self._agency_name,
+                        },
+                    },
+                    "scope": (
+                        {"domain": {"name": self._agency_domain}}
+                        if scope is None
+                        else {"project": {"id": scope}}
+                    ),
+                }
+            }
+        )
+        return Request(
+            "POST",
+            TOKEN_PATH,
+            project_id,
+            body=body,
+            endpoint=self._auth_url,
+            repeatable=True,
+            domain_scoped=True,  # the delegated user acts in its own domain
+            signer=self._base,
+        )
