@@ -181,7 +181,8 @@ class VBSClient:
             where = f"region {region!r} is not a known one" if region else "no region is given"
             raise ConfigurationError(
                 f"no VBS endpoint: {where}, and {type(auth).__name__} brings no service "
-                "catalog; give endpoint= (VBS_ENDPOINT)"
+                "catalog; set VBS_ENDPOINT (endpoint=) or a known region (OS_REGION_NAME, "
+                f"region_name: {', '.join(KNOWN_REGIONS)})"
             )
         if iam_endpoint is not None:
             self._iam_endpoint: str | None = normalise_auth_url(iam_endpoint)
@@ -256,7 +257,7 @@ class VBSClient:
 
         overrides = {"endpoint": endpoint, "auth": auth, "cloud": cloud, "region": region}
         resolved = resolve_from_os({k: v for k, v in overrides.items() if v is not None})
-        return cls(resolved.endpoint, auth=resolved.auth, **options)
+        return cls(**{**resolved.client_options(), **options})
 
     @property
     def endpoint(self) -> str | None:

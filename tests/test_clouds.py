@@ -1,0 +1,216 @@
+"""clouds.yaml as openstacksdk and otcextensions users write it: profiles, secure.yaml, TLS, agencies."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+
+import pytest
+
+from vbs_async import (
+    AgencyAuth,
+    AKSKAuth,
+    ConfigurationError,
+    PasswordAuth,
+    TokenAuth,
+    VBSClient,
+)
+from vbs_async._config import resolve
+from vbs_async.testing import Emulator
+
+
+@pytest.fixture
+def home(tmp_path):
+    """An empty home and working directory; clouds files go in ~/.config/openstack."""
+    config = tmp_path / "home" / ".config" / "openstack"
+    config.mkdir(parents=True)
+    (tmp_path / "work").mkdir()
+    return tmp_path
+
+
+def settings_of(home, environ=None, **overrides):
+    return resolve(environ or {}, overrides, cwd=home / "work", home=home / "home")
+
+
+def write(home, name, text):
+    (home / "home" / ".config" / "openstack" / name).write_text(text)
+
+
+# The otcextensions README's own setup: a profile, the password kept apart.
+OTC_README_CLOUDS = """
+clouds:
+  otc:
+    profile: otc
+    auth:
+      username: 'alice'
+      project_name: 'eu-de_prod'
+      user_domain_name: 'OTC00000000001000000xxx'
+"""
+OTC_README_SECURE = """
+clouds:
+  otc:
+    auth:
+      password: 'secret-from-secure-yaml'
+"""
+
+
+def test_the_otcextensions_setup_profile_otc_and_secure_yaml(home):
+    write(home, "clouds.yaml", OTC_README_CLOUDS)
+    write(home, "secure.yaml", OTC_README_SECURE)
+    settings = settings_of(home, {"OS_CLOUD": "otc"})
+    assert isinstance(settings.auth, PasswordAuth)
+    assert settings.auth.auth_url == "https://iam.eu-de.otc.t-systems.com"  # the profile's
+    assert settings.region == "eu-de"  # the profile's first region
+    assert settings.project == "eu-de_prod"
+    assert settings.auth.secrets()[0] == "secret-from-secure-yaml"
+    assert "secret-from-secure-yaml" not in repr(settings)
+
+
+def test_profile_otc_swiss_points_at_the_swiss_iam(home):
+    write(home, "clouds.yaml", OTC_README_CLOUDS.replace("profile: otc", "profile: otc-swiss"))
+    write(home, "secure.yaml", OTC_README_SECURE)
+    settings = settings_of(home, {"OS_CLOUD": "otc"})
+    assert settings.auth.auth_url == "https://iam-pub.eu-ch2.sc.otc.t-systems.com"
+    client = VBSClient(**settings.client_options())
+    assert client._fallback_endpoint == "https://vbs.eu-ch2.sc.otc.t-systems.com"
+
+
+def test_a_region_name_picks_the_profile_s_iam_of_that_region(home):
+    write(
+        home,
+        "clouds.yaml",
+        OTC_README_CLOUDS.replace("profile: otc", "profile: otc\n    region_name: eu-nl"),
+    )
+    write(home, "secure.yaml", OTC_README_SECURE)
+    assert settings_of(home, {"OS_CLOUD": "otc"}).auth.auth_url == (
+        "https://iam.eu-nl.otc.t-systems.com"
+    )
+
+
+def test_an_unknown_profile_is_named(home):
+    write(home, "clouds.yaml", "clouds:\n  x:\n    profile: nowhere\n    auth:\n      token: t\n")
+    with pytest.raises(ConfigurationError, match="unknown profile 'nowhere'"):
+        settings_of(home, {"OS_CLOUD": "x"})
+
+
+@pytest.mark.parametrize("name", ["clouds.yml", "clouds.json"])
+def test_clouds_yml_and_clouds_json_are_read(home, name):
+    if name.endswith(".json"):
+        text = '{"clouds": {"c": {"region_name": "eu-de", "auth": {"token": "tok"}}}}'
+    else:
+        text = "clouds:\n  c:\n    region_name: eu-de\n    auth:\n      token: tok\n"
+    write(home, name, text)
+    assert isinstance(settings_of(home, {"OS_CLOUD": "c"}).auth, TokenAuth)
+
+
+def test_user_domain_id_instead_of_its_name(home):
+    write(
+        home,
+        "clouds.yaml",
+        "clouds:\n  c:\n    region_name: eu-de\n    auth:\n      auth_url: https://iam.example/v3\n"
+        "      username: u\n      password: p\n      user_domain_id: 0123abcd\n      project_id: 99aa\n",
+    )
+    settings = settings_of(home, {"OS_CLOUD": "c"})
+    assert "domain_id='0123abcd'" in repr(settings.auth)
+    assert settings.project == "99aa"
+    env = {
+        "OS_AUTH_URL": "https://iam.example/v3",
+        "OS_USERNAME": "u",
+        "OS_PASSWORD": "p",
+        "OS_USER_DOMAIN_ID": "0123abcd",
+        "OS_PROJECT_NAME": "eu-de_dev",
+    }
+    settings = settings_of(home, env)
+    assert "domain_id='0123abcd'" in repr(settings.auth)
+    assert settings.project == "eu-de_dev"
+
+
+def test_os_token_works_like_os_auth_token(home):
+    settings = settings_of(home, {"OS_TOKEN": "tok", "OS_REGION_NAME": "eu-de"})
+    assert isinstance(settings.auth, TokenAuth)
+    assert settings.auth.secrets() == ("tok",)
+
+
+def test_a_key_pair_beside_auth_is_used_only_without_other_credentials(home):
+    write(
+        home,
+        "clouds.yaml",
+        "clouds:\n"
+        "  both:\n    profile: otc\n    ak: AKOBS\n    sk: sk-obs\n"
+        "    auth:\n      username: u\n      password: p\n      user_domain_name: d\n"
+        "  keys:\n    profile: otc\n    ak: AKALONE\n    sk: sk-alone\n",
+    )
+    assert isinstance(settings_of(home, {"OS_CLOUD": "both"}).auth, PasswordAuth)
+    assert isinstance(settings_of(home, {"OS_CLOUD": "keys"}).auth, AKSKAuth)
+
+
+# -- agencies ----------------------------------------------------------------------------
+
+
+def test_an_agency_as_the_terraform_provider_names_it(home):
+    write(
+        home,
+        "clouds.yaml",
+        "clouds:\n  a:\n    profile: otc\n    agency_name: inventory\n"
+        "    agency_domain_name: OTC-other\n    delegated_project: eu-de_theirs\n"
+        "    auth:\n      username: u\n      password: p\n      user_domain_name: d\n",
+    )
+    settings = settings_of(home, {"OS_CLOUD": "a"})
+    assert isinstance(settings.auth, AgencyAuth)
+    assert isinstance(settings.auth.base, PasswordAuth)
+    assert settings.project == "eu-de_theirs"
+    env = {
+        "OS_ACCESS_KEY": "AK",
+        "OS_SECRET_KEY": "SK",
+        "OS_REGION_NAME": "eu-de",
+        "OS_AGENCY_NAME": "inventory",
+        "OS_AGENCY_DOMAIN_NAME": "OTC-other",
+    }
+    settings = settings_of(home, env)
+    assert isinstance(settings.auth, AgencyAuth)
+    assert settings.auth.auth_url == "https://iam.eu-de.otc.t-systems.com"  # the region's
+    with pytest.raises(ConfigurationError, match="OS_AGENCY_DOMAIN_NAME must be set"):
+        settings_of(home, {**env, "OS_AGENCY_DOMAIN_NAME": ""})
+    with pytest.raises(ConfigurationError, match="not with a token"):
+        settings_of(
+            home, {"OS_AUTH_TOKEN": "t", "OS_AGENCY_NAME": "a", "OS_AGENCY_DOMAIN_NAME": "d"}
+        )
+
+
+# -- TLS ---------------------------------------------------------------------------------
+
+
+async def test_cacert_in_clouds_yaml_reaches_an_emulator_behind_a_private_ca(home):
+    async with Emulator(projects=1, sharings_per_project=5, tls=True) as emu:
+        write(
+            home,
+            "clouds.yaml",
+            f"clouds:\n  private:\n    vbs_endpoint_override: {emu.url}\n"
+            f"    cacert: {emu.ca_bundle}\n    auth:\n      token: {emu.token}\n",
+        )
+        settings = settings_of(home, {"OS_CLOUD": "private"})
+        assert isinstance(settings.ssl, ssl.SSLContext)
+        async with VBSClient(**settings.client_options()) as client:
+            assert await client.count_sharings(emu.project_ids[0]) == 5
+        env = {"OS_AUTH_TOKEN": emu.token, "VBS_ENDPOINT": emu.url, "OS_CACERT": emu.ca_bundle}
+        async with VBSClient(**settings_of(home, env).client_options()) as client:
+            assert await client.count_sharings(emu.project_ids[0]) == 5
+
+
+def test_verify_false_is_honoured_with_a_warning_naming_the_cloud(home, caplog):
+    write(
+        home,
+        "clouds.yaml",
+        "clouds:\n  lab:\n    verify: false\n    region_name: eu-de\n    auth:\n      token: t\n",
+    )
+    with caplog.at_level(logging.WARNING, logger="vbs_async"):
+        settings = settings_of(home, {"OS_CLOUD": "lab"})
+    assert settings.ssl is False
+    assert any("cloud 'lab'" in r.getMessage() for r in caplog.records)
+    assert settings_of(home, {"OS_AUTH_TOKEN": "t", "OS_INSECURE": "true"}).ssl is False
+
+
+def test_a_missing_ca_file_is_a_configuration_error(home):
+    env = {"OS_AUTH_TOKEN": "t", "OS_CACERT": str(home / "nope.pem")}
+    with pytest.raises(ConfigurationError, match="CA bundle"):
+        settings_of(home, env)
