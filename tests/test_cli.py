@@ -30,7 +30,9 @@ VBS_ASYNC = [sys.executable, "-m", "vbs_async"]
 CREDENTIAL_VARIABLES = [
     "OS_CLOUD", "OS_AUTH_TOKEN", "OS_ACCESS_KEY", "OS_SECRET_KEY", "OS_AUTH_URL", "OS_USERNAME",
     "OS_PASSWORD", "OS_USER_DOMAIN_NAME", "OS_DOMAIN_NAME", "OS_REGION_NAME", "VBS_ENDPOINT",
-    "OS_CLIENT_CONFIG_FILE",
+    "OS_CLIENT_CONFIG_FILE", "OS_TOKEN", "OS_PROJECT_NAME", "OS_PROJECT_ID", "OS_CACERT",
+    "OS_INSECURE", "OS_USER_DOMAIN_ID", "OS_SECURITY_TOKEN", "OS_AGENCY_NAME",
+    "OS_AGENCY_DOMAIN_NAME", "OS_DELEGATED_PROJECT", "OS_CLIENT_SECURE_FILE",
 ]  # fmt: skip
 
 
@@ -235,7 +237,7 @@ def closed_port() -> int:
             "OS_SECRET_KEY must be set as well",
         ),
         (["bad/id"], {"OS_AUTH_TOKEN": "t"}, "is not a plain ID"),
-        ([], {"OS_AUTH_TOKEN": "t"}, "name projects as arguments"),
+        ([], {"OS_AUTH_TOKEN": "t", "OS_REGION_NAME": "eu-de"}, "name projects as arguments"),
         (["--resume", "state", "p1"], {"OS_AUTH_TOKEN": "t"}, "--resume needs --output"),
         (
             ["--endpoint", "http://127.0.0.1:{port}", "--attempts", "1", "p1"],
@@ -416,3 +418,96 @@ def test_a_busy_port_is_one_line_and_exit_2_from_either_entry_point(entry):
         result.stderr.strip()
         == f"vbs-async: error: cannot serve on 127.0.0.1:{port}: address already in use"
     )
+
+
+# -- reaching the cloud: projects by name, every project, TLS ---------------------------
+
+
+def password_env(clean_env, emu: Emulator) -> None:
+    """The OS_* password setup, VBS found through the token catalog (no VBS_ENDPOINT)."""
+    clean_env.setenv("OS_AUTH_URL", emu.url + "/v3")
+    clean_env.setenv("OS_USERNAME", "alice")
+    clean_env.setenv("OS_PASSWORD", "alice-password-1")
+    clean_env.setenv("OS_USER_DOMAIN_NAME", "emulator-domain")
+    clean_env.setenv("OS_REGION_NAME", "eu-de")
+
+
+def crawled_projects(emu: Emulator) -> set[str]:
+    return {r.project_id for r in emu.requests if r.project_id is not None}
+
+
+def test_all_projects_crawls_exactly_the_enabled_non_mos_projects_of_the_region(clean_env):
+    with emulator_in_thread(
+        projects=4, sharings_per_project=3, users={"alice": "alice-password-1"}
+    ) as emu:
+        password_env(clean_env, emu)
+        result = invoke("crawl", "--all-projects")
+    assert result.exit_code == 0, result.stderr
+    assert crawled_projects(emu) == set(emu.project_ids)
+    assert {p for _, p in emu.identity.token_requests} == {None, *emu.project_ids}
+    assert set(rows_by_project(result.stdout)) == set(emu.project_ids)
+
+
+def test_projects_are_named_by_name_or_configured_as_the_default(clean_env):
+    with emulator_in_thread(
+        projects=4, sharings_per_project=2, users={"alice": "alice-password-1"}
+    ) as emu:
+        password_env(clean_env, emu)
+        by_name = invoke("crawl", "eu-de_p00001", emu.project_ids[3])
+        clean_env.setenv("OS_PROJECT_NAME", "eu-de_p00002")
+        by_default = invoke("crawl")
+        unknown = invoke("crawl", "eu-de_nothing")
+    assert set(rows_by_project(by_name.stdout)) == {emu.project_ids[1], emu.project_ids[3]}
+    assert set(rows_by_project(by_default.stdout)) == {emu.project_ids[2]}
+    assert unknown.exit_code == 2
+    assert "no project named 'eu-de_nothing'" in unknown.stderr
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_all_projects_and_named_projects_do_not_mix():
+    result = invoke("crawl", "--emulator", "--all-projects", "p1")
+    assert result.exit_code == 2
+    assert "not both" in result.stderr
+
+
+def test_the_emulator_s_every_project_comes_from_its_iam_too():
+    result = invoke("crawl", "--emulator", "--emulator-projects", "3", "--all-projects")
+    assert result.exit_code == 0, result.stderr
+    assert len(rows_by_project(result.stdout)) == 3
+
+
+def test_ca_bundle_trusts_a_private_ca_and_insecure_warns_loudly(clean_env):
+    with emulator_in_thread(projects=2, sharings_per_project=2, tls=True) as emu:
+        clean_env.setenv("OS_AUTH_TOKEN", emu.token)
+        clean_env.setenv("VBS_ENDPOINT", emu.url)
+        refused = invoke("crawl", "--attempts", "1", *emu.project_ids)
+        trusted = invoke("crawl", "--ca-bundle", emu.ca_bundle, *emu.project_ids)
+        insecure = invoke("crawl", "--insecure", *emu.project_ids)
+        clean_env.setenv("OS_CACERT", emu.ca_bundle)
+        from_env = invoke("crawl", *emu.project_ids)
+    assert refused.exit_code != 0
+    assert "certificate" in refused.stderr
+    assert trusted.exit_code == 0, trusted.stderr
+    assert len(rows_by_project(trusted.stdout)) == 2
+    assert insecure.exit_code == 0
+    assert "NOT verified" in insecure.stderr
+    assert from_env.exit_code == 0, from_env.stderr
+
+
+def test_verbose_shows_each_retry_and_debug_each_request_with_a_time(clean_env):
+    with emulator_in_thread(projects=1, sharings_per_project=3) as emu:
+        emu.inject(Fault.answer(503), project_id=emu.project_ids[0], times=1)
+        clean_env.setenv("OS_AUTH_TOKEN", emu.token)
+        normal = invoke("crawl", "--endpoint", emu.url, *emu.project_ids)
+        emu.inject(Fault.answer(503), project_id=emu.project_ids[0], times=1)
+        verbose = invoke("crawl", "--verbose", "--endpoint", emu.url, *emu.project_ids)
+        debug = invoke("crawl", "--debug", "--endpoint", emu.url, *emu.project_ids)
+    assert "retry" not in normal.stderr
+    retries = [line for line in verbose.stderr.splitlines() if "retry" in line]
+    assert len(retries) == 1, verbose.stderr
+    assert emu.project_ids[0] in retries[0]
+    assert "503" in retries[0]
+    assert "waiting" in retries[0]
+    requests = [line for line in debug.stderr.splitlines() if "GET /v2/" in line]
+    assert requests
+    assert all(line[:2].isdigit() and line[2] == ":" for line in requests)

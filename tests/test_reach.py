@@ -284,3 +284,16 @@ def test_tls_files_that_cannot_be_used_are_configuration_errors(tmp_path):
         tls_context(cert=junk)
     with pytest.raises(ConfigurationError, match="certificate"):
         tls_context(key=junk)
+
+
+def test_a_client_certificate_is_loaded_with_its_key(tmp_path):
+    trustme = pytest.importorskip("trustme")
+    authority = trustme.CA()
+    issued = authority.issue_cert("operator@example")
+    issued.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    issued.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    context = tls_context(tmp_path / "ca.pem", cert=tmp_path / "cert.pem", key=tmp_path / "key.pem")
+    assert context.verify_mode.name == "CERT_REQUIRED"
+    with pytest.raises(ConfigurationError, match="client certificate"):
+        tls_context(cert=tmp_path / "cert.pem")  # its key is elsewhere

@@ -67,10 +67,10 @@ if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
     from types import TracebackType
 
+    from ._tls import SSLSetting
+
 logger: Final = logging.getLogger("vbs_async")
 _SSLContext: Final = ssl.SSLContext  # the module's name is taken by the `ssl` argument
-SSLSetting = ssl.SSLContext | bool
-"""TLS verification: True (system CAs), an `ssl.SSLContext` (its own CAs), False (none)."""
 
 DEFAULT_MAX_BODY_SIZE: Final = 64 * 1024 * 1024
 

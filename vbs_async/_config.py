@@ -50,7 +50,7 @@ from ._endpoints import KNOWN_REGIONS
 from ._errors import ConfigurationError
 from ._iam import PasswordAuth
 from ._signing import AKSKAuth
-from ._tls import tls_context
+from ._tls import SSLSetting, tls_context
 
 logger: Final = logging.getLogger("vbs_async")
 
@@ -88,7 +88,7 @@ class Settings:
     source: str
     region: str | None = None
     iam_endpoint: str | None = None
-    ssl: ssl.SSLContext | bool = True
+    ssl: SSLSetting = True
     project: str | None = None
 
     def client_options(self) -> dict[str, Any]:

@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING
 
 from ._errors import ConfigurationError
 
+SSLSetting = ssl.SSLContext | bool
+"""TLS verification: True (system CAs), an `ssl.SSLContext` (its own CAs), False (none)."""
+
 if TYPE_CHECKING:
     from pathlib import Path
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import math
 import os
 import sys
@@ -15,11 +14,15 @@ import click
 
 from vbs_async._auth import TokenAuth
 from vbs_async._client import VBSClient
+from vbs_async._config import resolve_from_os
 from vbs_async._errors import VBSError
 from vbs_async._requests import text_filters
 from vbs_async._retry import RetryPolicy
+from vbs_async._tls import tls_context
 from vbs_async._validation import END_CHECKS, SORT_DIRECTIONS, SORT_KEYS, check_id
 
+from ._logging import Verbosity, operator_logging
+from ._projects import ProjectLookupError, resolve_projects
 from ._run import EXIT_USAGE, CrawlJob, UnreachableError, run_crawl
 
 if TYPE_CHECKING:
@@ -187,8 +190,24 @@ def _filter_options(command: Any) -> Any:
     show_default=True,
     help="Seconds one call may take with its retries and throttled waits.",
 )
+@click.option(
+    "--all-projects",
+    is_flag=True,
+    help="Crawl every enabled project IAM lists for the credentials in --region (MOS skipped).",
+)
 @click.option("--cloud", help="The cloud to use from clouds.yaml (else OS_CLOUD / OS_* variables).")
+@click.option("--region", help="The region (eu-de, eu-ch2, ...), overriding the configured one.")
 @click.option("--endpoint", help="The VBS endpoint, overriding the configured one.")
+@click.option(
+    "--ca-bundle",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Trust the CAs of this PEM file (a private or TLS-inspecting CA), not the system's.",
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Do not verify TLS certificates (anyone on the path can read your credentials).",
+)
 @click.option("--emulator", is_flag=True, help="Crawl the embedded emulator's synthetic data.")
 @click.option(
     "--emulator-projects",
@@ -217,28 +236,47 @@ def _filter_options(command: Any) -> Any:
     show_default=True,
     help="Seconds between progress lines when stderr is not a terminal.",
 )
-@click.option("--debug", is_flag=True, help="Log every request and show tracebacks.")
+@click.option(
+    "--quiet", "-q", "verbosity", flag_value="quiet", help="Errors only: no progress, no summary."
+)
+@click.option(
+    "--verbose",
+    "-v",
+    "verbosity",
+    flag_value="verbose",
+    help="Also one line per retry and per throttled request (project, status, wait).",
+)
+@click.option(
+    "--debug",
+    "verbosity",
+    flag_value="debug",
+    help="Log every request with timestamps, and show tracebacks.",
+)
 @click.pass_context
 def crawl(ctx: click.Context, /, project_ids: tuple[str, ...], **options: Any) -> None:
     """Crawl projects' backup sharings into JSON Lines or CSV.
 
-    PROJECT_IDS and --projects-file name the projects; with --emulator and
-    neither, every emulator project is crawled. Exit status: 0 if every
+    PROJECT_IDS and --projects-file name the projects, by ID or by name
+    (eu-de_prod); --all-projects crawls every enabled project of the region;
+    with none of them, the configured project (project_name / project_id,
+    delegated_project), or with --emulator every emulator project. Exit status: 0 if every
     project succeeded, 1 if any failed, 2 for a usage or configuration
     error, 130 when interrupted, 141 when the reader of stdout left (`| head`).
     """
-    debug = options.pop("debug")
-    if debug:
-        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+    verbosity: Verbosity = options.pop("verbosity") or "normal"
+    debug = verbosity == "debug"
     ids = _read_project_ids(project_ids, options.pop("projects_file"))
     if options["output"] == Path("-"):
         options["output"] = None  # `-o -` is stdout
     if options["state"] is not None and options["output"] is None:
         raise CommandError("--resume needs --output: stdout cannot be resumed")
-    if not ids and not options["emulator"]:
-        raise CommandError("name projects as arguments or with --projects-file (or use --emulator)")
+    if ids and options["all_projects"]:
+        raise CommandError("name projects or use --all-projects, not both")
+    if options["insecure"] and options["ca_bundle"] is not None:
+        raise CommandError("--insecure and --ca-bundle contradict each other: choose one")
     try:
-        status = asyncio.run(_crawl(ids, options))
+        with operator_logging(verbosity):
+            status = asyncio.run(_crawl(ids, options))
     except (CommandError, click.ClickException):
         raise
     except BrokenPipeError:
@@ -267,21 +305,7 @@ async def _crawl(ids: list[str], options: dict[str, Any]) -> int:
             "retry": RetryPolicy(attempts=options["attempts"], timeout=options["deadline"]),
             "timeout": options["timeout"],
         }
-        if options["emulator"]:
-            from vbs_async.testing import Emulator  # noqa: PLC0415 - aiohttp's server, when used
-
-            emulator = await stack.enter_async_context(
-                Emulator(
-                    projects=options["emulator_projects"],
-                    sharings_per_project=options["emulator_sharings"],
-                )
-            )
-            ids = ids or emulator.project_ids
-            client = VBSClient(emulator.url, auth=TokenAuth(emulator.token), **settings)
-        else:
-            overrides = {"cloud": options["cloud"], "endpoint": options["endpoint"]}
-            client = VBSClient.from_env(**{k: v for k, v in overrides.items() if v}, **settings)
-        await stack.enter_async_context(client)
+        client, ids = await _client(stack, ids, options, settings)
         job = CrawlJob(
             project_ids=ids,
             output=options["output"],
@@ -299,6 +323,59 @@ async def _crawl(ids: list[str], options: dict[str, Any]) -> int:
             if isinstance(exc, VBSError | BrokenPipeError):
                 raise
             raise CommandError(str(exc)) from None
+
+
+async def _client(
+    stack: contextlib.AsyncExitStack,
+    ids: list[str],
+    options: dict[str, Any],
+    settings: dict[str, Any],
+) -> tuple[VBSClient, list[str]]:
+    """The run's client (the configured cloud's, or an emulator's) and its project IDs."""
+    if options["insecure"]:
+        settings["ssl"] = False
+    elif options["ca_bundle"] is not None:
+        settings["ssl"] = tls_context(options["ca_bundle"])
+    region = options["region"]
+    if options["emulator"]:
+        from vbs_async.testing import Emulator  # noqa: PLC0415 - aiohttp's server, when used
+
+        emulator = await stack.enter_async_context(
+            Emulator(
+                projects=options["emulator_projects"],
+                sharings_per_project=options["emulator_sharings"],
+            )
+        )
+        if not ids and not options["all_projects"]:
+            ids = emulator.project_ids
+        client = VBSClient(
+            emulator.url,
+            auth=TokenAuth(emulator.token),
+            iam_endpoint=emulator.url,
+            region=region or emulator.region,
+            **settings,
+        )
+    else:
+        overrides = {k: options[k] for k in ("cloud", "endpoint") if options[k]}
+        if region:
+            overrides["region"] = region
+        configured = resolve_from_os(overrides)
+        client = VBSClient(**{**configured.client_options(), **settings})
+        if not ids and not options["all_projects"]:
+            if configured.project is None:
+                raise CommandError(
+                    "name projects as arguments or with --projects-file, use --all-projects, "
+                    "or configure a project (OS_PROJECT_NAME, project_name in clouds.yaml)"
+                )
+            ids = [configured.project]
+    await stack.enter_async_context(client)
+    try:
+        ids = await resolve_projects(
+            client, ids, all_in_region=client.region, every=options["all_projects"]
+        )
+    except ProjectLookupError as exc:
+        raise CommandError(str(exc)) from None
+    return client, ids
 
 
 def _parse_quota(value: str | None) -> tuple[float, float] | None:

@@ -462,7 +462,10 @@ class Emulator:
             )
             return f"key:{access_key}"
         token = request.headers.get("X-Auth-Token")
-        return None if token is None else self.identity.user_of(token)
+        if token is None:
+            return None
+        # The emulator's own token stands for a user of the account.
+        return "emulator" if token == self.token else self.identity.user_of(token)
 
     async def _list_projects(self, request: web.Request) -> web.Response:
         try:

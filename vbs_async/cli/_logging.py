@@ -1,0 +1,57 @@
+"""What the command tells the operator on stderr besides progress: warnings, retries, requests.
+
+- default: the library's warnings (TLS not verified, a skewed IAM clock);
+- `--verbose`: also one line per retry and per throttled request, with the
+  project, the offset, what happened and the wait;
+- `--debug`: every request, with timestamps;
+- `--quiet`: errors only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from typing import TYPE_CHECKING, Final, Literal
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+Verbosity = Literal["quiet", "normal", "verbose", "debug"]
+_LOGGER: Final = "vbs_async"
+_EVENTS: Final = ("vbs_retry_wait", "vbs_throttle_wait")
+"""The `extra` keys the client puts on its retry and throttle records."""
+
+
+class _VerboseFilter(logging.Filter):
+    """Warnings, and the client's retry and throttle lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or any(hasattr(record, k) for k in _EVENTS)
+
+
+@contextlib.contextmanager
+def operator_logging(verbosity: Verbosity) -> Iterator[None]:
+    """Send the library's log lines to stderr at `verbosity` while the command runs."""
+    logger = logging.getLogger(_LOGGER)
+    handler = logging.StreamHandler(sys.stderr)
+    if verbosity == "debug":
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s.%(msecs)03d %(levelname)s %(message)s", "%H:%M:%S")
+        )
+        level = logging.DEBUG
+    else:
+        handler.setFormatter(logging.Formatter("vbs-async: %(message)s"))
+        level = {"quiet": logging.ERROR, "normal": logging.WARNING}.get(verbosity, logging.DEBUG)
+        if verbosity == "verbose":
+            handler.addFilter(_VerboseFilter())
+    previous = (logger.level, logger.propagate)
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False  # once, on stderr: not again through the root logger
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous[0])
+        logger.propagate = previous[1]
