@@ -7,10 +7,12 @@ from typing import TYPE_CHECKING
 
 import vbs_async
 from vbs_async import (
+    AgencyAuth,
     AKSKAuth,
     BackupSharing,
     ListingStats,
     PasswordAuth,
+    Project,
     ProjectSharings,
     RetryPolicy,
     SharingPage,
@@ -68,6 +70,16 @@ async def contract() -> None:
     AKSKAuth("AK", "SK", security_token="temporary")
     auth: vbs_async.Auth = client.auth
     del auth
+    AgencyAuth(
+        PasswordAuth("https://iam.example", "user", "password", "domain"),
+        agency_domain="other",
+        agency_name="inventory",
+    )
+    async with VBSClient(auth=TokenAuth("t"), region="eu-de", ssl=False) as regional:
+        projects: list[Project] = await regional.list_projects(region=None, include_disabled=False)
+        first: Project = projects[0]
+        enabled: bool = first.enabled
+        del enabled
     VBSClient.from_env(max_concurrency=8)
     async with Emulator(projects=1, sharings_per_project=2) as emu:
         emu.inject(Fault.answer(503), times=2)
@@ -88,6 +100,7 @@ async def misspelt_options_are_type_errors(client: VBSClient) -> None:
     await client.count_sharings("p1", sort_key="name")  # type: ignore[call-arg]
     VBSClient.from_env(max_concurency=8)  # type: ignore[call-arg]
     VBSClient.from_env(rate_limit="fast")  # type: ignore[arg-type]
+    await client.list_projects(include_disabled="yes")  # type: ignore[arg-type]
     check: vbs_async.EndCheck = "auto"
     key: vbs_async.SortKey = "updated_at"
     direction: vbs_async.SortDir = "desc"
