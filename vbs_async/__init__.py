@@ -22,7 +22,15 @@ from ._errors import (
     VBSError,
 )
 from ._iam import PasswordAuth
-from ._models import Backup, BackupSharing, ListingStats, Project, ProjectSharings, SharingPage
+from ._models import (
+    Backup,
+    BackupSharing,
+    ListingStats,
+    Project,
+    ProjectDone,
+    ProjectSharings,
+    SharingPage,
+)
 from ._pagination import SharingIterator
 from ._retry import RetryBudget, RetryPolicy
 from ._signing import AKSKAuth
@@ -47,6 +55,7 @@ __all__ = [
     "PasswordAuth",
     "PermissionDeniedError",
     "Project",
+    "ProjectDone",
     "ProjectSharings",
     "RateLimitedError",
     "RequestTimeoutError",

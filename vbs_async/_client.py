@@ -9,6 +9,7 @@ fanning out over projects `_crawl`'s.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 import time
@@ -23,7 +24,7 @@ from yarl import URL
 
 from ._agency import AgencyAuth
 from ._auth import Auth
-from ._crawl import ProjectIds, crawl
+from ._crawl import ProjectIds, fan_out
 from ._endpoints import KNOWN_REGIONS, VBS_SERVICE_TYPES, catalog_endpoint
 from ._errors import (
     APIError,
@@ -35,7 +36,14 @@ from ._errors import (
 )
 from ._iam import PasswordAuth, normalise_auth_url
 from ._limits import RequestLimiter
-from ._models import BackupSharing, ListingStats, Project, ProjectSharings
+from ._models import (
+    BackupSharing,
+    ListingStats,
+    Project,
+    ProjectDone,
+    ProjectSharings,
+    SharingPage,
+)
 from ._pagination import SharingIterator
 from ._redaction import redact_error
 from ._requests import (
@@ -64,7 +72,7 @@ from ._transport import AiohttpTransport, Transport
 from ._validation import check_endpoint, check_id, check_int, check_positive_number
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator
+    from collections.abc import AsyncGenerator, Awaitable, Callable
     from types import TracebackType
 
     from ._tls import SSLSetting
@@ -599,45 +607,99 @@ class VBSClient:
             project_ids: An iterable or async iterable of project IDs, read lazily.
             max_projects: Projects listed at once.
             **options: `iter_sharings` keywords applied to every project
-                (filters, sort, `page_size`, `end_check`, `prefetch`).
+                (filters, sort, `page_size`, `end_check`, `prefetch`, `verify`).
 
         A project's failure comes back as its result's `error`; it never stops
-        the crawl. Wrap the loop in `contextlib.aclosing` to stop a crawl
-        deterministically when breaking out of it.
+        the crawl. Each result holds the project's every sharing: for projects
+        too big to hold, use `crawl_pages`. Wrap the loop in
+        `contextlib.aclosing` to stop a crawl deterministically when breaking
+        out of it.
 
         Raises:
             ValueError: An option is invalid (raised here, before any request).
         """
-        check_int("max_projects", max_projects, minimum=1)
-        for forbidden in ("start_offset", "max_items"):
-            if forbidden in options:
-                raise ValueError(f"crawl() lists whole projects; {forbidden} is not accepted")
-        listing = _options(options)
+        listing = _crawl_options(max_projects, options)
 
-        async def list_project(project_id: str) -> ProjectSharings:
-            try:
-                iterator = self._iterator(check_id("project_id", project_id), listing)
-            except ValueError as exc:
-                # One bad ID among thousands is that project's failure, not the crawl's.
-                return ProjectSharings(
-                    str(project_id), (), VBSError(str(exc), project_id=str(project_id))
-                )
-            try:
-                sharings = tuple([sharing async for sharing in iterator])
-            except VBSError as exc:
-                return ProjectSharings(project_id, (), exc, iterator.stats)
-            except Exception as exc:
-                # A bug (ours or a library's) in one project must not end the crawl
-                # of thousands: it becomes that project's error, logged in full.
-                logger.exception("unexpected error listing project %s", project_id)
-                error = redact_error(
-                    VBSError(f"unexpected {type(exc).__name__}: {exc}", project_id=project_id),
-                    self._auth.secrets(),
-                )
-                return ProjectSharings(project_id, (), error, iterator.stats)
-            return ProjectSharings(project_id, sharings, None, iterator.stats)
+        async def run(project_id: str, emit: Callable[[ProjectSharings], Awaitable[None]]) -> None:
+            found: list[BackupSharing] = []
 
-        return crawl(list_project, project_ids, max_projects=max_projects)
+            async def keep(page: SharingPage) -> None:
+                found.extend(page.items)
+
+            end = await self._list_project(project_id, listing, keep)
+            await emit(
+                ProjectSharings(
+                    end.project_id, tuple(found) if end.ok else (), end.error, end.stats
+                )
+            )
+
+        return fan_out(run, project_ids, max_projects=max_projects)
+
+    def crawl_pages(
+        self,
+        project_ids: ProjectIds,
+        *,
+        max_projects: int = 16,
+        **options: Unpack[ListingKeywords],
+    ) -> AsyncGenerator[SharingPage | ProjectDone, None]:
+        """`crawl`, streamed: each project's pages as they arrive, then its `ProjectDone`.
+
+        Memory is bounded by the pages in flight (about `max_projects` pages,
+        plus `prefetch` per project), whatever the projects' sizes. Pages of
+        projects listed at once interleave; a project's pages come in order,
+        and its `ProjectDone` after the last of them. When a project fails, its
+        `ProjectDone` carries the error and the pages it yielded are incomplete:
+        drop them (the command keeps each project's rows apart until its end).
+
+        Args:
+            project_ids: An iterable or async iterable of project IDs, read lazily.
+            max_projects: Projects listed at once.
+            **options: `iter_sharings` keywords applied to every project.
+
+        Raises:
+            ValueError: An option is invalid (raised here, before any request).
+        """
+        listing = _crawl_options(max_projects, options)
+
+        async def run(
+            project_id: str, emit: Callable[[SharingPage | ProjectDone], Awaitable[None]]
+        ) -> None:
+            await emit(await self._list_project(project_id, listing, emit))
+
+        return fan_out(run, project_ids, max_projects=max_projects)
+
+    async def _list_project(
+        self,
+        project_id: str,
+        listing: ListingOptions,
+        on_page: Callable[[SharingPage], Awaitable[None]],
+    ) -> ProjectDone:
+        """List one project of a crawl, handing each page to `on_page`; never raises for it."""
+        try:
+            iterator = self._iterator(check_id("project_id", project_id), listing)
+        except ValueError as exc:
+            # One bad ID among thousands is that project's failure, not the crawl's.
+            return ProjectDone(
+                str(project_id), error=VBSError(str(exc), project_id=str(project_id))
+            )
+        count = 0
+        try:
+            async with contextlib.aclosing(iterator.pages()) as pages:
+                async for page in pages:
+                    count += len(page.items)
+                    await on_page(page)
+        except VBSError as exc:
+            return ProjectDone(project_id, count, exc, iterator.stats)
+        except Exception as exc:
+            # A bug (ours or a library's) in one project must not end the crawl
+            # of thousands: it becomes that project's error, logged in full.
+            logger.exception("unexpected error listing project %s", project_id)
+            error = redact_error(
+                VBSError(f"unexpected {type(exc).__name__}: {exc}", project_id=project_id),
+                self._auth.secrets(),
+            )
+            return ProjectDone(project_id, count, error, iterator.stats)
+        return ProjectDone(project_id, count, None, iterator.stats)
 
     # -- projects ----------------------------------------------------------------
 
@@ -712,6 +774,15 @@ class VBSClient:
     async def cancel_backup_sharings(self, project_id: str, backup_id: str) -> None:
         """End every sharing of one backup (a retried 404 is done, as for `cancel_sharing`)."""
         await self._call(cancel_sharing_request(project_id, backup_id, is_backup_id=True))
+
+
+def _crawl_options(max_projects: int, keywords: ListingKeywords) -> ListingOptions:
+    """A crawl's listing options, checked before any request."""
+    check_int("max_projects", max_projects, minimum=1)
+    for forbidden in ("start_offset", "max_items"):
+        if forbidden in keywords:
+            raise ValueError(f"a crawl lists whole projects; {forbidden} is not accepted")
+    return _options(keywords)
 
 
 def _options(keywords: ListingKeywords) -> ListingOptions:

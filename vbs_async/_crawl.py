@@ -1,8 +1,9 @@
 """Fanning a listing out over many projects, with a bounded number at once.
 
 Project IDs are read lazily, one per free worker, so an iterable of 100,000
-IDs is never scheduled at once; results pass through a bounded queue, so a
-slow consumer holds the workers (and memory) back. Everything runs in a
+IDs is never scheduled at once; what they produce (whole projects, or pages)
+passes through a bounded queue, so a slow consumer holds the workers (and
+memory) back. Everything runs in a
 TaskGroup: when the consumer stops, every request in flight is cancelled.
 """
 
@@ -18,10 +19,10 @@ from collections.abc import (
     Iterable,
     Iterator,
 )
-
-from ._models import ProjectSharings
+from typing import TypeVar, cast
 
 ProjectIds = Iterable[str] | AsyncIterable[str]
+T = TypeVar("T")
 
 
 class _ProjectIdSource:
@@ -51,38 +52,40 @@ class _ProjectIdSource:
                 return None
 
 
-async def crawl(
-    list_project: Callable[[str], Awaitable[ProjectSharings]],
+async def fan_out(
+    run: Callable[[str, Callable[[T], Awaitable[None]]], Awaitable[None]],
     project_ids: ProjectIds,
     *,
     max_projects: int,
-) -> AsyncGenerator[ProjectSharings, None]:
-    """Yield `list_project(id)` for every ID, as each completes, at most `max_projects` at once.
+) -> AsyncGenerator[T, None]:
+    """Run `run(id, emit)` for every ID, at most `max_projects` at once; yield what they emit.
 
-    `list_project` must turn a project's failure into a result with `error`
-    set; anything else it raises is a bug and ends the crawl.
+    What the runs emit passes through a queue of `max_projects` places: a run
+    that emits faster than the consumer takes waits, so memory is bounded by
+    what is in flight, not by what is listed. `run` must turn a project's
+    failure into something it emits; anything it raises is a bug and ends
+    the fan-out.
     """
     source = _ProjectIdSource(project_ids)
     done = object()
-    results: asyncio.Queue[ProjectSharings | object] = asyncio.Queue(maxsize=max_projects)
+    events: asyncio.Queue[T | object] = asyncio.Queue(maxsize=max_projects)
 
     async def worker() -> None:
         while (project_id := await source.next()) is not None:
-            await results.put(await list_project(project_id))
+            await run(project_id, events.put)
 
     async def produce() -> None:
         async with asyncio.TaskGroup() as group:
             for _ in range(max_projects):
                 group.create_task(worker())
-        await results.put(done)
+        await events.put(done)
 
     # The TaskGroup runs in a task of its own: an async generator must not
     # yield from inside one (its close would reach the group as an error).
     producer = asyncio.create_task(produce())
     try:
-        while (result := await _next_result(results, producer)) is not done:
-            assert isinstance(result, ProjectSharings)  # noqa: S101 - the queue's other type
-            yield result
+        while (event := await _next_result(events, producer)) is not done:
+            yield cast("T", event)  # the queue's other type is `done`
     finally:
         producer.cancel()
         await asyncio.wait([producer])
@@ -92,8 +95,8 @@ async def crawl(
 
 
 async def _next_result(
-    results: asyncio.Queue[ProjectSharings | object], producer: asyncio.Task[None]
-) -> ProjectSharings | object:
+    results: asyncio.Queue[T | object], producer: asyncio.Task[None]
+) -> T | object:
     """The next queued result; if the producer fails first, its error."""
     if not results.empty():
         return results.get_nowait()

@@ -177,3 +177,26 @@ class ProjectSharings:
     def ok(self) -> bool:
         """True when the project was listed completely."""
         return self.error is None
+
+
+@attrs.frozen
+class ProjectDone:
+    """The end of one project's listing in `crawl_pages`: its pages came before it.
+
+    Attributes:
+        project_id: The project that was listed.
+        sharings: How many sharings its pages carried.
+        error: Why the listing failed (its pages so far are then incomplete:
+            drop them), or None.
+        stats: What the project's listing cost.
+    """
+
+    project_id: str
+    sharings: int = 0
+    error: VBSError | None = None
+    stats: ListingStats = attrs.field(factory=ListingStats)
+
+    @property
+    def ok(self) -> bool:
+        """Whether the project was listed completely."""
+        return self.error is None
