@@ -21,9 +21,11 @@ from vbs_async._retry import RetryPolicy
 from vbs_async._tls import tls_context
 from vbs_async._validation import END_CHECKS, SORT_DIRECTIONS, SORT_KEYS, check_id
 
+from ._failures import CrawlStoppedError
 from ._logging import Verbosity, operator_logging
 from ._projects import ProjectLookupError, resolve_projects
-from ._run import EXIT_USAGE, CrawlJob, UnreachableError, run_crawl
+from ._run import EXIT_USAGE, CrawlJob, run_crawl
+from ._state import StateError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -50,6 +52,8 @@ class _Cli(click.Group):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
+        # The command line as typed, for the hint that says how to resume.
+        self.invoked = (prog_name or "vbs-async", *(sys.argv[1:] if args is None else args))
         try:
             status = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.ClickException as exc:
@@ -230,6 +234,16 @@ def _filter_options(command: Any) -> Any:
     help="State file: a crawl run again with it repeats no finished project.",
 )
 @click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write what the crawl did as JSON: per project ok/failed/skipped, with totals.",
+)
+@click.option(
+    "--max-failures",
+    type=click.IntRange(min=1),
+    help="Stop the crawl (exit 2) once this many projects have failed.",
+)
+@click.option(
     "--progress-interval",
     type=click.FloatRange(min=0),
     default=5.0,
@@ -261,10 +275,15 @@ def crawl(ctx: click.Context, /, project_ids: tuple[str, ...], **options: Any) -
     with none of them, the configured project (project_name / project_id,
     delegated_project), or with --emulator every emulator project. Exit status: 0 if every
     project succeeded, 1 if any failed, 2 for a usage or configuration
-    error, 130 when interrupted, 141 when the reader of stdout left (`| head`).
+    error or a crawl stopped early (credentials refused, an endpoint that
+    stopped answering, --max-failures), 130 when interrupted, 141 when the
+    reader of stdout left (`| head`).
     """
     verbosity: Verbosity = options.pop("verbosity") or "normal"
     debug = verbosity == "debug"
+    options["quiet"] = verbosity == "quiet"
+    root = ctx.find_root().command
+    options["command"] = getattr(root, "invoked", ("vbs-async", "crawl"))
     ids = _read_project_ids(project_ids, options.pop("projects_file"))
     if options["output"] == Path("-"):
         options["output"] = None  # `-o -` is stdout
@@ -314,11 +333,16 @@ async def _crawl(ids: list[str], options: dict[str, Any]) -> int:
             max_projects=options["max_projects"],
             listing=listing,
             progress_interval=options["progress_interval"],
+            quiet=options["quiet"],
+            report=options["report"],
+            max_failures=options["max_failures"],
+            command=options["command"],
+            endpoint=client.endpoint or f"of VBS in {client.region or 'the catalog'}",
         )
         try:
             return await run_crawl(client, job, sys.stderr)
-        except UnreachableError as exc:
-            raise CommandError(f"the endpoint {client.endpoint} does not answer: {exc}") from None
+        except (StateError, CrawlStoppedError) as exc:
+            raise CommandError(str(exc)) from None
         except (OSError, ValueError) as exc:
             if isinstance(exc, VBSError | BrokenPipeError):
                 raise

@@ -17,7 +17,9 @@ from rich.progress import (
 )
 
 if TYPE_CHECKING:
-    from vbs_async import ProjectSharings
+    from vbs_async import ProjectDone
+
+MAX_FAILURE_LINES = 20
 
 
 @attrs.define
@@ -50,11 +52,11 @@ class Tally:
     duplicates: int = 0
     started: float = attrs.field(factory=time.monotonic)
 
-    def record(self, result: ProjectSharings) -> None:
+    def record(self, result: ProjectDone) -> None:
         """Add one project's result."""
         if result.ok:
             self.ok += 1
-            self.sharings += len(result.sharings)
+            self.sharings += result.sharings
         else:
             self.failed.append((result.project_id, str(result.error)))
         stats = result.stats
@@ -78,36 +80,63 @@ class Tally:
         """Requests per second so far."""
         return self.requests / self.elapsed if self.elapsed > 0 else 0.0
 
+    def rows_per_second(self) -> float:
+        """Rows written per second so far."""
+        return self.sharings / self.elapsed if self.elapsed > 0 else 0.0
+
+    def eta(self) -> str:
+        """The time left at the pace so far, `1h02m` / `5m07s` / `12s`, or `?`."""
+        if self.total is None or self.done == 0:
+            return "?"
+        left = round((self.total - self.done) * self.elapsed / self.done)
+        hours, rest = divmod(left, 3600)
+        minutes, seconds = divmod(rest, 60)
+        if hours:
+            return f"{hours}h{minutes:02d}m"
+        return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
     def line(self) -> str:
-        """One line of progress."""
-        total = "?" if self.total is None else str(self.total)
+        """One line of progress, at most 80 columns for up to a million projects."""
+        total = "?" if self.total is None else f"{self.total:,}"
+        throttled = f" {self.throttled:,} throttled," if self.throttled else ""
         return (
-            f"{self.done}/{total} projects, {self.sharings:,} sharings, "
-            f"{len(self.failed)} failed, {self.rate():.1f} requests/s, "
-            f"{self.retries} retries, {self.throttled} throttled"
+            f"{self.done:,}/{total} projects, {self.sharings:,} sharings, "
+            f"{len(self.failed):,} failed,{throttled} {self.rate():.0f} req/s, ETA {self.eta()}"
         )
 
-    def summary(self) -> list[str]:
-        """The closing report: totals, then one line per failed project."""
-        skipped = f", {self.skipped} already done" if self.skipped else ""
+    def summary(self, destination: str) -> list[str]:
+        """The closing report: totals, where the rows went, then the failed projects."""
+        skipped = f", {self.skipped:,} already done" if self.skipped else ""
         lines = [
-            f"projects: {self.ok} ok, {len(self.failed)} failed{skipped}",
-            f"sharings: {self.sharings:,}",
+            f"projects: {self.ok:,} ok, {len(self.failed):,} failed{skipped}",
+            f"sharings: {self.sharings:,} written to {destination}",
             (
                 f"requests: {self.requests:,} ({self.retries:,} retries, "
                 f"{self.throttled:,} throttled and waited out), "
                 f"shifts re-aligned: {self.shifts}, duplicates dropped: {self.duplicates}"
             ),
-            f"elapsed: {self.elapsed:.2f}s",
+            (
+                f"elapsed: {self.elapsed:.2f}s ({self.rows_per_second():,.0f} rows/s, "
+                f"{self.rate():,.0f} requests/s)"
+            ),
         ]
-        lines += [f"failed {project_id}: {error}" for project_id, error in self.failed]
+        shown = self.failed[:MAX_FAILURE_LINES]
+        lines += [f"failed {project_id}: {error}" for project_id, error in shown]
+        if len(self.failed) > len(shown):
+            lines.append(
+                f"... and {len(self.failed) - len(shown):,} more failed projects "
+                "(--report FILE lists them all)"
+            )
         return lines
 
 
 class Display:
     """Progress on stderr: a rich bar on a terminal, a plain line every `interval` otherwise."""
 
-    def __init__(self, stream: IO[str], tally: Tally, *, interval: float = 5.0) -> None:
+    def __init__(
+        self, stream: IO[str], tally: Tally, *, interval: float = 5.0, quiet: bool = False
+    ) -> None:
+        self._quiet = quiet
         self._stream = stream
         self._tally = tally
         self._interval = interval
@@ -115,17 +144,17 @@ class Display:
         self._console = Console(file=stream, highlight=False, soft_wrap=True)
         self._bar: Progress | None = None
         self._task: TaskID | None = None
-        if self._console.is_terminal:
+        if self._console.is_terminal and not quiet:
             self._bar = Progress(
                 TextColumn("crawling"),
-                BarColumn(),
+                BarColumn(bar_width=10),
                 MofNCompleteColumn(),
                 TextColumn(
-                    "projects  {task.fields[sharings]:,} sharings  "
-                    "{task.fields[failed]} failed  {task.fields[rate]:.1f} req/s  "
-                    "{task.fields[throttled]} throttled"
+                    "{task.fields[sharings]:,} sharings {task.fields[failed]} failed "
+                    "{task.fields[rate]:.0f} req/s"
                 ),
                 TimeElapsedColumn(),
+                TextColumn("ETA {task.fields[eta]}"),
                 console=self._console,
                 transient=True,
             )
@@ -134,7 +163,7 @@ class Display:
         if self._bar is not None:
             self._bar.start()
             self._task = self._bar.add_task(
-                "crawl", total=self._tally.total, sharings=0, failed=0, rate=0.0, throttled=0
+                "crawl", total=self._tally.total, sharings=0, failed=0, rate=0.0, eta="?"
             )
         return self
 
@@ -152,16 +181,17 @@ class Display:
                 sharings=tally.sharings,
                 failed=len(tally.failed),
                 rate=tally.rate(),
-                throttled=tally.throttled,
+                eta=tally.eta(),
             )
             return
         now = time.monotonic()
-        if now - self._last_line >= self._interval:
+        if not self._quiet and now - self._last_line >= self._interval:
             self._last_line = now
             self._stream.write(f"progress: {tally.line()}\n")
             self._stream.flush()
 
-    def summary(self) -> None:
-        """Print the closing report."""
-        for line in self._tally.summary():
+    def summary(self, destination: str) -> None:
+        """Print the closing report (with --quiet: only the failed projects)."""
+        lines = self._tally.summary(destination)
+        for line in lines[4:] if self._quiet else lines:
             self._console.print(line, markup=False)

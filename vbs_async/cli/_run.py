@@ -1,39 +1,44 @@
 """Running one crawl for the command line: rows out as projects finish, progress, resume, stop.
 
 `run_crawl` owns the order of things that makes a crawl safe to interrupt:
-a project's rows are written in one piece and flushed, and only then is the
-project recorded as finished in the state file.
+a project's rows are kept apart while it is listed (`_output.ProjectRows`),
+written to the output in one piece and flushed when it ends well, and only
+then recorded as finished in the state file (`_state`). Pages are written
+as they arrive, so memory holds the pages in flight, not whole projects.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import shlex
 import signal
-import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Self
 
 import attrs
 
-from vbs_async._errors import TransportError
+from vbs_async._models import ProjectDone, SharingPage
 
-from ._journal import Journal
+from ._failures import CrawlStoppedError, FailurePolicy
+from ._output import Output, ProjectRows, open_output
 from ._progress import Display, Tally
+from ._report import Report
 from ._rows import csv_header, csv_rows, jsonl
+from ._state import State, StateError, digest_ids, finished_at
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+    from collections.abc import AsyncIterator
 
-    from vbs_async import ProjectSharings, VBSClient
+    from vbs_async import VBSClient
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-
-
-class UnreachableError(Exception):
-    """The endpoint does not answer at all: the crawl stops, it is a setup problem."""
+EXIT_STOPPED = 2
+"""The crawl stopped early (credentials refused, endpoint gone, --max-failures)."""
+UNREACHABLE_WINDOW = 10
+"""Projects in a row failing without an answer that mean the endpoint is gone."""
 
 
 @attrs.frozen
@@ -48,6 +53,11 @@ class CrawlJob:
         max_projects: Projects listed at once.
         listing: `crawl()` keywords (filters, sort, paging).
         progress_interval: Seconds between plain progress lines.
+        quiet: Errors only on stderr.
+        report: Where to write the JSON report, if anywhere.
+        max_failures: Stop after this many failed projects.
+        command: The command line as run, for the resume hint.
+        endpoint: The endpoint as messages name it.
     """
 
     project_ids: list[str]
@@ -57,92 +67,216 @@ class CrawlJob:
     max_projects: int
     listing: dict[str, Any]
     progress_interval: float = 5.0
+    quiet: bool = False
+    report: Path | None = None
+    max_failures: int | None = None
+    command: tuple[str, ...] = ()
+    endpoint: str = "VBS"
 
+    def identity(self) -> dict[str, Any]:
+        """What makes two runs the same job (the state refuses any other)."""
+        listing = self.listing
+        return {
+            "projects": digest_ids(self.project_ids),
+            "filters": {
+                k: v
+                for k, v in sorted(listing.items())
+                if k not in {"sort_key", "sort_dir", "page_size", "end_check", "verify"}
+            },
+            "sort": [listing.get("sort_key"), listing.get("sort_dir")],
+            "page_size": listing.get("page_size"),
+            "checks": [listing.get("end_check"), bool(listing.get("verify"))],
+            "format": self.output_format,
+            "output": None if self.output is None else str(self.output.resolve()),
+        }
 
-@contextlib.contextmanager
-def _output(job: CrawlJob, journal: Journal | None) -> Iterator[IO[bytes]]:
-    """The output stream, cut back to what finished projects wrote when resuming."""
-    if job.output is None:
-        yield sys.stdout.buffer
-        sys.stdout.buffer.flush()
-        return
-    path = job.output
-    if journal is not None and path.exists():
-        size = path.stat().st_size
-        if size < journal.committed_size:
-            raise OSError(
-                f"{path} is shorter ({size} bytes) than {journal.path} records "
-                f"({journal.committed_size}); they do not belong together"
-            )
-        with path.open("r+b") as stream:
-            stream.truncate(journal.committed_size)
-    elif journal is not None and journal.committed_size:
-        raise OSError(f"{path} is missing but {journal.path} records finished projects")
-    mode = "ab" if journal is not None else "wb"
-    with path.open(mode) as stream:
-        yield stream
-
-
-def _rows(job: CrawlJob, result: ProjectSharings) -> bytes:
-    if job.output_format == "csv":
-        return csv_rows(result.project_id, result.sharings)
-    return jsonl(result.project_id, result.sharings)
+    def rows(self, project_id: str, page: SharingPage) -> bytes:
+        """A page's sharings as output rows."""
+        if self.output_format == "csv":
+            return csv_rows(project_id, page.items)
+        return jsonl(project_id, page.items)
 
 
 async def run_crawl(client: VBSClient, job: CrawlJob, stderr: IO[str]) -> int:
-    """Crawl, write, report; the exit status (0 all ok, 1 some failed, 130/143 interrupted)."""
-    journal = Journal(job.state) if job.state is not None else None
-    pending = job.project_ids
-    if journal is not None:
-        pending = [p for p in job.project_ids if p not in journal.finished]
+    """Crawl, write, report; the exit status (0 ok, 1 some failed, 2 stopped, 130/143 interrupted).
+
+    Raises:
+        StateError: The state or output cannot be used for this job (before
+            anything is written).
+    """
+    _check_paths(job)
+    state = State(job.state, job.identity()) if job.state is not None else None
+    if state is not None:
+        state.acquire()
+    try:
+        return await _run(client, job, state, stderr)
+    finally:
+        if state is not None:
+            state.release()
+
+
+def _check_paths(job: CrawlJob) -> None:
+    state, output = job.state, job.output
+    if state is None or output is None:
+        return
+    same = state.resolve() == output.resolve() or (
+        state.exists() and output.exists() and state.samefile(output)
+    )
+    if same:
+        raise StateError(f"--resume {state} is the output file: give the state a file of its own")
+
+
+async def _run(client: VBSClient, job: CrawlJob, state: State | None, stderr: IO[str]) -> int:
+    finished = set(state.finished) if state is not None else set()
+    pending = [p for p in job.project_ids if p not in finished]
+    report = Report(job.project_ids, finished)
     tally = Tally(total=len(pending), skipped=len(job.project_ids) - len(pending))
+    if state is not None and not state.is_new and not pending:
+        stderr.write(
+            f"nothing to do: all {len(job.project_ids):,} projects finished at "
+            f"{finished_at(state)}; remove {state.path} to crawl again\n"
+        )
+        _write_report(job, report, tally, EXIT_OK, None)
+        return EXIT_OK
+    policy = FailurePolicy(
+        client.auth,
+        job.endpoint,
+        max_failures=job.max_failures,
+        unreachable_window=UNREACHABLE_WINDOW,
+    )
     stopped_by = _StopSignals()
-    display = Display(stderr, tally, interval=job.progress_interval)
-    with _output(job, journal) as out, display, stopped_by:
-        if journal is not None:
-            journal.open()
-        try:
-            if job.output_format == "csv" and (job.output is None or out.tell() == 0):
-                out.write(csv_header())
-            results = client.crawl(pending, max_projects=job.max_projects, **job.listing)
-            async with _ticking(display, job.progress_interval):
-                await _drain(
-                    results, job=job, out=out, journal=journal, tally=tally, display=display
-                )
-        except asyncio.CancelledError:
-            if stopped_by.signal is None:
-                raise
-        finally:
-            if journal is not None:
-                journal.close()
-    display.summary()
-    if stopped_by.signal is not None:
-        stderr.write(f"interrupted: {tally.done} projects finished in this run\n")
-        return 128 + stopped_by.signal
-    return EXIT_FAILED if tally.failed else EXIT_OK
+    stopped: str | None = None
+    display = Display(stderr, tally, interval=job.progress_interval, quiet=job.quiet)
+    with open_output(job.output, state) as output:
+        if state is not None:
+            state.start(output.stream)
+        with display, stopped_by:
+            try:
+                if job.output_format == "csv" and (job.output is None or output.stream.tell() == 0):
+                    output.stream.write(csv_header())
+                async with _ticking(display, job.progress_interval):
+                    await _drain(
+                        client=client,
+                        pending=pending,
+                        job=job,
+                        output=output,
+                        state=state,
+                        tally=tally,
+                        report=report,
+                        policy=policy,
+                        display=display,
+                    )
+            except CrawlStoppedError as exc:
+                if tally.ok == 0:
+                    # Nothing crawled yet: a setup problem (wrong credentials or
+                    # endpoint), told in one line; the output is left alone.
+                    _write_report(job, report, tally, EXIT_STOPPED, str(exc))
+                    raise
+                stopped = str(exc)
+            except asyncio.CancelledError:
+                if stopped_by.signal is None:
+                    raise
+        output.finish(any_succeeded=tally.ok > 0)
+    display.summary(_destination(job, output))
+    status = _conclude(job, tally, stopped_by.signal, stopped, stderr)
+    _write_report(job, report, tally, status, stopped)
+    return status
+
+
+def _conclude(
+    job: CrawlJob, tally: Tally, signal_number: int | None, stopped: str | None, stderr: IO[str]
+) -> int:
+    """The exit status; after an interruption or an early stop, how to go on."""
+    status = EXIT_FAILED if tally.failed else EXIT_OK
+    if signal_number is not None:
+        stderr.write(f"interrupted: {tally.done:,} projects finished in this run\n")
+        status = 128 + signal_number
+    elif stopped is not None:
+        stderr.write(f"stopped: {stopped}\n")
+        status = EXIT_STOPPED
+    if status not in {EXIT_OK, EXIT_FAILED} or (status == EXIT_FAILED and job.state is not None):
+        stderr.write(_resume_hint(job) + "\n")
+    return status
 
 
 async def _drain(
-    results: AsyncGenerator[ProjectSharings, None],
     *,
+    client: VBSClient,
+    pending: list[str],
     job: CrawlJob,
-    out: IO[bytes],
-    journal: Journal | None,
+    output: Output,
+    state: State | None,
     tally: Tally,
+    report: Report,
+    policy: FailurePolicy,
     display: Display,
 ) -> None:
-    """Write each finished project's rows in one piece, then record it as finished."""
-    async with contextlib.aclosing(results):
-        async for result in results:
-            tally.record(result)
-            if result.ok:
-                out.write(_rows(job, result))
-                out.flush()
-                if journal is not None:
-                    journal.commit(result.project_id, out.tell(), len(result.sharings))
-            elif _unreachable(result) and tally.ok == 0:
-                raise UnreachableError(str(result.error))
-            display.update()
+    """Keep each project's pages apart; write them in one piece when it ends well."""
+    open_projects: dict[str, ProjectRows] = {}
+    events = client.crawl_pages(pending, max_projects=job.max_projects, **job.listing)
+    try:
+        async with contextlib.aclosing(events):
+            async for event in events:
+                if isinstance(event, SharingPage):
+                    rows = open_projects.get(event.project_id)
+                    if rows is None:
+                        rows = open_projects[event.project_id] = ProjectRows(output.spool_directory)
+                    rows.write(job.rows(event.project_id, event), len(event.items))
+                    continue
+                _finish(event, open_projects.pop(event.project_id, None), output, state)
+                tally.record(event)
+                report.record(event)
+                display.update()
+                if event.ok:
+                    policy.succeeded()
+                else:
+                    assert event.error is not None  # noqa: S101 - not ok means an error
+                    policy.failed(event.error)
+    finally:
+        for rows in open_projects.values():
+            rows.close()
+
+
+def _finish(
+    done: ProjectDone, rows: ProjectRows | None, output: Output, state: State | None
+) -> None:
+    """Write a project that ended well and record it; drop a failed one's rows."""
+    try:
+        if done.ok:
+            if rows is not None:
+                output.append(rows)
+            if state is not None:
+                state.commit(done.project_id, output.stream, done.sharings)
+    finally:
+        if rows is not None:
+            rows.close()
+
+
+def _destination(job: CrawlJob, output: Output) -> str:
+    if job.output is None:
+        return "stdout"
+    if output.kept_old:
+        return f"nowhere: {job.output} was kept as it was, as no project succeeded"
+    return str(job.output)
+
+
+def _resume_hint(job: CrawlJob) -> str:
+    if job.state is None:
+        return "to be able to resume a crawl, run it with --output FILE --resume STATE"
+    return f"resume with: {shlex.join(job.command)}"
+
+
+def _write_report(
+    job: CrawlJob, report: Report, tally: Tally, status: int, stopped: str | None
+) -> None:
+    if job.report is None:
+        return
+    described = job.identity() | {
+        "project_count": len(job.project_ids),
+        "state": None if job.state is None else str(job.state),
+        "listing": {k: v for k, v in job.listing.items() if v is not None},
+    }
+    report.write(job.report, job=described, tally=tally, exit_status=status, stopped=stopped)
 
 
 @contextlib.asynccontextmanager
@@ -160,11 +294,6 @@ async def _ticking(display: Display, interval: float) -> AsyncIterator[None]:
     finally:
         ticker.cancel()
         await asyncio.wait([ticker])
-
-
-def _unreachable(result: ProjectSharings) -> bool:
-    error = result.error
-    return isinstance(error, TransportError) and not error.request_sent
 
 
 class _StopSignals:
