@@ -21,6 +21,15 @@ FAST_RETRY = RetryPolicy(attempts=4, wait_initial=0.001, wait_max=0.002, wait_ji
 PATIENT_RETRY = RetryPolicy(attempts=10, wait_initial=0.001, wait_max=0.002, wait_jitter=0.0)
 
 
+CREDENTIAL_VARIABLES = [
+    "OS_CLOUD", "OS_AUTH_TOKEN", "OS_ACCESS_KEY", "OS_SECRET_KEY", "OS_AUTH_URL", "OS_USERNAME",
+    "OS_PASSWORD", "OS_USER_DOMAIN_NAME", "OS_DOMAIN_NAME", "OS_REGION_NAME", "VBS_ENDPOINT",
+    "OS_CLIENT_CONFIG_FILE", "OS_TOKEN", "OS_PROJECT_NAME", "OS_PROJECT_ID", "OS_CACERT",
+    "OS_INSECURE", "OS_USER_DOMAIN_ID", "OS_SECURITY_TOKEN", "OS_AGENCY_NAME",
+    "OS_AGENCY_DOMAIN_NAME", "OS_DELEGATED_PROJECT", "OS_CLIENT_SECURE_FILE",
+]  # fmt: skip
+"""The settings the command reads from the environment: `clean_env` clears them."""
+
 _PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 
 
@@ -81,3 +90,12 @@ def mocked() -> Iterator[aioresponses]:
     """aioresponses, intercepting every aiohttp request of the test."""
     with _CompatAioresponses() as mock:
         yield mock
+
+
+@pytest.fixture
+def clean_env(monkeypatch, tmp_path):
+    for name in CREDENTIAL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    return monkeypatch

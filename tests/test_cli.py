@@ -23,17 +23,12 @@ from click.testing import CliRunner
 from vbs_async.cli import cli
 from vbs_async.testing import Emulator, Fault
 
+from .conftest import CREDENTIAL_VARIABLES
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 VBS_ASYNC = [sys.executable, "-m", "vbs_async"]
-CREDENTIAL_VARIABLES = [
-    "OS_CLOUD", "OS_AUTH_TOKEN", "OS_ACCESS_KEY", "OS_SECRET_KEY", "OS_AUTH_URL", "OS_USERNAME",
-    "OS_PASSWORD", "OS_USER_DOMAIN_NAME", "OS_DOMAIN_NAME", "OS_REGION_NAME", "VBS_ENDPOINT",
-    "OS_CLIENT_CONFIG_FILE", "OS_TOKEN", "OS_PROJECT_NAME", "OS_PROJECT_ID", "OS_CACERT",
-    "OS_INSECURE", "OS_USER_DOMAIN_ID", "OS_SECURITY_TOKEN", "OS_AGENCY_NAME",
-    "OS_AGENCY_DOMAIN_NAME", "OS_DELEGATED_PROJECT", "OS_CLIENT_SECURE_FILE",
-]  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -59,15 +54,6 @@ def emulator_in_thread(**options: object) -> Iterator[Emulator]:
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
-
-
-@pytest.fixture
-def clean_env(monkeypatch, tmp_path):
-    for name in CREDENTIAL_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    return monkeypatch
 
 
 def invoke(*args: str, stdin: str | None = None):

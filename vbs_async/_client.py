@@ -344,13 +344,13 @@ class VBSClient:
                 raise redact_error(exc, self._auth.secrets()) from None
             if state.throttled is not None:
                 state.throttled.message += (
-                    f" (still throttled at the call's time limit: RetryPolicy.timeout, "
-                    f"{policy.timeout}s)"
+                    f" (still throttled at the call's deadline of {policy.timeout}s: "
+                    "RetryPolicy.timeout; --deadline on the command)"
                 )
                 raise redact_error(state.throttled, self._auth.secrets()) from None
             raise RequestTimeoutError(
-                f"the call did not finish within its time limit "
-                f"(RetryPolicy.timeout, {policy.timeout}s, retries included)",
+                f"the call did not finish within its deadline of {policy.timeout}s, retries "
+                "included (RetryPolicy.timeout; --deadline on the command)",
                 project_id=request.project_id,
                 offset=request.offset,
             ) from None

@@ -4,8 +4,10 @@
   or `CREDENTIALS_IN_A_ROW` projects in a row refused with 401/403. Trying
   the other projects would only repeat the refusal (and a wrong password
   risks locking the account).
-- An endpoint that stopped answering: the last `unreachable_window` projects
-  all failed without an answer (connection refused, timeouts).
+- An endpoint that stopped answering: the first project failed without
+  reaching it (connection refused: a wrong endpoint), or the last
+  `unreachable_window` projects all failed without an answer (refused
+  connections, timeouts, dropped answers).
 - `--max-failures N`: the operator's own limit.
 """
 
@@ -84,8 +86,9 @@ class FailurePolicy:
         self._failed += 1
         refused = isinstance(error, AuthenticationError | PermissionDeniedError)
         self._refused_in_a_row = self._refused_in_a_row + 1 if refused else 0
+        transport = isinstance(error, TransportError)
         unreachable = isinstance(error, TransportError) and not error.request_sent
-        self._unreachable_in_a_row = self._unreachable_in_a_row + 1 if unreachable else 0
+        self._unreachable_in_a_row = self._unreachable_in_a_row + 1 if transport else 0
         if refused and (
             (isinstance(error, AuthenticationError) and self._succeeded == 0)
             or self._refused_in_a_row >= CREDENTIALS_IN_A_ROW
@@ -98,7 +101,8 @@ class FailurePolicy:
         if self._unreachable_in_a_row >= self._window:
             raise CrawlStoppedError(
                 f"the endpoint {self._endpoint} stopped answering: the last "
-                f"{self._unreachable_in_a_row} projects failed without an answer ({error})"
+                f"{self._unreachable_in_a_row} projects failed without an answer ({error}); "
+                "check the endpoint and the network (proxy, firewall)"
             )
         if self._max_failures is not None and self._failed >= self._max_failures:
             raise CrawlStoppedError(

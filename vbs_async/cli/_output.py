@@ -64,7 +64,10 @@ class Output:
             project succeeded.
     """
 
-    def __init__(self, stream: IO[bytes], path: Path | None, temporary: Path | None) -> None:
+    def __init__(
+        self, stream: IO[bytes], path: Path | None, temporary: Path | None, *, owned: bool
+    ) -> None:
+        self._owned = owned
         self.stream = stream
         self.path = path
         self._temporary = temporary
@@ -85,7 +88,7 @@ class Output:
         if self._temporary is None or self.path is None:
             self.stream.flush()
             return
-        self.stream.close()
+        self.close()
         if not any_succeeded and self.path.exists():
             self._temporary.unlink()
             self.kept_old = True
@@ -96,9 +99,14 @@ class Output:
         """The run failed before it could write anything worth keeping: leave the output alone."""
         if self._temporary is not None:
             with contextlib.suppress(OSError):
-                self.stream.close()
+                self.close()
             with contextlib.suppress(OSError):
                 self._temporary.unlink()
+
+    def close(self) -> None:
+        """Close the file this run opened (never stdout)."""
+        if self._owned and not self.stream.closed:
+            self.stream.close()
 
 
 @contextlib.contextmanager
@@ -110,16 +118,41 @@ def open_output(path: Path | None, state: State | None) -> Iterator[Output]:
             new state would write over an existing file.
     """
     if path is None:
-        output = Output(sys.stdout.buffer, None, None)
+        output = Output(sys.stdout.buffer, None, None, owned=False)
     elif state is not None:
-        output = Output(_resumed(path, state), path, None)
+        output = Output(_resumed(path, state), path, None, owned=True)
     else:
-        output = Output(*_temporary_beside(path))
+        output = Output(*_temporary_beside(path), owned=True)
     try:
         yield output
     except BaseException:
         output.abandon()
         raise
+    finally:
+        output.close()
+
+
+def check_finished_output(path: Path | None, state: State) -> None:
+    """Refuse to call a job finished whose output is gone or changed since.
+
+    Raises:
+        StateError: The output is missing, another file, or changed.
+    """
+    if path is None:
+        return
+    try:
+        with path.open("rb") as stream:
+            state.check_output(stream)
+            size = os.fstat(stream.fileno()).st_size
+    except FileNotFoundError:
+        raise StateError(
+            f"{path} is missing but {state.path} records finished projects: use a new state file"
+        ) from None
+    if size != state.committed_size:
+        raise StateError(
+            f"{path} changed since {state.path} recorded it ({size} bytes, not "
+            f"{state.committed_size}): use a new state file"
+        )
 
 
 def _resumed(path: Path, state: State) -> IO[bytes]:

@@ -21,7 +21,7 @@ import attrs
 from vbs_async._models import ProjectDone, SharingPage
 
 from ._failures import CrawlStoppedError, FailurePolicy
-from ._output import Output, ProjectRows, open_output
+from ._output import Output, ProjectRows, check_finished_output, open_output
 from ._progress import Display, Tally
 from ._report import Report
 from ._rows import csv_header, csv_rows, jsonl
@@ -132,6 +132,7 @@ async def _run(client: VBSClient, job: CrawlJob, state: State | None, stderr: IO
     report = Report(job.project_ids, finished)
     tally = Tally(total=len(pending), skipped=len(job.project_ids) - len(pending))
     if state is not None and not state.is_new and not pending:
+        check_finished_output(job.output, state)
         stderr.write(
             f"nothing to do: all {len(job.project_ids):,} projects finished at "
             f"{finished_at(state)}; remove {state.path} to crawl again\n"

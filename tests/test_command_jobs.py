@@ -1,0 +1,282 @@
+"""The command as operators run it: resume that cannot mix jobs, output never lost, early stops."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from vbs_async.testing import Fault
+
+from .test_cli import (
+    VBS_ASYNC,
+    closed_port,
+    command_env,
+    emulator_in_thread,
+    invoke,
+    rows_by_project,
+)
+
+
+def one_error_line(result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("vbs-async: error: ")
+    return lines[0]
+
+
+@pytest.fixture
+def emu(clean_env):
+    with emulator_in_thread(projects=6, sharings_per_project=5, seed=4) as emulator:
+        clean_env.setenv("OS_AUTH_TOKEN", emulator.token)
+        clean_env.setenv("VBS_ENDPOINT", emulator.url)
+        yield emulator
+
+
+def crawl(emu, *args):
+    return invoke("crawl", *args, *emu.project_ids)
+
+
+# -- a resume state that knows its job ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (["--format", "csv"], "format"),
+        (["--status", "available"], "filters"),
+        (["--sort-key", "name"], "sort order"),
+        (["--page-size", "7"], "page size"),
+    ],
+)
+def test_resume_refuses_another_job_s_options_naming_what_differs(emu, tmp_path, change, named):
+    out, state = tmp_path / "out.jsonl", tmp_path / "state"
+    assert crawl(emu, "-o", str(out), "--resume", str(state)).exit_code == 0
+    before = (out.read_bytes(), state.read_bytes())
+    result = crawl(emu, "-o", str(out), "--resume", str(state), *change)
+    assert result.exit_code == 2
+    assert named in one_error_line(result)
+    assert (out.read_bytes(), state.read_bytes()) == before
+
+
+def test_resume_refuses_another_project_list_and_another_output(emu, tmp_path):
+    out, state = tmp_path / "out.jsonl", tmp_path / "state"
+    assert (
+        invoke("crawl", "-o", str(out), "--resume", str(state), *emu.project_ids[:3]).exit_code == 0
+    )
+    others = invoke("crawl", "-o", str(out), "--resume", str(state), *emu.project_ids[3:])
+    assert "project list" in one_error_line(others)
+    important = tmp_path / "important.jsonl"
+    important.write_text('{"precious": true}\n' * 1000)
+    elsewhere = invoke("crawl", "-o", str(important), "--resume", str(state), *emu.project_ids[:3])
+    assert "output file" in one_error_line(elsewhere)
+    assert important.read_text() == '{"precious": true}\n' * 1000
+
+
+def test_a_new_state_never_writes_over_an_existing_output(emu, tmp_path):
+    important = tmp_path / "important.jsonl"
+    important.write_text("keep me\n")
+    result = crawl(emu, "-o", str(important), "--resume", str(tmp_path / "new-state"))
+    assert "already exists" in one_error_line(result)
+    assert important.read_text() == "keep me\n"
+
+
+def test_an_output_rewritten_since_is_refused(emu, tmp_path):
+    out, state = tmp_path / "out.jsonl", tmp_path / "state"
+    assert crawl(emu, "-o", str(out), "--resume", str(state)).exit_code == 0
+    data = out.read_bytes()
+    out.write_bytes(data[:-40] + b"x" * 40)  # same size, other bytes: another writer
+    changed = crawl(emu, "-o", str(out), "--resume", str(state))
+    assert "changed since" in one_error_line(changed)
+    out.rename(tmp_path / "out.old")
+    out.write_bytes(data)  # the same bytes, but another file
+    replaced = crawl(emu, "-o", str(out), "--resume", str(state))
+    assert "replaced since" in one_error_line(replaced)
+    (tmp_path / "out.old").replace(out)  # the original file back
+    with out.open("ab") as stream:
+        stream.write(b'{"appended": "by someone"}\n')
+    appended = crawl(emu, "-o", str(out), "--resume", str(state))
+    assert "changed since" in one_error_line(appended)
+
+
+def test_the_state_cannot_be_the_output_nor_a_file_that_is_not_a_state(emu, tmp_path):
+    out = tmp_path / "out.jsonl"
+    same = crawl(emu, "-o", str(out), "--resume", str(out))
+    assert "is the output file" in one_error_line(same)
+    projects = tmp_path / "projects.txt"
+    projects.write_text(emu.project_ids[0] + "\n")
+    not_a_state = crawl(emu, "-o", str(out), "--resume", str(projects))
+    assert "not a vbs-async state file" in one_error_line(not_a_state)
+    assert projects.read_text() == emu.project_ids[0] + "\n"
+    assert not out.exists()
+
+
+def test_a_finished_job_run_again_has_nothing_to_do(emu, tmp_path):
+    out, state = tmp_path / "out.jsonl", tmp_path / "state"
+    assert crawl(emu, "-o", str(out), "--resume", str(state)).exit_code == 0
+    data = out.read_bytes()
+    again = crawl(emu, "-o", str(out), "--resume", str(state))
+    assert again.exit_code == 0
+    assert again.stderr.startswith("nothing to do: all 6 projects finished at ")
+    assert f"remove {state} to crawl again" in again.stderr
+    assert out.read_bytes() == data
+
+
+def test_a_second_crawl_on_the_same_state_stops_at_once(tmp_path):
+    with emulator_in_thread(projects=20, sharings_per_project=20, latency=0.05) as emulator:
+        out, state = tmp_path / "out.jsonl", tmp_path / "state"
+        arguments = [*VBS_ASYNC, "crawl", "-o", str(out), "--resume", str(state),
+                     "--max-projects", "1", *emulator.project_ids]  # fmt: skip
+        env = command_env(emulator)
+        first = subprocess.Popen(arguments, env=env, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 20
+        while not (state.exists() and state.stat().st_size) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        second = subprocess.run(
+            arguments, env=env, capture_output=True, text=True, timeout=30, check=False
+        )
+        first.communicate(timeout=60)
+    assert second.returncode == 2
+    assert "another vbs-async crawl is using" in second.stderr
+    assert first.returncode == 0
+    rows = rows_by_project(out.read_text())
+    assert sum(len(v) for v in rows.values()) == 400  # nothing twice
+
+
+# -- output that is never lost ----------------------------------------------------------------
+
+
+def test_a_run_that_fails_at_setup_leaves_the_existing_output_alone(clean_env, tmp_path):
+    out = tmp_path / "out.jsonl"
+    out.write_text("yesterday's rows\n")
+    clean_env.setenv("OS_AUTH_TOKEN", "t")
+    result = invoke("crawl", "--endpoint", f"http://127.0.0.1:{closed_port()}", "--attempts", "1",
+                    "-o", str(out), "p1")  # fmt: skip
+    assert "does not answer" in one_error_line(result)
+    assert out.read_text() == "yesterday's rows\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]  # no temporary file left
+
+
+def test_a_partial_run_replaces_the_output_and_one_with_no_success_keeps_it(emu, tmp_path):
+    out = tmp_path / "out.jsonl"
+    out.write_text("yesterday's rows\n")
+    emu.inject(Fault.answer(500), project_id=emu.project_ids[0], times=50)
+    partial = crawl(emu, "-o", str(out), "--attempts", "1")
+    assert partial.exit_code == 1
+    assert set(rows_by_project(out.read_text())) == set(emu.project_ids[1:])
+    out.write_text("yesterday's rows\n")
+    emu.inject(Fault.answer(500), times=500)
+    failed = crawl(emu, "-o", str(out), "--attempts", "1", "--max-projects", "1")
+    assert failed.exit_code in {1, 2}
+    assert out.read_text() == "yesterday's rows\n"
+
+
+# -- stop early on what cannot get better -----------------------------------------------------
+
+
+def test_a_wrong_password_is_sent_once_and_stops_the_crawl_in_one_line(clean_env):
+    with emulator_in_thread(projects=40, users={"alice": "right-password-1"}) as emulator:
+        clean_env.setenv("OS_AUTH_URL", emulator.url + "/v3")
+        clean_env.setenv("OS_USERNAME", "alice")
+        clean_env.setenv("OS_PASSWORD", "wrong-password-1")
+        clean_env.setenv("OS_USER_DOMAIN_NAME", "emulator-domain")
+        clean_env.setenv("VBS_ENDPOINT", emulator.url)
+        result = invoke("crawl", *emulator.project_ids)
+        token_requests = [r for r in emulator.requests if r.path == "/v3/auth/tokens"]
+    line = one_error_line(result)
+    assert result.exit_code == 2
+    assert "credentials refused" in line
+    assert "OS_PASSWORD" in line
+    assert "wrong-password-1" not in result.stderr
+    assert len(token_requests) == 1
+
+
+def test_a_bad_token_stops_the_crawl_in_one_line(emu, clean_env):
+    clean_env.setenv("OS_AUTH_TOKEN", "not-the-token")
+    ids = [f"{n:032x}" for n in range(2000)]
+    result = invoke("crawl", "--projects-file", "-", stdin="\n".join(ids))
+    line = one_error_line(result)
+    assert "credentials refused" in line
+    assert "OS_AUTH_TOKEN" in line
+    assert emu.requests_received < 100
+
+
+def test_an_endpoint_that_dies_mid_crawl_stops_it_and_says_how_to_resume(clean_env, tmp_path):
+    with emulator_in_thread(projects=60, sharings_per_project=3) as emulator:
+        clean_env.setenv("OS_AUTH_TOKEN", emulator.token)
+        clean_env.setenv("VBS_ENDPOINT", emulator.url)
+        for project_id in emulator.project_ids[5:]:
+            emulator.inject(Fault.drop(), times=10, project_id=project_id)
+        out, state = tmp_path / "out.jsonl", tmp_path / "state"
+        result = invoke("crawl", "-o", str(out), "--resume", str(state), "--attempts", "1",
+                        "--max-projects", "1", *emulator.project_ids)  # fmt: skip
+    assert result.exit_code == 2
+    assert "stopped answering" in result.stderr
+    assert "resume with: " in result.stderr
+    assert result.stderr.count("failed ") <= 21
+
+
+def test_max_failures_stops_the_crawl(emu):
+    emu.inject(Fault.answer(500), times=1000)
+    result = crawl(emu, "--attempts", "1", "--max-projects", "1", "--max-failures", "2")
+    assert result.exit_code == 2
+    assert "2 projects failed (--max-failures 2)" in result.stderr
+
+
+def test_failure_lines_are_capped_then_counted(clean_env):
+    with emulator_in_thread(projects=30, sharings_per_project=1) as emulator:
+        clean_env.setenv("OS_AUTH_TOKEN", emulator.token)
+        clean_env.setenv("VBS_ENDPOINT", emulator.url)
+        emulator.inject(Fault.answer(404, message="gone"), times=1000)
+        result = invoke("crawl", "--attempts", "1", *emulator.project_ids)
+    assert result.exit_code == 1
+    assert result.stderr.count("failed ") == 21  # 20 lines and the summary's count
+    assert "... and 10 more failed projects" in result.stderr
+
+
+# -- results a machine can read ---------------------------------------------------------------
+
+
+def test_the_report_lists_every_project_zero_sharing_ones_included(clean_env, tmp_path):
+    with emulator_in_thread(projects=3, sharings_per_project=2) as emulator:
+        clean_env.setenv("OS_AUTH_TOKEN", emulator.token)
+        clean_env.setenv("VBS_ENDPOINT", emulator.url)
+        empty = "f" * 32  # a project with no sharings
+        emulator.inject(
+            Fault.answer(403, message="not yours"), project_id=emulator.project_ids[2], times=9
+        )
+        report = tmp_path / "report.json"
+        out = tmp_path / "out.jsonl"
+        result = invoke(
+            "crawl", "-o", str(out), "--report", str(report), *emulator.project_ids, empty
+        )
+    assert result.exit_code == 1
+    document = json.loads(report.read_text())
+    statuses = {p["project_id"]: p["status"] for p in document["projects"]}
+    assert statuses == {
+        emulator.project_ids[0]: "ok",
+        emulator.project_ids[1]: "ok",
+        emulator.project_ids[2]: "failed",
+        empty: "ok",
+    }
+    failed = next(p for p in document["projects"] if p["status"] == "failed")
+    assert failed["error"]["class"] == "PermissionDeniedError"
+    assert failed["error"]["status"] == 403
+    zero = next(p for p in document["projects"] if p["project_id"] == empty)
+    assert zero["sharings"] == 0
+    assert document["totals"]["sharings"] == 4
+    assert document["exit_status"] == 1
+    assert f"written to {out}" in result.stderr
+    assert "rows/s" in result.stderr
+
+
+def test_the_report_of_a_resumed_job_marks_what_earlier_runs_did(emu, tmp_path):
+    out, state, report = tmp_path / "out.jsonl", tmp_path / "state", tmp_path / "r.json"
+    assert invoke("crawl", "-o", str(out), "--resume", str(state), *emu.project_ids).exit_code == 0
+    assert (
+        crawl(emu, "-o", str(out), "--resume", str(state), "--report", str(report)).exit_code == 0
+    )
+    document = json.loads(report.read_text())
+    assert {p["status"] for p in document["projects"]} == {"skipped"}
