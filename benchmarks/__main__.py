@@ -9,7 +9,7 @@ import sys
 from datetime import UTC, datetime
 from importlib.metadata import version
 
-from . import big_project, decode, fanout, gateway, memory, rate, throughput
+from . import big_project, command, decode, fanout, gateway, memory, rate, throughput
 from ._harness import Row, markdown
 
 BENCHMARKS = {
@@ -20,6 +20,7 @@ BENCHMARKS = {
     "memory": memory.run,
     "rate": rate.run,
     "gateway": gateway.run,
+    "command": command.run,
 }
 
 

@@ -15,6 +15,7 @@ import ssl
 from typing import TYPE_CHECKING, Final, Protocol
 
 import aiohttp
+from aiohttp.helpers import get_env_proxy_for_url
 
 from ._errors import RequestTimeoutError, ResponseDecodeError, TransportError
 from ._responses import Response
@@ -74,6 +75,7 @@ class AiohttpTransport:
         self._max_connections = max_connections
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._max_body_size = max_body_size
+        self._proxies: dict[URL, tuple[URL | None, aiohttp.BasicAuth | None]] = {}
 
     @property
     def session(self) -> aiohttp.ClientSession | None:
@@ -85,12 +87,30 @@ class AiohttpTransport:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._max_connections),
                 headers={"User-Agent": USER_AGENT},
-                # Proxies from HTTPS_PROXY / HTTP_PROXY / NO_PROXY (and ~/.netrc),
-                # as curl and the OpenStack tools take them: corporate networks
-                # reach the cloud only through their proxy.
-                trust_env=True,
+                # Not aiohttp's trust_env: it would also send ~/.netrc's
+                # credentials as an Authorization header (clashing with AK/SK
+                # signatures), and it reads the environment and .netrc in a
+                # thread for every request. Proxies are taken per origin
+                # below instead.
+                trust_env=False,
             )
         return self._session
+
+    def _proxy(self, url: URL) -> tuple[URL | None, aiohttp.BasicAuth | None]:
+        """The proxy for `url`'s origin from HTTPS_PROXY / HTTP_PROXY / NO_PROXY, read once.
+
+        Corporate networks reach the cloud only through their proxy; the
+        variables are the ones curl and the OpenStack tools honour.
+        """
+        origin = url.origin()
+        found = self._proxies.get(origin)
+        if found is None:
+            try:
+                found = get_env_proxy_for_url(origin)
+            except LookupError:
+                found = (None, None)
+            self._proxies[origin] = found
+        return found
 
     async def close(self) -> None:
         """Close the session this transport owns; a borrowed one stays open."""
@@ -106,6 +126,7 @@ class AiohttpTransport:
         """Send `request` to `url` and read the whole answer."""
         timeout = self._timeout
         failure: TransportError | None = None
+        proxy, proxy_auth = self._proxy(url)
         try:
             async with self._http().request(
                 request.method,
@@ -115,6 +136,8 @@ class AiohttpTransport:
                 allow_redirects=False,
                 timeout=timeout,
                 ssl=self._ssl,
+                proxy=proxy,
+                proxy_auth=proxy_auth,
             ) as answer:
                 body = await _read_body(answer, request, self._max_body_size)
                 return Response(status=answer.status, headers=answer.headers, body=body)

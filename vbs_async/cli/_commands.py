@@ -1,4 +1,4 @@
-"""The `vbs-async` command line: `crawl` and `emulator`."""
+"""The `vbs-async` command line: `crawl`, `emulator`, and the single calls of `_calls`."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ import click
 
 from vbs_async._auth import TokenAuth
 from vbs_async._client import VBSClient
-from vbs_async._config import resolve_from_os
 from vbs_async._errors import VBSError
 from vbs_async._requests import text_filters
 from vbs_async._retry import RetryPolicy
-from vbs_async._tls import tls_context
 from vbs_async._validation import END_CHECKS, SORT_DIRECTIONS, SORT_KEYS, check_id
 
+from ._calls import cancel, count, get, share
+from ._connect import configured_client, connection_options, tls_setting
 from ._failures import CrawlStoppedError
 from ._logging import Verbosity, operator_logging
 from ._projects import ProjectLookupError, resolve_projects
@@ -199,19 +199,7 @@ def _filter_options(command: Any) -> Any:
     is_flag=True,
     help="Crawl every enabled project IAM lists for the credentials in --region (MOS skipped).",
 )
-@click.option("--cloud", help="The cloud to use from clouds.yaml (else OS_CLOUD / OS_* variables).")
-@click.option("--region", help="The region (eu-de, eu-ch2, ...), overriding the configured one.")
-@click.option("--endpoint", help="The VBS endpoint, overriding the configured one.")
-@click.option(
-    "--ca-bundle",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Trust the CAs of this PEM file (a private or TLS-inspecting CA), not the system's.",
-)
-@click.option(
-    "--insecure",
-    is_flag=True,
-    help="Do not verify TLS certificates (anyone on the path can read your credentials).",
-)
+@connection_options
 @click.option("--emulator", is_flag=True, help="Crawl the embedded emulator's synthetic data.")
 @click.option(
     "--emulator-projects",
@@ -291,8 +279,6 @@ def crawl(ctx: click.Context, /, project_ids: tuple[str, ...], **options: Any) -
         raise CommandError("--resume needs --output: stdout cannot be resumed")
     if ids and options["all_projects"]:
         raise CommandError("name projects or use --all-projects, not both")
-    if options["insecure"] and options["ca_bundle"] is not None:
-        raise CommandError("--insecure and --ca-bundle contradict each other: choose one")
     try:
         with operator_logging(verbosity):
             status = asyncio.run(_crawl(ids, options))
@@ -356,10 +342,6 @@ async def _client(
     settings: dict[str, Any],
 ) -> tuple[VBSClient, list[str]]:
     """The run's client (the configured cloud's, or an emulator's) and its project IDs."""
-    if options["insecure"]:
-        settings["ssl"] = False
-    elif options["ca_bundle"] is not None:
-        settings["ssl"] = tls_context(options["ca_bundle"])
     region = options["region"]
     if options["emulator"]:
         from vbs_async.testing import Emulator  # noqa: PLC0415 - aiohttp's server, when used
@@ -378,13 +360,10 @@ async def _client(
             iam_endpoint=emulator.url,
             region=region or emulator.region,
             **settings,
+            **tls_setting(options),
         )
     else:
-        overrides = {k: options[k] for k in ("cloud", "endpoint") if options[k]}
-        if region:
-            overrides["region"] = region
-        configured = resolve_from_os(overrides)
-        client = VBSClient(**{**configured.client_options(), **settings})
+        client, configured = configured_client(options, **settings)
         if not ids and not options["all_projects"]:
             if configured.project is None:
                 raise CommandError(
@@ -490,3 +469,7 @@ def emulator(**options: Any) -> None:
             raise CommandError(
                 f"cannot serve on {options['host']}:{options['port']}: {reason}"
             ) from None
+
+
+for _call in (count, get, share, cancel):
+    cli.add_command(_call)
