@@ -1,4 +1,4 @@
-"""The vbs-async command at scale: peak RSS on a 1,000,000-sharing project; 10,000 emulator projects.
+"""The vbs-async command at scale: RSS on a 1,000,000-sharing project; 10,000 emulator projects.
 
 - Memory: `vbs-async crawl` of one project of 1,000,000 sharings (the page
   server, in a child process of its own) into a JSONL file, its peak RSS
@@ -41,7 +41,9 @@ def _crawl_peak_mib(url: str, output: Path) -> float:
         project_id(0),
     ]  # fmt: skip
     environment = {**os.environ, "OS_AUTH_TOKEN": TOKEN}
-    done = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, check=True)  # noqa: S603
+    done = subprocess.run(  # noqa: S603
+        command, cwd=ROOT, env=environment, capture_output=True, text=True, check=True
+    )
     status, peak_kib = done.stdout.split()
     if status != "0":
         raise RuntimeError(f"the crawl failed: {done.stderr}")
