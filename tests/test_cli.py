@@ -497,3 +497,33 @@ def test_verbose_shows_each_retry_and_debug_each_request_with_a_time(clean_env):
     requests = [line for line in debug.stderr.splitlines() if "GET /v2/" in line]
     assert requests
     assert all(line[:2].isdigit() and line[2] == ":" for line in requests)
+
+
+def test_on_a_real_terminal_the_progress_bar_fits_80_columns_and_shows_an_eta():
+    import pty  # noqa: PLC0415 - POSIX only
+    import re  # noqa: PLC0415
+
+    controller, terminal = pty.openpty()
+    env = {**os.environ, "COLUMNS": "80", "LINES": "24", "TERM": "xterm-256color"}
+    command = [*VBS_ASYNC, "crawl", "--emulator", "--emulator-projects", "300",
+               "--emulator-sharings", "40", "--max-projects", "4", "-o", os.devnull]  # fmt: skip
+    process = subprocess.Popen(command, stderr=terminal, stdout=subprocess.DEVNULL, env=env)
+    os.close(terminal)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the terminal closed: the command ended
+            break
+        if not chunk:
+            break
+        seen += chunk
+    process.wait(60)
+    os.close(controller)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode(errors="replace"))
+    lines = [line for line in re.split(r"[\r\n]+", text) if line.strip()]
+    assert process.returncode == 0
+    bars = [line for line in lines if line.startswith("crawling")]
+    assert bars, lines
+    assert any("ETA" in line for line in bars)
+    assert max(len(line) for line in lines) <= 80

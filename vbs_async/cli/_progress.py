@@ -104,30 +104,30 @@ class Tally:
             f"{len(self.failed):,} failed,{throttled} {self.rate():.0f} req/s, ETA {self.eta()}"
         )
 
-    def summary(self, destination: str) -> list[str]:
-        """The closing report: totals, where the rows went, then the failed projects."""
+    def summary(self, destination: str) -> tuple[list[str], list[str]]:
+        """The closing report: (totals and where the rows went, the failed projects)."""
         skipped = f", {self.skipped:,} already done" if self.skipped else ""
         lines = [
             f"projects: {self.ok:,} ok, {len(self.failed):,} failed{skipped}",
             f"sharings: {self.sharings:,} written to {destination}",
             (
                 f"requests: {self.requests:,} ({self.retries:,} retries, "
-                f"{self.throttled:,} throttled and waited out), "
-                f"shifts re-aligned: {self.shifts}, duplicates dropped: {self.duplicates}"
+                f"{self.throttled:,} throttled and waited out)"
             ),
+            f"shifts re-aligned: {self.shifts:,}, duplicates dropped: {self.duplicates:,}",
             (
                 f"elapsed: {self.elapsed:.2f}s ({self.rows_per_second():,.0f} rows/s, "
                 f"{self.rate():,.0f} requests/s)"
             ),
         ]
         shown = self.failed[:MAX_FAILURE_LINES]
-        lines += [f"failed {project_id}: {error}" for project_id, error in shown]
+        failures = [f"failed {project_id}: {error}" for project_id, error in shown]
         if len(self.failed) > len(shown):
-            lines.append(
+            failures.append(
                 f"... and {len(self.failed) - len(shown):,} more failed projects "
                 "(--report FILE lists them all)"
             )
-        return lines
+        return lines, failures
 
 
 class Display:
@@ -192,6 +192,6 @@ class Display:
 
     def summary(self, destination: str) -> None:
         """Print the closing report (with --quiet: only the failed projects)."""
-        lines = self._tally.summary(destination)
-        for line in lines[4:] if self._quiet else lines:
+        totals, failures = self._tally.summary(destination)
+        for line in failures if self._quiet else totals + failures:
             self._console.print(line, markup=False)
