@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import web
 
-from vbs_async import PasswordAuth, TokenAuth, VBSClient
+from vbs_async import AKSKAuth, PasswordAuth, TokenAuth, VBSClient
 from vbs_async.testing import Emulator
 
 
@@ -77,3 +77,17 @@ async def test_no_proxy_is_honoured(monkeypatch):
     finally:
         await proxy.cleanup()
     assert relayed == []
+
+
+async def test_netrc_credentials_are_never_sent(monkeypatch, tmp_path):
+    # aiohttp's trust_env would add ~/.netrc's login as an Authorization header:
+    # a credential sent where it does not belong, and a clash with AK/SK signing.
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password netrc-secret-123\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("NETRC", str(netrc))
+    async with Emulator(
+        projects=1, sharings_per_project=2, access_keys={"AK1": "SK1-secret-value"}
+    ) as emu, VBSClient(emu.url, auth=AKSKAuth("AK1", "SK1-secret-value")) as client:
+        assert await client.count_sharings(emu.project_ids[0]) == 2
