@@ -29,25 +29,57 @@ def _timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
 
 
-@attrs.define
 class StoredSharing:
-    """One sharing as the API shows it, with its serialised form cached.
+    """One sharing as the API shows it, kept serialised; its document decoded when needed.
 
     Attributes:
-        document: The JSON object the API returns for it.
-        encoded: `document` serialised.
+        encoded: The JSON object the API returns for it, serialised.
+        id: The sharing's ID.
+        from_project_id: The project that shared it.
+        to_project_id: The project it is shared with.
+        created_at: Its `created_at` (the default sort key), or None.
     """
 
-    document: dict[str, Any]
-    encoded: bytes = attrs.field(init=False)
+    __slots__ = ("_document", "created_at", "encoded", "from_project_id", "id", "to_project_id")
 
-    def __attrs_post_init__(self) -> None:
-        self.encoded = orjson.dumps(self.document)
+    def __init__(self, document: dict[str, Any]) -> None:
+        self._document: dict[str, Any] | None = document
+        self.encoded = orjson.dumps(document)
+        self.id = str(document["id"])
+        self.from_project_id = str(document["from_project_id"])
+        self.to_project_id = str(document["to_project_id"])
+        self.created_at: str | None = document.get("created_at")
+
+    @classmethod
+    def serialised(
+        cls,
+        encoded: bytes,
+        *,
+        sharing_id: str,
+        from_project_id: str,
+        to_project_id: str,
+        created_at: str,
+    ) -> StoredSharing:
+        """A sharing made serialised (synthetic data): its document is decoded only if read."""
+        stored = cls.__new__(cls)
+        stored._document = None  # noqa: SLF001 - the class making its own instance
+        stored.encoded = encoded
+        stored.id = sharing_id
+        stored.from_project_id = from_project_id
+        stored.to_project_id = to_project_id
+        stored.created_at = created_at
+        return stored
 
     @property
-    def id(self) -> str:
-        """The sharing's ID."""
-        return str(self.document["id"])
+    def document(self) -> dict[str, Any]:
+        """The JSON object the API returns for it."""
+        if self._document is None:
+            self._document = orjson.loads(self.encoded)
+        return self._document
+
+    def side(self, name: str) -> str:
+        """`from_project_id` or `to_project_id`."""
+        return self.from_project_id if name == "from_project_id" else self.to_project_id
 
 
 @attrs.frozen
@@ -64,6 +96,22 @@ class Query:
     availability_zone: str | None = None
     sort_key: str = "created_at"
     sort_dir: str = "desc"
+
+    @property
+    def filtered(self) -> bool:
+        """Whether any filter is set (else every sharing of the side matches)."""
+        return any(
+            value is not None
+            for value in (
+                self.volume_id,
+                self.name,
+                self.status,
+                self.backup_id,
+                self.from_project_id,
+                self.to_project_id,
+                self.availability_zone,
+            )
+        )
 
     def matches(self, sharing: dict[str, Any]) -> bool:
         """Whether a sharing passes every filter (`name` matches as a substring)."""
@@ -144,13 +192,14 @@ class Store:
         if cached is not None and cached[0] == self._version:
             return cached[1]
         side = "to_project_id" if query.share_to_me else "from_project_id"
-        rows = [
-            s
-            for s in self._by_project.get((side, project_id), {}).values()
-            if query.matches(s.document)
-        ]
-        rows.sort(key=lambda s: s.document["id"])
-        rows.sort(key=lambda s: _sort_value(s.document, query.sort_key))
+        rows = list(self._by_project.get((side, project_id), {}).values())
+        if query.filtered:
+            rows = [s for s in rows if query.matches(s.document)]
+        rows.sort(key=lambda s: s.id)
+        if query.sort_key == "created_at":  # the default: no document to decode
+            rows.sort(key=lambda s: (s.created_at is not None, s.created_at or ""))
+        else:
+            rows.sort(key=lambda s: _sort_value(s.document, query.sort_key))
         if query.sort_dir == "desc":
             rows.reverse()
         if len(self._views) > 1024:  # noqa: PLR2004 - a bound, not a tuning knob
@@ -168,12 +217,18 @@ class Store:
 
     def insert(self, document: dict[str, Any]) -> dict[str, Any]:
         """Store a new sharing document whose ID is not stored yet."""
-        stored = StoredSharing(document)
+        self._keep(StoredSharing(document))
+        return document
+
+    def insert_serialised(self, stored: StoredSharing) -> None:
+        """Store a new sharing made serialised (synthetic data) whose ID is not stored yet."""
+        self._keep(stored)
+
+    def _keep(self, stored: StoredSharing) -> None:
         self._sharings[stored.id] = stored
         for side in ("from_project_id", "to_project_id"):
-            self._by_project.setdefault((side, document[side]), {})[stored.id] = stored
+            self._by_project.setdefault((side, stored.side(side)), {})[stored.id] = stored
         self._version += 1
-        return document
 
     def remove(self, sharing_id: str) -> bool:
         """Delete a sharing; False if there was none."""
@@ -182,7 +237,7 @@ class Store:
         if stored is None:
             return False
         for side in ("from_project_id", "to_project_id"):
-            self._by_project[side, stored.document[side]].pop(sharing_id, None)
+            self._by_project[side, stored.side(side)].pop(sharing_id, None)
         self._version += 1
         return True
 
@@ -259,54 +314,56 @@ class _Synthetic:
         project_ids, project_index = self.project_ids, self.project_index
         project_id = project_ids[project_index]
         rng = random.Random(f"sharings-{self.seed}-{project_index}")  # noqa: S311 - test data
+        random_bits, uniform = rng.getrandbits, rng.random
         others = len(project_ids) - 1
         start = project_index * _DAY_MICROSECONDS  # microseconds after _EPOCH
         hour = 3_600_000_000
         for index in range(self.per_project):
-            created = start + index * 37_000_000 + int(rng.random() * 1_000_000)
-            backup_id = _uuid(rng.getrandbits(128))
+            created = start + index * 37_000_000 + int(uniform() * 1_000_000)
+            backup_id, volume_id, sharing_id = (_uuid(random_bits(128)) for _ in range(3))
             if others:
                 target = project_ids[
-                    (project_index + 1 + int(rng.random() * others)) % len(project_ids)
+                    (project_index + 1 + int(uniform() * others)) % len(project_ids)
                 ]
             else:
-                target = f"{rng.getrandbits(128):032x}"
+                target = f"{random_bits(128):032x}"
             before = _format_microseconds(created - 2 * hour)
-            backup = {
-                "availability_zone": _ZONES[int(rng.random() * len(_ZONES))],
-                "container": None,
-                "created_at": before,
-                "data_timestamp": before,
-                "description": None if index % 3 else f"nightly backup {index}",
-                "fail_reason": None,
-                "has_dependent_backups": index % 4 == 0,
-                "id": backup_id,
-                "is_incremental": index % 2 == 1,
-                "name": f"backup-{project_index:04d}-{index:05d}",
-                "object_count": 1 + int(rng.random() * 199),
-                "size": _SIZES[int(rng.random() * len(_SIZES))],
-                "snapshot_id": None,
-                "status": _STATUSES[int(rng.random() * len(_STATUSES))],
-                "updated_at": _format_microseconds(created - hour),
-                "volume_id": _uuid(rng.getrandbits(128)),
-                "service_metadata": None,
-            }
-            store.insert(
-                {
-                    "backup": backup,
-                    "backup_id": backup_id,
-                    "created_at": _format_microseconds(created),
-                    "from_project_id": project_id,
-                    "id": _uuid(rng.getrandbits(128)),
-                    "to_project_id": target,
-                    "updated_at": None if index % 5 == 0 else _format_microseconds(created + hour),
-                }
+            created_at = _format_microseconds(created)
+            updated = "null" if index % 5 == 0 else f'"{_format_microseconds(created + hour)}"'
+            description = "null" if index % 3 else f'"nightly backup {index}"'
+            # The JSON the service sends, written directly: every value is
+            # made here and needs no escaping. orjson would need a dict first.
+            encoded = (
+                f'{{"backup":{{"availability_zone":"{_ZONES[int(uniform() * 3)]}",'
+                f'"container":null,"created_at":"{before}","data_timestamp":"{before}",'
+                f'"description":{description},"fail_reason":null,'
+                f'"has_dependent_backups":{_JSON_BOOL[index % 4 == 0]},"id":"{backup_id}",'
+                f'"is_incremental":{_JSON_BOOL[index % 2 == 1]},'
+                f'"name":"backup-{project_index:04d}-{index:05d}",'
+                f'"object_count":{1 + int(uniform() * 199)},'
+                f'"size":{_SIZES[int(uniform() * len(_SIZES))]},"snapshot_id":null,'
+                f'"status":"{_STATUSES[int(uniform() * len(_STATUSES))]}",'
+                f'"updated_at":"{_format_microseconds(created - hour)}",'
+                f'"volume_id":"{volume_id}","service_metadata":null}},'
+                f'"backup_id":"{backup_id}","created_at":"{created_at}",'
+                f'"from_project_id":"{project_id}","id":"{sharing_id}",'
+                f'"to_project_id":"{target}","updated_at":{updated}}}'
+            ).encode()
+            store.insert_serialised(
+                StoredSharing.serialised(
+                    encoded,
+                    sharing_id=sharing_id,
+                    from_project_id=project_id,
+                    to_project_id=target,
+                    created_at=created_at,
+                )
             )
 
 
+_JSON_BOOL: Final = {True: "true", False: "false"}
 _DAY_MICROSECONDS: Final = 86_400_000_000
 _SIZES: Final = (10, 20, 40, 80, 100)
-_VERSION_4: Final = (0xF << 76, 0x4 << 76, 0xC << 62, 0x2 << 62)
+_VERSION_4: Final = (0xF << 76, 0x4 << 76, 0x3 << 62, 0x2 << 62)
 
 
 def _uuid(number: int) -> str:
