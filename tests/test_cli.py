@@ -157,15 +157,20 @@ def test_a_projects_file_saved_with_a_utf8_bom_reads_its_first_id(tmp_path):
 
 
 def test_a_projects_file_that_is_not_utf8_is_one_line_and_exit_2(tmp_path):
-    a, _ = Emulator(projects=2).project_ids
+    a, b = Emulator(projects=2).project_ids
     listing = tmp_path / "projects.txt"
-    listing.write_bytes(f"{a}\n".encode("utf-16"))
+    listing.write_bytes(f"{a}\n".encode("latin-1") + b"\xff\xfe\xfa\n")
     result = invoke("crawl", "--emulator", "--projects-file", str(listing))
     assert result.exit_code == 2
     assert (
         result.stderr.strip()
-        == f"vbs-async: error: {listing} is not UTF-8 text (byte 0); save it as UTF-8"
+        == f"vbs-async: error: {listing} is not UTF-8 text (byte 33); save it as UTF-8"
     )
+    # UTF-16 with its byte order mark (PowerShell 5's `>`) is read.
+    listing.write_bytes(f"{a}\r\n{b}\r\n".encode("utf-16"))
+    result = invoke("crawl", "--emulator", "--projects-file", str(listing))
+    assert result.exit_code == 0, result.stderr
+    assert set(rows_by_project(result.stdout)) == {a, b}
 
 
 def test_output_dash_is_stdout(tmp_path, monkeypatch):

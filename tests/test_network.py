@@ -87,7 +87,10 @@ async def test_netrc_credentials_are_never_sent(monkeypatch, tmp_path):
     netrc.chmod(0o600)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("NETRC", str(netrc))
-    async with Emulator(
-        projects=1, sharings_per_project=2, access_keys={"AK1": "SK1-secret-value"}
-    ) as emu, VBSClient(emu.url, auth=AKSKAuth("AK1", "SK1-secret-value")) as client:
+    async with (
+        Emulator(
+            projects=1, sharings_per_project=2, access_keys={"AK1": "SK1-secret-value"}
+        ) as emu,
+        VBSClient(emu.url, auth=AKSKAuth("AK1", "SK1-secret-value")) as client,
+    ):
         assert await client.count_sharings(emu.project_ids[0]) == 2

@@ -135,6 +135,17 @@ async def test_an_agency_crawl_of_5_projects_costs_5_agency_token_requests():
     assert auth.token_requests == 5
 
 
+async def test_an_agency_lists_the_delegating_account_s_projects():
+    async with Emulator(
+        projects=3, users={"alice": PASSWORD}, agencies=[("other-account", "inventory")]
+    ) as emu:
+        auth = AgencyAuth(alice(emu), agency_domain="other-account", agency_name="inventory")
+        async with VBSClient(emu.url, auth=auth, retry=FAST) as client:
+            projects = await client.list_projects(region="eu-de")
+    assert sorted(p.id for p in projects) == sorted(emu.project_ids)
+    assert emu.identity.agency_token_requests == [("alice", "inventory", None)]
+
+
 async def test_an_agency_can_be_assumed_with_a_temporary_key_pair():
     async with Emulator(
         projects=2,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import math
 import os
@@ -73,20 +74,25 @@ def cli() -> None:
     """Inventory Open Telekom Cloud VBS backup sharings across many projects."""
 
 
-def _read_project_ids(arguments: Iterable[str], projects_file: IO[str] | None) -> list[str]:
+def _read_project_ids(arguments: Iterable[str], projects_file: IO[bytes] | None) -> list[str]:
     """IDs from the arguments, then the file (`#` comments and blank lines skipped), no repeats."""
     ids = list(arguments)
     if projects_file is not None:
+        data = projects_file.read()
+        name = getattr(projects_file, "name", "the projects file")
+        # Windows tools write byte order marks: UTF-16 (PowerShell's `>` before
+        # version 6) is known by its mark; UTF-8's (Notepad) is dropped.
+        encoding = (
+            "utf-16" if data[:2] in {codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE} else "utf-8-sig"
+        )
         try:
-            lines = projects_file.read().splitlines()
+            lines = data.decode(encoding).splitlines()
         except UnicodeDecodeError as exc:
-            name = getattr(projects_file, "name", "the projects file")
             raise CommandError(
                 f"{name} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
             ) from None
         for line in lines:
-            # A UTF-8 byte order mark (Notepad, PowerShell) opens the first line.
-            text = line.removeprefix("\ufeff").split("#", 1)[0].strip()
+            text = line.split("#", 1)[0].strip()
             if text:
                 ids.append(text)
     for project_id in ids:
@@ -108,8 +114,8 @@ def _filter_options(command: Any) -> Any:
 @click.argument("project_ids", nargs=-1)
 @click.option(
     "--projects-file",
-    type=click.File("r", encoding="utf-8"),
-    help="Project IDs, one per line (# comments, blank lines ignored); - for stdin.",
+    type=click.File("rb"),
+    help="Project IDs or names, one per line (# comments, blank lines ignored); - for stdin.",
 )
 @click.option(
     "--share-to-me/--shared-by-me",

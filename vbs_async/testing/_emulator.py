@@ -448,8 +448,12 @@ class Emulator:
         if token != self.token:
             self.identity.check_token(token, request.match_info.get("project_id", ""))
 
-    async def _caller(self, request: web.Request) -> str | None:
-        """Who an IAM request is authenticated as (a user's token or a key pair), if anyone."""
+    async def _caller(self, request: web.Request, *, agency_tokens: bool = False) -> str | None:
+        """Who an IAM request is authenticated as (a user's token or a key pair), if anyone.
+
+        An agency's token speaks for the agency where `agency_tokens` allows
+        (listing projects), never to assume another agency.
+        """
         authorization = request.headers.get("Authorization")
         if authorization is not None:
             access_key = self.identity.check_signature(
@@ -465,11 +469,13 @@ class Emulator:
         if token is None:
             return None
         # The emulator's own token stands for a user of the account.
-        return "emulator" if token == self.token else self.identity.user_of(token)
+        if token == self.token:
+            return "emulator"
+        return self.identity.holder_of(token) if agency_tokens else self.identity.user_of(token)
 
     async def _list_projects(self, request: web.Request) -> web.Response:
         try:
-            caller = await self._caller(request)
+            caller = await self._caller(request, agency_tokens=True)
         except Refused as refusal:
             self.unauthorized += 1
             return _iam_refusal(str(refusal))

@@ -190,6 +190,15 @@ class Identity:
             raise Refused("Incorrect IAM authentication information: an agency token")
         return issued.user
 
+    def holder_of(self, token: str) -> str:
+        """Who a live token of any kind speaks for: a user, or an agency as `agency:NAME`.
+
+        Raises:
+            Refused: It is no live token.
+        """
+        issued = self._live(token)
+        return issued.user if issued.agency is None else f"agency:{issued.agency[1]}"
+
     def check_token(self, token: str, project_id: str) -> None:
         """Raise `Refused` unless `token` is live and scoped to `project_id`."""
         if self._live(token).project_id != project_id:
