@@ -280,3 +280,16 @@ def test_the_report_of_a_resumed_job_marks_what_earlier_runs_did(emu, tmp_path):
     )
     document = json.loads(report.read_text())
     assert {p["status"] for p in document["projects"]} == {"skipped"}
+
+
+def test_a_catalog_without_vbs_stops_the_crawl_in_one_line(clean_env):
+    with emulator_in_thread(projects=30, users={"alice": "alice-password-1"}) as emulator:
+        emulator.identity.catalog = lambda _project: []
+        clean_env.setenv("OS_AUTH_URL", emulator.url + "/v3")
+        clean_env.setenv("OS_USERNAME", "alice")
+        clean_env.setenv("OS_PASSWORD", "alice-password-1")
+        clean_env.setenv("OS_USER_DOMAIN_NAME", "emulator-domain")
+        clean_env.setenv("OS_REGION_NAME", "eu-nl")  # no VBS in the known table either
+        result = invoke("crawl", *emulator.project_ids)
+    assert result.exit_code == 2
+    assert "VBS_ENDPOINT" in one_error_line(result)

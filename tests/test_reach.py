@@ -90,6 +90,27 @@ def test_the_catalog_prefers_vbs_then_vbsv2_public_in_the_region():
     assert read_catalog({"catalog": [{"type": "vbs", "endpoints": [{"url": 3}]}]}) == ()
 
 
+def test_a_catalog_cannot_send_tokens_over_plain_http():
+    catalog = read_catalog(
+        {
+            "catalog": [
+                {
+                    "type": "vbs",
+                    "endpoints": [
+                        {
+                            "interface": "public",
+                            "region": "eu-de",
+                            "url": "http://vbs.evil.example/v2/",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+    with pytest.raises(ConfigurationError, match=r"plain http.*VBS_ENDPOINT"):
+        catalog_endpoint(catalog, ("vbs",), "eu-de")
+
+
 def test_known_regions_give_their_endpoints_and_others_an_error_naming_vbs_endpoint():
     swiss = VBSClient(auth=TokenAuth("t"), region="eu-ch2")
     assert swiss.endpoint is None  # a catalog is never at hand with a ready token...

@@ -15,6 +15,7 @@ import attrs
 from yarl import URL
 
 from ._errors import ConfigurationError
+from ._validation import check_endpoint
 
 
 @attrs.frozen
@@ -89,10 +90,15 @@ def catalog_endpoint(catalog: Catalog, types: tuple[str, ...], region: str | Non
         if len({e.region for e in public}) == 1:
             try:
                 url = URL(public[0].url)
+                origin = str(url.origin())
             except ValueError:
                 continue
-            if url.scheme in {"http", "https"} and url.host:
-                return str(url.origin())
+            try:
+                # Held to the rules of a configured endpoint: a catalog must not
+                # send tokens over plain http (only loopback may).
+                return str(check_endpoint(origin, f"the catalog's {service_type} endpoint"))
+            except ValueError as exc:
+                raise ConfigurationError(f"{exc}; set VBS_ENDPOINT") from None
     return None
 
 

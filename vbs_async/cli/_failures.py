@@ -8,6 +8,8 @@
   reaching it (connection refused: a wrong endpoint), or the last
   `unreachable_window` projects all failed without an answer (refused
   connections, timeouts, dropped answers).
+- A configuration error (a token catalog that names no usable VBS
+  endpoint): the same for every project.
 - `--max-failures N`: the operator's own limit.
 """
 
@@ -16,7 +18,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from vbs_async._agency import AgencyAuth
-from vbs_async._errors import AuthenticationError, PermissionDeniedError, TransportError
+from vbs_async._errors import (
+    AuthenticationError,
+    ConfigurationError,
+    PermissionDeniedError,
+    TransportError,
+)
 from vbs_async._iam import PasswordAuth
 from vbs_async._signing import AKSKAuth
 
@@ -84,6 +91,8 @@ class FailurePolicy:
             CrawlStoppedError: The crawl should stop now.
         """
         self._failed += 1
+        if isinstance(error, ConfigurationError):  # the same for every project
+            raise CrawlStoppedError(str(error))
         refused = isinstance(error, AuthenticationError | PermissionDeniedError)
         self._refused_in_a_row = self._refused_in_a_row + 1 if refused else 0
         transport = isinstance(error, TransportError)
