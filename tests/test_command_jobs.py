@@ -293,3 +293,28 @@ def test_a_catalog_without_vbs_stops_the_crawl_in_one_line(clean_env):
         result = invoke("crawl", *emulator.project_ids)
     assert result.exit_code == 2
     assert "VBS_ENDPOINT" in one_error_line(result)
+
+
+def test_a_full_disk_is_one_line_and_the_old_output_stays(tmp_path):
+    import resource  # noqa: PLC0415 - POSIX only
+    import signal  # noqa: PLC0415
+
+    def small_disk() -> None:  # files may not grow past 64 KiB: writes fail with EFBIG
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    out = tmp_path / "out.jsonl"
+    out.write_text("yesterday's rows\n")
+    with emulator_in_thread(projects=20, sharings_per_project=50) as emulator:
+        result = subprocess.run(
+            [*VBS_ASYNC, "crawl", "-o", str(out), *emulator.project_ids],
+            env=command_env(emulator), capture_output=True, text=True, timeout=60,
+            preexec_fn=small_disk, check=False,
+        )  # fmt: skip
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("vbs-async: error: ")
+    assert "File too large" in lines[-1]
+    assert "Traceback" not in result.stderr
+    assert out.read_text() == "yesterday's rows\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]
