@@ -13,6 +13,7 @@ from vbs_async import (
     ListingStats,
     PasswordAuth,
     Project,
+    ProjectDone,
     ProjectSharings,
     RetryPolicy,
     SharingPage,
@@ -65,6 +66,15 @@ async def contract() -> None:
                 error: VBSError | None = project.error
                 ok: bool = project.ok
                 del error, ok
+        async with contextlib.aclosing(client.crawl_pages(["p1"], page_size=10)) as events:
+            async for event in events:
+                if isinstance(event, SharingPage):
+                    page_items: tuple[BackupSharing, ...] = event.items
+                    del page_items
+                else:
+                    done: ProjectDone = event
+                    count_done: int = done.sharings
+                    del count_done
     PasswordAuth("https://iam.example", "user", "password", "domain")
     AKSKAuth("AK", "SK")
     AKSKAuth("AK", "SK", security_token="temporary")
