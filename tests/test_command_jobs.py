@@ -113,6 +113,13 @@ def test_the_state_cannot_be_the_output_nor_a_file_that_is_not_a_state(emu, tmp_
     assert not out.exists()
 
 
+def test_a_state_of_version_0_1_is_refused_saying_so(emu, tmp_path):
+    state = tmp_path / "old-state"
+    state.write_text('{"project_id":"p1","output_bytes":120,"sharings":3}\n')
+    result = crawl(emu, "-o", str(tmp_path / "out.jsonl"), "--resume", str(state))
+    assert "written by vbs-async 0.1" in one_error_line(result)
+
+
 def test_a_finished_job_run_again_has_nothing_to_do(emu, tmp_path):
     out, state = tmp_path / "out.jsonl", tmp_path / "state"
     assert crawl(emu, "-o", str(out), "--resume", str(state)).exit_code == 0

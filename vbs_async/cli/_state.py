@@ -124,6 +124,11 @@ class State:
         header = _header(lines[0])
         if header is None:
             self.release()
+            if b'"output_bytes"' in lines[0]:
+                raise StateError(
+                    f"{self.path} was written by vbs-async 0.1, which did not record its job: "
+                    "finish that crawl with 0.1, or start again with a new state file"
+                )
             raise StateError(
                 f"{self.path} is not a vbs-async state file; it was left as it is "
                 "(give --resume a new file name)"
