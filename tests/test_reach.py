@@ -329,3 +329,13 @@ def test_a_client_certificate_is_loaded_with_its_key(tmp_path):
     assert context.verify_mode.name == "CERT_REQUIRED"
     with pytest.raises(ConfigurationError, match="client certificate"):
         tls_context(cert=tmp_path / "cert.pem")  # its key is elsewhere
+
+
+async def test_a_domain_token_refused_by_iam_is_replaced_once():
+    async with Emulator(projects=2, users={"alice": PASSWORD}) as emu:
+        auth = alice(emu)
+        async with VBSClient(emu.url, auth=auth, retry=FAST) as client:
+            assert len(await client.list_projects("eu-de")) == 2
+            emu.identity.revoke_all()  # as a password change would
+            assert len(await client.list_projects("eu-de")) == 2
+    assert emu.identity.token_requests == [("alice", None), ("alice", None)]

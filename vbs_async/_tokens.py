@@ -260,8 +260,10 @@ class IamTokenAuth(Auth):
         return (await self.token(project_id, project_id, send)).catalog
 
     def invalidate(self, project_id: str, sent: Mapping[str, str]) -> bool:
-        """Forget the project's token if it is the one refused; a retry may then pass."""
-        self._tokens.forget(project_id, sent.get("X-Auth-Token"))
+        """Forget the refused token (the project's, or the domain's); a retry may then pass."""
+        refused = sent.get("X-Auth-Token")
+        self._tokens.forget(project_id, refused)
+        self._tokens.forget(None, refused)  # an account-wide call's token
         return True
 
     async def aclose(self) -> None:
