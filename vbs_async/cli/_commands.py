@@ -267,11 +267,12 @@ def crawl(ctx: click.Context, /, project_ids: tuple[str, ...], **options: Any) -
     PROJECT_IDS and --projects-file name the projects, by ID or by name
     (eu-de_prod); --all-projects crawls every enabled project of the region;
     with none of them, the configured project (project_name / project_id,
-    delegated_project), or with --emulator every emulator project. Exit status: 0 if every
-    project succeeded, 1 if any failed, 2 for a usage or configuration
-    error or a crawl stopped early (credentials refused, an endpoint that
-    stopped answering, --max-failures), 130 when interrupted, 141 when the
-    reader of stdout left (`| head`).
+    delegated_project), or with --emulator every emulator project.
+
+    Exit status: 0 if every project succeeded, 1 if any failed, 2 for a
+    usage or configuration error or a crawl stopped early (credentials
+    refused, an endpoint that stopped answering, --max-failures), 130 when
+    interrupted, 141 when the reader of stdout left (`| head`).
     """
     verbosity: Verbosity = options.pop("verbosity") or "normal"
     debug = verbosity == "debug"
