@@ -339,3 +339,31 @@ async def test_a_domain_token_refused_by_iam_is_replaced_once():
             emu.identity.revoke_all()  # as a password change would
             assert len(await client.list_projects("eu-de")) == 2
     assert emu.identity.token_requests == [("alice", None), ("alice", None)]
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"not json", "not JSON"),
+        ({"projects": {"id": "x"}}, "'projects' must be a list"),
+        ({"projects": ["x"]}, "a project is not an object"),
+        ({"projects": [{"id": 7, "name": "eu-de"}]}, "no text id or name"),
+        ({"projects": [{"id": "p", "name": "eu-de", "enabled": "yes"}]}, "'enabled' is not a bool"),
+    ],
+)
+async def test_an_iam_project_list_of_the_wrong_shape_is_a_decode_error(body, reason):
+    from vbs_async import ResponseDecodeError  # noqa: PLC0415
+    from vbs_async.testing import MockTransport, response  # noqa: PLC0415
+
+    transport = MockTransport(lambda _sent: response(200, body))
+    client = VBSClient(
+        "https://vbs.example",
+        auth=TokenAuth("t"),
+        iam_endpoint="https://iam.example",
+        transport=transport,
+    )
+    async with client:
+        with pytest.raises(ResponseDecodeError, match=reason) as caught:
+            await client.list_projects()
+    assert caught.value.project_id is None  # an account-wide call is about no project
+    assert transport.sent[0].url.path == "/v3/auth/projects"
