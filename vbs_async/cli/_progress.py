@@ -32,6 +32,8 @@ class Tally:
         ok: Projects listed completely.
         failed: Projects that failed, with their error's text.
         sharings: Sharings written.
+        listed: Sharings listed so far, those of projects still being listed
+            (and of failed ones) included: what the progress shows.
         requests: HTTP requests sent.
         retries: Retries among them.
         throttled: Throttling answers (429) among them, waited out.
@@ -45,6 +47,7 @@ class Tally:
     ok: int = 0
     failed: list[tuple[str, str]] = attrs.field(factory=list)
     sharings: int = 0
+    listed: int = 0
     requests: int = 0
     retries: int = 0
     throttled: int = 0
@@ -100,7 +103,7 @@ class Tally:
         total = "?" if self.total is None else f"{self.total:,}"
         throttled = f" {self.throttled:,} throttled," if self.throttled else ""
         return (
-            f"{self.done:,}/{total} projects, {self.sharings:,} sharings, "
+            f"{self.done:,}/{total} projects, {self.listed:,} sharings, "
             f"{len(self.failed):,} failed,{throttled} {self.rate():.0f} req/s, ETA {self.eta()}"
         )
 
@@ -178,7 +181,7 @@ class Display:
             self._bar.update(
                 self._task,
                 completed=tally.done,
-                sharings=tally.sharings,
+                sharings=tally.listed,
                 failed=len(tally.failed),
                 rate=tally.rate(),
                 eta=tally.eta(),

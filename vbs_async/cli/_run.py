@@ -223,6 +223,8 @@ async def _drain(
                     if rows is None:
                         rows = open_projects[event.project_id] = ProjectRows(output.spool_directory)
                     rows.write(job.rows(event.project_id, event), len(event.items))
+                    tally.listed += len(event.items)
+                    display.update()  # a big project shows its progress too
                     continue
                 _finish(event, open_projects.pop(event.project_id, None), output, state)
                 tally.record(event)
