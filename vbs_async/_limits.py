@@ -206,6 +206,7 @@ class RequestLimiter:
         adaptive: The rate learned from throttling.
         in_flight: Requests holding a slot now.
         peak_in_flight: The most requests ever in flight at once.
+        started: Requests started so far (IAM's included).
     """
 
     def __init__(
@@ -221,6 +222,7 @@ class RequestLimiter:
         self.adaptive = AdaptiveRate(rate_limit, clock)
         self.in_flight = 0
         self.peak_in_flight = 0
+        self.started = 0
         # The cap never changes, so asyncio's semaphore (cancellation-safe) serves.
         self._slots = asyncio.Semaphore(max_concurrency)
         self._fixed = StartRateLimiter(rate_limit, clock) if rate_limit else None
@@ -235,6 +237,7 @@ class RequestLimiter:
                 await self.adaptive.acquire()
                 if self._fixed is not None:
                     await self._fixed.acquire()
+                self.started += 1
                 # After every wait: what a throttled answer is judged by is when
                 # the request really left.
                 yield self._clock()

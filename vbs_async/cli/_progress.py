@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Self
 
 import attrs
@@ -40,6 +41,8 @@ class Tally:
         shifts: Listing shifts detected and re-aligned.
         duplicates: Duplicate items dropped.
         started: `time.monotonic()` at the start.
+        requests_started: Requests started so far, counted live (the
+            per-project figures arrive only when a project ends).
     """
 
     total: int | None = None
@@ -54,6 +57,7 @@ class Tally:
     shifts: int = 0
     duplicates: int = 0
     started: float = attrs.field(factory=time.monotonic)
+    requests_started: Callable[[], int] | None = None
 
     def record(self, result: ProjectDone) -> None:
         """Add one project's result."""
@@ -81,7 +85,8 @@ class Tally:
 
     def rate(self) -> float:
         """Requests per second so far."""
-        return self.requests / self.elapsed if self.elapsed > 0 else 0.0
+        sent = self.requests if self.requests_started is None else self.requests_started()
+        return sent / self.elapsed if self.elapsed > 0 else 0.0
 
     def rows_per_second(self) -> float:
         """Rows written per second so far."""

@@ -130,7 +130,12 @@ async def _run(client: VBSClient, job: CrawlJob, state: State | None, stderr: IO
     finished = set(state.finished) if state is not None else set()
     pending = [p for p in job.project_ids if p not in finished]
     report = Report(job.project_ids, finished)
-    tally = Tally(total=len(pending), skipped=len(job.project_ids) - len(pending))
+    started_before = client.limiter.started
+    tally = Tally(
+        total=len(pending),
+        skipped=len(job.project_ids) - len(pending),
+        requests_started=lambda: client.limiter.started - started_before,
+    )
     if state is not None and not state.is_new and not pending:
         check_finished_output(job.output, state)
         stderr.write(
