@@ -335,6 +335,7 @@ def test_plain_progress_keeps_coming_while_a_slow_project_runs(clean_env):
     counts = [int(line.split(", ")[1].split()[0].replace(",", "")) for line in while_listing]
     assert counts == sorted(counts)
     assert 0 < counts[-1] < 150
+    assert " 0 req/s" not in while_listing[-1]  # requests count as they start
 
 
 def test_a_reader_that_leaves_early_ends_the_crawl_quietly_with_141():
