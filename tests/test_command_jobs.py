@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 
@@ -325,3 +326,11 @@ def test_a_full_disk_is_one_line_and_the_old_output_stays(tmp_path):
     assert "Traceback" not in result.stderr
     assert out.read_text() == "yesterday's rows\n"
     assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]
+
+
+def test_the_output_gets_the_mode_a_new_file_would(emu, tmp_path):
+    out = tmp_path / "out.jsonl"
+    assert crawl(emu, "-o", str(out)).exit_code == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask

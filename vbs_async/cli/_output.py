@@ -184,7 +184,8 @@ def _resumed(path: Path, state: State) -> IO[bytes]:
 def _temporary_beside(path: Path) -> tuple[IO[bytes], Path, Path]:
     descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     # mkstemp makes it private (0600); the output gets the mode a new file would.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(descriptor, 0o666 & ~umask)
+    if hasattr(os, "fchmod"):  # not on Windows, where modes do not apply
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(descriptor, 0o666 & ~umask)
     return os.fdopen(descriptor, "w+b"), path, type(path)(name)
