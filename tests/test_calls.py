@@ -83,3 +83,19 @@ def test_cancel_refuses_a_file_that_is_not_a_crawl_s(tmp_path):
     result = invoke("cancel", "--from-file", str(junk), "--yes")
     assert result.exit_code == 2
     assert "neither a crawl's JSONL nor its CSV" in result.stderr
+
+
+def test_projects_are_named_by_name_too(clean_env):
+    with emulator_in_thread(
+        projects=2, sharings_per_project=4, users={"alice": "alice-pw-1"}
+    ) as emu:
+        clean_env.setenv("OS_AUTH_URL", emu.url + "/v3")
+        clean_env.setenv("OS_USERNAME", "alice")
+        clean_env.setenv("OS_PASSWORD", "alice-pw-1")
+        clean_env.setenv("OS_USER_DOMAIN_NAME", "emulator-domain")
+        clean_env.setenv("VBS_ENDPOINT", emu.url)
+        counted = invoke("count", "eu-de_p00001")
+        unknown = invoke("count", "eu-de_nowhere")
+    assert (counted.exit_code, counted.stdout) == (0, "4\n")
+    assert unknown.exit_code == 2
+    assert "no project named 'eu-de_nowhere'" in unknown.stderr

@@ -1,6 +1,7 @@
 """The other calls as subcommands: `count`, `get`, `share` and `cancel`.
 
-`share` and `cancel` change the cloud: both take `--dry-run` (say what would
+PROJECT may be an ID or a name (`eu-de_prod`). `share` and `cancel` change
+the cloud: both take `--dry-run` (say what would
 be done, send nothing) and ask for confirmation unless `--yes` (refusing
 when there is no terminal to ask on). `cancel` takes sharing IDs, or the
 JSONL or CSV a crawl wrote (`--from-file`): each row is cancelled by the
@@ -24,6 +25,7 @@ from vbs_async._requests import text_filters
 from vbs_async._validation import check_id
 
 from ._connect import configured_client, connection_options
+from ._projects import ProjectLookupError, resolve_projects
 from ._rows import jsonl
 
 if TYPE_CHECKING:
@@ -43,8 +45,13 @@ def _run(job: Callable[[VBSClient], Awaitable[int]], options: dict[str, Any]) ->
 
     try:
         return asyncio.run(main())
-    except VBSError as exc:
+    except (VBSError, ProjectLookupError) as exc:
         raise click.ClickException(str(exc)) from None
+
+
+async def _ids(client: VBSClient, projects: list[str]) -> list[str]:
+    """Project IDs for IDs or names (`eu-de_prod`, one IAM call for all)."""
+    return await resolve_projects(client, projects, all_in_region=None, every=False)
 
 
 def _confirm(question: str, *, yes: bool) -> None:
@@ -70,7 +77,8 @@ def count(ctx: click.Context, /, project: str, **options: Any) -> None:
     wanted = {k: v for k, v in filters.items() if v is not None}
 
     async def job(client: VBSClient) -> int:
-        click.echo(await client.count_sharings(project, **wanted))
+        (project_id,) = await _ids(client, [project])
+        click.echo(await client.count_sharings(project_id, **wanted))
         return 0
 
     ctx.exit(_run(job, options))
@@ -89,8 +97,9 @@ def get(ctx: click.Context, /, project: str, sharing_id: str, **options: Any) ->
     """Print one sharing of PROJECT as a JSON line."""
 
     async def job(client: VBSClient) -> int:
-        sharing = await client.get_sharing(project, sharing_id)
-        sys.stdout.buffer.write(jsonl(project, [sharing]))
+        (project_id,) = await _ids(client, [project])
+        sharing = await client.get_sharing(project_id, sharing_id)
+        sys.stdout.buffer.write(jsonl(project_id, [sharing]))
         return 0
 
     ctx.exit(_run(job, options))
@@ -131,8 +140,9 @@ def share(
     _confirm(question, yes=yes)
 
     async def job(client: VBSClient) -> int:
-        created = await client.share_backup(project, backup_id, list(to_projects))
-        sys.stdout.buffer.write(jsonl(project, created))
+        project_id, *targets = await _ids(client, [project, *to_projects])
+        created = await client.share_backup(project_id, backup_id, targets)
+        sys.stdout.buffer.write(jsonl(project_id, created))
         return 0
 
     ctx.exit(_run(job, options))
@@ -208,6 +218,9 @@ def cancel(
     _confirm(f"Cancel {len(targets)} sharings of {owners} projects?", yes=yes)
 
     async def job(client: VBSClient) -> int:
+        if from_file is None:  # PROJECT may be a name
+            (project_id,) = await _ids(client, [targets[0][0]])
+            return await _cancel_all(client, [(project_id, s) for _, s in targets])
         return await _cancel_all(client, targets)
 
     ctx.exit(_run(job, options))
