@@ -155,3 +155,13 @@ def test_the_quota_refills_at_its_rate(monkeypatch):
     assert [quota.admit() for _ in range(2)] == [True, False]
     clock[0] += 10
     assert [quota.admit() for _ in range(3)] == [True, True, False]
+
+
+async def test_sharings_added_to_a_project_not_listed_yet_keep_its_own():
+    async with Emulator(projects=2, sharings_per_project=5) as emu:
+        project = emu.project_ids[0]
+        emu.add_sharings(project, 3)
+        emu.add_sharings(project, 2, seed=1)
+        assert len(emu.store) == 15
+        assert len(emu.sharings(project)) == 10
+        assert len({s["id"] for s in emu.sharings(project)}) == 10

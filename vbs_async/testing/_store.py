@@ -152,19 +152,19 @@ class Store:
         self._views: dict[tuple[str, Query], tuple[int, list[StoredSharing]]] = {}
         self._sequence = 0
         # Sharings not made yet, by the project that shares them (see `populate`).
-        self._deferred: dict[str, Callable[[Store], None]] = {}
+        self._deferred: dict[str, list[tuple[Callable[[Store], None], int]]] = {}
 
     def __len__(self) -> int:
-        self._make_all()
-        return len(self._sharings)
+        """How many sharings there are, those not made yet included (none is made for it)."""
+        deferred = sum(count for makers in self._deferred.values() for _, count in makers)
+        return len(self._sharings) + deferred
 
-    def defer(self, project_id: str, make: Callable[[Store], None]) -> None:
-        """Have `make(store)` insert `project_id`'s own sharings when they are first needed."""
-        self._deferred[project_id] = make
+    def defer(self, project_id: str, make: Callable[[Store], None], count: int) -> None:
+        """Have `make(store)` insert `count` sharings of `project_id` when first needed."""
+        self._deferred.setdefault(project_id, []).append((make, count))
 
     def _make(self, project_id: str) -> None:
-        make = self._deferred.pop(project_id, None)
-        if make is not None:
+        for make, _ in self._deferred.pop(project_id, ()):
             make(self)
 
     def _make_all(self) -> None:
@@ -298,7 +298,9 @@ def populate(store: Store, project_ids: list[str], per_project: int, seed: int) 
     if per_project <= 0:
         return
     for project_index, project_id in enumerate(project_ids):
-        store.defer(project_id, _Synthetic(project_ids, project_index, per_project, seed))
+        store.defer(
+            project_id, _Synthetic(project_ids, project_index, per_project, seed), per_project
+        )
 
 
 @attrs.frozen
