@@ -540,3 +540,23 @@ def test_on_a_real_terminal_the_progress_bar_fits_80_columns_and_shows_an_eta():
     assert bars, lines
     assert any("ETA" in line for line in bars)
     assert max(len(line) for line in lines) <= 80
+
+
+def test_an_agency_from_the_environment_crawls_every_project_of_the_other_account(clean_env):
+    with emulator_in_thread(
+        projects=4,
+        sharings_per_project=3,
+        users={"alice": "alice-password-1"},
+        agencies=[("OTC-other", "inventory")],
+    ) as emu:
+        password_env(clean_env, emu)
+        clean_env.setenv("OS_AGENCY_NAME", "inventory")
+        clean_env.setenv("OS_AGENCY_DOMAIN_NAME", "OTC-other")
+        result = invoke("crawl", "--all-projects")
+    assert result.exit_code == 0, result.stderr
+    assert set(rows_by_project(result.stdout)) == set(emu.project_ids)
+    # One agency token for the project list, then one per project; the user's once.
+    assert sorted(p or "" for _, _, p in emu.identity.agency_token_requests) == sorted(
+        ["", *emu.project_ids]
+    )
+    assert emu.identity.token_requests == [("alice", None)]
