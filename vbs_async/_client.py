@@ -244,11 +244,15 @@ class VBSClient:
     ) -> Self:
         """A client configured the way OpenStack users keep their settings.
 
-        The endpoint and credentials come from the OpenStack variables
-        (`OS_AUTH_TOKEN`; `OS_ACCESS_KEY` and `OS_SECRET_KEY`; `OS_AUTH_URL`,
-        `OS_USERNAME`, `OS_PASSWORD`, `OS_USER_DOMAIN_NAME`; `OS_REGION_NAME`;
-        `VBS_ENDPOINT`) or from the cloud named by `OS_CLOUD` in clouds.yaml.
-        See the README for the precedence.
+        The endpoint, region, credentials and TLS settings come from the
+        OpenStack variables (`OS_AUTH_TOKEN`/`OS_TOKEN`; `OS_ACCESS_KEY`,
+        `OS_SECRET_KEY`, `OS_SECURITY_TOKEN`; `OS_AUTH_URL`, `OS_USERNAME`,
+        `OS_PASSWORD`, `OS_USER_DOMAIN_NAME`/`_ID`; `OS_AGENCY_NAME`,
+        `OS_AGENCY_DOMAIN_NAME`; `OS_REGION_NAME`; `OS_CACERT`, `OS_CERT`,
+        `OS_KEY`, `OS_INSECURE`; `VBS_ENDPOINT`) or from the cloud named by
+        `OS_CLOUD` in clouds.yaml (with secure.yaml and the `otc` profiles),
+        as openstacksdk reads them. See the README ("Connecting to your
+        cloud") for the precedence.
 
         Args:
             endpoint: The VBS endpoint, over any configured one.
