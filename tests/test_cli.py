@@ -560,3 +560,15 @@ def test_an_agency_from_the_environment_crawls_every_project_of_the_other_accoun
         ["", *emu.project_ids]
     )
     assert emu.identity.token_requests == [("alice", None)]
+
+
+def test_shell_completion_completes_commands_and_options():
+    def complete(words: str, index: int) -> str:
+        env = {**os.environ, "COMP_WORDS": words, "COMP_CWORD": str(index),
+               "_VBS_ASYNC_COMPLETE": "bash_complete"}  # fmt: skip
+        done = subprocess.run(VBS_ASYNC, env=env, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "plain,crawl" in complete("vbs-async cr", 1)
+    assert "plain,--all-projects" in complete("vbs-async crawl --all", 2)
