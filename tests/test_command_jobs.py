@@ -334,3 +334,29 @@ def test_the_output_gets_the_mode_a_new_file_would(emu, tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_five_projects_in_a_row_refused_by_vbs_stop_the_crawl(clean_env):
+    with emulator_in_thread(projects=12, sharings_per_project=2) as emulator:
+        clean_env.setenv("OS_AUTH_TOKEN", emulator.token)
+        clean_env.setenv("VBS_ENDPOINT", emulator.url)
+        first = emulator.project_ids[0]
+        for project_id in emulator.project_ids[1:]:
+            emulator.inject(Fault.answer(403, message="not yours"), project_id=project_id, times=5)
+        result = invoke("crawl", "--max-projects", "1", first, *emulator.project_ids[1:])
+    assert result.exit_code == 2
+    assert "credentials refused" in result.stderr
+    assert "projects: 1 ok, 5 failed" in result.stderr
+
+
+def test_verbose_shows_each_throttled_request(clean_env):
+    with emulator_in_thread(projects=6, sharings_per_project=2, quota=(400, 3)) as emulator:
+        clean_env.setenv("OS_AUTH_TOKEN", emulator.token)
+        clean_env.setenv("VBS_ENDPOINT", emulator.url)
+        result = invoke("crawl", "--verbose", *emulator.project_ids)
+        throttled = emulator.quota.throttled
+    assert result.exit_code == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "throttled (APIGW.0308)" in line]
+    assert throttled > 0
+    assert len(lines) == throttled
+    assert "waiting" in lines[0]
