@@ -360,3 +360,15 @@ def test_verbose_shows_each_throttled_request(clean_env):
     assert throttled > 0
     assert len(lines) == throttled
     assert "waiting" in lines[0]
+
+
+def test_quiet_prints_errors_only(emu):
+    emu.inject(Fault.answer(404, message="gone"), project_id=emu.project_ids[0], times=1)
+    quiet = crawl(emu, "--quiet", "--progress-interval", "0", "--attempts", "1")
+    assert quiet.exit_code == 1
+    lines = quiet.stderr.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"failed {emu.project_ids[0]}: HTTP 404")
+    normal = crawl(emu, "--progress-interval", "0")
+    assert "progress:" in normal.stderr
+    assert "projects: 6 ok" in normal.stderr
