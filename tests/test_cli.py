@@ -373,7 +373,8 @@ def test_timeout_and_deadline_bound_a_silent_endpoint(clean_env):
         took = time.monotonic() - began
     assert result.exit_code == 1
     assert took < 3
-    assert "0.5s" in result.stderr
+    assert "deadline of 0.5s" in result.stderr
+    assert "--deadline" in result.stderr  # the command's own setting, not only Python's
 
 
 def test_the_emulator_command_lists_the_ids_it_serves_and_writes_them_for_a_crawl(tmp_path):
