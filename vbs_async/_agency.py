@@ -11,13 +11,12 @@ signature). Tokens are cached and fetched once per project, as
 
 from __future__ import annotations
 
-import orjson
+from typing import Any
 
 from ._auth import check_secret
 from ._iam import PasswordAuth, normalise_auth_url
-from ._requests import Request
 from ._signing import AKSKAuth
-from ._tokens import DEFAULT_MAX_TOKENS, TOKEN_PATH, IamTokenAuth, Scope
+from ._tokens import DEFAULT_MAX_TOKENS, IamTokenAuth
 
 
 class AgencyAuth(IamTokenAuth):
@@ -81,32 +80,12 @@ class AgencyAuth(IamTokenAuth):
         await super().aclose()
         await self._base.aclose()
 
-    def _request(self, scope: Scope, project_id: str) -> Request:
-        body = orjson.dumps(
-            {
-                "auth": {
-                    "identity": {
-                        "methods": ["assume_role"],
-                        "assume_role": {
-                            "domain_name": self._agency_domain,
-                            "xrole_name": self._agency_name,
-                        },
-                    },
-                    "scope": (
-                        {"domain": {"name": self._agency_domain}}
-                        if scope is None
-                        else {"project": {"id": scope}}
-                    ),
-                }
-            }
-        )
-        return Request(
-            "POST",
-            TOKEN_PATH,
-            project_id,
-            body=body,
-            endpoint=self._auth_url,
-            repeatable=True,
-            domain_scoped=True,  # the delegated user acts in its own domain
-            signer=self._base,
-        )
+    def _identity(self) -> tuple[str, dict[str, Any]]:
+        return "assume_role", {"domain_name": self._agency_domain, "xrole_name": self._agency_name}
+
+    def _domain_scope(self) -> dict[str, str]:
+        return {"name": self._agency_domain}
+
+    def _sending(self) -> dict[str, Any]:
+        # Signed by the delegated user, acting in its own domain.
+        return {"domain_scoped": True, "signer": self._base}

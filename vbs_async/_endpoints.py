@@ -100,33 +100,3 @@ def catalog_endpoint(catalog: Catalog, types: tuple[str, ...], region: str | Non
             except ValueError as exc:
                 raise ConfigurationError(f"{exc}; set VBS_ENDPOINT") from None
     return None
-
-
-def known_endpoints(region: str) -> RegionEndpoints:
-    """The table's endpoints of `region`.
-
-    Raises:
-        ConfigurationError: The region is not in the table.
-    """
-    known = KNOWN_REGIONS.get(region)
-    if known is None:
-        raise ConfigurationError(
-            f"no known endpoints for region {region!r} (known: {', '.join(KNOWN_REGIONS)}); "
-            "set VBS_ENDPOINT (and OS_AUTH_URL) to its endpoints"
-        )
-    return known
-
-
-def known_vbs_endpoint(region: str) -> str:
-    """The table's VBS endpoint of `region`.
-
-    Raises:
-        ConfigurationError: The table has none for it.
-    """
-    vbs = known_endpoints(region).vbs
-    if vbs is None:
-        raise ConfigurationError(
-            f"VBS of region {region!r} is not in the public endpoint table; set VBS_ENDPOINT, "
-            "or authenticate with a password so that the token's catalog names it"
-        )
-    return vbs

@@ -12,14 +12,11 @@ account.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Final
-
-import orjson
+from typing import TYPE_CHECKING, Any, Final
 
 from ._auth import REDACTED, check_secret
 from ._errors import APIError, AuthenticationError
-from ._requests import Request
-from ._tokens import DEFAULT_MAX_TOKENS, TOKEN_PATH, IamTokenAuth, Scope, Token
+from ._tokens import DEFAULT_MAX_TOKENS, IamTokenAuth, Scope, Token
 from ._validation import check_endpoint
 
 if TYPE_CHECKING:
@@ -130,32 +127,12 @@ class PasswordAuth(IamTokenAuth):
             self._refused = error  # the password itself: never send it again
         return error
 
-    def _request(self, scope: Scope, project_id: str) -> Request:
-        body = orjson.dumps(
-            {
-                "auth": {
-                    "identity": {
-                        "methods": ["password"],
-                        "password": {
-                            "user": {
-                                "name": self._username,
-                                "password": self._password,
-                                "domain": self._domain,
-                            }
-                        },
-                    },
-                    "scope": {"domain": self._domain}
-                    if scope is None
-                    else {"project": {"id": scope}},
-                }
-            }
-        )
-        return Request(
-            "POST",
-            TOKEN_PATH,
-            project_id,
-            body=body,
-            endpoint=self._auth_url,
-            authenticate=False,
-            repeatable=True,  # asking for a token twice has no effect beyond a token
-        )
+    def _identity(self) -> tuple[str, dict[str, Any]]:
+        user = {"name": self._username, "password": self._password, "domain": self._domain}
+        return "password", {"user": user}
+
+    def _domain_scope(self) -> dict[str, str]:
+        return self._domain
+
+    def _sending(self) -> dict[str, Any]:
+        return {"authenticate": False}  # the credentials are in the body

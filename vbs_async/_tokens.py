@@ -17,7 +17,7 @@ import logging
 import time
 from collections import OrderedDict
 from datetime import datetime
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 import orjson
@@ -25,6 +25,7 @@ import orjson
 from ._auth import Auth, Send
 from ._endpoints import Catalog, read_catalog
 from ._errors import APIError, AuthenticationError, ResponseDecodeError
+from ._requests import Request
 from ._validation import check_int, check_positive_number
 
 if TYPE_CHECKING:
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 
     from yarl import URL
 
-    from ._requests import Request
     from ._responses import Response
 
 logger: Final = logging.getLogger("vbs_async")
@@ -290,6 +290,39 @@ class IamTokenAuth(Auth):
         """What IAM's refusal becomes (a subclass may remember it)."""
         return error
 
-    @abc.abstractmethod
     def _request(self, scope: Scope, project_id: str) -> Request:
-        """The token request for `scope`, made about `project_id`."""
+        """The token request (`POST /v3/auth/tokens`) for `scope`, made about `project_id`."""
+        method, credentials = self._identity()
+        body = orjson.dumps(
+            {
+                "auth": {
+                    "identity": {"methods": [method], method: credentials},
+                    "scope": (
+                        {"domain": self._domain_scope()}
+                        if scope is None
+                        else {"project": {"id": scope}}
+                    ),
+                }
+            }
+        )
+        return Request(
+            "POST",
+            TOKEN_PATH,
+            project_id,
+            body=body,
+            endpoint=self._auth_url,
+            repeatable=True,  # asking for a token twice has no effect beyond a token
+            **self._sending(),
+        )
+
+    @abc.abstractmethod
+    def _identity(self) -> tuple[str, dict[str, Any]]:
+        """IAM's identity method and its credentials (`password`, `assume_role`)."""
+
+    @abc.abstractmethod
+    def _domain_scope(self) -> dict[str, str]:
+        """The domain a domain-scoped token is for (`{"name": ...}` or `{"id": ...}`)."""
+
+    @abc.abstractmethod
+    def _sending(self) -> dict[str, Any]:
+        """How the token request is authenticated (`Request` keywords)."""
