@@ -165,3 +165,12 @@ async def test_sharings_added_to_a_project_not_listed_yet_keep_its_own():
         assert len(emu.store) == 15
         assert len(emu.sharings(project)) == 10
         assert len({s["id"] for s in emu.sharings(project)}) == 10
+
+
+async def test_ten_thousand_projects_are_built_without_making_their_sharings():
+    async with Emulator(projects=10_000, sharings_per_project=100) as emu:
+        assert len(emu.store) == 1_000_000  # counted, not made
+        assert len(emu.store._sharings) == 0
+        listed = emu.sharings(emu.project_ids[42])  # one project listed: its own made
+        assert len(listed) == 100
+        assert len(emu.store._sharings) == 100
