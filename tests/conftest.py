@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import inspect
+import os
+import re
+import tempfile
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiohttp import ClientResponse
 from aioresponses import aioresponses
+from hypothesis import settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 
-from vbs_async import RetryPolicy, TokenAuth, VBSClient
+from vbs_async import RetryPolicy, TokenAuth, VBSClient, _config
 from vbs_async.testing import Emulator
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator
+
+# Hypothesis keeps its examples in a temporary folder, never in the working directory.
+settings.register_profile(
+    "isolated",
+    database=DirectoryBasedExampleDatabase(tempfile.mkdtemp(prefix="vbs-async-hypothesis-")),
+)
+settings.load_profile("isolated")
 
 # Tiny waits: retries are exercised for real, but never sleep noticeably.
 FAST_RETRY = RetryPolicy(attempts=4, wait_initial=0.001, wait_max=0.002, wait_jitter=0.0)
@@ -21,16 +34,48 @@ FAST_RETRY = RetryPolicy(attempts=4, wait_initial=0.001, wait_max=0.002, wait_ji
 PATIENT_RETRY = RetryPolicy(attempts=10, wait_initial=0.001, wait_max=0.002, wait_jitter=0.0)
 
 
-CREDENTIAL_VARIABLES = [
-    "OS_CLOUD", "OS_AUTH_TOKEN", "OS_ACCESS_KEY", "OS_SECRET_KEY", "OS_AUTH_URL", "OS_USERNAME",
-    "OS_PASSWORD", "OS_USER_DOMAIN_NAME", "OS_DOMAIN_NAME", "OS_REGION_NAME", "VBS_ENDPOINT",
-    "OS_CLIENT_CONFIG_FILE", "OS_TOKEN", "OS_PROJECT_NAME", "OS_PROJECT_ID", "OS_CACERT",
-    "OS_INSECURE", "OS_USER_DOMAIN_ID", "OS_SECURITY_TOKEN", "OS_AGENCY_NAME",
-    "OS_AGENCY_DOMAIN_NAME", "OS_DELEGATED_PROJECT", "OS_CLIENT_SECURE_FILE",
-]  # fmt: skip
-"""The settings the command reads from the environment: `clean_env` clears them."""
+def _variables_the_configuration_reads() -> list[str]:
+    """Every environment variable the configuration reader may consult.
+
+    Derived from the reader, not written by hand: the reader's own table of
+    names, and every `OS_*`/`VBS_*` name that appears in its source (a variable
+    read outside the table, such as `OS_CLOUD` or `OS_INSECURE`).
+    """
+    source = inspect.getsource(_config)
+    named = set(re.findall(r"\b(?:OS|VBS)_[A-Z_]+\b", source))
+    table = {name for names in _config._ENV_NAMES.values() for name in names}
+    return sorted(named | table)
+
+
+CREDENTIAL_VARIABLES = _variables_the_configuration_reads()
+"""The settings the command reads from the environment: every test starts without them."""
 
 _PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+@pytest.fixture(autouse=True)
+def isolated_from_the_machine(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """No test sees the machine's cloud settings, home or configuration folders.
+
+    Every variable the configuration reads (and any other `OS_*`/`VBS_*` one) is
+    removed, and `HOME` and the XDG folders point at an empty temporary folder,
+    so a developer's `clouds.yaml`, `OS_AK` or `OS_CLOUD` changes no result;
+    subprocesses inherit the same environment.
+    """
+    for name in list(os.environ):
+        if name.startswith(("OS_", "VBS_")):
+            monkeypatch.delenv(name)
+    for name in CREDENTIAL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
+        monkeypatch.setenv(name, str(home / name.lower()))
+    monkeypatch.setenv("XDG_CONFIG_DIRS", str(home / "xdg_config_dirs"))
+    # A relative path a test or its subprocess writes lands in a temporary folder too.
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 
 
 @pytest.fixture(autouse=True)
@@ -94,8 +139,6 @@ def mocked() -> Iterator[aioresponses]:
 
 @pytest.fixture
 def clean_env(monkeypatch, tmp_path):
-    for name in CREDENTIAL_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path))
     return monkeypatch

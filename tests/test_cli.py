@@ -513,15 +513,17 @@ def test_verbose_shows_each_retry_and_debug_each_request_with_a_time(clean_env):
     assert all(line[:2].isdigit() and line[2] == ":" for line in requests)
 
 
-def test_on_a_real_terminal_the_progress_bar_fits_80_columns_and_shows_an_eta():
+def test_on_a_real_terminal_the_progress_bar_fits_80_columns_and_shows_an_eta(tmp_path):
     import pty  # noqa: PLC0415 - POSIX only
     import re  # noqa: PLC0415
 
     controller, terminal = pty.openpty()
     env = {**os.environ, "COLUMNS": "80", "LINES": "24", "TERM": "xterm-256color"}
     command = [*VBS_ASYNC, "crawl", "--emulator", "--emulator-projects", "300",
-               "--emulator-sharings", "40", "--max-projects", "4", "-o", os.devnull]  # fmt: skip
-    process = subprocess.Popen(command, stderr=terminal, stdout=subprocess.DEVNULL, env=env)
+               "--emulator-sharings", "40", "--max-projects", "4", "-o", "rows.jsonl"]  # fmt: skip
+    process = subprocess.Popen(
+        command, stderr=terminal, stdout=subprocess.DEVNULL, env=env, cwd=tmp_path
+    )
     os.close(terminal)
     seen = b""
     while True:
