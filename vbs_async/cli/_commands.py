@@ -19,10 +19,12 @@ from vbs_async._errors import VBSError
 from vbs_async._requests import text_filters
 from vbs_async._retry import RetryPolicy
 from vbs_async._validation import END_CHECKS, SORT_DIRECTIONS, SORT_KEYS, check_id
+from vbs_async.inventory import InventoryError
 
 from ._calls import cancel, count, get, share
 from ._connect import configured_client, connection_options, tls_setting
 from ._failures import CrawlStoppedError
+from ._inventory import InventorySpec
 from ._logging import Verbosity, operator_logging
 from ._projects import ProjectLookupError, resolve_projects
 from ._run import EXIT_USAGE, CrawlJob, run_crawl
@@ -233,6 +235,15 @@ def _filter_options(command: Any) -> Any:
     help="Write what the crawl did as JSON: per project ok/failed/skipped, with totals.",
 )
 @click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also record the run in this SQLite inventory (for audit and diff).",
+)
+@click.option(
+    "--account",
+    help="With --db: the account (domain) the projects belong to, as audit and diff name it.",
+)
+@click.option(
     "--max-failures",
     type=click.IntRange(min=1),
     help="Stop the crawl (exit 2) once this many projects have failed.",
@@ -331,15 +342,34 @@ async def _crawl(ids: list[str], options: dict[str, Any]) -> int:
             max_failures=options["max_failures"],
             command=options["command"],
             endpoint=client.endpoint or f"of VBS in {client.region or 'the catalog'}",
+            inventory=await _inventory_spec(client, options),
         )
         try:
             return await run_crawl(client, job, sys.stderr)
-        except (StateError, CrawlStoppedError) as exc:
+        except (StateError, CrawlStoppedError, InventoryError) as exc:
             raise CommandError(str(exc)) from None
         except (OSError, ValueError) as exc:
             if isinstance(exc, VBSError | BrokenPipeError):
                 raise
             raise CommandError(str(exc)) from None
+
+
+async def _inventory_spec(client: VBSClient, options: dict[str, Any]) -> InventorySpec | None:
+    """Where `--db` records the run; with --all-projects, every project of the account."""
+    if options["db"] is None:
+        if options["account"] is not None:
+            raise CommandError("--account names the account of a --db run: give --db too")
+        return None
+    known: tuple[Any, ...] = ()
+    if options["all_projects"]:
+        known = tuple(await client.list_projects(include_disabled=True))
+    return InventorySpec(
+        options["db"],
+        account=options["account"],
+        region=client.region,
+        known_projects=known,
+        whole_account=options["all_projects"],
+    )
 
 
 async def _client(
