@@ -104,12 +104,11 @@ def _parse_error_body(body: bytes) -> tuple[str | None, str | None, str | None]:
 
 
 def _load_object(body: bytes, request: Request) -> dict[str, Any]:
+    not_json: str | None = None
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         not_json = exc.msg
-    else:
-        not_json = None
     if not_json is not None:
         # Raised outside the handler: orjson's error holds the whole body (an echoed
         # credential too) and must not ride along as the error's __context__.
