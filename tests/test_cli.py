@@ -201,7 +201,11 @@ def test_plain_progress_lines_when_stderr_is_not_a_terminal():
             {"OS_AUTH_TOKEN": "t"},
             "the endpoint http://127.0.0.1:{port} does not answer",
         ),
-        (["--emulator", "--output", "/no/such/dir/out.jsonl"], {}, "No such file or directory"),
+        (
+            ["--emulator", "--output", "/no/such/dir/out.jsonl"],
+            {},
+            "the directory /no/such/dir does not exist",
+        ),
     ],
 )
 def test_mistakes_give_one_line_and_exit_status_2(clean_env, args, environment, message):

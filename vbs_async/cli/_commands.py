@@ -26,10 +26,11 @@ from ._calls import cancel, count, get, share
 from ._connect import configured_client, connection_options, tls_setting
 from ._diff import diff_command
 from ._failures import CrawlStoppedError
+from ._files import PathError, is_stdout, read_target
 from ._inventory import InventorySpec
 from ._logging import Verbosity, operator_logging
 from ._projects import ProjectLookupError, resolve_projects
-from ._run import EXIT_USAGE, CrawlJob, run_crawl
+from ._run import EXIT_USAGE, CrawlJob, check_paths, run_crawl
 from ._state import StateError
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ def _read_project_ids(arguments: Iterable[str], projects_file: IO[bytes] | None)
     ids = list(arguments)
     if projects_file is not None:
         data = projects_file.read()
-        name = getattr(projects_file, "name", "the projects file")
+        name = getattr(projects_file, "name", "-")
         # Windows tools write byte order marks: UTF-16 (PowerShell's `>` before
         # version 6) is known by its mark; UTF-8's (Notepad) is dropped.
         encoding = (
@@ -95,10 +96,14 @@ def _read_project_ids(arguments: Iterable[str], projects_file: IO[bytes] | None)
             raise CommandError(
                 f"{name} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
             ) from None
-        for line in lines:
-            text = line.split("#", 1)[0].strip()
-            if text:
-                ids.append(text)
+        found = [text for line in lines if (text := line.split("#", 1)[0].strip())]
+        if not found:
+            # Never fall back to the configured project: an empty list is
+            # usually a step before that failed (and `cancel --from-file`
+            # fed from the crawl would then cancel the wrong project's rows).
+            where = "stdin" if name in {"<stdin>", "-"} or not isinstance(name, str) else name
+            raise CommandError(f"no projects in {where}")
+        ids.extend(found)
     for project_id in ids:
         try:
             check_id("project ID", project_id)
@@ -292,11 +297,21 @@ def crawl(ctx: click.Context, /, project_ids: tuple[str, ...], **options: Any) -
     options["quiet"] = verbosity == "quiet"
     root = ctx.find_root().command
     options["command"] = getattr(root, "invoked", ("vbs-async", "crawl"))
-    ids = _read_project_ids(project_ids, options.pop("projects_file"))
-    if options["output"] == Path("-"):
+    projects_file = options.pop("projects_file")
+    if is_stdout(options["output"]):
         options["output"] = None  # `-o -` is stdout
     if options["state"] is not None and options["output"] is None:
         raise CommandError("--resume needs --output: stdout cannot be resumed")
+    try:
+        check_paths(
+            options["output"],
+            options["state"],
+            options["report"],
+            read_target("--projects-file", projects_file),
+        )
+    except (PathError, StateError) as exc:
+        raise CommandError(str(exc)) from None
+    ids = _read_project_ids(project_ids, projects_file)
     if ids and options["all_projects"]:
         raise CommandError("name projects or use --all-projects, not both")
     try:
@@ -348,7 +363,7 @@ async def _crawl(ids: list[str], options: dict[str, Any]) -> int:
         )
         try:
             return await run_crawl(client, job, sys.stderr)
-        except (StateError, CrawlStoppedError, InventoryError) as exc:
+        except (StateError, PathError, CrawlStoppedError, InventoryError) as exc:
             raise CommandError(str(exc)) from None
         except (OSError, ValueError) as exc:
             if isinstance(exc, VBSError | BrokenPipeError):

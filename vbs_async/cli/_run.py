@@ -21,6 +21,7 @@ import attrs
 from vbs_async._models import ProjectDone, SharingPage
 
 from ._failures import CrawlStoppedError, FailurePolicy
+from ._files import PathError, Target, check_distinct, classify
 from ._inventory import CrawlRecorder, InventorySpec
 from ._output import Output, ProjectRows, check_finished_output, open_output
 from ._progress import Display, Tally
@@ -107,7 +108,7 @@ async def run_crawl(client: VBSClient, job: CrawlJob, stderr: IO[str]) -> int:
         StateError: The state or output cannot be used for this job (before
             anything is written).
     """
-    _check_paths(job)
+    check_paths(job.output, job.state, job.report)
     state = State(job.state, job.identity()) if job.state is not None else None
     if state is not None:
         state.acquire()
@@ -130,15 +131,38 @@ async def run_crawl(client: VBSClient, job: CrawlJob, stderr: IO[str]) -> int:
             state.release()
 
 
-def _check_paths(job: CrawlJob) -> None:
-    state, output = job.state, job.output
-    if state is None or output is None:
-        return
-    same = state.resolve() == output.resolve() or (
-        state.exists() and output.exists() and state.samefile(output)
-    )
-    if same:
-        raise StateError(f"--resume {state} is the output file: give the state a file of its own")
+def check_paths(
+    output: Path | None,
+    state: Path | None,
+    report: Path | None,
+    projects_file: Target | None = None,
+) -> None:
+    """Check a job's files before anything runs: each writable, no two the same file.
+
+    Raises:
+        PathError: A path cannot be written, or two are one file.
+        StateError: The state is the output.
+    """
+    output_target = classify(output, "--output")
+    # The file read first: an output that is it is named as the one at fault.
+    targets = [] if projects_file is None else [projects_file]
+    targets.append(output_target)
+    if state is not None:
+        if output_target.kind == "stdout":
+            raise PathError("--resume needs --output FILE: stdout cannot be resumed")
+        state_target = classify(state, "--resume")
+        if state_target.kind == "special":
+            raise PathError(f"--resume {state} is not a regular file")
+        if state_target.real == output_target.real or (
+            state_target.identity is not None and state_target.identity == output_target.identity
+        ):
+            raise StateError(
+                f"--resume {state} is the output file: give the state a file of its own"
+            )
+        targets.append(state_target)
+    if report is not None:
+        targets.append(classify(report, "--report"))
+    check_distinct(targets)
 
 
 async def _run(
