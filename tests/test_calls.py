@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from .test_cli import emulator_in_thread, invoke
+from ._helpers import emulator_in_thread
+from .test_cli import invoke
 
 
 @pytest.fixture

@@ -5,20 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 
 import pytest
 
 from vbs_async.testing import Fault
 
-from .test_cli import (
-    VBS_ASYNC,
-    closed_port,
-    command_env,
-    emulator_in_thread,
-    invoke,
-    rows_by_project,
-)
+from ._helpers import VBS_ASYNC, Gate, closed_port, command_env, emulator_in_thread, wait_for_lines
+from .test_cli import invoke, rows_by_project
 
 
 def one_error_line(result) -> str:
@@ -133,18 +126,19 @@ def test_a_finished_job_run_again_has_nothing_to_do(emu, tmp_path):
 
 
 def test_a_second_crawl_on_the_same_state_stops_at_once(tmp_path):
-    with emulator_in_thread(projects=20, sharings_per_project=20, latency=0.05) as emulator:
+    gate = Gate([])
+    with emulator_in_thread(projects=20, sharings_per_project=20, drift=gate) as emulator:
+        gate.held = set(emulator.project_ids[5:])  # the first run cannot end before the second
         out, state = tmp_path / "out.jsonl", tmp_path / "state"
         arguments = [*VBS_ASYNC, "crawl", "-o", str(out), "--resume", str(state),
                      "--max-projects", "1", *emulator.project_ids]  # fmt: skip
         env = command_env(emulator)
         first = subprocess.Popen(arguments, env=env, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 20
-        while not (state.exists() and state.stat().st_size) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_for_lines(state, 2, first)  # the job's line and a finished project
         second = subprocess.run(
             arguments, env=env, capture_output=True, text=True, timeout=30, check=False
         )
+        gate.opened.set()
         first.communicate(timeout=60)
     assert second.returncode == 2
     assert "another vbs-async crawl is using" in second.stderr

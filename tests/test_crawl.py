@@ -11,7 +11,7 @@ import pytest
 from vbs_async import NotFoundError, ProjectSharings, VBSError
 from vbs_async.testing import Emulator, Fault
 
-from .conftest import PATIENT_RETRY
+from ._helpers import PATIENT_RETRY
 
 
 async def test_crawl_with_25_percent_faults_returns_exactly_the_held_sharings(make_client):

@@ -12,7 +12,7 @@ import threading
 import time
 from collections import Counter
 
-from .test_cli import VBS_ASYNC, command_env, emulator_in_thread
+from ._helpers import VBS_ASYNC, command_env, emulator_in_thread
 
 KILLS = 20
 

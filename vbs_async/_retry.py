@@ -6,7 +6,7 @@
 service cannot set off a retry storm. `is_throttling` tells the gateway's
 flow control (429) from failures: it is waited out, not retried.
 
-The retry loop itself is the client's (`VBSClient._call`), not stamina's:
+The retry loop itself is the session's (`Session.call`), not stamina's:
 stamina's instrumentation is process-wide (`set_on_retry_hooks`) and logs
 every retry at WARNING to the `stamina` logger, with the exception (and so
 whatever a server echoed) attached, which a library cannot turn off without

@@ -19,13 +19,16 @@ from vbs_async._errors import VBSError
 from vbs_async._requests import text_filters
 from vbs_async._retry import RetryPolicy
 from vbs_async._validation import END_CHECKS, SORT_DIRECTIONS, SORT_KEYS, check_id
+from vbs_async.inventory import InventoryError
 
 from ._calls import cancel, count, get, share
 from ._connect import configured_client, connection_options, tls_setting
 from ._failures import CrawlStoppedError
+from ._files import PathError, is_stdout, read_target
+from ._inventory import InventorySpec
 from ._logging import Verbosity, operator_logging
 from ._projects import ProjectLookupError, resolve_projects
-from ._run import EXIT_USAGE, CrawlJob, run_crawl
+from ._run import EXIT_USAGE, CrawlJob, check_paths, run_crawl
 from ._state import StateError
 
 if TYPE_CHECKING:
@@ -79,7 +82,7 @@ def _read_project_ids(arguments: Iterable[str], projects_file: IO[bytes] | None)
     ids = list(arguments)
     if projects_file is not None:
         data = projects_file.read()
-        name = getattr(projects_file, "name", "the projects file")
+        name = getattr(projects_file, "name", "-")
         # Windows tools write byte order marks: UTF-16 (PowerShell's `>` before
         # version 6) is known by its mark; UTF-8's (Notepad) is dropped.
         encoding = (
@@ -91,10 +94,14 @@ def _read_project_ids(arguments: Iterable[str], projects_file: IO[bytes] | None)
             raise CommandError(
                 f"{name} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
             ) from None
-        for line in lines:
-            text = line.split("#", 1)[0].strip()
-            if text:
-                ids.append(text)
+        found = [text for line in lines if (text := line.split("#", 1)[0].strip())]
+        if not found:
+            # Never fall back to the configured project: an empty list is
+            # usually a step before that failed (and `cancel --from-file`
+            # fed from the crawl would then cancel the wrong project's rows).
+            where = "stdin" if name in {"<stdin>", "-"} or not isinstance(name, str) else name
+            raise CommandError(f"no projects in {where}")
+        ids.extend(found)
     for project_id in ids:
         try:
             check_id("project ID", project_id)
@@ -233,6 +240,15 @@ def _filter_options(command: Any) -> Any:
     help="Write what the crawl did as JSON: per project ok/failed/skipped, with totals.",
 )
 @click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also record the run in this SQLite inventory (for audit and diff).",
+)
+@click.option(
+    "--account",
+    help="With --db: the account (domain) the projects belong to, as audit and diff name it.",
+)
+@click.option(
     "--max-failures",
     type=click.IntRange(min=1),
     help="Stop the crawl (exit 2) once this many projects have failed.",
@@ -279,11 +295,21 @@ def crawl(ctx: click.Context, /, project_ids: tuple[str, ...], **options: Any) -
     options["quiet"] = verbosity == "quiet"
     root = ctx.find_root().command
     options["command"] = getattr(root, "invoked", ("vbs-async", "crawl"))
-    ids = _read_project_ids(project_ids, options.pop("projects_file"))
-    if options["output"] == Path("-"):
+    projects_file = options.pop("projects_file")
+    if is_stdout(options["output"]):
         options["output"] = None  # `-o -` is stdout
     if options["state"] is not None and options["output"] is None:
         raise CommandError("--resume needs --output: stdout cannot be resumed")
+    try:
+        check_paths(
+            options["output"],
+            options["state"],
+            options["report"],
+            read_target("--projects-file", projects_file),
+        )
+    except (PathError, StateError) as exc:
+        raise CommandError(str(exc)) from None
+    ids = _read_project_ids(project_ids, projects_file)
     if ids and options["all_projects"]:
         raise CommandError("name projects or use --all-projects, not both")
     try:
@@ -331,15 +357,34 @@ async def _crawl(ids: list[str], options: dict[str, Any]) -> int:
             max_failures=options["max_failures"],
             command=options["command"],
             endpoint=client.endpoint or f"of VBS in {client.region or 'the catalog'}",
+            inventory=await _inventory_spec(client, options),
         )
         try:
             return await run_crawl(client, job, sys.stderr)
-        except (StateError, CrawlStoppedError) as exc:
+        except (StateError, PathError, CrawlStoppedError, InventoryError) as exc:
             raise CommandError(str(exc)) from None
         except (OSError, ValueError) as exc:
             if isinstance(exc, VBSError | BrokenPipeError):
                 raise
             raise CommandError(str(exc)) from None
+
+
+async def _inventory_spec(client: VBSClient, options: dict[str, Any]) -> InventorySpec | None:
+    """Where `--db` records the run; with --all-projects, every project of the account."""
+    if options["db"] is None:
+        if options["account"] is not None:
+            raise CommandError("--account names the account of a --db run: give --db too")
+        return None
+    known: tuple[Any, ...] = ()
+    if options["all_projects"]:
+        known = tuple(await client.list_projects(include_disabled=True))
+    return InventorySpec(
+        options["db"],
+        account=options["account"],
+        region=client.region,
+        known_projects=known,
+        whole_account=options["all_projects"],
+    )
 
 
 async def _client(

@@ -21,6 +21,8 @@ import attrs
 from vbs_async._models import ProjectDone, SharingPage
 
 from ._failures import CrawlStoppedError, FailurePolicy
+from ._files import PathError, Target, check_distinct, classify
+from ._inventory import CrawlRecorder, InventorySpec
 from ._output import Output, ProjectRows, check_finished_output, open_output
 from ._progress import Display, Tally
 from ._report import Report
@@ -58,6 +60,7 @@ class CrawlJob:
         max_failures: Stop after this many failed projects.
         command: The command line as run, for the resume hint.
         endpoint: The endpoint as messages name it.
+        inventory: Where to record the run (`--db`), if anywhere.
     """
 
     project_ids: list[str]
@@ -72,6 +75,7 @@ class CrawlJob:
     max_failures: int | None = None
     command: tuple[str, ...] = ()
     endpoint: str = "VBS"
+    inventory: InventorySpec | None = None
 
     def identity(self) -> dict[str, Any]:
         """What makes two runs the same job (the state refuses any other)."""
@@ -104,29 +108,70 @@ async def run_crawl(client: VBSClient, job: CrawlJob, stderr: IO[str]) -> int:
         StateError: The state or output cannot be used for this job (before
             anything is written).
     """
-    _check_paths(job)
+    check_paths(job.output, job.state, job.report)
     state = State(job.state, job.identity()) if job.state is not None else None
     if state is not None:
         state.acquire()
+    recorder = None
     try:
-        return await _run(client, job, state, stderr)
+        if job.inventory is not None:
+            recorder = CrawlRecorder.open(
+                job.inventory,
+                project_ids=job.project_ids,
+                job=job.identity(),
+                listing=job.listing,
+                state=state,
+                others=[job.output, job.state, job.report],
+            )
+        return await _run(client, job, state, stderr, recorder)
     finally:
+        if recorder is not None:
+            recorder.close()
         if state is not None:
             state.release()
 
 
-def _check_paths(job: CrawlJob) -> None:
-    state, output = job.state, job.output
-    if state is None or output is None:
-        return
-    same = state.resolve() == output.resolve() or (
-        state.exists() and output.exists() and state.samefile(output)
-    )
-    if same:
-        raise StateError(f"--resume {state} is the output file: give the state a file of its own")
+def check_paths(
+    output: Path | None,
+    state: Path | None,
+    report: Path | None,
+    projects_file: Target | None = None,
+) -> None:
+    """Check a job's files before anything runs: each writable, no two the same file.
+
+    Raises:
+        PathError: A path cannot be written, or two are one file.
+        StateError: The state is the output.
+    """
+    output_target = classify(output, "--output")
+    # The file read first: an output that is it is named as the one at fault.
+    targets = [] if projects_file is None else [projects_file]
+    targets.append(output_target)
+    if state is not None:
+        if output_target.kind == "stdout":
+            raise PathError("--resume needs --output FILE: stdout cannot be resumed")
+        state_target = classify(state, "--resume")
+        if state_target.kind == "special":
+            raise PathError(f"--resume {state} is not a regular file")
+        if state_target.real == output_target.real or (
+            state_target.identity is not None and state_target.identity == output_target.identity
+        ):
+            raise StateError(
+                f"--resume {state} is the output file: give the state a file of its own"
+            )
+        targets.append(state_target)
+    if report is not None:
+        targets.append(classify(report, "--report"))
+    check_distinct(targets)
 
 
-async def _run(client: VBSClient, job: CrawlJob, state: State | None, stderr: IO[str]) -> int:
+async def _run(
+    client: VBSClient,
+    job: CrawlJob,
+    state: State | None,
+    stderr: IO[str],
+    recorder: CrawlRecorder | None = None,
+) -> int:
     finished = set(state.finished) if state is not None else set()
     pending = [p for p in job.project_ids if p not in finished]
     report = Report(job.project_ids, finished)
@@ -143,6 +188,8 @@ async def _run(client: VBSClient, job: CrawlJob, state: State | None, stderr: IO
             f"{finished_at(state)}; remove {state.path} to crawl again\n"
         )
         _write_report(job, report, tally, EXIT_OK, None)
+        if recorder is not None:
+            recorder.finish()
         return EXIT_OK
     policy = FailurePolicy(
         client.auth,
@@ -171,6 +218,7 @@ async def _run(client: VBSClient, job: CrawlJob, state: State | None, stderr: IO
                         report=report,
                         policy=policy,
                         display=display,
+                        recorder=recorder,
                     )
             except CrawlStoppedError as exc:
                 if tally.ok == 0:
@@ -184,6 +232,8 @@ async def _run(client: VBSClient, job: CrawlJob, state: State | None, stderr: IO
                     raise
         output.finish(any_succeeded=tally.ok > 0)
     display.summary(_destination(job, output))
+    if recorder is not None and stopped_by.signal is None and stopped is None:
+        recorder.finish()  # else the run stays open, to be resumed
     status = _conclude(job, tally, stopped_by.signal, stopped, stderr)
     _write_report(job, report, tally, status, stopped)
     return status
@@ -216,6 +266,7 @@ async def _drain(
     report: Report,
     policy: FailurePolicy,
     display: Display,
+    recorder: CrawlRecorder | None = None,
 ) -> None:
     """Keep each project's pages apart; write them in one piece when it ends well."""
     open_projects: dict[str, ProjectRows] = {}
@@ -228,10 +279,12 @@ async def _drain(
                     if rows is None:
                         rows = open_projects[event.project_id] = ProjectRows(output.spool_directory)
                     rows.write(job.rows(event.project_id, event), len(event.items))
+                    if recorder is not None:
+                        recorder.page(event)
                     tally.listed += len(event.items)
                     display.update()  # a big project shows its progress too
                     continue
-                _finish(event, open_projects.pop(event.project_id, None), output, state)
+                _finish(event, open_projects.pop(event.project_id, None), output, state, recorder)
                 tally.record(event)
                 report.record(event)
                 display.update()
@@ -241,15 +294,23 @@ async def _drain(
                     assert event.error is not None  # noqa: S101 - not ok means an error
                     policy.failed(event.error)
     finally:
-        for rows in open_projects.values():
+        for project_id, rows in open_projects.items():
             rows.close()
+            if recorder is not None:
+                recorder.drop(project_id)
 
 
 def _finish(
-    done: ProjectDone, rows: ProjectRows | None, output: Output, state: State | None
+    done: ProjectDone,
+    rows: ProjectRows | None,
+    output: Output,
+    state: State | None,
+    recorder: CrawlRecorder | None = None,
 ) -> None:
     """Write a project that ended well and record it; drop a failed one's rows."""
     try:
+        if recorder is not None:
+            recorder.done(done)  # first: the database never lags the state file
         if done.ok:
             if rows is not None:
                 output.append(rows)
