@@ -16,7 +16,7 @@ from hypothesis import settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 import vbs_async
-from vbs_async import TokenAuth, VBSClient
+from vbs_async import TokenAuth, VBSClient, _config
 from vbs_async.testing import Emulator
 
 from ._helpers import FAST_RETRY
