@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from vbs_async import RetryBudget, TokenAuth, VBSClient
+from vbs_async import RequestTimeoutError, RetryBudget, RetryPolicy, TokenAuth, VBSClient
 from vbs_async._limits import BETA, SCALE, AdaptiveRate, RequestLimiter, StartRateLimiter
 from vbs_async.testing import Emulator
 
@@ -261,3 +261,24 @@ async def test_a_crawl_behind_a_50_per_second_quota_finishes_with_defaults():
         assert sum(r.stats.retries for r in results) == 0  # no attempt spent on a 429
         assert budget.tokens == budget.capacity
         assert client.limiter.adaptive.active == (throttled > 0)
+
+
+# -- the call's deadline is the server's time, not the client's own queue -------------------
+
+
+async def test_a_healthy_server_never_times_out_a_call_queued_behind_rate_limit(make_client):
+    # The row, scaled down: 16 projects listed at once through rate_limit,
+    # so that the last requests queue for longer than the call's deadline.
+    async with Emulator(projects=16, sharings_per_project=190, latency=0.003) as emu:
+        client = make_client(emu, rate_limit=40, retry=RetryPolicy(timeout=0.5))
+        results = [r async for r in client.crawl(emu.project_ids, end_check="count")]
+        assert [str(r.error) for r in results if not r.ok] == []
+        assert sum(len(r.sharings) for r in results) == 16 * 190
+        assert emu.requests_received == 16 * 3  # a count and two pages each, at 40/s: 1.2 s
+
+
+async def test_the_deadline_still_bounds_time_on_the_wire(make_client):
+    async with Emulator(projects=1, sharings_per_project=1, latency=0.5) as emu:
+        client = make_client(emu, rate_limit=40, retry=RetryPolicy(timeout=0.1))
+        with pytest.raises(RequestTimeoutError, match=r"deadline of 0\.1s"):
+            await client.count_sharings(emu.project_ids[0])

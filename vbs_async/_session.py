@@ -25,7 +25,9 @@ session shares one limiter and one token cache behind one gateway quota.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import math
 import time
 from collections.abc import Mapping
 from http import HTTPStatus
@@ -49,6 +51,8 @@ from ._responses import Response, api_error
 from ._retry import is_throttling, is_transient
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from ._auth import Auth
     from ._limits import RequestLimiter
     from ._models import ListingStats
@@ -57,6 +61,8 @@ if TYPE_CHECKING:
     from ._transport import Transport
 
 logger: Final = logging.getLogger("vbs_async")
+_FAILURES_OF_CALLS_ON_OUR_BEHALF: Final = (APIError, TransportError)
+"""What a call made for this one (an IAM token, a catalog) raises after its own retries."""
 
 
 @attrs.frozen
@@ -88,14 +94,60 @@ VBS_SERVICE: Final = Service(
 )
 
 
+class _Deadline:
+    """A call's deadline that runs only while the call is the server's business.
+
+    Time on the wire and in back-off counts; time queued for the client's own
+    limits (`max_concurrency`, `rate_limit`, the learned pace) does not: the
+    deadline is paused around it, so a healthy server never makes a call time
+    out, however deep the client's own queue.
+    """
+
+    def __init__(self, timeout: asyncio.Timeout) -> None:
+        self._timeout = timeout
+
+    def remaining(self) -> float:
+        """Seconds left (inf without a deadline)."""
+        when = self._timeout.when()
+        return math.inf if when is None else when - asyncio.get_running_loop().time()
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Stop the deadline's clock for the duration of the block."""
+        timeout = self._timeout
+        if timeout.when() is None or timeout.expired():
+            yield
+            return
+        remaining = self.remaining()
+        timeout.reschedule(None)
+        try:
+            yield
+        finally:
+            if not timeout.expired():
+                timeout.reschedule(asyncio.get_running_loop().time() + remaining)
+
+
 @attrs.define
 class _CallState:
     """What one call (all its attempts) has been through."""
 
+    deadline: _Deadline
     attempt: int = 1
     throttles: int = 0
     throttled: APIError | None = None
     outcome_unknown: bool = False  # an attempt may have reached the service, its answer lost
+
+
+class _AlreadyRetried(Exception):  # noqa: N818 - a carrier, never leaves the session
+    """A failure of a call made on this call's behalf (IAM's token), retried there already.
+
+    Retrying it here too would multiply the retries: with `attempts=3`, nine
+    token requests for one call.
+    """
+
+    def __init__(self, error: VBSError) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 def _may_have_acted(error: VBSError) -> bool:
@@ -170,15 +222,18 @@ class Session:
         if self.closed:
             raise RuntimeError("the VBSClient is closed")
         policy = self.retry
-        state = _CallState()
         signer = auth or request.signer or self.auth
+        state: _CallState | None = None
         try:
-            async with asyncio.timeout(policy.timeout):
+            async with asyncio.timeout(policy.timeout) as timeout:
+                state = _CallState(_Deadline(timeout))
                 return await self._attempts(request, signer, state, stats)
+        except _AlreadyRetried as failed:
+            raise redact_error(failed.error, self.auth.secrets()) from None
         except TimeoutError as exc:
             if isinstance(exc, VBSError):
                 raise redact_error(exc, self.auth.secrets()) from None
-            if state.throttled is not None:
+            if state is not None and state.throttled is not None:
                 state.throttled.message += (
                     f" (still throttled at the call's deadline of {policy.timeout}s: "
                     "RetryPolicy.timeout; --deadline on the command)"
@@ -227,19 +282,24 @@ class Session:
             or not self.budget.spend(error)
         ):
             return None
-        retry_after = getattr(error, "retry_after", None)
-        return policy.backoff(attempt) if retry_after is None else policy.backoff_after(retry_after)
+        return policy.backoff_after(attempt, getattr(error, "retry_after", None))
 
     async def _attempt(
         self, request: Request, auth: Auth, state: _CallState, stats: ListingStats | None
     ) -> Response:
         """One attempt: authenticate, send under the limits, wait out throttling, check."""
-        url = URL(await self._endpoint_for(request) + request.target, encoded=True)
+        try:
+            url = URL(await self._endpoint_for(request) + request.target, encoded=True)
+        except _FAILURES_OF_CALLS_ON_OUR_BEHALF as error:
+            raise _AlreadyRetried(error) from None
         refreshed = False
         while True:
-            credentials = (
-                await auth.headers(request, url, self.call) if request.authenticate else {}
-            )
+            try:
+                credentials = (
+                    await auth.headers(request, url, self.call) if request.authenticate else {}
+                )
+            except _FAILURES_OF_CALLS_ON_OUR_BEHALF as error:
+                raise _AlreadyRetried(error) from None
             started, response = await self._exchange(request, url, credentials, state, stats)
             if 200 <= response.status < 300:  # noqa: PLR2004
                 self.limiter.adaptive.succeeded(started)
@@ -254,7 +314,10 @@ class Session:
                 state.throttled = refusal
                 if stats is not None:
                     stats.throttled += 1
-                await asyncio.sleep(self._throttle_wait(refusal, state))
+                wait = self._throttle_wait(refusal, state)
+                if wait >= state.deadline.remaining():
+                    raise TimeoutError  # no use waiting: the deadline comes first
+                await asyncio.sleep(wait)
                 continue
             self.limiter.adaptive.succeeded(started)
             if (
@@ -291,12 +354,10 @@ class Session:
     def _throttle_wait(self, refusal: APIError, state: _CallState) -> float:
         """Seconds a throttled request waits before it queues again for its turn."""
         state.throttles += 1
-        if refusal.retry_after is not None:
-            wait = min(refusal.retry_after, self.retry.wait_max)
-        elif self.limiter.adaptive.active:
-            wait = 0.0  # the learned rate spaces it
-        else:
-            wait = self.retry.backoff(state.throttles)
+        # Consecutive 429s of one request back off exponentially, whatever the
+        # learned rate: a gateway refusing everything (or a controller that is
+        # wrong) is never hammered. `Retry-After` only lengthens the wait.
+        wait = self.retry.backoff_after(state.throttles, refusal.retry_after)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "throttled (%s) for project %s offset=%s, waiting %.3fs, then at %.1f/s",
@@ -321,7 +382,7 @@ class Session:
         headers = {"Accept": "application/json", **credentials}
         if request.body is not None:
             headers["Content-Type"] = "application/json"
-        async with self.limiter.slot() as started:
+        async with self.limiter.slot(queued=state.deadline.paused) as started:
             if stats is not None:
                 stats.requests += 1
             began = time.perf_counter()
