@@ -19,6 +19,7 @@ from vbs_async import (
     AuthenticationError,
     NotFoundError,
     PasswordAuth,
+    RetryPolicy,
     TokenAuth,
     VBSError,
 )
@@ -307,15 +308,20 @@ async def test_no_auth_kind_leaks_its_secret_into_logs_or_errors(make_client, ca
     ) as emu:
         errors: list[VBSError] = []
         for auth in (TokenAuth(token), password_auth(emu), AKSKAuth("AK1", SECRET_KEY)):
-            client = make_client(emu, auth=auth)
-            for _ in range(5):
+            # One attempt: the injected faults become errors instead of being retried away.
+            client = make_client(emu, auth=auth, retry=RetryPolicy(attempts=1))
+            failed = 0
+            for _ in range(8):
                 try:
                     await client.list_sharings(emu.project_ids[0], page_size=2)
                 except VBSError as error:
                     errors.append(error)
+                    failed += 1
+            assert failed > 0, f"no error was raised with {auth!r}"
             for secret in (token, PASSWORD, SECRET_KEY):
                 assert secret not in repr(auth)
         await asyncio.sleep(0)
+        assert len(errors) >= 3
         for text in [caplog.text, *(str(e) for e in errors), *(repr(e) for e in errors)]:
             for secret in (token, PASSWORD, SECRET_KEY):
                 assert secret not in text
