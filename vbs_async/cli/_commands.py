@@ -21,8 +21,10 @@ from vbs_async._retry import RetryPolicy
 from vbs_async._validation import END_CHECKS, SORT_DIRECTIONS, SORT_KEYS, check_id
 from vbs_async.inventory import InventoryError
 
+from ._audit import audit_command
 from ._calls import cancel, count, get, share
 from ._connect import configured_client, connection_options, tls_setting
+from ._diff import diff_command
 from ._failures import CrawlStoppedError
 from ._files import PathError, is_stdout, read_target
 from ._inventory import InventorySpec
@@ -525,3 +527,6 @@ def emulator(**options: Any) -> None:
 
 for _call in (count, get, share, cancel):
     cli.add_command(_call)
+
+cli.add_command(audit_command)
+cli.add_command(diff_command)
