@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 import re
 import tempfile
+from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -15,8 +15,11 @@ from aioresponses import aioresponses
 from hypothesis import settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-from vbs_async import RetryPolicy, TokenAuth, VBSClient, _config
+import vbs_async
+from vbs_async import TokenAuth, VBSClient, _config
 from vbs_async.testing import Emulator
+
+from ._helpers import FAST_RETRY
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator
@@ -28,23 +31,19 @@ settings.register_profile(
 )
 settings.load_profile("isolated")
 
-# Tiny waits: retries are exercised for real, but never sleep noticeably.
-FAST_RETRY = RetryPolicy(attempts=4, wait_initial=0.001, wait_max=0.002, wait_jitter=0.0)
-# For fault rates of 25-30 %: ten tries make a page failing them all a one-in-a-million event.
-PATIENT_RETRY = RetryPolicy(attempts=10, wait_initial=0.001, wait_max=0.002, wait_jitter=0.0)
-
 
 def _variables_the_configuration_reads() -> list[str]:
-    """Every environment variable the configuration reader may consult.
+    """Every environment variable the library or the command may consult.
 
-    Derived from the reader, not written by hand: the reader's own table of
-    names, and every `OS_*`/`VBS_*` name that appears in its source (a variable
-    read outside the table, such as `OS_CLOUD` or `OS_INSECURE`).
+    Derived from the code, not written by hand: every `OS_*`/`VBS_*` name that
+    appears in the package's source (the configuration reader's table of names
+    and any variable read outside it, such as `OS_CLOUD` or `OS_INSECURE`),
+    wherever a rewrite moves the reader.
     """
-    source = inspect.getsource(_config)
-    named = set(re.findall(r"\b(?:OS|VBS)_[A-Z_]+\b", source))
-    table = {name for names in _config._ENV_NAMES.values() for name in names}
-    return sorted(named | table)
+    names: set[str] = set()
+    for module in Path(vbs_async.__file__).parent.rglob("*.py"):
+        names.update(re.findall(r"\b(?:OS|VBS)_[A-Z_]+[A-Z]\b", module.read_text()))
+    return sorted(names)
 
 
 CREDENTIAL_VARIABLES = _variables_the_configuration_reads()
@@ -74,6 +73,8 @@ def isolated_from_the_machine(
     for name in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
         monkeypatch.setenv(name, str(home / name.lower()))
     monkeypatch.setenv("XDG_CONFIG_DIRS", str(home / "xdg_config_dirs"))
+    # /etc/openstack and /etc/xdg/openstack: a temporary folder, never the machine's.
+    monkeypatch.setattr(_config, "SYSTEM_CONFIG_ROOT", home / "etc")
     # A relative path a test or its subprocess writes lands in a temporary folder too.
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 

@@ -5,20 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 
 import pytest
 
 from vbs_async.testing import Fault
 
-from .test_cli import (
-    VBS_ASYNC,
-    closed_port,
-    command_env,
-    emulator_in_thread,
-    invoke,
-    rows_by_project,
-)
+from ._helpers import VBS_ASYNC, Gate, closed_port, command_env, emulator_in_thread, wait_for_lines
+from .test_cli import held, invoke, rows_by_project
 
 
 def one_error_line(result) -> str:
@@ -133,18 +126,19 @@ def test_a_finished_job_run_again_has_nothing_to_do(emu, tmp_path):
 
 
 def test_a_second_crawl_on_the_same_state_stops_at_once(tmp_path):
-    with emulator_in_thread(projects=20, sharings_per_project=20, latency=0.05) as emulator:
+    gate = Gate([])
+    with emulator_in_thread(projects=20, sharings_per_project=20, drift=gate) as emulator:
+        gate.held = set(emulator.project_ids[5:])  # the first run cannot end before the second
         out, state = tmp_path / "out.jsonl", tmp_path / "state"
         arguments = [*VBS_ASYNC, "crawl", "-o", str(out), "--resume", str(state),
                      "--max-projects", "1", *emulator.project_ids]  # fmt: skip
         env = command_env(emulator)
         first = subprocess.Popen(arguments, env=env, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 20
-        while not (state.exists() and state.stat().st_size) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_for_lines(state, 2, first)  # the job's line and a finished project
         second = subprocess.run(
             arguments, env=env, capture_output=True, text=True, timeout=30, check=False
         )
+        gate.opened.set()
         first.communicate(timeout=60)
     assert second.returncode == 2
     assert "another vbs-async crawl is using" in second.stderr
@@ -372,3 +366,42 @@ def test_quiet_prints_errors_only(emu):
     normal = crawl(emu, "--progress-interval", "0")
     assert "progress:" in normal.stderr
     assert "projects: 6 ok" in normal.stderr
+
+
+# -- mistakes nothing caught once ----------------------------------------------------------
+
+
+def test_a_resume_cuts_back_the_rows_a_killed_run_left_past_the_last_commit(emu, tmp_path):
+    out, state = tmp_path / "out.jsonl", tmp_path / "state"
+    emu.inject(Fault.answer(500), project_id=emu.project_ids[-1], times=1)
+    first = crawl(emu, "-o", str(out), "--resume", str(state), "--attempts", "1")
+    assert first.exit_code == 1
+    committed = out.read_bytes()
+    # What a run killed mid-write leaves: rows past the committed size, longer than
+    # everything the resumed run will write.
+    with out.open("ab") as stream:
+        stream.write(b'{"project_id": "uncommitted", "id": "x"}\n' * 200)
+    second = crawl(emu, "-o", str(out), "--resume", str(state))
+    assert second.exit_code == 0, second.stderr
+    assert out.read_bytes().startswith(committed)
+    assert rows_by_project(out.read_text()) == held(emu)
+
+
+def test_403s_and_500s_in_turn_fail_each_project_but_never_stop_as_refused_credentials(
+    clean_env, tmp_path
+):
+    out = tmp_path / "out.jsonl"
+    with emulator_in_thread(projects=12, sharings_per_project=2) as emulator:
+        clean_env.setenv("OS_AUTH_TOKEN", emulator.token)
+        clean_env.setenv("VBS_ENDPOINT", emulator.url)
+        for index, project_id in enumerate(emulator.project_ids):
+            fault = Fault.answer(403 if index % 2 == 0 else 500)
+            emulator.inject(fault, project_id=project_id, times=10)
+        result = invoke("crawl", "-o", str(out), "--attempts", "1", "--max-projects", "1",
+                        *emulator.project_ids)  # fmt: skip
+    assert result.exit_code == 1
+    assert "credentials refused" not in result.stderr
+    assert "projects: 0 ok, 12 failed" in result.stderr
+    # No output existed: none was "kept as it was".
+    assert "kept as it was" not in result.stderr
+    assert f"written to {out}" in result.stderr

@@ -11,7 +11,7 @@ import pytest
 from vbs_async import NotFoundError, ProjectSharings, VBSError
 from vbs_async.testing import Emulator, Fault
 
-from .conftest import PATIENT_RETRY
+from ._helpers import PATIENT_RETRY
 
 
 async def test_crawl_with_25_percent_faults_returns_exactly_the_held_sharings(make_client):
@@ -192,3 +192,32 @@ async def test_an_exception_in_the_consumer_cancels_the_crawl(make_client):
         with pytest.raises(ConsumerError):
             await consume()
         await settled(emu)
+
+
+class _FailingAfterTheFirstPage:
+    """An emulator `drift` under which one project's pages after the first always fail."""
+
+    def __init__(self) -> None:
+        self.project_id = ""
+
+    def before_list(self, store: object, project_id: str, offset: int) -> None:
+        del store
+        if project_id == self.project_id and offset > 0:
+            raise RuntimeError("the server breaks down past the first page")
+
+    def before_count(self, store: object, project_id: str) -> None:
+        del store, project_id
+
+
+async def test_a_project_failing_after_some_pages_gives_none_of_them(make_client):
+    drift = _FailingAfterTheFirstPage()
+    async with Emulator(projects=3, sharings_per_project=25, drift=drift) as emu:
+        drift.project_id = emu.project_ids[1]
+        client = make_client(emu)
+        results = {r.project_id: r async for r in client.crawl(emu.project_ids, page_size=10)}
+    broken = results[emu.project_ids[1]]
+    assert not broken.ok
+    assert broken.error is not None
+    assert broken.error.offset > 0  # it failed past the first page
+    assert broken.sharings == ()  # not the first page's ten
+    assert [len(results[p].sharings) for p in emu.project_ids] == [25, 0, 25]

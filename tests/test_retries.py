@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from email.utils import formatdate
 
 import pytest
 import stamina
 
 from vbs_async import (
     NotFoundError,
+    PasswordAuth,
     RateLimitedError,
     RequestTimeoutError,
     ResponseDecodeError,
@@ -21,10 +23,11 @@ from vbs_async import (
     TransportError,
     VBSClient,
 )
+from vbs_async._responses import Response  # noqa: TC001 - the handler's annotation
 from vbs_async._retry import parse_retry_after
-from vbs_async.testing import Emulator, Fault
+from vbs_async.testing import Emulator, Fault, MockTransport, SentRequest, response
 
-from .conftest import FAST_RETRY
+from ._helpers import FAST_RETRY
 
 
 class Waits(list[float]):
@@ -157,7 +160,54 @@ async def test_retry_after_is_honoured_but_capped_at_wait_max(
     policy = RetryPolicy(attempts=3, wait_initial=0.001, wait_max=0.01, wait_jitter=0.0)
     await make_client(emu, retry=policy).list_sharings(emu.project_ids[0])
     assert throttle_waits.seen() == [0.01]
-    assert waits.seen() == [0.0, 0.01]
+    assert waits.seen() == [0.001, 0.01]  # `Retry-After: 0` waits the backoff, no less
+
+
+# Never hammer: the server's `Retry-After` is a floor over the backoff, not a licence.
+ZERO_FORMS = {
+    "zero": "0",
+    "a date in the past": "Tue, 14 Nov 2023 22:00:00 GMT",
+    "the current second": "__now__",
+}
+
+
+@pytest.mark.parametrize("form", [None, *ZERO_FORMS], ids=["no header", *ZERO_FORMS])
+async def test_consecutive_429s_back_off_exponentially_whatever_retry_after_says(
+    make_client, emu, throttle_waits, form
+):
+    value = ZERO_FORMS.get(form or "")
+    if value == "__now__":
+        value = formatdate(time.time(), usegmt=True)
+    headers = {} if value is None else {"Retry-After": value}
+    emu.inject(Fault.answer(429, form="gateway", headers=headers), times=6)
+    policy = RetryPolicy(wait_initial=0.001, wait_max=0.02, wait_jitter=0.0)
+    await make_client(emu, retry=policy).list_sharings(emu.project_ids[0])
+    # Doubling from wait_initial, capped at wait_max: the same with or without the header.
+    assert throttle_waits.seen() == pytest.approx([0.001, 0.002, 0.004, 0.008, 0.016, 0.02])
+
+
+async def test_an_always_429_server_with_retry_after_zero_gets_no_more_requests_than_without():
+    counts = {}
+    for form, headers in (("none", {}), ("zero", {"Retry-After": "0"})):
+        async with Emulator(projects=1, sharings_per_project=3) as always:
+            always.inject(Fault.answer(429, form="gateway", headers=headers), times=10**6)
+            policy = RetryPolicy(timeout=0.5, wait_initial=0.05, wait_max=0.2, wait_jitter=0.0)
+            async with VBSClient(always.url, auth=TokenAuth(always.token), retry=policy) as c:
+                with pytest.raises(RateLimitedError, match="still throttled"):
+                    await c.count_sharings(always.project_ids[0])
+            counts[form] = always.requests_received
+    # 0.05 + 0.1 + 0.2 + 0.2 > 0.5: four requests, the last wait cut short by the deadline.
+    assert counts == {"none": 4, "zero": 4}
+
+
+async def test_a_429_wait_that_would_pass_the_deadline_gives_up_at_once(make_client, emu):
+    emu.inject(Fault.answer(429, form="gateway", headers={"Retry-After": "30"}), times=10)
+    client = make_client(emu, retry=RetryPolicy(timeout=5, wait_max=60))
+    began = time.monotonic()
+    with pytest.raises(RateLimitedError, match="still throttled"):
+        await client.count_sharings(emu.project_ids[0])
+    assert time.monotonic() - began < 4  # not slept to the deadline for nothing
+    assert emu.requests_received == 1
 
 
 async def test_throttling_is_waited_out_without_spending_attempts_or_budget(make_client, emu):
@@ -184,7 +234,10 @@ async def test_a_call_throttled_past_its_time_limit_raises_rate_limited(make_cli
     began = time.monotonic()
     with pytest.raises(RateLimitedError, match="still throttled") as caught:
         await client.list_sharings(emu.project_ids[0])
-    assert 0.3 <= time.monotonic() - began < 1.0
+    # It gives up once the next wait (at most wait_max) would pass the deadline,
+    assert time.monotonic() - began >= 0.3 - 0.02
+    # and waited 0.01 s at least between requests, doubling: a handful of requests.
+    assert 2 <= len(emu.requests) <= 31
     assert (caught.value.project_id, caught.value.offset) == (emu.project_ids[0], 0)
     assert caught.value.status == 429
 
@@ -200,8 +253,9 @@ def test_retry_after_accepts_seconds_and_http_dates():
 
 def test_backoff_after_retry_after_adds_jitter_within_the_cap():
     policy = RetryPolicy(wait_max=5.0, wait_jitter=1.0)
-    assert all(2.0 <= policy.backoff_after(2.0) <= 3.0 for _ in range(100))
-    assert policy.backoff_after(60.0) == 5.0
+    assert all(2.0 <= policy.backoff_after(1, 2.0) <= 3.0 for _ in range(100))
+    assert policy.backoff_after(1, 60.0) == 5.0
+    assert all(0.1 <= policy.backoff_after(1, 0.0) <= 1.1 for _ in range(100))
 
 
 async def test_attempts_one_means_no_retry(make_client, emu):
@@ -278,3 +332,40 @@ async def test_stamina_switched_off_turns_the_clients_retries_off(make_client, e
     finally:
         stamina.set_active(True)
     assert emu.requests_received == 1
+
+
+# -- one retry layer: a call made on a call's behalf is retried there, not again -----------
+
+
+async def test_iam_answering_500_costs_at_most_attempts_token_requests_per_call():
+    token_requests = []
+
+    def answer(sent: SentRequest) -> Response:
+        if sent.request.path == "/v3/auth/tokens":
+            token_requests.append(sent)
+            return response(500, {"error": {"code": 500, "message": "IAM is down"}})
+        return response(200, {"count": 1})
+
+    policy = RetryPolicy(attempts=3, wait_initial=0.001, wait_max=0.002, wait_jitter=0.0)
+    auth = PasswordAuth("https://iam.example.com/v3", "alice", "secret", "domain")
+    async with VBSClient(
+        "https://vbs.example.com", auth=auth, retry=policy, transport=MockTransport(answer)
+    ) as client:
+        with pytest.raises(ServerError):
+            await client.count_sharings("0123456789abcdef0123456789abcdef")
+    assert len(token_requests) == 3  # nine when the call retried the token's retries
+
+
+def test_backoff_doubles_from_wait_initial_after_the_first_attempt_up_to_wait_max():
+    policy = RetryPolicy(wait_initial=0.1, wait_max=1.0, wait_jitter=0.0)
+    waits = [policy.backoff(attempt) for attempt in range(1, 7)]
+    assert waits == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0, 1.0])
+    assert policy.backoff(10_000) == 1.0  # no overflow: the cap
+
+
+def test_backoff_jitter_adds_up_to_wait_jitter_never_past_wait_max():
+    policy = RetryPolicy(wait_initial=0.1, wait_max=0.35, wait_jitter=0.2)
+    first = [policy.backoff(1) for _ in range(200)]
+    assert all(0.1 <= wait <= 0.3 for wait in first)
+    assert max(first) - min(first) > 0.1  # spread, not a constant
+    assert all(policy.backoff(3) == 0.35 for _ in range(50))  # 0.4 + jitter, capped

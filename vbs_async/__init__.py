@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import inventory
 from ._agency import AgencyAuth
 from ._auth import Auth, TokenAuth
 from ._client import VBSClient
@@ -71,5 +72,6 @@ __all__ = [
     "TransportError",
     "VBSClient",
     "VBSError",
+    "inventory",
     "tls_context",
 ]

@@ -1,44 +1,34 @@
 """`VBSClient`: the calls of the backup-sharing API over one aiohttp session.
 
-The client validates arguments, builds requests (`_requests`), sends them
-under the limits (`_limits`) with retries (`_retry`, on stamina) and turns
-answers into models or errors (`_responses`). Listing is `_pagination`'s job,
+The client validates arguments, builds requests (`_requests`), hands them
+to its `Session` (`_session`: the path every request takes, under the limits
+of `_limits` with the retries of `_retry`) and turns answers into models or
+errors (`_responses`). Listing is `_pagination`'s job,
 fanning out over projects `_crawl`'s.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import ssl
-import time
 import warnings
-from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Final, Self, TypedDict, Unpack
 
 import aiohttp
-import attrs
-import stamina
-from yarl import URL
 
 from ._agency import AgencyAuth
 from ._auth import Auth
 from ._crawl import ProjectIds, fan_out
-from ._endpoints import KNOWN_REGIONS, VBS_SERVICE_TYPES, catalog_endpoint
+from ._endpoints import KNOWN_REGIONS
 from ._errors import (
-    APIError,
     ConfigurationError,
-    NotFoundError,
-    RequestTimeoutError,
-    TransportError,
     VBSError,
 )
 from ._iam import PasswordAuth, normalise_auth_url
 from ._limits import RequestLimiter
 from ._models import (
     BackupSharing,
-    ListingStats,
     Project,
     ProjectDone,
     ProjectSharings,
@@ -50,7 +40,6 @@ from ._requests import (
     FilterKeywords,
     ListingKeywords,
     ListingOptions,
-    Request,
     SharingFilters,
     cancel_sharing_request,
     count_sharings_request,
@@ -60,14 +49,13 @@ from ._requests import (
     share_backup_request,
 )
 from ._responses import (
-    Response,
-    api_error,
     read_count,
     read_projects,
     read_sharing,
     read_sharing_list,
 )
-from ._retry import RetryBudget, RetryPolicy, is_throttling, is_transient
+from ._retry import RetryBudget, RetryPolicy
+from ._session import VBS_SERVICE, Session
 from ._transport import AiohttpTransport, Transport
 from ._validation import check_endpoint, check_id, check_int, check_positive_number
 
@@ -96,28 +84,6 @@ class ClientKeywords(TypedDict, total=False):
     transport: Transport | None
     ssl: SSLSetting
     iam_endpoint: str | None
-
-
-@attrs.define
-class _CallState:
-    """What one call (all its attempts) has been through."""
-
-    attempt: int = 1
-    throttles: int = 0
-    throttled: APIError | None = None
-    outcome_unknown: bool = False  # an attempt may have reached the service, its answer lost
-
-
-def _may_have_acted(error: VBSError) -> bool:
-    """Whether the service may have carried out a request that ended in `error`."""
-    if isinstance(error, TransportError):
-        return error.request_sent
-    return isinstance(error, APIError) and error.status in {502, 503, 504}
-
-
-def _error_headers(error: APIError) -> dict[str, str]:
-    """Headers for the answer that stands in for a DELETE's 404 (its request id, if any)."""
-    return {"X-Request-Id": error.request_id} if error.request_id else {}
 
 
 class VBSClient:
@@ -180,7 +146,7 @@ class VBSClient:
         self._endpoint = None if endpoint is None else str(check_endpoint(endpoint))
         known = KNOWN_REGIONS.get(region) if region is not None else None
         # The known table's endpoint, used when no catalog names VBS.
-        self._fallback_endpoint = known.vbs if known is not None else None
+        self._fallback_endpoint = VBS_SERVICE.known_endpoint(region)
         if (
             self._endpoint is None
             and self._fallback_endpoint is None
@@ -228,7 +194,18 @@ class VBSClient:
         # `end_check="auto"`, a shorter page at that limit is the end at once.
         # One per listing (endpoint), never shared with another API's.
         self._sharing_page_sizes: dict[int, int] = {}
-        self._closed = False
+        self._session = Session(
+            VBS_SERVICE,
+            auth=auth,
+            transport=self._transport,
+            limiter=self._limiter,
+            retry=self._retry,
+            budget=self._budget,
+            endpoint=self._endpoint,
+            region=region,
+        )
+        # Every request of the client, IAM's included, passes here.
+        self._call = self._session.call
 
     def __repr__(self) -> str:
         return f"VBSClient({self._endpoint!r}, auth={self._auth!r})"
@@ -313,7 +290,7 @@ class VBSClient:
 
         A borrowed aiohttp session stays open.
         """
-        self._closed = True
+        self._session.closed = True
         await self._auth.aclose()
         await self._transport.close()
 
@@ -325,210 +302,6 @@ class VBSClient:
                 ResourceWarning,
                 stacklevel=1,
                 source=self,
-            )
-
-    # -- sending: every request of the client, IAM's included, passes here ---------
-
-    async def _call(self, request: Request, stats: ListingStats | None = None) -> Response:
-        """Send `request` until it succeeds; return its 2xx answer or raise the right error.
-
-        Transient failures are retried under the policy and the budget; the
-        gateway's throttling (429) is waited out under the learned rate and
-        spends neither. Both are bounded by `RetryPolicy.timeout`. Every
-        credential the client knows is masked in the error that leaves.
-        """
-        if self._closed:
-            raise RuntimeError("the VBSClient is closed")
-        policy = self._retry
-        state = _CallState()
-        try:
-            async with asyncio.timeout(policy.timeout):
-                return await self._attempts(request, state, stats)
-        except TimeoutError as exc:
-            if isinstance(exc, VBSError):
-                raise redact_error(exc, self._auth.secrets()) from None
-            if state.throttled is not None:
-                state.throttled.message += (
-                    f" (still throttled at the call's deadline of {policy.timeout}s: "
-                    "RetryPolicy.timeout; --deadline on the command)"
-                )
-                raise redact_error(state.throttled, self._auth.secrets()) from None
-            raise RequestTimeoutError(
-                f"the call did not finish within its deadline of {policy.timeout}s, retries "
-                "included (RetryPolicy.timeout; --deadline on the command)",
-                project_id=request.project_id,
-                offset=request.offset,
-            ) from None
-        except VBSError as error:
-            raise redact_error(error, self._auth.secrets()) from None
-
-    async def _attempts(
-        self, request: Request, state: _CallState, stats: ListingStats | None
-    ) -> Response:
-        """Attempt `request` until it succeeds, or fails in a way not worth retrying."""
-        while True:
-            try:
-                return await self._attempt(request, state, stats)
-            except NotFoundError as error:
-                if request.method == "DELETE" and state.outcome_unknown:
-                    # An earlier attempt may have deleted it, its answer lost:
-                    # the 404 proves the state asked for.
-                    return Response(HTTPStatus.NO_CONTENT, _error_headers(error), b"")
-                raise
-            except VBSError as error:
-                wait = self._retry_wait(error, request, state.attempt)
-                if wait is None:
-                    raise
-                state.outcome_unknown |= _may_have_acted(error)
-                self._log_retry(request, error, state.attempt, wait)
-                if stats is not None:
-                    stats.retries += 1
-                await asyncio.sleep(wait)
-                state.attempt += 1
-
-    def _retry_wait(self, error: VBSError, request: Request, attempt: int) -> float | None:
-        """Seconds to wait before trying `request` again after `error`, or None to give up."""
-        policy = self._retry
-        if (
-            attempt >= policy.attempts
-            or not stamina.is_active()
-            or not is_transient(error, request)
-            or not self._budget.spend(error)
-        ):
-            return None
-        retry_after = getattr(error, "retry_after", None)
-        return policy.backoff(attempt) if retry_after is None else policy.backoff_after(retry_after)
-
-    async def _attempt(
-        self, request: Request, state: _CallState, stats: ListingStats | None
-    ) -> Response:
-        """One attempt: authenticate, send under the limits, wait out throttling, check."""
-        url = URL(await self._endpoint_for(request) + request.target, encoded=True)
-        auth = request.signer or self._auth
-        refreshed = False
-        while True:
-            credentials = (
-                await auth.headers(request, url, self._call) if request.authenticate else {}
-            )
-            started, response = await self._exchange(request, url, credentials, state, stats)
-            if 200 <= response.status < 300:  # noqa: PLR2004
-                self._limiter.adaptive.succeeded(started)
-                self._budget.refund()
-                return response
-            refusal = api_error(
-                response, project_id=request.project_id or None, offset=request.offset
-            )
-            if is_throttling(refusal.status, refusal.code):
-                # Flow control, not failure: the gateway did not act on it.
-                self._limiter.adaptive.throttled(started)
-                state.throttled = refusal
-                if stats is not None:
-                    stats.throttled += 1
-                await asyncio.sleep(self._throttle_wait(refusal, state))
-                continue
-            self._limiter.adaptive.succeeded(started)
-            if (
-                response.status == HTTPStatus.UNAUTHORIZED
-                and request.authenticate
-                and not refreshed
-                and auth.invalidate(request.project_id, credentials)
-            ):
-                refreshed = True
-                continue
-            raise refusal
-
-    async def _endpoint_for(self, request: Request) -> str:
-        """Where `request` goes: its own endpoint (IAM), the client's, or the catalog's."""
-        if request.endpoint is not None:
-            return request.endpoint
-        if self._endpoint is not None:
-            return self._endpoint
-        catalog = await self._auth.catalog(request.project_id, self._call)
-        found = catalog_endpoint(catalog, VBS_SERVICE_TYPES, self._region)
-        if found is not None:
-            return found
-        if self._fallback_endpoint is not None:
-            return self._fallback_endpoint
-        region = f" in region {self._region}" if self._region else ""
-        raise ConfigurationError(
-            f"the token's service catalog names no VBS endpoint (type vbs or vbsv2){region}; "
-            "set VBS_ENDPOINT",
-            project_id=request.project_id,
-        )
-
-    def _throttle_wait(self, refusal: APIError, state: _CallState) -> float:
-        """Seconds a throttled request waits before it queues again for its turn."""
-        state.throttles += 1
-        if refusal.retry_after is not None:
-            wait = min(refusal.retry_after, self._retry.wait_max)
-        elif self._limiter.adaptive.active:
-            wait = 0.0  # the learned rate spaces it
-        else:
-            wait = self._retry.backoff(state.throttles)
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "throttled (%s) for project %s offset=%s, waiting %.3fs, then at %.1f/s",
-                refusal.code or refusal.status,
-                refusal.project_id,
-                refusal.offset,
-                wait,
-                self._limiter.adaptive.rate,
-                extra={"vbs_throttle_wait": wait},
-            )
-        return wait
-
-    async def _exchange(
-        self,
-        request: Request,
-        url: URL,
-        credentials: dict[str, str],
-        state: _CallState,
-        stats: ListingStats | None,
-    ) -> tuple[float, Response]:
-        """Send once through the transport, under the limits; (start time, answer)."""
-        headers = {"Accept": "application/json", **credentials}
-        if request.body is not None:
-            headers["Content-Type"] = "application/json"
-        async with self._limiter.slot() as started:
-            if stats is not None:
-                stats.requests += 1
-            began = time.perf_counter()
-            try:
-                response = await self._transport.send(request, url, headers)
-            except VBSError as error:
-                self._log(request, state.attempt, began, type(error).__name__)
-                raise
-        self._log(request, state.attempt, began, response.status)
-        return started, response
-
-    @staticmethod
-    def _log_retry(request: Request, error: VBSError, attempt: int, wait: float) -> None:
-        if logger.isEnabledFor(logging.DEBUG):
-            outcome = error.status if isinstance(error, APIError) else type(error).__name__
-            logger.debug(
-                "retry %d of %s %s for project %s offset=%s after %s, waiting %.3fs",
-                attempt,
-                request.method,
-                request.path,
-                request.project_id,
-                request.offset,
-                outcome,
-                wait,
-                extra={"vbs_retry_wait": wait},
-            )
-
-    @staticmethod
-    def _log(request: Request, attempt: int, began: float, outcome: object) -> None:
-        if logger.isEnabledFor(logging.DEBUG):
-            # The path only: IDs, never a credential (none travels in a URL).
-            logger.debug(
-                "%s %s offset=%s -> %s in %.3fs (attempt %d)",
-                request.method,
-                request.path,
-                request.offset,
-                outcome,
-                time.perf_counter() - began,
-                attempt,
             )
 
     # -- listing ----------------------------------------------------------------

@@ -228,18 +228,30 @@ class RequestLimiter:
         self._fixed = StartRateLimiter(rate_limit, clock) if rate_limit else None
 
     @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[float]:
-        """Hold one request slot, started at its turn; yields the start time."""
-        async with self._slots:
+    async def slot(
+        self, *, queued: Callable[[], contextlib.AbstractContextManager[None]] | None = None
+    ) -> AsyncIterator[float]:
+        """Hold one request slot, started at its turn; yields the start time.
+
+        Args:
+            queued: The context the waiting for the turn runs in (the call's
+                deadline pauses there: the client's own queue is not the server's time).
+        """
+        with queued() if queued is not None else contextlib.nullcontext():
+            await self._slots.acquire()
+        try:
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
             try:
-                await self.adaptive.acquire()
-                if self._fixed is not None:
-                    await self._fixed.acquire()
+                with queued() if queued is not None else contextlib.nullcontext():
+                    await self.adaptive.acquire()
+                    if self._fixed is not None:
+                        await self._fixed.acquire()
                 self.started += 1
                 # After every wait: what a throttled answer is judged by is when
                 # the request really left.
                 yield self._clock()
             finally:
                 self.in_flight -= 1
+        finally:
+            self._slots.release()

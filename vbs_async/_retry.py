@@ -6,7 +6,7 @@
 service cannot set off a retry storm. `is_throttling` tells the gateway's
 flow control (429) from failures: it is waited out, not retried.
 
-The retry loop itself is the client's (`VBSClient._call`), not stamina's:
+The retry loop itself is the session's (`Session.call`), not stamina's:
 stamina's instrumentation is process-wide (`set_on_retry_hooks`) and logs
 every retry at WARNING to the `stamina` logger, with the exception (and so
 whatever a server echoed) attached, which a library cannot turn off without
@@ -74,9 +74,17 @@ class RetryPolicy:
         default=1.0, validator=validator(_check_non_negative, "RetryPolicy.wait_jitter")
     )
 
-    def backoff_after(self, retry_after: float) -> float:
-        """The wait for a server's `Retry-After`: jittered, capped at `wait_max`."""
-        return min(retry_after + random.uniform(0, self.wait_jitter), self.wait_max)  # noqa: S311
+    def backoff_after(self, attempt: int, retry_after: float | None) -> float:
+        """The wait after failed attempt `attempt` whose answer said `Retry-After`.
+
+        The server's wait is a floor, never a licence: `Retry-After: 0` (or a
+        date in the past) waits as long as no header would. Capped at `wait_max`.
+        """
+        wait = self.backoff(attempt)
+        if retry_after is None:
+            return wait
+        spread = retry_after + random.uniform(0, self.wait_jitter)  # noqa: S311
+        return max(wait, min(spread, self.wait_max))
 
     def backoff(self, attempt: int) -> float:
         """The wait after failed attempt number `attempt` (from 1), as stamina computes it."""

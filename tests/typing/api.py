@@ -115,3 +115,24 @@ async def misspelt_options_are_type_errors(client: VBSClient) -> None:
     key: vbs_async.SortKey = "updated_at"
     direction: vbs_async.SortDir = "desc"
     client.iter_sharings("p1", end_check=check, sort_key=key, sort_dir=direction, verify=True)
+
+
+def inventory_contract(client_results: list[ProjectSharings]) -> None:
+    """`vbs_async.inventory` as a service records, audits and diffs crawls."""
+    from vbs_async.inventory import Inventory, Severity, audit, diff  # noqa: PLC0415
+
+    with vbs_async.inventory.Inventory("inventory.sqlite", write=True) as inventory:
+        run = inventory.start_run(["p1"], account="OTC001", region="eu-de")
+        for result in client_results:
+            run.record(result)
+        state: str = run.finish()
+    with Inventory("inventory.sqlite") as inventory:
+        findings = audit(inventory, trusted={"p2"}, minimum=Severity.MEDIUM)
+        for finding in findings:
+            command: str = finding.remediation
+            level: int = finding.severity
+        changes = diff(inventory)
+        for change in changes:
+            kind: str = change.kind
+        added: int = changes.summary.added
+    del state, command, level, kind, added

@@ -6,7 +6,6 @@ import asyncio
 import codecs
 import contextlib
 import math
-import os
 import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -19,21 +18,24 @@ from vbs_async._errors import VBSError
 from vbs_async._requests import text_filters
 from vbs_async._retry import RetryPolicy
 from vbs_async._validation import END_CHECKS, SORT_DIRECTIONS, SORT_KEYS, check_id
+from vbs_async.inventory import InventoryError
 
-from ._calls import cancel, count, get, share
+from ._audit import audit_command
+from ._calls import EXIT_BROKEN_PIPE, CallError, cancel, count, get, share, stdout_gone
 from ._connect import configured_client, connection_options, tls_setting
+from ._diff import diff_command
 from ._failures import CrawlStoppedError
+from ._files import PathError, is_stdout, read_target
+from ._inventory import InventorySpec
 from ._logging import Verbosity, operator_logging
 from ._projects import ProjectLookupError, resolve_projects
-from ._run import EXIT_USAGE, CrawlJob, run_crawl
+from ._run import EXIT_USAGE, CrawlJob, check_paths, run_crawl
+from ._signals import StopSignals
 from ._state import StateError
+from ._text import printable
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
-
-
-EXIT_BROKEN_PIPE = 141
-"""The exit status when the reader of stdout left: 128 + SIGPIPE, as shell tools give."""
 
 
 class CommandError(click.ClickException):
@@ -43,7 +45,7 @@ class CommandError(click.ClickException):
 
 
 class _Cli(click.Group):
-    """Errors become one line on stderr (a traceback only with --debug)."""
+    """Errors become one line on stderr (a traceback only with --debug), with the table's status."""
 
     def main(  # type: ignore[override]
         self,
@@ -54,18 +56,47 @@ class _Cli(click.Group):
         **extra: Any,
     ) -> Any:
         # The command line as typed, for the hint that says how to resume.
-        self.invoked = (prog_name or "vbs-async", *(sys.argv[1:] if args is None else args))
+        arguments = sys.argv[1:] if args is None else list(args)
+        self.invoked = (prog_name or "vbs-async", *arguments)
         try:
             status = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            _flush_stdout()
         except click.ClickException as exc:
-            click.echo(f"vbs-async: error: {exc.format_message()}", err=True)
-            status = EXIT_USAGE
+            status = _error(exc.format_message(), EXIT_USAGE)
+        except CallError as exc:
+            status = _error(str(exc), exc.status)
         except click.exceptions.Abort:
             status = 130
+        except BrokenPipeError:
+            stdout_gone()  # the reader left (`| head`): quietly, as SIGPIPE would
+            status = EXIT_BROKEN_PIPE
+        except OSError as exc:
+            # Writing stdout failed (`> /dev/full`, a full disk): say so in one line.
+            stdout_gone()
+            if "--debug" in arguments:
+                raise
+            status = _error(f"cannot write: {exc.strerror or exc}", EXIT_USAGE)
+        except Exception as exc:
+            if "--debug" in arguments:
+                raise
+            status = _error(
+                f"unexpected {type(exc).__name__}: {exc} (--debug shows where)", EXIT_USAGE
+            )
         status = status if isinstance(status, int) else 0
         if standalone_mode:
             sys.exit(status)
         return status
+
+
+def _error(message: str, status: int) -> int:
+    with contextlib.suppress(OSError):
+        click.echo(f"vbs-async: error: {printable(message)}", err=True)
+    return status
+
+
+def _flush_stdout() -> None:
+    """Flush stdout now, so a write that fails is reported, not lost at exit."""
+    sys.stdout.flush()
 
 
 @click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
@@ -79,7 +110,7 @@ def _read_project_ids(arguments: Iterable[str], projects_file: IO[bytes] | None)
     ids = list(arguments)
     if projects_file is not None:
         data = projects_file.read()
-        name = getattr(projects_file, "name", "the projects file")
+        name = getattr(projects_file, "name", "-")
         # Windows tools write byte order marks: UTF-16 (PowerShell's `>` before
         # version 6) is known by its mark; UTF-8's (Notepad) is dropped.
         encoding = (
@@ -91,10 +122,14 @@ def _read_project_ids(arguments: Iterable[str], projects_file: IO[bytes] | None)
             raise CommandError(
                 f"{name} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
             ) from None
-        for line in lines:
-            text = line.split("#", 1)[0].strip()
-            if text:
-                ids.append(text)
+        found = [text for line in lines if (text := line.split("#", 1)[0].strip())]
+        if not found:
+            # Never fall back to the configured project: an empty list is
+            # usually a step before that failed (and `cancel --from-file`
+            # fed from the crawl would then cancel the wrong project's rows).
+            where = "stdin" if name in {"<stdin>", "-"} or not isinstance(name, str) else name
+            raise CommandError(f"no projects in {where}")
+        ids.extend(found)
     for project_id in ids:
         try:
             check_id("project ID", project_id)
@@ -110,7 +145,19 @@ def _filter_options(command: Any) -> Any:
     return command
 
 
-@cli.command()
+@cli.command(
+    epilog="""\b
+Examples:
+  vbs-async crawl --all-projects -o sharings.jsonl --resume crawl.state
+  vbs-async crawl eu-de_prod eu-de_test --format csv -o sharings.csv --report -
+
+\b
+Exit status: 0 every project succeeded, 1 some failed, 2 a usage or
+configuration error or a crawl stopped early (credentials refused, an
+endpoint that does not answer, --max-failures), 129/130/143 stopped by
+SIGHUP/Ctrl-C/SIGTERM (with the summary so far), 141 the reader of stdout
+left (`| head`)."""
+)
 @click.argument("project_ids", nargs=-1)
 @click.option(
     "--projects-file",
@@ -233,6 +280,15 @@ def _filter_options(command: Any) -> Any:
     help="Write what the crawl did as JSON: per project ok/failed/skipped, with totals.",
 )
 @click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also record the run in this SQLite inventory (for audit and diff).",
+)
+@click.option(
+    "--account",
+    help="With --db: the account (domain) the projects belong to, as audit and diff name it.",
+)
+@click.option(
     "--max-failures",
     type=click.IntRange(min=1),
     help="Stop the crawl (exit 2) once this many projects have failed.",
@@ -268,22 +324,27 @@ def crawl(ctx: click.Context, /, project_ids: tuple[str, ...], **options: Any) -
     (eu-de_prod); --all-projects crawls every enabled project of the region;
     with none of them, the configured project (project_name / project_id,
     delegated_project), or with --emulator every emulator project.
-
-    Exit status: 0 if every project succeeded, 1 if any failed, 2 for a
-    usage or configuration error or a crawl stopped early (credentials
-    refused, an endpoint that stopped answering, --max-failures), 130 when
-    interrupted, 141 when the reader of stdout left (`| head`).
     """
     verbosity: Verbosity = options.pop("verbosity") or "normal"
     debug = verbosity == "debug"
     options["quiet"] = verbosity == "quiet"
     root = ctx.find_root().command
     options["command"] = getattr(root, "invoked", ("vbs-async", "crawl"))
-    ids = _read_project_ids(project_ids, options.pop("projects_file"))
-    if options["output"] == Path("-"):
+    projects_file = options.pop("projects_file")
+    if is_stdout(options["output"]):
         options["output"] = None  # `-o -` is stdout
     if options["state"] is not None and options["output"] is None:
         raise CommandError("--resume needs --output: stdout cannot be resumed")
+    try:
+        check_paths(
+            options["output"],
+            options["state"],
+            options["report"],
+            read_target("--projects-file", projects_file),
+        )
+    except (PathError, StateError) as exc:
+        raise CommandError(str(exc)) from None
+    ids = _read_project_ids(project_ids, projects_file)
     if ids and options["all_projects"]:
         raise CommandError("name projects or use --all-projects, not both")
     try:
@@ -294,7 +355,7 @@ def crawl(ctx: click.Context, /, project_ids: tuple[str, ...], **options: Any) -
     except BrokenPipeError:
         # The reader left (`| head -1`): stop quietly, as a shell tool killed by
         # SIGPIPE would, and keep Python from complaining when it flushes stdout.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        stdout_gone()
         status = EXIT_BROKEN_PIPE
     except Exception as exc:
         if debug:
@@ -304,6 +365,22 @@ def crawl(ctx: click.Context, /, project_ids: tuple[str, ...], **options: Any) -
 
 
 async def _crawl(ids: list[str], options: dict[str, Any]) -> int:
+    with StopSignals() as signals:
+        try:
+            return await _crawl_with(ids, options, signals)
+        except asyncio.CancelledError:
+            if signals.signal is None:
+                raise
+            # Before the crawl proper: looking projects up, or opening files.
+            with contextlib.suppress(OSError):
+                sys.stderr.write(
+                    f"interrupted: {signals.name} before any project was crawled; "
+                    "nothing was written\n"
+                )
+            return signals.status
+
+
+async def _crawl_with(ids: list[str], options: dict[str, Any], signals: StopSignals) -> int:
     listing = {
         key: options.pop(key)
         for key in ["share_to_me", "sort_key", "sort_dir", "page_size", "end_check", "verify"]
@@ -331,15 +408,34 @@ async def _crawl(ids: list[str], options: dict[str, Any]) -> int:
             max_failures=options["max_failures"],
             command=options["command"],
             endpoint=client.endpoint or f"of VBS in {client.region or 'the catalog'}",
+            inventory=await _inventory_spec(client, options),
         )
         try:
-            return await run_crawl(client, job, sys.stderr)
-        except (StateError, CrawlStoppedError) as exc:
+            return await run_crawl(client, job, sys.stderr, signals)
+        except (StateError, PathError, CrawlStoppedError, InventoryError) as exc:
             raise CommandError(str(exc)) from None
         except (OSError, ValueError) as exc:
             if isinstance(exc, VBSError | BrokenPipeError):
                 raise
             raise CommandError(str(exc)) from None
+
+
+async def _inventory_spec(client: VBSClient, options: dict[str, Any]) -> InventorySpec | None:
+    """Where `--db` records the run; with --all-projects, every project of the account."""
+    if options["db"] is None:
+        if options["account"] is not None:
+            raise CommandError("--account names the account of a --db run: give --db too")
+        return None
+    known: tuple[Any, ...] = ()
+    if options["all_projects"]:
+        known = tuple(await client.list_projects(include_disabled=True))
+    return InventorySpec(
+        options["db"],
+        account=options["account"],
+        region=client.region,
+        known_projects=known,
+        whole_account=options["all_projects"],
+    )
 
 
 async def _client(
@@ -480,3 +576,6 @@ def emulator(**options: Any) -> None:
 
 for _call in (count, get, share, cancel):
     cli.add_command(_call)
+
+cli.add_command(audit_command)
+cli.add_command(diff_command)

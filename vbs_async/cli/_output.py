@@ -3,12 +3,17 @@
 - Each project's rows are kept apart while it is listed (in memory up to
   1 MiB, then in an unnamed temporary file) and go to the output in one piece
   when its listing ends well; a failed project's rows are dropped.
-- Without `--resume`, the output is written to a temporary file beside it
-  and renamed over it at the end, also after a partial run; when no project
-  succeeded, an existing output is kept as it was. A run that fails to start
-  never touches it.
-- With `--resume`, rows are appended to the output itself, which the state
-  checks is the file it wrote and cuts back to what finished projects wrote.
+- Without `--resume`, a regular output file (or a new one) is written to a
+  temporary file beside it and renamed over it at the end, also after a
+  partial run; when no project succeeded, an existing output is kept as it
+  was. A run that fails to start never touches it. A symlink is written
+  through: its target is replaced, the link stays.
+- An output that is not a regular file (a terminal, a FIFO, a device) is
+  written as a shell's `>` would: opened and written, never replaced.
+- With `--resume`, rows are appended to the output itself (a regular file),
+  which the state checks is the file it wrote and cuts back to what
+  finished projects wrote.
+- The output is locked for the job: a second crawl writing it stops at once.
 - `-o -` (or no `--output`) is stdout.
 """
 
@@ -21,6 +26,7 @@ import sys
 import tempfile
 from typing import IO, TYPE_CHECKING, Final
 
+from ._files import Target, classify, lock, open_redirect, temporary_beside
 from ._state import State, StateError
 
 if TYPE_CHECKING:
@@ -65,18 +71,28 @@ class Output:
     """
 
     def __init__(
-        self, stream: IO[bytes], path: Path | None, temporary: Path | None, *, owned: bool
+        self,
+        stream: IO[bytes],
+        target: Target,
+        temporary: Path | None = None,
+        *,
+        owned: bool,
+        held: IO[bytes] | None = None,
     ) -> None:
         self._owned = owned
         self.stream = stream
-        self.path = path
+        self.target = target
+        self.path = target.path
         self._temporary = temporary
+        self._held = held
         self.kept_old = False
 
     @property
     def spool_directory(self) -> Path | None:
         """Where projects' rows spill to disk: beside the output (same disk)."""
-        return None if self.path is None else self.path.parent
+        if self.target.replaceable and self.target.real is not None:
+            return self.target.real.parent
+        return None
 
     def append(self, rows: ProjectRows) -> None:
         """Append a finished project's rows and flush them."""
@@ -85,15 +101,16 @@ class Output:
 
     def finish(self, *, any_succeeded: bool) -> None:
         """Put the output in place: rename the temporary file over it, or keep the old one."""
-        if self._temporary is None or self.path is None:
+        if self._temporary is None or self.target.real is None:
             self.stream.flush()
             return
         self.close()
-        if not any_succeeded and self.path.exists():
+        if not any_succeeded and self.target.kind == "regular":
             self._temporary.unlink()
             self.kept_old = True
             return
-        self._temporary.replace(self.path)
+        self._temporary.replace(self.target.real)
+        self._temporary = None
 
     def abandon(self) -> None:
         """The run failed before it could write anything worth keeping: leave the output alone."""
@@ -102,27 +119,48 @@ class Output:
                 self.close()
             with contextlib.suppress(OSError):
                 self._temporary.unlink()
+            self._temporary = None
 
     def close(self) -> None:
-        """Close the file this run opened (never stdout)."""
+        """Close the file this run opened (never stdout), and let go of the lock."""
         if self._owned and not self.stream.closed:
             self.stream.close()
+        if self._held is not None:
+            with contextlib.suppress(OSError):
+                self._held.close()
+            self._held = None
 
 
 @contextlib.contextmanager
 def open_output(path: Path | None, state: State | None) -> Iterator[Output]:
-    """The output for a run: stdout, the resumed file, or a temporary file beside `path`.
+    """The output for a run: stdout, the resumed file, a redirect, or a temporary file.
 
     Raises:
         StateError: The resumed output is not the one the state wrote, or a
             new state would write over an existing file.
+        PathError: The output cannot be written, or another crawl writes it.
     """
-    if path is None:
-        output = Output(sys.stdout.buffer, None, None, owned=False)
+    target = classify(path, "--output")
+    if target.kind == "stdout":
+        output = Output(sys.stdout.buffer, target, owned=False)
     elif state is not None:
-        output = Output(_resumed(path, state), path, None, owned=True)
+        if not target.replaceable:
+            raise StateError(
+                f"--resume needs --output to be a regular file; {path} is not one "
+                "(a device or a FIFO cannot be cut back to what finished projects wrote)"
+            )
+        output = Output(_resumed(target, state), target, owned=True)
+    elif target.kind == "special":
+        output = Output(open_redirect(target), target, owned=True)
     else:
-        output = Output(*_temporary_beside(path), owned=True)
+        held = _hold(target)
+        try:
+            stream, temporary = temporary_beside(target)
+        except BaseException:
+            if held is not None:
+                held.close()
+            raise
+        output = Output(stream, target, temporary, owned=True, held=held)
     try:
         yield output
     except BaseException:
@@ -130,6 +168,22 @@ def open_output(path: Path | None, state: State | None) -> Iterator[Output]:
         raise
     finally:
         output.close()
+
+
+def _hold(target: Target) -> IO[bytes] | None:
+    """Lock an existing output while a new version of it is written (None: nothing there)."""
+    if target.kind != "regular" or target.real is None:
+        return None
+    try:
+        held = target.real.open("rb")
+    except OSError:
+        return None  # unreadable: the rename is still atomic; only the lock is lost
+    try:
+        lock(held, target)
+    except BaseException:
+        held.close()
+        raise
+    return held
 
 
 def check_finished_output(path: Path | None, state: State) -> None:
@@ -155,37 +209,33 @@ def check_finished_output(path: Path | None, state: State) -> None:
         )
 
 
-def _resumed(path: Path, state: State) -> IO[bytes]:
-    if state.is_new:
-        if path.exists() and path.stat().st_size > 0:
-            raise StateError(
-                f"{path} already exists and the new state {state.path} has no record of it: "
-                "move it away or choose another --output (nothing was written)"
-            )
-        stream = path.open("w+b")
-    else:
-        try:
-            stream = path.open("r+b")
-        except FileNotFoundError:
-            raise StateError(
-                f"{path} is missing but {state.path} records finished projects: "
-                "use a new state file"
-            ) from None
-        try:
-            state.check_output(stream)
-        except StateError:
-            stream.close()
-            raise
+def _resumed(target: Target, state: State) -> IO[bytes]:
+    path = target.path
+    assert path is not None  # noqa: S101 - a file, not stdout
+    flags = os.O_RDWR | (os.O_CREAT if state.is_new else 0)
+    try:
+        # As a redirect would: a new file gets the umask's mode.
+        stream = os.fdopen(os.open(path, flags, 0o666), "r+b")
+    except FileNotFoundError:
+        raise StateError(
+            f"{path} is missing but {state.path} records finished projects: use a new state file"
+        ) from None
+    try:
+        lock(stream, target)  # first: another job writing it is the reason to give
+        _check_resumable(stream, path, state)
+    except BaseException:
+        stream.close()
+        raise
     stream.truncate(state.committed_size)
     stream.seek(state.committed_size)
     return stream
 
 
-def _temporary_beside(path: Path) -> tuple[IO[bytes], Path, Path]:
-    descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    # mkstemp makes it private (0600); the output gets the mode a new file would.
-    if hasattr(os, "fchmod"):  # not on Windows, where modes do not apply
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(descriptor, 0o666 & ~umask)
-    return os.fdopen(descriptor, "w+b"), path, type(path)(name)
+def _check_resumable(stream: IO[bytes], path: Path, state: State) -> None:
+    """Refuse a new state over an existing output, or an output the state did not write."""
+    if state.is_new and os.fstat(stream.fileno()).st_size > 0:
+        raise StateError(
+            f"{path} already exists and the new state {state.path} has no record of it: "
+            "move it away or choose another --output (nothing was written)"
+        )
+    state.check_output(stream)

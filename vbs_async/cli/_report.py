@@ -3,23 +3,26 @@
 One entry per project of the job, zero-sharing projects included: `ok`,
 `failed` (with the error's class, HTTP status, code and message),
 `skipped` (finished by an earlier run of the same state) or `not_crawled`
-(the crawl stopped first); the totals; and the job. Written to a temporary
-file and renamed, so a reader never sees half a report.
+(the crawl stopped first); the totals; and the job. Written as `_files`
+writes any output: `-` is stdout, a regular file is replaced atomically
+(keeping its mode; a new one gets the umask's), a device or FIFO is written
+as a redirect would.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from vbs_async._errors import APIError
 
+from ._files import classify, write_whole
+
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from vbs_async._models import ProjectDone
 
     from ._progress import Tally
@@ -96,9 +99,5 @@ class Report:
             },
             "projects": list(self._projects.values()),
         }
-        descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(descriptor, "wb") as stream:
-            stream.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
-        written = Path(name)
-        written.chmod(0o644)  # a report is for reading
-        written.replace(path)
+        data = orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
+        write_whole(classify(path, "--report"), data)

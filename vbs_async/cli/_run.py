@@ -12,20 +12,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shlex
-import signal
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Self
+from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 
 from vbs_async._models import ProjectDone, SharingPage
 
 from ._failures import CrawlStoppedError, FailurePolicy
+from ._files import PathError, Target, check_distinct, classify
+from ._inventory import CrawlRecorder, InventorySpec
 from ._output import Output, ProjectRows, check_finished_output, open_output
 from ._progress import Display, Tally
 from ._report import Report
 from ._rows import csv_header, csv_rows, jsonl
+from ._signals import StopSignals
 from ._state import State, StateError, digest_ids, finished_at
+from ._text import printable
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -58,6 +61,7 @@ class CrawlJob:
         max_failures: Stop after this many failed projects.
         command: The command line as run, for the resume hint.
         endpoint: The endpoint as messages name it.
+        inventory: Where to record the run (`--db`), if anywhere.
     """
 
     project_ids: list[str]
@@ -72,6 +76,7 @@ class CrawlJob:
     max_failures: int | None = None
     command: tuple[str, ...] = ()
     endpoint: str = "VBS"
+    inventory: InventorySpec | None = None
 
     def identity(self) -> dict[str, Any]:
         """What makes two runs the same job (the state refuses any other)."""
@@ -97,36 +102,83 @@ class CrawlJob:
         return jsonl(project_id, page.items)
 
 
-async def run_crawl(client: VBSClient, job: CrawlJob, stderr: IO[str]) -> int:
-    """Crawl, write, report; the exit status (0 ok, 1 some failed, 2 stopped, 130/143 interrupted).
+async def run_crawl(
+    client: VBSClient, job: CrawlJob, stderr: IO[str], signals: StopSignals | None = None
+) -> int:
+    """Crawl, write, report; the exit status (0 ok, 1 some failed, 2 stopped, 129/130/143 signals).
+
+    `signals`: the command's own signal handling, if it installed one
+    already; else the crawl installs its own while it runs.
 
     Raises:
         StateError: The state or output cannot be used for this job (before
             anything is written).
     """
-    _check_paths(job)
+    check_paths(job.output, job.state, job.report)
     state = State(job.state, job.identity()) if job.state is not None else None
     if state is not None:
         state.acquire()
+    recorder = None
     try:
-        return await _run(client, job, state, stderr)
+        if job.inventory is not None:
+            recorder = CrawlRecorder.open(
+                job.inventory,
+                project_ids=job.project_ids,
+                job=job.identity(),
+                listing=job.listing,
+                state=state,
+                others=[job.output, job.state, job.report],
+            )
+        return await _run(client, job, state, stderr, recorder, signals)
     finally:
+        if recorder is not None:
+            recorder.close()
         if state is not None:
             state.release()
 
 
-def _check_paths(job: CrawlJob) -> None:
-    state, output = job.state, job.output
-    if state is None or output is None:
-        return
-    same = state.resolve() == output.resolve() or (
-        state.exists() and output.exists() and state.samefile(output)
-    )
-    if same:
-        raise StateError(f"--resume {state} is the output file: give the state a file of its own")
+def check_paths(
+    output: Path | None,
+    state: Path | None,
+    report: Path | None,
+    projects_file: Target | None = None,
+) -> None:
+    """Check a job's files before anything runs: each writable, no two the same file.
+
+    Raises:
+        PathError: A path cannot be written, or two are one file.
+        StateError: The state is the output.
+    """
+    output_target = classify(output, "--output")
+    # The file read first: an output that is it is named as the one at fault.
+    targets = [] if projects_file is None else [projects_file]
+    targets.append(output_target)
+    if state is not None:
+        if output_target.kind == "stdout":
+            raise PathError("--resume needs --output FILE: stdout cannot be resumed")
+        state_target = classify(state, "--resume")
+        if state_target.kind == "special":
+            raise PathError(f"--resume {state} is not a regular file")
+        if state_target.real == output_target.real or (
+            state_target.identity is not None and state_target.identity == output_target.identity
+        ):
+            raise StateError(
+                f"--resume {state} is the output file: give the state a file of its own"
+            )
+        targets.append(state_target)
+    if report is not None:
+        targets.append(classify(report, "--report"))
+    check_distinct(targets)
 
 
-async def _run(client: VBSClient, job: CrawlJob, state: State | None, stderr: IO[str]) -> int:
+async def _run(  # noqa: PLR0917 - a private step of run_crawl
+    client: VBSClient,
+    job: CrawlJob,
+    state: State | None,
+    stderr: IO[str],
+    recorder: CrawlRecorder | None = None,
+    signals: StopSignals | None = None,
+) -> int:
     finished = set(state.finished) if state is not None else set()
     pending = [p for p in job.project_ids if p not in finished]
     report = Report(job.project_ids, finished)
@@ -143,6 +195,8 @@ async def _run(client: VBSClient, job: CrawlJob, state: State | None, stderr: IO
             f"{finished_at(state)}; remove {state.path} to crawl again\n"
         )
         _write_report(job, report, tally, EXIT_OK, None)
+        if recorder is not None:
+            recorder.finish()
         return EXIT_OK
     policy = FailurePolicy(
         client.auth,
@@ -150,13 +204,19 @@ async def _run(client: VBSClient, job: CrawlJob, state: State | None, stderr: IO
         max_failures=job.max_failures,
         unreachable_window=UNREACHABLE_WINDOW,
     )
-    stopped_by = _StopSignals()
+    stopped_by = signals if signals is not None else StopSignals()
     stopped: str | None = None
-    display = Display(stderr, tally, interval=job.progress_interval, quiet=job.quiet)
     with open_output(job.output, state) as output:
         if state is not None:
             state.start(output.stream)
-        with display, stopped_by:
+        display = Display(
+            stderr,
+            tally,
+            interval=job.progress_interval,
+            quiet=job.quiet,
+            rows_to_terminal=_is_terminal(output.stream),
+        )
+        with display, contextlib.nullcontext() if signals is not None else stopped_by:
             try:
                 if job.output_format == "csv" and (job.output is None or output.stream.tell() == 0):
                     output.stream.write(csv_header())
@@ -171,6 +231,7 @@ async def _run(client: VBSClient, job: CrawlJob, state: State | None, stderr: IO
                         report=report,
                         policy=policy,
                         display=display,
+                        recorder=recorder,
                     )
             except CrawlStoppedError as exc:
                 if tally.ok == 0:
@@ -183,26 +244,49 @@ async def _run(client: VBSClient, job: CrawlJob, state: State | None, stderr: IO
                 if stopped_by.signal is None:
                     raise
         output.finish(any_succeeded=tally.ok > 0)
-    display.summary(_destination(job, output))
-    status = _conclude(job, tally, stopped_by.signal, stopped, stderr)
+    if recorder is not None and stopped_by.signal is None and stopped is None:
+        recorder.finish()  # else the run stays open, to be resumed
+    status = _status(tally, stopped_by, stopped)
     _write_report(job, report, tally, status, stopped)
+    # Last, as stderr may be gone (SIGHUP: the terminal closed); the files are done.
+    with contextlib.suppress(OSError):
+        display.summary(_destination(job, output))
+        _conclude(job, tally, stopped_by, stopped, stderr)
     return status
+
+
+def _is_terminal(stream: IO[bytes]) -> bool:
+    try:
+        return stream.isatty()
+    except (OSError, ValueError):
+        return False
+
+
+def _status(tally: Tally, signals: StopSignals, stopped: str | None) -> int:
+    if signals.signal is not None:
+        return signals.status
+    if stopped is not None:
+        return EXIT_STOPPED
+    return EXIT_FAILED if tally.failed else EXIT_OK
 
 
 def _conclude(
-    job: CrawlJob, tally: Tally, signal_number: int | None, stopped: str | None, stderr: IO[str]
-) -> int:
-    """The exit status; after an interruption or an early stop, how to go on."""
-    status = EXIT_FAILED if tally.failed else EXIT_OK
-    if signal_number is not None:
-        stderr.write(f"interrupted: {tally.done:,} projects finished in this run\n")
-        status = 128 + signal_number
+    job: CrawlJob, tally: Tally, signals: StopSignals, stopped: str | None, stderr: IO[str]
+) -> None:
+    """After an interruption or an early stop: what was done, what was not, how to go on."""
+    status = _status(tally, signals, stopped)
+    if signals.signal is not None:
+        left = (tally.total or 0) - tally.done
+        stderr.write(
+            f"interrupted: {signals.name} after {tally.done:,} projects finished in this run "
+            f"({tally.ok:,} written, {len(tally.failed):,} failed); {left:,} not finished, "
+            "their rows dropped (nothing was changed in the cloud)\n"
+        )
     elif stopped is not None:
-        stderr.write(f"stopped: {stopped}\n")
-        status = EXIT_STOPPED
+        stderr.write(f"stopped: {printable(stopped)}\n")
     if status not in {EXIT_OK, EXIT_FAILED} or (status == EXIT_FAILED and job.state is not None):
         stderr.write(_resume_hint(job) + "\n")
-    return status
+    stderr.flush()
 
 
 async def _drain(
@@ -216,6 +300,7 @@ async def _drain(
     report: Report,
     policy: FailurePolicy,
     display: Display,
+    recorder: CrawlRecorder | None = None,
 ) -> None:
     """Keep each project's pages apart; write them in one piece when it ends well."""
     open_projects: dict[str, ProjectRows] = {}
@@ -228,10 +313,12 @@ async def _drain(
                     if rows is None:
                         rows = open_projects[event.project_id] = ProjectRows(output.spool_directory)
                     rows.write(job.rows(event.project_id, event), len(event.items))
+                    if recorder is not None:
+                        recorder.page(event)
                     tally.listed += len(event.items)
                     display.update()  # a big project shows its progress too
                     continue
-                _finish(event, open_projects.pop(event.project_id, None), output, state)
+                _finish(event, open_projects.pop(event.project_id, None), output, state, recorder)
                 tally.record(event)
                 report.record(event)
                 display.update()
@@ -241,15 +328,23 @@ async def _drain(
                     assert event.error is not None  # noqa: S101 - not ok means an error
                     policy.failed(event.error)
     finally:
-        for rows in open_projects.values():
+        for project_id, rows in open_projects.items():
             rows.close()
+            if recorder is not None:
+                recorder.drop(project_id)
 
 
 def _finish(
-    done: ProjectDone, rows: ProjectRows | None, output: Output, state: State | None
+    done: ProjectDone,
+    rows: ProjectRows | None,
+    output: Output,
+    state: State | None,
+    recorder: CrawlRecorder | None = None,
 ) -> None:
     """Write a project that ended well and record it; drop a failed one's rows."""
     try:
+        if recorder is not None:
+            recorder.done(done)  # first: the database never lags the state file
         if done.ok:
             if rows is not None:
                 output.append(rows)
@@ -302,38 +397,3 @@ async def _ticking(display: Display, interval: float) -> AsyncIterator[None]:
     finally:
         ticker.cancel()
         await asyncio.wait([ticker])
-
-
-class _StopSignals:
-    """Ctrl-C and SIGTERM cancel the crawl so that it can stop cleanly with a summary."""
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-        self._installed: list[int] = []
-
-    def __enter__(self) -> Self:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None  # noqa: S101 - called from a coroutine
-
-        def stop(signum: int) -> None:
-            if self.signal is None:
-                self.signal = signum
-                task.cancel()
-
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(signum, stop, signum)
-            except (NotImplementedError, RuntimeError, ValueError):
-                continue  # not the main thread, or not a Unix loop
-            self._installed.append(signum)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        loop = asyncio.get_running_loop()
-        for signum in self._installed:
-            loop.remove_signal_handler(signum)
-        if self.signal is not None:
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()

@@ -1,0 +1,173 @@
+"""Helpers the test files share: written once here, imported everywhere."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Self
+
+from aiohttp import web
+
+from vbs_async import RetryPolicy
+from vbs_async.testing import Emulator
+
+if TYPE_CHECKING:
+    import subprocess
+    from collections.abc import Iterator
+    from pathlib import Path
+
+VBS_ASYNC = [sys.executable, "-m", "vbs_async"]
+"""The command, run as a real process by the interpreter running the tests."""
+
+# Tiny waits: retries are exercised for real, but never sleep noticeably.
+FAST_RETRY = RetryPolicy(attempts=4, wait_initial=0.001, wait_max=0.002, wait_jitter=0.0)
+# One retry, no wait at all: for tests where a retry only repeats the same answer.
+ONE_RETRY = RetryPolicy(attempts=2, wait_initial=0.0, wait_max=0.0, wait_jitter=0.0)
+# For fault rates of 25-30 %: ten tries make a page failing them all a one-in-a-million event.
+PATIENT_RETRY = RetryPolicy(attempts=10, wait_initial=0.001, wait_max=0.002, wait_jitter=0.0)
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (it was free a moment ago)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def emulator_in_thread(**options: Any) -> Iterator[Emulator]:
+    """An emulator serving from a thread of its own, so the command can run its own loop."""
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    emulator = Emulator(**options)
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(emulator.start())
+        started.set()
+        loop.run_forever()
+        loop.run_until_complete(emulator.close())
+        loop.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert started.wait(10)
+    try:
+        yield emulator
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+def command_env(emulator: Emulator, **extra: str) -> dict[str, str]:
+    """The environment of a command run against `emulator` (the test's isolated one)."""
+    env = dict(os.environ)
+    env.update(OS_AUTH_TOKEN=emulator.token, VBS_ENDPOINT=emulator.url, PYTHONUNBUFFERED="1")
+    env.update(extra)
+    return env
+
+
+def wait_for_lines(
+    path: Path, count: int, process: subprocess.Popen[bytes] | None = None, timeout: float = 30
+) -> None:
+    """Wait until `path` holds `count` lines; fail if `process` ends first or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_bytes().count(b"\n") >= count:
+            return
+        if process is not None and process.poll() is not None:
+            stderr = process.stderr.read() if process.stderr else b""
+            raise AssertionError(f"the process ended before {path} had {count} lines: {stderr!r}")
+        time.sleep(0.01)
+    raise AssertionError(f"{path} never reached {count} lines")
+
+
+class Gate:
+    """An emulator `drift` that holds every request for `held` projects until opened.
+
+    The emulator's thread waits at the gate, so a process under test is stopped
+    while its work is provably unfinished: a signal sent then cannot race the
+    end of the run.
+    """
+
+    def __init__(self, held: list[str]) -> None:
+        self.held = set(held)
+        self.opened = threading.Event()
+        self.reached = threading.Event()
+
+    def _wait(self, project_id: str) -> None:
+        if project_id in self.held and not self.opened.is_set():
+            self.reached.set()
+            self.opened.wait(60)
+
+    def before_list(self, store: object, project_id: str, offset: int) -> None:
+        del store, offset
+        self._wait(project_id)
+
+    def before_count(self, store: object, project_id: str) -> None:
+        del store
+        self._wait(project_id)
+
+
+class EchoServer:
+    """Answers every request with `status` and everything the request held, echoed."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+        self.received: list[str] = []
+        self.credentials: set[str] = set()
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    def echo(self, request: web.Request, body: bytes) -> str:
+        headers = "; ".join(f"{k}: {v}" for k, v in request.headers.items())
+        return f"{request.method} {request.path_qs} headers: {headers} body: {body.decode()}"
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        text = self.echo(request, body)
+        self.received.append(text)
+        self.credentials.update(
+            request.headers[name] for name in ("X-Auth-Token", "X-Security-Token")
+            if name in request.headers
+        )  # fmt: skip
+        # The request id echoes whichever credential header came (a gateway's mistake).
+        echoed_header = next(
+            (
+                request.headers[name]
+                for name in ("X-Auth-Token", "X-Security-Token", "Authorization")
+                if name in request.headers
+            ),
+            body.decode()[:200],
+        )
+        headers = {"X-Openstack-Request-Id": echoed_header, "X-Request-Id": echoed_header}
+        if self.status == 200:  # an answer that is not JSON, holding it all
+            return web.Response(status=200, text=f"<html>{text}</html>", headers=headers)
+        payload = {"error_msg": text, "error_code": text[:400], "error": {"message": text}}
+        return web.Response(
+            status=self.status,
+            body=json.dumps(payload).encode(),
+            content_type="application/json",
+            headers=headers,
+        )
+
+    async def __aenter__(self) -> Self:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()

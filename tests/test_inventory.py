@@ -1,0 +1,259 @@
+"""The inventory library: schema, one writer, runs recorded per project, diff exact."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from vbs_async import Backup, BackupSharing, ProjectSharings, VBSError
+from vbs_async.inventory import (
+    SCHEMA_VERSION,
+    ChangeKind,
+    Inventory,
+    InventoryBusyError,
+    InventoryError,
+    Severity,
+    SharingClass,
+    audit,
+    diff,
+)
+
+P1, P2, P3 = "a" * 32, "b" * 32, "c" * 32
+OUTSIDE = "f" * 32
+
+
+def sharing(sharing_id: str, project: str, to: str, status: str = "available") -> BackupSharing:
+    return BackupSharing(
+        id=sharing_id,
+        backup_id=f"backup-{sharing_id}",
+        from_project_id=project,
+        to_project_id=to,
+        backup=Backup(id=f"backup-{sharing_id}", name=f"disk {sharing_id}", status=status, size=40),
+    )
+
+
+def record(path, projects: dict[str, list[BackupSharing] | None], **options) -> int:
+    """One run: None marks a project whose listing failed."""
+    with Inventory(path, write=True) as inventory:
+        run = inventory.start_run(list(projects), **options)
+        for project_id, sharings in projects.items():
+            if sharings is None:
+                run.record(ProjectSharings(project_id, (), VBSError("HTTP 503")))
+            else:
+                run.record(ProjectSharings(project_id, tuple(sharings)))
+        run.finish()
+        return run.run_id
+
+
+def test_a_new_inventory_has_the_schema_version_and_the_application_id(tmp_path):
+    path = tmp_path / "inv.sqlite"
+    Inventory(path, write=True).close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 1
+    assert db.execute("PRAGMA application_id").fetchone()[0] == 0x56425341
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert tables == {"runs", "run_projects", "sharings"}
+    db.close()
+
+
+def test_a_second_writer_is_refused_while_the_first_is_open(tmp_path):
+    path = tmp_path / "inv.sqlite"
+    with Inventory(path, write=True):
+        with pytest.raises(InventoryBusyError, match="another vbs-async process is writing"):
+            Inventory(path, write=True)
+        with Inventory(path) as reader:  # readers need no lock
+            assert reader.runs() == []
+    Inventory(path, write=True).close()  # released
+
+
+def test_another_sqlite_database_is_refused_and_left_alone(tmp_path):
+    path = tmp_path / "other.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE mine (x)")
+    db.commit()
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(InventoryError, match="not a vbs-async inventory"):
+        Inventory(path, write=True)
+    assert path.read_bytes() == before
+
+
+def test_a_file_that_is_no_database_is_refused(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello, this is not SQLite at all, just some text " * 20)
+    with pytest.raises(InventoryError, match="not a vbs-async inventory"):
+        Inventory(path, write=True)
+
+
+def test_a_newer_schema_version_is_refused(tmp_path):
+    path = tmp_path / "inv.sqlite"
+    Inventory(path, write=True).close()
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version = 99")
+    db.close()
+    with pytest.raises(InventoryError, match="schema version 99, newer"):
+        Inventory(path)
+
+
+def test_reading_a_missing_inventory_says_how_to_make_one(tmp_path):
+    with pytest.raises(InventoryError, match="crawl --db"):
+        Inventory(tmp_path / "missing.sqlite")
+    assert not (tmp_path / "missing.sqlite").exists()
+
+
+def test_runs_record_outcomes_reasons_and_first_and_last_seen(tmp_path):
+    path = tmp_path / "inv.sqlite"
+    first = record(path, {P1: [sharing("s1", P1, P2)], P2: None}, account="acct", region="eu-de")
+    second = record(path, {P1: [sharing("s1", P1, P2)], P2: []}, account="acct", region="eu-de")
+    with Inventory(path) as inventory:
+        runs = inventory.runs()
+        assert [(r.run_id, r.state) for r in runs] == [(first, "partial"), (second, "complete")]
+        outcomes = inventory.projects(first)
+        assert [(p.project_id, p.outcome, p.reason) for p in outcomes] == [
+            (P1, "ok", None),
+            (P2, "failed", "HTTP 503"),
+        ]
+        assert outcomes[0].region == "eu-de"
+        rows = inventory.connection.execute(
+            "SELECT sharing_id, first_seen, last_seen FROM sharings"
+        ).fetchall()
+        assert rows == [("s1", first, second)]
+
+
+def test_recording_a_project_again_in_the_same_run_counts_it_once(tmp_path):
+    path = tmp_path / "inv.sqlite"
+    record(path, {P1: [sharing("s1", P1, P2), sharing("s2", P1, P2)]})
+    with Inventory(path, write=True) as inventory:
+        run = inventory.start_run([P1])
+        run.record(ProjectSharings(P1, (sharing("s1", P1, P2, "error"),)))
+        run.record(ProjectSharings(P1, (sharing("s1", P1, P2),)))  # again, as after a resume
+        run.finish()
+        rows = inventory.connection.execute(
+            "SELECT sharing_id, first_seen, last_seen FROM sharings ORDER BY sharing_id"
+        ).fetchall()
+    assert rows == [("s1", 1, 2), ("s2", 1, 1)]
+
+
+def test_resume_continues_the_unfinished_run_of_the_same_job(tmp_path):
+    path = tmp_path / "inv.sqlite"
+    with Inventory(path, write=True) as inventory:
+        run = inventory.start_run([P1, P2], job_key="job")
+        run.record(ProjectSharings(P1, ()))
+    with Inventory(path, write=True) as inventory:
+        again = inventory.start_run([P1, P2], job_key="job", resume=True)
+        assert (again.run_id, again.resumed) == (run.run_id, True)
+        assert again.outcomes() == {P1: "ok", P2: "not_crawled"}
+        other = inventory.start_run([P1, P2], job_key="job")  # no resume: a new run
+        assert other.run_id == run.run_id + 1
+        assert inventory.run(run.run_id).state == "interrupted"
+
+
+def test_a_database_holds_one_kind_of_listing(tmp_path):
+    path = tmp_path / "inv.sqlite"
+    record(path, {P1: []})
+    with (
+        Inventory(path, write=True) as inventory,
+        pytest.raises(InventoryError, match="one database per kind of listing"),
+    ):
+        inventory.start_run([P1], listing={"share_to_me": True})
+
+
+def test_audit_carries_stale_findings_of_a_failed_project_and_counts_unknown_ones(tmp_path):
+    path = tmp_path / "inv.sqlite"
+    record(path, {P1: [sharing("s1", P1, OUTSIDE)], P2: None})
+    record(path, {P1: None, P2: None})
+    with Inventory(path) as inventory:
+        result = audit(inventory)
+        findings = list(result)
+    assert [(f.sharing.sharing_id, f.stale, f.seen_run, f.first_seen_run) for f in findings] == [
+        ("s1", True, 1, 1)
+    ]
+    assert findings[0].sharing_class is SharingClass.EXTERNAL
+    assert findings[0].severity is Severity.HIGH
+    assert findings[0].remediation == f"vbs-async cancel {P1} s1"
+    assert result.unknown_projects == [P2]
+    assert result.stale_projects == [P1]
+
+
+def test_diff_of_a_failed_project_is_unknown_never_removed(tmp_path):
+    path = tmp_path / "inv.sqlite"
+    record(path, {P1: [sharing("s1", P1, OUTSIDE)], P2: [sharing("s2", P2, P1)]})
+    record(path, {P1: None, P2: [sharing("s3", P2, OUTSIDE)]})
+    with Inventory(path) as inventory:
+        changes = diff(inventory)
+        seen = sorted((c.kind, c.sharing.sharing_id) for c in changes)
+    assert seen == [(ChangeKind.ADDED, "s3"), (ChangeKind.REMOVED, "s2")]
+    summary = changes.summary
+    assert (summary.added, summary.removed, summary.unknown) == (1, 1, 1)
+    assert summary.unknown_projects == [P1]
+    assert summary.new_at_least(Severity.HIGH) == 1
+
+
+# -- the property: two (or three) runs with random changes, the diff exact -------------------
+
+PROJECTS = [f"{i:032x}" for i in range(1, 6)]
+TARGETS = [*PROJECTS, OUTSIDE]
+STATUSES = ["available", "creating", "error"]
+
+snapshots = st.dictionaries(
+    st.sampled_from(PROJECTS),
+    st.one_of(
+        st.none(),  # the listing failed
+        st.dictionaries(
+            st.sampled_from([f"s{i}" for i in range(8)]),
+            st.tuples(st.sampled_from(TARGETS), st.sampled_from(STATUSES)),
+            max_size=6,
+        ),
+    ),
+    min_size=1,
+)
+
+
+def _sharings(project: str, listing: dict[str, tuple[str, str]]) -> list[BackupSharing]:
+    # A sharing's ID is unique per project in the service: prefix it.
+    return [
+        sharing(f"{project[-2:]}-{sid}", project, to, status)
+        for sid, (to, status) in listing.items()
+    ]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(runs=st.lists(snapshots, min_size=2, max_size=3))
+def test_diff_is_exact_and_never_calls_a_failed_projects_sharing_removed(tmp_path_factory, runs):
+    path = tmp_path_factory.mktemp("prop") / "inv.sqlite"
+    for snapshot in runs:
+        record(path, {p: None if s is None else _sharings(p, s) for p, s in snapshot.items()})
+    old_snapshot, new_snapshot = runs[-2], runs[-1]
+    for old_index in range(len(runs) - 1):
+        old_snapshot = runs[old_index]
+        expected = {"added": set(), "removed": set(), "changed": set()}
+        unknown = 0
+        for project in set(old_snapshot) | set(new_snapshot):
+            old, new = old_snapshot.get(project), new_snapshot.get(project)
+            if old is None or new is None:
+                unknown += len(set(old or {}) | set(new or {}))
+                continue
+            expected["added"] |= {(project, s) for s in set(new) - set(old)}
+            expected["removed"] |= {(project, s) for s in set(old) - set(new)}
+            expected["changed"] |= {(project, s) for s in set(old) & set(new) if old[s] != new[s]}
+        with Inventory(path) as inventory:
+            changes = diff(inventory, old_run=old_index + 1, new_run=len(runs))
+            got = {"added": set(), "removed": set(), "changed": set()}
+            for change in changes:
+                item = change.sharing
+                got[change.kind.value].add((item.project_id, item.sharing_id.split("-", 1)[1]))
+                failed = (
+                    old_snapshot.get(item.project_id) is None
+                    or new_snapshot.get(item.project_id) is None
+                )
+                assert not failed, "a sharing of a failed project was reported"
+        assert got == expected
+        assert changes.summary.unknown == unknown
+        assert changes.summary.added == len(expected["added"])
+        assert changes.summary.removed == len(expected["removed"])
+        assert changes.summary.changed == len(expected["changed"])

@@ -1,0 +1,185 @@
+"""`crawl --db FILE`: every run recorded, one writer at a time, a killed crawl resumed exactly."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import time
+
+import pytest
+
+from vbs_async.inventory import Inventory
+
+from .test_cli import VBS_ASYNC, command_env, emulator_in_thread, invoke
+
+
+def dump(path) -> dict[str, list[tuple]]:
+    """What a database says, without times, run keys or row numbers."""
+    db = sqlite3.connect(path)
+    try:
+        return {
+            "runs": db.execute(
+                "SELECT run_id, state, account, region, listing, whole_account FROM runs"
+            ).fetchall(),
+            "projects": db.execute(
+                "SELECT run_id, project_id, position, outcome, reason, region, account, sharings "
+                "FROM run_projects ORDER BY run_id, position"
+            ).fetchall(),
+            "sharings": db.execute(
+                "SELECT project_id, sharing_id, backup_id, from_project_id, to_project_id, "
+                "created_at, updated_at, backup_name, backup_size, backup_volume_id, "
+                "backup_status, backup_availability_zone, digest, first_seen, last_seen "
+                "FROM sharings ORDER BY project_id, sharing_id, first_seen"
+            ).fetchall(),
+        }
+    finally:
+        db.close()
+
+
+def test_crawl_db_records_the_run_its_projects_and_every_sharing(tmp_path):
+    db = tmp_path / "inventory.sqlite"
+    result = invoke("crawl", "--emulator", "--emulator-projects", "4", "--emulator-sharings", "15",
+                    "--db", str(db), "--account", "OTC-A", "-o", str(tmp_path / "out.jsonl"))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    with Inventory(db) as inventory:
+        (run,) = inventory.runs()
+        assert (run.state, run.account, run.region) == ("complete", "OTC-A", "eu-de")
+        projects = inventory.projects(run.run_id)
+        assert [p.outcome for p in projects] == ["ok"] * 4
+        assert [p.sharings for p in projects] == [15] * 4
+    assert len(dump(db)["sharings"]) == 60
+
+
+def test_a_second_crawl_on_the_same_database_is_refused_at_once(tmp_path):
+    db = tmp_path / "inventory.sqlite"
+    out = tmp_path / "out.jsonl"
+    with Inventory(db, write=True):
+        result = invoke(
+            "crawl", "--emulator", "--emulator-projects", "2", "--db", str(db), "-o", str(out)
+        )
+    assert result.exit_code == 2
+    assert f"another vbs-async process is writing to {db}: wait for it to end" in result.output
+    assert not out.exists()
+
+
+def test_a_database_that_is_the_output_file_is_refused(tmp_path):
+    out = tmp_path / "out.jsonl"
+    result = invoke(
+        "crawl", "--emulator", "--emulator-projects", "2", "--db", str(out), "-o", str(out)
+    )
+    assert result.exit_code == 2
+    assert "give the database a file of its own" in result.output
+
+
+def test_account_without_db_is_a_usage_error():
+    result = invoke("crawl", "--emulator", "--account", "OTC-A")
+    assert result.exit_code == 2
+    assert "--account names the account of a --db run: give --db too" in result.output
+
+
+def test_a_failed_project_is_recorded_with_its_reason(tmp_path, clean_env):
+    from vbs_async.testing import Fault  # noqa: PLC0415
+
+    db = tmp_path / "inventory.sqlite"
+    with emulator_in_thread(projects=3, sharings_per_project=5) as emu:
+        emu.inject(Fault.answer(403), times=50, project_id=emu.project_ids[1])
+        clean_env.setenv("OS_AUTH_TOKEN", emu.token)
+        result = invoke("crawl", "--endpoint", emu.url, "--db", str(db), "--attempts", "1",
+                        "-o", str(tmp_path / "out.jsonl"), *emu.project_ids)  # fmt: skip
+    assert result.exit_code == 1, result.output
+    with Inventory(db) as inventory:
+        (run,) = inventory.runs()
+        assert run.state == "partial"
+        outcomes = {p.project_id: (p.outcome, p.reason) for p in inventory.projects(1)}
+    assert outcomes[emu.project_ids[0]] == ("ok", None)
+    outcome, reason = outcomes[emu.project_ids[1]]
+    assert outcome == "failed"
+    assert "403" in reason
+
+
+def test_a_resume_with_another_database_is_refused(tmp_path):
+    out, state = tmp_path / "out.jsonl", tmp_path / "crawl.state"
+    common = [
+        "crawl",
+        "--emulator",
+        "--emulator-projects",
+        "3",
+        "-o",
+        str(out),
+        "--resume",
+        str(state),
+    ]
+    assert invoke(*common, "--db", str(tmp_path / "a.sqlite")).exit_code == 0
+    # The job finished: a resume with another database that knows nothing of it.
+    result = invoke(*common, "--db", str(tmp_path / "b.sqlite"))
+    assert result.exit_code == 2
+    assert "has no record of 3 projects" in result.output
+
+
+def test_kill_9_during_a_db_crawl_then_resume_equals_a_clean_run(tmp_path):
+    with emulator_in_thread(projects=40, sharings_per_project=40, latency=0.003, seed=5) as emu:
+        env = command_env(emu)
+
+        def arguments(name: str) -> list[str]:
+            folder = tmp_path / name
+            folder.mkdir(exist_ok=True)
+            return [*VBS_ASYNC, "crawl", "--db", str(folder / "inv.sqlite"), "--account", "OTC-A",
+                    "-o", str(folder / "out.jsonl"), "--resume", str(folder / "crawl.state"),
+                    "--page-size", "10", "--max-projects", "2", "--quiet", *emu.project_ids]  # fmt: skip
+
+        killed = arguments("killed")
+        database = tmp_path / "killed" / "inv.sqlite"
+        kills = 0
+        for wanted in (3, 12, 25):
+            process = subprocess.Popen(
+                killed, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and process.poll() is None:
+                if database.exists():
+                    with sqlite3.connect(database) as db:
+                        with_rows = (
+                            db.execute(
+                                "SELECT count(*) FROM run_projects WHERE outcome = 'ok'"
+                            ).fetchone()[0]
+                            if db.execute(
+                                "SELECT 1 FROM sqlite_master WHERE name = 'run_projects'"
+                            ).fetchone()
+                            else 0
+                        )
+                    if with_rows >= wanted:
+                        break
+                time.sleep(0.005)
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                kills += 1
+            process.wait(30)
+            process.stderr.close()
+        assert kills >= 2  # the crawl was really cut, more than once
+        resumed = subprocess.run(killed, env=env, capture_output=True, timeout=120, check=False)
+        assert resumed.returncode == 0, resumed.stderr
+        clean = subprocess.run(
+            arguments("clean"), env=env, capture_output=True, timeout=120, check=False
+        )
+        assert clean.returncode == 0, clean.stderr
+    killed_dump, clean_dump = dump(database), dump(tmp_path / "clean" / "inv.sqlite")
+    assert killed_dump == clean_dump
+    assert len(clean_dump["sharings"]) == 40 * 40
+    assert clean_dump["runs"][0][1] == "complete"
+
+
+@pytest.mark.parametrize("output_format", ["jsonl", "csv"])
+def test_an_output_and_its_report_load_as_a_run(tmp_path, output_format):
+    from vbs_async.inventory import load_crawl_output  # noqa: PLC0415
+
+    out, report = tmp_path / f"out.{output_format}", tmp_path / "report.json"
+    result = invoke("crawl", "--emulator", "--emulator-projects", "3", "--emulator-sharings", "7",
+                    "--format", output_format, "-o", str(out), "--report", str(report),
+                    "--db", str(tmp_path / "direct.sqlite"))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    with Inventory(tmp_path / "loaded.sqlite", write=True) as inventory:
+        load_crawl_output(inventory, out, report)
+    direct, loaded = dump(tmp_path / "direct.sqlite"), dump(tmp_path / "loaded.sqlite")
+    assert loaded["sharings"] == direct["sharings"]
+    assert [p[1:5] for p in loaded["projects"]] == [p[1:5] for p in direct["projects"]]

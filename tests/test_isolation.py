@@ -1,0 +1,63 @@
+"""The suite cannot see the machine it runs on: credentials, home, working directory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from hypothesis import settings
+
+from .conftest import CREDENTIAL_VARIABLES
+
+# The variables issue 24 found leaking, each read by the configuration.
+_ONCE_MISSED = ["OS_AK", "OS_SK", "OS_TENANT_ID", "OS_TENANT_NAME", "OS_DOMAIN_ID", "OS_CERT"]
+
+
+def test_the_list_of_variables_holds_every_one_the_configuration_reads():
+    assert set(_ONCE_MISSED) | {"OS_KEY", "OS_CLOUD", "OS_AUTH_TOKEN"} <= set(CREDENTIAL_VARIABLES)
+
+
+def test_a_test_sees_no_cloud_settings_and_lives_in_temporary_folders():
+    assert [name for name in os.environ if name.startswith(("OS_", "VBS_"))] == []
+    temporary = Path(tempfile.gettempdir()).resolve()
+    assert Path.home().resolve().is_relative_to(temporary)
+    assert Path.cwd().resolve().is_relative_to(temporary)
+    for name in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
+        assert Path(os.environ[name]).resolve().is_relative_to(temporary)
+    database = settings().database
+    assert Path(str(database.path)).resolve().is_relative_to(temporary)  # type: ignore[union-attr]
+
+
+def test_the_configuration_tests_pass_with_a_developer_s_cloud_settings_present(tmp_path):
+    """OS_AK, OS_SK, OS_CLOUD exported and a clouds.yaml in HOME change no result."""
+    home = tmp_path / "developer"
+    (home / ".config" / "openstack").mkdir(parents=True)
+    (home / ".config" / "openstack" / "clouds.yaml").write_text(
+        "clouds:\n  otc:\n    region_name: eu-nl\n"
+        "    auth: {auth_url: 'https://iam.eu-nl.otc.t-systems.com/v3', ak: AKDEV, sk: SKDEV,"
+        " project_name: eu-nl_dev}\n"
+    )
+    env = dict(os.environ)
+    env.update(
+        HOME=str(home),
+        OS_AK="AKFROMTHEMACHINE",
+        OS_SK="SKFROMTHEMACHINE",
+        OS_CLOUD="otc",
+        OS_TENANT_NAME="eu-de_machine",
+        OS_AUTH_TOKEN="token-from-the-machine",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    env.pop("XDG_CONFIG_HOME", None)
+    root = Path(__file__).parent.parent
+    files = ["test_config.py", "test_clouds.py", "test_auth.py", "test_secrets.py"]
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:randomly", "-p", "no:cacheprovider",
+         *(str(root / "tests" / name) for name in files)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert " passed" in result.stdout
+    assert not (tmp_path / ".hypothesis").exists()

@@ -1,0 +1,425 @@
+"""The path every request takes, knowing no service's calls: `Session.call`.
+
+A `Session` holds what all requests of a client share — the transport, the
+auth, the limiter, the retry policy and its budget — and sends one request
+until it succeeds or fails for good, the way botocore's
+`Endpoint.make_request` sends what `BaseClient._make_api_call` built. Every
+request goes through `call`, IAM's token requests included, so that they
+share the limits, the retry budget and the redaction of credentials.
+
+The layers of one call, outermost first:
+
+- `call`: the deadline (`RetryPolicy.timeout`) and redaction of the error
+  that leaves;
+- `_attempts`: retries of transient failures, under the policy and budget;
+- `_attempt`: where the request goes (its own endpoint, the session's, the
+  token's catalog), the auth flow (a 401 refreshes once) and the gateway's
+  throttling (429s waited out, spending no attempt);
+- `_exchange`: one request through the transport, in a limiter slot.
+
+Which service it talks to is data (`Service`): its name, catalog types,
+endpoint variable and known endpoints; a second service over the same
+session shares one limiter and one token cache behind one gateway quota.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Final
+
+import attrs
+import stamina
+from yarl import URL
+
+from ._endpoints import KNOWN_REGIONS, VBS_SERVICE_TYPES, catalog_endpoint
+from ._errors import (
+    APIError,
+    ConfigurationError,
+    NotFoundError,
+    RequestTimeoutError,
+    TransportError,
+    VBSError,
+)
+from ._redaction import redact_error
+from ._responses import Response, api_error
+from ._retry import is_throttling, is_transient
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from ._auth import Auth
+    from ._limits import RequestLimiter
+    from ._models import ListingStats
+    from ._requests import Request
+    from ._retry import RetryBudget, RetryPolicy
+    from ._transport import Transport
+
+logger: Final = logging.getLogger("vbs_async")
+_FAILURES_OF_CALLS_ON_OUR_BEHALF: Final = (APIError, TransportError)
+"""What a call made for this one (an IAM token, a catalog) raises after its own retries."""
+
+
+@attrs.frozen
+class Service:
+    """What a session needs to know of a service to find it.
+
+    Attributes:
+        name: How messages name it (`VBS`).
+        catalog_types: Its types in a token's service catalog, by preference.
+        endpoint_variable: The setting that names its endpoint (`VBS_ENDPOINT`).
+        known_endpoints: Its public endpoint per known region (None: none published).
+    """
+
+    name: str
+    catalog_types: tuple[str, ...]
+    endpoint_variable: str
+    known_endpoints: Mapping[str, str | None]
+
+    def known_endpoint(self, region: str | None) -> str | None:
+        """The published endpoint of `region`, if the table knows one."""
+        return self.known_endpoints.get(region) if region is not None else None
+
+
+VBS_SERVICE: Final = Service(
+    "VBS",
+    VBS_SERVICE_TYPES,
+    "VBS_ENDPOINT",
+    {region: endpoints.vbs for region, endpoints in KNOWN_REGIONS.items()},
+)
+
+
+class _Deadline:
+    """A call's deadline that runs only while the call is the server's business.
+
+    Time on the wire and in back-off counts; time queued for the client's own
+    limits (`max_concurrency`, `rate_limit`, the learned pace) does not: the
+    deadline is paused around it, so a healthy server never makes a call time
+    out, however deep the client's own queue.
+    """
+
+    def __init__(self, timeout: asyncio.Timeout) -> None:
+        self._timeout = timeout
+
+    def remaining(self) -> float:
+        """Seconds left (inf without a deadline)."""
+        when = self._timeout.when()
+        return math.inf if when is None else when - asyncio.get_running_loop().time()
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Stop the deadline's clock for the duration of the block."""
+        timeout = self._timeout
+        if timeout.when() is None or timeout.expired():
+            yield
+            return
+        remaining = self.remaining()
+        timeout.reschedule(None)
+        try:
+            yield
+        finally:
+            if not timeout.expired():
+                timeout.reschedule(asyncio.get_running_loop().time() + remaining)
+
+
+@attrs.define
+class _CallState:
+    """What one call (all its attempts) has been through."""
+
+    deadline: _Deadline
+    attempt: int = 1
+    throttles: int = 0
+    throttled: APIError | None = None
+    outcome_unknown: bool = False  # an attempt may have reached the service, its answer lost
+
+
+class _AlreadyRetried(Exception):  # noqa: N818 - a carrier, never leaves the session
+    """A failure of a call made on this call's behalf (IAM's token), retried there already.
+
+    Retrying it here too would multiply the retries: with `attempts=3`, nine
+    token requests for one call.
+    """
+
+    def __init__(self, error: VBSError) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+def _may_have_acted(error: VBSError) -> bool:
+    """Whether the service may have carried out a request that ended in `error`."""
+    if isinstance(error, TransportError):
+        return error.request_sent
+    return isinstance(error, APIError) and error.status in {502, 503, 504}
+
+
+def _error_headers(error: APIError) -> dict[str, str]:
+    """Headers for the answer that stands in for a DELETE's 404 (its request id, if any)."""
+    return {"X-Request-Id": error.request_id} if error.request_id else {}
+
+
+class Session:
+    """Sends requests of one service under shared limits, retries and auth.
+
+    Args:
+        service: The service the requests without an endpoint of their own go to.
+        auth: How requests are authenticated, unless a call names another.
+        transport: What sends the requests.
+        limiter: The limits every request is sent under.
+        retry: How transient failures are retried.
+        budget: The retry quota shared by every call.
+        endpoint: The service's endpoint, or None to ask each token's catalog.
+        region: The region, for the catalog and the known endpoints.
+
+    Attributes:
+        closed: Set when the client closes; later calls are refused.
+    """
+
+    def __init__(
+        self,
+        service: Service,
+        *,
+        auth: Auth,
+        transport: Transport,
+        limiter: RequestLimiter,
+        retry: RetryPolicy,
+        budget: RetryBudget,
+        endpoint: str | None = None,
+        region: str | None = None,
+    ) -> None:
+        self.service = service
+        self.auth = auth
+        self.transport = transport
+        self.limiter = limiter
+        self.retry = retry
+        self.budget = budget
+        self.endpoint = endpoint
+        self.region = region
+        # The known table's endpoint, used when no catalog names the service.
+        self.fallback_endpoint = service.known_endpoint(region)
+        self.closed = False
+
+    async def call(
+        self, request: Request, stats: ListingStats | None = None, *, auth: Auth | None = None
+    ) -> Response:
+        """Send `request` until it succeeds; return its 2xx answer or raise the right error.
+
+        Transient failures are retried under the policy and the budget; the
+        gateway's throttling (429) is waited out under the learned rate and
+        spends neither. Both are bounded by `RetryPolicy.timeout`. Every
+        credential the session knows is masked in the error that leaves.
+
+        Args:
+            request: What to send.
+            stats: A listing's counters to update (requests, retries, throttled).
+            auth: Who authenticates it instead of the session's auth (an
+                agency token request is signed by the delegated user).
+        """
+        if self.closed:
+            raise RuntimeError("the VBSClient is closed")
+        policy = self.retry
+        signer = auth or request.signer or self.auth
+        state: _CallState | None = None
+        try:
+            async with asyncio.timeout(policy.timeout) as timeout:
+                state = _CallState(_Deadline(timeout))
+                return await self._attempts(request, signer, state, stats)
+        except _AlreadyRetried as failed:
+            raise redact_error(failed.error, self.auth.secrets()) from None
+        except TimeoutError as exc:
+            if isinstance(exc, VBSError):
+                raise redact_error(exc, self.auth.secrets()) from None
+            if state is not None and state.throttled is not None:
+                state.throttled.message += (
+                    f" (still throttled at the call's deadline of {policy.timeout}s: "
+                    "RetryPolicy.timeout; --deadline on the command)"
+                )
+                raise redact_error(state.throttled, self.auth.secrets()) from None
+            raise RequestTimeoutError(
+                f"the call did not finish within its deadline of {policy.timeout}s, retries "
+                "included (RetryPolicy.timeout; --deadline on the command)",
+                project_id=request.project_id,
+                offset=request.offset,
+            ) from None
+        except VBSError as error:
+            raise redact_error(error, self.auth.secrets()) from None
+
+    async def _attempts(
+        self, request: Request, auth: Auth, state: _CallState, stats: ListingStats | None
+    ) -> Response:
+        """Attempt `request` until it succeeds, or fails in a way not worth retrying."""
+        while True:
+            try:
+                return await self._attempt(request, auth, state, stats)
+            except NotFoundError as error:
+                if request.method == "DELETE" and state.outcome_unknown:
+                    # An earlier attempt may have deleted it, its answer lost:
+                    # the 404 proves the state asked for.
+                    return Response(HTTPStatus.NO_CONTENT, _error_headers(error), b"")
+                raise
+            except VBSError as error:
+                wait = self._retry_wait(error, request, state.attempt)
+                if wait is None:
+                    raise
+                state.outcome_unknown |= _may_have_acted(error)
+                _log_retry(request, error, state.attempt, wait)
+                if stats is not None:
+                    stats.retries += 1
+                await asyncio.sleep(wait)
+                state.attempt += 1
+
+    def _retry_wait(self, error: VBSError, request: Request, attempt: int) -> float | None:
+        """Seconds to wait before trying `request` again after `error`, or None to give up."""
+        policy = self.retry
+        if (
+            attempt >= policy.attempts
+            or not stamina.is_active()
+            or not is_transient(error, request)
+            or not self.budget.spend(error)
+        ):
+            return None
+        return policy.backoff_after(attempt, getattr(error, "retry_after", None))
+
+    async def _attempt(
+        self, request: Request, auth: Auth, state: _CallState, stats: ListingStats | None
+    ) -> Response:
+        """One attempt: authenticate, send under the limits, wait out throttling, check."""
+        try:
+            url = URL(await self._endpoint_for(request) + request.target, encoded=True)
+        except _FAILURES_OF_CALLS_ON_OUR_BEHALF as error:
+            raise _AlreadyRetried(error) from None
+        refreshed = False
+        while True:
+            try:
+                credentials = (
+                    await auth.headers(request, url, self.call) if request.authenticate else {}
+                )
+            except _FAILURES_OF_CALLS_ON_OUR_BEHALF as error:
+                raise _AlreadyRetried(error) from None
+            started, response = await self._exchange(request, url, credentials, state, stats)
+            if 200 <= response.status < 300:  # noqa: PLR2004
+                self.limiter.adaptive.succeeded(started)
+                self.budget.refund()
+                return response
+            refusal = api_error(
+                response, project_id=request.project_id or None, offset=request.offset
+            )
+            if is_throttling(refusal.status, refusal.code):
+                # Flow control, not failure: the gateway did not act on it.
+                self.limiter.adaptive.throttled(started)
+                state.throttled = refusal
+                if stats is not None:
+                    stats.throttled += 1
+                wait = self._throttle_wait(refusal, state)
+                if wait >= state.deadline.remaining():
+                    raise TimeoutError  # no use waiting: the deadline comes first
+                await asyncio.sleep(wait)
+                continue
+            self.limiter.adaptive.succeeded(started)
+            if (
+                response.status == HTTPStatus.UNAUTHORIZED
+                and request.authenticate
+                and not refreshed
+                and auth.invalidate(request.project_id, credentials)
+            ):
+                refreshed = True
+                continue
+            raise refusal
+
+    async def _endpoint_for(self, request: Request) -> str:
+        """Where `request` goes: its own endpoint (IAM), the session's, or the catalog's."""
+        if request.endpoint is not None:
+            return request.endpoint
+        if self.endpoint is not None:
+            return self.endpoint
+        service = self.service
+        catalog = await self.auth.catalog(request.project_id, self.call)
+        found = catalog_endpoint(catalog, service.catalog_types, self.region)
+        if found is not None:
+            return found
+        if self.fallback_endpoint is not None:
+            return self.fallback_endpoint
+        region = f" in region {self.region}" if self.region else ""
+        types = " or ".join(service.catalog_types)
+        raise ConfigurationError(
+            f"the token's service catalog names no {service.name} endpoint (type {types})"
+            f"{region}; set {service.endpoint_variable}",
+            project_id=request.project_id,
+        )
+
+    def _throttle_wait(self, refusal: APIError, state: _CallState) -> float:
+        """Seconds a throttled request waits before it queues again for its turn."""
+        state.throttles += 1
+        # Consecutive 429s of one request back off exponentially, whatever the
+        # learned rate: a gateway refusing everything (or a controller that is
+        # wrong) is never hammered. `Retry-After` only lengthens the wait.
+        wait = self.retry.backoff_after(state.throttles, refusal.retry_after)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "throttled (%s) for project %s offset=%s, waiting %.3fs, then at %.1f/s",
+                refusal.code or refusal.status,
+                refusal.project_id,
+                refusal.offset,
+                wait,
+                self.limiter.adaptive.rate,
+                extra={"vbs_throttle_wait": wait},
+            )
+        return wait
+
+    async def _exchange(
+        self,
+        request: Request,
+        url: URL,
+        credentials: dict[str, str],
+        state: _CallState,
+        stats: ListingStats | None,
+    ) -> tuple[float, Response]:
+        """Send once through the transport, under the limits; (start time, answer)."""
+        headers = {"Accept": "application/json", **credentials}
+        if request.body is not None:
+            headers["Content-Type"] = "application/json"
+        async with self.limiter.slot(queued=state.deadline.paused) as started:
+            if stats is not None:
+                stats.requests += 1
+            began = time.perf_counter()
+            try:
+                response = await self.transport.send(request, url, headers)
+            except VBSError as error:
+                _log(request, state.attempt, began, type(error).__name__)
+                raise
+        _log(request, state.attempt, began, response.status)
+        return started, response
+
+
+def _log_retry(request: Request, error: VBSError, attempt: int, wait: float) -> None:
+    if logger.isEnabledFor(logging.DEBUG):
+        outcome = error.status if isinstance(error, APIError) else type(error).__name__
+        logger.debug(
+            "retry %d of %s %s for project %s offset=%s after %s, waiting %.3fs",
+            attempt,
+            request.method,
+            request.path,
+            request.project_id,
+            request.offset,
+            outcome,
+            wait,
+            extra={"vbs_retry_wait": wait},
+        )
+
+
+def _log(request: Request, attempt: int, began: float, outcome: object) -> None:
+    if logger.isEnabledFor(logging.DEBUG):
+        # The path only: IDs, never a credential (none travels in a URL).
+        logger.debug(
+            "%s %s offset=%s -> %s in %.3fs (attempt %d)",
+            request.method,
+            request.path,
+            request.offset,
+            outcome,
+            time.perf_counter() - began,
+            attempt,
+        )

@@ -1,0 +1,148 @@
+"""A crawl's output file and its `--report`, read into an inventory (for users without `--db`).
+
+The output (JSON Lines or CSV, as `vbs-async crawl` writes them) gives the
+sharings; the report gives every project of the job and its outcome, so
+that a failed project is told from one with no sharings.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+
+from ._store import InventoryError, SharingRow, sharing_row
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+    from pathlib import Path
+
+    from ._store import Inventory
+
+_BATCH: Final = 1000
+
+
+def read_report(path: Path) -> dict[str, Any]:
+    """A crawl report's document.
+
+    Raises:
+        InventoryError: The file is not a vbs-async crawl report.
+    """
+    try:
+        document = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise InventoryError(f"cannot read the report {path}: {exc}") from None
+    if not isinstance(document, dict) or document.get("vbs_async_report") != 1:
+        raise InventoryError(f"{path} is not a vbs-async crawl report (crawl --report)")
+    return document
+
+
+def load_crawl_output(
+    inventory: Inventory, output: Path, report: Path, *, account: str | None = None
+) -> int:
+    """Record a crawl's output file and report as a run of `inventory`; the run's ID.
+
+    Raises:
+        InventoryError: The report is not one, or the output holds rows of a
+            project the report does not name, or rows that are not sharings.
+    """
+    document = read_report(report)
+    entries = document.get("projects") or []
+    outcomes = {str(entry["project_id"]): entry for entry in entries}
+    job = document.get("job") or {}
+    recorder = inventory.start_run(
+        list(outcomes),
+        job_key=f"file:{output}",
+        account=account,
+        listing=job.get("listing") or {},
+        options={"output": str(output), "report": str(report)},
+    )
+    listed = {p for p, entry in outcomes.items() if entry.get("status") in {"ok", "skipped"}}
+    batch: list[SharingRow] = []
+    for row in _rows(output):
+        if row[0] not in outcomes:
+            raise InventoryError(
+                f"{output} has rows of project {row[0]}, which {report} does not name: "
+                "give the report of the same crawl"
+            )
+        if row[0] in listed:
+            batch.append(row)
+        if len(batch) >= _BATCH:
+            recorder.add_rows(batch)
+            batch = []
+    recorder.add_rows(batch)
+    for project_id, entry in outcomes.items():
+        if project_id in listed:
+            recorder.commit_project(project_id)
+        elif entry.get("status") == "failed":
+            error = entry.get("error") or {}
+            recorder.fail_project(project_id, str(error.get("message") or "failed"))
+    recorder.finish()
+    return recorder.run_id
+
+
+def _rows(output: Path) -> Iterator[SharingRow]:
+    try:
+        stream = output.open("rb")
+    except OSError as exc:
+        raise InventoryError(f"cannot read {output}: {exc.strerror}") from None
+    with stream:
+        if stream.readline().startswith(b"project_id,"):
+            stream.seek(0)
+            with io.TextIOWrapper(stream, encoding="utf-8", newline="") as text:
+                yield from _csv_rows(output, text)
+            return
+        stream.seek(0)
+        for number, line in enumerate(stream, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield _json_row(orjson.loads(line))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                raise InventoryError(
+                    f"{output} line {number} is not a sharing row of vbs-async crawl"
+                ) from None
+
+
+def _text(value: object) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def _size(value: object) -> int | None:
+    return None if value is None or value == "" else int(str(value))
+
+
+def _row(row: Mapping[str, Any], backup: Mapping[str, Any]) -> SharingRow:
+    """A sharing's row from an output row's fields and its backup's."""
+    return sharing_row(
+        str(row["project_id"]),
+        str(row["id"]),
+        str(row["backup_id"]),
+        str(row["from_project_id"]),
+        str(row["to_project_id"]),
+        created_at=_text(row.get("created_at")),
+        updated_at=_text(row.get("updated_at")),
+        name=_text(backup.get("name")),
+        size=_size(backup.get("size")),
+        volume_id=_text(backup.get("volume_id")),
+        status=_text(backup.get("status")),
+        availability_zone=_text(backup.get("availability_zone")),
+    )
+
+
+def _json_row(row: dict[str, Any]) -> SharingRow:
+    return _row(row, row.get("backup") or {})
+
+
+def _csv_rows(output: Path, text: io.TextIOWrapper) -> Iterator[SharingRow]:
+    reader = csv.DictReader(text)
+    for row in reader:
+        backup = {k.removeprefix("backup_"): v for k, v in row.items() if k.startswith("backup_")}
+        try:
+            yield _row(row, backup)
+        except (KeyError, TypeError, ValueError):
+            raise InventoryError(
+                f"{output} line {reader.line_num} is not a sharing row of vbs-async crawl"
+            ) from None

@@ -1,0 +1,265 @@
+"""Findings: the sharings of the latest known state of each project, classified.
+
+The audited runs are the latest finished one (`complete` or `partial`) of
+each account recorded, unless one run is named. Each of their projects
+contributes the sharings its listing showed in that run; a project that
+failed or was not crawled contributes those of its latest earlier listing,
+marked `stale`; a project never listed is `unknown`, and its sharings
+cannot be audited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+
+from ._classify import SEVERITY, Classifier, Severity, SharingClass, classifier_for_run
+from ._store import InventoryError
+
+if TYPE_CHECKING:
+    import sqlite3
+    from collections.abc import Iterable
+
+    from ._store import Inventory
+
+VERSION_COLUMNS: Final = (
+    "project_id, sharing_id, backup_id, from_project_id, to_project_id, created_at, "
+    "updated_at, backup_name, backup_size, backup_volume_id, backup_status, "
+    "backup_availability_zone, first_seen, last_seen"
+)
+
+
+@attrs.frozen
+class SharingVersion:
+    """A sharing as one or more runs saw it.
+
+    Attributes:
+        project_id: The project whose listing showed it.
+        sharing_id: The sharing's ID.
+        backup_id: The backup shared.
+        from_project_id: The project that shared it.
+        to_project_id: The project it is shared with.
+        created_at: When it was shared (ISO 8601), if the service said.
+        updated_at: When it last changed (ISO 8601), if the service said.
+        backup_name: The backup's name.
+        backup_size: The backup's size in GB.
+        backup_volume_id: The disk the backup is of.
+        backup_status: The backup's status (`available`, ...).
+        backup_availability_zone: The backup's availability zone.
+        first_seen: The first run of this version.
+        last_seen: The last run of this version.
+    """
+
+    project_id: str
+    sharing_id: str
+    backup_id: str
+    from_project_id: str
+    to_project_id: str
+    created_at: str | None
+    updated_at: str | None
+    backup_name: str | None
+    backup_size: int | None
+    backup_volume_id: str | None
+    backup_status: str | None
+    backup_availability_zone: str | None
+    first_seen: int
+    last_seen: int
+
+    @property
+    def remediation(self) -> str:
+        """The command that ends the sharing (run by the project that shared it)."""
+        return f"vbs-async cancel {self.from_project_id} {self.sharing_id}"
+
+
+@attrs.frozen
+class Finding:
+    """One sharing of the audited state, classified.
+
+    Attributes:
+        sharing: The sharing as last seen.
+        sharing_class: Where it can be restored.
+        severity: How urgent it is.
+        to_account: The account of the project it is shared with, if recorded.
+        first_seen_run: The first run that saw the sharing.
+        first_seen_at: When that run started.
+        seen_run: The run whose listing the finding comes from.
+        seen_at: When that run started.
+        stale: Whether that is an earlier run than the audited one (the
+            project's listing failed, or it was not crawled, since).
+    """
+
+    sharing: SharingVersion
+    sharing_class: SharingClass
+    severity: Severity
+    to_account: str | None
+    first_seen_run: int
+    first_seen_at: str | None
+    seen_run: int
+    seen_at: str | None
+    stale: bool
+
+    @property
+    def remediation(self) -> str:
+        """The command that ends the sharing."""
+        return self.sharing.remediation
+
+
+@attrs.define
+class Audit:
+    """The findings of one run's state; iterate it once for the findings.
+
+    Attributes:
+        run_ids: The audited runs, latest first (one per account).
+        minimum: Findings below this severity are left out.
+        projects: Projects of the run.
+        stale_projects: Projects whose findings come from an earlier run.
+        unknown_projects: Projects never listed: their sharings are unknown.
+        counts: Findings yielded so far, by severity.
+        classes: Findings yielded so far, by class.
+    """
+
+    run_ids: list[int]
+    minimum: Severity
+    projects: int = 0
+    stale_projects: list[str] = attrs.field(factory=list)
+    unknown_projects: list[str] = attrs.field(factory=list)
+    counts: dict[Severity, int] = attrs.field(factory=dict)
+    classes: dict[SharingClass, int] = attrs.field(factory=dict)
+    _findings: Iterator[Finding] | None = None
+
+    def __iter__(self) -> Iterator[Finding]:
+        if self._findings is None:
+            raise RuntimeError("an audit is iterated once")
+        findings, self._findings = self._findings, None
+        return findings
+
+    def at_least(self, severity: Severity) -> int:
+        """How many findings yielded so far are at or above `severity`."""
+        return sum(count for level, count in self.counts.items() if level >= severity)
+
+
+def audited_runs(db: sqlite3.Connection, run_id: int | None) -> list[int]:
+    """The runs to audit: `run_id`, else each account's latest finished run, else the latest run.
+
+    Raises:
+        InventoryError: No such run, or no run at all.
+    """
+    if run_id is not None:
+        if db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
+            raise InventoryError(f"no run {run_id} in the inventory")
+        return [run_id]
+    finished = [
+        row[0]
+        for row in db.execute(
+            "SELECT max(run_id) FROM runs WHERE state IN ('complete', 'partial') GROUP BY account"
+        )
+    ]
+    if finished:
+        return sorted(finished, reverse=True)
+    latest = db.execute("SELECT max(run_id) FROM runs").fetchone()[0]
+    if latest is None:
+        raise InventoryError("the inventory records no run yet")
+    return [int(latest)]
+
+
+def version(row: tuple[Any, ...]) -> SharingVersion:
+    """A `SharingVersion` from a row of `VERSION_COLUMNS`."""
+    return SharingVersion(*row)
+
+
+def audit(
+    inventory: Inventory,
+    *,
+    run_id: int | None = None,
+    trusted: Iterable[str] = (),
+    minimum: Severity = Severity.LOW,
+) -> Audit:
+    """The findings of a run's state (by default the latest finished run's).
+
+    Args:
+        inventory: The inventory to read.
+        run_id: The run to audit; None for the latest finished one.
+        trusted: Trusted project and account IDs.
+        minimum: Leave out findings below this severity (`Severity.INFO`
+            includes internal sharings).
+
+    Raises:
+        InventoryError: No such run, or none recorded.
+    """
+    db = inventory.connection
+    run_ids = audited_runs(db, run_id)
+    result = Audit(run_ids=run_ids, minimum=minimum)
+    trusted = frozenset(trusted)
+    classifiers = {run: classifier_for_run(db, run, trusted) for run in run_ids}
+    result._findings = _findings(db, classifiers, result)  # noqa: SLF001
+    return result
+
+
+def _findings(
+    db: sqlite3.Connection, classifiers: dict[int, Classifier], result: Audit
+) -> Iterator[Finding]:
+    audited: set[str] = set()
+    for run_id, classifier in classifiers.items():
+        projects = db.execute(
+            "SELECT project_id, outcome FROM run_projects WHERE run_id = ? "
+            "AND outcome != 'known' ORDER BY position",
+            (run_id,),
+        ).fetchall()
+        # A project of two accounts' runs is audited once, in the latest.
+        projects = [(p, outcome) for p, outcome in projects if p not in audited]
+        audited.update(p for p, _ in projects)
+        result.projects += len(projects)
+        yield from _project_findings(db, run_id, projects, classifier, result)
+
+
+def _project_findings(
+    db: sqlite3.Connection,
+    run_id: int,
+    projects: list[tuple[str, str]],
+    classifier: Classifier,
+    result: Audit,
+) -> Iterator[Finding]:
+    started = dict(db.execute("SELECT run_id, started_at FROM runs").fetchall())
+    for project_id, outcome in projects:
+        seen = run_id
+        if outcome != "ok":
+            row = db.execute(
+                "SELECT max(run_id) FROM run_projects WHERE project_id = ? AND outcome = 'ok' "
+                "AND run_id < ?",
+                (project_id, run_id),
+            ).fetchone()
+            if row[0] is None:
+                result.unknown_projects.append(project_id)
+                continue
+            seen = int(row[0])
+            result.stale_projects.append(project_id)
+        rows = db.execute(
+            f"SELECT {VERSION_COLUMNS}, "  # noqa: S608 - constant columns
+            "(SELECT min(first_seen) FROM sharings AS earlier "
+            " WHERE earlier.project_id = sharings.project_id "
+            " AND earlier.sharing_id = sharings.sharing_id) "
+            "FROM sharings WHERE project_id = ? AND first_seen <= ? AND last_seen >= ? "
+            "ORDER BY sharing_id",
+            (project_id, seen, seen),
+        )
+        for row in rows:
+            sharing = version(row[:-1])
+            sharing_class = classifier.classify(sharing.to_project_id)
+            severity = SEVERITY[sharing_class]
+            if severity < result.minimum:
+                continue
+            result.counts[severity] = result.counts.get(severity, 0) + 1
+            result.classes[sharing_class] = result.classes.get(sharing_class, 0) + 1
+            yield Finding(
+                sharing=sharing,
+                sharing_class=sharing_class,
+                severity=severity,
+                to_account=classifier.account_of(sharing.to_project_id),
+                first_seen_run=int(row[-1]),
+                first_seen_at=started.get(row[-1]),
+                seen_run=seen,
+                seen_at=started.get(seen),
+                stale=seen != run_id,
+            )

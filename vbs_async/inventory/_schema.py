@@ -1,0 +1,112 @@
+"""The inventory database's schema, its version, and the way from one version to the next.
+
+The schema is versioned with SQLite's `PRAGMA user_version`; `PRAGMA
+application_id` marks the file as a vbs-async inventory, so that another
+SQLite file given by mistake is refused, not written into. Opening a file
+of an older version applies the migrations in `MIGRATIONS` in one
+transaction; a file of a newer version is refused (it was written by a
+newer vbs-async).
+
+Tables (version 1):
+
+- `runs`: one row per crawl recorded. `run_id` orders them; `started_at`,
+  `finished_at` (ISO 8601 UTC); `state` (`running`, `complete`: every
+  project of the job listed, `partial`: some failed or were not crawled,
+  `interrupted`: the run ended without finishing and was not resumed);
+  `job_key` (what makes two runs the same job, for `--resume`);
+  `account` (the account, or domain, the job's projects belong to, where
+  known); `region`; `listing` (the listing options as JSON: one database
+  holds one kind of listing); `options` (the rest of the job as JSON);
+  `whole_account` (1 when the project list is the whole account,
+  `--all-projects`).
+- `run_projects`: every project of each run: `outcome` is `ok`, `failed`
+  (with `reason`), `not_crawled`, or `known` (a project of the account
+  that IAM lists but the job does not crawl: another region, disabled);
+  `region`, `account` and `name` where known; `sharings` listed;
+  `recorded_at`.
+- `sharings`: one row per version of a sharing as a project's listing
+  showed it: the sharing's and its backup's fields, a `digest` of the
+  fields a change is judged on, and `first_seen` / `last_seen`, the first
+  and last runs of the version. A version covers the runs between them in
+  which its project was listed (`ok`); a sharing that changes, or comes
+  back after it was gone, starts a new version.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    import sqlite3
+    from collections.abc import Callable
+
+SCHEMA_VERSION: Final = 1
+"""The schema version this vbs-async writes (`PRAGMA user_version`)."""
+
+APPLICATION_ID: Final = 0x56425341
+"""`PRAGMA application_id` of an inventory: `VBSA`."""
+
+_VERSION_1: Final = """
+CREATE TABLE runs (
+    run_id INTEGER PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    state TEXT NOT NULL DEFAULT 'running'
+        CHECK (state IN ('running', 'complete', 'partial', 'interrupted')),
+    job_key TEXT NOT NULL,
+    account TEXT,
+    region TEXT,
+    listing TEXT NOT NULL DEFAULT '{}',
+    options TEXT NOT NULL DEFAULT '{}',
+    whole_account INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE run_projects (
+    run_id INTEGER NOT NULL REFERENCES runs (run_id),
+    project_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    outcome TEXT NOT NULL CHECK (outcome IN ('ok', 'failed', 'not_crawled', 'known')),
+    reason TEXT,
+    region TEXT,
+    account TEXT,
+    name TEXT,
+    sharings INTEGER,
+    recorded_at TEXT,
+    PRIMARY KEY (run_id, project_id)
+) WITHOUT ROWID;
+CREATE INDEX run_projects_by_project ON run_projects (project_id, outcome, run_id);
+CREATE TABLE sharings (
+    version_id INTEGER PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    sharing_id TEXT NOT NULL,
+    backup_id TEXT NOT NULL,
+    from_project_id TEXT NOT NULL,
+    to_project_id TEXT NOT NULL,
+    created_at TEXT,
+    updated_at TEXT,
+    backup_name TEXT,
+    backup_size INTEGER,
+    backup_volume_id TEXT,
+    backup_status TEXT,
+    backup_availability_zone TEXT,
+    digest INTEGER NOT NULL,
+    first_seen INTEGER NOT NULL REFERENCES runs (run_id),
+    last_seen INTEGER NOT NULL REFERENCES runs (run_id)
+);
+CREATE UNIQUE INDEX sharings_by_key ON sharings (project_id, sharing_id, first_seen);
+CREATE INDEX sharings_by_last_seen ON sharings (project_id, last_seen);
+"""
+
+
+def _create_version_1(connection: sqlite3.Connection) -> None:
+    for statement in _VERSION_1.split(";"):
+        if statement.strip():
+            connection.execute(statement)
+
+
+MIGRATIONS: Final[dict[int, Callable[[sqlite3.Connection], None]]] = {0: _create_version_1}
+"""From each version, the step to the next: `MIGRATIONS[n]` takes a version-n file to n + 1.
+
+A new schema version adds its step here (and raises `SCHEMA_VERSION`);
+steps run in order, in one transaction, when an older file is opened for
+writing.
+"""

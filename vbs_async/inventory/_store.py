@@ -1,0 +1,636 @@
+"""The inventory database: opening it (locked, migrated) and recording runs project by project.
+
+Every project's rows commit with its outcome in one SQLite transaction, so
+a crawl killed at any moment leaves each project either recorded whole or
+not at all. A run left unfinished is continued by `start_run(...,
+resume=True)` with the same job key; recording a project again in the same
+run first undoes what it recorded before, so a project crawled twice (a
+resume after a kill between the database's commit and the state file's)
+ends up recorded once.
+
+One process writes at a time: a writer holds an exclusive `flock` on the
+database file for as long as it is open, and a second writer is refused
+with `InventoryBusyError` at once. Readers (audit, diff) need no lock: the
+database is in WAL mode, so they read the last committed state while a
+crawl writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Self
+
+import attrs
+import orjson
+
+from ._schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+    from vbs_async._models import BackupSharing, Project, ProjectSharings
+
+try:
+    import fcntl
+except ModuleNotFoundError:  # pragma: no cover - Windows: no lock (said in the README)
+    fcntl = None  # type: ignore[assignment]
+
+RUN_STATES: Final = ("running", "complete", "partial", "interrupted")
+
+_SHARING_COLUMNS: Final = (
+    "project_id, sharing_id, backup_id, from_project_id, to_project_id, created_at, "
+    "updated_at, backup_name, backup_size, backup_volume_id, backup_status, "
+    "backup_availability_zone, digest"
+)
+
+SharingRow = tuple[
+    str, str, str, str, str, str | None, str | None, str | None, int | None, str | None,
+    str | None, str | None, int,
+]  # fmt: skip
+"""A sharing as the inventory stores it: `_SHARING_COLUMNS`, in order."""
+
+
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection, kind: str = "IMMEDIATE") -> Iterator[None]:
+    """One transaction: committed if the block ends, rolled back if it raises."""
+    db.execute(f"BEGIN {kind}")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+class InventoryError(Exception):
+    """The inventory cannot be used as asked; the message says why, in one line."""
+
+
+class InventoryBusyError(InventoryError):
+    """Another process is writing to the inventory."""
+
+
+def now() -> str:
+    """The time now, as the inventory stores times."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _text(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def digest(fields: tuple[object, ...]) -> int:
+    """A 64-bit digest of the fields a change of a sharing is judged on."""
+    data = hashlib.blake2b(orjson.dumps(fields), digest_size=8).digest()
+    return int.from_bytes(data, "big", signed=True)
+
+
+def sharing_row(
+    project_id: str,
+    sharing_id: str,
+    backup_id: str,
+    from_project_id: str,
+    to_project_id: str,
+    *,
+    created_at: str | None = None,
+    updated_at: str | None = None,
+    name: str | None = None,
+    size: int | None = None,
+    volume_id: str | None = None,
+    status: str | None = None,
+    availability_zone: str | None = None,
+) -> SharingRow:
+    """A sharing's row; its digest covers its projects, its backup and the backup's state."""
+    judged = (backup_id, from_project_id, to_project_id, name, size, volume_id, status)
+    return (
+        project_id,
+        sharing_id,
+        backup_id,
+        from_project_id,
+        to_project_id,
+        created_at,
+        updated_at,
+        name,
+        size,
+        volume_id,
+        status,
+        availability_zone,
+        digest((*judged, availability_zone)),
+    )
+
+
+def row_of(project_id: str, sharing: BackupSharing) -> SharingRow:
+    """The row of a sharing a listing of `project_id` returned."""
+    backup = sharing.backup
+    return sharing_row(
+        project_id,
+        sharing.id,
+        sharing.backup_id,
+        sharing.from_project_id,
+        sharing.to_project_id,
+        created_at=_text(sharing.created_at),
+        updated_at=_text(sharing.updated_at),
+        name=None if backup is None else backup.name,
+        size=None if backup is None else backup.size,
+        volume_id=None if backup is None else backup.volume_id,
+        status=None if backup is None else backup.status,
+        availability_zone=None if backup is None else backup.availability_zone,
+    )
+
+
+@attrs.frozen
+class Run:
+    """One recorded crawl.
+
+    Attributes:
+        run_id: Its number; later runs have higher numbers.
+        started_at: When it started (ISO 8601, UTC).
+        finished_at: When it ended, or None while running (or killed).
+        state: `running`, `complete`, `partial` or `interrupted`.
+        job_key: What makes two runs the same job.
+        account: The account (domain) of its projects, where known.
+        region: The region it crawled, where known.
+        whole_account: Whether its project list is the whole account.
+        listing: The listing options (filters) of the job.
+        options: The rest of the job, as given.
+    """
+
+    run_id: int
+    started_at: str
+    finished_at: str | None
+    state: str
+    job_key: str
+    account: str | None
+    region: str | None
+    whole_account: bool
+    listing: dict[str, Any]
+    options: dict[str, Any]
+
+
+@attrs.frozen
+class ProjectOutcome:
+    """A project of a run and how its listing went.
+
+    Attributes:
+        project_id: The project.
+        outcome: `ok`, `failed`, `not_crawled` or `known` (of the account, not crawled by the job).
+        reason: Why it failed, for `failed`.
+        region: Its region, where known.
+        account: Its account (domain), where known.
+        name: Its name, where known.
+        sharings: Sharings listed, for `ok`.
+    """
+
+    project_id: str
+    outcome: str
+    reason: str | None = None
+    region: str | None = None
+    account: str | None = None
+    name: str | None = None
+    sharings: int | None = None
+
+
+class Inventory:
+    """An inventory database of crawls (SQLite, one file).
+
+    `Inventory(path, write=True)` creates or migrates it and takes the
+    writer's lock; `Inventory(path)` opens an existing one to read. Use it
+    as a context manager, or call `close()`.
+
+    Attributes:
+        path: The database file.
+        writable: Whether this object may record runs.
+
+    Raises:
+        InventoryError: The file is not an inventory, is of a newer schema
+            version, is missing (to read), or cannot be opened.
+        InventoryBusyError: Another process is writing to it (to write).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, write: bool = False) -> None:
+        self.path = Path(path)
+        self.writable = write
+        self._lock: Any = None
+        if not write and not self.path.is_file():
+            raise InventoryError(f"no inventory at {self.path}: record one with crawl --db")
+        if write:
+            self._acquire()
+        try:
+            self._db = sqlite3.connect(str(self.path), isolation_level=None)
+        except sqlite3.Error as exc:
+            self._release()
+            raise InventoryError(f"cannot open {self.path}: {exc}") from None
+        try:
+            self._prepare()
+        except BaseException:
+            self.close()
+            raise
+
+    def _acquire(self) -> None:
+        try:
+            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise InventoryError(f"cannot open {self.path}: {exc.strerror}") from None
+        if fcntl is not None:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(descriptor)
+                raise InventoryBusyError(
+                    f"another vbs-async process is writing to {self.path}: wait for it to end"
+                ) from None
+        self._lock = descriptor
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._lock)
+            self._lock = None
+
+    def _prepare(self) -> None:
+        db = self._db
+        try:
+            application_id = db.execute("PRAGMA application_id").fetchone()[0]
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        except sqlite3.DatabaseError:
+            raise InventoryError(
+                f"{self.path} is not a vbs-async inventory (not an SQLite database); "
+                "it was left as it is"
+            ) from None
+        if application_id != APPLICATION_ID and (application_id != 0 or tables):
+            raise InventoryError(
+                f"{self.path} is not a vbs-async inventory (another SQLite database); "
+                "it was left as it is"
+            )
+        if version > SCHEMA_VERSION:
+            raise InventoryError(
+                f"{self.path} has schema version {version}, newer than this vbs-async's "
+                f"({SCHEMA_VERSION}): upgrade vbs-async"
+            )
+        if version < SCHEMA_VERSION:
+            if not self.writable:
+                what = "is empty" if version == 0 else f"has schema version {version}"
+                raise InventoryError(
+                    f"{self.path} {what}: record a crawl with crawl --db to create or upgrade it"
+                )
+            self._migrate(version)
+        if self.writable:
+            db.execute("PRAGMA journal_mode = WAL")
+            # WAL with NORMAL survives a killed process (not a power cut) and
+            # commits without waiting for the disk: a project per transaction
+            # then costs little more than its rows.
+            db.execute("PRAGMA synchronous = NORMAL")
+            # Rows wait here while their project is listed: the columns of `sharings`.
+            db.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS staging AS SELECT {_SHARING_COLUMNS} "  # noqa: S608
+                "FROM sharings WHERE 0"
+            )
+            db.execute("CREATE INDEX IF NOT EXISTS temp.staging_by_project ON staging (project_id)")
+        db.execute("PRAGMA foreign_keys = ON")
+
+    def _migrate(self, version: int) -> None:
+        db = self._db
+        with _transaction(db, "EXCLUSIVE"):
+            while version < SCHEMA_VERSION:
+                MIGRATIONS[version](db)
+                version += 1
+            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The SQLite connection (read what you like; write through `start_run`)."""
+        return self._db
+
+    def close(self) -> None:
+        """Close the database and release the writer's lock."""
+        with contextlib.suppress(sqlite3.Error):
+            self._db.close()
+        self._release()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- reading ----------------------------------------------------------------------
+
+    def runs(self) -> list[Run]:
+        """Every recorded run, oldest first."""
+        rows = self._db.execute(
+            "SELECT run_id, started_at, finished_at, state, job_key, account, region, "
+            "whole_account, listing, options FROM runs ORDER BY run_id"
+        ).fetchall()
+        return [_run(row) for row in rows]
+
+    def run(self, run_id: int) -> Run:
+        """One run.
+
+        Raises:
+            InventoryError: There is no such run.
+        """
+        row = self._db.execute(
+            "SELECT run_id, started_at, finished_at, state, job_key, account, region, "
+            "whole_account, listing, options FROM runs WHERE run_id = ?",
+            (run_id,),
+        ).fetchone()
+        if row is None:
+            raise InventoryError(f"{self.path} has no run {run_id}")
+        return _run(row)
+
+    def projects(self, run_id: int) -> list[ProjectOutcome]:
+        """The projects of a run (the job's, in order, then the account's others)."""
+        rows = self._db.execute(
+            "SELECT project_id, outcome, reason, region, account, name, sharings "
+            "FROM run_projects WHERE run_id = ? ORDER BY position",
+            (run_id,),
+        ).fetchall()
+        return [ProjectOutcome(*row) for row in rows]
+
+    # -- writing ----------------------------------------------------------------------
+
+    def start_run(
+        self,
+        project_ids: Sequence[str],
+        *,
+        job_key: str | None = None,
+        account: str | None = None,
+        region: str | None = None,
+        listing: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+        known_projects: Iterable[Project] = (),
+        whole_account: bool = False,
+        resume: bool = False,
+    ) -> RunRecorder:
+        """Start recording a crawl of `project_ids`, or continue the unfinished one.
+
+        Args:
+            project_ids: The job's projects, in order.
+            job_key: What makes two runs the same job; by default the
+                projects, account, region and listing.
+            account: The account (domain) the projects belong to, if known.
+            region: The region crawled, if known.
+            listing: The listing options (filters); every run of a database
+                must have the same.
+            options: Anything else worth keeping about the job (JSON).
+            known_projects: Projects IAM lists for the account (names and
+                regions of the job's; the others are recorded as `known`).
+            whole_account: The project list is the whole account.
+            resume: Continue the latest run if it is unfinished and of the
+                same job (else start a new one).
+
+        Raises:
+            InventoryError: The database holds runs of another listing, or
+                was opened to read.
+        """
+        if not self.writable:
+            raise InventoryError(f"{self.path} was opened to read: open it with write=True")
+        listing_text = orjson.dumps(dict(listing or {}), option=orjson.OPT_SORT_KEYS).decode()
+        ids = list(dict.fromkeys(project_ids))
+        if job_key is None:
+            job_key = hashlib.sha256(
+                orjson.dumps([ids, account, region, listing_text, whole_account])
+            ).hexdigest()
+        first = self._db.execute("SELECT listing FROM runs ORDER BY run_id LIMIT 1").fetchone()
+        if first is not None and first[0] != listing_text:
+            raise InventoryError(
+                f"{self.path} records crawls listed with {first[0]}, not {listing_text}: "
+                "use one database per kind of listing"
+            )
+        latest = self._db.execute(
+            "SELECT run_id, state, job_key FROM runs ORDER BY run_id DESC LIMIT 1"
+        ).fetchone()
+        if resume and latest is not None and latest[1] == "running" and latest[2] == job_key:
+            return RunRecorder(self, latest[0], resumed=True)
+        stamp = now()
+        db = self._db
+        with _transaction(db):
+            db.execute(
+                "UPDATE runs SET state = 'interrupted', finished_at = ? WHERE state = 'running'",
+                (stamp,),
+            )
+            run_id = db.execute(
+                "INSERT INTO runs (started_at, job_key, account, region, listing, options, "
+                "whole_account) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    stamp,
+                    job_key,
+                    account,
+                    region,
+                    listing_text,
+                    orjson.dumps(dict(options or {}), default=str).decode(),
+                    int(whole_account),
+                ),
+            ).lastrowid
+            known = {p.id: p for p in known_projects}
+            rows = []
+            for position, project_id in enumerate(ids):
+                project = known.pop(project_id, None)
+                rows.append(
+                    (
+                        run_id,
+                        project_id,
+                        position,
+                        "not_crawled",
+                        project.region if project is not None else region,
+                        account,
+                        None if project is None else project.name,
+                    )
+                )
+            rows.extend(
+                (run_id, p.id, len(ids) + index, "known", p.region, account, p.name)
+                for index, p in enumerate(known.values())
+            )
+            db.executemany(
+                "INSERT INTO run_projects (run_id, project_id, position, outcome, region, "
+                "account, name) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        assert run_id is not None  # noqa: S101 - an INSERT has a row id
+        return RunRecorder(self, run_id, resumed=False)
+
+
+def _run(row: tuple[Any, ...]) -> Run:
+    return Run(
+        run_id=row[0],
+        started_at=row[1],
+        finished_at=row[2],
+        state=row[3],
+        job_key=row[4],
+        account=row[5],
+        region=row[6],
+        whole_account=bool(row[7]),
+        listing=orjson.loads(row[8]),
+        options=orjson.loads(row[9]),
+    )
+
+
+class RunRecorder:
+    """Records one run's projects as they end.
+
+    Pages may arrive for several projects at once (`add_page`); each
+    project's rows wait in a temporary table and are merged into the
+    inventory, with its outcome, in one transaction by `commit_project` (or
+    dropped by `fail_project`).
+
+    Attributes:
+        run_id: The run being recorded.
+        resumed: Whether this continues a run recorded before.
+    """
+
+    def __init__(self, inventory: Inventory, run_id: int, *, resumed: bool) -> None:
+        self._inventory = inventory
+        self._db = inventory.connection
+        self.run_id = run_id
+        self.resumed = resumed
+
+    def outcomes(self) -> dict[str, str]:
+        """The outcome so far of each project of the job."""
+        return dict(
+            self._db.execute(
+                "SELECT project_id, outcome FROM run_projects "
+                "WHERE run_id = ? AND outcome != 'known'",
+                (self.run_id,),
+            ).fetchall()
+        )
+
+    def add_page(self, project_id: str, sharings: Iterable[BackupSharing]) -> None:
+        """Keep sharings of `project_id`'s listing until it ends."""
+        self.add_rows(row_of(project_id, sharing) for sharing in sharings)
+
+    def add_rows(self, rows: Iterable[SharingRow]) -> None:
+        """Keep rows (see `sharing_row`) until their project ends."""
+        self._db.executemany(
+            f"INSERT INTO temp.staging ({_SHARING_COLUMNS}) "  # noqa: S608 - constant columns
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+    def record(self, result: ProjectSharings) -> None:
+        """Record one `VBSClient.crawl` result: its sharings, or its failure."""
+        if result.error is not None:
+            self.fail_project(result.project_id, str(result.error))
+            return
+        self.add_page(result.project_id, result.sharings)
+        self.commit_project(result.project_id)
+
+    def commit_project(self, project_id: str) -> int:
+        """Record `project_id` as listed, with the sharings kept for it; how many.
+
+        Raises:
+            InventoryError: The project is not one of the run's.
+        """
+        db = self._db
+        with _transaction(db):
+            self._check_member(project_id)
+            previous = self._undo(project_id)
+            current: dict[str, tuple[int, int]] = {}
+            if previous is not None:
+                for version_id, sharing_id, known_digest in db.execute(
+                    "SELECT version_id, sharing_id, digest FROM sharings "
+                    "WHERE project_id = ? AND last_seen = ?",
+                    (project_id, previous),
+                ):
+                    current[sharing_id] = (version_id, known_digest)
+            staged: dict[str, tuple[Any, ...]] = {}
+            for row in db.execute(
+                f"SELECT {_SHARING_COLUMNS} FROM temp.staging "  # noqa: S608 - constant columns
+                "WHERE project_id = ?",
+                (project_id,),
+            ):
+                staged[row[1]] = row
+            extended: list[tuple[int, int]] = []
+            inserted: list[tuple[Any, ...]] = []
+            for sharing_id, row in staged.items():
+                known = current.get(sharing_id)
+                if known is not None and known[1] == row[-1]:
+                    extended.append((self.run_id, known[0]))
+                else:
+                    inserted.append((*row, self.run_id, self.run_id))
+            db.executemany("UPDATE sharings SET last_seen = ? WHERE version_id = ?", extended)
+            db.executemany(
+                f"INSERT INTO sharings ({_SHARING_COLUMNS}, first_seen, last_seen) "  # noqa: S608
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                inserted,
+            )
+            db.execute(
+                "UPDATE run_projects SET outcome = 'ok', reason = NULL, sharings = ?, "
+                "recorded_at = ? WHERE run_id = ? AND project_id = ?",
+                (len(staged), now(), self.run_id, project_id),
+            )
+            db.execute("DELETE FROM temp.staging WHERE project_id = ?", (project_id,))
+        return len(staged)
+
+    def fail_project(self, project_id: str, reason: str) -> None:
+        """Record that listing `project_id` failed, and why; drop what was kept for it.
+
+        Raises:
+            InventoryError: The project is not one of the run's.
+        """
+        db = self._db
+        with _transaction(db):
+            self._check_member(project_id)
+            self._undo(project_id)
+            db.execute(
+                "UPDATE run_projects SET outcome = 'failed', reason = ?, sharings = NULL, "
+                "recorded_at = ? WHERE run_id = ? AND project_id = ?",
+                (reason, now(), self.run_id, project_id),
+            )
+            db.execute("DELETE FROM temp.staging WHERE project_id = ?", (project_id,))
+
+    def drop_project(self, project_id: str) -> None:
+        """Forget what was kept for `project_id` without recording an outcome."""
+        self._db.execute("DELETE FROM temp.staging WHERE project_id = ?", (project_id,))
+
+    def finish(self) -> str:
+        """End the run: `complete` if every project was listed, else `partial`."""
+        db = self._db
+        with _transaction(db):
+            unlisted = db.execute(
+                "SELECT count(*) FROM run_projects WHERE run_id = ? "
+                "AND outcome IN ('failed', 'not_crawled')",
+                (self.run_id,),
+            ).fetchone()[0]
+            state = "partial" if unlisted else "complete"
+            db.execute(
+                "UPDATE runs SET state = ?, finished_at = ? WHERE run_id = ?",
+                (state, now(), self.run_id),
+            )
+        db.execute("DELETE FROM temp.staging")
+        return state
+
+    def _check_member(self, project_id: str) -> None:
+        row = self._db.execute(
+            "SELECT outcome FROM run_projects WHERE run_id = ? AND project_id = ?",
+            (self.run_id, project_id),
+        ).fetchone()
+        if row is None or row[0] == "known":
+            raise InventoryError(f"{project_id} is not a project of run {self.run_id}")
+
+    def _undo(self, project_id: str) -> int | None:
+        """Take back what this run recorded for the project; its previous listed run, if any."""
+        db = self._db
+        row = db.execute(
+            "SELECT max(run_id) FROM run_projects WHERE project_id = ? AND outcome = 'ok' "
+            "AND run_id < ?",
+            (project_id, self.run_id),
+        ).fetchone()
+        previous: int | None = row[0]
+        db.execute(
+            "DELETE FROM sharings WHERE project_id = ? AND first_seen = ?",
+            (project_id, self.run_id),
+        )
+        if previous is not None:
+            # A version extended to this run was current at the previous one.
+            db.execute(
+                "UPDATE sharings SET last_seen = ? WHERE project_id = ? AND last_seen = ?",
+                (previous, project_id, self.run_id),
+            )
+        return previous
