@@ -11,32 +11,53 @@ import subprocess
 import threading
 import time
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from ._helpers import VBS_ASYNC, command_env, emulator_in_thread
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 KILLS = 20
 
 
-def kill_loop(arguments: list[str], env: dict[str, str], state, seed: int) -> int:
-    """Start the crawl and kill -9 it at a random moment, KILLS times; the kills made."""
+def size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
+def kill_loop(arguments: list[str], env: dict[str, str], out: Path, state: Path, seed: int):
+    """Start the crawl and kill -9 it, KILLS times: every other kill at start, the others
+    once the run has made progress (a row written or a project committed), mid-write.
+
+    Returns the kills made at start, and those made after progress.
+    """
     rng = random.Random(seed)
-    kills = 0
-    for _ in range(KILLS):
+    at_start = after_progress = 0
+    for kill in range(KILLS):
+        before = (size(out), size(state))
         process = subprocess.Popen(
             arguments, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        deadline = time.monotonic() + 30
-        # Once it has started writing (the state's first line), any moment will do.
-        while not (state.exists() and state.stat().st_size) and time.monotonic() < deadline:
-            if process.poll() is not None:
-                break
-            time.sleep(0.01)
-        time.sleep(rng.uniform(0, 0.25))
+        mid_write = kill % 2 == 1
+        if mid_write:
+            deadline = time.monotonic() + 30
+            while (size(out), size(state)) == before and time.monotonic() < deadline:
+                if process.poll() is not None:
+                    break
+                time.sleep(0.002)
+            progressed = (size(out), size(state)) != before
+            time.sleep(rng.uniform(0, 0.01))  # rows are being written now
+        else:
+            progressed = False
+            time.sleep(rng.uniform(0, 0.05))  # starting up, reading the state
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
-            kills += 1
+            if progressed:
+                after_progress += 1
+            elif not mid_write:
+                at_start += 1
         process.wait(30)
-    return kills
+    return at_start, after_progress
 
 
 def rows(path, output_format: str) -> Counter[tuple[str, str]]:
@@ -59,11 +80,11 @@ def test_twenty_kills_then_a_resume_give_exactly_the_emulator_s_rows(tmp_path):
                          "--resume", str(state), "--page-size", "10", "--max-projects", "4",
                          "--quiet", *emu.project_ids]  # fmt: skip
             runs[output_format] = (arguments, out, state)
-        kills: dict[str, int] = {}
+        kills: dict[str, tuple[int, int]] = {}
 
         def loop(output_format: str) -> None:
-            arguments, _, state = runs[output_format]
-            kills[output_format] = kill_loop(arguments, env, state, seed=len(output_format))
+            arguments, out, state = runs[output_format]
+            kills[output_format] = kill_loop(arguments, env, out, state, seed=len(output_format))
 
         threads = [threading.Thread(target=loop, args=(f,)) for f in runs]
         for thread in threads:
@@ -76,4 +97,5 @@ def test_twenty_kills_then_a_resume_give_exactly_the_emulator_s_rows(tmp_path):
             )
             assert final.returncode == 0, final.stderr
             assert rows(out, output_format) == expected, output_format
-    assert kills == {"jsonl": KILLS, "csv": KILLS}
+    # As many kills mid-write as at start, each made while the run was alive.
+    assert kills == {"jsonl": (KILLS // 2, KILLS // 2), "csv": (KILLS // 2, KILLS // 2)}

@@ -104,10 +104,15 @@ def _parse_error_body(body: bytes) -> tuple[str | None, str | None, str | None]:
 
 
 def _load_object(body: bytes, request: Request) -> dict[str, Any]:
+    not_json: str | None = None
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise _decode_error(f"the body is not JSON ({exc.msg})", request) from None
+        not_json = exc.msg
+    if not_json is not None:
+        # Raised outside the handler: orjson's error holds the whole body (an echoed
+        # credential too) and must not ride along as the error's __context__.
+        raise _decode_error(f"the body is not JSON ({not_json})", request)
     if not isinstance(document, dict):
         raise _decode_error(f"the body is a JSON {type(document).__name__}, not an object", request)
     return document

@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shlex
-import signal
+import time
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Self
+from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 
@@ -25,12 +25,15 @@ from ._files import PathError, Target, check_distinct, classify
 from ._inventory import CrawlRecorder, InventorySpec
 from ._output import Output, ProjectRows, check_finished_output, open_output
 from ._progress import Display, Tally
+from ._projects import ProjectUnavailableError
 from ._report import Report
 from ._rows import csv_header, csv_rows, jsonl
+from ._signals import StopSignals
 from ._state import State, StateError, digest_ids, finished_at
+from ._text import printable
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncGenerator, AsyncIterator
 
     from vbs_async import VBSClient
 
@@ -60,6 +63,13 @@ class CrawlJob:
         max_failures: Stop after this many failed projects.
         command: The command line as run, for the resume hint.
         endpoint: The endpoint as messages name it.
+        unavailable: Projects of the job that fail without a request
+            (disabled, unknown names), with why.
+        every_project_of: With --all-projects, the region: the job is then
+            "every project of it", whatever IAM lists on each run, so that a
+            resume keeps the finished projects of a list that changed.
+        timeout: Seconds one request may take: with no answer at all that
+            long after the first request, the endpoint is silent.
         inventory: Where to record the run (`--db`), if anywhere.
     """
 
@@ -75,13 +85,21 @@ class CrawlJob:
     max_failures: int | None = None
     command: tuple[str, ...] = ()
     endpoint: str = "VBS"
+    unavailable: dict[str, str] = attrs.field(factory=dict)
+    every_project_of: str | None = None
+    timeout: float | None = None
     inventory: InventorySpec | None = None
 
     def identity(self) -> dict[str, Any]:
         """What makes two runs the same job (the state refuses any other)."""
         listing = self.listing
+        projects = (
+            digest_ids(self.project_ids)
+            if self.every_project_of is None
+            else f"every project of {self.every_project_of}"
+        )
         return {
-            "projects": digest_ids(self.project_ids),
+            "projects": projects,
             "filters": {
                 k: v
                 for k, v in sorted(listing.items())
@@ -101,8 +119,13 @@ class CrawlJob:
         return jsonl(project_id, page.items)
 
 
-async def run_crawl(client: VBSClient, job: CrawlJob, stderr: IO[str]) -> int:
-    """Crawl, write, report; the exit status (0 ok, 1 some failed, 2 stopped, 130/143 interrupted).
+async def run_crawl(
+    client: VBSClient, job: CrawlJob, stderr: IO[str], signals: StopSignals | None = None
+) -> int:
+    """Crawl, write, report; the exit status (0 ok, 1 some failed, 2 stopped, 129/130/143 signals).
+
+    `signals`: the command's own signal handling, if it installed one
+    already; else the crawl installs its own while it runs.
 
     Raises:
         StateError: The state or output cannot be used for this job (before
@@ -123,7 +146,7 @@ async def run_crawl(client: VBSClient, job: CrawlJob, stderr: IO[str]) -> int:
                 state=state,
                 others=[job.output, job.state, job.report],
             )
-        return await _run(client, job, state, stderr, recorder)
+        return await _run(client, job, state, stderr, recorder, signals)
     finally:
         if recorder is not None:
             recorder.close()
@@ -165,16 +188,18 @@ def check_paths(
     check_distinct(targets)
 
 
-async def _run(
+async def _run(  # noqa: PLR0917 - a private step of run_crawl
     client: VBSClient,
     job: CrawlJob,
     state: State | None,
     stderr: IO[str],
     recorder: CrawlRecorder | None = None,
+    signals: StopSignals | None = None,
 ) -> int:
     finished = set(state.finished) if state is not None else set()
     pending = [p for p in job.project_ids if p not in finished]
     report = Report(job.project_ids, finished)
+    _tell_gone(job, finished, report, stderr)
     started_before = client.limiter.started
     tally = Tally(
         total=len(pending),
@@ -197,13 +222,19 @@ async def _run(
         max_failures=job.max_failures,
         unreachable_window=UNREACHABLE_WINDOW,
     )
-    stopped_by = _StopSignals()
+    stopped_by = signals if signals is not None else StopSignals()
     stopped: str | None = None
-    display = Display(stderr, tally, interval=job.progress_interval, quiet=job.quiet)
     with open_output(job.output, state) as output:
         if state is not None:
             state.start(output.stream)
-        with display, stopped_by:
+        display = Display(
+            stderr,
+            tally,
+            interval=job.progress_interval,
+            quiet=job.quiet,
+            rows_to_terminal=_is_terminal(output.stream),
+        )
+        with display, contextlib.nullcontext() if signals is not None else stopped_by:
             try:
                 if job.output_format == "csv" and (job.output is None or output.stream.tell() == 0):
                     output.stream.write(csv_header())
@@ -231,31 +262,142 @@ async def _run(
                 if stopped_by.signal is None:
                     raise
         output.finish(any_succeeded=tally.ok > 0)
-    display.summary(_destination(job, output))
     if recorder is not None and stopped_by.signal is None and stopped is None:
         recorder.finish()  # else the run stays open, to be resumed
-    status = _conclude(job, tally, stopped_by.signal, stopped, stderr)
+    status = _status(tally, stopped_by, stopped)
     _write_report(job, report, tally, status, stopped)
+    # Last, as stderr may be gone (SIGHUP: the terminal closed); the files are done.
+    with contextlib.suppress(OSError):
+        display.summary(_destination(job, output))
+        _conclude(job, tally, stopped_by, stopped, stderr)
     return status
+
+
+_GONE_SHOWN = 5
+
+
+def _tell_gone(job: CrawlJob, finished: set[str], report: Report, stderr: IO[str]) -> None:
+    """Projects finished by an earlier run of an --all-projects job that IAM no longer lists."""
+    listed = set(job.project_ids)
+    gone = sorted(p for p in finished if p not in listed)
+    if not gone:
+        return
+    report.gone(gone)  # their rows stay in the output
+    if not job.quiet:
+        more = len(gone) - _GONE_SHOWN
+        shown = ", ".join(gone[:_GONE_SHOWN]) + (f" and {more:,} more" if more > 0 else "")
+        stderr.write(
+            f"note: {len(gone):,} projects finished earlier are no longer listed by IAM; "
+            f"their rows stay in the output: {shown}\n"
+        )
+
+
+def _is_terminal(stream: IO[bytes]) -> bool:
+    try:
+        return stream.isatty()
+    except (OSError, ValueError):
+        return False
+
+
+def _status(tally: Tally, signals: StopSignals, stopped: str | None) -> int:
+    if signals.signal is not None:
+        return signals.status
+    if stopped is not None:
+        return EXIT_STOPPED
+    return EXIT_FAILED if tally.failed else EXIT_OK
 
 
 def _conclude(
-    job: CrawlJob, tally: Tally, signal_number: int | None, stopped: str | None, stderr: IO[str]
-) -> int:
-    """The exit status; after an interruption or an early stop, how to go on."""
-    status = EXIT_FAILED if tally.failed else EXIT_OK
-    if signal_number is not None:
-        stderr.write(f"interrupted: {tally.done:,} projects finished in this run\n")
-        status = 128 + signal_number
+    job: CrawlJob, tally: Tally, signals: StopSignals, stopped: str | None, stderr: IO[str]
+) -> None:
+    """After an interruption or an early stop: what was done, what was not, how to go on."""
+    status = _status(tally, signals, stopped)
+    if signals.signal is not None:
+        left = (tally.total or 0) - tally.done
+        stderr.write(
+            f"interrupted: {signals.name} after {tally.done:,} projects finished in this run "
+            f"({tally.ok:,} written, {len(tally.failed):,} failed); {left:,} not finished, "
+            "their rows dropped (nothing was changed in the cloud)\n"
+        )
     elif stopped is not None:
-        stderr.write(f"stopped: {stopped}\n")
-        status = EXIT_STOPPED
+        stderr.write(f"stopped: {printable(stopped)}\n")
     if status not in {EXIT_OK, EXIT_FAILED} or (status == EXIT_FAILED and job.state is not None):
         stderr.write(_resume_hint(job) + "\n")
-    return status
+    stderr.flush()
 
 
-async def _drain(
+async def _drain(**parts: Any) -> None:
+    """Drain the crawl, stopping it if the endpoint stays silent after its first request."""
+    drain = asyncio.create_task(_drain_events(**parts))
+    watchdog = asyncio.create_task(_silence(parts["client"], parts["tally"], parts["job"]))
+    try:
+        await asyncio.wait({drain, watchdog}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watchdog.cancel()
+        if not drain.done():
+            drain.cancel()
+        await asyncio.wait({drain, watchdog})
+    if not drain.cancelled() and drain.exception() is not None:
+        raise drain.exception()  # type: ignore[misc]
+    if not watchdog.cancelled() and watchdog.exception() is None:
+        raise CrawlStoppedError(watchdog.result())
+
+
+async def _silence(client: VBSClient, tally: Tally, job: CrawlJob) -> str:
+    """Return (why) once the endpoint answered nothing `timeout` after the first request.
+
+    A request ends within the timeout: if by then (and a little more) not a
+    page, not a project's end, not a throttling answer, not any answer at
+    all came back, the endpoint accepts connections and never answers. That
+    is a setup problem (a wrong --endpoint, a proxy swallowing requests),
+    told at once instead of after every project's retries and deadline.
+    """
+    if job.timeout is None:
+        await asyncio.Event().wait()  # never: no timeout to judge by
+    timeout = float(job.timeout or 0)
+    started_before = client.limiter.started
+    throttled_before = client.limiter.adaptive.throttled_answers
+    grace = max(0.2, min(timeout, 5.0))
+    first: float | None = None
+    while True:
+        await asyncio.sleep(min(0.25, timeout / 4))
+        if tally.listed or tally.requests:
+            await asyncio.Event().wait()  # it answers: nothing more to watch
+        if first is None:
+            if client.limiter.started > started_before:
+                first = time.monotonic()
+            continue
+        adaptive = client.limiter.adaptive
+        if (
+            time.monotonic() - first >= timeout + grace
+            and adaptive.throttled_answers == throttled_before
+            and adaptive.measured_rate() == 0
+        ):
+            return (
+                f"the endpoint {job.endpoint} accepts connections but sent no answer within "
+                f"--timeout {timeout:g}s: check --endpoint (VBS_ENDPOINT) and the network "
+                "(proxy), or raise --timeout for a slow one"
+            )
+
+
+async def _events(
+    client: VBSClient, pending: list[str], job: CrawlJob
+) -> AsyncGenerator[SharingPage | ProjectDone]:
+    """The crawl's events; first the end of each project that fails without a request."""
+    for project_id in pending:
+        reason = job.unavailable.get(project_id)
+        if reason is not None:
+            yield ProjectDone(
+                project_id, error=ProjectUnavailableError(reason, project_id=project_id)
+            )
+    crawled = [p for p in pending if p not in job.unavailable]
+    events = client.crawl_pages(crawled, max_projects=job.max_projects, **job.listing)
+    async with contextlib.aclosing(events):
+        async for event in events:
+            yield event
+
+
+async def _drain_events(
     *,
     client: VBSClient,
     pending: list[str],
@@ -270,7 +412,7 @@ async def _drain(
 ) -> None:
     """Keep each project's pages apart; write them in one piece when it ends well."""
     open_projects: dict[str, ProjectRows] = {}
-    events = client.crawl_pages(pending, max_projects=job.max_projects, **job.listing)
+    events = _events(client, pending, job)
     try:
         async with contextlib.aclosing(events):
             async for event in events:
@@ -363,38 +505,3 @@ async def _ticking(display: Display, interval: float) -> AsyncIterator[None]:
     finally:
         ticker.cancel()
         await asyncio.wait([ticker])
-
-
-class _StopSignals:
-    """Ctrl-C and SIGTERM cancel the crawl so that it can stop cleanly with a summary."""
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-        self._installed: list[int] = []
-
-    def __enter__(self) -> Self:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None  # noqa: S101 - called from a coroutine
-
-        def stop(signum: int) -> None:
-            if self.signal is None:
-                self.signal = signum
-                task.cancel()
-
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(signum, stop, signum)
-            except (NotImplementedError, RuntimeError, ValueError):
-                continue  # not the main thread, or not a Unix loop
-            self._installed.append(signum)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        loop = asyncio.get_running_loop()
-        for signum in self._installed:
-            loop.remove_signal_handler(signum)
-        if self.signal is not None:
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()

@@ -1,10 +1,11 @@
 """Findings: the sharings of the latest known state of each project, classified.
 
-The audited run is the latest finished one (`complete` or `partial`) unless
-one is named. Each of its projects contributes the sharings its listing
-showed in that run; a project that failed or was not crawled contributes
-those of its latest earlier listing, marked `stale`; a project never listed
-is `unknown`, and its sharings cannot be audited.
+The audited runs are the latest finished one (`complete` or `partial`) of
+each account recorded, unless one run is named. Each of their projects
+contributes the sharings its listing showed in that run; a project that
+failed or was not crawled contributes those of its latest earlier listing,
+marked `stale`; a project never listed is `unknown`, and its sharings
+cannot be audited.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class Finding:
         first_seen_run: The first run that saw the sharing.
         first_seen_at: When that run started.
         seen_run: The run whose listing the finding comes from.
+        seen_at: When that run started.
         stale: Whether that is an earlier run than the audited one (the
             project's listing failed, or it was not crawled, since).
     """
@@ -95,6 +97,7 @@ class Finding:
     first_seen_run: int
     first_seen_at: str | None
     seen_run: int
+    seen_at: str | None
     stale: bool
 
     @property
@@ -108,9 +111,7 @@ class Audit:
     """The findings of one run's state; iterate it once for the findings.
 
     Attributes:
-        run_id: The audited run.
-        account: Its account, if known.
-        region: Its region, if known.
+        run_ids: The audited runs, latest first (one per account).
         minimum: Findings below this severity are left out.
         projects: Projects of the run.
         stale_projects: Projects whose findings come from an earlier run.
@@ -119,9 +120,7 @@ class Audit:
         classes: Findings yielded so far, by class.
     """
 
-    run_id: int
-    account: str | None
-    region: str | None
+    run_ids: list[int]
     minimum: Severity
     projects: int = 0
     stale_projects: list[str] = attrs.field(factory=list)
@@ -141,8 +140,8 @@ class Audit:
         return sum(count for level, count in self.counts.items() if level >= severity)
 
 
-def audited_run(db: sqlite3.Connection, run_id: int | None) -> int:
-    """The run to audit: `run_id`, else the latest finished run, else the latest.
+def audited_runs(db: sqlite3.Connection, run_id: int | None) -> list[int]:
+    """The runs to audit: `run_id`, else each account's latest finished run, else the latest run.
 
     Raises:
         InventoryError: No such run, or no run at all.
@@ -150,15 +149,19 @@ def audited_run(db: sqlite3.Connection, run_id: int | None) -> int:
     if run_id is not None:
         if db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
             raise InventoryError(f"no run {run_id} in the inventory")
-        return run_id
-    row = db.execute(
-        "SELECT coalesce("
-        "(SELECT max(run_id) FROM runs WHERE state IN ('complete', 'partial')), "
-        "(SELECT max(run_id) FROM runs))"
-    ).fetchone()
-    if row[0] is None:
+        return [run_id]
+    finished = [
+        row[0]
+        for row in db.execute(
+            "SELECT max(run_id) FROM runs WHERE state IN ('complete', 'partial') GROUP BY account"
+        )
+    ]
+    if finished:
+        return sorted(finished, reverse=True)
+    latest = db.execute("SELECT max(run_id) FROM runs").fetchone()[0]
+    if latest is None:
         raise InventoryError("the inventory records no run yet")
-    return int(row[0])
+    return [int(latest)]
 
 
 def version(row: tuple[Any, ...]) -> SharingVersion:
@@ -186,26 +189,39 @@ def audit(
         InventoryError: No such run, or none recorded.
     """
     db = inventory.connection
-    run_id = audited_run(db, run_id)
-    account, region = db.execute(
-        "SELECT account, region FROM runs WHERE run_id = ?", (run_id,)
-    ).fetchone()
-    result = Audit(run_id=run_id, account=account, region=region, minimum=minimum)
-    classifier = classifier_for_run(db, run_id, trusted)
-    result._findings = _findings(db, run_id, classifier, result)  # noqa: SLF001
+    run_ids = audited_runs(db, run_id)
+    result = Audit(run_ids=run_ids, minimum=minimum)
+    trusted = frozenset(trusted)
+    classifiers = {run: classifier_for_run(db, run, trusted) for run in run_ids}
+    result._findings = _findings(db, classifiers, result)  # noqa: SLF001
     return result
 
 
 def _findings(
-    db: sqlite3.Connection, run_id: int, classifier: Classifier, result: Audit
+    db: sqlite3.Connection, classifiers: dict[int, Classifier], result: Audit
+) -> Iterator[Finding]:
+    audited: set[str] = set()
+    for run_id, classifier in classifiers.items():
+        projects = db.execute(
+            "SELECT project_id, outcome FROM run_projects WHERE run_id = ? "
+            "AND outcome != 'known' ORDER BY position",
+            (run_id,),
+        ).fetchall()
+        # A project of two accounts' runs is audited once, in the latest.
+        projects = [(p, outcome) for p, outcome in projects if p not in audited]
+        audited.update(p for p, _ in projects)
+        result.projects += len(projects)
+        yield from _project_findings(db, run_id, projects, classifier, result)
+
+
+def _project_findings(
+    db: sqlite3.Connection,
+    run_id: int,
+    projects: list[tuple[str, str]],
+    classifier: Classifier,
+    result: Audit,
 ) -> Iterator[Finding]:
     started = dict(db.execute("SELECT run_id, started_at FROM runs").fetchall())
-    projects = db.execute(
-        "SELECT project_id, outcome FROM run_projects WHERE run_id = ? AND outcome != 'known' "
-        "ORDER BY position",
-        (run_id,),
-    ).fetchall()
-    result.projects = len(projects)
     for project_id, outcome in projects:
         seen = run_id
         if outcome != "ok":
@@ -244,5 +260,6 @@ def _findings(
                 first_seen_run=int(row[-1]),
                 first_seen_at=started.get(row[-1]),
                 seen_run=seen,
+                seen_at=started.get(seen),
                 stale=seen != run_id,
             )

@@ -1,0 +1,151 @@
+"""`vbs-async diff`: added, removed and changed sharings between two runs; unknown is never removed."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from vbs_async.testing import Fault
+
+from .test_audit import A1, A2, OUTSIDE1, add_sharing
+from .test_cli import emulator_in_thread, invoke
+
+
+@pytest.fixture
+def two_runs(tmp_path, clean_env):
+    """Run 1, then changes (one added outside, one removed, one status changed, one project
+    failing), then run 2; each run's output and report kept too."""
+    db = tmp_path / "inventory.sqlite"
+    third = "3" * 32
+    with emulator_in_thread() as emu:
+        clean_env.setenv("OS_AUTH_TOKEN", emu.token)
+        kept = add_sharing(emu, 1, A1, A2)
+        gone = add_sharing(emu, 2, A1, A2)
+        changing = add_sharing(emu, 3, A2, A1, status="creating")
+        hidden = add_sharing(emu, 4, third, OUTSIDE1)
+
+        def crawl(name: str):
+            return invoke("crawl", "--endpoint", emu.url, "--db", str(db), "--attempts", "1",
+                          "-o", str(tmp_path / f"{name}.jsonl"), "--report",
+                          str(tmp_path / f"{name}.json"), A1, A2, third)  # fmt: skip
+
+        assert crawl("old").exit_code == 0
+        emu.store.remove(gone)
+        add_sharing(emu, 3, A2, A1, status="available")  # the same sharing, now available
+        added = add_sharing(emu, 5, A1, OUTSIDE1)
+        emu.store.remove(hidden)  # gone, but its project fails: unknown, not removed
+        emu.inject(Fault.answer(500), times=100, project_id=third)
+        assert crawl("new").exit_code == 1
+    return db, {"kept": kept, "gone": gone, "changing": changing, "added": added, "hidden": hidden}
+
+
+def changes(stdout: str) -> dict[str, dict]:
+    rows = [json.loads(line) for line in stdout.splitlines()]
+    return {(r["new"] or r["old"])["sharing_id"]: r for r in rows}
+
+
+def test_diff_of_the_last_two_runs_names_each_change_with_its_class(two_runs):
+    db, ids = two_runs
+    result = invoke("diff", "--db", str(db), "--format", "jsonl")
+    found = changes(result.stdout)
+    assert set(found) == {ids["gone"], ids["changing"], ids["added"]}
+    assert (found[ids["added"]]["change"], found[ids["added"]]["class"]) == ("added", "external")
+    assert found[ids["added"]]["severity"] == "high"
+    assert found[ids["added"]]["remediation"] == f"vbs-async cancel {A1} {ids['added']}"
+    assert (found[ids["gone"]]["change"], found[ids["gone"]]["class"]) == ("removed", "internal")
+    changed = found[ids["changing"]]
+    assert (changed["change"], changed["fields"]) == ("changed", ["backup_status"])
+    assert (changed["old"]["backup"]["status"], changed["new"]["backup"]["status"]) == (
+        "creating",
+        "available",
+    )
+    assert result.stderr.splitlines() == [
+        "run 1 -> run 2: 1 added (1 high, 0 medium, 0 low, 0 info), 1 removed, 1 changed, 1 unchanged",
+        "unknown: 1 sharings of 1 projects not listed in one of the runs (failed or not crawled)",
+    ]
+    assert result.exit_code == 1  # some sharings are unknown
+
+
+def test_fail_on_new_exits_3_when_a_new_sharing_is_at_or_above_it(two_runs):
+    db, _ = two_runs
+    result = invoke("diff", "--db", str(db), "--format", "jsonl", "--fail-on-new", "high")
+    assert result.exit_code == 3
+    assert "1 new sharings at or above high: exit 3" in result.stderr
+
+
+def test_an_old_run_that_does_not_precede_the_new_one_is_a_usage_error(two_runs):
+    db, _ = two_runs
+    result = invoke("diff", "--db", str(db), "--old", "1", "--new", "1", "--format", "jsonl")
+    assert result.exit_code == 2
+    assert "run 1 is not earlier than run 1" in result.stderr
+
+
+def test_a_new_sharing_below_fail_on_new_does_not_exit_3(two_runs, tmp_path):
+    db, _ = two_runs
+    trusted = tmp_path / "trusted.txt"
+    trusted.write_text(OUTSIDE1 + "\n")
+    result = invoke("diff", "--db", str(db), "--trusted", str(trusted), "--format", "jsonl",
+                    "--fail-on-new", "medium")  # fmt: skip
+    assert result.exit_code == 1  # the added one is trusted (low); unknown sharings remain
+    assert "1 added (0 high, 0 medium, 1 low, 0 info)" in result.stderr
+
+
+def test_two_runs_without_anything_unknown_exit_0(tmp_path):
+    db = tmp_path / "inventory.sqlite"
+    for _ in range(2):
+        assert invoke("crawl", "--emulator", "--emulator-projects", "3", "--emulator-sharings", "4",
+                      "--db", str(db), "-o", str(tmp_path / "out.jsonl")).exit_code == 0  # fmt: skip
+    result = invoke("diff", "--db", str(db), "--format", "jsonl")
+    assert result.exit_code == 0
+    assert result.stdout == ""
+    assert (
+        result.stderr
+        == "run 1 -> run 2: 0 added (0 high, 0 medium, 0 low, 0 info), 0 removed, 0 changed, 12 unchanged\n"
+    )
+
+
+def test_two_crawl_outputs_with_their_reports_give_the_same_diff(two_runs, tmp_path):
+    db, _ = two_runs
+    from_db = invoke("diff", "--db", str(db), "--format", "jsonl")
+    from_files = invoke("diff", str(tmp_path / "old.jsonl"), str(tmp_path / "new.jsonl"),
+                        "--report", str(tmp_path / "old.json"), "--report", str(tmp_path / "new.json"),
+                        "--format", "jsonl")  # fmt: skip
+    assert from_files.exit_code == from_db.exit_code == 1
+    assert changes(from_files.stdout) == changes(from_db.stdout)
+    assert from_files.stderr == from_db.stderr
+
+
+def test_csv_and_table_formats(two_runs):
+    db, _ = two_runs
+    rows = list(
+        csv.DictReader(io.StringIO(invoke("diff", "--db", str(db), "--format", "csv").stdout))
+    )
+    assert {r["change"] for r in rows} == {"added", "removed", "changed"}
+    changed = next(r for r in rows if r["change"] == "changed")
+    assert (changed["old_status"], changed["new_status"]) == ("creating", "available")
+    table = invoke("diff", "--db", str(db), "--format", "table").stdout.splitlines()
+    assert table[0].split()[:3] == ["CHANGE", "SEVERITY", "CLASS"]
+    assert len(table) == 4
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--db", "{tmp}/one.sqlite"], "a diff needs two runs; the inventory records 1"),
+        (["{tmp}/a.jsonl"], "diff compares two crawl output files: OLD NEW"),
+        (
+            ["{tmp}/a.jsonl", "{tmp}/a.jsonl", "--report", "{tmp}/a.json"],
+            "each crawl output needs its --report",
+        ),
+        (["--db", "{tmp}/one.sqlite", "--new", "7"], "no run 7"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(tmp_path, arguments, message):
+    assert invoke("crawl", "--emulator", "--emulator-projects", "1", "--db", str(tmp_path / "one.sqlite"),
+                  "-o", str(tmp_path / "a.jsonl"), "--report", str(tmp_path / "a.json")).exit_code == 0  # fmt: skip
+    result = invoke("diff", *(a.format(tmp=tmp_path) for a in arguments))
+    assert result.exit_code == 2
+    assert message in result.stderr
