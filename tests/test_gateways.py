@@ -162,12 +162,16 @@ def test_never_twice_a_refused_quota_never_half_a_restored_one_for_5_s(phases, s
 # -- the quota the gateway announces ----------------------------------------------------------
 
 
+OTC_MESSAGE = (
+    "The throttling threshold has been reached: policy user over ratelimit,limit:50,time:1 second"
+)
+
+
 @pytest.mark.parametrize(
     ("message", "quota"),
     [
         (
-            "The throttling threshold has been reached: policy user over ratelimit,"
-            "limit:50,time:1 second",
+            OTC_MESSAGE,
             Quota(50, 1.0, "user", "1 second"),
         ),
         (

@@ -510,6 +510,15 @@ class AdaptiveRate:
 
     # -- feedback ------------------------------------------------------------------------
 
+    def measured_rate(self) -> float:
+        """Successful answers a second, over the last two seconds."""
+        return self._goodput(self._clock(), 2 * SHORT_WINDOW)
+
+    def refused_under_quota(self, ticket: Ticket) -> None:
+        """A 429 that named the gateway's quota: counted, measured, no cut (it is paced)."""
+        self.throttled_answers += 1
+        self._record(ticket, ok=False)
+
     def succeeded(self, ticket: Ticket) -> None:
         """A request was answered without throttling."""
         now = self._record(ticket, ok=True)

@@ -360,6 +360,7 @@ class Session:
             self.limiter.adaptive.throttled(ticket)
             return
         host, api = _route(url, request)
+        self.limiter.adaptive.refused_under_quota(ticket)
         if self.limiter.announced(host, api, quota):
             logger.info(
                 "the gateway at %s announced its quota: %s (%s); pacing under it",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
-import math
 import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
