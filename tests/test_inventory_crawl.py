@@ -29,7 +29,7 @@ def dump(path) -> dict[str, list[tuple]]:
             "sharings": db.execute(
                 "SELECT project_id, sharing_id, backup_id, from_project_id, to_project_id, "
                 "created_at, updated_at, backup_name, backup_size, backup_volume_id, "
-                "backup_status, backup_availability_zone, digest, first_seen, last_seen "
+                "backup_status, backup_availability_zone, first_seen, last_seen "
                 "FROM sharings ORDER BY project_id, sharing_id, first_seen"
             ).fetchall(),
         }
