@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import socket
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
+
+from aiohttp import web
 
 from vbs_async import RetryPolicy
 from vbs_async.testing import Emulator
@@ -110,3 +113,61 @@ class Gate:
     def before_count(self, store: object, project_id: str) -> None:
         del store
         self._wait(project_id)
+
+
+class EchoServer:
+    """Answers every request with `status` and everything the request held, echoed."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+        self.received: list[str] = []
+        self.credentials: set[str] = set()
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    def echo(self, request: web.Request, body: bytes) -> str:
+        headers = "; ".join(f"{k}: {v}" for k, v in request.headers.items())
+        return f"{request.method} {request.path_qs} headers: {headers} body: {body.decode()}"
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        text = self.echo(request, body)
+        self.received.append(text)
+        self.credentials.update(
+            request.headers[name] for name in ("X-Auth-Token", "X-Security-Token")
+            if name in request.headers
+        )  # fmt: skip
+        # The request id echoes whichever credential header came (a gateway's mistake).
+        echoed_header = next(
+            (
+                request.headers[name]
+                for name in ("X-Auth-Token", "X-Security-Token", "Authorization")
+                if name in request.headers
+            ),
+            body.decode()[:200],
+        )
+        headers = {"X-Openstack-Request-Id": echoed_header, "X-Request-Id": echoed_header}
+        if self.status == 200:  # an answer that is not JSON, holding it all
+            return web.Response(status=200, text=f"<html>{text}</html>", headers=headers)
+        payload = {"error_msg": text, "error_code": text[:400], "error": {"message": text}}
+        return web.Response(
+            status=self.status,
+            body=json.dumps(payload).encode(),
+            content_type="application/json",
+            headers=headers,
+        )
+
+    async def __aenter__(self) -> Self:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()

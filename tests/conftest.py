@@ -16,7 +16,7 @@ from hypothesis import settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 import vbs_async
-from vbs_async import TokenAuth, VBSClient
+from vbs_async import TokenAuth, VBSClient, _config
 from vbs_async.testing import Emulator
 
 from ._helpers import FAST_RETRY
@@ -73,6 +73,8 @@ def isolated_from_the_machine(
     for name in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
         monkeypatch.setenv(name, str(home / name.lower()))
     monkeypatch.setenv("XDG_CONFIG_DIRS", str(home / "xdg_config_dirs"))
+    # /etc/openstack and /etc/xdg/openstack: a temporary folder, never the machine's.
+    monkeypatch.setattr(_config, "SYSTEM_CONFIG_ROOT", home / "etc")
     # A relative path a test or its subprocess writes lands in a temporary folder too.
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 

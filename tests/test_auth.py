@@ -19,8 +19,10 @@ from vbs_async import (
     AuthenticationError,
     NotFoundError,
     PasswordAuth,
+    RateLimitedError,
     RetryPolicy,
     TokenAuth,
+    VBSClient,
     VBSError,
 )
 from vbs_async._requests import (
@@ -33,6 +35,8 @@ from vbs_async._requests import (
     share_backup_request,
 )
 from vbs_async.testing import Emulator
+
+from ._helpers import EchoServer
 
 PASSWORD = "pa55-VERY-SECRET-word"
 SECRET_KEY = "sk-VERY-SECRET-0123456789abcdef"
@@ -325,3 +329,16 @@ async def test_no_auth_kind_leaks_its_secret_into_logs_or_errors(make_client, ca
         for text in [caplog.text, *(str(e) for e in errors), *(repr(e) for e in errors)]:
             for secret in (token, PASSWORD, SECRET_KEY):
                 assert secret not in text
+
+
+async def test_iam_throttling_past_the_deadline_is_throttling_not_refused_credentials():
+    async with EchoServer(429) as iam:
+        auth = PasswordAuth(iam.url + "/v3", "alice", PASSWORD, "emulator-domain")
+        retry = RetryPolicy(attempts=1000, timeout=0.3, wait_initial=0.01, wait_max=0.02)
+        async with VBSClient(iam.url, auth=auth, retry=retry) as client:
+            with pytest.raises(VBSError) as caught:
+                await client.list_sharings("eu-de_p00001")
+    assert len(iam.received) >= 2  # throttled, asked again: never taken for a refusal
+    assert not isinstance(caught.value, AuthenticationError)
+    assert isinstance(caught.value, RateLimitedError)
+    assert caught.value.status == 429

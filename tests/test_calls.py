@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from vbs_async.testing import Fault
+
 from ._helpers import emulator_in_thread
 from .test_cli import invoke
 
@@ -29,7 +31,7 @@ def test_count_and_get(emu):
     assert got.exit_code == 0
     assert json.loads(got.stdout)["id"] == sharing["id"]
     missing = invoke("get", project, "no-such-sharing")
-    assert missing.exit_code == 2
+    assert missing.exit_code == 3  # not found: the table's 3, not a usage error
     assert "HTTP 404" in missing.stderr
 
 
@@ -70,11 +72,18 @@ def test_cancel_every_sharing_a_crawl_wrote(emu, tmp_path, output_format):
 
 def test_cancel_by_id_reports_failures_with_exit_1(emu):
     project = emu.project_ids[0]
-    sharing = emu.sharings(project)[0]["id"]
-    result = invoke("cancel", project, sharing, "not-a-sharing", "--yes")
+    first, second = (s["id"] for s in emu.sharings(project)[:2])
+    assert invoke("cancel", project, first, "--yes").exit_code == 0
+    emu.inject(Fault.answer(403, message="not yours"), project_id=project, times=1)
+    result = invoke("cancel", project, second, "--yes")
     assert result.exit_code == 1
-    assert f"cancelled {sharing} of {project}" in result.stdout
-    assert "failed not-a-sharing" in result.stderr
+    assert f"failed {second} of {project}: HTTP 403" in result.stderr
+    assert result.stderr.strip().endswith("cancelled 0, already gone 0, failed 1")
+    # Gone already (the first), cancelled now (the second): both done.
+    again = invoke("cancel", project, first, second, "--yes")
+    assert again.exit_code == 0, again.stderr
+    assert f"already gone {first} of {project}" in again.stdout
+    assert f"cancelled {second} of {project}" in again.stdout
 
 
 @pytest.mark.usefixtures("emu")

@@ -169,12 +169,24 @@ def test_an_agency_as_the_terraform_provider_names_it(home):
     settings = settings_of(home, env)
     assert isinstance(settings.auth, AgencyAuth)
     assert settings.auth.auth_url == "https://iam.eu-de.otc.t-systems.com"  # the region's
-    with pytest.raises(ConfigurationError, match="OS_AGENCY_DOMAIN_NAME must be set"):
+    with pytest.raises(ConfigurationError, match="set OS_AGENCY_DOMAIN_NAME"):
         settings_of(home, {**env, "OS_AGENCY_DOMAIN_NAME": ""})
-    with pytest.raises(ConfigurationError, match="not with a token"):
+    # A token assumes an agency too (the Terraform provider accepts it), given IAM's endpoint.
+    with pytest.raises(ConfigurationError, match="assuming an agency needs IAM's endpoint"):
         settings_of(
             home, {"OS_AUTH_TOKEN": "t", "OS_AGENCY_NAME": "a", "OS_AGENCY_DOMAIN_NAME": "d"}
         )
+    tokened = settings_of(
+        home,
+        {
+            "OS_AUTH_TOKEN": "t",
+            "OS_AGENCY_NAME": "a",
+            "OS_AGENCY_DOMAIN_NAME": "d",
+            "OS_REGION_NAME": "eu-de",
+        },
+    )
+    assert isinstance(tokened.auth, AgencyAuth)
+    assert isinstance(tokened.auth.base, TokenAuth)
 
 
 # -- TLS ---------------------------------------------------------------------------------

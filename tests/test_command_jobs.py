@@ -11,7 +11,7 @@ import pytest
 from vbs_async.testing import Fault
 
 from ._helpers import VBS_ASYNC, Gate, closed_port, command_env, emulator_in_thread, wait_for_lines
-from .test_cli import invoke, rows_by_project
+from .test_cli import held, invoke, rows_by_project
 
 
 def one_error_line(result) -> str:
@@ -366,3 +366,42 @@ def test_quiet_prints_errors_only(emu):
     normal = crawl(emu, "--progress-interval", "0")
     assert "progress:" in normal.stderr
     assert "projects: 6 ok" in normal.stderr
+
+
+# -- mistakes nothing caught once ----------------------------------------------------------
+
+
+def test_a_resume_cuts_back_the_rows_a_killed_run_left_past_the_last_commit(emu, tmp_path):
+    out, state = tmp_path / "out.jsonl", tmp_path / "state"
+    emu.inject(Fault.answer(500), project_id=emu.project_ids[-1], times=1)
+    first = crawl(emu, "-o", str(out), "--resume", str(state), "--attempts", "1")
+    assert first.exit_code == 1
+    committed = out.read_bytes()
+    # What a run killed mid-write leaves: rows past the committed size, longer than
+    # everything the resumed run will write.
+    with out.open("ab") as stream:
+        stream.write(b'{"project_id": "uncommitted", "id": "x"}\n' * 200)
+    second = crawl(emu, "-o", str(out), "--resume", str(state))
+    assert second.exit_code == 0, second.stderr
+    assert out.read_bytes().startswith(committed)
+    assert rows_by_project(out.read_text()) == held(emu)
+
+
+def test_403s_and_500s_in_turn_fail_each_project_but_never_stop_as_refused_credentials(
+    clean_env, tmp_path
+):
+    out = tmp_path / "out.jsonl"
+    with emulator_in_thread(projects=12, sharings_per_project=2) as emulator:
+        clean_env.setenv("OS_AUTH_TOKEN", emulator.token)
+        clean_env.setenv("VBS_ENDPOINT", emulator.url)
+        for index, project_id in enumerate(emulator.project_ids):
+            fault = Fault.answer(403 if index % 2 == 0 else 500)
+            emulator.inject(fault, project_id=project_id, times=10)
+        result = invoke("crawl", "-o", str(out), "--attempts", "1", "--max-projects", "1",
+                        *emulator.project_ids)  # fmt: skip
+    assert result.exit_code == 1
+    assert "credentials refused" not in result.stderr
+    assert "projects: 0 ok, 12 failed" in result.stderr
+    # No output existed: none was "kept as it was".
+    assert "kept as it was" not in result.stderr
+    assert f"written to {out}" in result.stderr

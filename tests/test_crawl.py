@@ -192,3 +192,32 @@ async def test_an_exception_in_the_consumer_cancels_the_crawl(make_client):
         with pytest.raises(ConsumerError):
             await consume()
         await settled(emu)
+
+
+class _FailingAfterTheFirstPage:
+    """An emulator `drift` under which one project's pages after the first always fail."""
+
+    def __init__(self) -> None:
+        self.project_id = ""
+
+    def before_list(self, store: object, project_id: str, offset: int) -> None:
+        del store
+        if project_id == self.project_id and offset > 0:
+            raise RuntimeError("the server breaks down past the first page")
+
+    def before_count(self, store: object, project_id: str) -> None:
+        del store, project_id
+
+
+async def test_a_project_failing_after_some_pages_gives_none_of_them(make_client):
+    drift = _FailingAfterTheFirstPage()
+    async with Emulator(projects=3, sharings_per_project=25, drift=drift) as emu:
+        drift.project_id = emu.project_ids[1]
+        client = make_client(emu)
+        results = {r.project_id: r async for r in client.crawl(emu.project_ids, page_size=10)}
+    broken = results[emu.project_ids[1]]
+    assert not broken.ok
+    assert broken.error is not None
+    assert broken.error.offset > 0  # it failed past the first page
+    assert broken.sharings == ()  # not the first page's ten
+    assert [len(results[p].sharings) for p in emu.project_ids] == [25, 0, 25]

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import pickle
 import subprocess
 import threading
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from aiohttp import web
 
 from vbs_async import (
     AgencyAuth,
@@ -34,7 +32,7 @@ from vbs_async import (
 )
 from vbs_async.testing import Emulator
 
-from ._helpers import VBS_ASYNC
+from ._helpers import VBS_ASYNC, EchoServer
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -48,64 +46,6 @@ SECURITY_TOKEN = "st-ECHOED-SECRET-0123456789abcdef"
 SECRETS = (TOKEN, PASSWORD, SECRET_KEY, SECURITY_TOKEN)
 PROJECT = "eu-de_p00001"
 ONCE = RetryPolicy(attempts=2, wait_initial=0.0, wait_max=0.0, wait_jitter=0.0)
-
-
-class EchoServer:
-    """Answers every request with `status` and everything the request held, echoed."""
-
-    def __init__(self, status: int) -> None:
-        self.status = status
-        self.received: list[str] = []
-        self.credentials: set[str] = set()
-        self._runner: web.AppRunner | None = None
-        self.url = ""
-
-    def echo(self, request: web.Request, body: bytes) -> str:
-        headers = "; ".join(f"{k}: {v}" for k, v in request.headers.items())
-        return f"{request.method} {request.path_qs} headers: {headers} body: {body.decode()}"
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        text = self.echo(request, body)
-        self.received.append(text)
-        self.credentials.update(
-            request.headers[name] for name in ("X-Auth-Token", "X-Security-Token")
-            if name in request.headers
-        )  # fmt: skip
-        # The request id echoes whichever credential header came (a gateway's mistake).
-        echoed_header = next(
-            (
-                request.headers[name]
-                for name in ("X-Auth-Token", "X-Security-Token", "Authorization")
-                if name in request.headers
-            ),
-            body.decode()[:200],
-        )
-        headers = {"X-Openstack-Request-Id": echoed_header, "X-Request-Id": echoed_header}
-        if self.status == 200:  # an answer that is not JSON, holding it all
-            return web.Response(status=200, text=f"<html>{text}</html>", headers=headers)
-        payload = {"error_msg": text, "error_code": text[:400], "error": {"message": text}}
-        return web.Response(
-            status=self.status,
-            body=json.dumps(payload).encode(),
-            content_type="application/json",
-            headers=headers,
-        )
-
-    async def __aenter__(self) -> Self:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self.handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}"
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        assert self._runner is not None
-        await self._runner.cleanup()
 
 
 @pytest.fixture(params=[400, 401, 403, 404, 500, 200])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import web
 
-from vbs_async import AKSKAuth, PasswordAuth, TokenAuth, VBSClient
+from vbs_async import AKSKAuth, PasswordAuth, RetryPolicy, TokenAuth, VBSClient
 from vbs_async.testing import Emulator
 
 
@@ -94,3 +94,32 @@ async def test_netrc_credentials_are_never_sent(monkeypatch, tmp_path):
         VBSClient(emu.url, auth=AKSKAuth("AK1", "SK1-secret-value")) as client,
     ):
         assert await client.count_sharings(emu.project_ids[0]) == 2
+
+
+class _SlowToConnect(aiohttp.TCPConnector):
+    """A connector whose first `failures` connections time out before any byte is sent."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def connect(self, req, traces, timeout):  # type: ignore[no-untyped-def]
+        if self.failures:
+            self.failures -= 1
+            raise aiohttp.ConnectionTimeoutError("connection timeout to host")
+        return await super().connect(req, traces, timeout)
+
+
+async def test_a_post_whose_connection_timed_out_is_sent_again():
+    """A connect timeout happened before the request left: even a share is retried."""
+    async with Emulator(projects=1, sharings_per_project=1) as emu:
+        project, target = emu.project_ids[0], "ffff"
+        backup = emu.sharings(project)[0]["backup_id"]
+        retry = RetryPolicy(attempts=3, wait_initial=0, wait_max=0, wait_jitter=0)
+        async with (
+            aiohttp.ClientSession(connector=_SlowToConnect(failures=2)) as session,
+            VBSClient(emu.url, auth=TokenAuth(emu.token), session=session, retry=retry) as client,
+        ):
+            created = await client.share_backup(project, backup, [target])
+        assert [s.to_project_id for s in created] == [target]
+        assert [r.method for r in emu.requests] == ["POST"]  # sent once, when it connected

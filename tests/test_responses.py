@@ -153,3 +153,17 @@ def test_count_and_get_bodies_are_checked():
         read_count(b'{"count": "12"}', LIST)
     with pytest.raises(ResponseDecodeError, match="'shared' must be an object"):
         read_sharing(b'{"shared": []}', LIST)
+
+
+@pytest.mark.parametrize("header", ["X-Openstack-Request-Id", "X-Request-Id"])
+def test_the_request_id_comes_from_either_header_when_the_body_has_none(header):
+    error = raised(answer(403, b'{"error": {"message": "no", "code": "X"}}', **{header: "req-7"}))
+    assert error.request_id == "req-7"
+    assert str(error).endswith("request req-7)")
+
+
+def test_a_count_of_zero_is_a_count_a_negative_one_is_not():
+    assert read_count(b'{"count": 0}', LIST) == 0
+    for body in (b'{"count": -1}', b'{"count": true}', b'{"count": 1.5}', b"{}"):
+        with pytest.raises(ResponseDecodeError, match="'count' must be a non-negative integer"):
+            read_count(body, LIST)

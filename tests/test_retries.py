@@ -354,3 +354,18 @@ async def test_iam_answering_500_costs_at_most_attempts_token_requests_per_call(
         with pytest.raises(ServerError):
             await client.count_sharings("0123456789abcdef0123456789abcdef")
     assert len(token_requests) == 3  # nine when the call retried the token's retries
+
+
+def test_backoff_doubles_from_wait_initial_after_the_first_attempt_up_to_wait_max():
+    policy = RetryPolicy(wait_initial=0.1, wait_max=1.0, wait_jitter=0.0)
+    waits = [policy.backoff(attempt) for attempt in range(1, 7)]
+    assert waits == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0, 1.0])
+    assert policy.backoff(10_000) == 1.0  # no overflow: the cap
+
+
+def test_backoff_jitter_adds_up_to_wait_jitter_never_past_wait_max():
+    policy = RetryPolicy(wait_initial=0.1, wait_max=0.35, wait_jitter=0.2)
+    first = [policy.backoff(1) for _ in range(200)]
+    assert all(0.1 <= wait <= 0.3 for wait in first)
+    assert max(first) - min(first) > 0.1  # spread, not a constant
+    assert all(policy.backoff(3) == 0.35 for _ in range(50))  # 0.4 + jitter, capped

@@ -9,6 +9,7 @@ import socket
 import pytest
 
 from vbs_async import RetryPolicy, TokenAuth, VBSClient, VBSError
+from vbs_async._redaction import redact, redact_error
 from vbs_async.testing import Emulator, Fault
 
 SECRET = "tok-VERY-SECRET-0123456789"
@@ -85,3 +86,29 @@ def test_errors_survive_pickling_with_their_fields():
         "p1",
         200,
     )
+
+
+# -- what redaction replaces -------------------------------------------------------------
+
+
+def test_a_secret_inside_a_longer_one_leaves_nothing_of_the_longer_one():
+    # The longer secret is replaced first, whatever order the secrets come in
+    # and however they sort as text.
+    short, long = "wxyz-1234", "a-wxyz-1234-b"
+    for order in ([short, long], [long, short]):
+        assert redact(f"sent {long} and {short}", order) == "sent *** and ***"
+
+
+def test_secrets_of_four_characters_are_masked_shorter_ones_are_not():
+    assert redact("pin wxyz here", ["wxyz"]) == "pin *** here"
+    assert redact("the cat sat", ["cat"]) == "the cat sat"  # would blank out words
+    assert redact("nothing here", ["absent-secret"]) == "nothing here"
+
+
+def test_an_error_s_args_are_redacted_and_other_args_kept():
+    error = VBSError(f"HTTP 400: echoed {SECRET}")
+    error.args = (*error.args, 42)
+    redact_error(error, [SECRET])
+    assert error.args == ("HTTP 400: echoed ***", 42)
+    assert SECRET not in str(error)
+    assert SECRET not in repr(error)

@@ -15,7 +15,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any, Final
 
 from ._auth import REDACTED, check_secret
-from ._errors import APIError, AuthenticationError
+from ._errors import APIError, AuthenticationError, ConfigurationError
 from ._tokens import DEFAULT_MAX_TOKENS, IamTokenAuth, Scope, Token
 from ._validation import check_endpoint
 
@@ -40,50 +40,65 @@ class PasswordAuth(IamTokenAuth):
     Args:
         auth_url: The IAM endpoint, `https://iam.eu-de.otc.t-systems.com`
             (a trailing `/v3` is accepted).
-        username: The IAM user's name.
+        username: The IAM user's name (or None, with `user_id`).
         password: The IAM user's password.
         domain_name: The user's domain (the account, `OTC00000000001000000xxx`).
         domain_id: The domain's ID, instead of its name.
+        user_id: The user's ID instead of a name (then no domain is needed,
+            except for listing projects).
         refresh_margin: Seconds before expiry at which a token is replaced (at
             most a tenth of its lifetime).
         max_tokens: Tokens cached at most (one per project).
     """
 
-    __slots__ = ("_domain", "_first", "_password", "_proven", "_refused", "_username")
+    __slots__ = ("_domain", "_first", "_password", "_proven", "_refused", "_user")
 
     def __init__(
         self,
         auth_url: str,
-        username: str,
+        username: str | None,
         password: str,
         domain_name: str | None = None,
         *,
         domain_id: str | None = None,
+        user_id: str | None = None,
         refresh_margin: float = 600.0,
         max_tokens: int = DEFAULT_MAX_TOKENS,
     ) -> None:
         super().__init__(
             normalise_auth_url(auth_url), refresh_margin=refresh_margin, max_tokens=max_tokens
         )
-        self._username = check_secret("username", username)
+        if (username is None) == (user_id is None):
+            raise ValueError("give exactly one of username and user_id")
+        # A user ID names the user alone (keystoneauth's v3 password plugin); a
+        # name needs its domain.
+        self._user = (
+            {"name": check_secret("username", username)}
+            if username is not None
+            else {"id": check_secret("user_id", user_id)}
+        )
         self._password = check_secret("password", password)
-        if (domain_name is None) == (domain_id is None):
+        if domain_name is not None and domain_id is not None:
+            raise ValueError("give one of domain_name and domain_id, not both")
+        if username is not None and domain_name is None and domain_id is None:
             raise ValueError("give exactly one of domain_name and domain_id")
-        self._domain = (
+        self._domain: dict[str, str] | None = (
             {"name": check_secret("domain_name", domain_name)}
             if domain_name is not None
             else {"id": check_secret("domain_id", domain_id)}
+            if domain_id is not None
+            else None
         )
         self._refused: AuthenticationError | None = None
         self._proven = False  # IAM has accepted the password once
         self._first = asyncio.Lock()
 
     def __repr__(self) -> str:
-        domain = ", ".join(f"domain_{k}={v!r}" for k, v in self._domain.items())
-        return (
-            f"PasswordAuth(auth_url={self._auth_url!r}, username={self._username!r}, "
-            f"password={REDACTED}, {domain})"
+        user = ", ".join(
+            f"user{'name' if k == 'name' else '_id'}={v!r}" for k, v in self._user.items()
         )
+        domain = "".join(f", domain_{k}={v!r}" for k, v in (self._domain or {}).items())
+        return f"PasswordAuth(auth_url={self._auth_url!r}, {user}, password={REDACTED}{domain})"
 
     def secrets(self) -> tuple[str, ...]:
         """The password and every token issued (the most recent ones)."""
@@ -128,10 +143,18 @@ class PasswordAuth(IamTokenAuth):
         return error
 
     def _identity(self) -> tuple[str, dict[str, Any]]:
-        user = {"name": self._username, "password": self._password, "domain": self._domain}
+        user: dict[str, Any] = {**self._user, "password": self._password}
+        if self._domain is not None:
+            user["domain"] = self._domain
         return "password", {"user": user}
 
     def _domain_scope(self) -> dict[str, str]:
+        if self._domain is None:
+            raise ConfigurationError(
+                "an account-wide token (listing projects) for a user named by ID needs the "
+                "user's domain: set OS_USER_DOMAIN_ID or OS_USER_DOMAIN_NAME "
+                "(auth.user_domain_id or auth.user_domain_name)"
+            )
         return self._domain
 
     def _sending(self) -> dict[str, Any]:

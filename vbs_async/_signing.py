@@ -88,30 +88,52 @@ class AKSKAuth(Auth):
 
     The signed headers are `Host`, `X-Sdk-Date`, `X-Project-Id`, with a body
     `Content-Type`, and with temporary keys `X-Security-Token`, which is sent
-    and signed as huaweicloudsdkcore does. The gateway wants `X-Sdk-Date`
-    within 15 minutes of its clock, so the machine's clock must be right.
+    and signed as huaweicloudsdkcore does. An account-wide call (IAM's:
+    listing projects, assuming an agency) carries `X-Domain-Id` instead of
+    `X-Project-Id` when the account's ID is known, as the vendor's AK/SK
+    guide asks of global services and gophertelekomcloud sends. The gateway
+    wants `X-Sdk-Date` within 15 minutes of its clock, so the machine's clock
+    must be right.
 
     Args:
         access_key: The access key (AK).
         secret_key: The secret key (SK).
         security_token: The security token of temporary keys, or None.
+        domain_id: The account's (domain's) ID, for IAM's account-wide calls.
     """
 
-    __slots__ = ("_access_key", "_secret_key", "_security_token")
+    __slots__ = ("_access_key", "_domain_id", "_secret_key", "_security_token")
 
-    def __init__(self, access_key: str, secret_key: str, security_token: str | None = None) -> None:
+    def __init__(
+        self,
+        access_key: str,
+        secret_key: str,
+        security_token: str | None = None,
+        *,
+        domain_id: str | None = None,
+    ) -> None:
         self._access_key = check_secret("access_key", access_key)
         self._secret_key = check_secret("secret_key", secret_key)
         self._security_token = (
             None if security_token is None else check_secret("security_token", security_token)
         )
+        self._domain_id = None if domain_id is None else check_secret("domain_id", domain_id)
 
     def __repr__(self) -> str:
         token = "" if self._security_token is None else f", security_token={REDACTED}"
-        return f"AKSKAuth(access_key={self._access_key[:4]!r}..., secret_key={REDACTED}{token})"
+        domain = "" if self._domain_id is None else f", domain_id={self._domain_id!r}"
+        return (
+            f"AKSKAuth(access_key={self._access_key[:4]!r}..., secret_key={REDACTED}"
+            f"{token}{domain})"
+        )
+
+    @property
+    def domain_id(self) -> str | None:
+        """The account's ID sent as `X-Domain-Id` on account-wide calls, if given."""
+        return self._domain_id
 
     async def headers(self, request: Request, url: URL, send: Send) -> dict[str, str]:
-        """`Host`, `X-Sdk-Date`, `X-Project-Id` and the `Authorization` that signs them."""
+        """`Host`, `X-Sdk-Date`, `X-Project-Id` (or `X-Domain-Id`) and the `Authorization`."""
         del send
         return self.sign(request, url, datetime.now(UTC))
 
@@ -130,8 +152,10 @@ class AKSKAuth(Auth):
         """The headers that sign `request` to `url` at the time `now`."""
         sdk_date = now.astimezone(UTC).strftime(DATE_FORMAT)
         signed = {"Host": host_header(url), "X-Sdk-Date": sdk_date}
-        if not request.domain_scoped:  # an account-wide IAM call is about no project
+        if not request.domain_scoped:
             signed["X-Project-Id"] = request.project_id
+        elif self._domain_id is not None:  # an account-wide IAM call is about no project
+            signed["X-Domain-Id"] = self._domain_id
         if request.body is not None:
             signed["Content-Type"] = "application/json"
         if self._security_token is not None:

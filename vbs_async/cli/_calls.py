@@ -1,32 +1,47 @@
 """The other calls as subcommands: `count`, `get`, `share` and `cancel`.
 
-PROJECT may be an ID or a name (`eu-de_prod`). `share` and `cancel` change
-the cloud: both take `--dry-run` (say what would
-be done, send nothing) and ask for confirmation unless `--yes` (refusing
-when there is no terminal to ask on). `cancel` takes sharing IDs, or the
-JSONL or CSV a crawl wrote (`--from-file`): each row is cancelled by the
-project that shared it (`from_project_id`), for bulk clean-ups.
+PROJECT may be an ID or a name (`eu-de_prod`). Every ID is checked before
+the first request. `share` and `cancel` change the cloud: both take
+`--dry-run` (check everything the real run checks, names looked up
+included; send no change) and ask for confirmation unless `--yes`
+(refusing when there is no terminal to ask on). `cancel` takes sharing
+IDs, or the JSONL or CSV a crawl wrote (`--from-file`): each row is
+cancelled by the project that shared it (`from_project_id`), for bulk
+clean-ups; a sharing already gone (404) counts as done, so a clean-up run
+again succeeds.
+
+Exit status, as the README's table: 0 done, 1 the item (or some items)
+failed at the server (403, 409, ...), 2 usage, configuration, credentials
+or an endpoint that does not answer, 3 `get` found nothing, 129/130/143 a
+signal, 141 the reader of stdout left.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+import attrs
 import click
 import orjson
 
-from vbs_async._errors import VBSError
+from vbs_async._errors import AuthenticationError, NotFoundError, TransportError, VBSError
 from vbs_async._requests import text_filters
+from vbs_async._retry import RetryPolicy
 from vbs_async._validation import check_id
 
 from ._connect import configured_client, connection_options
+from ._logging import operator_logging
 from ._projects import ProjectLookupError, resolve_projects
 from ._rows import jsonl
+from ._signals import StopSignals
+from ._text import printable
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -36,22 +51,111 @@ if TYPE_CHECKING:
 _AT_ONCE: Final = 32
 """Cancellations in flight at once (the client's limiter and learned rate still apply)."""
 
+EXIT_FAILED: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_NOT_FOUND: Final = 3
+EXIT_BROKEN_PIPE: Final = 141
 
-def _run(job: Callable[[VBSClient], Awaitable[int]], options: dict[str, Any]) -> int:
+
+class CallError(Exception):
+    """A call that failed: one line on stderr, and its exit status.
+
+    Attributes:
+        status: The exit status.
+    """
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def call_options(command: Any) -> Any:
+    """The options every single call takes: the connection's, `--timeout`, `--debug`."""
+    command = click.option(
+        "--debug", is_flag=True, help="Log every request with timestamps, and show tracebacks."
+    )(command)
+    command = click.option(
+        "--timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        default=30.0,
+        show_default=True,
+        help="Seconds one HTTP request may take (a call retries once within twice that).",
+    )(command)
+    return connection_options(command)
+
+
+def _failure(exc: Exception, *, command: str, timeout: float) -> CallError:
+    """The line and status for a call's failure (see the module's exit table)."""
+    if isinstance(exc, NotFoundError) and command == "get":
+        return CallError(f"not found: {exc}", EXIT_NOT_FOUND)
+    if isinstance(exc, AuthenticationError):
+        return CallError(f"credentials refused ({exc})", EXIT_USAGE)
+    if isinstance(exc, TransportError):
+        return CallError(
+            f"{exc}: is the endpoint right (--endpoint, VBS_ENDPOINT)? a slow one needs "
+            f"a longer --timeout (now {timeout:g}s)",
+            EXIT_USAGE,
+        )
+    if isinstance(exc, ProjectLookupError | ValueError):  # ConfigurationError is one
+        return CallError(str(exc), EXIT_USAGE)
+    return CallError(str(exc), EXIT_FAILED)
+
+
+def _run(
+    job: Callable[[VBSClient], Awaitable[int]],
+    options: dict[str, Any],
+    *,
+    command: str,
+    interrupted: Callable[[StopSignals], str],
+) -> int:
+    """Run one call's job with the configured client; map its failure to one line and a status."""
+    timeout: float = options.pop("timeout")
+    debug: bool = options.pop("debug")
+
     async def main() -> int:
-        client, _ = configured_client(options)
-        async with client:
-            return await job(client)
+        with StopSignals() as signals:
+            try:
+                client, _ = configured_client(
+                    options, timeout=timeout, retry=RetryPolicy(attempts=2, timeout=2 * timeout)
+                )
+                async with client:
+                    return await job(client)
+            except asyncio.CancelledError:
+                if signals.signal is None:
+                    raise
+                with contextlib.suppress(OSError):
+                    click.echo(interrupted(signals), err=True)
+                return signals.status
 
     try:
-        return asyncio.run(main())
-    except (VBSError, ProjectLookupError) as exc:
-        raise click.ClickException(str(exc)) from None
+        with operator_logging("debug" if debug else "normal"):
+            return asyncio.run(main())
+    except (VBSError, ProjectLookupError, ValueError) as exc:
+        if debug:
+            raise
+        raise _failure(exc, command=command, timeout=timeout) from None
+
+
+def _nothing_changed(signals: StopSignals) -> str:
+    return f"interrupted: {signals.name}; nothing was changed"
 
 
 async def _ids(client: VBSClient, projects: list[str]) -> list[str]:
     """Project IDs for IDs or names (`eu-de_prod`, one IAM call for all)."""
     return await resolve_projects(client, projects, all_in_region=None, every=False)
+
+
+def _check_ids(*named: tuple[str, str]) -> None:
+    """Refuse any ID that is not a plain one, before anything is sent.
+
+    Raises:
+        click.UsageError: One is not.
+    """
+    for name, value in named:
+        try:
+            check_id(name, value)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
 
 
 def _confirm(question: str, *, yes: bool) -> None:
@@ -63,55 +167,87 @@ def _confirm(question: str, *, yes: bool) -> None:
         raise click.exceptions.Exit(1)
 
 
-@click.command()
+@click.command(
+    epilog="""\b
+Examples:
+  vbs-async count eu-de_prod
+  vbs-async count 0123456789abcdef0123456789abcdef --share-to-me --status available
+
+\b
+Exit status: 0 printed, 1 the server refused the call (403, ...), 2 usage,
+configuration, credentials or an endpoint that does not answer, 129/130/143
+a signal, 141 the reader of stdout left."""
+)
 @click.argument("project")
 @click.option(
     "--share-to-me/--shared-by-me", "share_to_me", default=None, help="Which side to count."
 )
-@connection_options
+@call_options
 @click.pass_context
 def count(ctx: click.Context, /, project: str, **options: Any) -> None:
     """Print how many sharings PROJECT has (shared by it, or --share-to-me)."""
     filters = {"share_to_me": options.pop("share_to_me")}
     filters.update({name: options.pop(name) for name, _ in text_filters()})
     wanted = {k: v for k, v in filters.items() if v is not None}
+    _check_ids(("PROJECT", project))
 
     async def job(client: VBSClient) -> int:
         (project_id,) = await _ids(client, [project])
         click.echo(await client.count_sharings(project_id, **wanted))
         return 0
 
-    ctx.exit(_run(job, options))
+    ctx.exit(_run(job, options, command="count", interrupted=_nothing_changed))
 
 
 for _name, _text in reversed(text_filters()):
     count = click.option(f"--{_name.replace('_', '-')}", _name, help=_text)(count)
 
 
-@click.command()
+@click.command(
+    epilog="""\b
+Examples:
+  vbs-async get eu-de_prod 6b0a2ad9-5b85-4cfd-8f3a-0c4e1e1b7a52
+
+\b
+Exit status: 0 printed, 1 the server refused the call (403, ...), 2 usage,
+configuration, credentials or an endpoint that does not answer, 3 no such
+sharing (404), 129/130/143 a signal, 141 the reader of stdout left."""
+)
 @click.argument("project")
 @click.argument("sharing_id")
-@connection_options
+@call_options
 @click.pass_context
 def get(ctx: click.Context, /, project: str, sharing_id: str, **options: Any) -> None:
     """Print one sharing of PROJECT as a JSON line."""
+    _check_ids(("PROJECT", project), ("SHARING_ID", sharing_id))
 
     async def job(client: VBSClient) -> int:
         (project_id,) = await _ids(client, [project])
         sharing = await client.get_sharing(project_id, sharing_id)
         sys.stdout.buffer.write(jsonl(project_id, [sharing]))
+        sys.stdout.buffer.flush()
         return 0
 
-    ctx.exit(_run(job, options))
+    ctx.exit(_run(job, options, command="get", interrupted=_nothing_changed))
 
 
-@click.command()
+@click.command(
+    epilog="""\b
+Examples:
+  vbs-async share eu-de_prod BACKUP_ID eu-de_test --dry-run
+  vbs-async share eu-de_prod BACKUP_ID 0123456789abcdef0123456789abcdef --yes
+
+\b
+Exit status: 0 shared (or, with --dry-run, all checks passed), 1 the server
+refused (403, 409: already shared, ...), 2 usage, configuration,
+credentials or an endpoint that does not answer, 129/130/143 a signal."""
+)
 @click.argument("project")
 @click.argument("backup_id")
 @click.argument("to_projects", nargs=-1, required=True)
-@click.option("--dry-run", is_flag=True, help="Say what would be shared; send nothing.")
+@click.option("--dry-run", is_flag=True, help="Check everything and say what would be shared.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@connection_options
+@call_options
 @click.pass_context
 def share(
     ctx: click.Context,
@@ -123,38 +259,55 @@ def share(
 ) -> None:
     """Share BACKUP_ID of PROJECT with TO_PROJECTS; print the new sharings as JSON lines."""
     dry_run, yes = options.pop("dry_run"), options.pop("yes")
-    for value, name in (
-        (project, "PROJECT"),
-        (backup_id, "BACKUP_ID"),
-        *((t, "TO_PROJECTS") for t in to_projects),
-    ):
-        try:
-            check_id(name, value)
-        except ValueError as exc:
-            raise click.UsageError(str(exc)) from None
+    _check_ids(
+        ("PROJECT", project),
+        ("BACKUP_ID", backup_id),
+        *(("TO_PROJECTS", t) for t in to_projects),
+    )
     question = f"Share backup {backup_id} of {project} with {len(to_projects)} projects?"
-    if dry_run:
-        click.echo(f"dry run: would share backup {backup_id} of {project} with "
-                   f"{', '.join(to_projects)}", err=True)  # fmt: skip
-        ctx.exit(0)
-    _confirm(question, yes=yes)
+    if not dry_run:
+        _confirm(question, yes=yes)
 
     async def job(client: VBSClient) -> int:
         project_id, *targets = await _ids(client, [project, *to_projects])
+        if dry_run:
+            click.echo(
+                f"dry run: would share backup {backup_id} of {project} with "
+                f"{', '.join(to_projects)}",
+                err=True,
+            )
+            return 0
         created = await client.share_backup(project_id, backup_id, targets)
         sys.stdout.buffer.write(jsonl(project_id, created))
+        sys.stdout.buffer.flush()
         return 0
 
-    ctx.exit(_run(job, options))
+    def interrupted(signals: StopSignals) -> str:
+        if dry_run:
+            return _nothing_changed(signals)
+        return (
+            f"interrupted: {signals.name} while sharing: unknown whether backup {backup_id} "
+            f"was shared (see: vbs-async count {project} --backup-id {backup_id})"
+        )
+
+    ctx.exit(_run(job, options, command="share", interrupted=interrupted))
 
 
 def read_sharing_rows(path: Path) -> list[tuple[str, str]]:
     """(owning project, sharing ID) of each row of a crawl's JSONL or CSV, without repeats.
 
     Raises:
-        click.UsageError: The file is not what a crawl writes.
+        click.UsageError: The file is not what a crawl writes, or holds no rows.
     """
-    text = path.read_text(encoding="utf-8-sig")
+    from_stdin = str(path) == "-"
+    name = "stdin" if from_stdin else str(path)
+    try:
+        data = sys.stdin.buffer.read() if from_stdin else path.read_bytes()
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise click.UsageError(f"{name} is not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise click.UsageError(f"{name}: {exc.strerror}") from None
     pairs: list[tuple[str, str]] = []
     if text.startswith("project_id,"):
         records: list[Any] = list(csv.DictReader(io.StringIO(text)))
@@ -162,7 +315,9 @@ def read_sharing_rows(path: Path) -> list[tuple[str, str]]:
         try:
             records = [orjson.loads(line) for line in text.splitlines() if line.strip()]
         except orjson.JSONDecodeError:
-            raise click.UsageError(f"{path} is neither a crawl's JSONL nor its CSV") from None
+            raise click.UsageError(f"{name} is neither a crawl's JSONL nor its CSV") from None
+    if not records:
+        raise click.UsageError(f"no sharings in {name}: nothing to cancel")
     for number, record in enumerate(records, start=1):
         try:
             owner, sharing_id = record["from_project_id"], record["id"]
@@ -170,23 +325,35 @@ def read_sharing_rows(path: Path) -> list[tuple[str, str]]:
             check_id("id", sharing_id)
         except (KeyError, TypeError, ValueError):
             raise click.UsageError(
-                f"{path}: row {number} has no valid from_project_id and id"
+                f"{name}: row {number} has no valid from_project_id and id"
             ) from None
         pairs.append((owner, sharing_id))
     return list(dict.fromkeys(pairs))
 
 
-@click.command()
+@click.command(
+    epilog="""\b
+Examples:
+  vbs-async cancel eu-de_prod SHARING_ID SHARING_ID --yes
+  vbs-async crawl --all-projects -o old.jsonl --to-project-id GONE_PROJECT
+  vbs-async cancel --from-file old.jsonl --dry-run
+
+\b
+Exit status: 0 every sharing cancelled or already gone (404), 1 any failed,
+2 usage, configuration, credentials or an endpoint that does not answer,
+129/130/143 a signal, 141 the reader of stdout left (the closing line on
+stderr says what was done and what is unknown)."""
+)
 @click.argument("project", required=False)
 @click.argument("sharing_ids", nargs=-1)
 @click.option(
     "--from-file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Cancel every sharing of this JSONL or CSV (as the crawl writes them).",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="Cancel every sharing of this JSONL or CSV (as the crawl writes them); - for stdin.",
 )
-@click.option("--dry-run", is_flag=True, help="List what would be cancelled; send nothing.")
+@click.option("--dry-run", is_flag=True, help="Check everything and list what would be cancelled.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@connection_options
+@call_options
 @click.pass_context
 def cancel(
     ctx: click.Context,
@@ -195,52 +362,119 @@ def cancel(
     sharing_ids: tuple[str, ...],
     **options: Any,
 ) -> None:
-    """End sharings: SHARING_IDS of PROJECT, or every row of --from-file.
-
-    Exit status: 0 if every sharing was cancelled (or was already gone), 1 if
-    any failed, 2 for a usage error.
-    """
+    """End sharings: SHARING_IDS of PROJECT, or every row of --from-file."""
     dry_run, yes, from_file = options.pop("dry_run"), options.pop("yes"), options.pop("from_file")
+    targets = _cancel_targets(project, sharing_ids, from_file)
+    owners = len({owner for owner, _ in targets})
+    if not dry_run:
+        _confirm(f"Cancel {len(targets)} sharings of {owners} projects?", yes=yes)
+    tally = _Cancelled(len(targets))
+
+    async def job(client: VBSClient) -> int:
+        resolved = targets
+        if from_file is None:  # PROJECT may be a name
+            (project_id,) = await _ids(client, [targets[0][0]])
+            resolved = [(project_id, s) for _, s in targets]
+        if dry_run:
+            for owner, sharing_id in resolved:
+                click.echo(f"would cancel {sharing_id} of {owner}")
+            click.echo(f"dry run: {len(targets)} sharings of {owners} projects", err=True)
+            return 0
+        return await _cancel_all(client, resolved, tally)
+
+    def interrupted(signals: StopSignals) -> str:
+        if dry_run:
+            return _nothing_changed(signals)
+        return f"interrupted: {signals.name}; {tally.closing()}"
+
+    ctx.exit(_run(job, options, command="cancel", interrupted=interrupted))
+
+
+def _cancel_targets(
+    project: str | None, sharing_ids: tuple[str, ...], from_file: Path | None
+) -> list[tuple[str, str]]:
+    """(project, sharing ID) pairs from the arguments or the file, every ID checked."""
     if from_file is not None:
         if project is not None:
             raise click.UsageError("give sharing IDs or --from-file, not both")
-        targets = read_sharing_rows(from_file)
-    else:
-        if project is None or not sharing_ids:
-            raise click.UsageError("give PROJECT and SHARING_IDS, or --from-file")
-        targets = list(dict.fromkeys((project, s) for s in sharing_ids))
-    owners = len({owner for owner, _ in targets})
-    if dry_run:
-        for owner, sharing_id in targets:
-            click.echo(f"would cancel {sharing_id} of {owner}")
-        click.echo(f"dry run: {len(targets)} sharings of {owners} projects", err=True)
-        ctx.exit(0)
-    _confirm(f"Cancel {len(targets)} sharings of {owners} projects?", yes=yes)
-
-    async def job(client: VBSClient) -> int:
-        if from_file is None:  # PROJECT may be a name
-            (project_id,) = await _ids(client, [targets[0][0]])
-            return await _cancel_all(client, [(project_id, s) for _, s in targets])
-        return await _cancel_all(client, targets)
-
-    ctx.exit(_run(job, options))
+        return read_sharing_rows(from_file)
+    if project is None or not sharing_ids:
+        raise click.UsageError("give PROJECT and SHARING_IDS, or --from-file")
+    _check_ids(("PROJECT", project), *(("SHARING_IDS", s) for s in sharing_ids))
+    return list(dict.fromkeys((project, s) for s in sharing_ids))
 
 
-async def _cancel_all(client: VBSClient, targets: list[tuple[str, str]]) -> int:
-    failed = 0
+@attrs.define
+class _Cancelled:
+    """What a bulk cancel did so far: the closing line says it, and what is unknown."""
+
+    total: int
+    cancelled: int = 0
+    gone: int = 0
+    failed: int = 0
+    in_flight: int = 0
+
+    def closing(self) -> str:
+        line = f"cancelled {self.cancelled}, already gone {self.gone}, failed {self.failed}"
+        not_sent = self.total - self.cancelled - self.gone - self.failed - self.in_flight
+        if self.in_flight:
+            line += (
+                f"; {self.in_flight} in flight: unknown whether cancelled "
+                "(run again: one already gone counts as done)"
+            )
+        if not_sent:
+            line += f"; {not_sent} not sent"
+        return line
+
+
+async def _cancel_all(client: VBSClient, targets: list[tuple[str, str]], tally: _Cancelled) -> int:
     queue = iter(targets)
+    reader_left = False
+
+    def say(line: str) -> None:
+        nonlocal reader_left
+        if reader_left or not line:
+            return
+        try:
+            click.echo(line)
+        except BrokenPipeError:
+            reader_left = True  # `| head -3`: send nothing more
 
     async def worker() -> None:
-        nonlocal failed
         for owner, sharing_id in queue:
-            try:
-                await client.cancel_sharing(owner, sharing_id)
-            except VBSError as exc:
-                failed += 1
-                click.echo(f"failed {sharing_id} of {owner}: {exc}", err=True)
-            else:
-                click.echo(f"cancelled {sharing_id} of {owner}")
+            if reader_left:
+                return
+            say(await _cancel_one(client, owner, sharing_id, tally))
 
     await asyncio.gather(*(worker() for _ in range(min(_AT_ONCE, len(targets)))))
-    click.echo(f"cancelled {len(targets) - failed}, failed {failed}", err=True)
-    return 1 if failed else 0
+    if reader_left:
+        stdout_gone()
+        click.echo(f"stopped: the reader of stdout left; {tally.closing()}", err=True)
+        return EXIT_BROKEN_PIPE
+    click.echo(tally.closing(), err=True)
+    return EXIT_FAILED if tally.failed else 0
+
+
+async def _cancel_one(client: VBSClient, owner: str, sharing_id: str, tally: _Cancelled) -> str:
+    """Cancel one sharing, count the outcome; the line for stdout ("" when it failed)."""
+    tally.in_flight += 1  # stays counted if a signal cancels the call: its outcome is unknown
+    try:
+        await client.cancel_sharing(owner, sharing_id)
+    except NotFoundError:
+        tally.in_flight -= 1
+        tally.gone += 1  # already cancelled: what a clean-up wants
+        return f"already gone {sharing_id} of {owner}"
+    except VBSError as exc:
+        tally.in_flight -= 1
+        tally.failed += 1
+        click.echo(f"failed {sharing_id} of {owner}: {printable(exc)}", err=True)
+        return ""
+    tally.in_flight -= 1
+    tally.cancelled += 1
+    return f"cancelled {sharing_id} of {owner}"
+
+
+def stdout_gone() -> None:
+    """Point stdout at /dev/null, so that Python's last flush does not complain."""
+    with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

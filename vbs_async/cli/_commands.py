@@ -6,7 +6,6 @@ import asyncio
 import codecs
 import contextlib
 import math
-import os
 import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -22,7 +21,7 @@ from vbs_async._validation import END_CHECKS, SORT_DIRECTIONS, SORT_KEYS, check_
 from vbs_async.inventory import InventoryError
 
 from ._audit import audit_command
-from ._calls import cancel, count, get, share
+from ._calls import EXIT_BROKEN_PIPE, CallError, cancel, count, get, share, stdout_gone
 from ._connect import configured_client, connection_options, tls_setting
 from ._diff import diff_command
 from ._failures import CrawlStoppedError
@@ -31,14 +30,12 @@ from ._inventory import InventorySpec
 from ._logging import Verbosity, operator_logging
 from ._projects import ProjectLookupError, resolve_projects
 from ._run import EXIT_USAGE, CrawlJob, check_paths, run_crawl
+from ._signals import StopSignals
 from ._state import StateError
+from ._text import printable
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
-
-
-EXIT_BROKEN_PIPE = 141
-"""The exit status when the reader of stdout left: 128 + SIGPIPE, as shell tools give."""
 
 
 class CommandError(click.ClickException):
@@ -48,7 +45,7 @@ class CommandError(click.ClickException):
 
 
 class _Cli(click.Group):
-    """Errors become one line on stderr (a traceback only with --debug)."""
+    """Errors become one line on stderr (a traceback only with --debug), with the table's status."""
 
     def main(  # type: ignore[override]
         self,
@@ -59,18 +56,47 @@ class _Cli(click.Group):
         **extra: Any,
     ) -> Any:
         # The command line as typed, for the hint that says how to resume.
-        self.invoked = (prog_name or "vbs-async", *(sys.argv[1:] if args is None else args))
+        arguments = sys.argv[1:] if args is None else list(args)
+        self.invoked = (prog_name or "vbs-async", *arguments)
         try:
             status = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            _flush_stdout()
         except click.ClickException as exc:
-            click.echo(f"vbs-async: error: {exc.format_message()}", err=True)
-            status = EXIT_USAGE
+            status = _error(exc.format_message(), EXIT_USAGE)
+        except CallError as exc:
+            status = _error(str(exc), exc.status)
         except click.exceptions.Abort:
             status = 130
+        except BrokenPipeError:
+            stdout_gone()  # the reader left (`| head`): quietly, as SIGPIPE would
+            status = EXIT_BROKEN_PIPE
+        except OSError as exc:
+            # Writing stdout failed (`> /dev/full`, a full disk): say so in one line.
+            stdout_gone()
+            if "--debug" in arguments:
+                raise
+            status = _error(f"cannot write: {exc.strerror or exc}", EXIT_USAGE)
+        except Exception as exc:
+            if "--debug" in arguments:
+                raise
+            status = _error(
+                f"unexpected {type(exc).__name__}: {exc} (--debug shows where)", EXIT_USAGE
+            )
         status = status if isinstance(status, int) else 0
         if standalone_mode:
             sys.exit(status)
         return status
+
+
+def _error(message: str, status: int) -> int:
+    with contextlib.suppress(OSError):
+        click.echo(f"vbs-async: error: {printable(message)}", err=True)
+    return status
+
+
+def _flush_stdout() -> None:
+    """Flush stdout now, so a write that fails is reported, not lost at exit."""
+    sys.stdout.flush()
 
 
 @click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
@@ -119,7 +145,19 @@ def _filter_options(command: Any) -> Any:
     return command
 
 
-@cli.command()
+@cli.command(
+    epilog="""\b
+Examples:
+  vbs-async crawl --all-projects -o sharings.jsonl --resume crawl.state
+  vbs-async crawl eu-de_prod eu-de_test --format csv -o sharings.csv --report -
+
+\b
+Exit status: 0 every project succeeded, 1 some failed, 2 a usage or
+configuration error or a crawl stopped early (credentials refused, an
+endpoint that does not answer, --max-failures), 129/130/143 stopped by
+SIGHUP/Ctrl-C/SIGTERM (with the summary so far), 141 the reader of stdout
+left (`| head`)."""
+)
 @click.argument("project_ids", nargs=-1)
 @click.option(
     "--projects-file",
@@ -286,11 +324,6 @@ def crawl(ctx: click.Context, /, project_ids: tuple[str, ...], **options: Any) -
     (eu-de_prod); --all-projects crawls every enabled project of the region;
     with none of them, the configured project (project_name / project_id,
     delegated_project), or with --emulator every emulator project.
-
-    Exit status: 0 if every project succeeded, 1 if any failed, 2 for a
-    usage or configuration error or a crawl stopped early (credentials
-    refused, an endpoint that stopped answering, --max-failures), 130 when
-    interrupted, 141 when the reader of stdout left (`| head`).
     """
     verbosity: Verbosity = options.pop("verbosity") or "normal"
     debug = verbosity == "debug"
@@ -322,7 +355,7 @@ def crawl(ctx: click.Context, /, project_ids: tuple[str, ...], **options: Any) -
     except BrokenPipeError:
         # The reader left (`| head -1`): stop quietly, as a shell tool killed by
         # SIGPIPE would, and keep Python from complaining when it flushes stdout.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        stdout_gone()
         status = EXIT_BROKEN_PIPE
     except Exception as exc:
         if debug:
@@ -332,6 +365,22 @@ def crawl(ctx: click.Context, /, project_ids: tuple[str, ...], **options: Any) -
 
 
 async def _crawl(ids: list[str], options: dict[str, Any]) -> int:
+    with StopSignals() as signals:
+        try:
+            return await _crawl_with(ids, options, signals)
+        except asyncio.CancelledError:
+            if signals.signal is None:
+                raise
+            # Before the crawl proper: looking projects up, or opening files.
+            with contextlib.suppress(OSError):
+                sys.stderr.write(
+                    f"interrupted: {signals.name} before any project was crawled; "
+                    "nothing was written\n"
+                )
+            return signals.status
+
+
+async def _crawl_with(ids: list[str], options: dict[str, Any], signals: StopSignals) -> int:
     listing = {
         key: options.pop(key)
         for key in ["share_to_me", "sort_key", "sort_dir", "page_size", "end_check", "verify"]
@@ -362,7 +411,7 @@ async def _crawl(ids: list[str], options: dict[str, Any]) -> int:
             inventory=await _inventory_spec(client, options),
         )
         try:
-            return await run_crawl(client, job, sys.stderr)
+            return await run_crawl(client, job, sys.stderr, signals)
         except (StateError, PathError, CrawlStoppedError, InventoryError) as exc:
             raise CommandError(str(exc)) from None
         except (OSError, ValueError) as exc:

@@ -21,7 +21,10 @@ def connection_options(command: Any) -> Any:
     """Add the options that say which cloud to reach, and how."""
     options = [
         click.option(
-            "--cloud", help="The cloud to use from clouds.yaml (else OS_CLOUD / OS_* variables)."
+            "--cloud",
+            "--os-cloud",  # the openstack command's spelling
+            "cloud",
+            help="The cloud to use from clouds.yaml (else OS_CLOUD / OS_* variables).",
         ),
         click.option("--region", help="The region (eu-de, eu-ch2, ...), over the configured one."),
         click.option("--endpoint", help="The VBS endpoint, overriding the configured one."),

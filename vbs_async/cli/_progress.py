@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Self
@@ -16,6 +17,8 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+
+from ._text import printable
 
 if TYPE_CHECKING:
     from vbs_async import ProjectDone
@@ -129,7 +132,9 @@ class Tally:
             ),
         ]
         shown = self.failed[:MAX_FAILURE_LINES]
-        failures = [f"failed {project_id}: {error}" for project_id, error in shown]
+        failures = [
+            f"failed {printable(project_id)}: {printable(error)}" for project_id, error in shown
+        ]
         if len(self.failed) > len(shown):
             failures.append(
                 f"... and {len(self.failed) - len(shown):,} more failed projects "
@@ -139,10 +144,21 @@ class Tally:
 
 
 class Display:
-    """Progress on stderr: a rich bar on a terminal, a plain line every `interval` otherwise."""
+    """Progress on stderr: a rich bar on a terminal, a plain line every `interval` otherwise.
+
+    The bar is drawn only on a terminal that can draw it: not with
+    `TERM=dumb`, and not when the rows go to the same terminal (stdout),
+    where it would share lines with them; plain lines are printed instead.
+    """
 
     def __init__(
-        self, stream: IO[str], tally: Tally, *, interval: float = 5.0, quiet: bool = False
+        self,
+        stream: IO[str],
+        tally: Tally,
+        *,
+        interval: float = 5.0,
+        quiet: bool = False,
+        rows_to_terminal: bool = False,
     ) -> None:
         self._quiet = quiet
         self._stream = stream
@@ -152,7 +168,8 @@ class Display:
         self._console = Console(file=stream, highlight=False, soft_wrap=True)
         self._bar: Progress | None = None
         self._task: TaskID | None = None
-        if self._console.is_terminal and not quiet:
+        drawable = self._console.is_terminal and not self._console.is_dumb_terminal
+        if drawable and not quiet and not rows_to_terminal:
             self._bar = Progress(
                 TextColumn("crawling"),
                 BarColumn(bar_width=10),
@@ -177,7 +194,8 @@ class Display:
 
     def __exit__(self, *_: object) -> None:
         if self._bar is not None:
-            self._bar.stop()
+            with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
+                self._bar.stop()
 
     def update(self) -> None:
         """Show the tally's latest figures."""

@@ -1,9 +1,21 @@
-"""Sharings as output rows: JSON Lines (the API's own field names) or CSV (flattened)."""
+"""Sharings as output rows: JSON Lines (the API's own field names) or CSV (flattened).
+
+CSV, written here rather than by the `csv` module, which leaves a field
+holding a lone carriage return unquoted (every reader then splits the row):
+
+- a field holding a comma, a quote, CR, LF or NUL, or starting or ending
+  with white space, is quoted (quotes doubled), so any byte survives;
+- formula cells: a text value that begins with `=`, `+`, `-`, `@`, a tab
+  or a CR is written with a `'` before it, as OWASP advises, because a
+  spreadsheet opening the file would run it (`=HYPERLINK(...)`,
+  `=cmd|...`) and a backup's name and description are anyone's text.
+  Numbers, timestamps and IDs are never touched. CSV is the format people
+  open in spreadsheets; JSON Lines is the exact one, written as the
+  service sent it: use it (or strip the `'`) where the value itself counts.
+"""
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
@@ -34,14 +46,26 @@ def jsonl(project_id: str, sharings: Iterable[BackupSharing]) -> bytes:
     return b"".join(orjson.dumps(_document(project_id, s)) + b"\n" for s in sharings)
 
 
-def _cell(value: object) -> object:
+_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+_QUOTED_IF_HELD: Final = frozenset(',"\r\n\x00')
+
+
+def _cell(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, bool):
         return "true" if value else "false"
-    return value
+    if isinstance(value, str):
+        return "'" + value if value.startswith(_FORMULA_STARTS) else value
+    return str(value)
+
+
+def _field(text: str) -> str:
+    if _QUOTED_IF_HELD.intersection(text) or text != text.strip():
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 def csv_header() -> bytes:
@@ -51,7 +75,7 @@ def csv_header() -> bytes:
 
 def csv_rows(project_id: str, sharings: Iterable[BackupSharing]) -> bytes:
     """One CSV row per sharing, the backup's fields flattened as `backup_*` columns."""
-    lines: list[list[object]] = []
+    lines: list[list[str]] = []
     for sharing in sharings:
         row = [project_id, *(_cell(getattr(sharing, name)) for name in _SHARING_FIELDS)]
         backup = sharing.backup
@@ -60,7 +84,5 @@ def csv_rows(project_id: str, sharings: Iterable[BackupSharing]) -> bytes:
     return _csv_lines(lines)
 
 
-def _csv_lines(rows: Sequence[Sequence[object]]) -> bytes:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(rows)
-    return buffer.getvalue().encode()
+def _csv_lines(rows: Sequence[Sequence[str]]) -> bytes:
+    return "".join(",".join(map(_field, row)) + "\n" for row in rows).encode()

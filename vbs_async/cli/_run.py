@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shlex
-import signal
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Self
+from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 
@@ -27,7 +26,9 @@ from ._output import Output, ProjectRows, check_finished_output, open_output
 from ._progress import Display, Tally
 from ._report import Report
 from ._rows import csv_header, csv_rows, jsonl
+from ._signals import StopSignals
 from ._state import State, StateError, digest_ids, finished_at
+from ._text import printable
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -101,8 +102,13 @@ class CrawlJob:
         return jsonl(project_id, page.items)
 
 
-async def run_crawl(client: VBSClient, job: CrawlJob, stderr: IO[str]) -> int:
-    """Crawl, write, report; the exit status (0 ok, 1 some failed, 2 stopped, 130/143 interrupted).
+async def run_crawl(
+    client: VBSClient, job: CrawlJob, stderr: IO[str], signals: StopSignals | None = None
+) -> int:
+    """Crawl, write, report; the exit status (0 ok, 1 some failed, 2 stopped, 129/130/143 signals).
+
+    `signals`: the command's own signal handling, if it installed one
+    already; else the crawl installs its own while it runs.
 
     Raises:
         StateError: The state or output cannot be used for this job (before
@@ -123,7 +129,7 @@ async def run_crawl(client: VBSClient, job: CrawlJob, stderr: IO[str]) -> int:
                 state=state,
                 others=[job.output, job.state, job.report],
             )
-        return await _run(client, job, state, stderr, recorder)
+        return await _run(client, job, state, stderr, recorder, signals)
     finally:
         if recorder is not None:
             recorder.close()
@@ -165,12 +171,13 @@ def check_paths(
     check_distinct(targets)
 
 
-async def _run(
+async def _run(  # noqa: PLR0917 - a private step of run_crawl
     client: VBSClient,
     job: CrawlJob,
     state: State | None,
     stderr: IO[str],
     recorder: CrawlRecorder | None = None,
+    signals: StopSignals | None = None,
 ) -> int:
     finished = set(state.finished) if state is not None else set()
     pending = [p for p in job.project_ids if p not in finished]
@@ -197,13 +204,19 @@ async def _run(
         max_failures=job.max_failures,
         unreachable_window=UNREACHABLE_WINDOW,
     )
-    stopped_by = _StopSignals()
+    stopped_by = signals if signals is not None else StopSignals()
     stopped: str | None = None
-    display = Display(stderr, tally, interval=job.progress_interval, quiet=job.quiet)
     with open_output(job.output, state) as output:
         if state is not None:
             state.start(output.stream)
-        with display, stopped_by:
+        display = Display(
+            stderr,
+            tally,
+            interval=job.progress_interval,
+            quiet=job.quiet,
+            rows_to_terminal=_is_terminal(output.stream),
+        )
+        with display, contextlib.nullcontext() if signals is not None else stopped_by:
             try:
                 if job.output_format == "csv" and (job.output is None or output.stream.tell() == 0):
                     output.stream.write(csv_header())
@@ -231,28 +244,49 @@ async def _run(
                 if stopped_by.signal is None:
                     raise
         output.finish(any_succeeded=tally.ok > 0)
-    display.summary(_destination(job, output))
     if recorder is not None and stopped_by.signal is None and stopped is None:
         recorder.finish()  # else the run stays open, to be resumed
-    status = _conclude(job, tally, stopped_by.signal, stopped, stderr)
+    status = _status(tally, stopped_by, stopped)
     _write_report(job, report, tally, status, stopped)
+    # Last, as stderr may be gone (SIGHUP: the terminal closed); the files are done.
+    with contextlib.suppress(OSError):
+        display.summary(_destination(job, output))
+        _conclude(job, tally, stopped_by, stopped, stderr)
     return status
+
+
+def _is_terminal(stream: IO[bytes]) -> bool:
+    try:
+        return stream.isatty()
+    except (OSError, ValueError):
+        return False
+
+
+def _status(tally: Tally, signals: StopSignals, stopped: str | None) -> int:
+    if signals.signal is not None:
+        return signals.status
+    if stopped is not None:
+        return EXIT_STOPPED
+    return EXIT_FAILED if tally.failed else EXIT_OK
 
 
 def _conclude(
-    job: CrawlJob, tally: Tally, signal_number: int | None, stopped: str | None, stderr: IO[str]
-) -> int:
-    """The exit status; after an interruption or an early stop, how to go on."""
-    status = EXIT_FAILED if tally.failed else EXIT_OK
-    if signal_number is not None:
-        stderr.write(f"interrupted: {tally.done:,} projects finished in this run\n")
-        status = 128 + signal_number
+    job: CrawlJob, tally: Tally, signals: StopSignals, stopped: str | None, stderr: IO[str]
+) -> None:
+    """After an interruption or an early stop: what was done, what was not, how to go on."""
+    status = _status(tally, signals, stopped)
+    if signals.signal is not None:
+        left = (tally.total or 0) - tally.done
+        stderr.write(
+            f"interrupted: {signals.name} after {tally.done:,} projects finished in this run "
+            f"({tally.ok:,} written, {len(tally.failed):,} failed); {left:,} not finished, "
+            "their rows dropped (nothing was changed in the cloud)\n"
+        )
     elif stopped is not None:
-        stderr.write(f"stopped: {stopped}\n")
-        status = EXIT_STOPPED
+        stderr.write(f"stopped: {printable(stopped)}\n")
     if status not in {EXIT_OK, EXIT_FAILED} or (status == EXIT_FAILED and job.state is not None):
         stderr.write(_resume_hint(job) + "\n")
-    return status
+    stderr.flush()
 
 
 async def _drain(
@@ -383,38 +417,3 @@ async def _ticking(display: Display, interval: float) -> AsyncIterator[None]:
     finally:
         ticker.cancel()
         await asyncio.wait([ticker])
-
-
-class _StopSignals:
-    """Ctrl-C and SIGTERM cancel the crawl so that it can stop cleanly with a summary."""
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-        self._installed: list[int] = []
-
-    def __enter__(self) -> Self:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None  # noqa: S101 - called from a coroutine
-
-        def stop(signum: int) -> None:
-            if self.signal is None:
-                self.signal = signum
-                task.cancel()
-
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(signum, stop, signum)
-            except (NotImplementedError, RuntimeError, ValueError):
-                continue  # not the main thread, or not a Unix loop
-            self._installed.append(signum)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        loop = asyncio.get_running_loop()
-        for signum in self._installed:
-            loop.remove_signal_handler(signum)
-        if self.signal is not None:
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
