@@ -264,7 +264,7 @@ def test_an_empty_projects_file_or_stdin_is_an_error_not_the_configured_project(
 
 
 def test_two_resumable_jobs_on_one_output_the_second_is_refused(tmp_path):
-    with emulator_in_thread(projects=20, sharings_per_project=20, latency=0.05) as emulator:
+    with emulator_in_thread(projects=20, sharings_per_project=20, latency=0.2) as emulator:
         out = tmp_path / "out.jsonl"
         first_state, second_state = tmp_path / "first.state", tmp_path / "second.state"
         env = command_env(emulator)
@@ -287,6 +287,7 @@ def test_two_resumable_jobs_on_one_output_the_second_is_refused(tmp_path):
             [*VBS_ASYNC, "crawl", "-o", str(out), *emulator.project_ids[:1]],
             env=env, capture_output=True, text=True, timeout=30, check=False,
         )  # fmt: skip
+        assert first.poll() is None  # both ran while the first was writing
         first.communicate(timeout=60)
     assert second.returncode == 2
     assert f"another vbs-async crawl is writing {out}" in second.stderr
