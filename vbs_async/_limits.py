@@ -101,8 +101,6 @@ APPROACH: Final = 0.5
 PLATEAU: Final = 1.0
 """Seconds the rate holds at the estimate before probing beyond it (longer for a gateway
 that punished a probe, up to `PENALTY_PLATEAU_MAX`)."""
-PENALTY_SHARE: Final = 0.9
-"""The share of refusals after a refused probe's cut that says the gateway punishes."""
 PENALTY_PLATEAU_MAX: Final = 30.0
 """The longest plateau between probes of a gateway that punishes an excess."""
 PROBE_DOUBLING: Final = 0.7
@@ -613,8 +611,11 @@ class AdaptiveRate:
             # Refused while probing beyond the estimate: the quota lies between
             # the estimate and the pace refused (the last second's goodput mostly
             # counts the plateau, under the estimate: it would ratchet down).
-            if refused_at is not None:
+            if refused_at is not None and estimate > HOLD * previous.estimate:
+                # More got through than the plateau sends: the quota is above it.
                 estimate = max(estimate, min(refused_at, PROBE_GAIN * previous.estimate))
+            # Refused above the estimate says nothing against the estimate itself.
+            estimate = max(estimate, previous.estimate)
             # Probe less often.
             plateau, probe = min(PROBE_PLATEAU_MAX, previous.plateau * 1.5), True
         estimate = max(MIN_RATE, min(estimate, self.max_rate or math.inf))
@@ -635,8 +636,11 @@ class AdaptiveRate:
             return  # too few to judge by yet
         self._checked = True
         previous = self._previous
-        if cut.probe and previous is not None and share >= PENALTY_SHARE:
-            # Everything refused even back under the old pace: the gateway punishes
+        nothing_through = not any(
+            good for _, started, _, good in self._answers if started >= cut.at
+        )
+        if cut.probe and previous is not None and nothing_through:
+            # Nothing through even back under the old pace: the gateway punishes
             # an excess (a penalty box). The probe's measure was a saved-up burst;
             # keep the old estimate, and probe much more rarely.
             plateau = min(PENALTY_PLATEAU_MAX, cut.plateau * 4)
