@@ -501,3 +501,17 @@ def test_share_with_its_own_project_and_mos_are_refused_in_one_line(emu):
     assert crawled.exit_code == 1  # MOS fails alone, named; the other is crawled
     assert "failed MOS: MOS is IAM's built-in project" in crawled.stderr
     assert set(rows_by_project(crawled.stdout)) == {project}
+
+
+def test_a_project_iam_refuses_after_accepting_the_password_fails_alone(clean_env):
+    with emulator_in_thread(
+        projects=3, sharings_per_project=2, users={"alice": "alice-password-1"}
+    ) as emu:
+        password_setup(clean_env, emu)
+        denied = emu.project_ids[1]
+        emu.identity.denied_projects.add(denied)
+        result = invoke("crawl", *emu.project_ids)  # all three at once
+    assert result.exit_code == 1, result.stderr
+    assert f"failed {denied}: " in result.stderr
+    assert "credentials refused" not in result.stderr
+    assert set(rows_by_project(result.stdout)) == {emu.project_ids[0], emu.project_ids[2]}
