@@ -153,7 +153,7 @@ class VBSClient:
         if (
             self._endpoint is None
             and self._fallback_endpoint is None
-            and not isinstance(auth, PasswordAuth | AgencyAuth)
+            and not auth.brings_catalog
         ):
             where = f"region {region!r} is not a known one" if region else "no region is given"
             raise ConfigurationError(

@@ -412,6 +412,10 @@ class Session:
         service = self.service
         catalog = await self.auth.catalog(request.project_id, self.call)
         found = catalog_endpoint(catalog, service.catalog_types, self.region)
+        if found is None and self.region is not None:
+            # A project of another region: its token's catalog names its own region's
+            # endpoint only, which serves it (the configured region's would not).
+            found = catalog_endpoint(catalog, service.catalog_types, None)
         if found is not None:
             return found
         if self.fallback_endpoint is not None:
