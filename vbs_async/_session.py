@@ -363,16 +363,20 @@ class Session:
         self, request: Request, auth: Auth, state: _CallState, stats: ListingStats | None
     ) -> Response:
         """One attempt: authenticate, send under the limits, wait out throttling, check."""
+        # Calls made for this one (a token, a catalog) run under their own
+        # deadline: this one's pauses meanwhile, so that theirs decides.
         try:
-            url = URL(await self._endpoint_for(request) + request.target, encoded=True)
+            with state.deadline.paused():
+                url = URL(await self._endpoint_for(request) + request.target, encoded=True)
         except _FAILURES_OF_CALLS_ON_OUR_BEHALF as error:
             raise _AlreadyRetried(error) from None
         refreshed = False
         while True:
             try:
-                credentials = (
-                    await auth.headers(request, url, self.call) if request.authenticate else {}
-                )
+                with state.deadline.paused():
+                    credentials = (
+                        await auth.headers(request, url, self.call) if request.authenticate else {}
+                    )
             except _FAILURES_OF_CALLS_ON_OUR_BEHALF as error:
                 raise _AlreadyRetried(error) from None
             ticket, response = await self._exchange(request, url, credentials, state, stats)
