@@ -285,6 +285,7 @@ def test_two_resumable_jobs_on_one_output_the_second_is_refused(tmp_path):
             [*VBS_ASYNC, "crawl", "-o", str(out), *emulator.project_ids[:1]],
             env=env, capture_output=True, text=True, timeout=30, check=False,
         )  # fmt: skip
+        assert first.poll() is None  # both ran while the first was writing
         gate.opened.set()
         first.communicate(timeout=60)
     assert second.returncode == 2

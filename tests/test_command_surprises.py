@@ -362,3 +362,111 @@ def test_rows_on_the_terminal_never_share_a_line_with_progress(tmp_path):
     for line in rows:
         json.loads(line)  # whole: nothing of the bar glued to it
     assert set(rows_by_project("\n".join(rows)))
+
+
+# -- projects: disabled, unknown, regions, a list that changed -------------------------------
+
+
+def password_setup(clean_env, emu, *, region: str | None = "eu-de") -> None:
+    clean_env.setenv("OS_AUTH_URL", emu.url + "/v3")
+    clean_env.setenv("OS_USERNAME", "alice")
+    clean_env.setenv("OS_PASSWORD", "alice-password-1")
+    clean_env.setenv("OS_USER_DOMAIN_NAME", "emulator-domain")
+    clean_env.setenv("VBS_ENDPOINT", emu.url)
+    if region is not None:
+        clean_env.setenv("OS_REGION_NAME", region)
+
+
+def test_a_disabled_or_unknown_project_fails_alone_named(clean_env, tmp_path):
+    with emulator_in_thread(
+        projects=2, sharings_per_project=3, users={"alice": "alice-password-1"}
+    ) as emu:
+        password_setup(clean_env, emu)
+        report = tmp_path / "report.json"
+        result = invoke("crawl", "eu-de_p00000", "eu-de_disabled", "eu-de_typo", "eu-de_p00001",
+                        "--report", str(report))  # fmt: skip
+        disabled_id = next(p["id"] for p in emu.iam_projects if p["name"] == "eu-de_disabled")
+        touched = {r.project_id for r in emu.requests if r.project_id}
+    assert result.exit_code == 1
+    assert set(rows_by_project(result.stdout)) == set(emu.project_ids)
+    assert "is disabled in IAM" in result.stderr
+    assert "no project named 'eu-de_typo'" in result.stderr
+    assert "check the user name, password" not in result.stderr
+    assert disabled_id not in touched
+    statuses = {p["project_id"]: p["status"] for p in json.loads(report.read_text())["projects"]}
+    assert statuses == {
+        emu.project_ids[0]: "ok", disabled_id: "failed", "eu-de_typo": "failed",
+        emu.project_ids[1]: "ok",
+    }  # fmt: skip
+
+
+def test_all_projects_without_a_region_refuses_several_regions_and_a_typo_is_an_error(clean_env):
+    with emulator_in_thread(
+        projects=2, sharings_per_project=3, users={"alice": "alice-password-1"}
+    ) as emu:
+        password_setup(clean_env, emu, region=None)
+        several = invoke("crawl", "--all-projects")
+        typo = invoke("crawl", "--all-projects", "--region", "eu-dee")
+        crawled = {r.project_id for r in emu.requests if r.project_id and "/v2/" in r.path}
+    assert several.exit_code == 2
+    line = one_error_line(several)
+    assert "--all-projects needs --region" in line
+    assert "eu-de: 2" in line
+    assert "eu-xx: 1" in line
+    assert typo.exit_code == 2
+    assert "no enabled project in region 'eu-dee'" in one_error_line(typo)
+    assert crawled == set()
+
+
+def test_all_projects_resume_keeps_finished_adds_new_and_reports_gone(clean_env, tmp_path):
+    with emulator_in_thread(
+        projects=4, sharings_per_project=3, users={"alice": "alice-password-1"}
+    ) as emu:
+        password_setup(clean_env, emu)
+        out, state, report = tmp_path / "out.jsonl", tmp_path / "state", tmp_path / "r.json"
+        first = invoke("crawl", "--all-projects", "-o", str(out), "--resume", str(state))
+        assert first.exit_code == 0, first.stderr
+        gone = emu.project_ids[3]
+        emu.iam_projects[:] = [p for p in emu.iam_projects if p["id"] != gone]
+        added = "feed" * 8
+        emu.iam_projects.append({"id": added, "name": "eu-de_added", "enabled": True})
+        emu.add_sharings(added, 2)
+        second = invoke("crawl", "--all-projects", "-o", str(out), "--resume", str(state),
+                        "--report", str(report))  # fmt: skip
+    assert second.exit_code == 0, second.stderr
+    assert "3 already done" in second.stderr
+    assert "1 projects finished earlier are no longer listed by IAM" in second.stderr
+    assert gone in second.stderr
+    rows = rows_by_project(out.read_text())
+    assert set(rows) == {*emu.project_ids, added}
+    assert len(rows[added]) == 2
+    statuses = {p["project_id"]: p["status"] for p in json.loads(report.read_text())["projects"]}
+    assert statuses[gone] == "gone"
+    assert statuses[added] == "ok"
+
+
+def test_a_silent_endpoint_stops_the_crawl_soon_after_the_first_timeout(clean_env):
+    with emulator_in_thread(projects=3, sharings_per_project=1, latency=30) as emu:
+        clean_env.setenv("OS_AUTH_TOKEN", emu.token)
+        clean_env.setenv("VBS_ENDPOINT", emu.url)
+        began = time.monotonic()
+        result = invoke("crawl", "--timeout", "0.3", "--deadline", "60", *emu.project_ids)
+        took = time.monotonic() - began
+    assert result.exit_code == 2
+    line = one_error_line(result)
+    assert "--endpoint" in line
+    assert "--timeout" in line
+    assert took < 10  # not the 60 s deadline: timeout, plus a little
+
+
+def test_log_lines_escape_server_text(capsys):
+    import logging  # noqa: PLC0415
+
+    from vbs_async.cli._logging import operator_logging  # noqa: PLC0415
+
+    with operator_logging("verbose"):
+        logging.getLogger("vbs_async").warning("IAM says: %s", HOSTILE)
+    line = capsys.readouterr().err
+    assert line.count("\n") == 1
+    assert "\x1b" not in line
+    assert "IAM says: \\x1b]52;c;" in line

@@ -190,9 +190,10 @@ class VBSClient:
             ssl=ssl,
         )
         self._budget = retry_budget if retry_budget is not None else RetryBudget()
-        # Limits the server has filled a page at: `end_check="auto"` then takes a
-        # short page at such a limit as the end without a confirming request.
-        self._honoured_limits: set[int] = set()
+        # The longest page the sharing listing returned at each limit: with
+        # `end_check="auto"`, a shorter page at that limit is the end at once.
+        # One per listing (endpoint), never shared with another API's.
+        self._sharing_page_sizes: dict[int, int] = {}
         self._session = Session(
             VBS_SERVICE,
             auth=auth,
@@ -361,7 +362,7 @@ class VBSClient:
             end_check=options.end_check,
             prefetch=options.prefetch,
             verify=options.verify,
-            honoured_limits=self._honoured_limits,
+            page_sizes=self._sharing_page_sizes,
         )
         return iterator
 

@@ -78,6 +78,24 @@ MAX_RUNS: Final = 12
 MAX_VERIFY_PASSES: Final = 3
 """Verification passes at most after the first pass (`verify=True`)."""
 
+REQUEST_BOUND_FACTOR: Final = 2
+REQUEST_BOUND_SLACK: Final = 20
+"""Page requests one pass may send: `REQUEST_BOUND_FACTOR * ceil(n / s) +
+REQUEST_BOUND_SLACK`, where `n` is the items the listing has yielded and `s` the
+longest page the server returned (`page_size`, or its silent cap). A server that
+pages honestly needs `ceil(n / (s - overlap)) + 1` (fewer than the bound for any
+`s`); steps back after deletes and the pages fetched ahead spend the slack. Every
+request counts, whatever moved the cursor, so no server can keep a listing asking
+for ever: the bound is what ends the listings that the quicker checks miss (a
+server that restarts past some offset, keeps its own cursor, or serves pages that
+contradict each other)."""
+
+
+def request_bound(items: int, longest_page: int) -> int:
+    """The page requests a pass may send, having yielded `items` from pages up to `longest_page`."""
+    return REQUEST_BOUND_FACTOR * math.ceil(items / max(1, longest_page)) + REQUEST_BOUND_SLACK
+
+
 FetchPage = Callable[[int, int], Coroutine[Any, Any, tuple[BackupSharing, ...]]]
 FetchCount = Callable[[], Coroutine[Any, Any, int]]
 
@@ -119,9 +137,10 @@ class PageCursor:
         expected: Items the listing should yield (from a count), if known: a
             hint for planning pages ahead, never the end.
         max_items: Stop after this many items, if set.
-        honoured_limits: Limits this client has seen the server fill a page
-            with; shared across listings, so that `auto` trusts a short page
-            at such a limit to be the end.
+        page_sizes: The longest page the server returned at each limit, shared
+            by the listings of one endpoint: `auto` takes a page of `k` items
+            as the end once a page at its limit held more than `k` (a silent
+            cap, if any, is at least the longest page seen).
         done: Whether the current pass has ended.
         stats: What the listing cost so far.
     """
@@ -133,7 +152,7 @@ class PageCursor:
     overlap: int
     expected: int | None = None
     max_items: int | None = None
-    honoured_limits: set[int] = attrs.field(factory=set)
+    page_sizes: dict[int, int] = attrs.field(factory=dict)
     done: bool = False
     stats: ListingStats = attrs.field(factory=ListingStats)
     _stride: int = attrs.field(init=False)
@@ -151,6 +170,11 @@ class PageCursor:
     _pass_shifts: int = attrs.field(init=False, default=0)
     _seen_before: set[str] = attrs.field(init=False, factory=set)
     _verifying: bool = attrs.field(init=False, default=False)
+    # The request bound's accounts (see `request_bound`), per pass but the longest page.
+    _longest_page: int = attrs.field(init=False, default=0)
+    _pass_requests: int = attrs.field(init=False, default=0)
+    _pass_empty: int = attrs.field(init=False, default=0)
+    _pass_steps_back: int = attrs.field(init=False, default=0)
 
     def __attrs_post_init__(self) -> None:
         self._stride = self.page_size
@@ -179,6 +203,37 @@ class PageCursor:
         self._previous = None
         self._steps_back = self._repeats = self._stale = self._disordered = 0
         self._pass_items = self._pass_shifts = 0
+        self._pass_requests = self._pass_empty = self._pass_steps_back = 0
+
+    @property
+    def request_bound(self) -> int:
+        """Page requests this pass may send so far (it grows with the items yielded)."""
+        return request_bound(self.stats.items, self._longest_page)
+
+    def may_ask_ahead(self) -> bool:
+        """Whether a page may be fetched ahead without passing the request bound."""
+        return self._pass_requests < self.request_bound
+
+    def charge(self, request: PageRequest) -> None:
+        """Count a page request about to be sent.
+
+        Raises:
+            PaginationError: The pass has sent as many page requests as the
+                items it yielded allow: the server's pages do not add up.
+        """
+        bound = self.request_bound
+        if self._pass_requests >= bound:
+            items = self.stats.items
+            raise self._error(
+                f"{self._pass_requests} page requests brought {items} sharings, the most "
+                f"a listing of {items} may take (2 x ceil({items} / {max(1, self._longest_page)})"
+                f" + {REQUEST_BOUND_SLACK} = {bound}): {self._pass_empty} pages brought "
+                f"nothing new and the cursor stepped back {self._pass_steps_back} times; the "
+                "server's pages contradict each other (is it ignoring offset, restarting its "
+                "listing past some offset, or keeping its own cursor?)",
+                request.offset,
+            )
+        self._pass_requests += 1
 
     def plan(self, pages: int) -> list[PageRequest]:
         """The next `pages` requests, assuming every page comes back full and aligned.
@@ -223,17 +278,30 @@ class PageCursor:
                 request.offset,
             )
         ids = [item.id for item in items]
-        self._check_repeated(request, ids)
-        if len(items) == request.limit:
-            self.honoured_limits.add(request.limit)
+        repeated_short = self._check_repeated(request, ids)
+        if items:
+            longest = max(len(items), self.page_sizes.get(request.limit, 0))
+            self.page_sizes[request.limit] = longest
+            self._longest_page = max(self._longest_page, len(items))
         stepped_back = self._steps_back > 0
         if not self._place(request, ids):
             # Its items are read again once the cursor has found where it stands:
             # taken now, they would make the page that re-reads them look like the end.
+            self._pass_empty += 1
             self._step_back(request)
             return SharingPage(self.project_id, request.offset, request.limit, ())
         self._steps_back = 0
         fresh = self._fresh(items, request.overlap)
+        if not fresh:
+            self._pass_empty += 1
+            if repeated_short:
+                # The same page short of its limit from two offsets, nothing new:
+                # a server (or a test's mock) ignoring offset that has shown all
+                # it holds. Asking again would bring the same page.
+                self.offset = request.offset + len(items)
+                self.stats.pages += 1
+                self.done = True
+                return SharingPage(self.project_id, request.offset, request.limit, ())
         # Full as far as the server goes: a server that caps `limit` silently
         # fills its pages to the cap, and such a page is no sign of the end.
         full = len(items) >= min(request.limit, self._stride)
@@ -248,7 +316,7 @@ class PageCursor:
         self.offset = request.offset + len(items)
         self._tail.extend(ids)  # the page's own last ids: what the next page re-reads
         if not stepped_back:
-            self.done = not full and self._is_end(request, fresh_count=len(fresh))
+            self.done = not full and self._is_end(request, len(items), fresh_count=len(fresh))
         if self.max_items is not None and self.stats.items + len(fresh) >= self.max_items:
             fresh = fresh[: self.max_items - self.stats.items]
             self.done = True
@@ -266,7 +334,13 @@ class PageCursor:
             items=tuple(fresh),
         )
 
-    def _check_repeated(self, request: PageRequest, ids: list[str]) -> None:
+    def _check_repeated(self, request: PageRequest, ids: list[str]) -> bool:
+        """Raise on the same page from different offsets twice in a row.
+
+        Returns:
+            Whether this page repeats the previous one from another offset and
+            is short of its limit.
+        """
         previous = self._previous
         if ids and previous is not None and previous[0] != request.offset and previous[1] == ids:
             # Once can be a listing that shifted by exactly the distance between
@@ -278,9 +352,11 @@ class PageCursor:
                     "(is it ignoring offset?)",
                     request.offset,
                 )
-        else:
-            self._repeats = 0
+            self._previous = (request.offset, ids)
+            return len(ids) < request.limit
+        self._repeats = 0
         self._previous = (request.offset, ids)
+        return False
 
     def _place(self, request: PageRequest, ids: list[str]) -> bool:
         """Whether the page can be placed in the listing; counts a shift if it moved.
@@ -319,6 +395,7 @@ class PageCursor:
                 request.offset,
             )
         self._steps_back += 1
+        self._pass_steps_back += 1
         self.offset = max(0, request.offset - max(1, self._stride - 1))
 
     def _check_progress(
@@ -381,15 +458,16 @@ class PageCursor:
             seen.pop(order.popleft(), None)
         return fresh
 
-    def _is_end(self, request: PageRequest, *, fresh_count: int) -> bool:
+    def _is_end(self, request: PageRequest, page_length: int, *, fresh_count: int) -> bool:
         """Whether a short page, placed and not reached by stepping back, ends the listing."""
         if self.end_check == "short_page":
             return True
         if self.end_check == "empty_page":
             return fresh_count == 0
-        # auto and count: a short page is the end once the server has shown it
-        # honours this limit; before that, one more request confirms it.
-        return fresh_count == 0 or request.limit in self.honoured_limits
+        # auto and count: a page of k items is the end once a page at this limit
+        # held more than k (a silent cap, if any, is at least the longest page
+        # seen); before that, one more request confirms it.
+        return fresh_count == 0 or page_length < self.page_sizes.get(request.limit, 0)
 
     def _error(self, message: str, offset: int) -> PaginationError:
         return PaginationError(message, project_id=self.project_id, offset=offset)
@@ -418,7 +496,7 @@ class SharingIterator:
         end_check: EndCheck,
         prefetch: int,
         verify: bool = False,
-        honoured_limits: set[int] | None = None,
+        page_sizes: dict[int, int] | None = None,
     ) -> None:
         self.project_id = project_id
         self._fetch_page = fetch_page
@@ -434,7 +512,7 @@ class SharingIterator:
             offset=start_offset,
             overlap=overlap_for(page_size),
             max_items=max_items,
-            honoured_limits=honoured_limits if honoured_limits is not None else set(),
+            page_sizes=page_sizes if page_sizes is not None else {},
         )
         self._pending_in_page = 0
         self._started = False
@@ -496,6 +574,7 @@ class SharingIterator:
         while not cursor.done:
             plan = cursor.plan(window)
             if window == 1:
+                cursor.charge(plan[0])
                 items = await self._fetch_page(plan[0].offset, plan[0].limit)
             else:
                 items = await self._fetch_ahead(plan)
@@ -549,8 +628,13 @@ class SharingIterator:
         wanted = set(plan)
         for request in [r for r in pending if r not in wanted]:
             pending.pop(request).cancel()
-        for request in plan:
+        # The page needed now counts against the request bound; pages fetched
+        # ahead count once needed, and are not started past the bound.
+        self._cursor.charge(plan[0])
+        for index, request in enumerate(plan):
             if request not in pending:
+                if index > 0 and not self._cursor.may_ask_ahead():
+                    break
                 task = asyncio.create_task(self._fetch_page(request.offset, request.limit))
                 task.add_done_callback(_retrieve)
                 pending[request] = task

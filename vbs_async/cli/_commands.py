@@ -28,7 +28,7 @@ from ._failures import CrawlStoppedError
 from ._files import PathError, is_stdout, read_target
 from ._inventory import InventorySpec
 from ._logging import Verbosity, operator_logging
-from ._projects import ProjectLookupError, resolve_projects
+from ._projects import ProjectLookupError, Resolved, resolve_for_crawl
 from ._run import EXIT_USAGE, CrawlJob, check_paths, run_crawl
 from ._signals import StopSignals
 from ._state import StateError
@@ -394,9 +394,12 @@ async def _crawl_with(ids: list[str], options: dict[str, Any], signals: StopSign
             "retry": RetryPolicy(attempts=options["attempts"], timeout=options["deadline"]),
             "timeout": options["timeout"],
         }
-        client, ids = await _client(stack, ids, options, settings)
+        client, resolved = await _client(stack, ids, options, settings)
         job = CrawlJob(
-            project_ids=ids,
+            project_ids=resolved.ids,
+            unavailable=resolved.unavailable,
+            every_project_of=(client.region or "every region") if options["all_projects"] else None,
+            timeout=options["timeout"],
             output=options["output"],
             output_format=options["output_format"],
             state=options["state"],
@@ -443,8 +446,8 @@ async def _client(
     ids: list[str],
     options: dict[str, Any],
     settings: dict[str, Any],
-) -> tuple[VBSClient, list[str]]:
-    """The run's client (the configured cloud's, or an emulator's) and its project IDs."""
+) -> tuple[VBSClient, Resolved]:
+    """The run's client (the configured cloud's, or an emulator's) and its projects."""
     region = options["region"]
     if options["emulator"]:
         from vbs_async.testing import Emulator  # noqa: PLC0415 - aiohttp's server, when used
@@ -476,12 +479,12 @@ async def _client(
             ids = [configured.project]
     await stack.enter_async_context(client)
     try:
-        ids = await resolve_projects(
-            client, ids, all_in_region=client.region, every=options["all_projects"]
+        resolved = await resolve_for_crawl(
+            client, ids, region=client.region, every=options["all_projects"]
         )
     except ProjectLookupError as exc:
         raise CommandError(str(exc)) from None
-    return client, ids
+    return client, resolved
 
 
 def _parse_quota(value: str | None) -> tuple[float, float] | None:

@@ -105,8 +105,11 @@ class FailurePolicy:
             raise CrawlStoppedError(
                 f"credentials refused ({error}); check {what_to_check(self._auth)}"
             )
-        if unreachable and self._succeeded == 0:
-            raise CrawlStoppedError(f"the endpoint {self._endpoint} does not answer: {error}")
+        if (unreachable or isinstance(error, TimeoutError)) and self._succeeded == 0:
+            raise CrawlStoppedError(
+                f"the endpoint {self._endpoint} does not answer: {error}; check --endpoint "
+                "(VBS_ENDPOINT) and the network, or raise --timeout for a slow one"
+            )
         if self._unreachable_in_a_row >= self._window:
             raise CrawlStoppedError(
                 f"the endpoint {self._endpoint} stopped answering: the last "

@@ -14,6 +14,8 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Final, Literal
 
+from ._text import printable
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -21,6 +23,13 @@ Verbosity = Literal["quiet", "normal", "verbose", "debug"]
 _LOGGER: Final = "vbs_async"
 _EVENTS: Final = ("vbs_retry_wait", "vbs_throttle_wait")
 """The `extra` keys the client puts on its retry and throttle records."""
+
+
+class _PrintableFormatter(logging.Formatter):
+    """Log lines with server text escaped: one line each, no escape sequences."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        return printable(super().formatMessage(record))
 
 
 class _VerboseFilter(logging.Filter):
@@ -37,11 +46,11 @@ def operator_logging(verbosity: Verbosity) -> Iterator[None]:
     handler = logging.StreamHandler(sys.stderr)
     if verbosity == "debug":
         handler.setFormatter(
-            logging.Formatter("%(asctime)s.%(msecs)03d %(levelname)s %(message)s", "%H:%M:%S")
+            _PrintableFormatter("%(asctime)s.%(msecs)03d %(levelname)s %(message)s", "%H:%M:%S")
         )
         level = logging.DEBUG
     else:
-        handler.setFormatter(logging.Formatter("vbs-async: %(message)s"))
+        handler.setFormatter(_PrintableFormatter("vbs-async: %(message)s"))
         level = {"quiet": logging.ERROR, "normal": logging.WARNING}.get(verbosity, logging.DEBUG)
         if verbosity == "verbose":
             handler.addFilter(_VerboseFilter())

@@ -1,5 +1,12 @@
 """Which projects a run crawls: IDs, names resolved through IAM, or every project of a region.
 
+A name IAM does not list, or a disabled project, fails alone in a crawl (the
+others are crawled); a call that changes the cloud refuses it before
+anything is sent. `--all-projects` crawls one region's projects: with no
+region configured, it refuses when IAM lists projects of several regions
+(one endpoint serves one region), and a region with no project is an error
+(a typo such as `eu-dee` would otherwise crawl nothing and succeed).
+
 Open Telekom Cloud project names carry their region (`eu-de`, `eu-de_prod`);
 IDs are 32 hexadecimal digits. An argument shaped like a name is looked up
 in IAM's project list, once per run, however many names there are.
@@ -8,7 +15,12 @@ in IAM's project list, once per run, however many names there are.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import TYPE_CHECKING, Final
+
+import attrs
+
+from vbs_async._errors import VBSError
 
 if TYPE_CHECKING:
     from vbs_async._client import VBSClient
@@ -17,7 +29,24 @@ _NAME: Final = re.compile(r"^[a-z]{2}-[a-z]+[0-9]*(?:_.+)?$")
 
 
 class ProjectLookupError(Exception):
-    """A project name that IAM does not list: the message says which."""
+    """A project name that IAM does not list, or a project list that cannot be crawled."""
+
+
+class ProjectUnavailableError(VBSError):
+    """A named project that cannot be crawled (disabled, or unknown to IAM): it fails alone."""
+
+
+@attrs.frozen
+class Resolved:
+    """The projects a run works on.
+
+    Attributes:
+        ids: Project IDs (and the names IAM did not know), in order, no repeats.
+        unavailable: Those of `ids` that fail without a request, with why.
+    """
+
+    ids: list[str]
+    unavailable: dict[str, str] = attrs.field(factory=dict)
 
 
 def is_project_name(text: str) -> bool:
@@ -28,34 +57,77 @@ def is_project_name(text: str) -> bool:
 async def resolve_projects(
     client: VBSClient, wanted: list[str], *, all_in_region: str | None, every: bool
 ) -> list[str]:
-    """The project IDs to crawl: `wanted` with names resolved, or every enabled project.
+    """The project IDs for `wanted` (names resolved), or every enabled project of a region.
+
+    Raises:
+        ProjectLookupError: A name IAM does not list, or a disabled project.
+    """
+    resolved = await resolve_for_crawl(client, wanted, region=all_in_region, every=every)
+    for reason in resolved.unavailable.values():
+        raise ProjectLookupError(reason)
+    return resolved.ids
+
+
+async def resolve_for_crawl(
+    client: VBSClient, wanted: list[str], *, region: str | None, every: bool
+) -> Resolved:
+    """The projects to crawl: `wanted` with names resolved, or every enabled project.
+
+    A name IAM does not list, or a disabled project named by name or ID
+    (when IAM is asked anyway), is kept in the list as unavailable, so that
+    it fails alone, with its reason, while the others are crawled.
 
     Args:
         client: Asks IAM for the project list (at most once).
         wanted: IDs and names, in the order given.
-        all_in_region: With `every`, the region whose projects are crawled
-            (None: every region).
+        region: With `every`, the region whose projects are crawled (None:
+            the only region IAM lists projects in).
         every: Crawl every enabled project IAM lists (MOS left out) instead
             of `wanted`.
 
     Raises:
-        ProjectLookupError: A name IAM does not list.
+        ProjectLookupError: `every` without a region when IAM lists several,
+            or a region with no project at all.
     """
     if every:
-        return [p.id for p in await client.list_projects(region=all_in_region)]
+        return Resolved(await _every_project(client, region))
     if not any(is_project_name(text) for text in wanted):
-        return wanted
-    by_name = {p.name: p.id for p in await client.list_projects(include_disabled=True)}
-    resolved = []
+        return Resolved(list(dict.fromkeys(wanted)))
+    listed = await client.list_projects(include_disabled=True)
+    by_name = {p.name: p for p in listed}
+    by_id = {p.id: p for p in listed}
+    ids: list[str] = []
+    unavailable: dict[str, str] = {}
     for text in wanted:
-        if not is_project_name(text):
-            resolved.append(text)
-            continue
-        project_id = by_name.get(text)
-        if project_id is None:
-            raise ProjectLookupError(
+        project = by_name.get(text) if is_project_name(text) else by_id.get(text)
+        key = text if project is None else project.id
+        if project is None and is_project_name(text):
+            unavailable[key] = (
                 f"no project named {text!r} among the {len(by_name)} IAM lists for these "
                 "credentials"
             )
-        resolved.append(project_id)
-    return list(dict.fromkeys(resolved))
+        elif project is not None and not project.enabled:
+            unavailable[key] = f"project {project.name} ({project.id}) is disabled in IAM"
+        ids.append(key)
+    return Resolved(list(dict.fromkeys(ids)), unavailable)
+
+
+async def _every_project(client: VBSClient, region: str | None) -> list[str]:
+    listed = await client.list_projects()
+    regions = Counter(p.region for p in listed)
+    if region is None:
+        if len(regions) > 1:
+            counts = ", ".join(f"{name}: {n}" for name, n in sorted(regions.items()))
+            raise ProjectLookupError(
+                f"--all-projects needs --region: IAM lists projects in {len(regions)} regions "
+                f"({counts}), and one endpoint serves one region"
+            )
+        return [p.id for p in listed]
+    chosen = [p.id for p in listed if p.region == region]
+    if not chosen:
+        known = ", ".join(sorted(regions)) or "none"
+        raise ProjectLookupError(
+            f"IAM lists no enabled project in region {region!r} (regions with projects: "
+            f"{known}): check --region"
+        )
+    return chosen

@@ -2,8 +2,9 @@
 
 One entry per project of the job, zero-sharing projects included: `ok`,
 `failed` (with the error's class, HTTP status, code and message),
-`skipped` (finished by an earlier run of the same state) or `not_crawled`
-(the crawl stopped first); the totals; and the job. Written as `_files`
+`skipped` (finished by an earlier run of the same state), `not_crawled`
+(the crawl stopped first) or `gone` (finished by an earlier run of an
+`--all-projects` job, no longer listed by IAM); the totals; and the job. Written as `_files`
 writes any output: `-` is stdout, a regular file is replaced atomically
 (keeping its mode; a new one gets the umask's), a device or FIFO is written
 as a redirect would.
@@ -40,6 +41,11 @@ class Report:
             }
             for project_id in project_ids
         }
+
+    def gone(self, project_ids: list[str]) -> None:
+        """Projects an earlier run finished that IAM no longer lists (--all-projects)."""
+        for project_id in project_ids:
+            self._projects[project_id] = {"project_id": project_id, "status": "gone"}
 
     def record(self, done: ProjectDone) -> None:
         """One project's end."""
@@ -86,7 +92,7 @@ class Report:
                 "projects": len(statuses),
                 **{
                     status: statuses.count(status)
-                    for status in ("ok", "failed", "skipped", "not_crawled")
+                    for status in ("ok", "failed", "skipped", "not_crawled", "gone")
                 },
                 "sharings": tally.sharings,
                 "requests": tally.requests,

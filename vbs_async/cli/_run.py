@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shlex
+import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from ._files import PathError, Target, check_distinct, classify
 from ._inventory import CrawlRecorder, InventorySpec
 from ._output import Output, ProjectRows, check_finished_output, open_output
 from ._progress import Display, Tally
+from ._projects import ProjectUnavailableError
 from ._report import Report
 from ._rows import csv_header, csv_rows, jsonl
 from ._signals import StopSignals
@@ -31,7 +33,7 @@ from ._state import State, StateError, digest_ids, finished_at
 from ._text import printable
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncGenerator, AsyncIterator
 
     from vbs_async import VBSClient
 
@@ -61,6 +63,13 @@ class CrawlJob:
         max_failures: Stop after this many failed projects.
         command: The command line as run, for the resume hint.
         endpoint: The endpoint as messages name it.
+        unavailable: Projects of the job that fail without a request
+            (disabled, unknown names), with why.
+        every_project_of: With --all-projects, the region: the job is then
+            "every project of it", whatever IAM lists on each run, so that a
+            resume keeps the finished projects of a list that changed.
+        timeout: Seconds one request may take: with no answer at all that
+            long after the first request, the endpoint is silent.
         inventory: Where to record the run (`--db`), if anywhere.
     """
 
@@ -76,13 +85,21 @@ class CrawlJob:
     max_failures: int | None = None
     command: tuple[str, ...] = ()
     endpoint: str = "VBS"
+    unavailable: dict[str, str] = attrs.field(factory=dict)
+    every_project_of: str | None = None
+    timeout: float | None = None
     inventory: InventorySpec | None = None
 
     def identity(self) -> dict[str, Any]:
         """What makes two runs the same job (the state refuses any other)."""
         listing = self.listing
+        projects = (
+            digest_ids(self.project_ids)
+            if self.every_project_of is None
+            else f"every project of {self.every_project_of}"
+        )
         return {
-            "projects": digest_ids(self.project_ids),
+            "projects": projects,
             "filters": {
                 k: v
                 for k, v in sorted(listing.items())
@@ -182,6 +199,7 @@ async def _run(  # noqa: PLR0917 - a private step of run_crawl
     finished = set(state.finished) if state is not None else set()
     pending = [p for p in job.project_ids if p not in finished]
     report = Report(job.project_ids, finished)
+    _tell_gone(job, finished, report, stderr)
     started_before = client.limiter.started
     tally = Tally(
         total=len(pending),
@@ -255,6 +273,25 @@ async def _run(  # noqa: PLR0917 - a private step of run_crawl
     return status
 
 
+_GONE_SHOWN = 5
+
+
+def _tell_gone(job: CrawlJob, finished: set[str], report: Report, stderr: IO[str]) -> None:
+    """Projects finished by an earlier run of an --all-projects job that IAM no longer lists."""
+    listed = set(job.project_ids)
+    gone = sorted(p for p in finished if p not in listed)
+    if not gone:
+        return
+    report.gone(gone)  # their rows stay in the output
+    if not job.quiet:
+        more = len(gone) - _GONE_SHOWN
+        shown = ", ".join(gone[:_GONE_SHOWN]) + (f" and {more:,} more" if more > 0 else "")
+        stderr.write(
+            f"note: {len(gone):,} projects finished earlier are no longer listed by IAM; "
+            f"their rows stay in the output: {shown}\n"
+        )
+
+
 def _is_terminal(stream: IO[bytes]) -> bool:
     try:
         return stream.isatty()
@@ -289,7 +326,78 @@ def _conclude(
     stderr.flush()
 
 
-async def _drain(
+async def _drain(**parts: Any) -> None:
+    """Drain the crawl, stopping it if the endpoint stays silent after its first request."""
+    drain = asyncio.create_task(_drain_events(**parts))
+    watchdog = asyncio.create_task(_silence(parts["client"], parts["tally"], parts["job"]))
+    try:
+        await asyncio.wait({drain, watchdog}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watchdog.cancel()
+        if not drain.done():
+            drain.cancel()
+        await asyncio.wait({drain, watchdog})
+    if not drain.cancelled() and drain.exception() is not None:
+        raise drain.exception()  # type: ignore[misc]
+    if not watchdog.cancelled() and watchdog.exception() is None:
+        raise CrawlStoppedError(watchdog.result())
+
+
+async def _silence(client: VBSClient, tally: Tally, job: CrawlJob) -> str:
+    """Return (why) once the endpoint answered nothing `timeout` after the first request.
+
+    A request ends within the timeout: if by then (and a little more) not a
+    page, not a project's end, not a throttling answer, not any answer at
+    all came back, the endpoint accepts connections and never answers. That
+    is a setup problem (a wrong --endpoint, a proxy swallowing requests),
+    told at once instead of after every project's retries and deadline.
+    """
+    if job.timeout is None:
+        await asyncio.Event().wait()  # never: no timeout to judge by
+    timeout = float(job.timeout or 0)
+    started_before = client.limiter.started
+    throttled_before = client.limiter.adaptive.throttled_answers
+    grace = max(0.2, min(timeout, 5.0))
+    first: float | None = None
+    while True:
+        await asyncio.sleep(min(0.25, timeout / 4))
+        if tally.listed or tally.requests:
+            await asyncio.Event().wait()  # it answers: nothing more to watch
+        if first is None:
+            if client.limiter.started > started_before:
+                first = time.monotonic()
+            continue
+        adaptive = client.limiter.adaptive
+        if (
+            time.monotonic() - first >= timeout + grace
+            and adaptive.throttled_answers == throttled_before
+            and adaptive.measured_rate() == 0
+        ):
+            return (
+                f"the endpoint {job.endpoint} accepts connections but sent no answer within "
+                f"--timeout {timeout:g}s: check --endpoint (VBS_ENDPOINT) and the network "
+                "(proxy), or raise --timeout for a slow one"
+            )
+
+
+async def _events(
+    client: VBSClient, pending: list[str], job: CrawlJob
+) -> AsyncGenerator[SharingPage | ProjectDone]:
+    """The crawl's events; first the end of each project that fails without a request."""
+    for project_id in pending:
+        reason = job.unavailable.get(project_id)
+        if reason is not None:
+            yield ProjectDone(
+                project_id, error=ProjectUnavailableError(reason, project_id=project_id)
+            )
+    crawled = [p for p in pending if p not in job.unavailable]
+    events = client.crawl_pages(crawled, max_projects=job.max_projects, **job.listing)
+    async with contextlib.aclosing(events):
+        async for event in events:
+            yield event
+
+
+async def _drain_events(
     *,
     client: VBSClient,
     pending: list[str],
@@ -304,7 +412,7 @@ async def _drain(
 ) -> None:
     """Keep each project's pages apart; write them in one piece when it ends well."""
     open_projects: dict[str, ProjectRows] = {}
-    events = client.crawl_pages(pending, max_projects=job.max_projects, **job.listing)
+    events = _events(client, pending, job)
     try:
         async with contextlib.aclosing(events):
             async for event in events:

@@ -1,0 +1,335 @@
+"""Every listing ends: at most 2 x ceil(n / s) + 20 pages read for n sharings, whatever the server.
+
+The servers here are written from outside the client: the API document's
+example answer served at offset 0 only, a server ignoring `offset` that gains
+a sharing at the front on each request, servers that restart past some offset
+or keep their own cursor, and Hypothesis's arbitrary pages per request. Each
+listing must end within the README's bound, yielding only sharings the server
+sent and none twice, or raise a `PaginationError` naming project and offset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from typing import TYPE_CHECKING, Any, get_args
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from vbs_async import BackupSharing, PaginationError, RetryPolicy, TokenAuth, VBSClient
+from vbs_async._pagination import COUNT_WINDOW, SharingIterator
+from vbs_async._validation import EndCheck
+from vbs_async.testing import MockTransport, SentRequest, response
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from vbs_async._responses import Response
+
+END_CHECKS: tuple[EndCheck, ...] = get_args(EndCheck)
+PROJECT = "c13f5220dc1949b0b741ea81a7cd5554"
+GIVE_UP = 5_000
+"""Requests after which a test server stops answering: a listing still asking is a failure."""
+
+
+def bound(items: int, longest_page: int, prefetch: int, end_check: EndCheck = "auto") -> int:
+    """The README's bound: pages read, and the pages fetched ahead and dropped.
+
+    Pages are fetched ahead `prefetch` at a time, or 7 with `end_check="count"`.
+    """
+    pages_read = 2 * math.ceil(items / max(1, longest_page)) + 20
+    ahead = prefetch or (COUNT_WINDOW - 1 if end_check == "count" else 0)
+    return pages_read * (1 + ahead)
+
+
+def sharing(name: str) -> dict[str, Any]:
+    return {"id": name, "backup_id": "b", "from_project_id": PROJECT, "to_project_id": "q"}
+
+
+class Server:
+    """A list endpoint answered by `pages(offset, limit)`; it records what it sent."""
+
+    def __init__(self, pages: Callable[[int, int], list[dict[str, Any]]], count: int = 0) -> None:
+        self.pages = pages
+        self.count = count
+        self.list_requests = 0
+        self.longest_page = 0
+        self.sent_ids: set[str] = set()
+
+    def __call__(self, sent: SentRequest) -> Response:
+        if sent.url.path.endswith("/count"):
+            return response(200, {"count": self.count})
+        self.list_requests += 1
+        assert self.list_requests < GIVE_UP, "the listing never ended"
+        query = dict(sent.request.query)
+        page = self.pages(int(query["offset"]), int(query["limit"]))
+        self.longest_page = max(self.longest_page, len(page))
+        self.sent_ids.update(item["id"] for item in page)
+        return response(200, {"shared": page})
+
+
+EXAMPLE = [sharing("e842bf23-1e05-4c2c-b0f9-25222f4686da"), sharing("f842bf23-1e05")]
+
+
+def example_at_offset_zero() -> Server:
+    """The API document's example answer at offset 0, `{"shared": []}` anywhere else."""
+    return Server(lambda offset, _limit: EXAMPLE if offset == 0 else [], count=2)
+
+
+def growing_at_the_front() -> Server:
+    """Ignores offset; one new sharing at the front on each request."""
+    listing: list[dict[str, Any]] = [sharing(f"old-{i}") for i in range(5)]
+
+    def pages(_offset: int, limit: int) -> list[dict[str, Any]]:
+        listing.insert(0, sharing(f"new-{len(listing)}"))
+        return listing[:limit]
+
+    return Server(pages, count=5)
+
+
+def restarting_past(wrap: int, total: int = 2_000) -> Server:
+    """Honours offset up to `wrap`, then starts again from 0."""
+    listing = [sharing(f"s-{i:05d}") for i in range(total)]
+    return Server(lambda offset, limit: listing[offset % wrap :][:limit], count=total)
+
+
+def own_cursor(total: int = 2_000) -> Server:
+    """Ignores offset and answers from a cursor of its own, which wraps around at the end."""
+    listing = [sharing(f"s-{i:05d}") for i in range(total)]
+    position = [0]
+
+    def pages(_offset: int, limit: int) -> list[dict[str, Any]]:
+        start = position[0]
+        position[0] = (start + limit) % total
+        return listing[start : start + limit]
+
+    return Server(pages, count=total)
+
+
+SERVERS = {
+    "example-at-offset-0": example_at_offset_zero,
+    "growing-at-the-front": growing_at_the_front,
+    "restarting-past-500": lambda: restarting_past(500),
+    "own-cursor": own_cursor,
+}
+
+
+async def list_from(server: Server, **options: Any) -> tuple[list[BackupSharing], Exception | None]:
+    transport = MockTransport(server)
+    got: list[BackupSharing] = []
+    async with VBSClient(
+        "https://vbs.example",
+        auth=TokenAuth("t"),
+        transport=transport,
+        retry=RetryPolicy(attempts=1),
+    ) as client:
+        iterator = client.iter_sharings(PROJECT, **options)
+        try:
+            async for item in iterator:
+                got.append(item)  # noqa: PERF401 - kept when the listing raises
+        except PaginationError as error:
+            return got, error
+    return got, None
+
+
+@pytest.mark.parametrize("prefetch", [0, 4])
+@pytest.mark.parametrize("end_check", END_CHECKS)
+@pytest.mark.parametrize("name", SERVERS)
+async def test_each_hostile_server_ends_within_the_bound(name, end_check, prefetch):
+    server = SERVERS[name]()
+    got, error = await list_from(server, end_check=end_check, prefetch=prefetch)
+    ids = [item.id for item in got]
+    assert len(ids) == len(set(ids))
+    assert set(ids) <= server.sent_ids
+    assert server.list_requests <= bound(len(ids), server.longest_page, prefetch, end_check)
+    if error is not None:
+        assert error.project_id == PROJECT
+        assert error.offset is not None
+        assert "page requests brought" in str(error) or "same page" in str(error)
+
+
+async def test_the_example_answer_fails_within_22_requests_saying_the_pages_contradict():
+    server = example_at_offset_zero()
+    got, error = await list_from(server)
+    assert [item.id for item in got] == [item["id"] for item in EXAMPLE]
+    assert isinstance(error, PaginationError)
+    assert "22 page requests brought 2 sharings" in str(error)
+    assert server.list_requests == 22
+
+
+async def test_a_server_restarting_at_0_past_500_fails_after_listing_what_it_showed():
+    server = restarting_past(500)
+    got, error = await list_from(server)
+    assert isinstance(error, PaginationError)
+    assert "restarting" in str(error)
+    assert [item.id for item in got] == [f"s-{i:05d}" for i in range(len(got))]
+    assert len(got) >= 500
+    assert server.list_requests <= bound(len(got), 100, 0)
+
+
+@pytest.mark.parametrize("length", [1, 2, 50, 99])
+@pytest.mark.parametrize("end_check", END_CHECKS)
+async def test_a_mock_serving_the_same_short_page_everywhere_lists_it_once(length, end_check):
+    # A user's first test: a handler that returns its page whatever the offset.
+    page = [sharing(f"s-{i}") for i in range(length)]
+    server = Server(lambda _offset, _limit: page, count=length)
+    got, error = await list_from(server, end_check=end_check)
+    assert error is None
+    assert [item.id for item in got] == [item["id"] for item in page]
+    assert server.list_requests <= 2
+
+
+async def test_a_mock_serving_the_same_full_page_everywhere_raises():
+    # A full page may hide more behind it: the client cannot tell, and says why.
+    page = [sharing(f"s-{i}") for i in range(100)]
+    got, error = await list_from(Server(lambda _offset, _limit: page))
+    assert isinstance(error, PaginationError)
+    assert "same page for different offsets" in str(error)
+    assert len(got) == 100
+
+
+# -- Hypothesis: arbitrary pages per request -------------------------------------------
+
+BEHAVIOURS = ("honest", "ignore", "restart", "repeat", "shuffle", "fresh", "empty", "arbitrary")
+
+
+class AdversarialServer:
+    """A server whose every answer Hypothesis chooses: honest, or any of the ways to lie."""
+
+    def __init__(self, data: st.DataObject, universe: int, restart_at: int) -> None:
+        self.data = data
+        self.listing = [f"s-{i:04d}" for i in range(universe)]
+        self.restart_at = restart_at
+        self.previous: list[str] = []
+        self.fresh = 0
+        self.requests = 0
+        self.longest_page = 0
+        self.sent_ids: set[str] = set()
+
+    def page(self, offset: int, limit: int) -> list[str]:
+        behaviour = self.data.draw(st.sampled_from(BEHAVIOURS), label="behaviour")
+        if behaviour == "honest":
+            page = self.listing[offset : offset + limit]
+        elif behaviour == "ignore":
+            page = self.listing[:limit]
+        elif behaviour == "restart":
+            page = self.listing[offset % self.restart_at : offset % self.restart_at + limit]
+        elif behaviour == "repeat":
+            page = list(self.previous)
+        elif behaviour == "shuffle":
+            page = self.data.draw(st.permutations(self.listing[offset : offset + limit]))
+        elif behaviour == "fresh":
+            page = [f"new-{self.fresh + i}" for i in range(limit)]
+            self.fresh += limit
+        elif behaviour == "empty":
+            page = []
+        else:
+            page = self.data.draw(
+                st.lists(st.sampled_from(self.listing), max_size=limit), label="page"
+            )
+        return page
+
+    async def fetch_page(self, offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        self.requests += 1
+        assert self.requests < GIVE_UP, "the listing never ended"
+        await asyncio.sleep(0)
+        page = self.page(offset, limit)
+        self.previous = page
+        self.longest_page = max(self.longest_page, len(page))
+        self.sent_ids.update(page)
+        return tuple(
+            BackupSharing(id=name, backup_id="b", from_project_id="p", to_project_id="q")
+            for name in page
+        )
+
+    async def fetch_count(self) -> int:
+        return self.data.draw(st.integers(0, 2 * len(self.listing)), label="count")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=st.data(),
+    universe=st.integers(1, 60),
+    restart_at=st.integers(1, 30),
+    page_size=st.integers(1, 8),
+    end_check=st.sampled_from(END_CHECKS),
+    prefetch=st.sampled_from([0, 4]),
+    verify=st.booleans(),
+)
+def test_any_server_is_asked_within_the_bound_and_only_its_sharings_come_back(  # noqa: PLR0917 - drawn by Hypothesis
+    data, universe, restart_at, page_size, end_check, prefetch, verify
+):
+    server = AdversarialServer(data, universe, restart_at)
+    iterator = SharingIterator(
+        "p",
+        server.fetch_page,
+        server.fetch_count,
+        page_size=page_size,
+        start_offset=0,
+        max_items=None,
+        end_check=end_check,
+        prefetch=prefetch,
+        verify=verify,
+    )
+    got: list[str] = []
+    failure: list[PaginationError] = []
+
+    async def drain() -> None:
+        try:
+            async for item in iterator:
+                got.append(item.id)  # noqa: PERF401 - kept when the listing raises
+        except PaginationError as error:
+            failure.append(error)
+
+    asyncio.run(drain())
+    if failure:
+        assert failure[0].project_id == "p"
+        assert failure[0].offset is not None
+    assert len(got) == len(set(got))
+    assert set(got) <= server.sent_ids
+    passes = 1 + iterator.stats.verify_passes
+    assert server.requests <= passes * bound(len(got), server.longest_page, prefetch, end_check)
+
+
+# -- the end of small projects: a page shorter than one already seen at its limit ------
+
+
+def projects_of(sizes: dict[str, int]) -> MockTransport:
+    """A mock VBS serving `sizes[project]` sharings per project, paged honestly."""
+
+    def answer(sent: SentRequest) -> Response:
+        project = sent.request.project_id
+        query = dict(sent.request.query)
+        offset, limit = int(query["offset"]), int(query["limit"])
+        listing = [sharing(f"{project}-{i}") for i in range(sizes[project])]
+        return response(200, {"shared": listing[offset : offset + limit]})
+
+    return MockTransport(answer)
+
+
+async def test_400_small_projects_cost_at_most_1_05_times_the_minimum():
+    # An account whose projects never fill a page: with end_check="auto" a page
+    # of k items is the end once any page at limit 100 held more than k.
+    sizes = dict(enumerate(random.Random(20).choices(range(100), k=400)))
+    projects = {f"{index:032x}": size for index, size in sizes.items()}
+    transport = projects_of(projects)
+    async with VBSClient("https://vbs.example", auth=TokenAuth("t"), transport=transport) as client:
+        results = [result async for result in client.crawl(projects)]
+    assert all(result.ok for result in results)
+    assert sum(len(result.sharings) for result in results) == sum(projects.values())
+    minimum = len(projects)  # one request per project: none holds a full page
+    assert len(transport.sent) <= 1.05 * minimum
+
+
+async def test_a_page_as_long_as_the_longest_seen_is_confirmed():
+    # Not shorter than the longest page seen: it may be a silent cap of that length.
+    sizes = {"a" * 32: 30, "b" * 32: 30, "c" * 32: 10}
+    transport = projects_of(sizes)
+    async with VBSClient("https://vbs.example", auth=TokenAuth("t"), transport=transport) as client:
+        for project, requests in (("a" * 32, 2), ("b" * 32, 2), ("c" * 32, 1)):
+            iterator = client.iter_sharings(project)
+            assert len([s async for s in iterator]) == sizes[project]
+            assert iterator.stats.requests == requests
