@@ -369,6 +369,7 @@ def cancel(
     if not dry_run:
         _confirm(f"Cancel {len(targets)} sharings of {owners} projects?", yes=yes)
     tally = _Cancelled(len(targets))
+    timeout = options["timeout"]
 
     async def job(client: VBSClient) -> int:
         resolved = targets
@@ -380,7 +381,7 @@ def cancel(
                 click.echo(f"would cancel {sharing_id} of {owner}")
             click.echo(f"dry run: {len(targets)} sharings of {owners} projects", err=True)
             return 0
-        return await _cancel_all(client, resolved, tally)
+        return await _cancel_all(client, resolved, tally, timeout=timeout)
 
     def interrupted(signals: StopSignals) -> str:
         if dry_run:
@@ -413,6 +414,7 @@ class _Cancelled:
     gone: int = 0
     failed: int = 0
     in_flight: int = 0
+    setup_error: VBSError | None = None
 
     def closing(self) -> str:
         line = f"cancelled {self.cancelled}, already gone {self.gone}, failed {self.failed}"
@@ -427,7 +429,9 @@ class _Cancelled:
         return line
 
 
-async def _cancel_all(client: VBSClient, targets: list[tuple[str, str]], tally: _Cancelled) -> int:
+async def _cancel_all(
+    client: VBSClient, targets: list[tuple[str, str]], tally: _Cancelled, *, timeout: float
+) -> int:
     queue = iter(targets)
     reader_left = False
 
@@ -447,6 +451,9 @@ async def _cancel_all(client: VBSClient, targets: list[tuple[str, str]], tally: 
             say(await _cancel_one(client, owner, sharing_id, tally))
 
     await asyncio.gather(*(worker() for _ in range(min(_AT_ONCE, len(targets)))))
+    if tally.setup_error is not None and not (tally.cancelled or tally.gone):
+        # Nothing got through, and the reason is the same for every sharing.
+        raise _failure(tally.setup_error, command="cancel", timeout=timeout)
     if reader_left:
         stdout_gone()
         click.echo(f"stopped: the reader of stdout left; {tally.closing()}", err=True)
@@ -467,6 +474,8 @@ async def _cancel_one(client: VBSClient, owner: str, sharing_id: str, tally: _Ca
     except VBSError as exc:
         tally.in_flight -= 1
         tally.failed += 1
+        if isinstance(exc, AuthenticationError | TransportError):
+            tally.setup_error = exc
         click.echo(f"failed {sharing_id} of {owner}: {printable(exc)}", err=True)
         return ""
     tally.in_flight -= 1
