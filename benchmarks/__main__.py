@@ -9,7 +9,17 @@ import sys
 from datetime import UTC, datetime
 from importlib.metadata import version
 
-from . import big_project, command, decode, fanout, gateway, memory, rate, throughput
+from . import (
+    big_project,
+    command,
+    decode,
+    fanout,
+    gateway,
+    inventory,
+    memory,
+    rate,
+    throughput,
+)
 from ._harness import Row, markdown
 
 BENCHMARKS = {
@@ -21,6 +31,7 @@ BENCHMARKS = {
     "rate": rate.run,
     "gateway": gateway.run,
     "command": command.run,
+    "inventory": inventory.run,
 }
 
 

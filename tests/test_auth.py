@@ -118,6 +118,67 @@ async def test_iam_refusal_is_an_authentication_error_with_iams_message(make_cli
         for text in (str(error), repr(error), repr(auth), caplog.text):
             assert PASSWORD not in text
         assert auth.token_requests == 1  # a refusal is not retried
+        assert error.credentials_refused is True
+        with pytest.raises(AuthenticationError, match="not sent again") as again:
+            await make_client(emu, auth=auth).list_sharings(emu.project_ids[0])
+        assert again.value.credentials_refused is True
+        assert auth.token_requests == 1
+
+
+# -- IAM refusals scoped to what was refused -------------------------------------------
+
+
+async def test_a_project_iam_refuses_fails_alone_in_a_crawl_of_60(make_client):
+    async with Emulator(projects=60, sharings_per_project=3, users={"alice": PASSWORD}) as emu:
+        denied = emu.project_ids[37]
+        emu.identity.denied_projects.add(denied)
+        client = make_client(emu, auth=password_auth(emu))
+        results = [result async for result in client.crawl(emu.project_ids, max_projects=16)]
+    listed = [result for result in results if result.ok]
+    failed = [result for result in results if not result.ok]
+    assert len(listed) == 59
+    assert all(len(result.sharings) == 3 for result in listed)
+    assert [result.project_id for result in failed] == [denied]
+    error = failed[0].error
+    assert isinstance(error, AuthenticationError)
+    assert error.project_id == denied
+    assert error.credentials_refused is False
+    assert f"The user has no role in project {denied}." in str(error)
+    assert denied in str(error)
+
+
+async def test_a_project_refused_after_the_password_was_accepted_refuses_nothing_else(
+    make_client,
+):
+    async with Emulator(projects=3, sharings_per_project=2, users={"alice": PASSWORD}) as emu:
+        first, denied, last = emu.project_ids
+        emu.identity.denied_projects.add(denied)
+        auth = password_auth(emu)
+        client = make_client(emu, auth=auth)
+        assert len(await client.list_sharings(first)) == 2
+        with pytest.raises(AuthenticationError) as caught:
+            await client.list_sharings(denied)
+        assert caught.value.credentials_refused is False
+        assert caught.value.project_id == denied
+        assert len(await client.list_sharings(last)) == 2
+        # No extra request to prove the password: IAM had accepted it already.
+        assert [p for _, p in emu.identity.token_requests] == [first, last]
+
+
+async def test_a_first_token_refused_is_taken_for_the_password_and_never_sent_again(make_client):
+    # Keystone's 401 does not tell a wrong password from a project without a
+    # role: before any token was issued, the password is taken as refused.
+    async with Emulator(projects=2, sharings_per_project=2, users={"alice": PASSWORD}) as emu:
+        denied, other = emu.project_ids
+        emu.identity.denied_projects.add(denied)
+        auth = password_auth(emu)
+        client = make_client(emu, auth=auth)
+        with pytest.raises(AuthenticationError) as caught:
+            await client.list_sharings(denied)
+        assert caught.value.credentials_refused is True
+        with pytest.raises(AuthenticationError, match="not sent again"):
+            await client.list_sharings(other)
+        assert auth.token_requests == 1
 
 
 def test_password_auth_checks_its_arguments():

@@ -226,3 +226,27 @@ def test_a_missing_ca_file_is_a_configuration_error(home):
     env = {"OS_AUTH_TOKEN": "t", "OS_CACERT": str(home / "nope.pem")}
     with pytest.raises(ConfigurationError, match="CA bundle"):
         settings_of(home, env)
+
+
+# -- the command: --os-cloud, the openstack command's spelling -----------------------------
+
+
+@pytest.mark.parametrize("option", ["--cloud", "--os-cloud"])
+def test_the_command_takes_os_cloud_as_an_alias_of_cloud(tmp_path, monkeypatch, option):
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from vbs_async.cli import cli  # noqa: PLC0415
+
+    from ._helpers import emulator_in_thread  # noqa: PLC0415
+
+    with emulator_in_thread(projects=1, sharings_per_project=3) as emu:
+        (tmp_path / "clouds.yaml").write_text(
+            "clouds:\n"
+            f"  lab:\n    vbs_endpoint_override: {emu.url}\n    auth:\n      token: {emu.token}\n"
+            "  other:\n    vbs_endpoint_override: https://vbs.nowhere.example\n"
+            "    auth:\n      token: wrong\n"
+        )
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("OS_CLOUD", "other")
+        result = CliRunner().invoke(cli, ["count", option, "lab", emu.project_ids[0]])
+    assert (result.exit_code, result.stdout) == (0, "3\n")

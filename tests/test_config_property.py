@@ -17,13 +17,32 @@ KEYS = [
     "key", "verify", "ak", "sk", "agency_name", "agency_domain_name", "delegated_project",
     "auth_url", "username", "password", "user_domain_name", "user_domain_id", "token",
     "access_key", "secret_key", "security_token", "project_name", "project_id", "domain_name",
+    # The other vocabularies (otcextensions' agency plugin, Terraform, openstacksdk's).
+    "auth_type", "auth_plugin", "target_agency_name", "target_domain_name", "target_domain_id",
+    "target_project_name", "target_project_id", "user_id", "project_domain_name",
+    "project_domain_id", "insecure", "auth_token", "volume_backup_endpoint_override",
 ]  # fmt: skip
 scalars = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(-3, 3),
     st.sampled_from(
-        ["", "eu-de", "eu-ch2", "otc", "otc-swiss", "https://iam.example/v3", "x", "{region_name}"]
+        [
+            "",
+            "eu-de",
+            "eu-ch2",
+            "otc",
+            "otc-swiss",
+            "https://iam.example/v3",
+            "x",
+            "{region_name}",
+            "agency",
+            "password",
+            "token",
+            "v3oidcpassword",
+            "true",
+            "eu-de_prod",
+        ]
     ),
 )
 values = st.recursive(
@@ -36,7 +55,9 @@ values = st.recursive(
 clouds = st.dictionaries(st.sampled_from(KEYS), values, max_size=8)
 # Where a secret may sit: its value must never be shown, whatever else is wrong.
 SECRET_SLOTS = [("auth", "password"), ("auth", "sk"), ("auth", "token"),
-                ("auth", "security_token"), ("auth", "secret_key"), ("", "sk")]  # fmt: skip
+                ("auth", "security_token"), ("auth", "secret_key"), ("", "sk"),
+                ("", "password"), ("auth", "auth_token"), ("", "secret_key"),
+                ("", "security_token")]  # fmt: skip
 
 
 def with_secret(entry: dict, slot: tuple[str, str]) -> dict:
@@ -72,7 +93,9 @@ def test_any_cloud_entry_gives_settings_or_a_configuration_error_without_secrets
         if secure is not None:
             (home / "secure.json").write_bytes(orjson.dumps({"clouds": {"c": secure}}))
         try:
-            found = resolve({"OS_CLOUD": "c"}, {}, cwd=home, home=home)
+            # A cloud without a password takes OS_PASSWORD: that one is never shown either.
+            environ = {"OS_CLOUD": "c", "OS_PASSWORD": SECRET}
+            found = resolve(environ, {}, cwd=home, home=home, system_root=home / "etc")
         except ValueError as error:  # ConfigurationError, or an auth object refusing a value
             shown = f"{type(error).__name__}: {error}"
         else:

@@ -367,3 +367,72 @@ async def test_an_iam_project_list_of_the_wrong_shape_is_a_decode_error(body, re
             await client.list_projects()
     assert caught.value.project_id is None  # an account-wide call is about no project
     assert transport.sent[0].url.path == "/v3/auth/projects"
+
+
+# -- identities in every vocabulary: user IDs, agencies by domain ID, X-Domain-Id ----------
+
+
+def test_agency_by_domain_id_asks_iam_with_domain_id_as_otcextensions_does():
+    import orjson  # noqa: PLC0415
+
+    base = PasswordAuth("https://iam.example", "alice", "pw", "OTC-alice")
+    auth = AgencyAuth(base, domain_id="d0bob", agency_name="inventory")
+    project = orjson.loads(auth._request("p1", "p1").body)["auth"]
+    assert project["identity"]["assume_role"] == {"domain_id": "d0bob", "xrole_name": "inventory"}
+    assert project["scope"] == {"project": {"id": "p1"}}
+    account = orjson.loads(auth._request(None, "").body)["auth"]
+    assert account["scope"] == {"domain": {"id": "d0bob"}}
+    assert "domain_id='d0bob'" in repr(auth)
+    with pytest.raises(ValueError, match="exactly one of agency_domain and domain_id"):
+        AgencyAuth(base, agency_domain="OTC-bob", domain_id="d0bob", agency_name="inventory")
+
+
+def test_a_user_named_by_id_logs_in_without_a_domain():
+    import orjson  # noqa: PLC0415
+
+    auth = PasswordAuth("https://iam.example", None, "pw-secret", user_id="u0123")
+    user = orjson.loads(auth._request("p1", "p1").body)["auth"]["identity"]["password"]["user"]
+    assert user == {"id": "u0123", "password": "pw-secret"}
+    assert "pw-secret" not in repr(auth)
+    with pytest.raises(ConfigurationError, match="needs the user's domain"):
+        auth._request(None, "")  # an account-wide token (listing projects)
+    with pytest.raises(ValueError, match="exactly one of username and user_id"):
+        PasswordAuth("https://iam.example", "alice", "pw", "d", user_id="u0123")
+
+
+def test_an_agency_can_be_assumed_with_a_ready_token():
+    auth = AgencyAuth(
+        TokenAuth("user-token"),
+        agency_domain="OTC-bob",
+        agency_name="inventory",
+        auth_url="https://iam.example",
+    )
+    assert auth._request("p1", "p1").signer is auth.base
+    with pytest.raises(ValueError, match="auth_url must be given with a TokenAuth base"):
+        AgencyAuth(TokenAuth("t"), agency_domain="OTC-bob", agency_name="inventory")
+
+
+async def test_key_pair_calls_to_iam_carry_x_domain_id_and_sign_it():
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from yarl import URL  # noqa: PLC0415
+
+    from vbs_async._requests import Request, list_projects_request  # noqa: PLC0415
+
+    keys = AKSKAuth("AKID", "sk-secret", domain_id="d0alice")
+    now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    iam = list_projects_request("https://iam.example")
+    headers = keys.sign(iam, URL("https://iam.example/v3/auth/projects"), now)
+    assert headers["X-Domain-Id"] == "d0alice"
+    assert "X-Project-Id" not in headers
+    assert "x-domain-id" in headers["Authorization"].split("SignedHeaders=")[1]
+    vbs = Request("GET", "/v2/p1/os-vendor-backup-sharing/detail", "p1")
+    headers = keys.sign(vbs, URL("https://vbs.example/v2/p1/os-vendor-backup-sharing/detail"), now)
+    assert "X-Domain-Id" not in headers
+    assert headers["X-Project-Id"] == "p1"
+    assert "domain_id='d0alice'" in repr(keys)
+    async with (
+        Emulator(projects=2, access_keys={"AKID": "sk-secret"}) as emu,
+        VBSClient(emu.url, auth=keys, iam_endpoint=emu.url) as client,
+    ):
+        assert len(await client.list_projects()) >= 2  # the emulator checks the signature

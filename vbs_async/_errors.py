@@ -99,7 +99,40 @@ class BadRequestError(APIError):
 
 
 class AuthenticationError(APIError):
-    """401: the credentials were missing, wrong or expired."""
+    """401: the credentials were missing, wrong or expired, or IAM refused a project's token.
+
+    Attributes:
+        credentials_refused: True when the credentials themselves were refused
+            (IAM refused a password, or a delegated user's credentials, for
+            which it never issued a token): every other project would be
+            refused too. False when IAM refused a token for this project only
+            (no role there, or no such project) after it accepted the same
+            credentials for another: other projects may well succeed. None
+            when the answer does not say (a 401 from VBS itself).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        code: str | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        project_id: str | None = None,
+        offset: int | None = None,
+        credentials_refused: bool | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            status=status,
+            code=code,
+            request_id=request_id,
+            retry_after=retry_after,
+            project_id=project_id,
+            offset=offset,
+        )
+        self.credentials_refused = credentials_refused
 
 
 class PermissionDeniedError(APIError):

@@ -4,9 +4,11 @@ VBS is a project-level service, so a crawl over many projects needs one token
 per project. Tokens are requested from `POST {auth_url}/v3/auth/tokens`
 through the client's own call path (its limits, retries and redaction) and
 kept in a `TokenCache` (single-flight, bounded, refreshed before expiry).
-A password IAM refused (401) is never sent again: every later request fails
-with that refusal at once, so that a crawl of many projects cannot lock the
-account.
+A password IAM refused (401) before it ever issued a token for it is never
+sent again: every later request fails with that refusal at once, so that a
+crawl of many projects cannot lock the account. A refusal of one project's
+token once IAM has accepted the password (the user has no role there, or the
+project does not exist) is that project's failure alone.
 """
 
 from __future__ import annotations
@@ -122,6 +124,7 @@ class PasswordAuth(IamTokenAuth):
                 code=refused.code,
                 request_id=refused.request_id,
                 project_id=project_id,
+                credentials_refused=True,
             )
 
     async def _fetch(self, scope: Scope, project_id: str, send: Send) -> Token:
@@ -132,14 +135,30 @@ class PasswordAuth(IamTokenAuth):
             async with self._first:
                 self._check_refused(project_id)
                 if not self._proven:
-                    token = await super()._fetch(scope, project_id, send)
-                    self._proven = True
-                    return token
+                    return await self._first_fetch(scope, project_id, send)
         return await super()._fetch(scope, project_id, send)
 
+    async def _first_fetch(self, scope: Scope, project_id: str, send: Send) -> Token:
+        """The first token request: a 401 now refuses the password for good.
+
+        IAM (Keystone) answers 401 alike for a wrong password and for a project
+        the user has no role in. Before IAM has issued a token for this
+        password, the refusal is taken as the password's, so that it is sent
+        once, not once per project (accounts lock after a few).
+        """
+        try:
+            token = await super()._fetch(scope, project_id, send)
+        except AuthenticationError as error:
+            if error.status == _UNAUTHORIZED:
+                error.credentials_refused = True
+                self._refused = error  # the password itself: never send it again
+            raise
+        self._proven = True
+        return token
+
     def _failure(self, error: APIError) -> APIError:
-        if error.status == _UNAUTHORIZED and isinstance(error, AuthenticationError):
-            self._refused = error  # the password itself: never send it again
+        if isinstance(error, AuthenticationError) and self._proven:
+            error.credentials_refused = False  # IAM accepted this password before
         return error
 
     def _identity(self) -> tuple[str, dict[str, Any]]:

@@ -121,11 +121,17 @@ def _lifetime(token: dict[str, str]) -> float:
     return max(0.0, expires.timestamp() - time.time())
 
 
-def iam_failure(error: APIError) -> APIError:
-    """IAM's 4xx is an authentication failure; a 5xx or 429 stays transient (retried)."""
+def iam_failure(error: APIError, scope: Scope = None) -> APIError:
+    """IAM's 4xx is an authentication failure; a 5xx or 429 stays transient (retried).
+
+    The refusal of a project-scoped token names that project (the error's
+    `project_id`); whether the credentials themselves were refused is the
+    auth object's to say (`AuthenticationError.credentials_refused`).
+    """
     if 400 <= error.status < 500 and error.status != 429:  # noqa: PLR2004
+        what = "an account-wide token" if scope is None else "a token for this project"
         return AuthenticationError(
-            f"IAM refused the token request: {error.message}",
+            f"IAM refused {what}: {error.message}",
             status=error.status,
             code=error.code,
             request_id=error.request_id,
@@ -281,7 +287,7 @@ class IamTokenAuth(Auth):
         try:
             response = await send(self._request(scope, project_id))
         except APIError as error:
-            raise self._failure(iam_failure(error)) from None
+            raise self._failure(iam_failure(error, scope)) from None
         return read_token(
             response, began=began, refresh_margin=self._refresh_margin, project_id=project_id
         )

@@ -436,6 +436,8 @@ async def _drain_events(
                     assert event.error is not None  # noqa: S101 - not ok means an error
                     policy.failed(event.error)
     finally:
+        if recorder is not None:
+            recorder.flush()  # the projects that finished are kept, whatever ends the crawl
         for project_id, rows in open_projects.items():
             rows.close()
             if recorder is not None:
@@ -449,11 +451,29 @@ def _finish(
     state: State | None,
     recorder: CrawlRecorder | None = None,
 ) -> None:
-    """Write a project that ended well and record it; drop a failed one's rows."""
+    """Write a project that ended well and record it; drop a failed one's rows.
+
+    With `--db`, the project is committed to the database first (in a batch),
+    and written when its commit is done.
+    """
+    if recorder is not None:
+        recorder.done(
+            done, lambda committed: _write(done, rows, output, state, committed=committed)
+        )
+        return
+    _write(done, rows, output, state, committed=True)
+
+
+def _write(
+    done: ProjectDone,
+    rows: ProjectRows | None,
+    output: Output,
+    state: State | None,
+    *,
+    committed: bool,
+) -> None:
     try:
-        if recorder is not None:
-            recorder.done(done)  # first: the database never lags the state file
-        if done.ok:
+        if done.ok and committed:
             if rows is not None:
                 output.append(rows)
             if state is not None:

@@ -25,9 +25,11 @@ Tables (version 1):
   `region`, `account` and `name` where known; `sharings` listed;
   `recorded_at`.
 - `sharings`: one row per version of a sharing as a project's listing
-  showed it: the sharing's and its backup's fields, a `digest` of the
-  fields a change is judged on, and `first_seen` / `last_seen`, the first
-  and last runs of the version. A version covers the runs between them in
+  showed it: the sharing's and its backup's fields, and `first_seen` /
+  `last_seen`, the first
+  and last runs of the version; its key is `(project_id, sharing_id,
+  first_seen)`, one B-tree (`WITHOUT ROWID`) in the order a diff reads it.
+  A version covers the runs between them in
   which its project was listed (`ok`); a sharing that changes, or comes
   back after it was gone, starts a new version.
 """
@@ -75,9 +77,10 @@ CREATE TABLE run_projects (
 ) WITHOUT ROWID;
 CREATE INDEX run_projects_by_project ON run_projects (project_id, outcome, run_id);
 CREATE TABLE sharings (
-    version_id INTEGER PRIMARY KEY,
     project_id TEXT NOT NULL,
     sharing_id TEXT NOT NULL,
+    first_seen INTEGER NOT NULL REFERENCES runs (run_id),
+    last_seen INTEGER NOT NULL REFERENCES runs (run_id),
     backup_id TEXT NOT NULL,
     from_project_id TEXT NOT NULL,
     to_project_id TEXT NOT NULL,
@@ -88,12 +91,8 @@ CREATE TABLE sharings (
     backup_volume_id TEXT,
     backup_status TEXT,
     backup_availability_zone TEXT,
-    digest INTEGER NOT NULL,
-    first_seen INTEGER NOT NULL REFERENCES runs (run_id),
-    last_seen INTEGER NOT NULL REFERENCES runs (run_id)
-);
-CREATE UNIQUE INDEX sharings_by_key ON sharings (project_id, sharing_id, first_seen);
-CREATE INDEX sharings_by_last_seen ON sharings (project_id, last_seen);
+    PRIMARY KEY (project_id, sharing_id, first_seen)
+) WITHOUT ROWID;
 """
 
 

@@ -45,12 +45,19 @@ RUN_STATES: Final = ("running", "complete", "partial", "interrupted")
 _SHARING_COLUMNS: Final = (
     "project_id, sharing_id, backup_id, from_project_id, to_project_id, created_at, "
     "updated_at, backup_name, backup_size, backup_volume_id, backup_status, "
-    "backup_availability_zone, digest"
+    "backup_availability_zone"
 )
+
+_JUDGED: Final = (
+    "backup_id", "from_project_id", "to_project_id", "backup_name", "backup_size",
+    "backup_volume_id", "backup_status", "backup_availability_zone",
+)  # fmt: skip
+"""The fields whose change starts a new version of a sharing."""
+_UNCHANGED: Final = " AND ".join(f"listed.{name} IS sharings.{name}" for name in _JUDGED)
 
 SharingRow = tuple[
     str, str, str, str, str, str | None, str | None, str | None, int | None, str | None,
-    str | None, str | None, int,
+    str | None, str | None,
 ]  # fmt: skip
 """A sharing as the inventory stores it: `_SHARING_COLUMNS`, in order."""
 
@@ -84,12 +91,6 @@ def _text(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def digest(fields: tuple[object, ...]) -> int:
-    """A 64-bit digest of the fields a change of a sharing is judged on."""
-    data = hashlib.blake2b(orjson.dumps(fields), digest_size=8).digest()
-    return int.from_bytes(data, "big", signed=True)
-
-
 def sharing_row(
     project_id: str,
     sharing_id: str,
@@ -105,8 +106,7 @@ def sharing_row(
     status: str | None = None,
     availability_zone: str | None = None,
 ) -> SharingRow:
-    """A sharing's row; its digest covers its projects, its backup and the backup's state."""
-    judged = (backup_id, from_project_id, to_project_id, name, size, volume_id, status)
+    """A sharing's row, as the inventory stores it."""
     return (
         project_id,
         sharing_id,
@@ -120,26 +120,31 @@ def sharing_row(
         volume_id,
         status,
         availability_zone,
-        digest((*judged, availability_zone)),
     )
 
 
 def row_of(project_id: str, sharing: BackupSharing) -> SharingRow:
-    """The row of a sharing a listing of `project_id` returned."""
+    """The row of a sharing a listing of `project_id` returned (`sharing_row`, inlined: hot)."""
     backup = sharing.backup
-    return sharing_row(
+    if backup is None:
+        name = size = volume_id = status = zone = None
+    else:
+        name, size, volume_id = backup.name, backup.size, backup.volume_id
+        status, zone = backup.status, backup.availability_zone
+    created, updated = sharing.created_at, sharing.updated_at
+    return (
         project_id,
         sharing.id,
         sharing.backup_id,
         sharing.from_project_id,
         sharing.to_project_id,
-        created_at=_text(sharing.created_at),
-        updated_at=_text(sharing.updated_at),
-        name=None if backup is None else backup.name,
-        size=None if backup is None else backup.size,
-        volume_id=None if backup is None else backup.volume_id,
-        status=None if backup is None else backup.status,
-        availability_zone=None if backup is None else backup.availability_zone,
+        None if created is None else created.isoformat(),
+        None if updated is None else updated.isoformat(),
+        name,
+        size,
+        volume_id,
+        status,
+        zone,
     )
 
 
@@ -221,7 +226,11 @@ class Inventory:
         if write:
             self._acquire()
         try:
-            self._db = sqlite3.connect(str(self.path), isolation_level=None)
+            # One thread at a time, not necessarily the opening one (a crawl
+            # records from a worker thread of its own).
+            self._db = sqlite3.connect(
+                str(self.path), isolation_level=None, check_same_thread=False
+            )
         except sqlite3.Error as exc:
             self._release()
             raise InventoryError(f"cannot open {self.path}: {exc}") from None
@@ -286,12 +295,15 @@ class Inventory:
             # commits without waiting for the disk: a project per transaction
             # then costs little more than its rows.
             db.execute("PRAGMA synchronous = NORMAL")
+            db.execute("PRAGMA temp.journal_mode = OFF")
             # Rows wait here while their project is listed: the columns of `sharings`.
             db.execute(
                 f"CREATE TEMP TABLE IF NOT EXISTS staging AS SELECT {_SHARING_COLUMNS} "  # noqa: S608
                 "FROM sharings WHERE 0"
             )
-            db.execute("CREATE INDEX IF NOT EXISTS temp.staging_by_project ON staging (project_id)")
+            db.execute(
+                "CREATE INDEX IF NOT EXISTS temp.staging_by_key ON staging (project_id, sharing_id)"
+            )
         db.execute("PRAGMA foreign_keys = ON")
 
     def _migrate(self, version: int) -> None:
@@ -476,9 +488,9 @@ class RunRecorder:
     """Records one run's projects as they end.
 
     Pages may arrive for several projects at once (`add_page`); each
-    project's rows wait in a temporary table and are merged into the
-    inventory, with its outcome, in one transaction by `commit_project` (or
-    dropped by `fail_project`).
+    project's rows wait in a temporary table (on disk beyond SQLite's cache)
+    and are merged into the inventory, with its outcome, in
+    one transaction by `commit_project` (or dropped by `fail_project`).
 
     Attributes:
         run_id: The run being recorded.
@@ -490,6 +502,16 @@ class RunRecorder:
         self._db = inventory.connection
         self.run_id = run_id
         self.resumed = resumed
+        self._outcomes = self.outcomes()
+        # Each project's latest listed run before this one: its versions
+        # that ended there are the ones this run may extend.
+        self._previous: dict[str, int] = dict(
+            self._db.execute(
+                "SELECT project_id, max(run_id) FROM run_projects "
+                "WHERE outcome = 'ok' AND run_id < ? GROUP BY project_id",
+                (run_id,),
+            ).fetchall()
+        )
 
     def outcomes(self) -> dict[str, str]:
         """The outcome so far of each project of the job."""
@@ -509,7 +531,7 @@ class RunRecorder:
         """Keep rows (see `sharing_row`) until their project ends."""
         self._db.executemany(
             f"INSERT INTO temp.staging ({_SHARING_COLUMNS}) "  # noqa: S608 - constant columns
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
 
@@ -527,46 +549,7 @@ class RunRecorder:
         Raises:
             InventoryError: The project is not one of the run's.
         """
-        db = self._db
-        with _transaction(db):
-            self._check_member(project_id)
-            previous = self._undo(project_id)
-            current: dict[str, tuple[int, int]] = {}
-            if previous is not None:
-                for version_id, sharing_id, known_digest in db.execute(
-                    "SELECT version_id, sharing_id, digest FROM sharings "
-                    "WHERE project_id = ? AND last_seen = ?",
-                    (project_id, previous),
-                ):
-                    current[sharing_id] = (version_id, known_digest)
-            staged: dict[str, tuple[Any, ...]] = {}
-            for row in db.execute(
-                f"SELECT {_SHARING_COLUMNS} FROM temp.staging "  # noqa: S608 - constant columns
-                "WHERE project_id = ?",
-                (project_id,),
-            ):
-                staged[row[1]] = row
-            extended: list[tuple[int, int]] = []
-            inserted: list[tuple[Any, ...]] = []
-            for sharing_id, row in staged.items():
-                known = current.get(sharing_id)
-                if known is not None and known[1] == row[-1]:
-                    extended.append((self.run_id, known[0]))
-                else:
-                    inserted.append((*row, self.run_id, self.run_id))
-            db.executemany("UPDATE sharings SET last_seen = ? WHERE version_id = ?", extended)
-            db.executemany(
-                f"INSERT INTO sharings ({_SHARING_COLUMNS}, first_seen, last_seen) "  # noqa: S608
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                inserted,
-            )
-            db.execute(
-                "UPDATE run_projects SET outcome = 'ok', reason = NULL, sharings = ?, "
-                "recorded_at = ? WHERE run_id = ? AND project_id = ?",
-                (len(staged), now(), self.run_id, project_id),
-            )
-            db.execute("DELETE FROM temp.staging WHERE project_id = ?", (project_id,))
-        return len(staged)
+        return self.commit_projects([(project_id, None)])[0]
 
     def fail_project(self, project_id: str, reason: str) -> None:
         """Record that listing `project_id` failed, and why; drop what was kept for it.
@@ -574,16 +557,77 @@ class RunRecorder:
         Raises:
             InventoryError: The project is not one of the run's.
         """
-        db = self._db
-        with _transaction(db):
+        self.commit_projects([(project_id, reason)])
+
+    def commit_projects(self, outcomes: Sequence[tuple[str, str | None]]) -> list[int]:
+        """Record several projects in one transaction.
+
+        `(project_id, None)` records one listed, with the sharings kept for
+        it; `(project_id, reason)` one that failed. Each project is recorded
+        whole or not at all; one transaction for many projects costs a crawl
+        less than one each. Returns the sharings recorded for each.
+
+        Raises:
+            InventoryError: A project is not one of the run's (nothing is recorded).
+        """
+        for project_id, _ in outcomes:
             self._check_member(project_id)
-            self._undo(project_id)
+        counts: list[int] = []
+        with _transaction(self._db):
+            for project_id, reason in outcomes:
+                if reason is None:
+                    counts.append(self._record_listed(project_id))
+                else:
+                    self._record_failed(project_id, reason)
+                    counts.append(0)
+        for project_id, reason in outcomes:
+            self._outcomes[project_id] = "ok" if reason is None else "failed"
+            self.drop_project(project_id)
+        return counts
+
+    def _record_listed(self, project_id: str) -> int:
+        # Set-based, in SQLite: a version current at the project's previous
+        # listing is extended when this listing shows it unchanged; any other
+        # row starts a new version (the last of a repeated ID wins).
+        db = self._db
+        previous = self._previous.get(project_id)
+        self._undo(project_id, previous)
+        keys = {"project": project_id, "run": self.run_id, "previous": previous}
+        if previous is not None:
             db.execute(
-                "UPDATE run_projects SET outcome = 'failed', reason = ?, sharings = NULL, "
-                "recorded_at = ? WHERE run_id = ? AND project_id = ?",
-                (reason, now(), self.run_id, project_id),
+                "UPDATE sharings SET last_seen = :run "  # noqa: S608 - constant columns
+                "WHERE project_id = :project AND last_seen = :previous AND EXISTS ("
+                " SELECT 1 FROM temp.staging AS listed WHERE listed.project_id = :project"
+                f" AND listed.sharing_id = sharings.sharing_id AND {_UNCHANGED})",
+                keys,
             )
-            db.execute("DELETE FROM temp.staging WHERE project_id = ?", (project_id,))
+        db.execute(
+            f"INSERT OR REPLACE INTO sharings ({_SHARING_COLUMNS}, first_seen, last_seen) "  # noqa: S608
+            f"SELECT {_SHARING_COLUMNS}, :run, :run FROM temp.staging AS listed "
+            "WHERE listed.project_id = :project AND NOT EXISTS ("
+            " SELECT 1 FROM sharings WHERE sharings.project_id = :project"
+            " AND sharings.sharing_id = listed.sharing_id AND sharings.last_seen = :run)"
+            " ORDER BY listed.rowid",
+            keys,
+        )
+        listed = db.execute(
+            "SELECT count(DISTINCT sharing_id) FROM temp.staging WHERE project_id = ?",
+            (project_id,),
+        ).fetchone()[0]
+        db.execute(
+            "UPDATE run_projects SET outcome = 'ok', reason = NULL, sharings = ?, "
+            "recorded_at = ? WHERE run_id = ? AND project_id = ?",
+            (listed, now(), self.run_id, project_id),
+        )
+        return int(listed)
+
+    def _record_failed(self, project_id: str, reason: str) -> None:
+        self._undo(project_id, self._previous.get(project_id))
+        self._db.execute(
+            "UPDATE run_projects SET outcome = 'failed', reason = ?, sharings = NULL, "
+            "recorded_at = ? WHERE run_id = ? AND project_id = ?",
+            (reason, now(), self.run_id, project_id),
+        )
 
     def drop_project(self, project_id: str) -> None:
         """Forget what was kept for `project_id` without recording an outcome."""
@@ -607,22 +651,14 @@ class RunRecorder:
         return state
 
     def _check_member(self, project_id: str) -> None:
-        row = self._db.execute(
-            "SELECT outcome FROM run_projects WHERE run_id = ? AND project_id = ?",
-            (self.run_id, project_id),
-        ).fetchone()
-        if row is None or row[0] == "known":
+        if project_id not in self._outcomes:
             raise InventoryError(f"{project_id} is not a project of run {self.run_id}")
 
-    def _undo(self, project_id: str) -> int | None:
-        """Take back what this run recorded for the project; its previous listed run, if any."""
+    def _undo(self, project_id: str, previous: int | None) -> None:
+        """Take back what this run recorded for the project, if anything."""
+        if self._outcomes.get(project_id) == "not_crawled":
+            return  # nothing recorded yet in this run
         db = self._db
-        row = db.execute(
-            "SELECT max(run_id) FROM run_projects WHERE project_id = ? AND outcome = 'ok' "
-            "AND run_id < ?",
-            (project_id, self.run_id),
-        ).fetchone()
-        previous: int | None = row[0]
         db.execute(
             "DELETE FROM sharings WHERE project_id = ? AND first_seen = ?",
             (project_id, self.run_id),
@@ -633,4 +669,3 @@ class RunRecorder:
                 "UPDATE sharings SET last_seen = ? WHERE project_id = ? AND last_seen = ?",
                 (previous, project_id, self.run_id),
             )
-        return previous

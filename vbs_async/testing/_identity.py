@@ -73,6 +73,8 @@ class Identity:
         token_requests: (user, project) of every password token issued, in order.
         agency_token_requests: (user, agency, project) of every agency token issued.
         catalog: Makes the service catalog sent with a token of a project.
+        denied_projects: Projects no user has a role in: a token for one is
+            refused (401, as Keystone answers), the password being right.
     """
 
     def __init__(
@@ -96,6 +98,7 @@ class Identity:
         self.agency_token_requests: list[tuple[str, str, str | None]] = []
         self.catalog: Callable[[str | None], list[dict[str, Any]]] = lambda _: []
         self._tokens: dict[str, IssuedToken] = {}
+        self.denied_projects: set[str] = set()
 
     def issue(self, payload: Any, caller: str | None = None) -> tuple[str, dict[str, Any]]:
         """Answer a `POST /v3/auth/tokens` body: (token, response body).
@@ -135,6 +138,8 @@ class Identity:
             name = self._check_password(identity)
         else:
             raise Refused("the request body is not a password or assume_role authentication")
+        if project_id in self.denied_projects:
+            raise Refused(f"The user has no role in project {project_id}.")
         token = secrets.token_urlsafe(48)
         self._tokens[token] = IssuedToken(
             name, project_id, time.monotonic() + self.token_lifetime, agency
