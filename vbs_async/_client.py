@@ -150,12 +150,8 @@ class VBSClient:
         known = KNOWN_REGIONS.get(region) if region is not None else None
         # The known table's endpoint, used when no catalog names VBS.
         self._fallback_endpoint = VBS_SERVICE.known_endpoint(region)
-        if (
-            self._endpoint is None
-            and self._fallback_endpoint is None
-            and not auth.brings_catalog
-        ):
-            with_vbs = [name for name, known in KNOWN_REGIONS.items() if known.vbs]
+        if self._endpoint is None and self._fallback_endpoint is None and not auth.brings_catalog:
+            with_vbs = [name for name, table in KNOWN_REGIONS.items() if table.vbs]
             where = (
                 "no region is given"
                 if not region
