@@ -120,7 +120,7 @@ def test_a_silent_endpoint_is_exit_2_naming_endpoint_and_timeout(clean_env):
     assert "--timeout" in line
 
 
-@pytest.mark.parametrize("command", ["count", "get", "share", "cancel", "crawl"])
+@pytest.mark.parametrize("command", ["count", "get", "share", "cancel", "crawl", "emulator"])
 def test_every_help_states_its_exit_codes_with_an_example(command):
     result = invoke(command, "--help")
     assert result.exit_code == 0
@@ -470,3 +470,48 @@ def test_log_lines_escape_server_text(capsys):
     assert line.count("\n") == 1
     assert "\x1b" not in line
     assert "IAM says: \\x1b]52;c;" in line
+
+
+# -- found walking the hostile checklist from outside ---------------------------------------------
+
+
+def test_cancel_reads_a_crawl_s_jsonl_whose_values_hold_unicode_line_separators(emu, tmp_path):
+    rows = tmp_path / "rows.jsonl"
+    assert invoke("crawl", "-o", str(rows), emu.project_ids[0]).exit_code == 0
+    records = [json.loads(line) for line in rows.read_text().split("\n") if line]
+    records[0]["backup"]["name"] = "a\u2028b\x85c\x1ed"  # JSON leaves these raw
+    rows.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    result = invoke("cancel", "--from-file", str(rows), "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.count("would cancel") == 6
+
+
+def test_share_with_its_own_project_and_mos_are_refused_in_one_line(emu):
+    project = emu.project_ids[0]
+    backup = emu.sharings(project)[0]["backup_id"]
+    before = emu.requests_received
+    itself = invoke("share", project, backup, project, "--yes")
+    mos = invoke("count", "MOS")
+    assert (itself.exit_code, mos.exit_code) == (2, 2)
+    assert "names" in one_error_line(itself)
+    assert "itself" in one_error_line(itself)
+    assert "MOS is IAM's built-in project" in one_error_line(mos)
+    assert emu.requests_received == before
+    crawled = invoke("crawl", "MOS", project)
+    assert crawled.exit_code == 1  # MOS fails alone, named; the other is crawled
+    assert "failed MOS: MOS is IAM's built-in project" in crawled.stderr
+    assert set(rows_by_project(crawled.stdout)) == {project}
+
+
+def test_a_project_iam_refuses_after_accepting_the_password_fails_alone(clean_env):
+    with emulator_in_thread(
+        projects=3, sharings_per_project=2, users={"alice": "alice-password-1"}
+    ) as emu:
+        password_setup(clean_env, emu)
+        denied = emu.project_ids[1]
+        emu.identity.denied_projects.add(denied)
+        result = invoke("crawl", *emu.project_ids)  # all three at once
+    assert result.exit_code == 1, result.stderr
+    assert f"failed {denied}: " in result.stderr
+    assert "credentials refused" not in result.stderr
+    assert set(rows_by_project(result.stdout)) == {emu.project_ids[0], emu.project_ids[2]}

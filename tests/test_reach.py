@@ -436,3 +436,50 @@ async def test_key_pair_calls_to_iam_carry_x_domain_id_and_sign_it():
         VBSClient(emu.url, auth=keys, iam_endpoint=emu.url) as client,
     ):
         assert len(await client.list_projects()) >= 2  # the emulator checks the signature
+
+
+# -- catalogs for every kind of credentials; a project of another region ------------------
+
+
+async def test_a_project_of_another_region_goes_to_its_own_region_s_vbs():
+    # The emulator is eu-nl; the client is configured for eu-de, whose known
+    # endpoint is a real host this machine cannot reach: only the project's own
+    # catalog entry (its region's) makes the crawl succeed.
+    async with (
+        Emulator(
+            projects=2, sharings_per_project=3, users={"alice": PASSWORD}, region="eu-nl"
+        ) as emu,
+        VBSClient(auth=alice(emu), region="eu-de", retry=FAST) as client,
+    ):
+        results = [r async for r in client.crawl(emu.project_ids)]
+    assert [r.error for r in results] == [None, None]
+    assert sum(len(r.sharings) for r in results) == 6
+
+
+@pytest.mark.parametrize("kind", ["key pair", "token"])
+async def test_key_pairs_and_ready_tokens_ask_iam_for_their_catalog(kind):
+    async with Emulator(
+        projects=2, sharings_per_project=4, access_keys={"AKCAT": "sk-cat-secret"}
+    ) as emu:
+        auth = (
+            AKSKAuth("AKCAT", "sk-cat-secret", auth_url=emu.url + "/v3")
+            if kind == "key pair"
+            else TokenAuth(emu.token, auth_url=emu.url)
+        )
+        async with VBSClient(auth=auth, retry=FAST) as client:  # no endpoint, no region
+            assert client.endpoint is None
+            counts = [await client.count_sharings(p) for p in emu.project_ids * 2]
+        asked = [r for r in emu.requests if r.path == "/v3/auth/catalog"]
+    assert counts == [4, 4, 4, 4]
+    assert len(asked) == 2  # once per project
+
+
+async def test_a_catalog_iam_refuses_falls_back_to_the_region_s_endpoint(caplog):
+    async with Emulator(projects=1, access_keys={"AKCAT": "sk-cat-secret"}) as emu:
+        auth = AKSKAuth("AKCAT", "wrong-secret", auth_url=emu.url)
+        async with VBSClient(auth=auth, region="eu-de", retry=FAST) as client:
+            with caplog.at_level(logging.WARNING, logger="vbs_async"):
+                catalog = await auth.catalog(emu.project_ids[0], client._call)
+    assert catalog == ()
+    assert any("/v3/auth/catalog" in r.getMessage() for r in caplog.records)
+    assert not any("wrong-secret" in r.getMessage() for r in caplog.records)

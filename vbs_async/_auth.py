@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from yarl import URL
 
+    from ._catalog import IamCatalog
     from ._endpoints import Catalog
     from ._requests import Request
     from ._responses import Response
@@ -56,6 +57,11 @@ class Auth(abc.ABC):
         """Every credential this auth holds or was issued: never to appear in any text."""
         return ()
 
+    @property
+    def brings_catalog(self) -> bool:
+        """Whether `catalog` may name the service's endpoint (else the region's is needed)."""
+        return False
+
     async def catalog(self, project_id: str, send: Send) -> Catalog:
         """The service catalog that came with the project's token; empty without one."""
         del project_id, send
@@ -79,16 +85,33 @@ class Auth(abc.ABC):
         return False
 
 
+def iam_catalog(auth_url: str | None) -> IamCatalog | None:
+    """Catalogs asked of IAM at `auth_url` (for credentials that come without one)."""
+    if auth_url is None:
+        return None
+    from ._catalog import IamCatalog  # noqa: PLC0415 - _catalog needs _requests, which needs us
+    from ._iam import normalise_auth_url  # noqa: PLC0415 - as above
+
+    return IamCatalog(normalise_auth_url(auth_url))
+
+
 class TokenAuth(Auth):
     """A ready IAM token, sent as `X-Auth-Token` with every request.
 
     VBS wants a project-scoped token, so one `TokenAuth` serves one project.
+
+    Args:
+        token: The token.
+        auth_url: IAM's endpoint: the token's service catalog is then asked of
+            IAM (`GET /v3/auth/catalog`, as gophertelekomcloud does) to find
+            VBS; without it, the region's known endpoint.
     """
 
-    __slots__ = ("_token",)
+    __slots__ = ("_catalogs", "_token")
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, *, auth_url: str | None = None) -> None:
         self._token = check_secret("token", token)
+        self._catalogs = iam_catalog(auth_url)
 
     def __repr__(self) -> str:
         return f"TokenAuth(token={REDACTED})"
@@ -101,3 +124,17 @@ class TokenAuth(Auth):
     def secrets(self) -> tuple[str, ...]:
         """The token."""
         return (self._token,)
+
+    @property
+    def brings_catalog(self) -> bool:
+        """Whether IAM's endpoint was given, to ask it for the catalog."""
+        return self._catalogs is not None
+
+    async def catalog(self, project_id: str, send: Send) -> Catalog:
+        """The token's service catalog from IAM, if IAM's endpoint was given."""
+        return () if self._catalogs is None else await self._catalogs.get(project_id, send)
+
+    async def aclose(self) -> None:
+        """Cancel catalog requests in flight."""
+        if self._catalogs is not None:
+            await self._catalogs.aclose()

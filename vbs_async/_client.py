@@ -9,6 +9,7 @@ fanning out over projects `_crawl`'s.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import ssl
@@ -22,7 +23,9 @@ from ._auth import Auth
 from ._crawl import ProjectIds, fan_out
 from ._endpoints import KNOWN_REGIONS
 from ._errors import (
+    ClientClosedError,
     ConfigurationError,
+    EventLoopError,
     VBSError,
 )
 from ._iam import PasswordAuth, normalise_auth_url
@@ -150,7 +153,7 @@ class VBSClient:
         if (
             self._endpoint is None
             and self._fallback_endpoint is None
-            and not isinstance(auth, PasswordAuth | AgencyAuth)
+            and not auth.brings_catalog
         ):
             where = f"region {region!r} is not a known one" if region else "no region is given"
             raise ConfigurationError(
@@ -290,7 +293,19 @@ class VBSClient:
 
         A borrowed aiohttp session stays open.
         """
-        self._session.closed = True
+        session = self._session
+        session.closed = True
+        loop = session.loop
+        if loop is not None and loop is not asyncio.get_running_loop():
+            if not loop.is_closed():
+                raise EventLoopError(
+                    "close() must run in the event loop the client ran in, which still runs"
+                )
+            # Its loop is gone, and the connections with it: closing the
+            # session now only marks it closed (aiohttp touches no dead loop).
+            await self._transport.close()
+            return
+        await session.cancel_calls()
         await self._auth.aclose()
         await self._transport.close()
 
@@ -466,6 +481,8 @@ class VBSClient:
                 async for page in pages:
                     count += len(page.items)
                     await on_page(page)
+        except (ClientClosedError, EventLoopError):
+            raise  # the crawl's end, not this project's failure
         except VBSError as exc:
             return ProjectDone(project_id, count, exc, iterator.stats)
         except Exception as exc:

@@ -544,9 +544,9 @@ def _credentials(source: _Source, auth_url: str | None, auth_type: str | None) -
         )
 
     if chosen == ["token"]:
-        return TokenAuth(_required(source, "token")[0])
+        return TokenAuth(_required(source, "token")[0], auth_url=auth_url)
     if chosen == ["key pair"]:
-        return _key_pair(source)
+        return _key_pair(source, auth_url)
     return _password(source, auth_url)
 
 
@@ -579,7 +579,7 @@ def _user_domain(source: _Source) -> tuple[str, str] | None:
     return None
 
 
-def _key_pair(source: _Source) -> AKSKAuth:
+def _key_pair(source: _Source, auth_url: str | None) -> AKSKAuth:
     access_key, secret_key = _required(source, "access_key", "secret_key")
     ids = [s for tier in _DOMAIN_TIERS for s in tier if s.endswith("_id") and source.given(s)]
     domain = _user_domain(source)
@@ -595,6 +595,7 @@ def _key_pair(source: _Source) -> AKSKAuth:
         secret_key,
         security_token=source.text("security_token"),
         domain_id=source.text(ids[0]) if ids else None,
+        auth_url=auth_url,
     )
 
 

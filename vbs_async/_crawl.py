@@ -75,9 +75,14 @@ async def fan_out(
             await run(project_id, events.put)
 
     async def produce() -> None:
-        async with asyncio.TaskGroup() as group:
-            for _ in range(max_projects):
-                group.create_task(worker())
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(max_projects):
+                    group.create_task(worker())
+        except BaseExceptionGroup as failed:
+            # What ends a crawl (the client closed) ends every worker at once:
+            # one error for the consumer, not a group of the same one.
+            raise _first_leaf(failed) from None
         await events.put(done)
 
     # The TaskGroup runs in a task of its own: an async generator must not
@@ -92,6 +97,12 @@ async def fan_out(
         if not producer.cancelled():
             producer.exception()  # retrieved here; raised below unless we are closing
     producer.result()
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first exception of a (nested) exception group that is not a group."""
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 async def _next_result(

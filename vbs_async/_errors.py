@@ -98,6 +98,21 @@ class BadRequestError(APIError):
     """400: the service refused the request as malformed."""
 
 
+class ClientClosedError(VBSError, RuntimeError):
+    """The client was closed: before the call, or while the call, listing or crawl ran.
+
+    A `RuntimeError` too, as using a closed client was before.
+    """
+
+
+class EventLoopError(VBSError, RuntimeError):
+    """The client was used from an event loop other than the one it first ran in.
+
+    A client's connections, limits and tokens belong to one event loop: make
+    the client inside the `asyncio.run()` that uses it.
+    """
+
+
 class AuthenticationError(APIError):
     """401: the credentials were missing, wrong or expired, or IAM refused a project's token.
 

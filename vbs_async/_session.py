@@ -40,7 +40,9 @@ from yarl import URL
 from ._endpoints import KNOWN_REGIONS, VBS_SERVICE_TYPES, catalog_endpoint
 from ._errors import (
     APIError,
+    ClientClosedError,
     ConfigurationError,
+    EventLoopError,
     NotFoundError,
     RequestTimeoutError,
     TransportError,
@@ -202,6 +204,50 @@ class Session:
         # The known table's endpoint, used when no catalog names the service.
         self.fallback_endpoint = service.known_endpoint(region)
         self.closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Tasks inside `call` now; those `close()` cancelled, to tell its
+        # cancellation from any other.
+        self._running: set[asyncio.Task[object]] = set()
+        self._cancelled_by_close: set[asyncio.Task[object]] = set()
+        self._idle = asyncio.Event()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop the session first ran in, if it ran."""
+        return self._loop
+
+    def check_loop(self, project_id: str | None = None) -> None:
+        """Bind the session to the running loop on first use; refuse any other loop after.
+
+        Raises:
+            EventLoopError: The session ran in another event loop before.
+        """
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            state = "now closed" if self._loop.is_closed() else "still running"
+            raise EventLoopError(
+                f"this client first ran in another event loop ({state}); its connections, "
+                "limits and tokens belong to that loop: create the client inside the "
+                "asyncio.run() (or loop) that uses it",
+                project_id=project_id,
+            )
+
+    async def cancel_calls(self, timeout: float = 5.0) -> None:
+        """Cancel every call in flight (each raises `ClientClosedError`) and let them end."""
+        current = asyncio.current_task()
+        cancelled = [task for task in self._running if task is not current]
+        for task in cancelled:
+            self._cancelled_by_close.add(task)
+            task.cancel()
+        if cancelled and any(task in self._running for task in cancelled):
+            self._idle.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    while any(task in self._running for task in cancelled):
+                        await self._idle.wait()
+                        self._idle.clear()
 
     async def call(
         self, request: Request, stats: ListingStats | None = None, *, auth: Auth | None = None
@@ -220,7 +266,34 @@ class Session:
                 agency token request is signed by the delegated user).
         """
         if self.closed:
-            raise RuntimeError("the VBSClient is closed")
+            raise ClientClosedError(
+                "the client is closed", project_id=request.project_id or None, offset=request.offset
+            )
+        self.check_loop(request.project_id or None)
+        task = asyncio.current_task()
+        if task is None or task in self._running:  # no task, or a call inside a call
+            return await self._call(request, stats, auth)
+        self._running.add(task)
+        try:
+            return await self._call(request, stats, auth)
+        except asyncio.CancelledError:
+            if task not in self._cancelled_by_close:
+                raise
+            task.uncancel()
+            raise ClientClosedError(
+                "cancelled: the client was closed while this call ran",
+                project_id=request.project_id or None,
+                offset=request.offset,
+            ) from None
+        finally:
+            self._running.discard(task)
+            self._cancelled_by_close.discard(task)
+            self._idle.set()
+
+    async def _call(
+        self, request: Request, stats: ListingStats | None, auth: Auth | None
+    ) -> Response:
+        """`call` within its deadline, the error that leaves redacted."""
         policy = self.retry
         signer = auth or request.signer or self.auth
         state: _CallState | None = None
@@ -339,6 +412,10 @@ class Session:
         service = self.service
         catalog = await self.auth.catalog(request.project_id, self.call)
         found = catalog_endpoint(catalog, service.catalog_types, self.region)
+        if found is None and self.region is not None:
+            # A project of another region: its token's catalog names its own region's
+            # endpoint only, which serves it (the configured region's would not).
+            found = catalog_endpoint(catalog, service.catalog_types, None)
         if found is not None:
             return found
         if self.fallback_endpoint is not None:

@@ -21,13 +21,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 from urllib.parse import quote, unquote
 
-from ._auth import REDACTED, Auth, Send, check_secret
+from ._auth import REDACTED, Auth, Send, check_secret, iam_catalog
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
     from yarl import URL
 
+    from ._endpoints import Catalog
     from ._requests import Request
 
 ALGORITHM: Final = "SDK-HMAC-SHA256"
@@ -100,9 +101,12 @@ class AKSKAuth(Auth):
         secret_key: The secret key (SK).
         security_token: The security token of temporary keys, or None.
         domain_id: The account's (domain's) ID, for IAM's account-wide calls.
+        auth_url: IAM's endpoint: each project's service catalog is then asked
+            of IAM (`GET /v3/auth/catalog`), as gophertelekomcloud does, to
+            find VBS; without it, the region's known endpoint.
     """
 
-    __slots__ = ("_access_key", "_domain_id", "_secret_key", "_security_token")
+    __slots__ = ("_access_key", "_catalogs", "_domain_id", "_secret_key", "_security_token")
 
     def __init__(
         self,
@@ -111,6 +115,7 @@ class AKSKAuth(Auth):
         security_token: str | None = None,
         *,
         domain_id: str | None = None,
+        auth_url: str | None = None,
     ) -> None:
         self._access_key = check_secret("access_key", access_key)
         self._secret_key = check_secret("secret_key", secret_key)
@@ -118,6 +123,7 @@ class AKSKAuth(Auth):
             None if security_token is None else check_secret("security_token", security_token)
         )
         self._domain_id = None if domain_id is None else check_secret("domain_id", domain_id)
+        self._catalogs = iam_catalog(auth_url)
 
     def __repr__(self) -> str:
         token = "" if self._security_token is None else f", security_token={REDACTED}"
@@ -136,6 +142,20 @@ class AKSKAuth(Auth):
         """`Host`, `X-Sdk-Date`, `X-Project-Id` (or `X-Domain-Id`) and the `Authorization`."""
         del send
         return self.sign(request, url, datetime.now(UTC))
+
+    @property
+    def brings_catalog(self) -> bool:
+        """Whether IAM's endpoint was given, to ask it for the catalog."""
+        return self._catalogs is not None
+
+    async def catalog(self, project_id: str, send: Send) -> Catalog:
+        """The project's service catalog from IAM, if IAM's endpoint was given."""
+        return () if self._catalogs is None else await self._catalogs.get(project_id, send)
+
+    async def aclose(self) -> None:
+        """Cancel catalog requests in flight."""
+        if self._catalogs is not None:
+            await self._catalogs.aclose()
 
     def secrets(self) -> tuple[str, ...]:
         """The secret key and the security token (the access key is an identifier)."""

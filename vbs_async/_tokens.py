@@ -261,6 +261,11 @@ class IamTokenAuth(Auth):
         token = await self.token(scope, request.project_id, send)
         return {"X-Auth-Token": token.value}
 
+    @property
+    def brings_catalog(self) -> bool:
+        """Every project token comes with its catalog."""
+        return True
+
     async def catalog(self, project_id: str, send: Send) -> Catalog:
         """The service catalog of the project's token."""
         return (await self.token(project_id, project_id, send)).catalog

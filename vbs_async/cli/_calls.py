@@ -269,7 +269,13 @@ def share(
         _confirm(question, yes=yes)
 
     async def job(client: VBSClient) -> int:
-        project_id, *targets = await _ids(client, [project, *to_projects])
+        (project_id,) = await _ids(client, [project])
+        targets = await _ids(client, list(to_projects))
+        if project_id in targets:
+            raise CallError(
+                f"TO_PROJECTS names {project} itself: a backup is shared with other projects",
+                EXIT_USAGE,
+            )
         if dry_run:
             click.echo(
                 f"dry run: would share backup {backup_id} of {project} with "
@@ -310,10 +316,12 @@ def read_sharing_rows(path: Path) -> list[tuple[str, str]]:
         raise click.UsageError(f"{name}: {exc.strerror}") from None
     pairs: list[tuple[str, str]] = []
     if text.startswith("project_id,"):
-        records: list[Any] = list(csv.DictReader(io.StringIO(text)))
+        records: list[Any] = list(csv.DictReader(io.StringIO(text, newline="")))
     else:
+        # Lines end at LF only: `str.splitlines` also cuts at U+2028, U+0085 and
+        # others, which JSON leaves raw inside a backup's name.
         try:
-            records = [orjson.loads(line) for line in text.splitlines() if line.strip()]
+            records = [orjson.loads(line) for line in text.split("\n") if line.strip()]
         except orjson.JSONDecodeError:
             raise click.UsageError(f"{name} is neither a crawl's JSONL nor its CSV") from None
     if not records:

@@ -504,7 +504,16 @@ def _parse_quota(value: str | None) -> tuple[float, float] | None:
     return rate, burst
 
 
-@cli.command()
+@cli.command(
+    epilog="""\b
+Examples:
+  vbs-async emulator --port 8080 --projects 20 --ids-file ids.txt
+  vbs-async emulator --port 0 --quota 50:10 --fault-rate 0.05
+
+\b
+Exit status: 0 stopped with Ctrl-C, 2 a usage error or a port that is
+taken."""
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
     "--port",

@@ -93,13 +93,17 @@ class FailurePolicy:
         self._failed += 1
         if isinstance(error, ConfigurationError):  # the same for every project
             raise CrawlStoppedError(str(error))
-        refused = isinstance(error, AuthenticationError | PermissionDeniedError)
+        # IAM refusing one project's token after it accepted the credentials
+        # for another (no role there, a disabled project) is that project's alone.
+        alone = isinstance(error, AuthenticationError) and error.credentials_refused is False
+        refused = isinstance(error, AuthenticationError | PermissionDeniedError) and not alone
         self._refused_in_a_row = self._refused_in_a_row + 1 if refused else 0
         transport = isinstance(error, TransportError)
         unreachable = isinstance(error, TransportError) and not error.request_sent
         self._unreachable_in_a_row = self._unreachable_in_a_row + 1 if transport else 0
         if refused and (
-            (isinstance(error, AuthenticationError) and self._succeeded == 0)
+            (isinstance(error, AuthenticationError) and error.credentials_refused)
+            or (isinstance(error, AuthenticationError) and self._succeeded == 0)
             or self._refused_in_a_row >= CREDENTIALS_IN_A_ROW
         ):
             raise CrawlStoppedError(

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 _NAME: Final = re.compile(r"^[a-z]{2}-[a-z]+[0-9]*(?:_.+)?$")
 
 
+_MOS: Final = "MOS"
+_MOS_REASON: Final = "MOS is IAM's built-in project, which holds no backups: name another"
+
+
 class ProjectLookupError(Exception):
     """A project name that IAM does not list, or a project list that cannot be crawled."""
 
@@ -91,13 +95,14 @@ async def resolve_for_crawl(
     """
     if every:
         return Resolved(await _every_project(client, region))
+    builtin = {text: _MOS_REASON for text in wanted if text == _MOS}
     if not any(is_project_name(text) for text in wanted):
-        return Resolved(list(dict.fromkeys(wanted)))
+        return Resolved(list(dict.fromkeys(wanted)), builtin)
     listed = await client.list_projects(include_disabled=True)
     by_name = {p.name: p for p in listed}
     by_id = {p.id: p for p in listed}
     ids: list[str] = []
-    unavailable: dict[str, str] = {}
+    unavailable: dict[str, str] = dict(builtin)
     for text in wanted:
         project = by_name.get(text) if is_project_name(text) else by_id.get(text)
         key = text if project is None else project.id

@@ -326,6 +326,7 @@ class Emulator:
         app.router.add_delete(f"{collection}/{{sharing_id}}", self._cancel)
         app.router.add_post("/v3/auth/tokens", self._issue_token)
         app.router.add_get("/v3/auth/projects", self._list_projects)
+        app.router.add_get("/v3/auth/catalog", self._auth_catalog)
         self._runner = web.AppRunner(
             app, access_log=None, handle_signals=False, shutdown_timeout=0.1
         )
@@ -483,6 +484,19 @@ class Emulator:
             self.unauthorized += 1
             return _iam_refusal("Incorrect IAM authentication information: no X-Auth-Token")
         return _json(200, orjson.dumps({"projects": self.iam_projects}))
+
+    async def _auth_catalog(self, request: web.Request) -> web.Response:
+        """IAM's `GET /v3/auth/catalog`: the catalog of the caller's project (AK/SK, tokens)."""
+        try:
+            caller = await self._caller(request, agency_tokens=True)
+        except Refused as refusal:
+            self.unauthorized += 1
+            return _iam_refusal(str(refusal))
+        if caller is None:
+            self.unauthorized += 1
+            return _iam_refusal("Incorrect IAM authentication information: no X-Auth-Token")
+        project_id = request.headers.get("X-Project-Id")
+        return _json(200, orjson.dumps({"catalog": self._catalog(project_id)}))
 
     async def _issue_token(self, request: web.Request) -> web.Response:
         try:

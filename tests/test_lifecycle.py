@@ -1,0 +1,144 @@
+"""Closing a client ends what runs on it with one typed error; a client belongs to one loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import pytest
+
+from vbs_async import ClientClosedError, EventLoopError, TokenAuth, VBSClient, VBSError
+from vbs_async.testing import MockTransport, SentRequest, response
+
+PROJECT = "c13f5220dc1949b0b741ea81a7cd5554"
+
+
+def sharing(project: str, index: int) -> dict[str, Any]:
+    return {
+        "id": f"{project}-{index}",
+        "backup_id": "b",
+        "from_project_id": project,
+        "to_project_id": "q",
+    }
+
+
+class SlowServer:
+    """Every project holds `size` sharings; each answer takes a few loop turns."""
+
+    def __init__(self, size: int = 3) -> None:
+        self.size = size
+        self.after_close = 0
+        self.closed = False
+
+    async def __call__(self, sent: SentRequest) -> Any:
+        if self.closed:
+            self.after_close += 1
+        await asyncio.sleep(0.001)
+        project = sent.request.project_id
+        query = dict(sent.request.query)
+        offset, limit = int(query["offset"]), int(query["limit"])
+        items = [sharing(project, i) for i in range(self.size)][offset : offset + limit]
+        return response(200, {"shared": items})
+
+
+def client_for(server: SlowServer) -> VBSClient:
+    return VBSClient("https://vbs.example", auth=TokenAuth("t"), transport=MockTransport(server))
+
+
+def other_tasks() -> set[asyncio.Task[Any]]:
+    return {task for task in asyncio.all_tasks() if task is not asyncio.current_task()}
+
+
+async def test_close_mid_crawl_of_2000_projects_ends_it_with_one_error_and_no_error_log(caplog):
+    caplog.set_level(logging.DEBUG, logger="vbs_async")
+    server = SlowServer()
+    client = client_for(server)
+    projects = [f"{index:032x}" for index in range(2_000)]
+    results = []
+    closing: asyncio.Task[None] | None = None
+
+    async def close() -> None:
+        server.closed = True  # from here on, nothing may reach the server
+        await client.close()
+
+    with pytest.raises(ClientClosedError) as caught:  # noqa: PT012 - closed inside the loop
+        async for result in client.crawl(projects, max_projects=64):
+            results.append(result)
+            if len(results) == 30:
+                closing = asyncio.create_task(close())
+    assert closing is not None
+    await closing
+    assert "closed" in str(caught.value)
+    assert all(result.ok for result in results)  # no project was failed by the close
+    assert len(results) < 2_000
+    assert server.after_close == 0  # nothing was sent once close() began
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert other_tasks() == set()
+
+
+async def test_close_from_inside_the_crawl_loop_ends_it_at_the_next_step(caplog):
+    server = SlowServer()
+    client = client_for(server)
+    projects = [f"{index:032x}" for index in range(200)]
+    seen = 0
+    with pytest.raises(ClientClosedError):  # noqa: PT012 - closed inside the loop
+        async for _ in client.crawl(projects, max_projects=16):
+            seen += 1
+            if seen == 5:
+                await client.close()
+    assert seen < 200
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert other_tasks() == set()
+
+
+@pytest.mark.parametrize("prefetch", [0, 4])
+async def test_close_while_iterating_raises_client_closed_from_the_iteration(prefetch):
+    server = SlowServer(size=1_000)
+    client = client_for(server)
+    got = 0
+    with pytest.raises(ClientClosedError) as caught:  # noqa: PT012 - closed inside the loop
+        async for _ in client.iter_sharings(PROJECT, prefetch=prefetch):
+            got += 1
+            if got == 150:
+                task = asyncio.create_task(client.close())
+                await asyncio.sleep(0)
+    await task
+    assert caught.value.project_id == PROJECT
+    assert isinstance(caught.value, RuntimeError)  # as a closed client's error was before
+    assert got < 1_000
+    assert other_tasks() == set()
+
+
+async def test_a_call_after_close_raises_client_closed_naming_the_cause():
+    client = client_for(SlowServer())
+    await client.close()
+    with pytest.raises(ClientClosedError, match="the client is closed"):
+        await client.list_sharings(PROJECT)
+    with pytest.raises(ClientClosedError):
+        async for _ in client.crawl([PROJECT]):
+            pass
+
+
+def test_a_client_used_from_a_second_event_loop_raises_event_loop_error():
+    client = client_for(SlowServer())
+    assert len(asyncio.run(client.list_sharings(PROJECT))) == 3
+    with pytest.raises(EventLoopError, match="another event loop"):
+        asyncio.run(client.list_sharings(PROJECT))
+    asyncio.run(client.close())  # its first loop is gone: closing still works
+    with pytest.raises(VBSError):
+        asyncio.run(client.list_sharings(PROJECT))
+
+
+async def test_closing_from_another_running_loop_is_refused():
+    client = client_for(SlowServer())
+    await client.list_sharings(PROJECT)
+
+    def close_elsewhere() -> None:
+        with pytest.raises(EventLoopError, match="still runs"):
+            asyncio.run(client.close())
+
+    await asyncio.to_thread(close_elsewhere)
+    with contextlib.suppress(VBSError):
+        await client.close()
