@@ -250,3 +250,11 @@ def test_the_command_takes_os_cloud_as_an_alias_of_cloud(tmp_path, monkeypatch, 
         monkeypatch.setenv("OS_CLOUD", "other")
         result = CliRunner().invoke(cli, ["count", option, "lab", emu.project_ids[0]])
     assert (result.exit_code, result.stdout) == (0, "3\n")
+
+
+def test_a_secure_yaml_entry_that_is_not_a_mapping_is_named(home):
+    write(home, "clouds.yaml", OTC_README_CLOUDS)
+    write(home, "secure.yaml", "clouds:\n  otc: [password-in-a-list]\n  other: {}\n")
+    with pytest.raises(ConfigurationError, match="cloud 'otc' must be a mapping") as caught:
+        settings_of(home, {"OS_CLOUD": "otc"})
+    assert "password-in-a-list" not in str(caught.value)

@@ -267,6 +267,8 @@ def _files(environ: Mapping[str, str], dirs: Sequence[Path]) -> _Files:
     secure_file = find_file("secure", "OS_CLIENT_SECURE_FILE", environ, dirs)
     clouds = _clouds(clouds_file)
     for name, entry in _clouds(secure_file).items():
+        if not isinstance(entry, dict):
+            raise ConfigurationError(f"{secure_file}: cloud {name!r} must be a mapping")
         base = clouds.get(name, {})
         clouds[name] = merge(base, entry) if isinstance(base, dict) else entry
     return _Files(clouds, clouds_file, dirs)
