@@ -438,16 +438,13 @@ def _pick(setting: str, found: list[tuple[str, Any]], description: str) -> tuple
     """The first (name, value) given; two values for one account-choosing setting are refused."""
     if not found:
         return None
+    first, value = found[0]
     if setting in _ONE_VALUE:
-        distinct = {str(value) for _, value in found}
-        if len(distinct) > 1:
-            (first, one), (second, other) = (
-                found[0],
-                next((n, v) for n, v in found if str(v) != str(found[0][1])),
-            )
+        other = next(((n, v) for n, v in found if str(v) != str(value)), None)
+        if other is not None:
             raise ConfigurationError(
-                f"{description}: {first} ({one!r}) and {second} ({other!r}) name different "
-                "values for the same setting; keep one"
+                f"{description}: {first} ({value!r}) and {other[0]} ({other[1]!r}) name "
+                "different values for the same setting; keep one"
             )
     return found[0]
 
