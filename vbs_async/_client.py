@@ -150,11 +150,7 @@ class VBSClient:
         known = KNOWN_REGIONS.get(region) if region is not None else None
         # The known table's endpoint, used when no catalog names VBS.
         self._fallback_endpoint = VBS_SERVICE.known_endpoint(region)
-        if (
-            self._endpoint is None
-            and self._fallback_endpoint is None
-            and not auth.brings_catalog
-        ):
+        if self._endpoint is None and self._fallback_endpoint is None and not auth.brings_catalog:
             where = f"region {region!r} is not a known one" if region else "no region is given"
             raise ConfigurationError(
                 f"no VBS endpoint: {where}, and {type(auth).__name__} brings no service "
