@@ -299,3 +299,19 @@ def test_usage_errors_are_one_line_and_exit_2(tmp_path, arguments, message):
     assert result.exit_code == 2
     assert message in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_a_csv_output_gives_the_backup_names_the_service_sent(hostile, tmp_path, clean_env):
+    _, names = hostile
+    out, report = tmp_path / "out.csv", tmp_path / "csv-report.json"
+    with emulator_in_thread() as emu:
+        for index, name in enumerate(names):
+            add_sharing(emu, index, A1, OUTSIDE1, name=name)
+        clean_env.setenv("OS_AUTH_TOKEN", emu.token)
+        result = invoke("crawl", "--endpoint", emu.url, "--format", "csv", "-o", str(out),
+                        "--report", str(report), A1)  # fmt: skip
+        assert result.exit_code == 0, result.output
+    from_csv = invoke("audit", str(out), "--report", str(report), "--format", "jsonl")
+    assert from_csv.exit_code == 0, from_csv.output
+    got = sorted(json.loads(line)["backup"]["name"] for line in from_csv.stdout.splitlines())
+    assert got == sorted(names)  # the crawl's formula guard taken off again

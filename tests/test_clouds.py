@@ -250,3 +250,45 @@ def test_the_command_takes_os_cloud_as_an_alias_of_cloud(tmp_path, monkeypatch, 
         monkeypatch.setenv("OS_CLOUD", "other")
         result = CliRunner().invoke(cli, ["count", option, "lab", emu.project_ids[0]])
     assert (result.exit_code, result.stdout) == (0, "3\n")
+
+
+def test_a_secure_yaml_entry_that_is_not_a_mapping_is_named(home):
+    write(home, "clouds.yaml", OTC_README_CLOUDS)
+    write(home, "secure.yaml", "clouds:\n  otc: [password-in-a-list]\n  other: {}\n")
+    with pytest.raises(ConfigurationError, match="cloud 'otc' must be a mapping") as caught:
+        settings_of(home, {"OS_CLOUD": "otc"})
+    assert "password-in-a-list" not in str(caught.value)
+
+
+@pytest.mark.parametrize("auth_type", ["auth_type: agency\n    ", ""])
+def test_an_otcextensions_agency_crawls_the_other_account_not_the_user_s_own(
+    tmp_path, monkeypatch, auth_type
+):
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from vbs_async.cli import cli  # noqa: PLC0415
+
+    from ._helpers import emulator_in_thread  # noqa: PLC0415
+    from .test_cli import rows_by_project  # noqa: PLC0415
+
+    with emulator_in_thread(
+        projects=3,
+        sharings_per_project=2,
+        users={"alice": "alice-password-1"},
+        agencies=[("OTC-other", "inventory")],
+    ) as emu:
+        (tmp_path / "clouds.yaml").write_text(
+            f"clouds:\n  customer:\n    region_name: eu-de\n    {auth_type}auth:\n"
+            f"      auth_url: {emu.url}/v3\n      username: alice\n"
+            "      password: alice-password-1\n      user_domain_name: emulator-domain\n"
+            "      target_agency_name: inventory\n      target_domain_name: OTC-other\n"
+        )
+        monkeypatch.chdir(tmp_path)  # the only cloud of ./clouds.yaml, no OS_CLOUD
+        result = CliRunner().invoke(cli, ["crawl", "--all-projects"])
+    assert result.exit_code == 0, result.stderr
+    assert set(rows_by_project(result.stdout)) == set(emu.project_ids)
+    # Every token is the agency's: the user's own account is never crawled.
+    assert sorted(p or "" for _, _, p in emu.identity.agency_token_requests) == sorted(
+        ["", *emu.project_ids]
+    )
+    assert emu.identity.token_requests == [("alice", None)]

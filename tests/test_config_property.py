@@ -9,6 +9,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from vbs_async import _config
 from vbs_async._config import resolve
 
 SECRET = "S3CR3T-value-never-shown"
@@ -101,3 +102,48 @@ def test_any_cloud_entry_gives_settings_or_a_configuration_error_without_secrets
         else:
             shown = repr(found)
         assert SECRET not in shown
+
+
+ENV_NAMES = sorted({name for names in _config._ENV_NAMES.values() for name in names} | {"OS_CLOUD"})
+ENV_SECRETS = ["OS_PASSWORD", "OS_SECRET_KEY", "OS_SK", "OS_AUTH_TOKEN", "OS_TOKEN",
+               "OS_SECURITY_TOKEN"]  # fmt: skip
+env_values = st.sampled_from(
+    [
+        "",
+        "eu-de",
+        "eu-ch2_x",
+        "agency",
+        "password",
+        "token",
+        "true",
+        "1",
+        "maybe",
+        "x",
+        "https://iam.example/v3",
+        "htps://u:p@iam",
+        "OTC-a",
+        "AKID",
+    ]
+)
+
+
+@settings(max_examples=200, derandomize=True, database=None, deadline=None)
+@given(
+    environ=st.dictionaries(st.sampled_from(ENV_NAMES), env_values, max_size=10),
+    secret_at=st.sampled_from(ENV_SECRETS),
+)
+def test_any_environment_gives_settings_or_a_configuration_error_without_secrets(
+    environ, secret_at
+):
+    environ = {**environ, secret_at: SECRET}
+    environ.pop("OS_CLIENT_CONFIG_FILE", None)
+    environ.pop("OS_CLIENT_SECURE_FILE", None)
+    with tempfile.TemporaryDirectory() as scratch:
+        home = Path(scratch)
+        try:
+            found = resolve(environ, {}, cwd=home, home=home, system_root=home / "etc")
+        except ValueError as error:
+            shown = f"{type(error).__name__}: {error}"
+        else:
+            shown = repr(found)
+    assert SECRET not in shown

@@ -257,3 +257,33 @@ def test_diff_is_exact_and_never_calls_a_failed_projects_sharing_removed(tmp_pat
         assert changes.summary.added == len(expected["added"])
         assert changes.summary.removed == len(expected["removed"])
         assert changes.summary.changed == len(expected["changed"])
+
+
+def test_every_older_schema_version_has_a_migration_step():
+    from vbs_async.inventory._schema import MIGRATIONS  # noqa: PLC0415
+
+    assert sorted(MIGRATIONS) == list(range(SCHEMA_VERSION))
+
+
+def test_an_empty_sqlite_file_is_migrated_to_the_current_version(tmp_path):
+    path = tmp_path / "inv.sqlite"
+    sqlite3.connect(path).close()  # an empty database: version 0
+    with pytest.raises(InventoryError, match="is empty: record a crawl with crawl --db"):
+        Inventory(path)  # a reader never writes
+    Inventory(path, write=True).close()
+    with Inventory(path) as inventory:
+        assert inventory.runs() == []
+
+
+def test_several_projects_commit_in_one_transaction_each_whole(tmp_path):
+    path = tmp_path / "inv.sqlite"
+    with Inventory(path, write=True) as inventory:
+        run = inventory.start_run([P1, P2, P3])
+        run.add_page(P1, [sharing("s1", P1, P2)])
+        run.add_page(P2, [sharing("s2", P2, P1), sharing("s3", P2, OUTSIDE)])
+        with pytest.raises(InventoryError, match="is not a project of run 1"):
+            run.commit_projects([(P1, None), (OUTSIDE, None)])
+        assert run.outcomes() == {P1: "not_crawled", P2: "not_crawled", P3: "not_crawled"}
+        assert run.commit_projects([(P1, None), (P2, None), (P3, "HTTP 403")]) == [1, 2, 0]
+        assert run.outcomes() == {P1: "ok", P2: "ok", P3: "failed"}
+        assert run.finish() == "partial"

@@ -45,7 +45,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -56,9 +56,10 @@ from ._agency import AgencyAuth
 from ._auth import Auth, TokenAuth
 from ._endpoints import KNOWN_REGIONS
 from ._errors import ConfigurationError
-from ._iam import PasswordAuth
+from ._iam import PasswordAuth, normalise_auth_url
 from ._signing import AKSKAuth
 from ._tls import SSLSetting, tls_context
+from ._validation import check_endpoint
 
 logger: Final = logging.getLogger("vbs_async")
 
@@ -267,6 +268,8 @@ def _files(environ: Mapping[str, str], dirs: Sequence[Path]) -> _Files:
     secure_file = find_file("secure", "OS_CLIENT_SECURE_FILE", environ, dirs)
     clouds = _clouds(clouds_file)
     for name, entry in _clouds(secure_file).items():
+        if not isinstance(entry, dict):
+            raise ConfigurationError(f"{secure_file}: cloud {name!r} must be a mapping")
         base = clouds.get(name, {})
         clouds[name] = merge(base, entry) if isinstance(base, dict) else entry
     return _Files(clouds, clouds_file, dirs)
@@ -436,16 +439,13 @@ def _pick(setting: str, found: list[tuple[str, Any]], description: str) -> tuple
     """The first (name, value) given; two values for one account-choosing setting are refused."""
     if not found:
         return None
+    first, value = found[0]
     if setting in _ONE_VALUE:
-        distinct = {str(value) for _, value in found}
-        if len(distinct) > 1:
-            (first, one), (second, other) = (
-                found[0],
-                next((n, v) for n, v in found if str(v) != str(found[0][1])),
-            )
+        other = next(((n, v) for n, v in found if str(v) != str(value)), None)
+        if other is not None:
             raise ConfigurationError(
-                f"{description}: {first} ({one!r}) and {second} ({other!r}) name different "
-                "values for the same setting; keep one"
+                f"{description}: {first} ({value!r}) and {other[0]} ({other[1]!r}) name "
+                "different values for the same setting; keep one"
             )
     return found[0]
 
@@ -732,7 +732,21 @@ def _auth_url(source: _Source, entry: Mapping[str, Any], region: str | None) -> 
         auth_url = KNOWN_REGIONS[region].iam
     if auth_url is not None and "://" not in auth_url:
         auth_url = f"https://{auth_url}"  # openstacksdk's otc-swiss profile omits it
-    return auth_url
+    return _checked_url(source, "auth_url", auth_url, normalise_auth_url)
+
+
+def _checked_url(
+    source: _Source, setting: str, url: str | None, check: Callable[[str], object]
+) -> str | None:
+    """`url` unchanged, or a `ConfigurationError` naming its key (credentials never shown)."""
+    if url is not None:
+        try:
+            check(url)
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"{source.description}: {source.name(setting)}: {exc}"
+            ) from None
+    return url
 
 
 def _choose(
@@ -803,7 +817,11 @@ def resolve(
         raise ConfigurationError("the auth override must be a vbs_async auth object")
 
     endpoint = (
-        overrides.get("endpoint") or environ.get("VBS_ENDPOINT") or source.text("endpoint_override")
+        overrides.get("endpoint")
+        or environ.get("VBS_ENDPOINT")
+        or _checked_url(
+            source, "endpoint_override", source.text("endpoint_override"), check_endpoint
+        )
     )
     return Settings(
         endpoint=None if not endpoint else str(endpoint),

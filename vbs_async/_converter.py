@@ -59,12 +59,14 @@ def parse_timestamp(value: object, _: object = None) -> datetime | None:
     """Read one of the service's timestamps as an aware UTC datetime.
 
     The service writes `2017-08-10T12:25:40.480424` with no zone; it is UTC.
-    A timestamp that does carry a zone is converted to UTC.
+    A timestamp that does carry a zone is converted to UTC; an empty one is None.
     """
     if value is None:
         return None
     if type(value) is not str:
         raise _type_error(value, "an ISO 8601 timestamp or null")
+    if not value.strip():
+        return None  # an empty timestamp says no more than null: not worth a project's failure
     try:
         # Parsing with the zone appended is several times faster than
         # parsing and then calling .replace(tzinfo=UTC).

@@ -156,7 +156,7 @@ def _may_have_acted(error: VBSError) -> bool:
     """Whether the service may have carried out a request that ended in `error`."""
     if isinstance(error, TransportError):
         return error.request_sent
-    return isinstance(error, APIError) and error.status in {502, 503, 504}
+    return isinstance(error, APIError) and error.status in {500, 502, 503, 504}
 
 
 def _error_headers(error: APIError) -> dict[str, str]:

@@ -1,11 +1,12 @@
 r"""Findings and changes as the operator reads them: a table, JSON Lines, CSV, or OCSF events.
 
 Server text (a backup's name, a status) reaches a terminal or a spreadsheet
-here, so every text cell of the table and of CSV is escaped: control
-characters (ANSI escapes, OSC 52, a lone CR), DEL, C1 controls and Unicode
-direction overrides become `\\xNN` / `\\uNNNN`, and a CSV cell that a
-spreadsheet would take for a formula (`= + - @`, a tab or CR first) gets a
-leading `'`. JSON Lines are escaped by orjson itself: one object per line.
+here, so every text cell of the table and of CSV is escaped as the
+command's other output is (`_text.printable`: control characters, DEL, C1,
+line separators and direction overrides become `\x1b`, `\n`, `\u202e`), and
+a CSV cell that a spreadsheet would take for a formula (`= + - @`, a tab or
+CR first) gets a leading `'`. JSON Lines are escaped by orjson itself: one
+object per line.
 """
 
 from __future__ import annotations
@@ -19,14 +20,13 @@ import orjson
 
 from vbs_async.inventory import SharingClass
 
+from ._text import printable
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
     from vbs_async.inventory import Change, Finding, SharingVersion
 
-_CONTROLS: Final = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))} | {
-    code: f"\\u{code:04x}" for code in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))
-}
 _FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
 OCSF_VERSION: Final = "1.5.0"
 _SEVERITY_CAPTIONS: Final = {1: "Informational", 2: "Low", 3: "Medium", 4: "High"}
@@ -39,8 +39,8 @@ _TITLES: Final = {
 
 
 def escape(text: str) -> str:
-    """`text` with every control character shown as an escape, safe for a terminal or a log."""
-    return text.translate(_CONTROLS)
+    """`text` with every control character shown as an escape (the command's `printable`)."""
+    return printable(text)
 
 
 def csv_cell(value: object) -> object:

@@ -132,6 +132,16 @@ def _row(row: Mapping[str, Any], backup: Mapping[str, Any]) -> SharingRow:
     )
 
 
+_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _unprotected(value: str | None) -> str | None:
+    """A CSV cell without the `'` the crawl puts before a formula-like text."""
+    if value is not None and value.startswith("'") and value[1:].startswith(_FORMULA_STARTS):
+        return value[1:]
+    return value
+
+
 def _json_row(row: dict[str, Any]) -> SharingRow:
     return _row(row, row.get("backup") or {})
 
@@ -139,7 +149,11 @@ def _json_row(row: dict[str, Any]) -> SharingRow:
 def _csv_rows(output: Path, text: io.TextIOWrapper) -> Iterator[SharingRow]:
     reader = csv.DictReader(text)
     for row in reader:
-        backup = {k.removeprefix("backup_"): v for k, v in row.items() if k.startswith("backup_")}
+        backup = {
+            k.removeprefix("backup_"): _unprotected(v)
+            for k, v in row.items()
+            if k.startswith("backup_")
+        }
         try:
             yield _row(row, backup)
         except (KeyError, TypeError, ValueError):
