@@ -10,7 +10,7 @@ import random
 import pytest
 
 from vbs_async import RequestTimeoutError, RetryBudget, RetryPolicy, TokenAuth, VBSClient
-from vbs_async._limits import BETA, SCALE, AdaptiveRate, RequestLimiter, StartRateLimiter
+from vbs_async._limits import BETA, CUT_GRACE, SCALE, AdaptiveRate, RequestLimiter, StartRateLimiter
 from vbs_async.testing import Emulator
 
 from ._helpers import PATIENT_RETRY
@@ -112,6 +112,21 @@ def test_a_429_cuts_to_beta_times_what_got_through_in_the_last_second_once_per_r
     rate.throttled(in_flight)  # an answer to a request sent before the cut: no new cut
     assert rate.rate == pytest.approx(50 * BETA, rel=0.03)
     assert (rate.cuts, rate.throttled_answers) == (1, 2)
+
+
+def test_429s_of_requests_sent_during_the_grace_after_a_cut_do_not_cut_again():
+    clock = FakeClock()
+    rate = AdaptiveRate(clock=clock)
+    succeed(rate, clock, 50, 2)
+    rate.throttled(clock.now)
+    cut_at = clock.now
+    succeed(rate, clock, 35, CUT_GRACE * 0.8)
+    rate.throttled(cut_at + CUT_GRACE * 0.5)  # sent while the bucket refills
+    rate.throttled(clock.now)  # sent just inside the grace
+    assert rate.cuts == 1
+    succeed(rate, clock, 35, CUT_GRACE * 0.4)
+    rate.throttled(cut_at + CUT_GRACE)  # sent when the grace ended: a new round
+    assert rate.cuts == 2
 
 
 def test_after_a_cut_the_rate_climbs_back_on_the_cubic_curve_then_probes_beyond():
