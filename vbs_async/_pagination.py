@@ -25,6 +25,10 @@ How a listing is kept straight:
   already-seen items are scattered among new ones `MAX_DISORDERED_PAGES`
   times in a row all raise `PaginationError` (a server ignoring `offset`
   meets one of them within 2 + `MAX_STALE_PAGES` requests of its last new item).
+- Whatever the server does, a pass reads at most `request_bound(n, s)` pages
+  for the `n` items yielded (`s`: the longest page seen), every request
+  counted whatever moved the cursor; past it, `PaginationError` says what did
+  not add up. This is what ends the listings the checks above miss.
 """
 
 from __future__ import annotations
