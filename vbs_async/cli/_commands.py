@@ -161,7 +161,9 @@ left (`| head`)."""
 @click.argument("project_ids", nargs=-1)
 @click.option(
     "--projects-file",
-    type=click.File("rb"),
+    # A path, opened here: a click.File opened while parsing leaks when a
+    # later option is refused.
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
     help="Project IDs or names, one per line (# comments, blank lines ignored); - for stdin.",
 )
 @click.option(
@@ -335,16 +337,21 @@ def crawl(ctx: click.Context, /, project_ids: tuple[str, ...], **options: Any) -
         options["output"] = None  # `-o -` is stdout
     if options["state"] is not None and options["output"] is None:
         raise CommandError("--resume needs --output: stdout cannot be resumed")
-    try:
-        check_paths(
-            options["output"],
-            options["state"],
-            options["report"],
-            read_target("--projects-file", projects_file),
-        )
-    except (PathError, StateError) as exc:
-        raise CommandError(str(exc)) from None
-    ids = _read_project_ids(project_ids, projects_file)
+    with contextlib.ExitStack() as files:
+        stream: IO[bytes] | None = None
+        if projects_file is not None:
+            path: Path = projects_file
+            stream = sys.stdin.buffer if str(path) == "-" else files.enter_context(path.open("rb"))
+        try:
+            check_paths(
+                options["output"],
+                options["state"],
+                options["report"],
+                read_target("--projects-file", stream),
+            )
+        except (PathError, StateError) as exc:
+            raise CommandError(str(exc)) from None
+        ids = _read_project_ids(project_ids, stream)
     if ids and options["all_projects"]:
         raise CommandError("name projects or use --all-projects, not both")
     try:
