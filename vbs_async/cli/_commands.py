@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
-import math
 import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -494,21 +493,17 @@ async def _client(
     return client, resolved
 
 
-def _parse_quota(value: str | None) -> tuple[float, float] | None:
-    """`RATE[:BURST]` as (rate, burst); the burst defaults to a second's worth."""
+def _parse_quota(value: str | None) -> str | None:
+    """A gateway model's text (`RATE[:BURST]`, `window:100/5`, ...), checked here."""
     if value is None:
         return None
-    rate_text, _, burst_text = value.partition(":")
+    from vbs_async.testing import parse_gateway  # noqa: PLC0415 - the emulator's, when used
+
     try:
-        rate = float(rate_text)
-        burst = float(burst_text) if burst_text else rate
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not RATE[:BURST]", param_hint="--quota") from None
-    if not (rate > 0 and burst >= 1) or math.isinf(rate) or math.isinf(burst):
-        raise click.BadParameter(
-            "RATE must be a number > 0 and BURST >= 1", param_hint="--quota"
-        ) from None
-    return rate, burst
+        parse_gateway(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--quota") from None
+    return value
 
 
 @cli.command(
@@ -563,8 +558,11 @@ taken."""
 @click.option(
     "--quota",
     callback=lambda _, __, value: _parse_quota(value),
-    metavar="RATE[:BURST]",
-    help="A gateway quota: over RATE requests/s (BURST at once), 429 in the gateway's form.",
+    metavar="MODEL",
+    help="A gateway model: RATE[:BURST] (a token bucket), window:LIMIT/SECONDS, "
+    "inflight:LIMIT, random:SHARE, penalty:SECONDS+MODEL, A&B, 0=A;5=B; options "
+    ",announce=on|off ,retry-after=none|zero|past|now|huge|garbage|SECONDS "
+    "(README: Throttling).",
 )
 def emulator(**options: Any) -> None:
     """Serve the VBS sharing API on this machine, for tests and demos, until Ctrl-C."""

@@ -210,6 +210,7 @@ async def _run(  # noqa: PLR0917 - a private step of run_crawl
         total=len(pending),
         skipped=len(job.project_ids) - len(pending),
         requests_started=lambda: client.limiter.started - started_before,
+        quotas=lambda: [str(quota) for _, quota in client.limiter.quotas],
     )
     if state is not None and not state.is_new and not pending:
         check_finished_output(job.output, state)
