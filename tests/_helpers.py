@@ -118,8 +118,9 @@ class Gate:
 class EchoServer:
     """Answers every request with `status` and everything the request held, echoed."""
 
-    def __init__(self, status: int) -> None:
+    def __init__(self, status: int, headers: dict[str, str] | None = None) -> None:
         self.status = status
+        self.headers = headers or {}
         self.received: list[str] = []
         self.credentials: set[str] = set()
         self._runner: web.AppRunner | None = None
@@ -147,6 +148,7 @@ class EchoServer:
             body.decode()[:200],
         )
         headers = {"X-Openstack-Request-Id": echoed_header, "X-Request-Id": echoed_header}
+        headers.update(self.headers)
         if self.status == 200:  # an answer that is not JSON, holding it all
             return web.Response(status=200, text=f"<html>{text}</html>", headers=headers)
         payload = {"error_msg": text, "error_code": text[:400], "error": {"message": text}}

@@ -12,14 +12,14 @@ import os
 import stat
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from vbs_async.testing import Emulator
 
-from .test_cli import VBS_ASYNC, command_env, emulator_in_thread, invoke, rows_by_project
+from ._helpers import VBS_ASYNC, Gate, command_env, emulator_in_thread, wait_for_lines
+from .test_cli import invoke, rows_by_project
 
 PROJECTS = Emulator(projects=3).project_ids
 EMULATED = ("--emulator", "--emulator-projects", "3", "--emulator-sharings", "4")
@@ -264,7 +264,9 @@ def test_an_empty_projects_file_or_stdin_is_an_error_not_the_configured_project(
 
 
 def test_two_resumable_jobs_on_one_output_the_second_is_refused(tmp_path):
-    with emulator_in_thread(projects=20, sharings_per_project=20, latency=0.2) as emulator:
+    gate = Gate([])
+    with emulator_in_thread(projects=20, sharings_per_project=20, drift=gate) as emulator:
+        gate.held = set(emulator.project_ids[5:])  # the first run cannot end before the others
         out = tmp_path / "out.jsonl"
         first_state, second_state = tmp_path / "first.state", tmp_path / "second.state"
         env = command_env(emulator)
@@ -274,11 +276,7 @@ def test_two_resumable_jobs_on_one_output_the_second_is_refused(tmp_path):
                     "--max-projects", "1", *emulator.project_ids]  # fmt: skip
 
         first = subprocess.Popen(arguments(first_state), env=env, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 20
-        while not (first_state.exists() and first_state.stat().st_size) and (
-            time.monotonic() < deadline
-        ):
-            time.sleep(0.02)
+        wait_for_lines(first_state, 2, first)  # the job's line and a finished project
         second = subprocess.run(
             arguments(second_state), env=env, capture_output=True, text=True, timeout=30,
             check=False,
@@ -288,6 +286,7 @@ def test_two_resumable_jobs_on_one_output_the_second_is_refused(tmp_path):
             env=env, capture_output=True, text=True, timeout=30, check=False,
         )  # fmt: skip
         assert first.poll() is None  # both ran while the first was writing
+        gate.opened.set()
         first.communicate(timeout=60)
     assert second.returncode == 2
     assert f"another vbs-async crawl is writing {out}" in second.stderr
@@ -296,3 +295,20 @@ def test_two_resumable_jobs_on_one_output_the_second_is_refused(tmp_path):
     assert first.returncode == 0
     rows = rows_by_project(out.read_text())  # every line whole
     assert sum(len(v) for v in rows.values()) == 400
+
+
+def test_a_report_to_a_fifo_is_written_as_a_redirect_and_resume_refuses_one(tmp_path):
+    fifo = tmp_path / "report.fifo"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    result = invoke("crawl", *EMULATED, "-o", str(tmp_path / "out.jsonl"), "--report", str(fifo))
+    reader.join(30)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(received[0])["totals"]["sharings"] == 12
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    resumed = invoke("crawl", *EMULATED, "-o", str(fifo), "--resume", str(tmp_path / "state"))
+    assert resumed.exit_code == 2
+    assert "--resume needs --output to be a regular file" in one_error_line(resumed)
+    assert not (tmp_path / "state").exists()  # refused before anything was created

@@ -32,6 +32,8 @@ ids = st.sampled_from(
     [GOOD_ID, "eu-de_prod", "bad/id", "..", "", " ", "a b", "x" * 300, "\x1b[2J", "%2F", "-"]
 )
 numbers = st.sampled_from(["0", "1", "-1", "2.5", "nan", "inf", "abc", "", "100000"])
+# Retries and timeouts stay small: a refused connection is retried until the deadline.
+small_numbers = st.sampled_from(["0", "1", "2", "-1", "0.5", "nan", "inf", "abc", ""])
 FILES = ["out", "report", "state", "projects", "rows", "empty", "binary", "dir", "missing/x"]
 files = st.sampled_from(FILES)
 
@@ -43,9 +45,8 @@ def crawl_options() -> st.SearchStrategy[list[str]]:
         st.tuples(st.just("--resume"), files),
         st.tuples(st.just("--projects-file"), st.sampled_from([*FILES, "-"])),
         st.tuples(st.just("--format"), st.sampled_from(["jsonl", "csv", "xml"])),
-        st.tuples(
-            st.sampled_from(["--page-size", "--max-projects", "--timeout", "--attempts"]), numbers
-        ),
+        st.tuples(st.sampled_from(["--page-size", "--max-projects"]), numbers),
+        st.tuples(st.sampled_from(["--timeout", "--attempts", "--deadline"]), small_numbers),
         st.tuples(st.sampled_from(["--sort-key", "--sort-dir", "--end-check"]), ids),
         st.tuples(st.sampled_from(["--name", "--status", "--backup-id"]), ids),
         st.tuples(st.just("--region"), st.sampled_from(["eu-de", "eu-dee", ""])),

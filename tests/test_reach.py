@@ -113,8 +113,8 @@ def test_a_catalog_cannot_send_tokens_over_plain_http():
 
 def test_known_regions_give_their_endpoints_and_others_an_error_naming_vbs_endpoint():
     swiss = VBSClient(auth=TokenAuth("t"), region="eu-ch2")
-    assert swiss.endpoint is None  # a catalog is never at hand with a ready token...
-    assert swiss._fallback_endpoint == "https://vbs.eu-ch2.sc.otc.t-systems.com"
+    # No catalog is at hand with a ready token: the region table decides.
+    assert swiss.endpoint == "https://vbs.eu-ch2.sc.otc.t-systems.com"
     assert swiss._iam_endpoint == "https://iam-pub.eu-ch2.sc.otc.t-systems.com"
     assert VBSClient(auth=TokenAuth("t"), region="eu-de")._fallback_endpoint == (
         "https://vbs.eu-de.otc.t-systems.com"

@@ -45,7 +45,7 @@ class ScriptedClient:
     ):
         self.plan, self.order, self.die_at = plan, order, die_at
         self.auth = TokenAuth("t")
-        self.limiter = SimpleNamespace(started=0)
+        self.limiter = SimpleNamespace(started=0, quotas=[])
 
     async def crawl_pages(self, pending: list[str], **_: Any):
         streams = {p: self._events(p) for p in pending}

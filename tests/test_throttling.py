@@ -10,7 +10,7 @@ import textwrap
 import urllib.error
 import urllib.request
 
-from vbs_async.testing import Fault
+from vbs_async.testing import Fault, FixedWindow
 
 from ._helpers import VBS_ASYNC, command_env, emulator_in_thread
 
@@ -21,7 +21,7 @@ def test_the_command_waits_out_throttling_and_reports_it(tmp_path):
     with emulator_in_thread(projects=40, sharings_per_project=5) as emu:
         emu.inject(Fault.answer(429, form="gateway"), times=3)
         result = subprocess.run(
-            [*VBS_ASYNC, "crawl", "--output", str(output), "--progress-interval", "0.2",
+            [*VBS_ASYNC, "crawl", "--output", str(output), "--progress-interval", "0",
              *emu.project_ids],
             env=command_env(emu), capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
@@ -32,6 +32,19 @@ def test_the_command_waits_out_throttling_and_reports_it(tmp_path):
     assert any("throttled" in line for line in progress)  # the progress lines say so too
     assert "stamina" not in result.stderr
     assert "retry" not in result.stderr.lower().replace("retries", "")
+
+
+def test_the_summary_shows_the_quota_the_gateway_announced(tmp_path):
+    output = tmp_path / "rows.jsonl"
+    # 16 projects listed at once against 10 a calendar second: refused at once.
+    with emulator_in_thread(projects=20, sharings_per_project=2, quota=FixedWindow(10, 1)) as emu:
+        result = subprocess.run(
+            [*VBS_ASYNC, "crawl", "--output", str(output), *emu.project_ids],
+            env=command_env(emu), capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert output.read_text().count("\n") == 20 * 2
+    assert "gateway quota: 10 per 1 s, announced" in result.stderr.splitlines()
 
 
 LIBRARY_PROGRAM = textwrap.dedent(

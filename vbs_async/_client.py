@@ -151,11 +151,20 @@ class VBSClient:
         # The known table's endpoint, used when no catalog names VBS.
         self._fallback_endpoint = VBS_SERVICE.known_endpoint(region)
         if self._endpoint is None and self._fallback_endpoint is None and not auth.brings_catalog:
-            where = f"region {region!r} is not a known one" if region else "no region is given"
+            with_vbs = [name for name, table in KNOWN_REGIONS.items() if table.vbs]
+            where = (
+                "no region is given"
+                if not region
+                else f"region {region!r} publishes no VBS endpoint (only its tokens' catalogs "
+                "name one)"
+                if region in KNOWN_REGIONS
+                else f"region {region!r} is not a known one"
+            )
             raise ConfigurationError(
                 f"no VBS endpoint: {where}, and {type(auth).__name__} brings no service "
-                "catalog; set VBS_ENDPOINT (endpoint=) or a known region (OS_REGION_NAME, "
-                f"region_name: {', '.join(KNOWN_REGIONS)})"
+                "catalog; set VBS_ENDPOINT (endpoint=), use a password or an agency (their "
+                "tokens bring a catalog), or a region with a known endpoint (OS_REGION_NAME, "
+                f"region_name: {', '.join(with_vbs)})"
             )
         if iam_endpoint is not None:
             self._iam_endpoint: str | None = normalise_auth_url(iam_endpoint)
@@ -250,7 +259,12 @@ class VBSClient:
 
     @property
     def endpoint(self) -> str | None:
-        """The service endpoint, `scheme://host[:port]`; None when each token's catalog says."""
+        """The service endpoint, `scheme://host[:port]`; None when each token's catalog says.
+
+        Given, or the known endpoint of the region when the auth brings no catalog.
+        """
+        if self._endpoint is None and not self._auth.brings_catalog:
+            return self._fallback_endpoint
         return self._endpoint
 
     @property

@@ -45,7 +45,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -56,9 +56,10 @@ from ._agency import AgencyAuth
 from ._auth import Auth, TokenAuth
 from ._endpoints import KNOWN_REGIONS
 from ._errors import ConfigurationError
-from ._iam import PasswordAuth
+from ._iam import PasswordAuth, normalise_auth_url
 from ._signing import AKSKAuth
 from ._tls import SSLSetting, tls_context
+from ._validation import check_endpoint
 
 logger: Final = logging.getLogger("vbs_async")
 
@@ -731,7 +732,21 @@ def _auth_url(source: _Source, entry: Mapping[str, Any], region: str | None) -> 
         auth_url = KNOWN_REGIONS[region].iam
     if auth_url is not None and "://" not in auth_url:
         auth_url = f"https://{auth_url}"  # openstacksdk's otc-swiss profile omits it
-    return auth_url
+    return _checked_url(source, "auth_url", auth_url, normalise_auth_url)
+
+
+def _checked_url(
+    source: _Source, setting: str, url: str | None, check: Callable[[str], object]
+) -> str | None:
+    """`url` unchanged, or a `ConfigurationError` naming its key (credentials never shown)."""
+    if url is not None:
+        try:
+            check(url)
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"{source.description}: {source.name(setting)}: {exc}"
+            ) from None
+    return url
 
 
 def _choose(
@@ -802,7 +817,11 @@ def resolve(
         raise ConfigurationError("the auth override must be a vbs_async auth object")
 
     endpoint = (
-        overrides.get("endpoint") or environ.get("VBS_ENDPOINT") or source.text("endpoint_override")
+        overrides.get("endpoint")
+        or environ.get("VBS_ENDPOINT")
+        or _checked_url(
+            source, "endpoint_override", source.text("endpoint_override"), check_endpoint
+        )
     )
     return Settings(
         endpoint=None if not endpoint else str(endpoint),

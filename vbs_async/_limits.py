@@ -1,13 +1,47 @@
 """How many requests may be in flight and how fast they may start, across a client.
 
-`RequestLimiter` holds three limits, each acquired for every request sent:
+`RequestLimiter` holds every limit a request is sent under:
 
-- a plain cap on requests in flight (`max_concurrency`);
-- `AdaptiveRate`, the request rate learned from the gateway's throttling
-  (botocore's adaptive retry mode: cut on a 429, probe back up on a cubic
-  curve), inactive until the first 429;
+- the plain cap on requests in flight (`max_concurrency`);
+- `AnnouncedQuota`, the gateway's own quota when a throttling answer names
+  it (`limit:50,time:1 second` in `APIG.0308`): paced under it exactly;
+- `AdaptiveRate`, the rate and the number in flight learned from the
+  gateway's 429s when nothing is announced, inactive until the first 429;
 - `StartRateLimiter`, the user's explicit `rate_limit`, a hard cap that no
   one-second window ever exceeds.
+
+Why `AdaptiveRate` is built the way it is (the gateway models of issue 19;
+botocore's adaptive mode, the first anchor, failed each as said):
+
+- A bucket that refuses everything for 2.5 s; a penalty box. botocore: with
+  nothing succeeding the measured rate falls to the floor, and the climb
+  back is capped at twice it. Here: one cut per round (`CUT_GRACE`); no
+  estimate below the goodput of the last `LONG_WINDOW` seconds; above the
+  estimate the rate doubles each second until refused.
+- N per 5-second window. botocore: the refusals for the rest of each window
+  cut again every round. Here: the long-window goodput (N per window) is
+  the floor of every cut.
+- A quota that drops, then comes back. botocore: a cubic climb from a
+  collapsed `w_max`. Here: after a short plateau the rate doubles each
+  second, so a restored quota is found within seconds.
+- 4 requests in flight; a bucket with a burst of 3. botocore: a cut to a
+  tenth, from the few that got through the first burst. Here: when every
+  refused request left with more in flight than any that got through, the
+  number in flight is cut (`window`, growing back by one a second) and the
+  rate set from it (`window / latency`), not from the first sample.
+- 5 % of answers 429 at random. botocore: every round cuts again. Here: a
+  cut that does not make refusals rarer within `NOISE_CHECK` is taken back,
+  and that share of refusals is noise from then on (decaying).
+- A calendar second; a bucket with a generous burst. botocore: a burst in
+  the first moments sets the first cut. Here: the first sample counts over
+  a second at least; once paced, the quota is estimated as the pace times
+  the share that got through, which an early burst does not skew.
+
+Once paced, a cut sets the rate to `BETA` of the estimated quota, climbs back
+to it over `APPROACH` seconds, holds it for a plateau (doubling after each
+probe the gateway refused, so that a penalty box is not provoked every few
+seconds), then doubles the rate every `PROBE_DOUBLING` seconds until refused
+again (a quota that went away leaves a pace too fast to matter).
 """
 
 from __future__ import annotations
@@ -15,36 +49,140 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import re
+import statistics
+import time
 from collections import deque
 from typing import TYPE_CHECKING, Final
+
+import attrs
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
 
 _WINDOW: Final = 1.0
+_NAP: Final = 0.25
+"""A pacer waiting longer looks again this often (the pace may have risen)."""
 # Starts are checked against a window this much longer than a second: between
 # granting a start and aiohttp sending the request, other tasks may run for a
 # few milliseconds, which could otherwise bring one start too many into a
 # one-second window as the gateway sees it. It costs 1 % of the rate.
 _WINDOW_MARGIN: Final = 0.01
 
-BETA: Final = 0.7
-"""The share of the measured rate kept after a throttling answer (botocore's beta)."""
-SCALE: Final = 0.4
-"""The cubic curve's scale constant, in requests/s per s³ (botocore's C)."""
+BETA: Final = 0.9
+"""The share of the estimated quota a cut paces at (the estimate is goodput, not sends)."""
 MIN_RATE: Final = 0.5
 """The learned rate never drops below this many requests per second."""
-MEASURE_WINDOW: Final = 2.0
-"""Seconds over which the rate that got through is measured: a gateway's bucket lets a
-burst through after a quiet spell, which a one-second window would take for the rate."""
-CUT_GRACE: Final = 0.5
-"""Seconds after a cut during which further 429s do not cut again: the gateway's bucket
-needs a moment to refill at the new rate, and its refusals meanwhile say nothing new."""
+FIRST_LOOK: Final = 0.05
+"""Seconds (one and a half latencies at least) after the first 429 before the first cut: the answers
+to the first burst are in by then, and a few early answers say little."""
+CUT_SHARE: Final = 0.1
+"""The share of refusals (over the last second) a cut needs: fewer say a pace a few
+percent off, or a backend's noise, not where the quota is."""
+PROBE_AFTERMATH: Final = 2.5
+"""Seconds after a refused probe during which no further cut is made unless less than
+half the estimate gets through: a gateway may refuse everything for a while after any
+excess (a penalty box)."""
+RECENT: Final = 1.0
+"""Seconds of starts whose answers estimate the quota once paced."""
+SHORT_WINDOW: Final = 1.0
+"""Seconds over which the first sample's goodput is measured (a second at least)."""
+LONG_WINDOW: Final = 10.0
+"""Seconds over which goodput is measured for the floor of a cut: a fixed window or a
+penalty box refuses everything for a while, which a short window would take for the rate."""
+CUT_GRACE: Final = 0.3
+"""Seconds after a cut during which further 429s do not cut again: they answer requests
+sent at the old rate, or come while the gateway's bucket refills."""
+HOLD: Final = 0.95
+"""The share of the estimated quota the rate holds at between cuts and probes: paced at
+the quota exactly, arrivals that jitter overflow a window that has no burst."""
+APPROACH: Final = 0.5
+"""Seconds the rate takes to climb from a cut back to the estimated quota."""
+PLATEAU: Final = 1.0
+"""Seconds the rate holds at the estimate before probing beyond it (longer for a gateway
+that punished a probe, up to `PENALTY_PLATEAU_MAX`)."""
+PENALTY_PLATEAU_MAX: Final = 30.0
+"""The longest plateau between probes of a gateway that punishes an excess."""
+PROBE_DOUBLING: Final = 0.7
+PROBE_GAIN: Final = 1.1
+"""A refused probe raises the estimate by at most this factor (its pace, refused, is
+above the quota by as much as the refusal took to come back)."""
+PROBE_PLATEAU_MAX: Final = 2.0
+"""The plateau grows after each refused probe, up to this many seconds (a restored
+quota must still be found within seconds)."""
+"""Seconds in which a probing rate doubles."""
+NOISE_CHECK: Final = 0.3
+"""Seconds after a cut at which it is checked that the cut lowered the share of refusals."""
+NOISE_HALF_LIFE: Final = 30.0
+NOISE_MIN: Final = 0.03
+"""Fewer refusals than this share before a cut are too few to call noise."""
+NOISE_MAX: Final = 0.3
+"""More refusals than this share are a quota's, not noise."""
+NOISE_KEPT: Final = 0.6
+"""A cut that leaves this much of the share of refusals did not help: noise."""
+"""Seconds in which the share of refusals taken for noise halves."""
+
+_ANNOUNCED: Final = re.compile(
+    r"(?:policy\s+(?P<scope>[a-z]+)\b.*?)?limit\s*:\s*(?P<limit>[0-9]+)\s*,\s*"
+    r"time\s*:\s*(?P<count>[0-9]+)\s*(?P<unit>second|minute|hour|day)s?",
+    re.IGNORECASE | re.ASCII,
+)
+_UNITS: Final = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
+_PER_API: Final = frozenset({"api"})
+"""Scopes of a policy that holds for one API, not for every request to the host."""
+QUOTA_MARGIN: Final = 0.02
+"""An announced quota is paced this much under its limit (network jitter bunches arrivals)."""
+SHORT_PERIOD: Final = 1.0
+"""A quota over at most this many seconds is also paced evenly: such a gateway may be a
+bucket with a small burst. A longer window may be spent in a burst."""
+QUIET: Final = 5.0
+"""Seconds without a refusal at an announced quota before it is probed above (the gap
+doubles after each refused probe, up to `QUIET_MAX`); a probe that succeeds above it
+forgets it."""
+QUIET_MAX: Final = 300.0
 
 
 def loop_time() -> float:
     """The running event loop's clock: the one `asyncio.sleep` waits on (and tests can fake)."""
     return asyncio.get_running_loop().time()
+
+
+@attrs.frozen
+class Quota:
+    """A quota the gateway announced in a throttling answer.
+
+    Attributes:
+        limit: Requests allowed per period.
+        period: The period, in seconds.
+        scope: Whom the policy counts (`user`, `app`, `ip`, `api`), if it said.
+        unit: The period as the gateway wrote it (`1 second`, `1 minute`).
+    """
+
+    limit: int
+    period: float
+    scope: str | None = None
+    unit: str = ""
+
+    def __str__(self) -> str:
+        period = f"{self.period:g} s" if self.period < 60 else self.unit  # noqa: PLR2004
+        return f"{self.limit} per {period}"
+
+    @property
+    def per_api(self) -> bool:
+        """Whether the policy counts one API's requests rather than all of the host's."""
+        return (self.scope or "").lower() in _PER_API
+
+
+def parse_quota(message: str | None) -> Quota | None:
+    """The quota an `APIG.0308`/`APIGW.0308` message announces (`limit:N,time:K unit`), if any."""
+    found = _ANNOUNCED.search(message or "")
+    if found is None:
+        return None
+    limit, count = int(found["limit"]), int(found["count"])
+    if limit < 1 or count < 1:
+        return None
+    unit = found["unit"].lower()
+    return Quota(limit, count * _UNITS[unit], found["scope"], f"{count} {unit}")
 
 
 class Pacer:
@@ -56,27 +194,37 @@ class Pacer:
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
-        self._next = -math.inf
+        self._slot = -math.inf  # when the last start was due
+        self._started = -math.inf  # when it left
         self._turn = asyncio.Lock()
 
-    async def wait(self, rate: float, *, not_before: Callable[[], float] | None = None) -> float:
+    async def wait(
+        self, rate: Callable[[], float] | float, *, not_before: Callable[[], float] | None = None
+    ) -> float:
         """Wait for this start's turn at `rate` starts per second; return its start time.
 
+        `rate` may be a function, asked again at least every `_NAP` seconds
+        while waiting: a pace that rose while a request waited applies to it.
         `not_before` is asked, in turn, for the earliest start allowed besides the pace.
         """
+        current = rate if callable(rate) else (lambda: rate)
         async with self._turn:
-            now = self._clock()
-            slot = max(now, self._next, not_before() if not_before else -math.inf)
-            if slot > now:
-                await asyncio.sleep(slot - now)
-            started = self._clock()
-            interval = 1 / rate
-            self._next = max(slot, started - interval) + interval
-            return started
+            while True:
+                now = self._clock()
+                pace = current()
+                interval = 1 / pace if 0 < pace < math.inf else 0.0
+                due = max(self._slot, self._started - interval) + interval
+                slot = max(now, due, not_before() if not_before else -math.inf)
+                if slot <= now:
+                    break
+                await asyncio.sleep(min(slot - now, _NAP))
+            self._slot = slot
+            self._started = self._clock()
+            return self._started
 
 
 class StartRateLimiter:
-    """At most `rate` request starts in any one-second window, and close to `rate`.
+    """At most `rate` request starts in any window of `period` seconds, and close to `rate`.
 
     aiolimiter's leaky bucket was the first choice, but with a capacity of one
     (needed so that no window holds a burst on top of the rate) each late
@@ -101,104 +249,427 @@ class StartRateLimiter:
         return self._recent[0] + _WINDOW + _WINDOW_MARGIN
 
 
-class AdaptiveRate:
-    """The request rate a throttling gateway sustains, learned from its 429s.
+class AnnouncedQuota:
+    """Paces starts under a quota the gateway announced: `limit` per `period` seconds.
 
-    Anchored on botocore's adaptive retry mode (`botocore/retries/adaptive.py`
-    and `throttling.py`, the CUBIC congestion window of RFC 8312 applied to a
-    rate): until the first throttling answer there is no limit. On a 429 the
-    rate becomes `BETA` times the rate measured over the last two seconds (the
-    successful answers: what the gateway let through), and the rate at
-    the cut is remembered as `w_max`. Afterwards the rate follows
-    `SCALE * (t - K)**3 + w_max` with `K = cbrt(w_max * (1 - BETA) / SCALE)`:
-    quickly back to just under `w_max`, flat there, then gently beyond to
-    probe whether the quota grew. It never goes above `max_rate` (the user's
-    `rate_limit`) nor above twice the measured rate.
-
-    Only a 429 of a request started `CUT_GRACE` after the last cut cuts again:
-    the answers to requests sent before, or while the gateway's bucket refills,
-    tell nothing new (cutting on each of them drove the rate to a tenth of
-    the quota in a benchmark). A 429 when nothing
-    got through in the last second gives no basis for a rate: the caller
-    backs off instead (botocore would fall to its 0.5/s floor and crawl back).
+    At most `limit` (less `QUOTA_MARGIN`) starts in any window of `period`
+    seconds (a sliding window holds a fixed one too); a short period is also
+    paced evenly. A refusal while under it means the gateway's window was
+    spent (by others, or before the quota was known): starts wait until the
+    window rolls over on the calendar. After `QUIET` seconds without a
+    refusal the limit is probed above, and forgotten once twice it succeeds.
 
     Attributes:
-        max_rate: The ceiling (the user's `rate_limit`), or None.
-        active: Whether a 429 has been seen (before that, no pacing at all).
-        rate: The rate in force, in starts per second (inf while inactive).
-        throttled_answers: 429s seen.
-        cuts: Times the rate was cut.
+        quota: The announced quota.
+        refused: Refusals seen while pacing under it.
     """
 
     def __init__(
-        self, max_rate: float | None = None, clock: Callable[[], float] = loop_time
+        self,
+        quota: Quota,
+        clock: Callable[[], float] = loop_time,
+        wall_offset: float | None = None,
     ) -> None:
-        self.max_rate = max_rate
-        self.active = False
-        self.rate = math.inf
-        self.throttled_answers = 0
-        self.cuts = 0
+        self.quota = quota
+        self.refused = 0
         self._clock = clock
+        now = clock()
+        # The calendar, for windows aligned on it: the gateway counts in wall time.
+        self._wall_offset = time.time() - now if wall_offset is None else wall_offset
         self._pacer = Pacer(clock)
-        self._successes: deque[float] = deque()
-        self._w_max = 0.0
-        self._k = 0.0
-        self._cut_at = -math.inf
-        self._first_success = -math.inf
+        self._recent: deque[float] = deque()
+        self._blocked_until = self._next_window(now)
+        self._quiet_since = now
+        self._quiet = QUIET
+        self.forgotten = False
+
+    def scale(self) -> float:
+        """How far above the limit the pace is probing (1 until a quiet stretch)."""
+        quiet_for = self._clock() - self._quiet_since - self._quiet
+        return 1.0 if quiet_for <= 0 else 2.0 ** (quiet_for / PROBE_DOUBLING)
+
+    def rate(self) -> float:
+        """Starts per second it paces at."""
+        return self.quota.limit * (1 - QUOTA_MARGIN) * self.scale() / self.quota.period
 
     async def acquire(self) -> float:
-        """Wait for this request's turn; return its start time (pass it to `throttled`)."""
+        """Wait for this start's turn; return its start time."""
+        even = self.quota.period <= SHORT_PERIOD
+        started = await self._pacer.wait(
+            self.rate if even else math.inf, not_before=self._window_opens
+        )
+        self._recent.append(started)
+        if len(self._recent) >= 2 * self.quota.limit:
+            self.forgotten = True  # twice the quota went through in a period: it is gone
+        return started
+
+    def _allowed(self) -> int:
+        return max(1, math.floor(self.quota.limit * (1 - QUOTA_MARGIN) * self.scale()))
+
+    def _window_opens(self) -> float:
+        period = self.quota.period * (1 + _WINDOW_MARGIN)
+        recent = self._recent
+        now = self._clock()
+        while recent and recent[0] <= now - period:
+            recent.popleft()
+        allowed = self._allowed()
+        while len(recent) > allowed:
+            recent.popleft()  # a probe that ended: keep the log to the limit
+        opens = recent[0] + period if len(recent) >= allowed else -math.inf
+        return max(opens, self._blocked_until)
+
+    def _next_window(self, now: float) -> float:
+        """When the gateway's current window ends, on the calendar (`now` on this clock)."""
+        period = self.quota.period
+        wall = now + self._wall_offset
+        return (math.floor(wall / period) + 1) * period - self._wall_offset
+
+    def throttled(self) -> None:
+        """The gateway refused a request paced under this quota."""
+        now = self._clock()
+        self.refused += 1
+        if self.scale() > 1:
+            self._quiet = min(QUIET_MAX, self._quiet * 2)  # a refused probe: wait longer
+        self._quiet_since = now
+        self._blocked_until = max(self._blocked_until, self._next_window(now))
+
+
+@attrs.define
+class Ticket:
+    """One request's start, for the controller to judge its answer by.
+
+    Attributes:
+        started: When it left.
+        in_flight: Requests in flight when it left, itself included.
+    """
+
+    started: float
+    in_flight: int
+
+
+@attrs.define
+class _Cut:
+    """The controller's state after a cut, to go back to if the cut did not help."""
+
+    at: float
+    rate: float
+    estimate: float
+    plateau: float
+    share_before: float
+    probe: bool = False
+
+
+class AdaptiveRate:
+    """The rate (and number in flight) a throttling gateway sustains, learned from its 429s.
+
+    See the module's docstring for why each part is there. Until the first
+    throttling answer there is no limit. A 429 of a request started at
+    least `CUT_GRACE` after the last cut cuts: the quota is estimated (the
+    pace times the share that got through, at least the goodput of the last
+    `LONG_WINDOW` seconds) and the rate set to `BETA` of it; it climbs back
+    and probes beyond as that docstring says.
+
+    Attributes:
+        max_rate: The ceiling (the user's `rate_limit`), or None.
+        max_concurrency: The client's cap on requests in flight.
+        active: Whether the rate is paced (a 429 has been seen, and not taken for noise).
+        estimate: The quota as last estimated, in requests per second.
+        throttled_answers: 429s seen.
+        cuts: Times the rate was cut.
+        reverted: Cuts taken back because they did not lower the refusals (noise).
+    """
+
+    def __init__(
+        self,
+        max_rate: float | None = None,
+        clock: Callable[[], float] = loop_time,
+        *,
+        max_concurrency: int | None = None,
+    ) -> None:
+        self.max_rate = max_rate
+        self.max_concurrency = max_concurrency
+        self.active = False
+        self.estimate = math.inf
+        self.throttled_answers = 0
+        self.cuts = 0
+        self.reverted = 0
+        self._clock = clock
+        self._pacer = Pacer(clock)
+        # (answered, started, in flight at start, ok), newest last, LONG_WINDOW long.
+        self._answers: deque[tuple[float, float, int, bool]] = deque()
+        self._first_answer = -math.inf
+        self._cut: _Cut | None = None
+        self._previous: _Cut | None = None
+        self._checked = True
+        self._noise = 0.0
+        self._noise_at = -math.inf
+        self._window = math.inf
+        self._window_at = -math.inf
+        self._first_refusal: float | None = None
+
+    # -- what is in force now ------------------------------------------------------------
+
+    @property
+    def rate(self) -> float:
+        """The rate in force, in starts per second (inf while inactive)."""
+        return self._rate_at(self._clock())
+
+    def _rate_at(self, when: float) -> float:
+        cut = self._cut
+        if not self.active or cut is None:
+            return math.inf
+        since = when - cut.at
+        if since < APPROACH:
+            hold = HOLD * cut.estimate
+            rate = cut.rate + (hold - cut.rate) * max(0.0, since / APPROACH)
+        elif since < APPROACH + cut.plateau:
+            rate = HOLD * cut.estimate
+        else:
+            probing = (since - APPROACH - cut.plateau) / PROBE_DOUBLING
+            rate = HOLD * cut.estimate * 2.0 ** min(probing, 64)
+        return max(MIN_RATE, min(rate, self.max_rate or math.inf))
+
+    @property
+    def window(self) -> float:
+        """Requests in flight allowed (inf: only `max_concurrency`); grows by one a second."""
+        if self._window == math.inf:
+            return math.inf
+        grown = self._window + math.floor(max(0.0, self._clock() - self._window_at))
+        if self.max_concurrency is not None and grown >= self.max_concurrency:
+            self._window = math.inf
+            return math.inf
+        return grown
+
+    def noise(self) -> float:
+        """The share of refusals taken for noise (decaying), not for the rate."""
+        age = self._clock() - self._noise_at
+        return self._noise * 0.5 ** (age / NOISE_HALF_LIFE) if self._noise else 0.0
+
+    async def acquire(self) -> float:
+        """Wait for this request's turn; return its start time."""
         if not self.active:
             return self._clock()
-        return await self._pacer.wait(self.rate)
+        return await self._pacer.wait(lambda: self.rate)
+
+    # -- measuring -----------------------------------------------------------------------
+
+    def _record(self, ticket: Ticket, ok: bool) -> float:
+        now = self._clock()
+        if self._first_answer == -math.inf:
+            self._first_answer = now
+        answers = self._answers
+        answers.append((now, ticket.started, ticket.in_flight, ok))
+        while answers and answers[0][0] <= now - LONG_WINDOW:
+            answers.popleft()
+        return now
+
+    def _goodput(self, now: float, window: float) -> float:
+        """Successes a second over the last `window` seconds (as long as answers came)."""
+        ok = sum(1 for answered, _, _, good in self._answers if good and answered > now - window)
+        return ok / max(SHORT_WINDOW, min(window, now - self._first_answer))
+
+    def _early_goodput(self, now: float) -> float:
+        """Successes a second since the first request left (at least a latency)."""
+        first_start = min((started for _, started, _, _ in self._answers), default=now)
+        ok = sum(1 for *_, good in self._answers if good)
+        return ok / max(now - first_start, self._latency(now), 1e-3)
+
+    def _recent_goodput(self, now: float) -> float:
+        """Successes a second among the requests started in the last `RECENT` seconds."""
+        until = now - self._latency(now)
+        since = now - RECENT
+        ok = sum(1 for _, started, _, good in self._answers if good and since <= started < until)
+        return ok / max(until - since, 1e-3)
+
+    def _share_refused(self, since: float) -> tuple[float, int]:
+        """(share refused, answers) among requests started after `since`."""
+        judged = [good for _, started, _, good in self._answers if started >= since]
+        if not judged:
+            return 0.0, 0
+        return judged.count(False) / len(judged), len(judged)
+
+    def _in_flight_estimate(self, now: float) -> tuple[int, float] | None:
+        """(window, rate) when the refusals look like a cap on requests in flight.
+
+        That is: every refused request left with more in flight than any
+        that got through, in the last second.
+        """
+        recent = [a for a in self._answers if a[0] > now - SHORT_WINDOW]
+        ok = sorted(in_flight for _, _, in_flight, good in recent if good)
+        refused = [in_flight for _, _, in_flight, good in recent if not good]
+        if not ok or not refused:
+            return None
+        # Answers overtake each other: most, not all, is the pattern.
+        window = ok[min(len(ok) - 1, int(0.9 * len(ok)))]
+        above = sum(1 for in_flight in refused if in_flight > window)
+        if above < 0.9 * len(refused) or (self._window != math.inf and window >= self.window):
+            return None
+        return window, window / max(self._latency(now), 1e-3)
+
+    # -- feedback ------------------------------------------------------------------------
 
     def measured_rate(self) -> float:
-        """Successful answers a second, over the last `MEASURE_WINDOW` seconds."""
-        now = self._clock()
-        successes = self._successes
-        while successes and successes[0] <= now - MEASURE_WINDOW:
-            successes.popleft()
-        # Early on, the window is as long as the client has been answered (one
-        # second at least): a burst in the first moments is not averaged away.
-        window = min(MEASURE_WINDOW, max(1.0, now - self._first_success))
-        return len(successes) / window
+        """Successful answers a second, over the last two seconds."""
+        return self._goodput(self._clock(), 2 * SHORT_WINDOW)
 
-    def succeeded(self, started: float) -> None:
-        """A request started at `started` was answered without throttling."""
-        del started  # counted when answered, so that the log stays in order
-        now = self._clock()
-        if not self._successes and self._first_success == -math.inf:
-            self._first_success = now
-        self._successes.append(now)
-        if self.active:
-            elapsed = self._clock() - self._cut_at
-            cubic = SCALE * (elapsed - self._k) ** 3 + self._w_max
-            ceiling = 2 * max(self.measured_rate(), MIN_RATE)
-            self.rate = max(MIN_RATE, min(cubic, ceiling, self.max_rate or math.inf))
-
-    def throttled(self, started: float) -> None:
-        """A request started at `started` was throttled: cut the rate once per round."""
+    def refused_under_quota(self, ticket: Ticket) -> None:
+        """A 429 that named the gateway's quota: counted, measured, no cut (it is paced)."""
         self.throttled_answers += 1
-        if started < self._cut_at + CUT_GRACE:
+        self._record(ticket, ok=False)
+
+    def succeeded(self, ticket: Ticket) -> None:
+        """A request was answered without throttling."""
+        now = self._record(ticket, ok=True)
+        self._check_cut(now)
+        if not self.active:
+            self._first_look(now)
+
+    def throttled(self, ticket: Ticket) -> None:
+        """A request was throttled: cut once per round, unless refusals look like noise."""
+        self.throttled_answers += 1
+        now = self._record(ticket, ok=False)
+        self._check_cut(now)
+        cut = self._cut
+        if not self.active or cut is None:
+            if self._first_refusal is None:
+                self._first_refusal = now
+            self._first_look(now)
             return
-        measured = self.measured_rate()
-        if measured == 0 and not self.active:
-            # Nothing got through in the last second: no basis for a rate yet
-            # (the quota is spent by others, or this is the first request). The
-            # caller backs off instead, and the first successes give the basis.
+        # After a refused probe more refusals say little for a while (a gateway
+        # may punish the excess): each request backs off on its own meanwhile.
+        if (
+            not self._checked
+            or ticket.started < cut.at + CUT_GRACE
+            or (
+                cut.probe
+                and ticket.started < cut.at + PROBE_AFTERMATH
+                and not 0 < self._recent_goodput(now) < cut.estimate / 2
+            )
+        ):
             return
-        base = min(measured, self.rate) if self.active else measured
-        base = max(base, MIN_RATE)
-        self._w_max = base
-        self._k = (base * (1 - BETA) / SCALE) ** (1 / 3)
-        self.rate = max(MIN_RATE, base * BETA)
-        self._cut_at = self._clock()
+        share, _ = self._share_refused(now - SHORT_WINDOW)
+        if self._rate_at(ticket.started) > cut.estimate and share > self.noise():
+            # Refused while probing beyond the estimate: the first refusal says
+            # enough, and waiting for more costs more of them.
+            self._cut_now(now, share, refused_at=self._rate_at(ticket.started))
+            return
+        if share <= max(CUT_SHARE, 2 * self.noise() + 0.01):
+            # As few as a pace off by a few percent gives, or the gateway's usual
+            # noise: the probe goes on, and finds the quota with more refusals.
+            return
+        self._cut_now(now, share)
+
+    def _first_look(self, now: float) -> None:
+        """The first cut, once a round of answers is in (a few answers say little)."""
+        first = self._first_refusal
+        if first is None or now < first + max(FIRST_LOOK, 1.5 * self._latency(now)):
+            return
+        self._first_refusal = None
+        share, _ = self._share_refused(now - SHORT_WINDOW)
+        if share > max(CUT_SHARE, 2 * self.noise() + 0.01):
+            self._cut_now(now, share)
+
+    def _latency(self, now: float) -> float:
+        answered = [a - s for a, s, _, good in self._answers if good and a > now - SHORT_WINDOW]
+        return statistics.median(answered) if answered else 0.0
+
+    def _cut_now(self, now: float, share: float, refused_at: float | None = None) -> None:
+        previous = self._cut if self.active else None
+        if previous is None and not any(good for _, _, _, good in self._answers):
+            # Nothing got through yet: no basis for a rate (the quota is spent by
+            # others, or this is the first request). Each refused request backs off
+            # on its own meanwhile, and the first successes give the basis.
+            return
+        rate_now = self.rate
+        if previous is None:
+            # The first sample: what got through since the first request left,
+            # over that time (a second's denominator would make a few early
+            # answers a tenth of the quota).
+            estimate = self._early_goodput(now)
+        elif self._goodput(now, SHORT_WINDOW) == 0:
+            # A second without a success (a penalty box, a spent window, an
+            # outage): the last seconds say nothing of the rate, the long run
+            # does. Never the floor because refusals came together.
+            estimate = self._goodput(now, LONG_WINDOW)
+        elif self._recent_goodput(now) == 0:
+            return  # a blackout begins: wait for a second of it, or for successes
+        else:
+            # Over the last second, and what got through of the requests sent
+            # lately (a bucket's saved-up burst, counted in the last second's
+            # answers, is not in it).
+            estimate = min(self._goodput(now, SHORT_WINDOW), self._recent_goodput(now))
+        plateau, probe = PLATEAU, False
+        # Paced, as many are in flight as the rate carries, for any gateway: only
+        # the unpaced first burst, or a window already learned, tells a cap in flight.
+        in_flight = (
+            self._in_flight_estimate(now) if previous is None or self._window != math.inf else None
+        )
+        if in_flight is not None and 0.5 * in_flight[1] <= estimate <= 2 * in_flight[1]:
+            # The goodput is what that many in flight would carry: a cap in flight.
+            self._window, self._window_at = in_flight[0], now
+        if previous is not None and rate_now > previous.estimate:
+            # Refused while probing beyond the estimate: the quota lies between
+            # the estimate and the pace refused (the last second's goodput mostly
+            # counts the plateau, under the estimate: it would ratchet down).
+            if refused_at is not None and estimate > HOLD * previous.estimate:
+                # More got through than the plateau sends: the quota is above it.
+                estimate = max(estimate, min(refused_at, PROBE_GAIN * previous.estimate))
+            # Refused above the estimate says nothing against the estimate itself.
+            estimate = max(estimate, previous.estimate)
+            # Probe less often.
+            plateau, probe = min(PROBE_PLATEAU_MAX, previous.plateau * 1.5), True
+        estimate = max(MIN_RATE, min(estimate, self.max_rate or math.inf))
+        self._previous = previous
+        self._cut = _Cut(now, max(MIN_RATE, BETA * estimate), estimate, plateau, share, probe)
+        self._checked = False
+        self.estimate = estimate
         self.active = True
         self.cuts += 1
 
+    def _check_cut(self, now: float) -> None:
+        """`NOISE_CHECK` after a cut: take it back if the refusals did not become rarer."""
+        cut = self._cut
+        if self._checked or cut is None or now < cut.at + NOISE_CHECK:
+            return
+        share, answers = self._share_refused(cut.at)
+        if answers < 10 and (answers < 3 or now < cut.at + 4 * NOISE_CHECK):  # noqa: PLR2004
+            return  # too few to judge by yet
+        self._checked = True
+        previous = self._previous
+        nothing_through = not any(
+            good for _, started, _, good in self._answers if started >= cut.at
+        )
+        if cut.probe and previous is not None and nothing_through:
+            # Nothing through even back under the old pace: the gateway punishes
+            # an excess (a penalty box). The probe's measure was a saved-up burst;
+            # keep the old estimate, and probe much more rarely.
+            plateau = min(PENALTY_PLATEAU_MAX, cut.plateau * 4)
+            self._cut = attrs.evolve(
+                cut, rate=BETA * previous.estimate, estimate=previous.estimate, plateau=plateau
+            )
+            self.estimate = previous.estimate
+            return
+        if (
+            self._previous is None
+            and NOISE_MIN <= cut.share_before < NOISE_MAX
+            and NOISE_KEPT * cut.share_before <= share < NOISE_MAX
+        ):
+            # Refusals that do not follow the rate: an overloaded backend, not a quota.
+            self.reverted += 1
+            self._noise, self._noise_at = max(self.noise(), share), now
+            previous = self._previous
+            if previous is None:
+                self.active = False
+                self._cut = None
+                self.estimate = math.inf
+                self._window = math.inf
+            else:
+                self._cut = attrs.evolve(previous, at=now - APPROACH - previous.plateau)
+                self.estimate = previous.estimate
+
 
 class RequestLimiter:
-    """Caps requests in flight, paces them to the learned rate and to `rate_limit`.
+    """Caps requests in flight, paces them to what the gateway said, learned, and `rate_limit`.
 
     Attributes:
         max_concurrency: The cap on requests in flight.
@@ -219,39 +690,125 @@ class RequestLimiter:
         self.max_concurrency = max_concurrency
         self.rate_limit = rate_limit
         self._clock = clock
-        self.adaptive = AdaptiveRate(rate_limit, clock)
+        self.adaptive = AdaptiveRate(rate_limit, clock, max_concurrency=max_concurrency)
         self.in_flight = 0
         self.peak_in_flight = 0
         self.started = 0
         # The cap never changes, so asyncio's semaphore (cancellation-safe) serves.
         self._slots = asyncio.Semaphore(max_concurrency)
+        self._window = _Gate()
         self._fixed = StartRateLimiter(rate_limit, clock) if rate_limit else None
+        self._quotas: dict[tuple[str, str | None], AnnouncedQuota] = {}
+
+    @property
+    def quotas(self) -> list[tuple[str, Quota]]:
+        """The quotas gateways announced and are paced under: (host, quota), per scope."""
+        return [
+            (host, pacer.quota) for (host, _), pacer in self._quotas.items() if not pacer.forgotten
+        ]
+
+    def announced(self, host: str, api: str, quota: Quota) -> bool:
+        """A throttling answer from `host` for `api` named `quota`; True if it is news.
+
+        An answer at a quota already paced under is that quota's window spent.
+        """
+        key = (host, api if quota.per_api else None)
+        known = self._quotas.get(key)
+        if known is not None and not known.forgotten and known.quota == quota:
+            known.throttled()
+            return False
+        self._quotas[key] = AnnouncedQuota(quota, self._clock)
+        return True
+
+    def _quotas_for(self, host: str, api: str) -> list[AnnouncedQuota]:
+        found = []
+        for key in ((host, None), (host, api)):
+            pacer = self._quotas.get(key)
+            if pacer is not None:
+                if pacer.forgotten:
+                    del self._quotas[key]
+                else:
+                    found.append(pacer)
+        return found
 
     @contextlib.asynccontextmanager
     async def slot(
-        self, *, queued: Callable[[], contextlib.AbstractContextManager[None]] | None = None
-    ) -> AsyncIterator[float]:
-        """Hold one request slot, started at its turn; yields the start time.
+        self,
+        host: str = "",
+        api: str = "",
+        *,
+        queued: Callable[[], contextlib.AbstractContextManager[None]] | None = None,
+    ) -> AsyncIterator[Ticket]:
+        """Hold one request slot, started at its turn; yields its `Ticket`.
 
         Args:
+            host: Where it goes (announced quotas are per host).
+            api: Which API it calls (for quotas a gateway keeps per API).
             queued: The context the waiting for the turn runs in (the call's
                 deadline pauses there: the client's own queue is not the server's time).
         """
-        with queued() if queued is not None else contextlib.nullcontext():
+        waiting = queued if queued is not None else contextlib.nullcontext
+        with waiting():
             await self._slots.acquire()
         try:
-            self.in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            with waiting():
+                await self._window.acquire(lambda: self.adaptive.window)
             try:
-                with queued() if queued is not None else contextlib.nullcontext():
-                    await self.adaptive.acquire()
-                    if self._fixed is not None:
-                        await self._fixed.acquire()
-                self.started += 1
-                # After every wait: what a throttled answer is judged by is when
-                # the request really left.
-                yield self._clock()
+                self.in_flight += 1
+                self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+                try:
+                    with waiting():
+                        for quota in self._quotas_for(host, api):
+                            await quota.acquire()
+                        await self.adaptive.acquire()
+                        if self._fixed is not None:
+                            await self._fixed.acquire()
+                    self.started += 1
+                    # After every wait: what a throttled answer is judged by is when
+                    # the request really left.
+                    yield Ticket(self._clock(), self.in_flight)
+                finally:
+                    self.in_flight -= 1
             finally:
-                self.in_flight -= 1
+                self._window.release()
         finally:
             self._slots.release()
+
+
+class _Gate:
+    """Admits while fewer than a changing limit are held (the learned window in flight)."""
+
+    def __init__(self) -> None:
+        self.held = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self, limit: Callable[[], float]) -> None:
+        while self.held >= limit():
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                # Woken by a release; the window also grows with time, so look again.
+                await asyncio.wait_for(asyncio.shield(waiter), timeout=1.0)
+            except TimeoutError:
+                pass
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake()  # pass on the wake-up this waiter got
+                raise
+            finally:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+                if not waiter.done():
+                    waiter.cancel()
+        self.held += 1
+
+    def release(self) -> None:
+        self.held -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return

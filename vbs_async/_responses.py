@@ -7,7 +7,9 @@ Nothing here does I/O.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
@@ -60,6 +62,8 @@ def api_error(response: Response, *, project_id: str | None, offset: int | None)
         message = "the service answered with a redirect, which vbs_async never follows"
     elif message is None:
         message = _preview(response.body) or "(no body)"
+    if _is_expired_signature(response.status, code, message):
+        message += _clock_hint(response.headers.get("Date"), now=time.time())
     return error_class_for_status(response.status)(
         message,
         status=response.status,
@@ -68,6 +72,47 @@ def api_error(response: Response, *, project_id: str | None, offset: int | None)
         retry_after=parse_retry_after(response.status, response.headers.get("Retry-After")),
         project_id=project_id,
         offset=offset,
+    )
+
+
+_SIGNATURE_TIME_WORDS: Final = ("expired", "x-sdk-date", "date", "time", "out of range")
+SIGNATURE_SKEW: Final = 15 * 60
+"""Seconds the API gateway allows between a signature's X-Sdk-Date and its own clock."""
+
+
+def _is_expired_signature(status: int, code: str | None, message: str) -> bool:
+    """A 401 of the API gateway (`APIG...` codes) refusing a signature for its time.
+
+    An expired token (the message names it) is no matter of the clock.
+    """
+    lowered = message.lower()
+    return (
+        status == 401  # noqa: PLR2004
+        and (code or "").upper().startswith("APIG")
+        and "token" not in lowered
+        and any(word in lowered for word in _SIGNATURE_TIME_WORDS)
+    )
+
+
+def _clock_hint(server_date: str | None, *, now: float) -> str:
+    """What to tell about this machine's clock, measured against the server's `Date`."""
+    rule = (
+        f"the gateway refuses signatures more than {SIGNATURE_SKEW // 60} minutes from its "
+        "clock: set this machine's clock right (NTP)"
+    )
+    try:
+        server = parsedate_to_datetime(server_date).timestamp() if server_date else None
+    except (TypeError, ValueError, IndexError, OverflowError):
+        server = None
+    if server is None:
+        return f" (is this machine's clock off? {rule})"
+    skew = now - server
+    if abs(skew) < 60:  # noqa: PLR2004 - a minute: not what the gateway refuses
+        return " (this machine's clock agrees with the server's Date header: check the keys)"
+    side = "ahead of" if skew > 0 else "behind"
+    return (
+        f" (this machine's clock is {abs(skew) / 60:.0f} minutes {side} the server's "
+        f"Date header; {rule})"
     )
 
 

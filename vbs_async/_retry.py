@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 TRANSIENT_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 _RETRY_AFTER_STATUSES: Final = frozenset({429, 503})
 _DELTA_SECONDS: Final = re.compile(r"[0-9]{1,9}", re.ASCII)
-THROTTLING_CODES: Final = frozenset({"APIGW.0308"})
+THROTTLING_CODES: Final = frozenset({"APIG.0308", "APIGW.0308"})
 """The API gateway's error codes for 'over the throttling threshold'."""
 
 

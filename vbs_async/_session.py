@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import re
 import time
 from collections.abc import Mapping
 from http import HTTPStatus
@@ -48,6 +49,7 @@ from ._errors import (
     TransportError,
     VBSError,
 )
+from ._limits import Ticket, parse_quota
 from ._redaction import redact_error
 from ._responses import Response, api_error
 from ._retry import is_throttling, is_transient
@@ -156,7 +158,7 @@ def _may_have_acted(error: VBSError) -> bool:
     """Whether the service may have carried out a request that ended in `error`."""
     if isinstance(error, TransportError):
         return error.request_sent
-    return isinstance(error, APIError) and error.status in {502, 503, 504}
+    return isinstance(error, APIError) and error.status in {500, 502, 503, 504}
 
 
 def _error_headers(error: APIError) -> dict[str, str]:
@@ -361,21 +363,25 @@ class Session:
         self, request: Request, auth: Auth, state: _CallState, stats: ListingStats | None
     ) -> Response:
         """One attempt: authenticate, send under the limits, wait out throttling, check."""
+        # Calls made for this one (a token, a catalog) run under their own
+        # deadline: this one's pauses meanwhile, so that theirs decides.
         try:
-            url = URL(await self._endpoint_for(request) + request.target, encoded=True)
+            with state.deadline.paused():
+                url = URL(await self._endpoint_for(request) + request.target, encoded=True)
         except _FAILURES_OF_CALLS_ON_OUR_BEHALF as error:
             raise _AlreadyRetried(error) from None
         refreshed = False
         while True:
             try:
-                credentials = (
-                    await auth.headers(request, url, self.call) if request.authenticate else {}
-                )
+                with state.deadline.paused():
+                    credentials = (
+                        await auth.headers(request, url, self.call) if request.authenticate else {}
+                    )
             except _FAILURES_OF_CALLS_ON_OUR_BEHALF as error:
                 raise _AlreadyRetried(error) from None
-            started, response = await self._exchange(request, url, credentials, state, stats)
+            ticket, response = await self._exchange(request, url, credentials, state, stats)
             if 200 <= response.status < 300:  # noqa: PLR2004
-                self.limiter.adaptive.succeeded(started)
+                self.limiter.adaptive.succeeded(ticket)
                 self.budget.refund()
                 return response
             refusal = api_error(
@@ -383,7 +389,7 @@ class Session:
             )
             if is_throttling(refusal.status, refusal.code):
                 # Flow control, not failure: the gateway did not act on it.
-                self.limiter.adaptive.throttled(started)
+                self._learn(refusal, url, request, ticket)
                 state.throttled = refusal
                 if stats is not None:
                     stats.throttled += 1
@@ -392,7 +398,7 @@ class Session:
                     raise TimeoutError  # no use waiting: the deadline comes first
                 await asyncio.sleep(wait)
                 continue
-            self.limiter.adaptive.succeeded(started)
+            self.limiter.adaptive.succeeded(ticket)
             if (
                 response.status == HTTPStatus.UNAUTHORIZED
                 and request.authenticate
@@ -428,6 +434,22 @@ class Session:
             project_id=request.project_id,
         )
 
+    def _learn(self, refusal: APIError, url: URL, request: Request, ticket: Ticket) -> None:
+        """What a throttling answer teaches: the quota it names, else the learned rate."""
+        quota = parse_quota(refusal.message)
+        if quota is None:
+            self.limiter.adaptive.throttled(ticket)
+            return
+        host, api = _route(url, request)
+        self.limiter.adaptive.refused_under_quota(ticket)
+        if self.limiter.announced(host, api, quota):
+            logger.info(
+                "the gateway at %s announced its quota: %s (%s); pacing under it",
+                host,
+                quota,
+                f"policy {quota.scope}" if quota.scope else "no policy named",
+            )
+
     def _throttle_wait(self, refusal: APIError, state: _CallState) -> float:
         """Seconds a throttled request waits before it queues again for its turn."""
         state.throttles += 1
@@ -454,12 +476,13 @@ class Session:
         credentials: dict[str, str],
         state: _CallState,
         stats: ListingStats | None,
-    ) -> tuple[float, Response]:
-        """Send once through the transport, under the limits; (start time, answer)."""
+    ) -> tuple[Ticket, Response]:
+        """Send once through the transport, under the limits; (its start, answer)."""
         headers = {"Accept": "application/json", **credentials}
         if request.body is not None:
             headers["Content-Type"] = "application/json"
-        async with self.limiter.slot(queued=state.deadline.paused) as started:
+        host, api = _route(url, request)
+        async with self.limiter.slot(host, api, queued=state.deadline.paused) as ticket:
             if stats is not None:
                 stats.requests += 1
             began = time.perf_counter()
@@ -469,7 +492,7 @@ class Session:
                 _log(request, state.attempt, began, type(error).__name__)
                 raise
         _log(request, state.attempt, began, response.status)
-        return started, response
+        return ticket, response
 
 
 def _log_retry(request: Request, error: VBSError, attempt: int, wait: float) -> None:
@@ -500,3 +523,15 @@ def _log(request: Request, attempt: int, began: float, outcome: object) -> None:
             time.perf_counter() - began,
             attempt,
         )
+
+
+_ID_SEGMENT: Final = re.compile(r"[0-9a-fA-F-]{16,}|[0-9]+|[A-Za-z]{2}-[A-Za-z0-9-]+_[A-Za-z0-9]+")
+
+
+def _route(url: URL, request: Request) -> tuple[str, str]:
+    """(host, API) of a request, for quotas a gateway keeps per host or per API."""
+    host = f"{url.host}:{url.port}" if url.port else str(url.host)
+    segments = (
+        "{}" if _ID_SEGMENT.fullmatch(segment) else segment for segment in request.path.split("/")
+    )
+    return host, f"{request.method} {'/'.join(segments)}"

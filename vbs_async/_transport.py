@@ -94,6 +94,13 @@ class AiohttpTransport:
                 # below instead.
                 trust_env=False,
             )
+            # aiohttp re-sends an idempotent request once, silently, when the
+            # server closed the connection without answering; a DELETE the
+            # server carried out then comes back 404 and looks like a failure.
+            # The client's own retry loop re-sends instead, knowing that the
+            # first attempt may have acted (aiohttp has no public switch).
+            if hasattr(self._session, "_retry_connection"):
+                self._session._retry_connection = False  # noqa: SLF001
         return self._session
 
     def _proxy(self, url: URL) -> tuple[URL | None, aiohttp.BasicAuth | None]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
-import math
 import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -161,7 +160,9 @@ left (`| head`)."""
 @click.argument("project_ids", nargs=-1)
 @click.option(
     "--projects-file",
-    type=click.File("rb"),
+    # A path, opened here: a click.File opened while parsing leaks when a
+    # later option is refused.
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
     help="Project IDs or names, one per line (# comments, blank lines ignored); - for stdin.",
 )
 @click.option(
@@ -185,7 +186,7 @@ left (`| head`)."""
     "--output",
     "-o",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write rows here instead of stdout.",
+    help="Write rows here (- for stdout; a FIFO or device is written as `>` would).",
 )
 @click.option(
     "--concurrency",
@@ -277,7 +278,7 @@ left (`| head`)."""
 @click.option(
     "--report",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write what the crawl did as JSON: per project ok/failed/skipped, with totals.",
+    help="Write what the crawl did as JSON (- for stdout): per project ok/failed/skipped/gone.",
 )
 @click.option(
     "--db",
@@ -335,16 +336,21 @@ def crawl(ctx: click.Context, /, project_ids: tuple[str, ...], **options: Any) -
         options["output"] = None  # `-o -` is stdout
     if options["state"] is not None and options["output"] is None:
         raise CommandError("--resume needs --output: stdout cannot be resumed")
-    try:
-        check_paths(
-            options["output"],
-            options["state"],
-            options["report"],
-            read_target("--projects-file", projects_file),
-        )
-    except (PathError, StateError) as exc:
-        raise CommandError(str(exc)) from None
-    ids = _read_project_ids(project_ids, projects_file)
+    with contextlib.ExitStack() as files:
+        stream: IO[bytes] | None = None
+        if projects_file is not None:
+            path: Path = projects_file
+            stream = sys.stdin.buffer if str(path) == "-" else files.enter_context(path.open("rb"))
+        try:
+            check_paths(
+                options["output"],
+                options["state"],
+                options["report"],
+                read_target("--projects-file", stream),
+            )
+        except (PathError, StateError) as exc:
+            raise CommandError(str(exc)) from None
+        ids = _read_project_ids(project_ids, stream)
     if ids and options["all_projects"]:
         raise CommandError("name projects or use --all-projects, not both")
     try:
@@ -487,21 +493,17 @@ async def _client(
     return client, resolved
 
 
-def _parse_quota(value: str | None) -> tuple[float, float] | None:
-    """`RATE[:BURST]` as (rate, burst); the burst defaults to a second's worth."""
+def _parse_quota(value: str | None) -> str | None:
+    """A gateway model's text (`RATE[:BURST]`, `window:100/5`, ...), checked here."""
     if value is None:
         return None
-    rate_text, _, burst_text = value.partition(":")
+    from vbs_async.testing import parse_gateway  # noqa: PLC0415 - the emulator's, when used
+
     try:
-        rate = float(rate_text)
-        burst = float(burst_text) if burst_text else rate
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not RATE[:BURST]", param_hint="--quota") from None
-    if not (rate > 0 and burst >= 1) or math.isinf(rate) or math.isinf(burst):
-        raise click.BadParameter(
-            "RATE must be a number > 0 and BURST >= 1", param_hint="--quota"
-        ) from None
-    return rate, burst
+        parse_gateway(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--quota") from None
+    return value
 
 
 @cli.command(
@@ -556,8 +558,11 @@ taken."""
 @click.option(
     "--quota",
     callback=lambda _, __, value: _parse_quota(value),
-    metavar="RATE[:BURST]",
-    help="A gateway quota: over RATE requests/s (BURST at once), 429 in the gateway's form.",
+    metavar="MODEL",
+    help="A gateway model: RATE[:BURST] (a token bucket), window:LIMIT/SECONDS, "
+    "inflight:LIMIT, random:SHARE, penalty:SECONDS+MODEL, A&B, 0=A;5=B; options "
+    ",announce=on|off ,retry-after=none|zero|past|now|huge|garbage|SECONDS "
+    "(README: Throttling).",
 )
 def emulator(**options: Any) -> None:
     """Serve the VBS sharing API on this machine, for tests and demos, until Ctrl-C."""

@@ -46,6 +46,7 @@ class Tally:
         started: `time.monotonic()` at the start.
         requests_started: Requests started so far, counted live (the
             per-project figures arrive only when a project ends).
+        quotas: The quotas gateways announced (`50 per 1 s`), asked at the end.
     """
 
     total: int | None = None
@@ -61,6 +62,7 @@ class Tally:
     duplicates: int = 0
     started: float = attrs.field(factory=time.monotonic)
     requests_started: Callable[[], int] | None = None
+    quotas: Callable[[], list[str]] | None = None  # the gateway's, as announced
 
     def record(self, result: ProjectDone) -> None:
         """Add one project's result."""
@@ -130,6 +132,7 @@ class Tally:
                 f"elapsed: {self.elapsed:.2f}s ({self.rows_per_second():,.0f} rows/s, "
                 f"{self.rate():,.0f} requests/s)"
             ),
+            *(f"gateway quota: {quota}, announced" for quota in (self.quotas or list)()),
         ]
         shown = self.failed[:MAX_FAILURE_LINES]
         failures = [

@@ -173,6 +173,11 @@ def check_paths(
     if state is not None:
         if output_target.kind == "stdout":
             raise PathError("--resume needs --output FILE: stdout cannot be resumed")
+        if output_target.kind == "special":
+            raise PathError(
+                f"--resume needs --output to be a regular file; {output} is not one "
+                "(a device or a FIFO cannot be cut back to what finished projects wrote)"
+            )
         state_target = classify(state, "--resume")
         if state_target.kind == "special":
             raise PathError(f"--resume {state} is not a regular file")
@@ -205,6 +210,7 @@ async def _run(  # noqa: PLR0917 - a private step of run_crawl
         total=len(pending),
         skipped=len(job.project_ids) - len(pending),
         requests_started=lambda: client.limiter.started - started_before,
+        quotas=lambda: [str(quota) for _, quota in client.limiter.quotas],
     )
     if state is not None and not state.is_new and not pending:
         check_finished_output(job.output, state)

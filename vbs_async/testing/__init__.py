@@ -15,22 +15,42 @@ from ._drift import Drift
 from ._emulator import DEFAULT_TOKEN, Emulator, RecordedRequest
 from ._faults import Fault, FaultPlan, error_body
 from ._mock import MockTransport, SentRequest, response
-from ._quota import GatewayQuota
+from ._quota import (
+    AllOf,
+    FixedWindow,
+    GatewayModel,
+    GatewayQuota,
+    InFlightCap,
+    PenaltyBox,
+    Schedule,
+    Sporadic,
+    TokenBucket,
+    parse_gateway,
+)
 from ._store import Query, Store, StoredSharing
 
 __all__ = [
     "DEFAULT_TOKEN",
+    "AllOf",
     "Drift",
     "Emulator",
     "Fault",
     "FaultPlan",
+    "FixedWindow",
+    "GatewayModel",
     "GatewayQuota",
+    "InFlightCap",
     "MockTransport",
+    "PenaltyBox",
     "Query",
     "RecordedRequest",
+    "Schedule",
     "SentRequest",
+    "Sporadic",
     "Store",
     "StoredSharing",
+    "TokenBucket",
     "error_body",
+    "parse_gateway",
     "response",
 ]

@@ -26,7 +26,7 @@ from aiohttp import web
 
 from ._faults import FaultPlan, error_body
 from ._identity import Identity, Refused
-from ._quota import GatewayQuota
+from ._quota import GatewayModel, GatewayQuota, parse_gateway
 from ._store import Query, Store, populate, synthetic_project_ids
 
 if TYPE_CHECKING:
@@ -193,8 +193,11 @@ class Emulator:
             (needs `trustme`); `emu.ca_bundle` is the CA's PEM file.
         quota: `(rate, burst)`: a gateway quota shared by every call, IAM's
             included. Over it, 429 at once in the gateway's form
-            (`error_code` `APIGW.0308`), without `Retry-After`; a
-            `GatewayQuota` for more control. None for no quota.
+            (`error_code` `APIGW.0308`, the quota named in the message),
+            without `Retry-After`. Any gateway model for other gateways
+            (`FixedWindow`, `PenaltyBox`, `InFlightCap`, `Sporadic`,
+            `Schedule`, `AllOf`; see `vbs_async.testing`), or its text for
+            `parse_gateway` (`"window:100/5,announce=off"`). None for no quota.
 
     Attributes:
         store: The data; change it freely between (or during) requests.
@@ -232,7 +235,7 @@ class Emulator:
         agencies: Iterable[tuple[str, str]] = (),
         region: str = DEFAULT_REGION,
         tls: bool = False,
-        quota: tuple[float, float] | GatewayQuota | None = None,
+        quota: tuple[float, float] | GatewayModel | str | None = None,
     ) -> None:
         if latency < 0:
             raise ValueError("latency must be >= 0")
@@ -248,9 +251,13 @@ class Emulator:
         self.max_limit = max_limit
         self.ignore_offset = ignore_offset
         self.drift = drift
-        self.quota = (
-            quota if isinstance(quota, GatewayQuota) or quota is None else GatewayQuota(*quota)
-        )
+        self.quota: GatewayModel | None
+        if isinstance(quota, str):
+            self.quota = parse_gateway(quota)
+        elif isinstance(quota, tuple):
+            self.quota = GatewayQuota(*quota)
+        else:
+            self.quota = quota
         self.faults = FaultPlan(fault_rate, seed=fault_seed, retry_after=retry_after)
         self.identity = Identity(
             users,
@@ -395,9 +402,15 @@ class Emulator:
 
     @web.middleware
     async def _throttle(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if self.quota is None or self.quota.admit():
+        quota = self.quota
+        if quota is None:
             return await handler(request)
-        body, headers = self.quota.refusal(str(uuid.uuid4()))
+        if quota.admit():
+            try:
+                return await handler(request)
+            finally:
+                quota.release()
+        body, headers = quota.refusal(str(uuid.uuid4()))
         return web.Response(status=429, body=body, headers=headers)
 
     @web.middleware
