@@ -9,9 +9,11 @@ import aiohttp
 import orjson
 import pytest
 
-from vbs_async import BackupSharing, PaginationError, PermissionDeniedError
+from vbs_async import BackupSharing, PaginationError, PermissionDeniedError, TokenAuth, VBSClient
 from vbs_async._pagination import MAX_STEPS_BACK, PageCursor, PageRequest
-from vbs_async.testing import Drift, Emulator, Fault
+from vbs_async.testing import Drift, Emulator, Fault, MockTransport, response
+
+from ._helpers import FAST_RETRY
 
 # -- end checks against a server that silently caps `limit` -------------------------
 
@@ -358,3 +360,35 @@ def test_dedupe_memory_is_bounded_by_the_window(monkeypatch):
 def test_cursor_plans_no_page_ahead_beyond_max_items():
     c = cursor(page_size=10, overlap=2, max_items=12)
     assert c.plan(8) == [PageRequest(0, 10, 0), PageRequest(8, 10, 2)]
+
+
+# -- mistakes nothing caught once ------------------------------------------------------------
+
+_PROJECT = "0123456789abcdef0123456789abcdef"
+
+
+def _item(index: int) -> dict[str, str]:
+    return {
+        "id": f"s{index:04d}",
+        "backup_id": "b",
+        "from_project_id": _PROJECT,
+        "to_project_id": "t",
+    }
+
+
+async def test_a_server_sending_only_seen_items_is_refused_after_4_full_pages():
+    """The documented limit (README): 4 full pages in a row with nothing new."""
+
+    def handler(sent):
+        offset = int(dict(sent.request.query).get("offset", 0))
+        # Past the first page, every page is a new mix of the first page's items.
+        ids = range(10) if offset == 0 else [(offset * 3 + k) % 10 for k in range(10)]
+        return response(200, {"shared": [_item(i) for i in ids]})
+
+    transport = MockTransport(handler)
+    async with VBSClient(
+        "https://vbs.example", auth=TokenAuth("t" * 20), retry=FAST_RETRY, transport=transport
+    ) as client:
+        with pytest.raises(PaginationError, match="4 full pages in a row brought no new item"):
+            await client.list_sharings(_PROJECT, page_size=10, end_check="short_page")
+    assert len(transport.sent) == 1 + 4
