@@ -224,7 +224,7 @@ def test_verify_false_is_honoured_with_a_warning_naming_the_cloud(home, caplog):
 
 def test_a_missing_ca_file_is_a_configuration_error(home):
     env = {"OS_AUTH_TOKEN": "t", "OS_CACERT": str(home / "nope.pem")}
-    with pytest.raises(ConfigurationError, match="CA bundle"):
+    with pytest.raises(ConfigurationError, match=r"OS_CACERT names .*nope.pem, which does not"):
         settings_of(home, env)
 
 
