@@ -295,3 +295,20 @@ def test_two_resumable_jobs_on_one_output_the_second_is_refused(tmp_path):
     assert first.returncode == 0
     rows = rows_by_project(out.read_text())  # every line whole
     assert sum(len(v) for v in rows.values()) == 400
+
+
+def test_a_report_to_a_fifo_is_written_as_a_redirect_and_resume_refuses_one(tmp_path):
+    fifo = tmp_path / "report.fifo"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    result = invoke("crawl", *EMULATED, "-o", str(tmp_path / "out.jsonl"), "--report", str(fifo))
+    reader.join(30)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(received[0])["totals"]["sharings"] == 12
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    resumed = invoke("crawl", *EMULATED, "-o", str(fifo), "--resume", str(tmp_path / "state"))
+    assert resumed.exit_code == 2
+    assert "--resume needs --output to be a regular file" in one_error_line(resumed)
+    assert not (tmp_path / "state").exists()  # refused before anything was created

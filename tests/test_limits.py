@@ -10,7 +10,7 @@ import random
 import pytest
 
 from vbs_async import RequestTimeoutError, RetryBudget, RetryPolicy, TokenAuth, VBSClient
-from vbs_async._limits import AdaptiveRate, RequestLimiter, StartRateLimiter, Ticket
+from vbs_async._limits import CUT_GRACE, AdaptiveRate, RequestLimiter, StartRateLimiter, Ticket
 from vbs_async.testing import Emulator
 
 from ._helpers import PATIENT_RETRY
@@ -124,6 +124,26 @@ def test_the_first_cut_waits_for_a_round_of_answers_and_paces_under_what_got_thr
     assert rate.active
     assert rate.estimate == pytest.approx(50, rel=0.1)
     assert rate.rate < rate.estimate
+
+
+def test_refusals_of_requests_sent_in_the_grace_after_a_cut_do_not_cut_again():
+    clock = FakeClock()
+    rate = AdaptiveRate(clock=clock)
+    answer(rate, clock, 50, 2)
+    while not rate.active:  # refused until the first cut
+        answer(rate, clock, 50, 0.1)
+        rate.throttled(Ticket(clock.now - 0.04, 1))
+    cut_at = clock.now
+    while clock.now < cut_at + CUT_GRACE * 0.9:  # a refused third, all sent in the grace
+        answer(rate, clock, 30, 0.05)
+        for _ in range(2):
+            rate.throttled(Ticket(max(cut_at, clock.now - 0.04), 1))
+    assert rate.cuts == 1
+    for _ in range(20):  # the same after the grace: a new round, a new cut
+        answer(rate, clock, 30, 0.05)
+        for _ in range(2):
+            rate.throttled(Ticket(clock.now - 0.04, 1))
+    assert rate.cuts > 1
 
 
 def test_refusals_that_do_not_follow_the_rate_are_taken_for_noise():

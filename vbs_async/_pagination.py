@@ -84,20 +84,31 @@ MAX_VERIFY_PASSES: Final = 3
 
 REQUEST_BOUND_FACTOR: Final = 2
 REQUEST_BOUND_SLACK: Final = 20
-"""Page requests one pass may send: `REQUEST_BOUND_FACTOR * ceil(n / s) +
-REQUEST_BOUND_SLACK`, where `n` is the items the listing has yielded and `s` the
-longest page the server returned (`page_size`, or its silent cap). A server that
-pages honestly needs `ceil(n / (s - overlap)) + 1` (fewer than the bound for any
-`s`); steps back after deletes and the pages fetched ahead spend the slack. Every
-request counts, whatever moved the cursor, so no server can keep a listing asking
-for ever: the bound is what ends the listings that the quicker checks miss (a
-server that restarts past some offset, keeps its own cursor, or serves pages that
-contradict each other)."""
+"""Page requests one pass may send: `REQUEST_BOUND_FACTOR * ceil(n / (s - o)) +
+REQUEST_BOUND_SLACK`, where `n` is the items the listing has yielded, `s` the
+longest page the server returned (`page_size`, or its silent cap) and `o` its
+overlap. A server that pages honestly needs `ceil(n / (s - o)) + 1`; steps back
+after deletes and the pages fetched ahead spend the slack. Every request counts,
+whatever moved the cursor, so no server can keep a listing asking for ever: the
+bound is what ends the listings that the quicker checks miss (a server that
+restarts past some offset, keeps its own cursor, or serves pages that contradict
+each other)."""
+
+
+TRUST_STREAK: Final = 3
+"""Pages in a row bringing something new after which pages are fetched ahead again
+(after one that brought nothing, guesses ahead would mostly be thrown away)."""
 
 
 def request_bound(items: int, longest_page: int) -> int:
-    """The page requests a pass may send, having yielded `items` from pages up to `longest_page`."""
-    return REQUEST_BOUND_FACTOR * math.ceil(items / max(1, longest_page)) + REQUEST_BOUND_SLACK
+    """The page requests a pass may send, having yielded `items` from pages up to `longest_page`.
+
+    Each page brings at most `longest_page - overlap` new items (the overlap
+    re-reads the previous page's last ones): twice the pages an honest server
+    needs, and the slack.
+    """
+    step = max(1, longest_page - overlap_for(longest_page))
+    return REQUEST_BOUND_FACTOR * math.ceil(items / step) + REQUEST_BOUND_SLACK
 
 
 FetchPage = Callable[[int, int], Coroutine[Any, Any, tuple[BackupSharing, ...]]]
@@ -179,6 +190,8 @@ class PageCursor:
     _pass_requests: int = attrs.field(init=False, default=0)
     _pass_empty: int = attrs.field(init=False, default=0)
     _pass_steps_back: int = attrs.field(init=False, default=0)
+    # Pages in a row that were placed and brought something new (trust to fetch ahead).
+    _fresh_streak: int = attrs.field(init=False, default=TRUST_STREAK)
 
     def __attrs_post_init__(self) -> None:
         self._stride = self.page_size
@@ -214,6 +227,11 @@ class PageCursor:
         """Page requests this pass may send so far (it grows with the items yielded)."""
         return request_bound(self.stats.items, self._longest_page)
 
+    @property
+    def trusted(self) -> bool:
+        """Whether the last pages were placed and brought something new: worth fetching ahead."""
+        return self._fresh_streak >= TRUST_STREAK
+
     def may_ask_ahead(self) -> bool:
         """Whether a page may be fetched ahead without passing the request bound."""
         return self._pass_requests < self.request_bound
@@ -229,9 +247,9 @@ class PageCursor:
         if self._pass_requests >= bound:
             items = self.stats.items
             raise self._error(
-                f"{self._pass_requests} page requests brought {items} sharings, the most "
-                f"a listing of {items} may take (2 x ceil({items} / {max(1, self._longest_page)})"
-                f" + {REQUEST_BOUND_SLACK} = {bound}): {self._pass_empty} pages brought "
+                f"{self._pass_requests} page requests brought {items} sharings, the most a "
+                f"listing of {items} may take in pages of {max(1, self._longest_page)} "
+                f"({bound}): {self._pass_empty} pages brought "
                 f"nothing new and the cursor stepped back {self._pass_steps_back} times; the "
                 "server's pages contradict each other (is it ignoring offset, restarting its "
                 "listing past some offset, or keeping its own cursor?)",
@@ -292,10 +310,12 @@ class PageCursor:
             # Its items are read again once the cursor has found where it stands:
             # taken now, they would make the page that re-reads them look like the end.
             self._pass_empty += 1
+            self._fresh_streak = 0
             self._step_back(request)
             return SharingPage(self.project_id, request.offset, request.limit, ())
         self._steps_back = 0
         fresh = self._fresh(items, request.overlap)
+        self._fresh_streak = self._fresh_streak + 1 if fresh else 0
         if not fresh:
             self._pass_empty += 1
             if repeated_short:
@@ -574,10 +594,11 @@ class SharingIterator:
     async def _drain(self) -> AsyncIterator[SharingPage]:
         """One pass: pages from the cursor's offset until the cursor says the end."""
         cursor = self._cursor
-        window = self._window()
         while not cursor.done:
+            # Pages that bring nothing new make guesses ahead worthless: one at a time then.
+            window = self._window() if cursor.trusted else 1
             plan = cursor.plan(window)
-            if window == 1:
+            if window == 1 and not self._ahead:
                 cursor.charge(plan[0])
                 items = await self._fetch_page(plan[0].offset, plan[0].limit)
             else:

@@ -186,7 +186,7 @@ left (`| head`)."""
     "--output",
     "-o",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write rows here instead of stdout.",
+    help="Write rows here (- for stdout; a FIFO or device is written as `>` would).",
 )
 @click.option(
     "--concurrency",
@@ -278,7 +278,7 @@ left (`| head`)."""
 @click.option(
     "--report",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write what the crawl did as JSON: per project ok/failed/skipped, with totals.",
+    help="Write what the crawl did as JSON (- for stdout): per project ok/failed/skipped/gone.",
 )
 @click.option(
     "--db",

@@ -173,6 +173,11 @@ def check_paths(
     if state is not None:
         if output_target.kind == "stdout":
             raise PathError("--resume needs --output FILE: stdout cannot be resumed")
+        if output_target.kind == "special":
+            raise PathError(
+                f"--resume needs --output to be a regular file; {output} is not one "
+                "(a device or a FIFO cannot be cut back to what finished projects wrote)"
+            )
         state_target = classify(state, "--resume")
         if state_target.kind == "special":
             raise PathError(f"--resume {state} is not a regular file")
