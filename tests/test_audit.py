@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import json
+import subprocess
 
 import pytest
 from py_ocsf_models.events.findings.detection_finding import DetectionFinding
@@ -13,7 +14,7 @@ from py_ocsf_models.events.findings.detection_finding import DetectionFinding
 from vbs_async.inventory import Inventory, SharingClass, audit
 from vbs_async.testing import Emulator, Fault
 
-from .test_cli import emulator_in_thread, invoke, password_env
+from .test_cli import VBS_ASYNC, emulator_in_thread, invoke, password_env
 
 
 def project(name: str) -> str:
@@ -315,3 +316,16 @@ def test_a_csv_output_gives_the_backup_names_the_service_sent(hostile, tmp_path,
     assert from_csv.exit_code == 0, from_csv.output
     got = sorted(json.loads(line)["backup"]["name"] for line in from_csv.stdout.splitlines())
     assert got == sorted(names)  # the crawl's formula guard taken off again
+
+
+def test_the_reader_of_stdout_leaving_is_exit_141_quietly(hostile):
+    db, _ = hostile
+    process = subprocess.Popen(
+        [*VBS_ASYNC, "audit", "--db", str(db), "--format", "jsonl", "--min-severity", "info"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None
+    process.stdout.close()  # the reader left before the first line
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 141
+    assert b"Traceback" not in stderr

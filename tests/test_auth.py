@@ -394,9 +394,11 @@ async def test_no_auth_kind_leaks_its_secret_into_logs_or_errors(make_client, ca
 
 async def test_iam_throttling_past_the_deadline_is_throttling_not_refused_credentials():
     # IAM's Retry-After outlasts the call's deadline: the call ends throttled.
-    async with EchoServer(429, {"Retry-After": "5"}) as iam:
+    # The wait asked for (capped at wait_max, 600 s) is far past the deadline (10 s): the
+    # call gives up at once, however slow the machine, without waiting at all.
+    async with EchoServer(429, {"Retry-After": "3600"}) as iam:
         auth = PasswordAuth(iam.url + "/v3", "alice", PASSWORD, "emulator-domain")
-        retry = RetryPolicy(attempts=3, timeout=0.3, wait_initial=0.01, wait_max=10)
+        retry = RetryPolicy(attempts=3, timeout=10, wait_initial=0.01, wait_max=600)
         async with VBSClient(iam.url, auth=auth, retry=retry) as client:
             with pytest.raises(VBSError) as caught:
                 await client.list_sharings("eu-de_p00001")

@@ -79,10 +79,11 @@ def test_cancel_by_id_reports_failures_with_exit_1(emu):
     assert result.exit_code == 1
     assert f"failed {second} of {project}: HTTP 403" in result.stderr
     assert result.stderr.strip().endswith("cancelled 0, already gone 0, failed 1")
-    # Gone already (the first), cancelled now (the second): both done.
+    # Cancelled now (the second); the first's 404 cannot be told from a wrong
+    # project by ID alone: not found, not a success (a crawl's file tells it).
     again = invoke("cancel", project, first, second, "--yes")
-    assert again.exit_code == 0, again.stderr
-    assert f"already gone {first} of {project}" in again.stdout
+    assert again.exit_code == 1, again.stderr
+    assert f"not found {first} of {project}" in again.stderr
     assert f"cancelled {second} of {project}" in again.stdout
 
 

@@ -272,8 +272,11 @@ def test_two_resumable_jobs_on_one_output_the_second_is_refused(tmp_path):
         env = command_env(emulator)
 
         def arguments(state):
+            # --timeout: the first run's request waits at the gate while the
+            # others start (slow on a loaded machine); it must not time out.
             return [*VBS_ASYNC, "crawl", "-o", str(out), "--resume", str(state),
-                    "--max-projects", "1", *emulator.project_ids]  # fmt: skip
+                    "--max-projects", "1", "--timeout", "600", "--deadline", "1200",
+                    *emulator.project_ids]  # fmt: skip
 
         first = subprocess.Popen(arguments(first_state), env=env, stderr=subprocess.PIPE)
         wait_for_lines(first_state, 2, first)  # the job's line and a finished project

@@ -8,6 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import settings
 
 from .conftest import CREDENTIAL_VARIABLES
@@ -31,6 +32,7 @@ def test_a_test_sees_no_cloud_settings_and_lives_in_temporary_folders():
     assert Path(str(database.path)).resolve().is_relative_to(temporary)  # type: ignore[union-attr]
 
 
+@pytest.mark.timeout(300)  # a whole pytest run of four files, nested
 def test_the_configuration_tests_pass_with_a_developer_s_cloud_settings_present(tmp_path):
     """OS_AK, OS_SK, OS_CLOUD exported and a clouds.yaml in HOME change no result."""
     home = tmp_path / "developer"

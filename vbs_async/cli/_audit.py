@@ -27,6 +27,7 @@ from vbs_async.inventory import (
     read_trusted,
 )
 
+from ._calls import EXIT_BROKEN_PIPE, stdout_gone
 from ._findings import (
     FINDING_COLUMNS,
     Writer,
@@ -168,12 +169,29 @@ def audit_command(outputs: tuple[Path, ...], reports: tuple[Path, ...], **option
     trusted = trusted_ids(options["trusted"])
     fail_on = severity_option(options["fail_on"])
     output_format = options["output_format"] or ("table" if sys.stdout.isatty() else "jsonl")
+    with (
+        command_errors(),
+        opened_inventory(options["db"], outputs, reports, account=options["account"]) as inv,
+    ):
+        status = _audit(inv, trusted, output_format, fail_on, options)
+    click.get_current_context().exit(status)
+
+
+@contextlib.contextmanager
+def command_errors() -> Iterator[None]:
+    """Errors as the command's others: one line and exit 2, or 141 when the reader left.
+
+    An inventory that cannot be used is one line, exit 2; the reader of
+    stdout leaving (`| head`) is exit 141, quietly, as for crawl (click
+    itself would say 1).
+    """
     try:
-        with opened_inventory(options["db"], outputs, reports, account=options["account"]) as inv:
-            status = _audit(inv, trusted, output_format, fail_on, options)
+        yield
     except InventoryError as exc:
         raise AuditUsageError(str(exc)) from None
-    sys.exit(status)
+    except BrokenPipeError:
+        stdout_gone()
+        click.get_current_context().exit(EXIT_BROKEN_PIPE)
 
 
 def _audit(

@@ -7,8 +7,10 @@ included; send no change) and ask for confirmation unless `--yes`
 (refusing when there is no terminal to ask on). `cancel` takes sharing
 IDs, or the JSONL or CSV a crawl wrote (`--from-file`): each row is
 cancelled by the project that shared it (`from_project_id`), for bulk
-clean-ups; a sharing already gone (404) counts as done, so a clean-up run
-again succeeds.
+clean-ups; a sharing already gone (404) counts as done when the file's
+crawl listed it under that project (so a clean-up run again succeeds),
+and as "not found" (a failure) otherwise: a 404 from the wrong project
+looks the same.
 
 Exit status, as the README's table: 0 done, 1 the item (or some items)
 failed at the server (403, 409, ...), 2 usage, configuration, credentials
@@ -31,14 +33,20 @@ import attrs
 import click
 import orjson
 
-from vbs_async._errors import AuthenticationError, NotFoundError, TransportError, VBSError
+from vbs_async._errors import (
+    AuthenticationError,
+    ConfigurationError,
+    NotFoundError,
+    TransportError,
+    VBSError,
+)
 from vbs_async._requests import text_filters
 from vbs_async._retry import RetryPolicy
 from vbs_async._validation import check_id
 
 from ._connect import configured_client, connection_options
 from ._logging import operator_logging
-from ._projects import ProjectLookupError, resolve_projects
+from ._projects import ProjectLookupError, is_project_name, resolve_projects
 from ._rows import jsonl
 from ._signals import StopSignals
 from ._text import printable
@@ -299,24 +307,52 @@ def share(
     ctx.exit(_run(job, options, command="share", interrupted=interrupted))
 
 
-def read_sharing_rows(path: Path) -> list[tuple[str, str]]:
-    """(owning project, sharing ID) of each row of a crawl's JSONL or CSV, without repeats.
+@attrs.frozen
+class SharingRow:
+    """One sharing to cancel.
+
+    Attributes:
+        owner: The project that shared it (an ID, or a name to look up).
+        sharing_id: The sharing's ID.
+        seen_there: Whether a crawl listed it under `owner` (a file's row whose
+            `project_id` is its `from_project_id`): only then is a 404 proof
+            that it is gone, not that `owner` is the wrong project.
+    """
+
+    owner: str
+    sharing_id: str
+    seen_there: bool = False
+
+
+_FROM_FILE_LIMIT: Final = 256 * 1024 * 1024
+"""The largest --from-file read (a crawl of some 200,000 sharings): /dev/zero is not a file."""
+
+
+def read_sharing_rows(path: Path) -> list[SharingRow]:
+    """The sharings of a crawl's JSONL or CSV, without repeats.
 
     Raises:
-        click.UsageError: The file is not what a crawl writes, or holds no rows.
+        click.UsageError: The file is not what a crawl writes, is too large,
+            or holds no rows.
     """
     from_stdin = str(path) == "-"
     name = "stdin" if from_stdin else str(path)
     try:
-        data = sys.stdin.buffer.read() if from_stdin else path.read_bytes()
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise click.UsageError(f"{name} is not UTF-8 text (byte {exc.start})") from None
+        if from_stdin:
+            data = sys.stdin.buffer.read(_FROM_FILE_LIMIT + 1)
+        else:
+            with path.open("rb") as stream:
+                data = stream.read(_FROM_FILE_LIMIT + 1)
     except OSError as exc:
         raise click.UsageError(f"{name}: {exc.strerror}") from None
-    pairs: list[tuple[str, str]] = []
+    if len(data) > _FROM_FILE_LIMIT:
+        raise click.UsageError(
+            f"{name} is larger than {_FROM_FILE_LIMIT // (1024 * 1024)} MiB: "
+            "split it (a crawl's file per project or region)"
+        )
+    text = decode_text(data, name)
     if text.startswith("project_id,"):
-        records: list[Any] = list(csv.DictReader(io.StringIO(text, newline="")))
+        records: list[Any] = _csv_records(text)
     else:
         # Lines end at LF only: `str.splitlines` also cuts at U+2028, U+0085 and
         # others, which JSON leaves raw inside a backup's name.
@@ -326,6 +362,7 @@ def read_sharing_rows(path: Path) -> list[tuple[str, str]]:
             raise click.UsageError(f"{name} is neither a crawl's JSONL nor its CSV") from None
     if not records:
         raise click.UsageError(f"no sharings in {name}: nothing to cancel")
+    rows: dict[tuple[str, str], SharingRow] = {}
     for number, record in enumerate(records, start=1):
         try:
             owner, sharing_id = record["from_project_id"], record["id"]
@@ -335,8 +372,36 @@ def read_sharing_rows(path: Path) -> list[tuple[str, str]]:
             raise click.UsageError(
                 f"{name}: row {number} has no valid from_project_id and id"
             ) from None
-        pairs.append((owner, sharing_id))
-    return list(dict.fromkeys(pairs))
+        seen_there = record.get("project_id") == owner
+        earlier = rows.get((owner, sharing_id))
+        rows[owner, sharing_id] = SharingRow(
+            owner, sharing_id, seen_there or (earlier is not None and earlier.seen_there)
+        )
+    return list(rows.values())
+
+
+def decode_text(data: bytes, name: str) -> str:
+    """A file's text: UTF-8 (a byte order mark dropped) or UTF-16 with its mark, as Windows saves.
+
+    Raises:
+        click.UsageError: It is neither.
+    """
+    try:
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            return data.decode("utf-16")
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise click.UsageError(f"{name} is not UTF-8 text (byte {exc.start})") from None
+
+
+def _csv_records(text: str) -> list[dict[str, str]]:
+    """A crawl's CSV rows: fields as large as the file (a description may be long)."""
+    before = csv.field_size_limit()
+    csv.field_size_limit(max(before, _FROM_FILE_LIMIT))
+    try:
+        return list(csv.DictReader(io.StringIO(text, newline="")))
+    finally:
+        csv.field_size_limit(before)
 
 
 @click.command(
@@ -347,7 +412,8 @@ Examples:
   vbs-async cancel --from-file old.jsonl --dry-run
 
 \b
-Exit status: 0 every sharing cancelled or already gone (404), 1 any failed,
+Exit status: 0 every sharing cancelled or already gone (a 404 for a row a
+crawl listed under its owner), 1 any failed or not found,
 2 usage, configuration, credentials or an endpoint that does not answer,
 129/130/143 a signal, 141 the reader of stdout left (the closing line on
 stderr says what was done and what is unknown)."""
@@ -373,20 +439,21 @@ def cancel(
     """End sharings: SHARING_IDS of PROJECT, or every row of --from-file."""
     dry_run, yes, from_file = options.pop("dry_run"), options.pop("yes"), options.pop("from_file")
     targets = _cancel_targets(project, sharing_ids, from_file)
-    owners = len({owner for owner, _ in targets})
+    owners = len({row.owner for row in targets})
     if not dry_run:
         _confirm(f"Cancel {len(targets)} sharings of {owners} projects?", yes=yes)
     tally = _Cancelled(len(targets))
     timeout = options["timeout"]
 
     async def job(client: VBSClient) -> int:
-        resolved = targets
         if from_file is None:  # PROJECT may be a name
-            (project_id,) = await _ids(client, [targets[0][0]])
-            resolved = [(project_id, s) for _, s in targets]
+            (project_id,) = await _ids(client, [targets[0].owner])
+            resolved = [attrs.evolve(row, owner=project_id) for row in targets]
+        else:
+            resolved = await _known_owners(client, targets, from_file)
         if dry_run:
-            for owner, sharing_id in resolved:
-                click.echo(f"would cancel {sharing_id} of {owner}")
+            for row in resolved:
+                click.echo(f"would cancel {row.sharing_id} of {row.owner}")
             click.echo(f"dry run: {len(targets)} sharings of {owners} projects", err=True)
             return 0
         return await _cancel_all(client, resolved, tally, timeout=timeout)
@@ -399,10 +466,41 @@ def cancel(
     ctx.exit(_run(job, options, command="cancel", interrupted=interrupted))
 
 
+async def _known_owners(
+    client: VBSClient, rows: list[SharingRow], from_file: Path
+) -> list[SharingRow]:
+    """The file's rows with every owner checked against IAM's list (names made IDs).
+
+    Without an IAM endpoint (a token and an endpoint only), IDs cannot be
+    checked and names cannot be looked up: names are refused, IDs kept (a
+    404 then counts as gone only for a row the crawl listed under its owner).
+
+    Raises:
+        CallError: An owner IAM does not list for these credentials (nothing is sent).
+    """
+    name = "stdin" if str(from_file) == "-" else str(from_file)
+    try:
+        listed = await client.list_projects(include_disabled=True)
+    except ConfigurationError:
+        if any(is_project_name(row.owner) for row in rows):
+            raise
+        return rows
+    by_key = {project.id: project.id for project in listed}
+    by_key.update({project.name: project.id for project in listed})
+    unknown = list(dict.fromkeys(row.owner for row in rows if row.owner not in by_key))
+    if unknown:
+        raise CallError(
+            f"{name}: from_project_id {unknown[0]} is not a project IAM lists for these "
+            f"credentials ({len(unknown)} such): nothing was cancelled",
+            EXIT_USAGE,
+        )
+    return [attrs.evolve(row, owner=by_key[row.owner]) for row in rows]
+
+
 def _cancel_targets(
     project: str | None, sharing_ids: tuple[str, ...], from_file: Path | None
-) -> list[tuple[str, str]]:
-    """(project, sharing ID) pairs from the arguments or the file, every ID checked."""
+) -> list[SharingRow]:
+    """The sharings to cancel, from the arguments or the file, every ID checked."""
     if from_file is not None:
         if project is not None:
             raise click.UsageError("give sharing IDs or --from-file, not both")
@@ -410,7 +508,7 @@ def _cancel_targets(
     if project is None or not sharing_ids:
         raise click.UsageError("give PROJECT and SHARING_IDS, or --from-file")
     _check_ids(("PROJECT", project), *(("SHARING_IDS", s) for s in sharing_ids))
-    return list(dict.fromkeys((project, s) for s in sharing_ids))
+    return [SharingRow(project, s) for s in dict.fromkeys(sharing_ids)]
 
 
 @attrs.define
@@ -420,13 +518,18 @@ class _Cancelled:
     total: int
     cancelled: int = 0
     gone: int = 0
+    not_found: int = 0
     failed: int = 0
     in_flight: int = 0
     setup_error: VBSError | None = None
 
     def closing(self) -> str:
-        line = f"cancelled {self.cancelled}, already gone {self.gone}, failed {self.failed}"
-        not_sent = self.total - self.cancelled - self.gone - self.failed - self.in_flight
+        line = f"cancelled {self.cancelled}, already gone {self.gone}"
+        if self.not_found:
+            line += f", not found {self.not_found}"
+        line += f", failed {self.failed}"
+        done = self.cancelled + self.gone + self.not_found + self.failed
+        not_sent = self.total - done - self.in_flight
         if self.in_flight:
             line += (
                 f"; {self.in_flight} in flight: unknown whether cancelled "
@@ -438,7 +541,7 @@ class _Cancelled:
 
 
 async def _cancel_all(
-    client: VBSClient, targets: list[tuple[str, str]], tally: _Cancelled, *, timeout: float
+    client: VBSClient, targets: list[SharingRow], tally: _Cancelled, *, timeout: float
 ) -> int:
     queue = iter(targets)
     reader_left = False
@@ -453,10 +556,10 @@ async def _cancel_all(
             reader_left = True  # `| head -3`: send nothing more
 
     async def worker() -> None:
-        for owner, sharing_id in queue:
+        for row in queue:
             if reader_left:
                 return
-            say(await _cancel_one(client, owner, sharing_id, tally))
+            say(await _cancel_one(client, row, tally))
 
     await asyncio.gather(*(worker() for _ in range(min(_AT_ONCE, len(targets)))))
     if tally.setup_error is not None and not (tally.cancelled or tally.gone):
@@ -467,18 +570,28 @@ async def _cancel_all(
         click.echo(f"stopped: the reader of stdout left; {tally.closing()}", err=True)
         return EXIT_BROKEN_PIPE
     click.echo(tally.closing(), err=True)
-    return EXIT_FAILED if tally.failed else 0
+    return EXIT_FAILED if tally.failed or tally.not_found else 0
 
 
-async def _cancel_one(client: VBSClient, owner: str, sharing_id: str, tally: _Cancelled) -> str:
+async def _cancel_one(client: VBSClient, row: SharingRow, tally: _Cancelled) -> str:
     """Cancel one sharing, count the outcome; the line for stdout ("" when it failed)."""
+    owner, sharing_id = row.owner, row.sharing_id
     tally.in_flight += 1  # stays counted if a signal cancels the call: its outcome is unknown
     try:
         await client.cancel_sharing(owner, sharing_id)
     except NotFoundError:
         tally.in_flight -= 1
-        tally.gone += 1  # already cancelled: what a clean-up wants
-        return f"already gone {sharing_id} of {owner}"
+        if row.seen_there:
+            tally.gone += 1  # a crawl listed it there: already cancelled, what a clean-up wants
+            return f"already gone {sharing_id} of {owner}"
+        # No evidence it was ever there: the wrong project gives a 404 too.
+        tally.not_found += 1
+        click.echo(
+            f"not found {sharing_id} of {owner}: nothing cancelled (is {owner} the project "
+            "that shared it?)",
+            err=True,
+        )
+        return ""
     except VBSError as exc:
         tally.in_flight -= 1
         tally.failed += 1

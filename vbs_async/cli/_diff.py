@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 import click
 
-from vbs_async.inventory import InventoryError, Severity, diff
+from vbs_async.inventory import Severity, diff
 
 from ._audit import (
     EXIT_FINDINGS,
     SEVERITIES,
     AuditUsageError,
+    command_errors,
     opened_inventory,
     severity_option,
     source_options,
@@ -59,17 +60,15 @@ def diff_command(outputs: tuple[Path, ...], reports: tuple[Path, ...], **options
     trusted = trusted_ids(options["trusted"])
     fail_on_new = severity_option(options["fail_on_new"])
     output_format = options["output_format"] or ("table" if sys.stdout.isatty() else "jsonl")
-    try:
-        with opened_inventory(options["db"], outputs, reports, account=options["account"]) as inv:
-            changes = diff(
-                inv, old_run=options["old_run"], new_run=options["new_run"], trusted=trusted
-            )
-            writer = Writer(sys.stdout, output_format, columns=CHANGE_COLUMNS)
-            for change in changes:
-                change_row(writer, change)
-            writer.close(_TABLE)
-    except InventoryError as exc:
-        raise AuditUsageError(str(exc)) from None
+    with (
+        command_errors(),
+        opened_inventory(options["db"], outputs, reports, account=options["account"]) as inv,
+    ):
+        changes = diff(inv, old_run=options["old_run"], new_run=options["new_run"], trusted=trusted)
+        writer = Writer(sys.stdout, output_format, columns=CHANGE_COLUMNS)
+        for change in changes:
+            change_row(writer, change)
+        writer.close(_TABLE)
     summary = changes.summary
     new_by_level = ", ".join(
         f"{summary.added_by_severity.get(level, 0):,} {level.label}" for level in reversed(Severity)
@@ -92,5 +91,5 @@ def diff_command(outputs: tuple[Path, ...], reports: tuple[Path, ...], **options
             f"{summary.new_at_least(fail_on_new):,} new sharings at or above "
             f"{fail_on_new.label}: exit 3\n"
         )
-        sys.exit(EXIT_FINDINGS)
-    sys.exit(EXIT_FAILED if summary.unknown_projects else EXIT_OK)
+        click.get_current_context().exit(EXIT_FINDINGS)
+    click.get_current_context().exit(EXIT_FAILED if summary.unknown_projects else EXIT_OK)

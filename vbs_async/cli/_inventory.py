@@ -11,16 +11,13 @@ Finished projects are committed to the database in batches (one
 transaction for up to `BATCH_PROJECTS` projects or `BATCH_ROWS` rows, or
 what finished in the last `BATCH_SECONDS`): each project is still recorded
 whole or not at all, and its output rows and state line follow its commit.
-A transaction per project cost a crawl about a third more time; a batch
-costs it a few percent (`benchmarks/inventory.py`).
+A transaction per project cost a crawl about a third more time than a
+batch does (`benchmarks/inventory.py` measures what `--db` costs).
 """
 
 from __future__ import annotations
 
-import collections
 import hashlib
-import queue
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,18 +60,17 @@ class InventorySpec:
 BATCH_PROJECTS = 64
 BATCH_ROWS = 20_000
 BATCH_SECONDS = 1.0
-QUEUE_LENGTH = 256
-"""Pages and batches waiting for the writer; beyond, the crawl waits (memory stays bounded)."""
 
 
 class CrawlRecorder:
-    """A crawl's run in the inventory, written by a thread of its own.
+    """A crawl's run in the inventory.
 
-    The event loop hands pages and finished projects to a writer thread
-    (SQLite works without the GIL, so the crawl goes on meanwhile); batches
-    of finished projects are committed there, and their output rows and
-    state lines are written back on the event loop, in order, once their
-    commit is done (`then(True)`).
+    Pages go to the database's temporary table as they arrive; finished
+    projects are committed in batches, and their output rows and state
+    lines written once their commit is done (`then(True)`), in order.
+    Everything runs on the event loop's thread: a writer thread of its own
+    was tried, and cost the crawl more (the two threads took the GIL from
+    each other at every page) than the work it took off the loop.
     """
 
     def __init__(self, inventory: Inventory, run: RunRecorder) -> None:
@@ -83,13 +79,6 @@ class CrawlRecorder:
         self._batch: list[tuple[str, str | None, Callable[[bool], None]]] = []
         self._rows = 0
         self._since = 0.0
-        self._tasks: queue.Queue[Callable[[], None] | None] = queue.Queue(QUEUE_LENGTH)
-        self._committed: collections.deque[tuple[list[Callable[[bool], None]], bool]] = (
-            collections.deque()
-        )
-        self._error: BaseException | None = None
-        self._writer = threading.Thread(target=self._work, name="vbs-async-db", daemon=True)
-        self._writer.start()
 
     @classmethod
     def open(
@@ -139,45 +128,9 @@ class CrawlRecorder:
             raise
         return cls(inventory, run)
 
-    # -- the writer thread ------------------------------------------------------------
-
-    def _work(self) -> None:
-        while True:
-            task = self._tasks.get()
-            try:
-                if task is None:
-                    return
-                if self._error is None:  # after a failure, nothing more is written
-                    task()
-            except BaseException as exc:  # noqa: BLE001 - handed to the event loop
-                self._error = exc
-            finally:
-                self._tasks.task_done()
-
-    def _commit(self, batch: list[tuple[str, str | None, Callable[[bool], None]]]) -> None:
-        thens = [then for _, _, then in batch]
-        try:
-            self._run.commit_projects([(project_id, reason) for project_id, reason, _ in batch])
-        except BaseException:
-            self._committed.append((thens, False))
-            raise
-        self._committed.append((thens, True))
-
-    # -- the event loop's side --------------------------------------------------------
-
-    def _written_back(self) -> None:
-        """Write the output and state of the batches committed so far; raise a writer's error."""
-        while self._committed:
-            thens, committed = self._committed.popleft()
-            for then in thens:
-                then(committed)
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
-
     def page(self, page: SharingPage) -> None:
         """Keep a page of a project being listed."""
-        self._tasks.put(lambda: self._run.add_page(page.project_id, page.items))
+        self._run.add_page(page.project_id, page.items)
         self._rows += len(page.items)
         self._flush_if_due()
 
@@ -197,38 +150,34 @@ class CrawlRecorder:
             or self._rows >= BATCH_ROWS
             or time.monotonic() - self._since >= BATCH_SECONDS
         ):
-            batch, self._batch = self._batch, []
-            self._rows = 0
-            self._tasks.put(lambda: self._commit(batch))
-        self._written_back()
+            self.flush()
 
     def flush(self) -> None:
-        """Commit every finished project and write its output and state; wait for it."""
+        """Commit the finished projects, then write their output and state, in order."""
         batch, self._batch = self._batch, []
         self._rows = 0
-        if batch:
-            self._tasks.put(lambda: self._commit(batch))
-        self._tasks.join()
-        self._written_back()
+        if not batch:
+            return
+        try:
+            self._run.commit_projects([(project_id, reason) for project_id, reason, _ in batch])
+        except BaseException:
+            for _, _, then in batch:
+                then(False)  # noqa: FBT003 - not committed: the rows are dropped
+            raise
+        for _, _, then in batch:
+            then(True)  # noqa: FBT003 - committed: write the rows
 
     def drop(self, project_id: str) -> None:
         """Forget the pages of a project that did not end."""
-        self._tasks.put(lambda: self._run.drop_project(project_id))
+        self._run.drop_project(project_id)
 
     def finish(self) -> None:
         """The crawl went through its projects: the run is complete or partial."""
         self.flush()
-        self._tasks.put(self._finish_run)
-        self._tasks.join()
-        self._written_back()
-
-    def _finish_run(self) -> None:
         self._run.finish()
 
     def close(self) -> None:
-        """Stop the writer and close the database (a run not finished stays resumable)."""
-        self._tasks.put(None)
-        self._writer.join()
+        """Close the database (a run not finished stays resumable)."""
         self._inventory.close()
 
 

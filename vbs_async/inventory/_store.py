@@ -226,11 +226,7 @@ class Inventory:
         if write:
             self._acquire()
         try:
-            # One thread at a time, not necessarily the opening one (a crawl
-            # records from a worker thread of its own).
-            self._db = sqlite3.connect(
-                str(self.path), isolation_level=None, check_same_thread=False
-            )
+            self._db = sqlite3.connect(str(self.path), isolation_level=None)
         except sqlite3.Error as exc:
             self._release()
             raise InventoryError(f"cannot open {self.path}: {exc}") from None

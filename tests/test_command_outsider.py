@@ -1,0 +1,141 @@
+"""What an outside tester broke after issue 21 was built: each finding a test, from outside.
+
+A cancel that claimed success with the wrong project, crawls on one output
+that silently lost rows, a dead endpoint during a bulk cancel, files the
+crawl writes that cancel could not read, and other surprises.
+"""
+
+# ruff: noqa: F811 - `emu` is the fixture of test_command_surprises, imported
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import pytest
+
+from ._helpers import emulator_in_thread
+from .test_cli import invoke
+from .test_command_files import one_error_line
+from .test_command_surprises import emu, password_setup  # noqa: F401 - the fixture
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+@pytest.fixture
+def iam_emu(clean_env):
+    """3 projects of 6 sharings, the command configured with a password (IAM lists projects)."""
+    with emulator_in_thread(
+        projects=3, sharings_per_project=6, seed=5, users={"alice": "alice-password-1"}
+    ) as emulator:
+        password_setup(clean_env, emulator)
+        yield emulator
+
+
+def crawl_file(tmp_path: Path, project: str, name: str = "rows.jsonl") -> Path:
+    rows = tmp_path / name
+    result = invoke("crawl", "-o", str(rows), project)
+    assert result.exit_code == 0, result.stderr
+    return rows
+
+
+# -- 1. cancel with the wrong project is not a success ------------------------------------------
+
+
+@pytest.mark.parametrize("fixture", ["emu", "iam_emu"])
+def test_cancel_with_another_project_says_not_found_and_fails(request, fixture):
+    emu = request.getfixturevalue(fixture)
+    owner, other = emu.project_ids[0], emu.project_ids[1]
+    sharing = emu.sharings(owner)[0]["id"]
+    result = invoke("cancel", other, sharing, "--yes")
+    assert result.exit_code == 1, result.stderr
+    assert f"not found {sharing} of {other}" in result.stderr
+    assert "already gone" not in result.stdout
+    assert result.stderr.strip().splitlines()[-1] == (
+        "cancelled 0, already gone 0, not found 1, failed 0"
+    )
+    assert sharing in {s["id"] for s in emu.sharings(owner)}
+
+
+def test_cancel_with_another_project_s_name_says_not_found(iam_emu):
+    owner = iam_emu.project_ids[0]
+    sharing = iam_emu.sharings(owner)[0]["id"]
+    result = invoke("cancel", "eu-de_p00001", sharing, "--yes")
+    assert result.exit_code == 1, result.stderr
+    assert "not found" in result.stderr
+    assert sharing in {s["id"] for s in iam_emu.sharings(owner)}
+
+
+@pytest.mark.parametrize("owner", ["eu-de_nowhere", "f" * 32])
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_cancel_from_file_with_an_owner_iam_does_not_list_sends_nothing(
+    iam_emu, tmp_path, owner, dry_run
+):
+    rows = crawl_file(tmp_path, iam_emu.project_ids[0])
+    records = [json.loads(line) for line in rows.read_text().splitlines()]
+    records[0]["from_project_id"] = owner
+    rows.write_text("".join(json.dumps(r) + "\n" for r in records))
+    before = iam_emu.requests_received
+    result = invoke("cancel", "--from-file", str(rows), "--dry-run" if dry_run else "--yes")
+    assert result.exit_code == 2, result.stderr
+    line = one_error_line(result)
+    assert owner in line
+    assert "not a project IAM lists" in line
+    assert "would cancel" not in result.stdout
+    assert len(iam_emu.sharings(iam_emu.project_ids[0])) == 6
+    assert iam_emu.requests_received - before <= 2  # the token and IAM's project list
+
+
+def test_cancel_from_file_rows_moved_to_another_owner_are_not_found_without_iam(emu, tmp_path):
+    rows = crawl_file(tmp_path, emu.project_ids[0])
+    records = [json.loads(line) for line in rows.read_text().splitlines()]
+    records[0]["from_project_id"] = emu.project_ids[1]  # not where the crawl saw it
+    rows.write_text("".join(json.dumps(r) + "\n" for r in records))
+    result = invoke("cancel", "--from-file", str(rows), "--yes")
+    assert result.exit_code == 1, result.stderr
+    assert f"not found {records[0]['id']} of {emu.project_ids[1]}" in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "cancelled 5, already gone 0, not found 1, failed 0"
+    )
+    assert [s["id"] for s in emu.sharings(emu.project_ids[0])] == [records[0]["id"]]
+
+
+def test_cancel_from_file_of_the_crawl_run_again_is_already_gone_with_iam(iam_emu, tmp_path):
+    rows = crawl_file(tmp_path, iam_emu.project_ids[0])
+    first = invoke("cancel", "--from-file", str(rows), "--yes")
+    again = invoke("cancel", "--from-file", str(rows), "--yes")
+    assert (first.exit_code, again.exit_code) == (0, 0), again.stderr
+    assert again.stderr.strip().splitlines()[-1] == "cancelled 0, already gone 6, failed 0"
+
+
+# -- 4. cancel reads every file the crawl writes -------------------------------------------------
+
+
+def test_cancel_reads_a_crawl_s_csv_with_a_200_kb_description(emu, tmp_path):
+    project = emu.project_ids[0]
+    for sharing in emu.sharings(project):
+        emu.store.add({**sharing, "backup": {**sharing["backup"], "description": "d" * 200_000}})
+    rows = tmp_path / "rows.csv"
+    assert invoke("crawl", "-o", str(rows), "--format", "csv", project).exit_code == 0
+    assert rows.stat().st_size > 6 * 200_000
+    result = invoke("cancel", "--from-file", str(rows), "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.count("would cancel") == 6
+
+
+def test_cancel_reads_a_utf16_file_as_the_projects_file_does(emu, tmp_path):
+    rows = crawl_file(tmp_path, emu.project_ids[0])
+    rows.write_bytes(rows.read_text().encode("utf-16"))
+    result = invoke("cancel", "--from-file", str(rows), "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.count("would cancel") == 6
+
+
+@pytest.mark.usefixtures("emu")
+def test_cancel_from_a_file_larger_than_the_limit_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setattr("vbs_async.cli._calls._FROM_FILE_LIMIT", 1000)
+    rows = tmp_path / "rows.jsonl"
+    rows.write_bytes(b"0" * 5000)  # no line end: an endless input looks like this
+    result = invoke("cancel", "--from-file", str(rows), "--yes")
+    assert result.exit_code == 2
+    assert "is larger than" in one_error_line(result)
