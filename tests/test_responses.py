@@ -167,3 +167,47 @@ def test_a_count_of_zero_is_a_count_a_negative_one_is_not():
     for body in (b'{"count": -1}', b'{"count": true}', b'{"count": 1.5}', b"{}"):
         with pytest.raises(ResponseDecodeError, match="'count' must be a non-negative integer"):
             read_count(body, LIST)
+
+
+# -- survivors of the mutation run, killed ----------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [300, 301, 302])
+def test_any_3xx_is_an_error_naming_the_redirect_never_followed(status):
+    error = raised(answer(status, b"", Location="https://elsewhere.example"))
+    assert error.status == status
+    assert error.message == "the service answered with a redirect, which vbs_async never follows"
+
+
+def test_299_is_success_and_a_body_that_is_not_utf8_still_gives_a_message():
+    check_response(answer(299), LIST)  # no error
+    error = raised(answer(500, b"\xff\xfe gateway broke"))
+    assert "gateway broke" in error.message
+    assert "\ufffd" in error.message
+
+
+def test_each_error_body_form_is_recognised_by_any_one_of_its_fields():
+    only_code = raised(answer(429, b'{"error_code": "APIGW.0308"}'))
+    assert only_code.code == "APIGW.0308"
+    only_message = raised(answer(400, b'{"error_msg": "bad limit"}'))
+    assert (only_message.code, only_message.message) == (None, "bad limit")
+    vbs_code = raised(answer(404, b'{"other": 1, "itemNotFound": {"code": 404}}'))
+    assert vbs_code.code == "404"
+    vbs_message = raised(answer(404, b'{"itemNotFound": {"message": "gone"}}'))
+    assert (vbs_message.code, vbs_message.message) == (None, "gone")
+    neither = raised(answer(400, b'{"error": {"detail": "x"}}'))
+    assert (neither.code, neither.message) == (None, '{"error": {"detail": "x"}}')
+
+
+def test_a_field_that_is_an_object_or_a_list_is_no_code_or_message():
+    body = b'{"error_code": ["A", "B"], "error_msg": {"text": "x"}}'
+    error = raised(answer(400, body))
+    assert (error.code, error.message) == (None, body.decode())  # the body, shown as it is
+    numbered = raised(answer(400, b'{"error_code": 4001, "error_msg": "bad"}'))
+    assert (numbered.code, numbered.message) == ("4001", "bad")
+
+
+def test_a_list_answer_that_does_not_fit_names_its_project_and_offset():
+    with pytest.raises(ResponseDecodeError) as caught:
+        read_sharing_list(b'{"shared": [{"id": 5}]}', LIST)
+    assert (caught.value.project_id, caught.value.offset) == ("p1", 300)

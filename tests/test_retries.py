@@ -23,8 +23,9 @@ from vbs_async import (
     TransportError,
     VBSClient,
 )
+from vbs_async._requests import Request
 from vbs_async._responses import Response  # noqa: TC001 - the handler's annotation
-from vbs_async._retry import parse_retry_after
+from vbs_async._retry import is_transient, parse_retry_after
 from vbs_async.testing import Emulator, Fault, MockTransport, SentRequest, response
 
 from ._helpers import FAST_RETRY
@@ -369,3 +370,41 @@ def test_backoff_jitter_adds_up_to_wait_jitter_never_past_wait_max():
     assert all(0.1 <= wait <= 0.3 for wait in first)
     assert max(first) - min(first) > 0.1  # spread, not a constant
     assert all(policy.backoff(3) == 0.35 for _ in range(50))  # 0.4 + jitter, capped
+
+
+# -- survivors of the mutation run, killed ----------------------------------------------------
+
+
+def test_the_retry_budget_defaults_are_botocore_s():
+    budget = RetryBudget()
+    assert (budget.capacity, budget.retry_cost, budget.timeout_cost, budget.success_refund) == (
+        500,
+        5,
+        10,
+        1,
+    )
+    assert budget.tokens == 500
+    budget.refund()  # full: nothing earned past the capacity
+    assert budget.tokens == 500
+    assert RetryBudget(0).spend(ServerError("x", status=500)) is False  # an empty budget
+    with pytest.raises(ValueError, match="retry budget capacity"):
+        RetryBudget(-1)
+
+
+def test_a_boolean_is_not_a_wait():
+    with pytest.raises(ValueError, match="wait_initial"):
+        RetryPolicy(wait_initial=True)
+
+
+def test_an_http_date_without_a_zone_is_read_as_utc():
+    now = 1_700_000_000.0
+    assert parse_retry_after(429, "Tue, 14 Nov 2023 22:14:20 -0000", now) == 60.0
+
+
+def test_a_transport_failure_that_must_not_be_retried_is_not_even_for_a_get():
+    request = Request("GET", "/v2/p1/os-vendor-backup-sharing/detail", "p1", offset=0)
+    certificate = TransportError("TLS certificate could not be verified", retryable=False)
+    assert not is_transient(certificate, request)
+    unsent = TransportError("could not connect", request_sent=False, retryable=False)
+    assert not is_transient(unsent, request)
+    assert is_transient(TransportError("reset"), request)
