@@ -229,10 +229,10 @@ async def test_a_project_list_that_breaks_mid_crawl_raises_its_own_error(make_cl
         raise RuntimeError("the project list broke")
 
     client = make_client(emulator)
-    with pytest.raises(RuntimeError, match="^the project list broke$"):
+    with pytest.raises(RuntimeError, match=r"^the project list broke$"):
         [r async for r in client.crawl(project_ids())]
 
 
 async def test_a_single_string_is_refused_as_a_project_list(make_client, emulator):
-    with pytest.raises(ValueError, match="^project_ids must be an iterable of IDs, not a single"):
+    with pytest.raises(ValueError, match=r"^project_ids must be an iterable of IDs, not a single"):
         [r async for r in make_client(emulator).crawl(emulator.project_ids[0])]
