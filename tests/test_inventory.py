@@ -287,3 +287,17 @@ def test_several_projects_commit_in_one_transaction_each_whole(tmp_path):
         assert run.commit_projects([(P1, None), (P2, None), (P3, "HTTP 403")]) == [1, 2, 0]
         assert run.outcomes() == {P1: "ok", P2: "ok", P3: "failed"}
         assert run.finish() == "partial"
+
+
+def test_a_resumed_run_follows_a_changed_project_list(tmp_path):
+    """--all-projects may see projects come and go between a kill and the resume."""
+    path = tmp_path / "inv.sqlite"
+    with Inventory(path, write=True) as inventory:
+        run = inventory.start_run([P1, P2], job_key="every project of eu-de")
+        run.record(ProjectSharings(P1, (sharing("s1", P1, P2),)))
+    with Inventory(path, write=True) as inventory:
+        again = inventory.start_run([P1, P3], job_key="every project of eu-de", resume=True)
+        assert again.resumed
+        assert again.outcomes() == {P1: "ok", P3: "not_crawled"}  # P2 gone, P3 new
+        again.record(ProjectSharings(P3, ()))
+        assert again.finish() == "complete"

@@ -416,6 +416,7 @@ class Inventory:
             "SELECT run_id, state, job_key FROM runs ORDER BY run_id DESC LIMIT 1"
         ).fetchone()
         if resume and latest is not None and latest[1] == "running" and latest[2] == job_key:
+            self._follow_project_list(latest[0], ids, account, region)
             return RunRecorder(self, latest[0], resumed=True)
         stamp = now()
         db = self._db
@@ -463,6 +464,44 @@ class Inventory:
             )
         assert run_id is not None  # noqa: S101 - an INSERT has a row id
         return RunRecorder(self, run_id, resumed=False)
+
+    def _follow_project_list(
+        self, run_id: int, ids: list[str], account: str | None, region: str | None
+    ) -> None:
+        """A resumed run's projects follow the job's list (`--all-projects` sees it change).
+
+        New projects are added, not crawled yet; projects no longer listed
+        are left out unless the run recorded them already.
+        """
+        db = self._db
+        with _transaction(db):
+            known = dict(
+                db.execute(
+                    "SELECT project_id, outcome FROM run_projects WHERE run_id = ?", (run_id,)
+                ).fetchall()
+            )
+            wanted = set(ids)
+            db.executemany(
+                "DELETE FROM run_projects WHERE run_id = ? AND project_id = ?",
+                [
+                    (run_id, project_id)
+                    for project_id, outcome in known.items()
+                    if outcome == "not_crawled" and project_id not in wanted
+                ],
+            )
+            start = db.execute(
+                "SELECT coalesce(max(position), -1) + 1 FROM run_projects WHERE run_id = ?",
+                (run_id,),
+            ).fetchone()[0]
+            added = [project_id for project_id in ids if project_id not in known]
+            db.executemany(
+                "INSERT INTO run_projects (run_id, project_id, position, outcome, region, "
+                "account) VALUES (?, ?, ?, 'not_crawled', ?, ?)",
+                [
+                    (run_id, project_id, start + index, region, account)
+                    for index, project_id in enumerate(added)
+                ],
+            )
 
 
 def _run(row: tuple[Any, ...]) -> Run:
