@@ -473,10 +473,26 @@ class AdaptiveRate:
         return ok / max(SHORT_WINDOW, min(window, now - self._first_answer))
 
     def _early_goodput(self, now: float) -> float:
-        """Successes a second since the first request left (at least a latency)."""
+        """The first sample's rate: what got through once refusals began, or in a second.
+
+        What got through since the first request left, over that time, counts a
+        bucket's saved-up burst as rate (a burst of 50 in 0.15 s reads 350/s).
+        Among the requests started since the first refused one left, what got
+        through is the gateway's refill rate (a burst of 3 at 400/s reads 400/s);
+        all that got through, over a second at least, is a calendar second's
+        quota (whose refusals let nothing through until it rolls over).
+        """
         first_start = min((started for _, started, _, _ in self._answers), default=now)
         ok = sum(1 for *_, good in self._answers if good)
-        return ok / max(now - first_start, self._latency(now), 1e-3)
+        over_a_second = ok / max(now - first_start, SHORT_WINDOW)
+        refused_from = min((s for _, s, _, good in self._answers if not good), default=now)
+        return max(over_a_second, self._goodput_since(now, refused_from))
+
+    def _goodput_since(self, now: float, since: float) -> float:
+        """Successes a second among the requests started since `since` (and answered by now)."""
+        until = now - self._latency(now)
+        ok = sum(1 for _, started, _, good in self._answers if good and since <= started < until)
+        return ok / max(until - since, self._latency(now), 1e-3)
 
     def _recent_goodput(self, now: float) -> float:
         """Successes a second among the requests started in the last `RECENT` seconds."""
@@ -606,6 +622,12 @@ class AdaptiveRate:
             # lately (a bucket's saved-up burst, counted in the last second's
             # answers, is not in it).
             estimate = min(self._goodput(now, SHORT_WINDOW), self._recent_goodput(now))
+            paced = self._goodput_since(now, previous.at)
+            if paced > 0 and rate_now <= previous.estimate:
+                # What got through of the requests paced since the last cut (not
+                # probing): within the first second, the last second's answers
+                # still hold the first burst.
+                estimate = min(estimate, paced)
         plateau, probe = PLATEAU, False
         # Paced, as many are in flight as the rate carries, for any gateway: only
         # the unpaced first burst, or a window already learned, tells a cap in flight.
