@@ -488,6 +488,23 @@ class AdaptiveRate:
         refused_from = min((s for _, s, _, good in self._answers if not good), default=now)
         return max(over_a_second, self._goodput_since(now, refused_from))
 
+    def _held(self, cut: _Cut, now: float) -> float | None:
+        """The goodput of the pace held after `cut`, if more of it was refused than lasts.
+
+        That is: among the requests started between the climb's end and the
+        probe (or now), answered by now, more than `CUT_SHARE` refused and at
+        least half the estimate through.
+        """
+        begin = cut.at + APPROACH
+        end = min(begin + cut.plateau, now - self._latency(now))
+        held = [good for _, started, _, good in self._answers if begin <= started < end]
+        refused = held.count(False)
+        if len(held) < 10 or refused / len(held) <= max(CUT_SHARE, 2 * self.noise() + 0.01):  # noqa: PLR2004
+            return None
+        goodput = (len(held) - refused) / (end - begin)
+        # Less than half through is a blackout (a penalty box, a spent window), not a pace.
+        return goodput if goodput >= cut.estimate / 2 else None
+
     def _goodput_since(self, now: float, since: float) -> float:
         """Successes a second among the requests started since `since` (and answered by now)."""
         until = now - self._latency(now)
@@ -622,12 +639,11 @@ class AdaptiveRate:
             # lately (a bucket's saved-up burst, counted in the last second's
             # answers, is not in it).
             estimate = min(self._goodput(now, SHORT_WINDOW), self._recent_goodput(now))
-            paced = self._goodput_since(now, previous.at)
-            if paced > 0 and rate_now <= previous.estimate:
-                # What got through of the requests paced since the last cut (not
-                # probing): within the first second, the last second's answers
-                # still hold the first burst.
-                estimate = min(estimate, paced)
+            if previous.at < self._first_answer + SHORT_WINDOW:
+                # Cut again within the first second: its answers still hold the
+                # opening burst, what got through of the requests paced since does not.
+                paced = self._goodput_since(now, previous.at)
+                estimate = min(estimate, paced) if paced > 0 else estimate
         plateau, probe = PLATEAU, False
         # Paced, as many are in flight as the rate carries, for any gateway: only
         # the unpaced first burst, or a window already learned, tells a cap in flight.
@@ -637,7 +653,13 @@ class AdaptiveRate:
         if in_flight is not None and 0.5 * in_flight[1] <= estimate <= 2 * in_flight[1]:
             # The goodput is what that many in flight would carry: a cap in flight.
             self._window, self._window_at = in_flight[0], now
-        if previous is not None and rate_now > previous.estimate:
+        held = self._held(previous, now) if previous is not None else None
+        if held is not None:
+            # Refused at the pace held under the estimate already, before the probe
+            # (the estimate is high: a 1-second count straddling two calendar
+            # windows, a bucket's saved-up burst): what got through of it is the quota.
+            estimate, probe = min(estimate, held), False
+        elif previous is not None and rate_now > previous.estimate:
             # Refused while probing beyond the estimate: the quota lies between
             # the estimate and the pace refused (the last second's goodput mostly
             # counts the plateau, under the estimate: it would ratchet down).
