@@ -33,9 +33,15 @@ botocore's adaptive mode, the first anchor, failed each as said):
   cut that does not make refusals rarer within `NOISE_CHECK` is taken back,
   and that share of refusals is noise from then on (decaying).
 - A calendar second; a bucket with a generous burst. botocore: a burst in
-  the first moments sets the first cut. Here: the first sample counts over
-  a second at least; once paced, the quota is estimated as the pace times
-  the share that got through, which an early burst does not skew.
+  the first moments sets the first cut. Here: the first sample is what got
+  through over a second at least, or what got through of the requests sent
+  since the first refused one left (a bucket's refill rate), whichever is
+  more, never the opening burst over the fraction of a second it took (a
+  burst of 50 in 0.15 s read 350/s, and 0.3 s at that pace was mostly 429s);
+  a second cut within the first second counts only what its paced requests
+  got through; and a held pace refused more than `CUT_SHARE` (a 1-second
+  count that straddled two calendar windows) lowers the estimate to what
+  the held pace got through, rather than the probe after it keeping it.
 
 Once paced, a cut sets the rate to `BETA` of the estimated quota, climbs back
 to it over `APPROACH` seconds, holds it for a plateau (doubling after each
