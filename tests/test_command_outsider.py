@@ -274,3 +274,47 @@ def test_a_single_call_s_timeout_names_its_own_options(clean_env, command):
     assert "--deadline" not in line
     assert "RetryPolicy" not in line
     assert "--timeout" in line
+
+
+# -- 6. a shell redirect to one of the command's files; 7. /dev/fd/N ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "redirected"),
+    [
+        (["-q", "--report", "{d}/rr.json"], "rr.json"),
+        (["-o", "{d}/oo.jsonl", "--report", "-"], "oo.jsonl"),
+    ],
+)
+def test_stdout_redirected_to_a_file_the_command_writes_is_refused(
+    emu, tmp_path, options, redirected
+):
+    target = tmp_path / redirected
+    target.write_bytes(b"kept\n")
+    with target.open("ab") as stdout:
+        result = subprocess.run(
+            [*VBS_ASYNC, "crawl", emu.project_ids[0], *(o.format(d=tmp_path) for o in options)],
+            env=command_env(emu), stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=60,
+            check=False,
+        )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "is the file stdout is redirected to" in result.stderr
+    assert target.read_bytes() == b"kept\n"
+
+
+def test_output_to_an_inherited_descriptor_is_written_through_it(emu, tmp_path):
+    target = tmp_path / "log.jsonl"
+    target.write_bytes(b"earlier\n")
+    inode = target.stat().st_ino
+    with target.open("ab") as appended:  # the shell's `exec 3>>log.jsonl`
+        descriptor = appended.fileno()
+        result = subprocess.run(
+            [*VBS_ASYNC, "crawl", emu.project_ids[0], "-o", f"/dev/fd/{descriptor}"],
+            env=command_env(emu), pass_fds=(descriptor,), capture_output=True, text=True,
+            timeout=60, check=False,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert target.stat().st_ino == inode  # not replaced
+    lines = target.read_text().splitlines()
+    assert lines[0] == "earlier"
+    assert len(lines) == 7
