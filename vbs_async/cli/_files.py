@@ -27,6 +27,8 @@ from typing import IO, TYPE_CHECKING, Final, Literal
 
 import attrs
 
+from ._text import stdout_for_rows
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
@@ -258,8 +260,9 @@ def temporary_beside(target: Target) -> tuple[IO[bytes], Path]:
 def write_whole(target: Target, data: bytes) -> None:
     """Write `data` as the whole of `target`: atomically for a file, as a redirect otherwise."""
     if target.kind == "stdout":
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        stdout = stdout_for_rows()
+        stdout.write(data)
+        stdout.flush()
         return
     if target.kind == "special":
         with open_redirect(target) as stream:
