@@ -188,6 +188,9 @@ class PageCursor:
     # each must be yielded before the pass ends, or the listing fails.
     _unplaced: dict[str, int] = attrs.field(init=False, factory=dict)
     _pass_recognised: bool = attrs.field(init=False, default=False)
+    # In a pass after the first, each id in the order this pass met it: where a
+    # page stands is judged by this pass's order, not by the first pass's.
+    _pass_order: dict[str, int] = attrs.field(init=False, factory=dict)
     _verifying: bool = attrs.field(init=False, default=False)
     # The request bound's accounts (see `request_bound`), per pass but the longest page.
     _longest_page: int = attrs.field(init=False, default=0)
@@ -225,6 +228,7 @@ class PageCursor:
         self._steps_back = self._repeats = self._stale = self._disordered = 0
         self._pass_items = self._pass_shifts = 0
         self._pass_recognised = False
+        self._pass_order = {}
         self._pass_requests = self._pass_empty = self._pass_steps_back = 0
 
     @property
@@ -412,10 +416,11 @@ class PageCursor:
         # shrank behind the cursor by more than the overlap.
         if request.offset == 0:
             return True
-        first = self._seen.get(ids[0]) if ids else None
+        order = self._pass_order if self._verifying else self._seen
+        first = order.get(ids[0]) if ids else None
         if first is None:
             return False
-        anchor = self._seen.get(self._tail[-1]) if self._tail else None
+        anchor = order.get(self._tail[-1]) if self._tail else None
         reach = (self._steps_back + 1) * self.page_size + self.overlap
         return anchor is None or anchor - first <= reach
 
@@ -508,6 +513,8 @@ class PageCursor:
         for index, item in enumerate(items):
             if item.id in seen_before:
                 continue  # the same id twice in one page
+            if self._verifying:
+                self._pass_order.setdefault(item.id, len(self._pass_order))
             if item.id in seen:
                 seen_before.add(item.id)
                 self._pass_recognised = True
