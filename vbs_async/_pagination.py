@@ -318,10 +318,7 @@ class PageCursor:
         if not self._place(request, ids):
             # Its items are read again once the cursor has found where it stands:
             # taken now, they would make the page that re-reads them look like the end.
-            # Until then they are owed: a pass that ends without them fails.
-            for item_id in ids:
-                if item_id not in self._seen:
-                    self._unplaced.setdefault(item_id, request.offset)
+            self._owe(ids, request.offset)
             self._pass_empty += 1
             self._fresh_streak = 0
             self._step_back(request)
@@ -423,6 +420,12 @@ class PageCursor:
         anchor = order.get(self._tail[-1]) if self._tail else None
         reach = (self._steps_back + 1) * self.page_size + self.overlap
         return anchor is None or anchor - first <= reach
+
+    def _owe(self, ids: list[str], offset: int) -> None:
+        """Owe the unseen ids of a page not placed: a pass that ends without them re-reads."""
+        for item_id in ids:
+            if item_id not in self._seen:
+                self._unplaced.setdefault(item_id, offset)
 
     @property
     def owed(self) -> bool:
