@@ -1,14 +1,20 @@
-"""A crawl behind a gateway that throttles to a quota nobody told the client.
+"""Crawls behind gateways that throttle, each gateway model announcing its quota or not.
 
-The realistic mix (300 projects: a third empty, most under 40 sharings, a few
-with thousands; 50,000 sharings) behind a 50 requests/s quota with 40 ms
-latency, crawled four ways against the same server: the library with its
-defaults, the library told the quota (`rate_limit=50`), the `vbs-async
-crawl` command with its defaults, and a hand-written aiohttp loop that
-sleeps a second on each 429. For each: wall time, efficiency (the minimum
-number of requests ÷ the quota ÷ wall time: 1.0 is a client that knew the
-quota and the listing in advance), requests sent ÷ the minimum, and the
-share of 429s.
+The realistic mix (a third of the projects empty, most under 40 sharings, a
+few with thousands), 40 ms latency, crawled behind each gateway model of
+`vbs_async.testing` (issue 19's matrix): token buckets with a burst of 50
+and of 10, fixed windows of 1 s and 5 s, a penalty box, a cap of 4 requests
+in flight, a quota that drops and comes back, 5 % of 429s at random; each
+with the quota named in the 429s and without. Four ways against the same
+server: the library with its defaults, the `vbs-async crawl` command with
+its defaults, the library told the quota (`rate_limit`), and a hand-written
+aiohttp loop that sleeps a second on each 429. For each: efficiency (the
+time a client that knew the quota and the listing in advance would take ÷
+the wall time: 1.0 is that client; for random 429s, the same crawl without
+them ÷ the wall time), requests sent ÷ the minimum, and the share of 429s.
+Scaled (150 projects, 10,000 sharings) to run in a few minutes
+(`VBS_BENCH_MODELS=window` runs the models whose name holds it); `VBS_BENCH_FULL=1`
+crawls 300 projects and 50,000 sharings.
 """
 
 from __future__ import annotations
@@ -27,14 +33,36 @@ from typing import IO, TYPE_CHECKING
 import aiohttp
 import orjson
 
-from vbs_async import TokenAuth, VBSClient
+from vbs_async import RetryPolicy, TokenAuth, VBSClient
+from vbs_async.testing import Emulator
 
 from ._harness import ROOT, Row
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Awaitable, Callable, Iterator
 
 RATE, LATENCY = 50.0, 0.04
+PROJECTS, SHARINGS = (300, 50_000) if os.environ.get("VBS_BENCH_FULL") else (150, 10_000)
+
+
+def constant(rate: float) -> Callable[[float], float]:
+    return lambda _: rate
+
+
+# name: (model text, the quota's rate over time, or None: against no quota)
+MODELS: dict[str, tuple[str, Callable[[float], float] | None]] = {
+    "bucket 50/s, burst 50": ("50:50", constant(50.0)),
+    "bucket 50/s, burst 10": ("50:10", constant(50.0)),
+    "fixed window 50 per 1 s": ("window:50/1", constant(50.0)),
+    "fixed window 100 per 5 s": ("window:100/5", constant(20.0)),
+    "penalty box 2 s, bucket 50/10": ("penalty:2+50:10", constant(50.0)),
+    "in-flight cap 4": ("inflight:4", constant(4 / LATENCY)),
+    "50/s, 10/s from 2 s to 5 s": (
+        "0=50:10;2=10:10;5=50:10",
+        lambda t: 10.0 if 2 <= t < 5 else 50.0,
+    ),
+    "5 % 429s at random": ("random:0.05", None),
+}
 
 
 class Gateway:
@@ -61,11 +89,18 @@ class Gateway:
         self._in.flush()
         return orjson.loads(self._out.readline())  # type: ignore[no-any-return]
 
+    def model(self, text: str) -> None:
+        """Put a fresh gateway model in place (its clock starts at its first request)."""
+        self._in.write(f"quota {text}\n")
+        self._in.flush()
+        assert self._out.readline().strip() == "ok"
+
 
 @contextlib.contextmanager
 def gateway() -> Iterator[Gateway]:
-    command = [sys.executable, "-m", "benchmarks.gateway_server", "--rate", str(RATE),
-               "--latency", str(LATENCY)]  # fmt: skip
+    command = [sys.executable, "-m", "benchmarks.gateway_server", "--quota", "50:50",
+               "--latency", str(LATENCY), "--projects", str(PROJECTS),
+               "--total", str(SHARINGS)]  # fmt: skip
     process = subprocess.Popen(  # noqa: S603
         command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
@@ -83,7 +118,7 @@ async def library(server: Gateway, **settings: object) -> int:
     return sum(len(r.sharings) for r in results)
 
 
-async def command(server: Gateway) -> int:
+async def command(server: Gateway, *options: str) -> int:
     with tempfile.TemporaryDirectory() as folder:
         projects = Path(folder, "projects.txt")
         projects.write_text("\n".join(server.ids) + "\n")
@@ -92,7 +127,7 @@ async def command(server: Gateway) -> int:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "vbs_async", "crawl", "--endpoint", server.url,
             "--projects-file", str(projects), "--output", str(output), "--progress-interval", "60",
-            env=environment, stderr=subprocess.DEVNULL,
+            *options, env=environment, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         status = await process.wait()
         assert status == 0, f"vbs-async crawl exited {status}"
@@ -127,52 +162,119 @@ async def naive(server: Gateway) -> int:
     return listed
 
 
-async def run(runs: int) -> list[Row]:
-    """Each way once (they take 15 to 40 s each); `runs` is not used."""
+def ideal_seconds(minimum: int, quota: Callable[[float], float]) -> float:
+    """How long `minimum` requests take at the quota over time (10 ms steps)."""
+    done, elapsed = 0.0, 0.0
+    while done < minimum:
+        done += quota(elapsed) * 0.01
+        elapsed += 0.01
+    return elapsed
+
+
+async def always_throttled(retry_after: str) -> int:
+    """Requests one call sends against a gateway refusing everything, within 3 s."""
+    async with Emulator(projects=1, quota=f"random:1,retry-after={retry_after}") as emu:
+        policy = RetryPolicy(timeout=3)
+        async with VBSClient(emu.url, auth=TokenAuth(emu.token), retry=policy) as client:
+            with contextlib.suppress(Exception):
+                await client.count_sharings(emu.project_ids[0])
+        return emu.requests_received
+
+
+async def run(runs: int) -> list[Row]:  # noqa: C901, PLR0915 - one matrix, read top to bottom
+    """The matrix once (runs are long); `runs` is not used."""
     del runs
-    rows = []
+    rows: list[Row] = []
+    table: list[str] = [
+        "| gateway | quota named | way | efficiency | requests ÷ minimum | 429s |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     with gateway() as server:
-        ways = {
-            "library defaults": lambda: library(server),
-            "library, rate_limit=50": lambda: library(server, rate_limit=RATE),
-            "vbs-async crawl defaults": lambda: command(server),
-            "naive loop, 1 s sleep on 429": lambda: naive(server),
-        }
-        targets = {
-            "library defaults": (0.85, 1.05, 0.05),
-            "vbs-async crawl defaults": (0.80, 1.10, 1.0),
-        }
-        figures = {}
-        for name, way in ways.items():
-            await asyncio.sleep(1.5)  # let the quota's bucket fill again
+        baseline: float | None = None
+
+        async def measure(
+            text: str, job: Callable[[], Awaitable[int]]
+        ) -> tuple[float, dict[str, int]]:
+            server.model(text)
+            await asyncio.sleep(1.0)
             server.stats()
             began = time.perf_counter()
-            listed = await way()
+            listed = await job()
             wall = time.perf_counter() - began
-            seen = server.stats()
-            assert listed == sum(server.sizes), (name, listed, sum(server.sizes))
-            efficiency = server.minimum / RATE / wall
-            spent = seen["requests"] / server.minimum
-            share = seen["throttled"] / seen["requests"]
-            figures[name] = (wall, efficiency, spent, share)
-            sys.stderr.write(
-                f"  {name}: {wall:.1f} s, efficiency {efficiency:.2f}, "
-                f"requests {spent:.3f}x the minimum ({server.minimum}), 429s {share:.1%}\n"
-            )
-        naive_wall = figures["naive loop, 1 s sleep on 429"][0]
-        for name, (wall, efficiency, spent, share) in figures.items():
-            low, high, most_429 = targets.get(name, (0.0, math.inf, 1.0))
-            rows.append(
-                Row(
-                    f"gateway 50/s, 40 ms, 300 projects: {name}",
-                    f"{wall:.1f} s, efficiency {efficiency:.2f}, "
-                    f"{spent:.3f}x min requests, {share:.1%} 429s",
-                    f"naive loop {naive_wall:.1f} s",
-                    naive_wall / wall,
-                    f"efficiency >= {low}, <= {high}x, 429s <= {most_429:.0%}"
-                    if name in targets
-                    else "-",
-                    efficiency >= low and spent <= high and share <= most_429,
+            assert listed == sum(server.sizes), (text, listed, sum(server.sizes))
+            return wall, server.stats()
+
+        only = os.environ.get("VBS_BENCH_MODELS")  # a part of the names, to run fewer
+        for name, (text, quota) in MODELS.items():
+            if only and only not in name:
+                continue
+            if quota is None and baseline is None:
+                baseline, _ = await measure("random:0", lambda: library(server))
+            ways: dict[str, Callable[[], Awaitable[int]]] = {
+                "library defaults": lambda: library(server),
+                "vbs-async crawl": lambda: command(server),
+            }
+            if quota is not None:
+                limit = min(quota(t / 10) for t in range(100))
+                ways["library, rate_limit=quota"] = lambda limit=limit: library(  # type: ignore[misc]
+                    server, rate_limit=limit
                 )
-            )
+            for announced in (True, False):
+                chosen = dict(ways)
+                if announced:
+                    chosen["naive loop, 1 s sleep on 429"] = lambda: naive(server)
+                for way, job in chosen.items():
+                    suffix = "" if announced else ",announce=off"
+                    wall, seen = await measure(text + suffix, job)
+                    if quota is None:
+                        assert baseline is not None
+                        efficiency = baseline / wall
+                    else:
+                        efficiency = ideal_seconds(server.minimum, quota) / wall
+                    spent = seen["requests"] / server.minimum
+                    share = seen["throttled"] / max(1, seen["requests"])
+                    named = "yes" if announced else "no"
+                    if way.startswith("naive"):
+                        named = "-"
+                    line = (
+                        f"| {name} | {named} | {way} | {efficiency:.2f} | {spent:.2f} | "
+                        f"{seen['throttled']} ({share:.1%}) |"
+                    )
+                    table.append(line)
+                    sys.stderr.write(line + "\n")
+                    if way == "library defaults":
+                        target = 0.95 if announced else (0.6 if "in-flight" in name else 0.8)
+                        if quota is None:
+                            target = 1 / 1.3
+                        rows.append(
+                            Row(
+                                f"gateway {name}, quota {'named' if announced else 'unknown'}"
+                                ": library",
+                                f"efficiency {efficiency:.2f}, {spent:.2f}x min requests, "
+                                f"{share:.1%} 429s",
+                                "the ideal client" if quota is not None else "no random 429s",
+                                efficiency,
+                                f"efficiency >= {target:.2f}"
+                                + ("" if announced else ", requests <= 1.05x"),
+                                efficiency >= target and (announced or spent <= 1.05),
+                            )
+                        )
+    without, with_zero = await always_throttled("none"), await always_throttled("zero")
+    table.append("")
+    table.append(
+        f"One call against a gateway refusing everything for its 3 s deadline: "
+        f"{without} requests without `Retry-After`, {with_zero} with `Retry-After: 0`."
+    )
+    rows.append(
+        Row(
+            "always 429, Retry-After: 0 vs none: requests of one call in 3 s",
+            f"{with_zero} with 0, {without} without",
+            "without the header",
+            without / max(1, with_zero),
+            "no more with the header",
+            with_zero <= without * 1.2,  # jitter
+        )
+    )
+    sys.stderr.write("\n".join(table) + "\n")
+    Path(tempfile.gettempdir(), "vbs-async-gateway-matrix.md").write_text("\n".join(table) + "\n")
     return rows

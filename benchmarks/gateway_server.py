@@ -1,7 +1,8 @@
 """The emulator behind a gateway quota, in a child process, for `benchmarks.gateway`.
 
 Prints `listening on URL`, then answers each line `stats` on stdin with one
-JSON line of what the gateway saw since the last one (requests, 429s).
+JSON line of what the gateway saw since the last one (requests, 429s), and a
+line `quota MODEL` (`parse_gateway`'s text) by putting a fresh model in place.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 
 import orjson
 
-from vbs_async.testing import Emulator, GatewayQuota
+from vbs_async.testing import Emulator, GatewayModel, parse_gateway
 
 
 def realistic_sizes(projects: int, total: int, seed: int) -> list[int]:
@@ -30,7 +31,7 @@ def realistic_sizes(projects: int, total: int, seed: int) -> list[int]:
 
 
 async def serve(arguments: argparse.Namespace) -> None:
-    quota = GatewayQuota(arguments.rate, arguments.burst)
+    quota: GatewayModel = parse_gateway(arguments.quota)
     async with Emulator(
         projects=arguments.projects, latency=arguments.latency, quota=quota, seed=1
     ) as emu:
@@ -43,19 +44,23 @@ async def serve(arguments: argparse.Namespace) -> None:
         loop = asyncio.get_running_loop()
         seen = (0, 0)
         while line := await loop.run_in_executor(None, sys.stdin.readline):
-            if line.strip() == "stats":
+            command, _, text = line.strip().partition(" ")
+            if command == "stats":
                 now = (quota.admitted + quota.throttled, quota.throttled)
                 stats = {"requests": now[0] - seen[0], "throttled": now[1] - seen[1]}
                 seen = now
                 sys.stdout.write(orjson.dumps(stats).decode() + "\n")
-                sys.stdout.flush()
+            elif command == "quota":
+                quota = emu.quota = parse_gateway(text)
+                seen = (0, 0)
+                sys.stdout.write("ok\n")
+            sys.stdout.flush()
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--projects", type=int, default=300)
     parser.add_argument("--total", type=int, default=50_000)
-    parser.add_argument("--rate", type=float, default=50)
-    parser.add_argument("--burst", type=float, default=50)
+    parser.add_argument("--quota", default="50:50", help="a gateway model (parse_gateway)")
     parser.add_argument("--latency", type=float, default=0.04)
     asyncio.run(serve(parser.parse_args()))

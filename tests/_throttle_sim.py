@@ -3,7 +3,7 @@
 Requests start as `AdaptiveRate` paces them (and its window in flight, and
 `max_concurrency`), reach the gateway model half a latency later, and are
 answered half a latency after that; a refused request waits its back-off
-(`RetryPolicy.backoff_after`, as the session does) and queues again. Nothing
+(`RetryPolicy.throttle_backoff`, as the session does) and queues again. Nothing
 sleeps: events are taken in time order from a heap, so a 30-second crawl
 runs in milliseconds, the same on any machine.
 """
@@ -129,7 +129,7 @@ def simulate(  # noqa: C901, PLR0915 - one event loop, kept in one place to read
                     break
             else:
                 controller.throttled(ticket)
-                push(now + policy.backoff_after(throttles + 1, None), "ready", throttles + 1)
+                push(now + policy.throttle_backoff(throttles + 1, None), "ready", throttles + 1)
         elif kind == "ready":
             retries.append(data)  # type: ignore[arg-type]
         start_what_may()

@@ -76,6 +76,10 @@ MIN_RATE: Final = 0.5
 FIRST_LOOK: Final = 0.05
 """Seconds (one and a half latencies at least) after the first 429 before the first cut: the answers
 to the first burst are in by then, and a few early answers say little."""
+LASTING: Final = 2.0
+LASTING_SHARE: Final = 0.02
+"""Refusals over `LASTING` seconds since a cut above this share cut too (a pace a few
+percent above the quota)."""
 CUT_SHARE: Final = 0.1
 """The share of refusals (over the last second) a cut needs: fewer say a pace a few
 percent off, or a backend's noise, not where the quota is."""
@@ -553,10 +557,14 @@ class AdaptiveRate:
             # enough, and waiting for more costs more of them.
             self._cut_now(now, share, refused_at=self._rate_at(ticket.started))
             return
-        if share <= max(CUT_SHARE, 2 * self.noise() + 0.01):
+        floor = 2 * self.noise() + 0.01
+        if share <= max(CUT_SHARE, floor):
             # As few as a pace off by a few percent gives, or the gateway's usual
-            # noise: the probe goes on, and finds the quota with more refusals.
-            return
+            # noise: only if they last (the estimate is a few percent high) do
+            # they cut, else the probe goes on and finds the quota.
+            lasting, _ = self._share_refused(now - LASTING)
+            if not (ticket.started >= cut.at + LASTING and lasting > max(LASTING_SHARE, floor)):
+                return
         self._cut_now(now, share)
 
     def _first_look(self, now: float) -> None:
@@ -641,13 +649,13 @@ class AdaptiveRate:
         )
         if cut.probe and previous is not None and nothing_through:
             # Nothing through even back under the old pace: the gateway punishes
-            # an excess (a penalty box). The probe's measure was a saved-up burst;
-            # keep the old estimate, and probe much more rarely.
+            # an excess (a penalty box). Hold under what the probe measured (a
+            # tenth under: it may hold a saved-up burst), never under the old
+            # estimate, and probe much more rarely.
             plateau = min(PENALTY_PLATEAU_MAX, cut.plateau * 4)
-            self._cut = attrs.evolve(
-                cut, rate=BETA * previous.estimate, estimate=previous.estimate, plateau=plateau
-            )
-            self.estimate = previous.estimate
+            estimate = max(previous.estimate, BETA * cut.estimate)
+            self._cut = attrs.evolve(cut, rate=BETA * estimate, estimate=estimate, plateau=plateau)
+            self.estimate = estimate
             return
         if (
             self._previous is None

@@ -86,6 +86,25 @@ class RetryPolicy:
         spread = retry_after + random.uniform(0, self.wait_jitter)  # noqa: S311
         return max(wait, min(spread, self.wait_max))
 
+    def throttle_backoff(self, throttles: int, retry_after: float | None) -> float:
+        """The wait after the `throttles`-th consecutive 429 of one request.
+
+        Doubling from `wait_initial` up to `wait_max`, with jitter of up to as
+        much again (never more than `wait_jitter`): a 429 is flow control, the
+        pace does the spacing, and a second of jitter on each would cost a crawl
+        more than the throttling. `Retry-After` lengthens it, never shortens it.
+        """
+        try:
+            base = min(self.wait_max, self.wait_initial * 2.0 ** (throttles - 1))
+        except OverflowError:
+            base = self.wait_max
+        jitter = random.uniform(0, min(self.wait_jitter, base))  # noqa: S311
+        wait = min(self.wait_max, base + jitter)
+        if retry_after is None:
+            return wait
+        spread = retry_after + random.uniform(0, self.wait_jitter)  # noqa: S311
+        return max(wait, min(spread, self.wait_max))
+
     def backoff(self, attempt: int) -> float:
         """The wait after failed attempt number `attempt` (from 1), as stamina computes it."""
         jitter = random.uniform(0, self.wait_jitter)  # noqa: S311 - spreading, not secrecy

@@ -456,7 +456,7 @@ class Session:
         # Consecutive 429s of one request back off exponentially, whatever the
         # learned rate: a gateway refusing everything (or a controller that is
         # wrong) is never hammered. `Retry-After` only lengthens the wait.
-        wait = self.retry.backoff_after(state.throttles, refusal.retry_after)
+        wait = self.retry.throttle_backoff(state.throttles, refusal.retry_after)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "throttled (%s) for project %s offset=%s, waiting %.3fs, then at %.1f/s",

@@ -198,10 +198,17 @@ def open_redirect(target: Target) -> IO[bytes]:
 
 
 def temporary_beside(target: Target) -> tuple[IO[bytes], Path]:
-    """A hidden temporary file beside the target, with the mode the target will have."""
+    """A hidden temporary file beside the target, with the mode the target will have.
+
+    Its name carries this process's ID (`.out.jsonl.1234.x8f2.partial`), so
+    that a later run can tell one left by a process killed with SIGKILL
+    (see `remove_stale_temporaries`).
+    """
     assert target.real is not None  # noqa: S101 - only for new and regular targets
     real = target.real
-    descriptor, name = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".partial", dir=real.parent)
+    descriptor, name = tempfile.mkstemp(
+        prefix=f".{real.name}.{os.getpid()}.", suffix=".partial", dir=real.parent
+    )
     # mkstemp makes it private (0600): an existing file keeps its mode, a new
     # one gets what the umask gives.
     if hasattr(os, "fchmod"):  # not on Windows, where modes do not apply
@@ -246,3 +253,100 @@ def lock(stream: IO[bytes], target: Target) -> None:
             f"another vbs-async crawl is writing {target.describe()}: wait for it to end, "
             f"or give {target.option} another file"
         ) from None
+
+
+def remove_stale_temporaries(target: Target) -> list[Path]:
+    """Remove the temporary files of `target` left by processes that are gone (SIGKILL).
+
+    Only files named as `temporary_beside` names them are touched, and only
+    when the process whose ID they carry no longer runs.
+
+    Returns:
+        The files removed.
+    """
+    if target.real is None:
+        return []
+    removed = []
+    prefix = f".{target.real.name}."
+    with contextlib.suppress(OSError):
+        for entry in target.real.parent.iterdir():
+            name = entry.name
+            if not (name.startswith(prefix) and name.endswith(".partial")):
+                continue
+            pid_text = name[len(prefix) :].split(".", 1)[0]
+            if pid_text.isdigit() and not _alive(int(pid_text)):
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+                    removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's process: alive; a silly number
+        return pid > 0
+    return True
+
+
+class HeldLock:
+    """The lock file of one output, held for the job: removed when the job lets go.
+
+    The lock is on a file beside the output (`.out.jsonl.lock`), not on the
+    output itself: the output may not exist yet, and without `--resume` it is
+    replaced by a rename, so a lock on its inode would protect nothing.
+    """
+
+    def __init__(self, stream: IO[bytes], path: Path) -> None:
+        self._stream: IO[bytes] | None = stream
+        self.path = path
+
+    def close(self) -> None:
+        """Let go: the file is removed first, so the next job makes a new one."""
+        if self._stream is None:
+            return
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+        with contextlib.suppress(OSError):
+            self._stream.close()
+        self._stream = None
+
+
+def lock_output(target: Target) -> HeldLock | None:
+    """Lock the output a crawl writes (a regular file, or a name not taken yet) for the job.
+
+    Raises:
+        PathError: Another crawl holds it, or the lock file cannot be made.
+    """
+    if fcntl is None or target.real is None or not target.replaceable:  # pragma: no branch
+        return None
+    path = target.real.parent / f".{target.real.name}.lock"
+    while True:
+        try:
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise PathError(
+                f"{target.option} {target.describe()}: its lock file {path} cannot be made "
+                f"({exc.strerror})"
+            ) from None
+        stream = os.fdopen(descriptor, "r+b")
+        try:
+            lock(stream, target)
+        except BaseException:
+            stream.close()
+            raise
+        # The job before may have removed the file between our open and our
+        # lock: a lock on a removed file guards nothing; take a new one.
+        try:
+            current = path.stat()
+        except FileNotFoundError:
+            current = None
+        status = os.fstat(descriptor)
+        if current is not None and (current.st_dev, current.st_ino) == (
+            status.st_dev,
+            status.st_ino,
+        ):
+            return HeldLock(stream, path)
+        stream.close()
