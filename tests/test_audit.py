@@ -365,3 +365,26 @@ def test_fail_on_counts_the_findings_the_display_filter_leaves_out(tmp_path, cle
     assert result.exit_code == 3, result.output
     assert result.stdout == ""  # below --min-severity low: not shown, still counted
     assert "1 findings at or above info: exit 3" in result.stderr
+
+
+def test_an_output_and_a_report_of_different_crawls_are_refused(hostile, tmp_path, clean_env):
+    _, names = hostile
+    with emulator_in_thread() as emu:
+        clean_env.setenv("OS_AUTH_TOKEN", emu.token)
+        other = invoke("crawl", "--endpoint", emu.url, "-o", str(tmp_path / "other.jsonl"),
+                       "--report", str(tmp_path / "other.json"), "--quiet", A1, A2)  # fmt: skip
+        assert other.exit_code == 0, other.output
+    # The emulator's crawl listed nothing for A1: its report says 0, out.jsonl holds 8 of A1's.
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    (tmp_path / "other.jsonl").rename(moved / "other.jsonl")  # its own output gone: counts decide
+    result = invoke("audit", str(tmp_path / "out.jsonl"), "--report", str(tmp_path / "other.json"))
+    assert result.exit_code == 2
+    assert f"says project {A1} listed 0 sharings" in result.stderr
+    assert "give the report of the same crawl" in result.stderr
+    # The report's own output file still there, and another given: refused by identity.
+    (moved / "other.jsonl").rename(tmp_path / "other.jsonl")
+    (tmp_path / "copy.jsonl").write_bytes((tmp_path / "other.jsonl").read_bytes())
+    result = invoke("audit", str(tmp_path / "copy.jsonl"), "--report", str(tmp_path / "other.json"))
+    assert result.exit_code == 2
+    assert "is the report of the crawl that wrote" in result.stderr
