@@ -224,7 +224,7 @@ def test_verify_false_is_honoured_with_a_warning_naming_the_cloud(home, caplog):
 
 def test_a_missing_ca_file_is_a_configuration_error(home):
     env = {"OS_AUTH_TOKEN": "t", "OS_CACERT": str(home / "nope.pem")}
-    with pytest.raises(ConfigurationError, match="CA bundle"):
+    with pytest.raises(ConfigurationError, match=r"OS_CACERT names .*nope.pem, which does not"):
         settings_of(home, env)
 
 
@@ -292,3 +292,18 @@ def test_an_otcextensions_agency_crawls_the_other_account_not_the_user_s_own(
         ["", *emu.project_ids]
     )
     assert emu.identity.token_requests == [("alice", None)]
+
+
+def test_the_command_refuses_two_different_clouds(tmp_path, monkeypatch):
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from vbs_async.cli import cli  # noqa: PLC0415
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["count", "--os-cloud", "a", "--cloud", "b", "p0"])
+    assert result.exit_code == 2
+    assert "names two clouds ('a', 'b'): give one" in result.output
+    # The same cloud twice is one cloud: refused only because it is not defined.
+    same = CliRunner().invoke(cli, ["count", "--os-cloud", "a", "--cloud", "a", "p0"])
+    assert "names two clouds" not in same.output
+    assert "cloud 'a' (--cloud) is not defined" in same.output

@@ -220,3 +220,57 @@ def test_a_crawl_refused_before_it_starts_leaves_no_state_file(emu, tmp_path):
                     str(tmp_path / "missing" / "x.db"))  # fmt: skip
     assert result.exit_code == 2, result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+# -- 3. a bulk cancel against a dead endpoint or refused credentials stops early --------------
+
+
+def test_a_bulk_cancel_against_a_silent_endpoint_stops_early_with_exit_2(clean_env):
+    with emulator_in_thread(projects=1, sharings_per_project=80, latency=5) as emu:
+        clean_env.setenv("OS_AUTH_TOKEN", emu.token)
+        project = emu.project_ids[0]
+        ids = [s["id"] for s in emu.sharings(project)]
+        result = invoke("cancel", project, *ids, "--yes", "--endpoint", emu.url,
+                        "--timeout", "0.2")  # fmt: skip
+    assert result.exit_code == 2, result.stderr
+    *before, last = result.stderr.strip().splitlines()
+    assert last.startswith("vbs-async: error: ")
+    assert "--endpoint" in last
+    assert "--timeout" in last
+    assert "--deadline" not in result.stderr  # the crawl's option: cancel has none
+    closing = before[-1]
+    assert closing.startswith("cancelled 0, already gone 0, failed 0; ")
+    assert "unknown whether cancelled" in closing
+    assert "not sent" in closing  # it stopped sending
+    assert not any(line.startswith(("failed ", "unknown ")) for line in before)
+
+
+def test_a_bulk_cancel_with_a_refused_token_stops_early_with_exit_2(clean_env):
+    with emulator_in_thread(projects=1, sharings_per_project=80) as emu:
+        clean_env.setenv("OS_AUTH_TOKEN", "not-the-token")
+        clean_env.setenv("VBS_ENDPOINT", emu.url)
+        project = emu.project_ids[0]
+        ids = [s["id"] for s in emu.sharings(project)]
+        before = emu.requests_received
+        result = invoke("cancel", project, *ids, "--yes")
+        sent = emu.requests_received - before
+    assert result.exit_code == 2, result.stderr
+    assert (
+        result.stderr.strip().splitlines()[-1].startswith("vbs-async: error: credentials refused")
+    )
+    assert sent < len(ids)
+    assert "not sent" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["count", "get"])
+def test_a_single_call_s_timeout_names_its_own_options(clean_env, command):
+    with emulator_in_thread(projects=1, sharings_per_project=1, latency=5) as emu:
+        clean_env.setenv("OS_AUTH_TOKEN", emu.token)
+        project = emu.project_ids[0]
+        extra = [emu.sharings(project)[0]["id"]] if command == "get" else []
+        result = invoke(command, project, *extra, "--endpoint", emu.url, "--timeout", "0.2")
+    assert result.exit_code == 2
+    line = one_error_line(result)
+    assert "--deadline" not in line
+    assert "RetryPolicy" not in line
+    assert "--timeout" in line
