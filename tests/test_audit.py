@@ -368,7 +368,7 @@ def test_fail_on_counts_the_findings_the_display_filter_leaves_out(tmp_path, cle
 
 
 def test_an_output_and_a_report_of_different_crawls_are_refused(hostile, tmp_path, clean_env):
-    _, names = hostile
+    assert hostile  # out.jsonl and report.json of the hostile crawl
     with emulator_in_thread() as emu:
         clean_env.setenv("OS_AUTH_TOKEN", emu.token)
         other = invoke("crawl", "--endpoint", emu.url, "-o", str(tmp_path / "other.jsonl"),

@@ -134,7 +134,10 @@ def test_csv_and_table_formats(two_runs):
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (["--db", "{tmp}/one.sqlite", "--old", "1", "--new", "1"], "run 1 is not earlier than run 1"),
+        (
+            ["--db", "{tmp}/one.sqlite", "--old", "1", "--new", "1"],
+            "run 1 is not earlier than run 1",
+        ),
         (["{tmp}/a.jsonl"], "diff compares two crawl output files: OLD NEW"),
         (
             ["{tmp}/a.jsonl", "{tmp}/a.jsonl", "--report", "{tmp}/a.json"],

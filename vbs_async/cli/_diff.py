@@ -69,7 +69,7 @@ def diff_command(outputs: tuple[Path, ...], reports: tuple[Path, ...], **options
                 inv, old_run=options["old_run"], new_run=options["new_run"], trusted=trusted
             )
         except NothingToCompareError as exc:
-            sys.stderr.write(f"{exc}\n")
+            sys.stderr.write(f"{escape(str(exc))}\n")
             click.get_current_context().exit(EXIT_OK)
         compared = f"{_described(inv, changes.old_run)} -> {_described(inv, changes.new_run)}"
         writer = Writer(sys.stdout, output_format, columns=CHANGE_COLUMNS)

@@ -161,9 +161,7 @@ def runs_to_compare(
         if not same:
             account = runs[new_run][0]
             whose = "" if account is None else f" of account {account}"
-            raise NothingToCompareError(
-                f"nothing to compare yet: one run{whose} (run {new_run})"
-            )
+            raise NothingToCompareError(f"nothing to compare yet: one run{whose} (run {new_run})")
         old_run = same[-1]
     if old_run >= new_run:
         raise InventoryError(f"run {old_run} is not earlier than run {new_run}")
