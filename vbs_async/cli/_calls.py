@@ -49,7 +49,7 @@ from ._logging import operator_logging
 from ._projects import ProjectLookupError, is_project_name, resolve_projects
 from ._rows import jsonl
 from ._signals import StopSignals
-from ._text import printable
+from ._text import printable, stdout_for_rows
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -241,8 +241,9 @@ def get(ctx: click.Context, /, project: str, sharing_id: str, **options: Any) ->
     async def job(client: VBSClient) -> int:
         (project_id,) = await _ids(client, [project])
         sharing = await client.get_sharing(project_id, sharing_id)
-        sys.stdout.buffer.write(jsonl(project_id, [sharing]))
-        sys.stdout.buffer.flush()
+        stdout = stdout_for_rows()
+        stdout.write(jsonl(project_id, [sharing]))
+        stdout.flush()
         return 0
 
     ctx.exit(_run(job, options, command="get", interrupted=_nothing_changed))
@@ -301,8 +302,9 @@ def share(
             )
             return 0
         created = await client.share_backup(project_id, backup_id, targets)
-        sys.stdout.buffer.write(jsonl(project_id, created))
-        sys.stdout.buffer.flush()
+        stdout = stdout_for_rows()
+        stdout.write(jsonl(project_id, created))
+        stdout.flush()
         return 0
 
     def interrupted(signals: StopSignals) -> str:
