@@ -234,9 +234,11 @@ def test_diff_is_exact_and_never_calls_a_failed_projects_sharing_removed(tmp_pat
         expected = {"added": set(), "removed": set(), "changed": set()}
         unknown = 0
         for project in set(old_snapshot) | set(new_snapshot):
-            old, new = old_snapshot.get(project), new_snapshot.get(project)
+            # Each project is compared with its latest listing at or before the old run.
+            listings = [r[project] for r in runs[: old_index + 1] if r.get(project) is not None]
+            old, new = (listings[-1] if listings else None), new_snapshot.get(project)
             if old is None or new is None:
-                unknown += len(set(old or {}) | set(new or {}))
+                unknown += len(new if new is not None else old or {})
                 continue
             expected["added"] |= {(project, s) for s in set(new) - set(old)}
             expected["removed"] |= {(project, s) for s in set(old) - set(new)}
@@ -247,11 +249,7 @@ def test_diff_is_exact_and_never_calls_a_failed_projects_sharing_removed(tmp_pat
             for change in changes:
                 item = change.sharing
                 got[change.kind.value].add((item.project_id, item.sharing_id.split("-", 1)[1]))
-                failed = (
-                    old_snapshot.get(item.project_id) is None
-                    or new_snapshot.get(item.project_id) is None
-                )
-                assert not failed, "a sharing of a failed project was reported"
+                assert new_snapshot.get(item.project_id) is not None, "a failed project's sharing"
         assert got == expected
         assert changes.summary.unknown == unknown
         assert changes.summary.added == len(expected["added"])
@@ -301,3 +299,32 @@ def test_a_resumed_run_follows_a_changed_project_list(tmp_path):
         assert again.outcomes() == {P1: "ok", P3: "not_crawled"}  # P2 gone, P3 new
         again.record(ProjectSharings(P3, ()))
         assert again.finish() == "complete"
+
+
+def test_after_a_write_error_the_recorder_commits_nothing_more(tmp_path):
+    """A page that could not be kept must never let its project be recorded as listed."""
+    path = tmp_path / "inv.sqlite"
+    with Inventory(path, write=True) as inventory:
+        run = inventory.start_run([P1, P2])
+        run.add_page(P1, [sharing("s1", P1, P2)])
+
+        class FullDisk:
+            def __init__(self, db):
+                self._db = db
+
+            def executemany(self, *_):
+                raise sqlite3.OperationalError("database or disk is full")
+
+            def __getattr__(self, name):
+                return getattr(self._db, name)
+
+        real, run._db = run._db, FullDisk(run._db)
+        with pytest.raises(sqlite3.OperationalError):
+            run.add_page(P1, [sharing("s2", P1, OUTSIDE)])
+        run._db = real
+        run.add_page(P2, [sharing("s3", P2, P1)])
+        with pytest.raises(InventoryError, match="after a write error"):
+            run.commit_projects([(P1, None), (P2, None)])
+        with pytest.raises(InventoryError, match="after a write error"):
+            run.finish()
+        assert run.outcomes() == {P1: "not_crawled", P2: "not_crawled"}
