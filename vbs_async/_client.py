@@ -197,6 +197,10 @@ class VBSClient:
             max_body_size=max_body_size,
             ssl=ssl,
         )
+        if retry_budget is not None and not isinstance(retry_budget, RetryBudget):
+            raise ValueError(
+                f"retry_budget must be a RetryBudget, got {type(retry_budget).__name__}"
+            )
         self._budget = retry_budget if retry_budget is not None else RetryBudget()
         # The longest page the sharing listing returned at each limit: with
         # `end_check="auto"`, a shorter page at that limit is the end at once.
