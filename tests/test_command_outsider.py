@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import pty
 import subprocess
 import time
 from typing import TYPE_CHECKING
@@ -274,3 +276,161 @@ def test_a_single_call_s_timeout_names_its_own_options(clean_env, command):
     assert "--deadline" not in line
     assert "RetryPolicy" not in line
     assert "--timeout" in line
+
+
+# -- 6. a shell redirect to one of the command's files; 7. /dev/fd/N ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "redirected"),
+    [
+        (["-q", "--report", "{d}/rr.json"], "rr.json"),
+        (["-o", "{d}/oo.jsonl", "--report", "-"], "oo.jsonl"),
+    ],
+)
+def test_stdout_redirected_to_a_file_the_command_writes_is_refused(
+    emu, tmp_path, options, redirected
+):
+    target = tmp_path / redirected
+    target.write_bytes(b"kept\n")
+    with target.open("ab") as stdout:
+        result = subprocess.run(
+            [*VBS_ASYNC, "crawl", emu.project_ids[0], *(o.format(d=tmp_path) for o in options)],
+            env=command_env(emu), stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=60,
+            check=False,
+        )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "is the file stdout is redirected to" in result.stderr
+    assert target.read_bytes() == b"kept\n"
+
+
+def test_output_to_an_inherited_descriptor_is_written_through_it(emu, tmp_path):
+    target = tmp_path / "log.jsonl"
+    target.write_bytes(b"earlier\n")
+    inode = target.stat().st_ino
+    with target.open("ab") as appended:  # the shell's `exec 3>>log.jsonl`
+        descriptor = appended.fileno()
+        result = subprocess.run(
+            [*VBS_ASYNC, "crawl", emu.project_ids[0], "-o", f"/dev/fd/{descriptor}"],
+            env=command_env(emu), pass_fds=(descriptor,), capture_output=True, text=True,
+            timeout=60, check=False,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert target.stat().st_ino == inode  # not replaced
+    lines = target.read_text().splitlines()
+    assert lines[0] == "earlier"
+    assert len(lines) == 7
+
+
+# -- 5. server IDs that are not plain IDs; 14. rows to a terminal are escaped ------------------
+
+HOSTILE_NAME = "\x1b]0;T\x07 \u009b2J \u2028 \u202e end"
+
+
+def hostile_backup(emu) -> None:
+    sharing = emu.sharings(emu.project_ids[0])[0]
+    emu.store.add({**sharing, "backup": {**sharing["backup"], "name": HOSTILE_NAME}})
+
+
+def on_a_terminal(arguments: list[str], env: dict[str, str]) -> tuple[int, bytes]:
+    """Run the command with stdout on a pseudo-terminal; its status and what the terminal got."""
+    main, secondary = pty.openpty()
+    try:
+        process = subprocess.Popen(arguments, env=env, stdout=secondary, stderr=subprocess.PIPE)
+    finally:
+        os.close(secondary)
+    shown = b""
+    with contextlib.suppress(OSError):  # EIO: the command closed its end
+        while chunk := os.read(main, 65536):
+            shown += chunk
+    os.close(main)
+    process.communicate(timeout=60)
+    return process.returncode, shown
+
+
+@pytest.mark.parametrize("form", ["jsonl", "csv"])
+def test_rows_to_a_terminal_escape_control_characters_files_keep_them(emu, tmp_path, form):
+    hostile_backup(emu)
+    project = emu.project_ids[0]
+    status, shown = on_a_terminal(
+        [*VBS_ASYNC, "crawl", project, "--format", form], command_env(emu)
+    )
+    assert status == 0
+    for raw in ["\x1b", "\x07", "\u009b", "\u2028", "\u202e"]:
+        assert raw.encode() not in shown
+    assert b"\\x1b]0;T\\x07" in shown or b"\\u001b]0;T\\u0007" in shown
+    assert b"\\u2028" in shown
+    assert b"\\u202e" in shown
+    exact = tmp_path / f"rows.{form}"
+    assert invoke("crawl", project, "--format", form, "-o", str(exact)).exit_code == 0
+    assert "\u202e end".encode() in exact.read_bytes()
+
+
+@pytest.mark.parametrize("bad_id", ["=1+2", "\x1b]0;T\x07", "-x"])
+def test_a_sharing_whose_id_is_not_a_plain_id_fails_its_project(emu, bad_id):
+    project, other = emu.project_ids[0], emu.project_ids[1]
+    sharing = emu.sharings(project)[0]
+    emu.store.add({**sharing, "id": bad_id})
+    result = invoke("crawl", project, other)
+    assert result.exit_code == 1
+    assert "is not a plain ID" in result.stderr
+    assert "\x1b" not in result.stderr
+    assert set(rows_by_project(result.stdout)) == {other}
+
+
+# -- 12. endless inputs; 13. small surprises -----------------------------------------------------
+
+
+@pytest.mark.usefixtures("emu")
+def test_a_projects_file_larger_than_the_limit_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setattr("vbs_async.cli._commands._PROJECTS_FILE_LIMIT", 1000)
+    endless = tmp_path / "projects.txt"
+    endless.write_bytes(b"\0" * 5000)
+    result = invoke("crawl", "--projects-file", str(endless))
+    assert result.exit_code == 2
+    assert "is larger than" in one_error_line(result)
+
+
+def answered(
+    arguments: list[str], env: dict[str, str], answer: bytes
+) -> subprocess.CompletedProcess:
+    """Run the command with stdin on a pseudo-terminal that answers its prompt with `answer`."""
+    main, secondary = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            arguments, env=env, stdin=secondary, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+    finally:
+        os.close(secondary)
+    try:
+        os.write(main, answer)
+        out, err = process.communicate(timeout=60)
+    finally:
+        os.close(main)
+    return subprocess.CompletedProcess(arguments, process.returncode, out.decode(), err.decode())
+
+
+@pytest.mark.parametrize("answer", [b"n\n", b"\x04"])
+def test_declining_the_prompt_says_nothing_was_cancelled(emu, answer):
+    project = emu.project_ids[0]
+    sharing = emu.sharings(project)[0]["id"]
+    result = answered([*VBS_ASYNC, "cancel", project, sharing], command_env(emu), answer)
+    assert result.returncode == 1, result.stderr
+    assert "vbs-async: error: nothing cancelled: not confirmed" in result.stderr
+    assert len(emu.sharings(project)) == 6
+
+
+def test_share_dry_run_names_a_repeated_project_once(emu):
+    project, other = emu.project_ids[0], emu.project_ids[1]
+    backup = emu.sharings(project)[0]["backup_id"]
+    result = invoke("share", project, backup, other, other, "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.count(other) == 1
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_a_timeout_that_is_not_a_number_of_seconds_is_a_usage_error(emu, value):
+    result = invoke("count", emu.project_ids[0], "--timeout", value)
+    assert result.exit_code == 2
+    assert "RetryPolicy" not in result.stderr
+    assert "--timeout" in result.stderr

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import stat
 import sys
 import tempfile
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final, Literal
 
 import attrs
+
+from ._text import stdout_for_rows
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -37,6 +40,7 @@ except ModuleNotFoundError:  # pragma: no cover - Windows: no lock (said in the 
 Kind = Literal["stdout", "new", "regular", "special"]
 
 _STDOUT_NAMES: Final = frozenset({"-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"})
+_DESCRIPTOR_PATH: Final = re.compile(r"^/(?:dev|proc/self)/fd/([0-9]+)$")
 
 
 class PathError(Exception):
@@ -55,6 +59,8 @@ class Target:
         real: The path with symlinks followed: what a rename replaces.
         identity: (device, inode) of what exists there, if anything.
         mode: The permission bits of an existing regular file.
+        descriptor: For `/dev/fd/N` (a descriptor the shell opened, `exec
+            3>>file`): N, written through as it is (appending if it appends).
     """
 
     option: str
@@ -63,6 +69,7 @@ class Target:
     real: Path | None = None
     identity: tuple[int, int] | None = None
     mode: int | None = None
+    descriptor: int | None = None
 
     @property
     def replaceable(self) -> bool:
@@ -95,6 +102,15 @@ def classify(path: Path | None, option: str) -> Target:
     """
     if path is None or is_stdout(path):
         return Target(option, None, "stdout")
+    inherited = _DESCRIPTOR_PATH.match(str(path))
+    if inherited is not None:
+        descriptor = int(inherited.group(1))
+        try:
+            opened = os.fstat(descriptor)
+        except OSError:
+            raise PathError(f"{option} {path}: no such open file descriptor") from None
+        identity = (opened.st_dev, opened.st_ino)
+        return Target(option, path, "special", identity=identity, descriptor=descriptor)
     try:
         status = path.stat()  # follows symlinks: the target is what counts
     except FileNotFoundError:
@@ -129,9 +145,21 @@ def _check_directory(directory: Path, option: str, path: Path) -> None:
 def check_distinct(targets: Iterable[Target]) -> None:
     """Refuse two of the command's paths that are one file.
 
+    Stdout counts as the file a shell redirected it to (`> rows.jsonl`)
+    when something is written to it.
+
     Raises:
         PathError: Two targets are the same file, or both stdout.
     """
+    targets = list(targets)
+    if any(target.kind == "stdout" for target in targets):
+        redirected = _stdout_file()
+        for target in targets:
+            if redirected is not None and target.kind != "stdout" and target.identity == redirected:
+                raise PathError(
+                    f"{target.option} {target.describe()} is the file stdout is redirected "
+                    "to, which the command also writes: give each its own"
+                )
     seen: list[Target] = []
     for target in targets:
         for earlier in seen:
@@ -141,6 +169,15 @@ def check_distinct(targets: Iterable[Target]) -> None:
                     f"{earlier.option} {earlier.describe()}: give each its own"
                 )
         seen.append(target)
+
+
+def _stdout_file() -> tuple[int, int] | None:
+    """(device, inode) of the regular file stdout is redirected to, if it is one."""
+    try:
+        status = os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return None
+    return (status.st_dev, status.st_ino) if stat.S_ISREG(status.st_mode) else None
 
 
 def _same(first: Target, second: Target) -> bool:
@@ -191,6 +228,10 @@ def open_redirect(target: Target) -> IO[bytes]:
     """
     assert target.path is not None  # noqa: S101 - stdout is never opened by name
     try:
+        if target.descriptor is not None:
+            # Opening /dev/fd/N by name would truncate the file and lose its
+            # append mode on Linux: write through the descriptor itself.
+            return os.fdopen(os.dup(target.descriptor), "wb")
         descriptor = os.open(target.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
     except OSError as exc:
         raise PathError(f"{target.option} {target.path}: {exc.strerror}") from None
@@ -219,8 +260,9 @@ def temporary_beside(target: Target) -> tuple[IO[bytes], Path]:
 def write_whole(target: Target, data: bytes) -> None:
     """Write `data` as the whole of `target`: atomically for a file, as a redirect otherwise."""
     if target.kind == "stdout":
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        stdout = stdout_for_rows()
+        stdout.write(data)
+        stdout.flush()
         return
     if target.kind == "special":
         with open_redirect(target) as stream:

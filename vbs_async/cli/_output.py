@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import sys
 import tempfile
 from typing import IO, TYPE_CHECKING, Final
 
@@ -37,6 +36,7 @@ from ._files import (
     temporary_beside,
 )
 from ._state import State, StateError
+from ._text import stdout_for_rows
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -156,7 +156,7 @@ def open_output(path: Path | None, state: State | None) -> Iterator[Output]:
     """
     target = classify(path, "--output")
     if target.kind == "stdout":
-        output = Output(sys.stdout.buffer, target, owned=False)
+        output = Output(stdout_for_rows(), target, owned=False)
     elif target.kind == "special":
         if state is not None:
             raise StateError(
