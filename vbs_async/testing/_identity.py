@@ -111,6 +111,13 @@ class Identity:
         self.denied_projects: set[str] = set()
         self.forbidden_projects: set[str] = set()
 
+    def _check_scope(self, project_id: str | None) -> None:
+        """Refuse a token for a project no user has a role in (401) or one forbidden (403)."""
+        if project_id in self.denied_projects:
+            raise Refused(f"The user has no role in project {project_id}.")
+        if project_id in self.forbidden_projects:
+            raise Forbidden(f"You are not authorized to perform this action on {project_id}.")
+
     def issue(self, payload: Any, caller: str | None = None) -> tuple[str, dict[str, Any]]:
         """Answer a `POST /v3/auth/tokens` body: (token, response body).
 
@@ -149,12 +156,7 @@ class Identity:
             name = self._check_password(identity)
         else:
             raise Refused("the request body is not a password or assume_role authentication")
-        if project_id in self.denied_projects:
-            raise Refused(f"The user has no role in project {project_id}.")
-        if project_id in self.forbidden_projects:
-            raise Forbidden(
-                f"You are not authorized to perform the requested action: {project_id}."
-            )
+        self._check_scope(project_id)
         token = secrets.token_urlsafe(48)
         self._tokens[token] = IssuedToken(
             name, project_id, time.monotonic() + self.token_lifetime, agency
