@@ -23,6 +23,7 @@ from vbs_async import (
     AuthenticationError,
     PaginationError,
     PasswordAuth,
+    ResponseDecodeError,
     RetryPolicy,
     ServerError,
     TokenAuth,
@@ -86,6 +87,13 @@ async def list_once(url: str, **options: object) -> None:
         (raw(b"garbage\r\n\r\n"), TransportError),
         (raw(b"HTTP/1.1 999999999999 Huh\r\nContent-Length: 0\r\n\r\n"), VBSError),
         (raw(b""), TransportError),
+        (
+            raw(
+                b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 14\r\n\r\n"
+                b'{"shared": []}'
+            ),
+            ResponseDecodeError,
+        ),
     ],
     ids=[
         "reset-mid-body",
@@ -93,6 +101,7 @@ async def list_once(url: str, **options: object) -> None:
         "garbage-status-line",
         "absurd-status",
         "closed-at-once",
+        "gzip-header-plain-body",
     ],
 )
 async def test_broken_answers_are_typed_errors_naming_project_and_offset(reply, error):
