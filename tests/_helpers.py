@@ -173,3 +173,15 @@ class EchoServer:
     async def __aexit__(self, *exc_info: object) -> None:
         assert self._runner is not None
         await self._runner.cleanup()
+
+
+def sharing_document(
+    sharing_id: str, from_project_id: str, to_project_id: str = "t"
+) -> dict[str, str]:
+    """A sharing as the service lists it, with only the fields it must have."""
+    return {
+        "id": sharing_id,
+        "backup_id": "b",
+        "from_project_id": from_project_id,
+        "to_project_id": to_project_id,
+    }

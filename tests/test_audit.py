@@ -329,3 +329,62 @@ def test_the_reader_of_stdout_leaving_is_exit_141_quietly(hostile):
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 141
     assert b"Traceback" not in stderr
+
+
+# -- the outside tester's findings ----------------------------------------------------
+
+
+def test_a_later_crawl_of_other_projects_of_the_account_does_not_hide_earlier_findings(
+    tmp_path, clean_env
+):
+    db = tmp_path / "inventory.sqlite"
+    with emulator_in_thread() as emu:
+        x1 = add_sharing(emu, 1, A1, OUTSIDE1)
+        add_sharing(emu, 2, A2, A1)  # internal: A1 is the account's
+        clean_env.setenv("OS_AUTH_TOKEN", emu.token)
+        for number, projects in ((1, [A1]), (2, [A2])):
+            result = invoke("crawl", "--endpoint", emu.url, "--db", str(db), "--account", "OTC-A",
+                            "-o", str(tmp_path / f"{number}.jsonl"), "--quiet", *projects)  # fmt: skip
+            assert result.exit_code == 0, result.output
+    result = invoke("audit", "--db", str(db), "--format", "jsonl", "--fail-on", "high")
+    assert result.exit_code == 3, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [row["sharing_id"] for row in rows] == [x1]
+    assert "2 projects; 1 high" in result.stderr
+    assert "findings also from earlier listings: run 1 (" in result.stderr
+
+
+def test_fail_on_counts_the_findings_the_display_filter_leaves_out(tmp_path, clean_env):
+    db = tmp_path / "inventory.sqlite"
+    with emulator_in_thread() as emu:
+        add_sharing(emu, 1, A1, A2)  # internal: info
+        clean_env.setenv("OS_AUTH_TOKEN", emu.token)
+        invoke("crawl", "--endpoint", emu.url, "--db", str(db), "-o", str(tmp_path / "o.jsonl"),
+               "--quiet", A1, A2)  # fmt: skip
+    result = invoke("audit", "--db", str(db), "--format", "jsonl", "--fail-on", "info")
+    assert result.exit_code == 3, result.output
+    assert result.stdout == ""  # below --min-severity low: not shown, still counted
+    assert "1 findings at or above info: exit 3" in result.stderr
+
+
+def test_an_output_and_a_report_of_different_crawls_are_refused(hostile, tmp_path, clean_env):
+    assert hostile  # out.jsonl and report.json of the hostile crawl
+    with emulator_in_thread() as emu:
+        clean_env.setenv("OS_AUTH_TOKEN", emu.token)
+        other = invoke("crawl", "--endpoint", emu.url, "-o", str(tmp_path / "other.jsonl"),
+                       "--report", str(tmp_path / "other.json"), "--quiet", A1, A2)  # fmt: skip
+        assert other.exit_code == 0, other.output
+    # The emulator's crawl listed nothing for A1: its report says 0, out.jsonl holds 8 of A1's.
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    (tmp_path / "other.jsonl").rename(moved / "other.jsonl")  # its own output gone: counts decide
+    result = invoke("audit", str(tmp_path / "out.jsonl"), "--report", str(tmp_path / "other.json"))
+    assert result.exit_code == 2
+    assert f"says project {A1} listed 0 sharings" in result.stderr
+    assert "give the report of the same crawl" in result.stderr
+    # The report's own output file still there, and another given: refused by identity.
+    (moved / "other.jsonl").rename(tmp_path / "other.jsonl")
+    (tmp_path / "copy.jsonl").write_bytes((tmp_path / "other.jsonl").read_bytes())
+    result = invoke("audit", str(tmp_path / "copy.jsonl"), "--report", str(tmp_path / "other.json"))
+    assert result.exit_code == 2
+    assert "is the report of the crawl that wrote" in result.stderr

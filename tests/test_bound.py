@@ -337,3 +337,61 @@ async def test_a_page_as_long_as_the_longest_seen_is_confirmed():
             iterator = client.iter_sharings(project)
             assert len([s async for s in iterator]) == sizes[project]
             assert iterator.stats.requests == requests
+
+
+# -- nothing the server sent is dropped: yielded, or the listing fails ----------------
+
+
+def own_cursor_to_the_end(total: int) -> Server:
+    """Ignores offset and hands out the next slice of its own cursor; empty once past the end."""
+    listing = [sharing(f"s-{i:05d}") for i in range(total)]
+    position = [0]
+
+    def pages(_offset: int, limit: int) -> list[dict[str, Any]]:
+        start = position[0]
+        position[0] = start + limit
+        return listing[start : start + limit]
+
+    return Server(pages, count=total)
+
+
+@pytest.mark.parametrize("verify", [False, True])
+@pytest.mark.parametrize("end_check", END_CHECKS)
+async def test_a_server_keeping_its_own_cursor_to_the_end_raises_instead_of_dropping(
+    end_check, verify
+):
+    server = own_cursor_to_the_end(1_000)
+    got, error = await list_from(server, end_check=end_check, verify=verify)
+    if end_check == "short_page" and len(got) == 1_000:
+        return  # nothing lost
+    assert isinstance(error, PaginationError), f"{len(got)} of 1000 and no error"
+    assert error.project_id == PROJECT
+    assert error.offset is not None
+
+
+async def test_a_sent_item_never_placed_then_empty_answers_at_offset_0_is_an_error():
+    # Hypothesis's minimal case: [A, B], then [C] (no seen item: not placed),
+    # then [] at offset 0, then [] again. C was sent and never yielded.
+    answers = [["A", "B"], ["C"], [], [], [], []]
+    server = Server(lambda _offset, _limit: [sharing(n) for n in answers.pop(0)])
+    got, error = await list_from(server, page_size=2)
+    assert [item.id for item in got] == ["A", "B"]
+    assert isinstance(error, PaginationError)
+    assert "sent 1 sharings" in str(error)
+
+
+async def test_a_listing_ending_short_of_its_count_raises_even_after_a_shift():
+    # Count says 10 twice; one sharing is inserted at the front after the first
+    # page (a shift), and the pages end at 6 sharings: short of the count, not an end.
+    listing = [f"s{i}" for i in range(6)]
+
+    def pages(offset: int, limit: int) -> list[dict[str, Any]]:
+        page = [sharing(n) for n in listing[offset : offset + limit]]
+        if "new" not in listing:
+            listing.insert(0, "new")
+        return page
+
+    got, error = await list_from(Server(pages, count=10), page_size=4, end_check="count")
+    assert isinstance(error, PaginationError)
+    assert "count says 10" in str(error)
+    assert len(got) < 10

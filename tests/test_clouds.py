@@ -224,7 +224,7 @@ def test_verify_false_is_honoured_with_a_warning_naming_the_cloud(home, caplog):
 
 def test_a_missing_ca_file_is_a_configuration_error(home):
     env = {"OS_AUTH_TOKEN": "t", "OS_CACERT": str(home / "nope.pem")}
-    with pytest.raises(ConfigurationError, match="CA bundle"):
+    with pytest.raises(ConfigurationError, match=r"OS_CACERT names .*nope.pem, which does not"):
         settings_of(home, env)
 
 
@@ -292,3 +292,72 @@ def test_an_otcextensions_agency_crawls_the_other_account_not_the_user_s_own(
         ["", *emu.project_ids]
     )
     assert emu.identity.token_requests == [("alice", None)]
+
+
+def test_the_command_refuses_two_different_clouds(tmp_path, monkeypatch):
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from vbs_async.cli import cli  # noqa: PLC0415
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["count", "--os-cloud", "a", "--cloud", "b", "p0"])
+    assert result.exit_code == 2
+    assert "names two clouds ('a', 'b'): give one" in result.output
+    # The same cloud twice is one cloud: refused only because it is not defined.
+    same = CliRunner().invoke(cli, ["count", "--os-cloud", "a", "--cloud", "a", "p0"])
+    assert "names two clouds" not in same.output
+    assert "cloud 'a' (--cloud) is not defined" in same.output
+
+
+@pytest.mark.parametrize(
+    ("how", "agency_env"),
+    [
+        ("OS_CLOUD", {"OS_AGENCY_NAME": "inventory", "OS_AGENCY_DOMAIN_NAME": "OTC-other"}),
+        (
+            "OS_CLOUD",
+            {
+                "OS_AUTH_TYPE": "agency",
+                "OS_TARGET_AGENCY_NAME": "inventory",
+                "OS_TARGET_DOMAIN_NAME": "OTC-other",
+            },
+        ),
+        ("--os-cloud", {"OS_AGENCY_NAME": "inventory", "OS_AGENCY_DOMAIN_NAME": "OTC-other"}),
+    ],
+    ids=["terraform", "otcextensions", "os-cloud-flag"],
+)
+def test_a_named_cloud_crawls_the_account_of_the_agency_in_the_environment(
+    tmp_path, monkeypatch, how, agency_env
+):
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from vbs_async.cli import cli  # noqa: PLC0415
+
+    from ._helpers import emulator_in_thread  # noqa: PLC0415
+    from .test_cli import rows_by_project  # noqa: PLC0415
+
+    with emulator_in_thread(
+        projects=2,
+        sharings_per_project=1,
+        users={"alice": "alice-password-1"},
+        agencies=[("OTC-other", "inventory")],
+    ) as emu:
+        (tmp_path / "clouds.yaml").write_text(
+            "clouds:\n  mine:\n    region_name: eu-de\n    auth:\n"
+            f"      auth_url: {emu.url}/v3\n      username: alice\n"
+            "      password: alice-password-1\n      user_domain_name: emulator-domain\n"
+        )
+        monkeypatch.chdir(tmp_path)
+        for name, value in agency_env.items():
+            monkeypatch.setenv(name, value)
+        if how == "OS_CLOUD":
+            monkeypatch.setenv("OS_CLOUD", "mine")
+            args = ["crawl", "--all-projects"]
+        else:
+            args = ["crawl", "--os-cloud", "mine", "--all-projects"]
+        result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.stderr
+    assert set(rows_by_project(result.stdout)) == set(emu.project_ids)
+    # Every token is the agency's: the user's own account is never crawled.
+    assert sorted(p or "" for _, _, p in emu.identity.agency_token_requests) == sorted(
+        ["", *emu.project_ids]
+    )

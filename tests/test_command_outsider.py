@@ -8,17 +8,23 @@ crawl writes that cancel could not read, and other surprises.
 # ruff: noqa: F811 - `emu` is the fixture of test_command_surprises, imported
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pty
+import subprocess
+import time
 from typing import TYPE_CHECKING
 
 import pytest
 
-from ._helpers import emulator_in_thread
-from .test_cli import invoke
+from ._helpers import VBS_ASYNC, Gate, command_env, emulator_in_thread
+from .test_cli import invoke, rows_by_project
 from .test_command_files import one_error_line
 from .test_command_surprises import emu, password_setup  # noqa: F401 - the fixture
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
 
@@ -139,3 +145,234 @@ def test_cancel_from_a_file_larger_than_the_limit_is_one_line(tmp_path, monkeypa
     result = invoke("cancel", "--from-file", str(rows), "--yes")
     assert result.exit_code == 2
     assert "is larger than" in one_error_line(result)
+
+
+# -- 2. every crawl locks its output; 8. a killed crawl's temporary file is removed -------------
+
+
+def partial_with_rows(directory: Path, process: subprocess.Popen[bytes]) -> Path:
+    """The first crawl's temporary output, once it holds a finished project's rows."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for partial in directory.glob(".out.jsonl.*.partial"):
+            if b"\n" in partial.read_bytes():
+                return partial
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        time.sleep(0.01)
+    raise AssertionError("the first crawl never wrote a project's rows")
+
+
+@contextlib.contextmanager
+def held_crawl(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], list[str], Gate, dict]]:
+    """A crawl to out.jsonl (no state) that wrote a project's rows and is held at a gate."""
+    gate = Gate([])
+    with emulator_in_thread(projects=20, sharings_per_project=20, drift=gate) as emulator:
+        gate.held = set(emulator.project_ids[5:])
+        env = command_env(emulator)
+        command = [*VBS_ASYNC, "crawl", "-o", str(tmp_path / "out.jsonl"), "--max-projects",
+                   "1", "--timeout", "600", "--deadline", "1200", *emulator.project_ids]  # fmt: skip
+        first = subprocess.Popen(command, env=env, stderr=subprocess.PIPE)
+        try:
+            partial_with_rows(tmp_path, first)
+            yield first, emulator.project_ids, gate, env
+        finally:
+            gate.opened.set()
+            first.communicate(timeout=60)
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_second_crawl_on_the_same_new_output_stops_at_once(tmp_path, resume):
+    out = tmp_path / "out.jsonl"
+    with held_crawl(tmp_path) as (first, projects, _gate, env):
+        extra = ["--resume", str(tmp_path / "second.state")] if resume else []
+        second = subprocess.run(
+            [*VBS_ASYNC, "crawl", "-o", str(out), *extra, projects[0]],
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert first.poll() is None  # the second ran while the first was writing
+    assert second.returncode == 2, second.stderr
+    assert f"another vbs-async crawl is writing {out}" in second.stderr
+    assert first.returncode == 0
+    rows = rows_by_project(out.read_text())
+    assert sum(len(v) for v in rows.values()) == 400
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]  # no lock file left
+
+
+def test_a_crawl_removes_the_temporary_file_of_one_killed_with_sigkill(tmp_path):
+    with held_crawl(tmp_path) as (first, projects, gate, env):
+        first.kill()
+        first.wait(timeout=30)
+        gate.opened.set()  # the emulator answers the next run
+        assert list(tmp_path.glob(".out.jsonl.*.partial"))  # what SIGKILL leaves
+        again = subprocess.run(
+            [*VBS_ASYNC, "crawl", "-o", str(tmp_path / "out.jsonl"), projects[0]],
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
+
+
+# -- 11. a refused run leaves no empty state ----------------------------------------------------
+
+
+def test_a_crawl_refused_before_it_starts_leaves_no_state_file(emu, tmp_path):
+    state = tmp_path / "crawl.state"
+    result = invoke("crawl", emu.project_ids[0], "-o", str(tmp_path / "out.jsonl"),
+                    "--resume", str(state), "--account", "a", "--db",
+                    str(tmp_path / "missing" / "x.db"))  # fmt: skip
+    assert result.exit_code == 2, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+# -- 3. a bulk cancel against a dead endpoint or refused credentials stops early --------------
+
+
+def test_a_bulk_cancel_against_a_silent_endpoint_stops_early_with_exit_2(clean_env):
+    with emulator_in_thread(projects=1, sharings_per_project=80, latency=5) as emu:
+        clean_env.setenv("OS_AUTH_TOKEN", emu.token)
+        project = emu.project_ids[0]
+        ids = [s["id"] for s in emu.sharings(project)]
+        result = invoke("cancel", project, *ids, "--yes", "--endpoint", emu.url,
+                        "--timeout", "0.2")  # fmt: skip
+    assert result.exit_code == 2, result.stderr
+    *before, last = result.stderr.strip().splitlines()
+    assert last.startswith("vbs-async: error: ")
+    assert "--endpoint" in last
+    assert "--timeout" in last
+    assert "--deadline" not in result.stderr  # the crawl's option: cancel has none
+    closing = before[-1]
+    assert closing.startswith("cancelled 0, already gone 0, failed 0; ")
+    assert "unknown whether cancelled" in closing
+    assert "not sent" in closing  # it stopped sending
+    assert not any(line.startswith(("failed ", "unknown ")) for line in before)
+
+
+def test_a_bulk_cancel_with_a_refused_token_stops_early_with_exit_2(clean_env):
+    with emulator_in_thread(projects=1, sharings_per_project=80) as emu:
+        clean_env.setenv("OS_AUTH_TOKEN", "not-the-token")
+        clean_env.setenv("VBS_ENDPOINT", emu.url)
+        project = emu.project_ids[0]
+        ids = [s["id"] for s in emu.sharings(project)]
+        before = emu.requests_received
+        result = invoke("cancel", project, *ids, "--yes")
+        sent = emu.requests_received - before
+    assert result.exit_code == 2, result.stderr
+    assert (
+        result.stderr.strip().splitlines()[-1].startswith("vbs-async: error: credentials refused")
+    )
+    assert sent < len(ids)
+    assert "not sent" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["count", "get"])
+def test_a_single_call_s_timeout_names_its_own_options(clean_env, command):
+    with emulator_in_thread(projects=1, sharings_per_project=1, latency=5) as emu:
+        clean_env.setenv("OS_AUTH_TOKEN", emu.token)
+        project = emu.project_ids[0]
+        extra = [emu.sharings(project)[0]["id"]] if command == "get" else []
+        result = invoke(command, project, *extra, "--endpoint", emu.url, "--timeout", "0.2")
+    assert result.exit_code == 2
+    line = one_error_line(result)
+    assert "--deadline" not in line
+    assert "RetryPolicy" not in line
+    assert "--timeout" in line
+
+
+# -- 6. a shell redirect to one of the command's files; 7. /dev/fd/N ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "redirected"),
+    [
+        (["-q", "--report", "{d}/rr.json"], "rr.json"),
+        (["-o", "{d}/oo.jsonl", "--report", "-"], "oo.jsonl"),
+    ],
+)
+def test_stdout_redirected_to_a_file_the_command_writes_is_refused(
+    emu, tmp_path, options, redirected
+):
+    target = tmp_path / redirected
+    target.write_bytes(b"kept\n")
+    with target.open("ab") as stdout:
+        result = subprocess.run(
+            [*VBS_ASYNC, "crawl", emu.project_ids[0], *(o.format(d=tmp_path) for o in options)],
+            env=command_env(emu), stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=60,
+            check=False,
+        )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "is the file stdout is redirected to" in result.stderr
+    assert target.read_bytes() == b"kept\n"
+
+
+def test_output_to_an_inherited_descriptor_is_written_through_it(emu, tmp_path):
+    target = tmp_path / "log.jsonl"
+    target.write_bytes(b"earlier\n")
+    inode = target.stat().st_ino
+    with target.open("ab") as appended:  # the shell's `exec 3>>log.jsonl`
+        descriptor = appended.fileno()
+        result = subprocess.run(
+            [*VBS_ASYNC, "crawl", emu.project_ids[0], "-o", f"/dev/fd/{descriptor}"],
+            env=command_env(emu), pass_fds=(descriptor,), capture_output=True, text=True,
+            timeout=60, check=False,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert target.stat().st_ino == inode  # not replaced
+    lines = target.read_text().splitlines()
+    assert lines[0] == "earlier"
+    assert len(lines) == 7
+
+
+# -- 5. server IDs that are not plain IDs; 14. rows to a terminal are escaped ------------------
+
+HOSTILE_NAME = "\x1b]0;T\x07 \u009b2J \u2028 \u202e end"
+
+
+def hostile_backup(emu) -> None:
+    sharing = emu.sharings(emu.project_ids[0])[0]
+    emu.store.add({**sharing, "backup": {**sharing["backup"], "name": HOSTILE_NAME}})
+
+
+def on_a_terminal(arguments: list[str], env: dict[str, str]) -> tuple[int, bytes]:
+    """Run the command with stdout on a pseudo-terminal; its status and what the terminal got."""
+    main, secondary = pty.openpty()
+    try:
+        process = subprocess.Popen(arguments, env=env, stdout=secondary, stderr=subprocess.PIPE)
+    finally:
+        os.close(secondary)
+    shown = b""
+    with contextlib.suppress(OSError):  # EIO: the command closed its end
+        while chunk := os.read(main, 65536):
+            shown += chunk
+    os.close(main)
+    process.communicate(timeout=60)
+    return process.returncode, shown
+
+
+@pytest.mark.parametrize("form", ["jsonl", "csv"])
+def test_rows_to_a_terminal_escape_control_characters_files_keep_them(emu, tmp_path, form):
+    hostile_backup(emu)
+    project = emu.project_ids[0]
+    status, shown = on_a_terminal(
+        [*VBS_ASYNC, "crawl", project, "--format", form], command_env(emu)
+    )
+    assert status == 0
+    for raw in ["\x1b", "\x07", "\u009b", "\u2028", "\u202e"]:
+        assert raw.encode() not in shown
+    assert b"\\x1b]0;T\\x07" in shown or b"\\u001b]0;T\\u0007" in shown
+    assert b"\\u2028" in shown
+    assert b"\\u202e" in shown
+    exact = tmp_path / f"rows.{form}"
+    assert invoke("crawl", project, "--format", form, "-o", str(exact)).exit_code == 0
+    assert "\u202e end".encode() in exact.read_bytes()
+
+
+@pytest.mark.parametrize("bad_id", ["=1+2", "\x1b]0;T\x07", "-x"])
+def test_a_sharing_whose_id_is_not_a_plain_id_fails_its_project(emu, bad_id):
+    project, other = emu.project_ids[0], emu.project_ids[1]
+    sharing = emu.sharings(project)[0]
+    emu.store.add({**sharing, "id": bad_id})
+    result = invoke("crawl", project, other)
+    assert result.exit_code == 1
+    assert "is not a plain ID" in result.stderr
+    assert "\x1b" not in result.stderr
+    assert set(rows_by_project(result.stdout)) == {other}

@@ -258,3 +258,38 @@ def test_temporary_keys_come_with_their_security_token(tmp_path):
     auth = resolve({"OS_CLOUD": "temp"}, {}, cwd=tmp_path, home=tmp_path).auth
     assert isinstance(auth, AKSKAuth)
     assert auth.secrets() == ("sk-temp", "sts-from-yaml")
+
+
+# -- the outside tester's findings ---------------------------------------------------------
+
+
+def _agency_cloud(tmp_path, domain_line: str) -> str:
+    (tmp_path / "clouds.yaml").write_text(
+        "clouds:\n  otc:\n    profile: otc\n    auth_type: agency\n    auth:\n"
+        "      username: alice\n      password: pw\n      user_domain_name: OTC-alice\n"
+        f"      target_agency_name: inventory\n      {domain_line}\n"
+    )
+    return str(tmp_path / "clouds.yaml")
+
+
+def test_gophertelekomcloud_s_target_domain_id_holding_a_name_is_sent_as_the_name(tmp_path):
+    env = {"OS_CLOUD": "otc", "OS_REGION_NAME": "eu-de"}
+    _agency_cloud(tmp_path, "target_domain_id: OTC00000000001000000yyy")
+    auth = resolve(env, {}, cwd=tmp_path, home=tmp_path).auth
+    assert (auth.agency_domain, auth.domain_id) == ("OTC00000000001000000yyy", None)
+    _agency_cloud(tmp_path, "target_domain_id: 0123456789abcdef0123456789ABCDEF")
+    auth = resolve(env, {}, cwd=tmp_path, home=tmp_path).auth
+    assert (auth.agency_domain, auth.domain_id) == (None, "0123456789abcdef0123456789ABCDEF")
+
+
+@pytest.mark.parametrize("password", ["*Zq9TopSecret", "!Zq9TopSecret", "%Zq9TopSecret"])
+def test_a_yaml_error_never_shows_the_password(tmp_path, password):
+    (tmp_path / "secure.yaml").write_text(
+        f"clouds:\n  otc:\n    auth:\n      password: {password}\n"
+    )
+    (tmp_path / "clouds.yaml").write_text("clouds:\n  otc:\n    auth:\n      username: alice\n")
+    with pytest.raises(
+        ConfigurationError, match=r"is not valid YAML at line \d+, column \d+$"
+    ) as e:
+        resolve({"OS_CLOUD": "otc"}, {}, cwd=tmp_path, home=tmp_path)
+    assert "Zq9TopSecret" not in str(e.value)

@@ -42,6 +42,13 @@ IAM_FROM_REGION = "[iam-from-region] IAM's URL from a known region"
 XDG_DIRS = "[xdg-dirs] each XDG_CONFIG_DIRS entry is searched"
 OS_INSECURE_1 = "[insecure-values] OS_INSECURE=1/yes/on mean true"
 VBS_OVERRIDE = "[endpoint-override] vbs_endpoint_override and volume_backup_endpoint_override"
+ENV_MEETS_CLOUD = (
+    "[env-meets-cloud] OS_* variables fill what a named cloud leaves empty (agency, project, "
+    "CA: Terraform), and are refused where they name another account, domain, project or region"
+)
+ID_FIRST = "[id-first] a domain's ID before its name (keystoneauth1)"
+NAME_AND_ID = "[name-and-id] a name and an ID for the same account or project are refused"
+GOPHER_DOMAIN = "[gopher-target-domain] target_domain_id that is no 32-hex ID is a name"
 
 
 class Setup(NamedTuple):
@@ -154,7 +161,13 @@ SETUPS: list[Setup] = [
     Setup("env password", ENV_PW, {}, pw_view(), SAME),
     Setup(
         "env password, user domain by ID",
-        {**ENV_PW, "OS_USER_DOMAIN_NAME": "", "OS_USER_DOMAIN_ID": "d0123"},
+        {
+            **ENV_PW,
+            "OS_USER_DOMAIN_NAME": "",
+            "OS_USER_DOMAIN_ID": "d0123",
+            "OS_PROJECT_DOMAIN_NAME": "",
+            "OS_PROJECT_DOMAIN_ID": "d0123",
+        },
         {},
         pw_view(domain="d0123"),
         SAME,
@@ -409,11 +422,11 @@ SETUPS: list[Setup] = [
         ENV_PASSWORD,
     ),
     Setup(
-        "clouds.yaml ignores the OS_* credentials of another account",
+        "clouds.yaml refuses the OS_* credentials of another account",
         {"OS_CLOUD": "otc", "OS_USERNAME": "mallory", "OS_USER_DOMAIN_NAME": "OTC-other"},
         {"cwd/clouds.yaml": cloud(PROFILE_AUTH)},
-        pw_view(),
-        SAME,
+        "auth.username is 'alice' but the environment's OS_USERNAME is 'mallory'",
+        ENV_MEETS_CLOUD,
     ),
     Setup(
         "clouds.yaml user_id",
@@ -858,6 +871,249 @@ SETUPS: list[Setup] = [
         {},
         view("token", region="eu-nl", auth_url="https://iam.eu-nl.otc.t-systems.com"),
         IAM_FROM_REGION,
+    ),
+    # -- the outside tester's findings ---------------------------------------------------
+    Setup(
+        "named cloud plus the Terraform agency variables",
+        {
+            "OS_CLOUD": "otc",
+            "OS_AGENCY_NAME": "inventory",
+            "OS_AGENCY_DOMAIN_NAME": "OTC-bob",
+            "OS_DELEGATED_PROJECT": "eu-de_bob",
+        },
+        {"cwd/clouds.yaml": cloud(PROFILE_AUTH)},
+        AGENCY_VIEW,
+        ENV_MEETS_CLOUD,
+    ),
+    Setup(
+        "named cloud plus OS_AUTH_TYPE=agency and OS_TARGET_*",
+        {
+            "OS_CLOUD": "otc",
+            "OS_AUTH_TYPE": "agency",
+            "OS_TARGET_AGENCY_NAME": "inventory",
+            "OS_TARGET_DOMAIN_NAME": "OTC-bob",
+            "OS_TARGET_PROJECT_NAME": "eu-de_bob",
+        },
+        {"cwd/clouds.yaml": cloud(PROFILE_AUTH)},
+        AGENCY_VIEW,
+        ENV_MEETS_CLOUD,
+    ),
+    Setup(
+        "--cloud plus the Terraform agency variables",
+        {"OS_AGENCY_NAME": "inventory", "OS_AGENCY_DOMAIN_NAME": "OTC-bob"},
+        {"cwd/clouds.yaml": cloud(PROFILE_AUTH)},
+        {**AGENCY_VIEW, "project": "eu-de_prod"},
+        ENV_MEETS_CLOUD,
+        {"cloud": "otc"},
+    ),
+    Setup(
+        "named cloud's agency and another in the environment",
+        {"OS_CLOUD": "otc", "OS_AGENCY_NAME": "other"},
+        {"cwd/clouds.yaml": cloud(AGENCY_OTCEXT)},
+        "auth.target_agency_name is 'inventory' but the environment's OS_AGENCY_NAME is 'other'",
+        ENV_MEETS_CLOUD,
+    ),
+    Setup(
+        "OS_USER_DOMAIN_ID and OS_USER_DOMAIN_NAME: the ID",
+        {**ENV_PW, "OS_USER_DOMAIN_ID": "d0123", "OS_PROJECT_DOMAIN_NAME": ""},
+        {},
+        pw_view(domain="d0123"),
+        SAME,
+    ),
+    Setup(
+        "auth.user_domain_id and auth.user_domain_name: the ID",
+        {"OS_CLOUD": "otc"},
+        {
+            "cwd/clouds.yaml": cloud(
+                PROFILE_AUTH.replace("  project_domain_name: OTC-alice\n", "")
+                + "  user_domain_id: d0123\n"
+            )
+        },
+        pw_view(domain="d0123"),
+        SAME,
+    ),
+    Setup(
+        "OS_DOMAIN_ID and OS_USER_DOMAIN_NAME: the ID",
+        {**ENV_PW, "OS_DOMAIN_ID": "d0123", "OS_PROJECT_DOMAIN_NAME": ""},
+        {},
+        pw_view(domain="d0123"),
+        ID_FIRST,
+    ),
+    Setup(
+        "agency_domain_name beside auth.target_domain_id",
+        {"OS_CLOUD": "otc"},
+        {
+            "cwd/clouds.yaml": cloud(
+                AGENCY_OTCEXT.replace(
+                    "target_domain_name: OTC-bob",
+                    "target_domain_id: 0123456789abcdef0123456789abcdef",
+                )
+                + "agency_domain_name: OTC-carol\n"
+            )
+        },
+        "agency_domain_name ('OTC-carol') and auth.target_domain_id ('0123456789abcdef0123456789abcdef') name the agency's "
+        "account, one by name and one by ID",
+        NAME_AND_ID,
+    ),
+    Setup(
+        "OS_AGENCY_DOMAIN_NAME beside OS_TARGET_DOMAIN_ID",
+        {
+            **ENV_PW,
+            "OS_AGENCY_NAME": "inventory",
+            "OS_AGENCY_DOMAIN_NAME": "OTC-bob",
+            "OS_TARGET_DOMAIN_ID": "0123456789abcdef0123456789abcdef",
+        },
+        {},
+        "OS_AGENCY_DOMAIN_NAME ('OTC-bob') and OS_TARGET_DOMAIN_ID ('0123456789abcdef0123456789abcdef')",
+        NAME_AND_ID,
+    ),
+    Setup(
+        "delegated_project beside auth.target_project_id",
+        {"OS_CLOUD": "otc"},
+        {
+            "cwd/clouds.yaml": cloud(
+                AGENCY_OTCEXT.replace(
+                    "target_project_name: eu-de_bob",
+                    "target_project_id: 0123456789abcdef0123456789abcdef",
+                )
+                + "delegated_project: eu-de_carol\n"
+            )
+        },
+        "delegated_project ('eu-de_carol') and auth.target_project_id ('0123456789abcdef0123456789abcdef') name the "
+        "agency's project",
+        NAME_AND_ID,
+    ),
+    Setup(
+        "project_domain_name other than user_domain_name",
+        {"OS_CLOUD": "otc"},
+        {
+            "cwd/clouds.yaml": cloud(
+                PROFILE_AUTH.replace(
+                    "project_domain_name: OTC-alice", "project_domain_name: OTC-other"
+                )
+            )
+        },
+        "auth.project_domain_name ('OTC-other') names the project's domain",
+        REFUSED,
+    ),
+    Setup(
+        "OS_PROJECT_DOMAIN_ID beside OS_USER_DOMAIN_NAME",
+        {**ENV_PW, "OS_PROJECT_DOMAIN_NAME": "", "OS_PROJECT_DOMAIN_ID": "d0123"},
+        {},
+        "OS_PROJECT_DOMAIN_ID ('d0123') names the project's domain",
+        REFUSED,
+    ),
+    Setup(
+        "named cloud plus another account's OS_USER_DOMAIN_NAME and OS_PROJECT_NAME",
+        {"OS_CLOUD": "otc", "OS_USER_DOMAIN_NAME": "OTC-other", "OS_PROJECT_NAME": "eu-de_x"},
+        {"cwd/clouds.yaml": cloud(PROFILE_AUTH)},
+        "but the environment's",
+        ENV_MEETS_CLOUD,
+    ),
+    Setup(
+        "named cloud's region_name and another OS_REGION_NAME",
+        {"OS_CLOUD": "otc", "OS_REGION_NAME": "eu-nl"},
+        {"cwd/clouds.yaml": cloud(PW_AUTH)},
+        "region_name is 'eu-de' but the environment's OS_REGION_NAME is 'eu-nl'",
+        ENV_MEETS_CLOUD,
+    ),
+    Setup(
+        "named cloud plus the same OS_* values",
+        {**ENV_PW, "OS_CLOUD": "otc"},
+        {"cwd/clouds.yaml": cloud(PW_AUTH)},
+        pw_view(),
+        ENV_MEETS_CLOUD,
+    ),
+    Setup(
+        "named cloud plus OS_CACERT",
+        {"OS_CLOUD": "otc", "OS_CACERT": "{root}/home/ca.pem"},
+        {"cwd/clouds.yaml": cloud(PROFILE_AUTH)},
+        pw_view(verify="ca.pem"),
+        ENV_MEETS_CLOUD,
+    ),
+    Setup(
+        "named cloud plus OS_CACERT naming a missing file",
+        {"OS_CLOUD": "otc", "OS_CACERT": "{root}/home/missing.pem"},
+        {"cwd/clouds.yaml": cloud(PROFILE_AUTH)},
+        "OS_CACERT names",
+        ENV_MEETS_CLOUD,
+    ),
+    Setup(
+        "volume_backup_endpoint_override with /v2/%(project_id)s",
+        {"OS_CLOUD": "otc"},
+        {
+            "cwd/clouds.yaml": cloud(
+                PROFILE_AUTH
+                + "volume_backup_endpoint_override: https://vbs.example/v2/%(project_id)s\n"
+            )
+        },
+        {**pw_view(), "endpoint": "https://vbs.example"},
+        VBS_OVERRIDE,
+    ),
+    Setup(
+        "vbs_endpoint_override with /v2/$(tenant_id)s",
+        {"OS_CLOUD": "otc"},
+        {
+            "cwd/clouds.yaml": cloud(
+                PROFILE_AUTH + "vbs_endpoint_override: https://vbs.example/v2/$(tenant_id)s\n"
+            )
+        },
+        {**pw_view(), "endpoint": "https://vbs.example"},
+        VBS_OVERRIDE,
+    ),
+    Setup(
+        "vbs_endpoint_override with another path",
+        {"OS_CLOUD": "otc"},
+        {
+            "cwd/clouds.yaml": cloud(
+                PROFILE_AUTH + "vbs_endpoint_override: https://vbs.example/v3\n"
+            )
+        },
+        "vbs_endpoint_override: endpoint must be scheme, host and port only",
+        VBS_OVERRIDE,
+    ),
+    Setup(
+        "gophertelekomcloud's target_domain_id holding a name",
+        {"OS_CLOUD": "otc"},
+        {
+            "cwd/clouds.yaml": cloud(
+                AGENCY_OTCEXT.replace("target_domain_name: OTC-bob", "target_domain_id: OTC-bob")
+            )
+        },
+        AGENCY_VIEW,
+        GOPHER_DOMAIN,
+    ),
+    Setup(
+        "target_domain_id holding an ID",
+        {"OS_CLOUD": "otc"},
+        {
+            "cwd/clouds.yaml": cloud(
+                AGENCY_OTCEXT.replace(
+                    "target_domain_name: OTC-bob",
+                    "target_domain_id: 0123456789abcdef0123456789abcdef",
+                )
+            )
+        },
+        {**AGENCY_VIEW, "agency": ("inventory", "0123456789abcdef0123456789abcdef")},
+        SAME,
+    ),
+    Setup(
+        "OS_CLOUD=envvars is the environment",
+        {**ENV_PW, "OS_CLOUD": "envvars"},
+        {},
+        pw_view(),
+        SAME,
+    ),
+    Setup(
+        "auth_type: aksk (gophertelekomcloud)",
+        {"OS_CLOUD": "otc"},
+        {
+            "cwd/clouds.yaml": cloud(
+                "auth_type: aksk\nregion_name: eu-de\nauth:\n  ak: AK1\n  sk: sk1\n"
+            )
+        },
+        view("aksk", user="AK1", region="eu-de", auth_url="https://iam.eu-de.otc.t-systems.com"),
+        NO_AKSK,
     ),
 ]
 

@@ -221,3 +221,18 @@ async def test_a_project_failing_after_some_pages_gives_none_of_them(make_client
     assert broken.error.offset > 0  # it failed past the first page
     assert broken.sharings == ()  # not the first page's ten
     assert [len(results[p].sharings) for p in emu.project_ids] == [25, 0, 25]
+
+
+async def test_a_project_list_that_breaks_mid_crawl_raises_its_own_error(make_client, emulator):
+    def project_ids():
+        yield emulator.project_ids[0]
+        raise RuntimeError("the project list broke")
+
+    client = make_client(emulator)
+    with pytest.raises(RuntimeError, match=r"^the project list broke$"):
+        [r async for r in client.crawl(project_ids())]
+
+
+async def test_a_single_string_is_refused_as_a_project_list(make_client, emulator):
+    with pytest.raises(ValueError, match=r"^project_ids must be an iterable of IDs, not a single"):
+        [r async for r in make_client(emulator).crawl(emulator.project_ids[0])]

@@ -134,7 +134,10 @@ def test_csv_and_table_formats(two_runs):
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (["--db", "{tmp}/one.sqlite"], "a diff needs two runs; the inventory records 1"),
+        (
+            ["--db", "{tmp}/one.sqlite", "--old", "1", "--new", "1"],
+            "run 1 is not earlier than run 1",
+        ),
         (["{tmp}/a.jsonl"], "diff compares two crawl output files: OLD NEW"),
         (
             ["{tmp}/a.jsonl", "{tmp}/a.jsonl", "--report", "{tmp}/a.json"],
@@ -149,3 +152,66 @@ def test_usage_errors_are_one_line_and_exit_2(tmp_path, arguments, message):
     result = invoke("diff", *(a.format(tmp=tmp_path) for a in arguments))
     assert result.exit_code == 2
     assert message in result.stderr
+
+
+def test_a_database_of_one_run_has_nothing_to_compare_yet_and_exits_0(tmp_path):
+    db = tmp_path / "one.sqlite"
+    assert invoke("crawl", "--emulator", "--emulator-projects", "1", "--db", str(db),
+                  "-o", str(tmp_path / "a.jsonl")).exit_code == 0  # fmt: skip
+    result = invoke("diff", "--db", str(db), "--format", "jsonl", "--fail-on-new", "high")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert result.stderr == "nothing to compare yet: one run (run 1)\n"
+
+
+def test_the_default_diff_compares_the_last_two_runs_of_the_same_account(tmp_path, clean_env):
+    db = tmp_path / "inventory.sqlite"
+    with emulator_in_thread() as emu:
+        clean_env.setenv("OS_AUTH_TOKEN", emu.token)
+        add_sharing(emu, 1, A1, A2)
+
+        def crawl(account: str, project: str, number: int):
+            result = invoke("crawl", "--endpoint", emu.url, "--db", str(db), "--account", account,
+                            "-o", str(tmp_path / f"{number}.jsonl"), "--quiet", project)  # fmt: skip
+            assert result.exit_code == 0, result.output
+
+        crawl("OTC-A", A1, 1)
+        crawl("OTC-B", A2, 2)
+        added = add_sharing(emu, 2, A1, OUTSIDE1)
+        crawl("OTC-A", A1, 3)
+    result = invoke("diff", "--db", str(db), "--format", "jsonl")
+    assert result.exit_code == 0, result.output
+    assert list(changes(result.stdout)) == [added]
+    assert result.stderr.startswith(
+        "run 1 (account OTC-A) -> run 3 (account OTC-A): 1 added (1 high, "
+    )
+    assert "1 unchanged" in result.stderr
+
+
+def test_a_sharing_made_while_its_projects_listing_failed_is_reported_added_once(
+    tmp_path, clean_env
+):
+    db = tmp_path / "inventory.sqlite"
+    with emulator_in_thread() as emu:
+        clean_env.setenv("OS_AUTH_TOKEN", emu.token)
+        add_sharing(emu, 1, A1, A2)
+
+        def crawl(number: int) -> None:
+            invoke("crawl", "--endpoint", emu.url, "--db", str(db), "--attempts", "1",
+                   "-o", str(tmp_path / f"{number}.jsonl"), "--quiet", A1, A2)  # fmt: skip
+
+        crawl(1)
+        emu.inject(Fault.answer(403), times=2, project_id=A2)
+        crawl(2)  # A2's listing fails
+        added = add_sharing(emu, 2, A2, OUTSIDE1)
+        crawl(3)  # still failing
+        crawl(4)  # listed again
+        crawl(5)
+    four = invoke("diff", "--db", str(db), "--old", "3", "--new", "4", "--format", "jsonl",
+                  "--fail-on-new", "high")  # fmt: skip
+    assert four.exit_code == 3, four.output
+    assert [(c["change"], sid) for sid, c in changes(four.stdout).items()] == [("added", added)]
+    assert four.stderr.startswith("run 3 -> run 4: 1 added (1 high,")
+    five = invoke("diff", "--db", str(db), "--format", "jsonl", "--fail-on-new", "high")
+    assert five.exit_code == 0, five.output  # run 4 -> run 5: not new any more
+    assert five.stderr.startswith("run 4 -> run 5: 0 added")

@@ -132,3 +132,11 @@ async def test_malformed_2xx_bodies_raise_decode_error(make_client, emulator, bo
     assert message in str(caught.value)
     assert (caught.value.project_id, caught.value.offset) == (project, 0)
     assert isinstance(caught.value, ValueError)
+
+
+def test_a_code_repeating_the_status_is_shown_once_and_an_empty_project_never():
+    refused = AuthenticationError("IAM refused the password", status=401, code="401")
+    assert str(refused) == "HTTP 401: IAM refused the password"
+    gateway = AuthenticationError("bad signature", status=401, code="APIGW.0301")
+    assert str(gateway) == "HTTP 401 APIGW.0301: bad signature"
+    assert str(VBSError("cannot connect to IAM", project_id="")) == "cannot connect to IAM"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from email.utils import formatdate
 
@@ -28,7 +27,7 @@ from vbs_async._responses import Response  # noqa: TC001 - the handler's annotat
 from vbs_async._retry import is_transient, parse_retry_after
 from vbs_async.testing import Emulator, Fault, MockTransport, SentRequest, response
 
-from ._helpers import FAST_RETRY
+from ._helpers import FAST_RETRY, closed_port
 
 
 class Waits(list[float]):
@@ -138,9 +137,7 @@ async def test_a_post_is_not_retried_once_sent(make_client, emu):
 
 async def test_a_post_is_retried_when_it_never_left(waits):
     # Nothing listens on this port: every attempt fails before sending.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = closed_port()
     async with VBSClient(
         f"http://127.0.0.1:{port}", auth=TokenAuth("t"), retry=FAST_RETRY
     ) as client:

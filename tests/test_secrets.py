@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import pickle
-import socket
 
 import pytest
 
 from vbs_async import RetryPolicy, TokenAuth, VBSClient, VBSError
 from vbs_async._redaction import redact, redact_error
 from vbs_async.testing import Emulator, Fault
+
+from ._helpers import closed_port
 
 SECRET = "tok-VERY-SECRET-0123456789"
 
@@ -63,9 +64,7 @@ async def test_no_error_text_ever_holds_the_token(emu, make_client, caplog):
 
 
 async def test_transport_errors_do_not_keep_aiohttps_exceptions(caplog):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = closed_port()
     async with VBSClient(
         f"http://127.0.0.1:{port}", auth=TokenAuth(SECRET), retry=RetryPolicy(attempts=1)
     ) as client:

@@ -13,18 +13,15 @@ import pytest
 from vbs_async import PasswordAuth, PermissionDeniedError, RetryPolicy, TokenAuth, VBSClient
 from vbs_async.testing import MockTransport, SentRequest, response
 
+from ._helpers import sharing_document
+
 FAST = RetryPolicy(attempts=3, wait_initial=0.0, wait_max=0.0, wait_jitter=0.0)
 PROJECT = "0123456789abcdef0123456789abcdef"
 TOKEN_BODY = {"token": {"issued_at": "2030-01-01T00:00:00Z", "expires_at": "2030-01-02T00:00:00Z"}}
 
 
 def sharing(index: int) -> dict[str, str]:
-    return {
-        "id": f"s{index:04d}",
-        "backup_id": "b",
-        "from_project_id": PROJECT,
-        "to_project_id": "t",
-    }
+    return sharing_document(f"s{index:04d}", PROJECT)
 
 
 async def test_an_iam_503_while_a_post_waits_for_its_token_is_retried():

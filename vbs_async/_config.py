@@ -92,6 +92,13 @@ _SELECTORS: Final = frozenset(
     }
 )
 _NOT_SETTINGS: Final = ("OS_TEST", "OS_STD", "OS_LOG")
+# otcextensions' usual endpoint overrides name the versioned API root, often with the
+# project's placeholder (keystone's `%(project_id)s`, `$(tenant_id)s`, or
+# `{project_id}`): the client adds `/v2/{project}` itself, so it is taken off.
+_API_ROOT: Final = re.compile(
+    r"/v2(?:/(?:%\((?:project|tenant)_id\)s|\$\((?:project|tenant)_id\)s"
+    r"|\{(?:project|tenant)_id\}))?/?$"
+)
 # A project's name starts with its region (`eu-de_prod`, `eu-ch2`): gophertelekomcloud
 # takes the region from it when none is given.
 _REGION_PREFIX: Final = re.compile(r"^([a-z]{2}-[a-z]+[0-9]*)(?:_|$)")
@@ -105,6 +112,7 @@ _AUTH_TYPES: Final = {
     "admin_token": ("token",),
     "token_endpoint": ("token",),  # openstacksdk maps it to admin_token
     "agency": ("password", "key pair", "token"),
+    "aksk": ("key pair",),  # gophertelekomcloud's name (clouds.yaml auth_type: aksk)
 }
 
 
@@ -233,7 +241,9 @@ def _load_yaml(text: str) -> tuple[Any, str | None]:
         # Never the snippet PyYAML quotes: it may be the password's line.
         mark = exc.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        return None, f"is not valid YAML{where}: {exc.problem or 'syntax error'}"
+        # Not even its problem text: "found undefined alias 'Zq9TopSecret'" quotes
+        # an unquoted password starting with * or !.
+        return None, f"is not valid YAML{where}"
     except yaml.YAMLError:
         return None, "is not valid YAML"
 
@@ -450,6 +460,36 @@ def _pick(setting: str, found: list[tuple[str, Any]], description: str) -> tuple
     return found[0]
 
 
+# A domain's ID in Open Telekom Cloud: 32 hex digits.
+_DOMAIN_ID: Final = re.compile(r"^[0-9a-fA-F]{32}$")
+
+
+def _target_domain_id_as_name(source: _Source) -> _Source:
+    """A `target_domain_id` that is no ID read as the domain's name.
+
+    otcextensions sends `target_domain_id` as the domain's ID; gophertelekomcloud's
+    clouds.yaml struct (openstack/clouds.go) maps the same key to `AgencyDomainName`.
+    A value that is not 32 hex digits cannot be an OTC domain ID (IAM would refuse it),
+    so it is taken as gophertelekomcloud takes it: the delegating account's name.
+    """
+    value = source.values.get("agency_domain_id")
+    if not source.given("agency_domain_id") or not isinstance(value, str):
+        return source
+    if _DOMAIN_ID.match(value):
+        return source
+    key = source.name("agency_domain_id")
+    if source.given("agency_domain_name") and source.text("agency_domain_name") != value:
+        raise ConfigurationError(
+            f"{source.description}: {source.name('agency_domain_name')} "
+            f"({source.text('agency_domain_name')!r}) and {key} ({value!r}) name different "
+            "values for the same setting; keep one"
+        )
+    source.values["agency_domain_name"], source.used["agency_domain_name"] = value, key
+    del source.values["agency_domain_id"]
+    source.used.pop("agency_domain_id", None)
+    return source
+
+
 def _environment(environ: Mapping[str, str]) -> _Source:
     values: dict[str, Any] = {}
     used: dict[str, str] = {}
@@ -458,7 +498,7 @@ def _environment(environ: Mapping[str, str]) -> _Source:
         picked = _pick(setting, found, "the environment")
         if picked is not None:
             used[setting], values[setting] = picked
-    return _Source(values, _ENV_NAMES, "the environment", used)
+    return _target_domain_id_as_name(_Source(values, _ENV_NAMES, "the environment", used))
 
 
 def _environment_sets_something(environ: Mapping[str, str]) -> bool:
@@ -497,7 +537,7 @@ def _cloud(entry: Mapping[str, Any], description: str) -> _Source:
             beside = next((k for k in keys if entry.get(k) not in (None, "")), None)
             if beside is not None:
                 values[setting], used[setting] = entry[beside], beside
-    return _Source(values, _YAML_NAMES, description, used)
+    return _target_domain_id_as_name(_Source(values, _YAML_NAMES, description, used))
 
 
 # -- turning values into settings ------------------------------------------------------
@@ -561,11 +601,12 @@ def _required(source: _Source, *settings: str) -> list[str]:
 # The user's domain, first found: user_domain_*, then domain_* (the Terraform provider's
 # `domain_name`), then project_domain_* (the Terraform provider and gophertelekomcloud
 # take it for the user's when it is the only one: in OTC the project's account is the
-# user's); within each, the name before the ID (keystoneauth's order).
+# user's). An ID before a name, as keystoneauth1 (identity/v3/password.py: user_domain_id
+# first) and otcextensions; openstacksdk copies domain_id into user_domain_id when that
+# is unset, so OS_DOMAIN_ID comes before OS_USER_DOMAIN_NAME.
 _DOMAIN_TIERS: Final = (
-    ("domain_name", "domain_id"),
-    ("any_domain_name", "any_domain_id"),
-    ("project_domain_name", "project_domain_id"),
+    ("domain_id", "any_domain_id", "domain_name", "any_domain_name"),
+    ("project_domain_id", "project_domain_name"),
 )
 
 
@@ -577,6 +618,57 @@ def _user_domain(source: _Source) -> tuple[str, str] | None:
             if value is not None:
                 return ("name" if setting.endswith("name") else "id", setting)
     return None
+
+
+def _by_kind(source: _Source, settings: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """The first (key, value) `source` gives of `settings`, by kind: an ID, or a name/value."""
+    found: dict[str, tuple[str, str]] = {}
+    for setting in settings:
+        value = source.text(setting)
+        if value is not None:
+            found.setdefault("id" if setting.endswith("_id") else "value", (setting, value))
+    return found
+
+
+def _disagreement(
+    one: _Source, these: Sequence[str], other: _Source, those: Sequence[str]
+) -> tuple[str, str, str, str] | None:
+    """(key, value, other key, other value) when the two do not name the same thing.
+
+    A name and an ID cannot be compared: unless a value of the same kind agrees, they
+    are a disagreement too.
+    """
+    mine, theirs = _by_kind(one, these), _by_kind(other, those)
+    if not mine or not theirs:
+        return None
+    shared = [kind for kind in mine if kind in theirs]
+    differing = [kind for kind in shared if mine[kind][1] != theirs[kind][1]]
+    if shared and not differing:
+        return None
+    kind = differing[0] if differing else next(iter(mine))
+    other_kind = kind if differing else next(iter(theirs))
+    (setting, value), (other_setting, other_value) = mine[kind], theirs[other_kind]
+    return one.name(setting), value, other.name(other_setting), other_value
+
+
+def _check_project_domain(source: _Source) -> None:
+    """A project's domain other than the user's is refused, never ignored.
+
+    openstacksdk scopes the project in `project_domain_*`; here projects are found
+    in the user's own account (IAM's project list), so a project domain that is not
+    the user's (or cannot be compared: a name beside an ID) would be ignored. Only a
+    project's name is looked up in a domain (keystone ignores it beside an ID).
+    """
+    if not source.given("project_name"):
+        return
+    found = _disagreement(source, _DOMAIN_TIERS[1], source, _DOMAIN_TIERS[0])
+    if found is not None:
+        key, value, user_key, user_value = found
+        raise ConfigurationError(
+            f"{source.description}: {key} ({value!r}) names the project's domain and "
+            f"{user_key} ({user_value!r}) the user's; vbs-async finds projects in the "
+            f"user's account only: remove {key}, or give the same domain the same way"
+        )
 
 
 def _key_pair(source: _Source, auth_url: str | None) -> AKSKAuth:
@@ -625,6 +717,25 @@ def _password(source: _Source, auth_url: str | None) -> PasswordAuth:
     )
 
 
+def _name_beside_id(source: _Source, by_name: str, by_id: str) -> None:
+    """A name and an ID of the agency's account (or project) from two vocabularies: refused.
+
+    otcextensions' own pair (`target_domain_name` and `target_domain_id`) keeps its
+    rule, the ID first; a Terraform name beside an otcextensions ID cannot be compared.
+    """
+    if not (source.given(by_name) and source.given(by_id)):
+        return
+    name_key, id_key = source.name(by_name), source.name(by_id)
+    if _TARGET_KEY.search(name_key) and _TARGET_KEY.search(id_key):
+        return
+    raise ConfigurationError(
+        f"{source.description}: {name_key} ({source.text(by_name)!r}) and {id_key} "
+        f"({source.text(by_id)!r}) name the agency's "
+        f"{'account' if 'domain' in by_name else 'project'}, one by name and one by ID, "
+        "which cannot be compared; keep one"
+    )
+
+
 def _agency(base: Auth, source: _Source, auth_url: str | None, auth_type: str | None) -> Auth:
     """`base` as the delegated user of the configured agency, if one is configured."""
     name = source.text("agency_name")
@@ -632,6 +743,11 @@ def _agency(base: Auth, source: _Source, auth_url: str | None, auth_type: str | 
     domain_id = source.text("agency_domain_id")
     others = [s for s in ("agency_domain_name", "agency_domain_id", "agency_project_id",
                           "delegated_project") if source.given(s)]  # fmt: skip
+    for by_name, by_id in (
+        ("agency_domain_name", "agency_domain_id"),
+        ("delegated_project", "agency_project_id"),
+    ):
+        _name_beside_id(source, by_name, by_id)
     if auth_type is not None and auth_type != "agency":
         for setting in ("agency_name", *others):
             if source.given(setting) and _TARGET_KEY.search(source.name(setting)):
@@ -687,6 +803,11 @@ def _tls(source: _Source, from_cloud: bool) -> SSLSetting:
         return False
     paths = [source.text(s) for s in ("cacert", "cert", "key")]
     ca_bundle, cert, key = (None if p is None else Path(p).expanduser() for p in paths)
+    for setting, path in zip(("cacert", "cert", "key"), (ca_bundle, cert, key), strict=True):
+        if path is not None and not path.exists():
+            raise ConfigurationError(
+                f"{source.description}: {source.name(setting)} names {path}, which does not exist"
+            )
     if ca_bundle is None and cert is None and key is None:
         return True
     return tls_context(ca_bundle, cert=cert, key=key)
@@ -696,7 +817,14 @@ def _region(
     overrides: Mapping[str, Any], entry: Mapping[str, Any], environ: Mapping[str, str],
     source: _Source, project: str | None,
 ) -> str | None:  # fmt: skip
-    region = overrides.get("region") or entry.get("region_name") or environ.get("OS_REGION_NAME")
+    own, variable = entry.get("region_name"), environ.get("OS_REGION_NAME")
+    if own and variable and own != variable and not overrides.get("region"):
+        # The openstack command refuses it too; the Terraform provider takes the variable.
+        raise ConfigurationError(
+            f"{source.description}: region_name is {own!r} but the environment's "
+            f"OS_REGION_NAME is {variable!r}; unset OS_REGION_NAME, or choose with --region"
+        )
+    region = overrides.get("region") or own or variable
     regions = entry.get("regions")
     if not region and isinstance(regions, list) and regions:
         region = regions[0]
@@ -749,12 +877,66 @@ def _checked_url(
     return url
 
 
+# The environment's settings that meet a named cloud: (settings, fill, compare). A group
+# the cloud leaves empty is filled from the environment when `fill`: the Terraform
+# provider (`setIfEmpty`, common/cfg/config.go: the environment first, clouds.yaml fills
+# what is empty), gophertelekomcloud (`mergeClouds(cloud, cloudFromEnv())`) and
+# `openstack --os-cloud` all assume the environment's agency, and take its project and
+# CA. A group both give must agree when `compare`, else it is refused naming both: a
+# leftover OS_* variable never silently loses to (or wins over) the cloud's account.
+# The user and their domain are compared only: the environment's never log in to a
+# cloud that names none (its key pair or token is the account).
+_ENV_MEETS_CLOUD: Final = (
+    (("auth_type",), True, True),
+    (("agency_name",), True, True),
+    (("agency_domain_id", "agency_domain_name"), True, True),
+    (("agency_project_id", "delegated_project"), True, True),
+    (("project_id", "project_name"), True, True),
+    (("user_id", "username"), False, True),
+    (_DOMAIN_TIERS[0], False, True),
+    (_DOMAIN_TIERS[1], False, True),
+    (("cacert",), True, False),
+    (("cert",), True, False),
+    (("key",), True, False),
+)
+
+
+def _environment_meets_cloud(source: _Source, environ: Mapping[str, str]) -> None:
+    """The environment's `OS_*` settings over the named cloud `source` (see above)."""
+    env = _environment(environ)
+    for settings, fill, compare in _ENV_MEETS_CLOUD:
+        if not any(env.given(s) for s in settings):
+            continue
+        if not any(source.given(s) for s in settings):
+            if fill:
+                for setting in settings:
+                    if env.given(setting):
+                        source.values[setting] = env.values[setting]
+                        source.used[setting] = env.name(setting)
+            continue
+        found = _disagreement(source, settings, env, settings) if compare else None
+        if found is not None:
+            key, value, variable, env_value = found
+            raise ConfigurationError(
+                f"{source.description}: {key} is {value!r} but the environment's "
+                f"{variable} is {env_value!r}; unset {variable}, or use it without a "
+                "named cloud"
+            )
+
+
 def _choose(
     environ: Mapping[str, str], overrides: Mapping[str, Any], dirs: Sequence[Path]
 ) -> tuple[dict[str, Any], _Source]:
     """The cloud's entry and values; or the environment's."""
     cloud_name = overrides.get("cloud") or environ.get("OS_CLOUD")
     how = "--cloud" if overrides.get("cloud") else "OS_CLOUD"
+    if cloud_name == "envvars":
+        # openstacksdk's name for the cloud made of the OS_* variables.
+        if not _environment_sets_something(environ):
+            raise ConfigurationError(
+                f"cloud 'envvars' ({how}) means the OS_* variables, and none is set"
+            )
+        cloud_name = None
     if not cloud_name and _environment_sets_something(environ):
         if environ.get("OS_CLIENT_CONFIG_FILE"):
             find_file("clouds", "OS_CLIENT_CONFIG_FILE", environ, dirs)  # refused if missing
@@ -768,6 +950,7 @@ def _choose(
         how = "the only cloud"
     entry, description = load_cloud(str(cloud_name), files, how=how)
     source = _cloud(entry, description)
+    _environment_meets_cloud(source, environ)
     if (
         not source.given("password")
         and (source.given("username") or source.given("user_id"))
@@ -812,15 +995,20 @@ def resolve(
 
     auth = overrides.get("auth")
     if auth is None:
+        _check_project_domain(source)
         auth = _agency(_credentials(source, auth_url, auth_type), source, auth_url, auth_type)
     elif not isinstance(auth, Auth):
         raise ConfigurationError("the auth override must be a vbs_async auth object")
 
+    override = source.text("endpoint_override")
     endpoint = (
         overrides.get("endpoint")
         or environ.get("VBS_ENDPOINT")
         or _checked_url(
-            source, "endpoint_override", source.text("endpoint_override"), check_endpoint
+            source,
+            "endpoint_override",
+            None if override is None else _API_ROOT.sub("", override),
+            check_endpoint,
         )
     )
     return Settings(

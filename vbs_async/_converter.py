@@ -8,6 +8,7 @@ path of the bad field for the error message.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -241,11 +242,14 @@ def structure_sharings(items: list[Any], path: str = "shared") -> tuple[BackupSh
         StructureError: An item is not a sharing; the error names its field.
     """
     try:
-        return tuple([_structure_sharing(item, BackupSharing) for item in items])
+        sharings = tuple([_structure_sharing(item, BackupSharing) for item in items])
     except Exception:  # noqa: BLE001 - any failure is diagnosed below
         for index, item in enumerate(items):
             _diagnose(item, f"{path}[{index}]")
         raise StructureError(path, "could not be read") from None
+    for index, sharing in enumerate(sharings):
+        _check_ids(sharing, f"{path}[{index}]")
+    return sharings
 
 
 def structure_sharing(item: Any, path: str = "shared") -> BackupSharing:
@@ -255,10 +259,29 @@ def structure_sharing(item: Any, path: str = "shared") -> BackupSharing:
         StructureError: The item is not a sharing; the error names its field.
     """
     try:
-        return _structure_sharing(item, BackupSharing)  # type: ignore[no-any-return]
+        sharing: BackupSharing = _structure_sharing(item, BackupSharing)
     except Exception:  # noqa: BLE001 - any failure is diagnosed below
         _diagnose(item, path)
         raise StructureError(path, "could not be read") from None
+    _check_ids(sharing, path)
+    return sharing
+
+
+# The IDs the service sends are UUIDs and 32 hexadecimal digits. An ID is
+# written unchanged everywhere (a URL path, a CSV cell, a terminal), so one
+# that is anything else (an escape sequence, `=1+2`) makes the answer invalid
+# instead of being escaped in one place and missed in another.
+_PLAIN_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def _check_ids(sharing: BackupSharing, path: str) -> None:
+    """Raise a `StructureError` if one of the sharing's IDs is not a plain ID."""
+    for field in ("id", "backup_id", "from_project_id", "to_project_id"):
+        value = getattr(sharing, field)
+        if _PLAIN_ID.fullmatch(value) is None or ".." in value:
+            raise StructureError(
+                f"{path}.{field}", f"{value!r:.80} is not a plain ID (letters, digits, '-', '_')"
+            )
 
 
 def _diagnose(item: Any, path: str) -> None:

@@ -33,7 +33,7 @@ class VBSError(Exception):
 
     def _context(self) -> list[str]:
         context = []
-        if self.project_id is not None:
+        if self.project_id:  # never an empty "(project )"
             context.append(f"project {self.project_id}")
         if self.offset is not None:
             context.append(f"offset {self.offset}")
@@ -86,7 +86,8 @@ class APIError(VBSError):
         self.retry_after = retry_after
 
     def __str__(self) -> str:
-        code = f" {self.code}" if self.code else ""
+        # IAM's code is the status again ({"error": {"code": 401, ...}}): not "HTTP 401 401".
+        code = f" {self.code}" if self.code and self.code != str(self.status) else ""
         context = [*self._context()]
         if self.request_id:
             context.append(f"request {self.request_id}")

@@ -184,6 +184,13 @@ class PageCursor:
     _pass_items: int = attrs.field(init=False, default=0)
     _pass_shifts: int = attrs.field(init=False, default=0)
     _seen_before: set[str] = attrs.field(init=False, factory=set)
+    # Ids the server sent in pages that could not be placed, not yielded since:
+    # each must be yielded before the pass ends, or the listing fails.
+    _unplaced: dict[str, int] = attrs.field(init=False, factory=dict)
+    _pass_recognised: bool = attrs.field(init=False, default=False)
+    # In a pass after the first, each id in the order this pass met it: where a
+    # page stands is judged by this pass's order, not by the first pass's.
+    _pass_order: dict[str, int] = attrs.field(init=False, factory=dict)
     _verifying: bool = attrs.field(init=False, default=False)
     # The request bound's accounts (see `request_bound`), per pass but the longest page.
     _longest_page: int = attrs.field(init=False, default=0)
@@ -220,6 +227,8 @@ class PageCursor:
         self._previous = None
         self._steps_back = self._repeats = self._stale = self._disordered = 0
         self._pass_items = self._pass_shifts = 0
+        self._pass_recognised = False
+        self._pass_order = {}
         self._pass_requests = self._pass_empty = self._pass_steps_back = 0
 
     @property
@@ -309,6 +318,7 @@ class PageCursor:
         if not self._place(request, ids):
             # Its items are read again once the cursor has found where it stands:
             # taken now, they would make the page that re-reads them look like the end.
+            self._owe(ids, request.offset)
             self._pass_empty += 1
             self._fresh_streak = 0
             self._step_back(request)
@@ -403,12 +413,50 @@ class PageCursor:
         # shrank behind the cursor by more than the overlap.
         if request.offset == 0:
             return True
-        first = self._seen.get(ids[0]) if ids else None
+        order = self._pass_order if self._verifying else self._seen
+        first = order.get(ids[0]) if ids else None
         if first is None:
             return False
-        anchor = self._seen.get(self._tail[-1]) if self._tail else None
+        anchor = order.get(self._tail[-1]) if self._tail else None
         reach = (self._steps_back + 1) * self.page_size + self.overlap
         return anchor is None or anchor - first <= reach
+
+    def _owe(self, ids: list[str], offset: int) -> None:
+        """Owe the unseen ids of a page not placed: a pass that ends without them re-reads."""
+        for item_id in ids:
+            if item_id not in self._seen:
+                self._unplaced.setdefault(item_id, offset)
+
+    @property
+    def owed(self) -> bool:
+        """Whether the server sent items, in pages that could not be placed, not yielded since."""
+        return bool(self._unplaced)
+
+    @property
+    def pass_recognised_listing(self) -> bool:
+        """Whether this pass re-read at least one item yielded before it."""
+        return self._pass_recognised
+
+    def forgive(self, owed: set[str]) -> None:
+        """Drop the owed ids a whole re-read pass did not find: deleted since they were sent."""
+        for item_id in owed:
+            self._unplaced.pop(item_id, None)
+
+    def owed_ids(self) -> set[str]:
+        """The ids owed now."""
+        return set(self._unplaced)
+
+    def owed_error(self) -> PaginationError:
+        """The error for a listing that ends owing items the server sent."""
+        count = len(self._unplaced)
+        offset = min(self._unplaced.values())
+        return self._error(
+            f"the server sent {count} sharings (the first from offset {offset}) that none of "
+            "its later pages placed in the listing, and reading the listing again from its "
+            "start did not settle them: its pages contradict each other (is it keeping its "
+            "own cursor?)",
+            offset,
+        )
 
     def _step_back(self, request: PageRequest) -> None:
         """No seen id is in the page: items were deleted before the cursor. Look earlier."""
@@ -468,11 +516,15 @@ class PageCursor:
         for index, item in enumerate(items):
             if item.id in seen_before:
                 continue  # the same id twice in one page
+            if self._verifying:
+                self._pass_order.setdefault(item.id, len(self._pass_order))
             if item.id in seen:
                 seen_before.add(item.id)
+                self._pass_recognised = True
                 if index >= overlap:  # re-reading the overlap is no duplicate
                     self.stats.duplicates_dropped += 1
             else:
+                self._unplaced.pop(item.id, None)
                 seen[item.id] = self._yielded
                 self._yielded += 1
                 fresh.append(item)
@@ -582,6 +634,9 @@ class SharingIterator:
                 yield page
             if cursor.stopped_by_max_items:
                 return
+            if cursor.owed:
+                async for page in self._settle_owed():
+                    yield page
             if cursor.expected is not None and cursor.stats.items != cursor.expected:
                 await self._recount()
             if self._verify:
@@ -627,6 +682,45 @@ class SharingIterator:
                 offset=cursor.offset,
             )
         cursor.expected = again
+        if stats.items < again:
+            # Short of a count taken after the listing ended: items exist that
+            # the pages did not show (a shift behind the cursor hid them, or the
+            # server's pages are wrong). Ending here would lose them silently.
+            raise PaginationError(
+                f"the listing ended after {stats.items} items but count says {again} "
+                f"(it said {first} before the listing); list again, or use verify=True "
+                "to re-read a listing that changes",
+                project_id=self.project_id,
+                offset=cursor.offset,
+            )
+
+    async def _settle_owed(self) -> AsyncIterator[SharingPage]:
+        """Read the listing again until every item the server sent was yielded or is gone.
+
+        An item sent in a page that could not be placed was either deleted
+        since (a listing that changed) or skipped by a server whose pages
+        contradict each other. A pass from offset 0 tells them apart: it yields
+        the owed items still listed, and the ones it does not find are gone,
+        provided it re-read the listing already seen. A pass that recognises
+        nothing (an empty answer at offset 0 after items were listed from
+        there) contradicts the first: `PaginationError`, not an end.
+        """
+        cursor = self._cursor
+        for _ in range(MAX_VERIFY_PASSES):
+            owed = cursor.owed_ids()
+            cursor.restart()
+            cursor.stats.verify_passes += 1
+            async for page in self._drain():
+                cursor.stats.found_by_verify += len(page.items)
+                yield page
+            if cursor.stopped_by_max_items:
+                return
+            if not cursor.pass_recognised_listing:
+                raise cursor.owed_error()
+            cursor.forgive(owed)
+            if not cursor.owed:
+                return
+        raise cursor.owed_error()
 
     async def _verification(self) -> AsyncIterator[SharingPage]:
         """List again from the start until a pass brings nothing new and sees no change."""

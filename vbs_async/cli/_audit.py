@@ -222,6 +222,12 @@ def _audit(
     )
     runs = "; ".join(_described(inventory.run(run_id)) for run_id in result.run_ids)
     lines = [f"audited {runs}: {result.projects:,} projects; {counts}"]
+    earlier = sorted(result.seen_runs - set(result.run_ids))
+    if earlier:
+        sources = ", ".join(
+            f"run {run_id} ({inventory.run(run_id).started_at})" for run_id in earlier
+        )
+        lines.append(f"findings also from earlier listings: {sources}")
     if result.stale_projects:
         lines.append(
             f"{len(result.stale_projects):,} projects not listed in the audited run: "

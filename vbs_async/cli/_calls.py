@@ -49,7 +49,7 @@ from ._logging import operator_logging
 from ._projects import ProjectLookupError, is_project_name, resolve_projects
 from ._rows import jsonl
 from ._signals import StopSignals
-from ._text import printable
+from ._text import printable, stdout_for_rows
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -92,16 +92,25 @@ def call_options(command: Any) -> Any:
     return connection_options(command)
 
 
+_LIBRARY_HINT: Final = "(RetryPolicy.timeout; --deadline on the command)"
+_CALL_HINT: Final = "(--timeout, with one retry within twice it)"
+
+
+def call_text(exc: Exception) -> str:
+    """An error's text as a single call says it: its own options, not the library's or crawl's."""
+    return printable(str(exc).replace(_LIBRARY_HINT, _CALL_HINT))
+
+
 def _failure(exc: Exception, *, command: str, timeout: float) -> CallError:
     """The line and status for a call's failure (see the module's exit table)."""
     if isinstance(exc, NotFoundError) and command == "get":
-        return CallError(f"not found: {exc}", EXIT_NOT_FOUND)
+        return CallError(f"not found: {call_text(exc)}", EXIT_NOT_FOUND)
     if isinstance(exc, AuthenticationError):
-        return CallError(f"credentials refused ({exc})", EXIT_USAGE)
+        return CallError(f"credentials refused ({call_text(exc)})", EXIT_USAGE)
     if isinstance(exc, TransportError):
         return CallError(
-            f"{exc}: is the endpoint right (--endpoint, VBS_ENDPOINT)? a slow one needs "
-            f"a longer --timeout (now {timeout:g}s)",
+            f"{call_text(exc)}: is the endpoint right (--endpoint, VBS_ENDPOINT)? a slow one "
+            f"needs a longer --timeout (now {timeout:g}s)",
             EXIT_USAGE,
         )
     if isinstance(exc, ProjectLookupError | ValueError):  # ConfigurationError is one
@@ -232,8 +241,9 @@ def get(ctx: click.Context, /, project: str, sharing_id: str, **options: Any) ->
     async def job(client: VBSClient) -> int:
         (project_id,) = await _ids(client, [project])
         sharing = await client.get_sharing(project_id, sharing_id)
-        sys.stdout.buffer.write(jsonl(project_id, [sharing]))
-        sys.stdout.buffer.flush()
+        stdout = stdout_for_rows()
+        stdout.write(jsonl(project_id, [sharing]))
+        stdout.flush()
         return 0
 
     ctx.exit(_run(job, options, command="get", interrupted=_nothing_changed))
@@ -292,8 +302,9 @@ def share(
             )
             return 0
         created = await client.share_backup(project_id, backup_id, targets)
-        sys.stdout.buffer.write(jsonl(project_id, created))
-        sys.stdout.buffer.flush()
+        stdout = stdout_for_rows()
+        stdout.write(jsonl(project_id, created))
+        stdout.flush()
         return 0
 
     def interrupted(signals: StopSignals) -> str:
@@ -521,7 +532,13 @@ class _Cancelled:
     not_found: int = 0
     failed: int = 0
     in_flight: int = 0
+    unknown: int = 0
     setup_error: VBSError | None = None
+
+    @property
+    def hopeless(self) -> bool:
+        """Whether to send no more: the credentials or the endpoint failed before any success."""
+        return self.setup_error is not None and not (self.cancelled or self.gone or self.not_found)
 
     def closing(self) -> str:
         line = f"cancelled {self.cancelled}, already gone {self.gone}"
@@ -529,10 +546,11 @@ class _Cancelled:
             line += f", not found {self.not_found}"
         line += f", failed {self.failed}"
         done = self.cancelled + self.gone + self.not_found + self.failed
-        not_sent = self.total - done - self.in_flight
-        if self.in_flight:
+        unknown = self.in_flight + self.unknown
+        not_sent = self.total - done - unknown
+        if unknown:
             line += (
-                f"; {self.in_flight} in flight: unknown whether cancelled "
+                f"; {unknown} in flight (or unanswered): unknown whether cancelled "
                 "(run again: one already gone counts as done)"
             )
         if not_sent:
@@ -557,20 +575,23 @@ async def _cancel_all(
 
     async def worker() -> None:
         for row in queue:
-            if reader_left:
+            if reader_left or tally.hopeless:
                 return
             say(await _cancel_one(client, row, tally))
 
     await asyncio.gather(*(worker() for _ in range(min(_AT_ONCE, len(targets)))))
-    if tally.setup_error is not None and not (tally.cancelled or tally.gone):
-        # Nothing got through, and the reason is the same for every sharing.
+    if tally.hopeless:
+        # Nothing got through, and the reason is the same for every sharing:
+        # what is unknown first, then the one line that names the settings.
+        assert tally.setup_error is not None  # noqa: S101 - hopeless says so
+        click.echo(tally.closing(), err=True)
         raise _failure(tally.setup_error, command="cancel", timeout=timeout)
     if reader_left:
         stdout_gone()
         click.echo(f"stopped: the reader of stdout left; {tally.closing()}", err=True)
         return EXIT_BROKEN_PIPE
     click.echo(tally.closing(), err=True)
-    return EXIT_FAILED if tally.failed or tally.not_found else 0
+    return EXIT_FAILED if tally.failed or tally.not_found or tally.unknown else 0
 
 
 async def _cancel_one(client: VBSClient, row: SharingRow, tally: _Cancelled) -> str:
@@ -594,10 +615,19 @@ async def _cancel_one(client: VBSClient, row: SharingRow, tally: _Cancelled) -> 
         return ""
     except VBSError as exc:
         tally.in_flight -= 1
-        tally.failed += 1
-        if isinstance(exc, AuthenticationError | TransportError):
+        unanswered = isinstance(exc, TransportError) and exc.request_sent
+        if unanswered:
+            tally.unknown += 1  # sent, never answered: it may have been cancelled
+        else:
+            tally.failed += 1
+        setup = isinstance(exc, TransportError) or (
+            isinstance(exc, AuthenticationError) and exc.credentials_refused is not False
+        )
+        if setup and tally.setup_error is None:
             tally.setup_error = exc
-        click.echo(f"failed {sharing_id} of {owner}: {printable(exc)}", err=True)
+        if not tally.hopeless:  # else the closing error line says it once
+            verdict = "unknown" if unanswered else "failed"
+            click.echo(f"{verdict} {sharing_id} of {owner}: {call_text(exc)}", err=True)
         return ""
     tally.in_flight -= 1
     tally.cancelled += 1

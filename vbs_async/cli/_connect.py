@@ -24,6 +24,8 @@ def connection_options(command: Any) -> Any:
             "--cloud",
             "--os-cloud",  # the openstack command's spelling
             "cloud",
+            multiple=True,
+            callback=_one_cloud,
             help="The cloud to use from clouds.yaml (else OS_CLOUD / OS_* variables).",
         ),
         click.option("--region", help="The region (eu-de, eu-ch2, ...), over the configured one."),
@@ -42,6 +44,17 @@ def connection_options(command: Any) -> Any:
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def _one_cloud(_context: Any, _parameter: Any, values: tuple[str, ...]) -> str | None:
+    """`--cloud` / `--os-cloud` given more than once must name one cloud (not the last one)."""
+    named = list(dict.fromkeys(values))
+    if len(named) > 1:
+        raise click.BadParameter(
+            f"names two clouds ({', '.join(repr(n) for n in named)}): give one",
+            param_hint="'--cloud' / '--os-cloud'",
+        )
+    return named[0] if named else None
 
 
 def tls_setting(options: dict[str, Any]) -> dict[str, Any]:

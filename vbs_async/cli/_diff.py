@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import click
 
-from vbs_async.inventory import Severity, diff
+from vbs_async.inventory import Inventory, NothingToCompareError, Severity, diff
 
 from ._audit import (
     EXIT_FINDINGS,
@@ -24,7 +24,7 @@ from ._audit import (
     source_options,
     trusted_ids,
 )
-from ._findings import CHANGE_COLUMNS, Writer, change_row
+from ._findings import CHANGE_COLUMNS, Writer, change_row, escape
 from ._run import EXIT_FAILED, EXIT_OK
 
 if TYPE_CHECKING:
@@ -64,7 +64,14 @@ def diff_command(outputs: tuple[Path, ...], reports: tuple[Path, ...], **options
         command_errors(),
         opened_inventory(options["db"], outputs, reports, account=options["account"]) as inv,
     ):
-        changes = diff(inv, old_run=options["old_run"], new_run=options["new_run"], trusted=trusted)
+        try:
+            changes = diff(
+                inv, old_run=options["old_run"], new_run=options["new_run"], trusted=trusted
+            )
+        except NothingToCompareError as exc:
+            sys.stderr.write(f"{escape(str(exc))}\n")
+            click.get_current_context().exit(EXIT_OK)
+        compared = f"{_described(inv, changes.old_run)} -> {_described(inv, changes.new_run)}"
         writer = Writer(sys.stdout, output_format, columns=CHANGE_COLUMNS)
         for change in changes:
             change_row(writer, change)
@@ -75,7 +82,7 @@ def diff_command(outputs: tuple[Path, ...], reports: tuple[Path, ...], **options
     )
     lines = [
         (
-            f"run {changes.old_run} -> run {changes.new_run}: {summary.added:,} added "
+            f"{compared}: {summary.added:,} added "
             f"({new_by_level}), {summary.removed:,} removed, {summary.changed:,} changed, "
             f"{summary.unchanged:,} unchanged"
         )
@@ -93,3 +100,9 @@ def diff_command(outputs: tuple[Path, ...], reports: tuple[Path, ...], **options
         )
         click.get_current_context().exit(EXIT_FINDINGS)
     click.get_current_context().exit(EXIT_FAILED if summary.unknown_projects else EXIT_OK)
+
+
+def _described(inventory: Inventory, run_id: int) -> str:
+    """`run 3 (account OTC-A)`: a run and, where known, its account."""
+    account = inventory.run(run_id).account
+    return f"run {run_id}" if account is None else f"run {run_id} (account {escape(account)})"

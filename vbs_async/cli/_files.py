@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import stat
 import sys
 import tempfile
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final, Literal
 
 import attrs
+
+from ._text import stdout_for_rows
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -37,6 +40,7 @@ except ModuleNotFoundError:  # pragma: no cover - Windows: no lock (said in the 
 Kind = Literal["stdout", "new", "regular", "special"]
 
 _STDOUT_NAMES: Final = frozenset({"-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"})
+_DESCRIPTOR_PATH: Final = re.compile(r"^/(?:dev|proc/self)/fd/([0-9]+)$")
 
 
 class PathError(Exception):
@@ -55,6 +59,8 @@ class Target:
         real: The path with symlinks followed: what a rename replaces.
         identity: (device, inode) of what exists there, if anything.
         mode: The permission bits of an existing regular file.
+        descriptor: For `/dev/fd/N` (a descriptor the shell opened, `exec
+            3>>file`): N, written through as it is (appending if it appends).
     """
 
     option: str
@@ -63,6 +69,7 @@ class Target:
     real: Path | None = None
     identity: tuple[int, int] | None = None
     mode: int | None = None
+    descriptor: int | None = None
 
     @property
     def replaceable(self) -> bool:
@@ -95,6 +102,15 @@ def classify(path: Path | None, option: str) -> Target:
     """
     if path is None or is_stdout(path):
         return Target(option, None, "stdout")
+    inherited = _DESCRIPTOR_PATH.match(str(path))
+    if inherited is not None:
+        descriptor = int(inherited.group(1))
+        try:
+            opened = os.fstat(descriptor)
+        except OSError:
+            raise PathError(f"{option} {path}: no such open file descriptor") from None
+        identity = (opened.st_dev, opened.st_ino)
+        return Target(option, path, "special", identity=identity, descriptor=descriptor)
     try:
         status = path.stat()  # follows symlinks: the target is what counts
     except FileNotFoundError:
@@ -129,9 +145,21 @@ def _check_directory(directory: Path, option: str, path: Path) -> None:
 def check_distinct(targets: Iterable[Target]) -> None:
     """Refuse two of the command's paths that are one file.
 
+    Stdout counts as the file a shell redirected it to (`> rows.jsonl`)
+    when something is written to it.
+
     Raises:
         PathError: Two targets are the same file, or both stdout.
     """
+    targets = list(targets)
+    if any(target.kind == "stdout" for target in targets):
+        redirected = _stdout_file()
+        for target in targets:
+            if redirected is not None and target.kind != "stdout" and target.identity == redirected:
+                raise PathError(
+                    f"{target.option} {target.describe()} is the file stdout is redirected "
+                    "to, which the command also writes: give each its own"
+                )
     seen: list[Target] = []
     for target in targets:
         for earlier in seen:
@@ -141,6 +169,15 @@ def check_distinct(targets: Iterable[Target]) -> None:
                     f"{earlier.option} {earlier.describe()}: give each its own"
                 )
         seen.append(target)
+
+
+def _stdout_file() -> tuple[int, int] | None:
+    """(device, inode) of the regular file stdout is redirected to, if it is one."""
+    try:
+        status = os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return None
+    return (status.st_dev, status.st_ino) if stat.S_ISREG(status.st_mode) else None
 
 
 def _same(first: Target, second: Target) -> bool:
@@ -191,6 +228,10 @@ def open_redirect(target: Target) -> IO[bytes]:
     """
     assert target.path is not None  # noqa: S101 - stdout is never opened by name
     try:
+        if target.descriptor is not None:
+            # Opening /dev/fd/N by name would truncate the file and lose its
+            # append mode on Linux: write through the descriptor itself.
+            return os.fdopen(os.dup(target.descriptor), "wb")
         descriptor = os.open(target.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
     except OSError as exc:
         raise PathError(f"{target.option} {target.path}: {exc.strerror}") from None
@@ -198,10 +239,17 @@ def open_redirect(target: Target) -> IO[bytes]:
 
 
 def temporary_beside(target: Target) -> tuple[IO[bytes], Path]:
-    """A hidden temporary file beside the target, with the mode the target will have."""
+    """A hidden temporary file beside the target, with the mode the target will have.
+
+    Its name carries this process's ID (`.out.jsonl.1234.x8f2.partial`), so
+    that a later run can tell one left by a process killed with SIGKILL
+    (see `remove_stale_temporaries`).
+    """
     assert target.real is not None  # noqa: S101 - only for new and regular targets
     real = target.real
-    descriptor, name = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".partial", dir=real.parent)
+    descriptor, name = tempfile.mkstemp(
+        prefix=f".{real.name}.{os.getpid()}.", suffix=".partial", dir=real.parent
+    )
     # mkstemp makes it private (0600): an existing file keeps its mode, a new
     # one gets what the umask gives.
     if hasattr(os, "fchmod"):  # not on Windows, where modes do not apply
@@ -212,8 +260,9 @@ def temporary_beside(target: Target) -> tuple[IO[bytes], Path]:
 def write_whole(target: Target, data: bytes) -> None:
     """Write `data` as the whole of `target`: atomically for a file, as a redirect otherwise."""
     if target.kind == "stdout":
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        stdout = stdout_for_rows()
+        stdout.write(data)
+        stdout.flush()
         return
     if target.kind == "special":
         with open_redirect(target) as stream:
@@ -246,3 +295,100 @@ def lock(stream: IO[bytes], target: Target) -> None:
             f"another vbs-async crawl is writing {target.describe()}: wait for it to end, "
             f"or give {target.option} another file"
         ) from None
+
+
+def remove_stale_temporaries(target: Target) -> list[Path]:
+    """Remove the temporary files of `target` left by processes that are gone (SIGKILL).
+
+    Only files named as `temporary_beside` names them are touched, and only
+    when the process whose ID they carry no longer runs.
+
+    Returns:
+        The files removed.
+    """
+    if target.real is None:
+        return []
+    removed = []
+    prefix = f".{target.real.name}."
+    with contextlib.suppress(OSError):
+        for entry in target.real.parent.iterdir():
+            name = entry.name
+            if not (name.startswith(prefix) and name.endswith(".partial")):
+                continue
+            pid_text = name[len(prefix) :].split(".", 1)[0]
+            if pid_text.isdigit() and not _alive(int(pid_text)):
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+                    removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's process: alive; a silly number
+        return pid > 0
+    return True
+
+
+class HeldLock:
+    """The lock file of one output, held for the job: removed when the job lets go.
+
+    The lock is on a file beside the output (`.out.jsonl.lock`), not on the
+    output itself: the output may not exist yet, and without `--resume` it is
+    replaced by a rename, so a lock on its inode would protect nothing.
+    """
+
+    def __init__(self, stream: IO[bytes], path: Path) -> None:
+        self._stream: IO[bytes] | None = stream
+        self.path = path
+
+    def close(self) -> None:
+        """Let go: the file is removed first, so the next job makes a new one."""
+        if self._stream is None:
+            return
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+        with contextlib.suppress(OSError):
+            self._stream.close()
+        self._stream = None
+
+
+def lock_output(target: Target) -> HeldLock | None:
+    """Lock the output a crawl writes (a regular file, or a name not taken yet) for the job.
+
+    Raises:
+        PathError: Another crawl holds it, or the lock file cannot be made.
+    """
+    if fcntl is None or target.real is None or not target.replaceable:  # pragma: no branch
+        return None
+    path = target.real.parent / f".{target.real.name}.lock"
+    while True:
+        try:
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise PathError(
+                f"{target.option} {target.describe()}: its lock file {path} cannot be made "
+                f"({exc.strerror})"
+            ) from None
+        stream = os.fdopen(descriptor, "r+b")
+        try:
+            lock(stream, target)
+        except BaseException:
+            stream.close()
+            raise
+        # The job before may have removed the file between our open and our
+        # lock: a lock on a removed file guards nothing; take a new one.
+        try:
+            current = path.stat()
+        except FileNotFoundError:
+            current = None
+        status = os.fstat(descriptor)
+        if current is not None and (current.st_dev, current.st_ino) == (
+            status.st_dev,
+            status.st_ino,
+        ):
+            return HeldLock(stream, path)
+        stream.close()

@@ -22,12 +22,21 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import sys
 import tempfile
 from typing import IO, TYPE_CHECKING, Final
 
-from ._files import Target, classify, lock, open_redirect, temporary_beside
+from ._files import (
+    HeldLock,
+    Target,
+    classify,
+    lock,
+    lock_output,
+    open_redirect,
+    remove_stale_temporaries,
+    temporary_beside,
+)
 from ._state import State, StateError
+from ._text import stdout_for_rows
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -78,6 +87,7 @@ class Output:
         *,
         owned: bool,
         held: IO[bytes] | None = None,
+        lock_file: HeldLock | None = None,
     ) -> None:
         self._owned = owned
         self.stream = stream
@@ -85,6 +95,7 @@ class Output:
         self.path = target.path
         self._temporary = temporary
         self._held = held
+        self._lock_file = lock_file
         self.kept_old = False
 
     @property
@@ -129,6 +140,9 @@ class Output:
             with contextlib.suppress(OSError):
                 self._held.close()
             self._held = None
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
 
 
 @contextlib.contextmanager
@@ -142,25 +156,25 @@ def open_output(path: Path | None, state: State | None) -> Iterator[Output]:
     """
     target = classify(path, "--output")
     if target.kind == "stdout":
-        output = Output(sys.stdout.buffer, target, owned=False)
-    elif state is not None:
-        if not target.replaceable:
+        output = Output(stdout_for_rows(), target, owned=False)
+    elif target.kind == "special":
+        if state is not None:
             raise StateError(
                 f"--resume needs --output to be a regular file; {path} is not one "
                 "(a device or a FIFO cannot be cut back to what finished projects wrote)"
             )
-        output = Output(_resumed(target, state), target, owned=True)
-    elif target.kind == "special":
         output = Output(open_redirect(target), target, owned=True)
     else:
-        held = _hold(target)
+        # Every crawl writing this file holds its lock file, with or without
+        # a state: the output may not exist yet, and a rename replaces it.
+        lock_file = lock_output(target)
         try:
-            stream, temporary = temporary_beside(target)
+            remove_stale_temporaries(target)  # of a crawl killed with SIGKILL
+            output = _locked_output(target, state, lock_file)
         except BaseException:
-            if held is not None:
-                held.close()
+            if lock_file is not None:
+                lock_file.close()
             raise
-        output = Output(stream, target, temporary, owned=True, held=held)
     try:
         yield output
     except BaseException:
@@ -168,6 +182,20 @@ def open_output(path: Path | None, state: State | None) -> Iterator[Output]:
         raise
     finally:
         output.close()
+
+
+def _locked_output(target: Target, state: State | None, lock_file: HeldLock | None) -> Output:
+    """The output of a crawl holding its lock file: resumed in place, or a temporary file."""
+    if state is not None:
+        return Output(_resumed(target, state), target, owned=True, lock_file=lock_file)
+    held = _hold(target)
+    try:
+        stream, temporary = temporary_beside(target)
+    except BaseException:
+        if held is not None:
+            held.close()
+        raise
+    return Output(stream, target, temporary, owned=True, held=held, lock_file=lock_file)
 
 
 def _hold(target: Target) -> IO[bytes] | None:

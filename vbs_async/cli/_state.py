@@ -95,6 +95,7 @@ class State:
         self.last_commit: Commit | None = None
         self._output_identity: tuple[int, int] | None = None
         self._file: IO[bytes] | None = None
+        self._created = False
 
     # -- opening --------------------------------------------------------------------
 
@@ -105,6 +106,7 @@ class State:
             StateError: Another run holds it, it is not a state file, or it
                 belongs to another job.
         """
+        self._created = not self.path.exists()
         self._file = self.path.open("a+b")
         if fcntl is not None:
             try:
@@ -231,8 +233,15 @@ class State:
         self._file.flush()
 
     def release(self) -> None:
-        """Unlock and close the state file."""
+        """Unlock and close the state file; remove it if this run made it and wrote nothing.
+
+        A run refused before it started (another crawl writes the output, a
+        database that cannot be opened) leaves no empty state behind.
+        """
         if self._file is not None:
+            with contextlib.suppress(OSError):
+                if self._created and os.fstat(self._file.fileno()).st_size == 0:
+                    self.path.unlink()
             with contextlib.suppress(OSError):
                 self._file.close()
             self._file = None

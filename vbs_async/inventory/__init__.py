@@ -25,7 +25,7 @@ The schema is described in `vbs_async.inventory._schema` and the README
 from __future__ import annotations
 
 from ._classify import SEVERITY, Classifier, Severity, SharingClass, read_trusted
-from ._diff import Change, ChangeKind, DiffSummary, RunDiff, diff
+from ._diff import Change, ChangeKind, DiffSummary, NothingToCompareError, RunDiff, diff
 from ._files import load_crawl_output, read_report
 from ._findings import Audit, Finding, SharingVersion, audit
 from ._schema import SCHEMA_VERSION
@@ -50,6 +50,7 @@ __all__ = [
     "Inventory",
     "InventoryBusyError",
     "InventoryError",
+    "NothingToCompareError",
     "ProjectOutcome",
     "Run",
     "RunDiff",

@@ -127,25 +127,42 @@ class RunDiff:
         return changes
 
 
+class NothingToCompareError(InventoryError):
+    """The inventory holds no earlier run to compare the latest with (not a failure)."""
+
+
 def runs_to_compare(
     db: sqlite3.Connection, old_run: int | None, new_run: int | None
 ) -> tuple[int, int]:
-    """The two runs: as given, or the last two of the database.
+    """The two runs: as given, or the latest run and the one before it of the same account.
+
+    By default the new run is the latest, and the old one the latest
+    earlier run of the same account (and listing), so a database shared
+    by several accounts never compares one account's run with another's.
 
     Raises:
-        InventoryError: Fewer than two runs, unknown runs, or the old one is not earlier.
+        NothingToCompareError: No run given and no earlier run to compare with.
+        InventoryError: Unknown runs, or the old one is not earlier.
     """
-    ids = [row[0] for row in db.execute("SELECT run_id FROM runs ORDER BY run_id")]
-    if new_run is None:
-        new_run = ids[-1] if ids else None
-    if old_run is None and new_run is not None:
-        earlier = [run_id for run_id in ids if run_id < new_run]
-        old_run = earlier[-1] if earlier else None
-    if old_run is None or new_run is None:
-        raise InventoryError(f"a diff needs two runs; the inventory records {len(ids)}")
+    runs = {
+        row[0]: (row[1], row[2])
+        for row in db.execute("SELECT run_id, account, listing FROM runs ORDER BY run_id")
+    }
+    ids = list(runs)
     for run_id in (old_run, new_run):
-        if run_id not in ids:
+        if run_id is not None and run_id not in runs:
             raise InventoryError(f"no run {run_id} in the inventory")
+    if new_run is None:
+        if not ids:
+            raise NothingToCompareError("nothing to compare yet: the inventory records no run")
+        new_run = ids[-1]
+    if old_run is None:
+        same = [run_id for run_id in ids if run_id < new_run and runs[run_id] == runs[new_run]]
+        if not same:
+            account = runs[new_run][0]
+            whose = "" if account is None else f" of account {account}"
+            raise NothingToCompareError(f"nothing to compare yet: one run{whose} (run {new_run})")
+        old_run = same[-1]
     if old_run >= new_run:
         raise InventoryError(f"run {old_run} is not earlier than run {new_run}")
     return old_run, new_run
@@ -201,8 +218,7 @@ class _Judge:
         if latest is None:
             return None
         if latest.project_id not in self.both:
-            summary.unknown += 1
-            return None
+            return None  # counted unknown by project
         if new is None:
             assert old is not None  # noqa: S101 - one side at least
             sharing_class = self.old_classes.classify(old.to_project_id)
@@ -222,12 +238,23 @@ class _Judge:
         return Change(ChangeKind.CHANGED, old, new, sharing_class, severity, fields)
 
 
+def _references(db: sqlite3.Connection, old_run: int) -> dict[str, int]:
+    """Each project's latest successful listing at or before the old run."""
+    return dict(
+        db.execute(
+            "SELECT project_id, max(run_id) FROM run_projects WHERE outcome = 'ok' "
+            "AND run_id <= ? GROUP BY project_id",
+            (old_run,),
+        ).fetchall()
+    )
+
+
 def _count_unchanged(
-    db: sqlite3.Connection, result: RunDiff, old_listed: set[str], new_listed: set[str]
-) -> None:
-    """Count the versions covering both runs (unchanged, or unknown) and the unknown projects."""
+    db: sqlite3.Connection, result: RunDiff, references: dict[str, int], new_listed: set[str]
+) -> set[str]:
+    """Count the versions covering both sides (unchanged), the unknown ones; the projects known."""
     old_run, new_run, summary = result.old_run, result.new_run, result.summary
-    both = old_listed & new_listed
+    both = {p for p in new_listed if p in references}
     summary.unknown_projects = sorted(
         {
             row[0]
@@ -239,44 +266,64 @@ def _count_unchanged(
         }
         - both
     )
-    for project_id, count in db.execute(
-        "SELECT project_id, count(*) FROM sharings WHERE first_seen <= ? AND last_seen >= ? "
-        "GROUP BY project_id",
-        (old_run, new_run),
-    ):
-        if project_id in both:
-            summary.unchanged += count
-        elif project_id in old_listed or project_id in new_listed:
-            summary.unknown += count
+    for reference in sorted({references[p] for p in both}):
+        for project_id, count in db.execute(
+            "SELECT project_id, count(*) FROM sharings WHERE first_seen <= ? AND last_seen >= ? "
+            "GROUP BY project_id",
+            (reference, new_run),
+        ):
+            if project_id in both and references[project_id] == reference:
+                summary.unchanged += count
+    for project_id in summary.unknown_projects:
+        seen = new_run if project_id in new_listed else references.get(project_id)
+        if seen is not None:
+            summary.unknown += db.execute(
+                "SELECT count(*) FROM sharings WHERE project_id = ? AND first_seen <= ? "
+                "AND last_seen >= ?",
+                (project_id, seen, seen),
+            ).fetchone()[0]
+    return both
 
 
 def _changes(
     db: sqlite3.Connection, result: RunDiff, old_classes: Classifier, new_classes: Classifier
 ) -> Iterator[Change]:
-    old_run, new_run = result.old_run, result.new_run
-    old_listed, new_listed = _listed(db, old_run), _listed(db, new_run)
-    _count_unchanged(db, result, old_listed, new_listed)
-    judge = _Judge(old_listed & new_listed, old_classes, new_classes, result.summary)
+    # Each project is compared with its latest successful listing at or
+    # before the old run: a sharing made while its listing failed is added
+    # once, in the first diff whose new run lists it.
+    new_run = result.new_run
+    references = _references(db, result.old_run)
+    new_listed = _listed(db, new_run)
+    both = _count_unchanged(db, result, references, new_listed)
+    if not both:
+        return
+    judge = _Judge(both, old_classes, new_classes, result.summary)
+    earliest = min(references[p] for p in both)
     rows = db.execute(
         f"SELECT {VERSION_COLUMNS} FROM sharings "  # noqa: S608 - constant columns
         "WHERE first_seen <= :new AND last_seen >= :old "
         "AND NOT (first_seen <= :old AND last_seen >= :new) "
         "ORDER BY project_id, sharing_id, first_seen",
-        {"old": old_run, "new": new_run},
+        {"old": earliest, "new": new_run},
     )
     key: tuple[str, str] | None = None
     old: SharingVersion | None = None
     new: SharingVersion | None = None
     for row in rows:
         current = version(row)
+        if current.project_id not in both:
+            continue
+        reference = references[current.project_id]
+        if current.first_seen <= reference and current.last_seen >= new_run:
+            continue  # counted unchanged
         if (current.project_id, current.sharing_id) != key:
             change = judge(old, new)
             if change is not None:
                 yield change
             key, old, new = (current.project_id, current.sharing_id), None, None
-        if current.first_seen <= old_run <= current.last_seen and current.project_id in old_listed:
+        if current.first_seen <= reference <= current.last_seen:
             old = current
-        if current.first_seen <= new_run <= current.last_seen and current.project_id in new_listed:
+        if current.first_seen <= new_run <= current.last_seen:
             new = current
     change = judge(old, new)
     if change is not None:

@@ -7,8 +7,10 @@ that a failed project is told from one with no sharings.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -17,7 +19,6 @@ from ._store import InventoryError, SharingRow, sharing_row
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
-    from pathlib import Path
 
     from ._store import Inventory
 
@@ -45,8 +46,11 @@ def load_crawl_output(
     """Record a crawl's output file and report as a run of `inventory`; the run's ID.
 
     Raises:
-        InventoryError: The report is not one, or the output holds rows of a
-            project the report does not name, or rows that are not sharings.
+        InventoryError: The report is not one, or is the report of another
+            crawl (it names another output file that exists, or its sharing
+            count of a project listed differs from the output's rows), or the
+            output holds rows of a project the report does not name, or rows
+            that are not sharings.
     """
     document = read_report(report)
     entries = document.get("projects") or []
@@ -60,8 +64,11 @@ def load_crawl_output(
         options={"output": str(output), "report": str(report)},
     )
     listed = {p for p, entry in outcomes.items() if entry.get("status") in {"ok", "skipped"}}
+    _check_same_crawl(output, report, job)
+    counted: dict[str, int] = {}
     batch: list[SharingRow] = []
     for row in _rows(output):
+        counted[row[0]] = counted.get(row[0], 0) + 1
         if row[0] not in outcomes:
             raise InventoryError(
                 f"{output} has rows of project {row[0]}, which {report} does not name: "
@@ -73,6 +80,7 @@ def load_crawl_output(
             recorder.add_rows(batch)
             batch = []
     recorder.add_rows(batch)
+    _check_counts(output, report, outcomes, counted)
     for project_id, entry in outcomes.items():
         if project_id in listed:
             recorder.commit_project(project_id)
@@ -81,6 +89,34 @@ def load_crawl_output(
             recorder.fail_project(project_id, str(error.get("message") or "failed"))
     recorder.finish()
     return recorder.run_id
+
+
+def _check_same_crawl(output: Path, report: Path, job: Mapping[str, Any]) -> None:
+    """Refuse a report whose crawl wrote another output file that is still there."""
+    written = job.get("output")
+    if not isinstance(written, str):
+        return
+    with contextlib.suppress(OSError):
+        if Path(written).exists() and not Path(written).samefile(output):
+            raise InventoryError(
+                f"{report} is the report of the crawl that wrote {written}, not {output}: "
+                "give the report of the same crawl"
+            )
+
+
+def _check_counts(
+    output: Path, report: Path, outcomes: Mapping[str, Any], counted: Mapping[str, int]
+) -> None:
+    """Refuse an output whose rows of a listed project are not the report's count."""
+    for project_id, entry in outcomes.items():
+        expected = entry.get("sharings")
+        if entry.get("status") == "ok" and isinstance(expected, int):
+            found = counted.get(project_id, 0)
+            if found != expected:
+                raise InventoryError(
+                    f"{report} says project {project_id} listed {expected:,} sharings, "
+                    f"{output} holds {found:,} of its rows: give the report of the same crawl"
+                )
 
 
 def _rows(output: Path) -> Iterator[SharingRow]:

@@ -1,11 +1,11 @@
 """Findings: the sharings of the latest known state of each project, classified.
 
 The audited runs are the latest finished one (`complete` or `partial`) of
-each account recorded, unless one run is named. Each of their projects
-contributes the sharings its listing showed in that run; a project that
-failed or was not crawled contributes those of its latest earlier listing,
-marked `stale`; a project never listed is `unknown`, and its sharings
-cannot be audited.
+each account recorded, unless one run is named. The audited state of an
+account is every project its runs up to that one recorded: each
+contributes the sharings of its latest successful listing, in that run or
+an earlier one of any job (then marked `stale`, with that run); a project
+never listed is `unknown`, and its sharings cannot be audited.
 """
 
 from __future__ import annotations
@@ -115,6 +115,8 @@ class Audit:
         minimum: Findings below this severity are left out.
         projects: Projects of the run.
         stale_projects: Projects whose findings come from an earlier run.
+        seen_runs: The runs whose listings the findings come from (so far).
+        every_count: Findings so far by severity, those below `minimum` included.
         unknown_projects: Projects never listed: their sharings are unknown.
         counts: Findings yielded so far, by severity.
         classes: Findings yielded so far, by class.
@@ -126,6 +128,8 @@ class Audit:
     stale_projects: list[str] = attrs.field(factory=list)
     unknown_projects: list[str] = attrs.field(factory=list)
     counts: dict[Severity, int] = attrs.field(factory=dict)
+    seen_runs: set[int] = attrs.field(factory=set)
+    every_count: dict[Severity, int] = attrs.field(factory=dict)
     classes: dict[SharingClass, int] = attrs.field(factory=dict)
     _findings: Iterator[Finding] | None = None
 
@@ -136,8 +140,8 @@ class Audit:
         return findings
 
     def at_least(self, severity: Severity) -> int:
-        """How many findings yielded so far are at or above `severity`."""
-        return sum(count for level, count in self.counts.items() if level >= severity)
+        """How many findings so far are at or above `severity` (whatever `minimum` hides)."""
+        return sum(count for level, count in self.every_count.items() if level >= severity)
 
 
 def audited_runs(db: sqlite3.Connection, run_id: int | None) -> list[int]:
@@ -202,16 +206,28 @@ def _findings(
 ) -> Iterator[Finding]:
     audited: set[str] = set()
     for run_id, classifier in classifiers.items():
-        projects = db.execute(
-            "SELECT project_id, outcome FROM run_projects WHERE run_id = ? "
-            "AND outcome != 'known' ORDER BY position",
-            (run_id,),
+        # Every project the account's runs up to this one recorded: the run's
+        # own first (in its order), then those only earlier runs listed (a
+        # crawl of other projects of the same account does not hide them).
+        account = db.execute("SELECT account FROM runs WHERE run_id = ?", (run_id,)).fetchone()[0]
+        rows = db.execute(
+            "SELECT run_projects.project_id, run_projects.outcome, run_projects.run_id "
+            "FROM run_projects JOIN runs USING (run_id) "
+            "WHERE runs.account IS ? AND run_projects.run_id <= ? "
+            "ORDER BY run_projects.run_id = ? DESC, run_projects.run_id DESC, position",
+            (account, run_id, run_id),
         ).fetchall()
-        # A project of two accounts' runs is audited once, in the latest.
-        projects = [(p, outcome) for p, outcome in projects if p not in audited]
-        audited.update(p for p, _ in projects)
+        projects: dict[str, str] = {}
+        for project_id, outcome, seen in rows:
+            if project_id in audited:
+                continue  # a project of two accounts' runs is audited once, in the latest
+            if seen == run_id and outcome != "known":
+                projects.setdefault(project_id, outcome)
+            elif outcome != "known":
+                projects.setdefault(project_id, "not_crawled")
+        audited.update(projects)
         result.projects += len(projects)
-        yield from _project_findings(db, run_id, projects, classifier, result)
+        yield from _project_findings(db, run_id, list(projects.items()), classifier, result)
 
 
 def _project_findings(
@@ -235,6 +251,7 @@ def _project_findings(
                 continue
             seen = int(row[0])
             result.stale_projects.append(project_id)
+        result.seen_runs.add(seen)
         rows = db.execute(
             f"SELECT {VERSION_COLUMNS}, "  # noqa: S608 - constant columns
             "(SELECT min(first_seen) FROM sharings AS earlier "
@@ -248,6 +265,7 @@ def _project_findings(
             sharing = version(row[:-1])
             sharing_class = classifier.classify(sharing.to_project_id)
             severity = SEVERITY[sharing_class]
+            result.every_count[severity] = result.every_count.get(severity, 0) + 1
             if severity < result.minimum:
                 continue
             result.counts[severity] = result.counts.get(severity, 0) + 1
