@@ -388,3 +388,30 @@ def test_an_output_and_a_report_of_different_crawls_are_refused(hostile, tmp_pat
     result = invoke("audit", str(tmp_path / "copy.jsonl"), "--report", str(tmp_path / "other.json"))
     assert result.exit_code == 2
     assert "is the report of the crawl that wrote" in result.stderr
+
+
+def test_the_remediation_command_is_quoted_for_the_shell():
+    from vbs_async.inventory import SharingVersion  # noqa: PLC0415
+
+    hostile_id = "zz;touch PWNED"
+    sharing = SharingVersion(A1, hostile_id, "b", A1, OUTSIDE1, None, None, None, None, None,
+                             None, None, 1, 1)  # fmt: skip
+    assert sharing.remediation == f"vbs-async cancel {A1} 'zz;touch PWNED'"
+
+
+def test_a_trusted_list_matches_ids_and_accounts_whatever_their_case(labelled, tmp_path):
+    db, _, _ = labelled
+    trusted = tmp_path / "mixed.txt"
+    trusted.write_text(f"{TRUSTED_PROJECT.upper()}\notc-b\nnot-an-account\n")
+    result = invoke("audit", "--db", str(db), "--trusted", str(trusted), "--format", "jsonl")
+    assert result.exit_code == 0, result.output
+    classes = {
+        (row["from_project_id"], row["to_project_id"]): row["class"]
+        for row in map(json.loads, result.stdout.splitlines())
+    }
+    assert classes[(A1, TRUSTED_PROJECT)] == "trusted"
+    assert classes[(A1, B1)] == "trusted"  # account OTC-B, written otc-b
+    assert (
+        "--trusted: 'not-an-account' is neither a project ID nor an account recorded in the "
+        "inventory: it matches nothing" in result.stderr
+    )

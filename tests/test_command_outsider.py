@@ -376,3 +376,61 @@ def test_a_sharing_whose_id_is_not_a_plain_id_fails_its_project(emu, bad_id):
     assert "is not a plain ID" in result.stderr
     assert "\x1b" not in result.stderr
     assert set(rows_by_project(result.stdout)) == {other}
+
+
+# -- 12. endless inputs; 13. small surprises -----------------------------------------------------
+
+
+@pytest.mark.usefixtures("emu")
+def test_a_projects_file_larger_than_the_limit_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setattr("vbs_async.cli._commands._PROJECTS_FILE_LIMIT", 1000)
+    endless = tmp_path / "projects.txt"
+    endless.write_bytes(b"\0" * 5000)
+    result = invoke("crawl", "--projects-file", str(endless))
+    assert result.exit_code == 2
+    assert "is larger than" in one_error_line(result)
+
+
+def answered(
+    arguments: list[str], env: dict[str, str], answer: bytes
+) -> subprocess.CompletedProcess:
+    """Run the command with stdin on a pseudo-terminal that answers its prompt with `answer`."""
+    main, secondary = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            arguments, env=env, stdin=secondary, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+    finally:
+        os.close(secondary)
+    try:
+        os.write(main, answer)
+        out, err = process.communicate(timeout=60)
+    finally:
+        os.close(main)
+    return subprocess.CompletedProcess(arguments, process.returncode, out.decode(), err.decode())
+
+
+@pytest.mark.parametrize("answer", [b"n\n", b"\x04"])
+def test_declining_the_prompt_says_nothing_was_cancelled(emu, answer):
+    project = emu.project_ids[0]
+    sharing = emu.sharings(project)[0]["id"]
+    result = answered([*VBS_ASYNC, "cancel", project, sharing], command_env(emu), answer)
+    assert result.returncode == 1, result.stderr
+    assert "vbs-async: error: nothing cancelled: not confirmed" in result.stderr
+    assert len(emu.sharings(project)) == 6
+
+
+def test_share_dry_run_names_a_repeated_project_once(emu):
+    project, other = emu.project_ids[0], emu.project_ids[1]
+    backup = emu.sharings(project)[0]["backup_id"]
+    result = invoke("share", project, backup, other, other, "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.count(other) == 1
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_a_timeout_that_is_not_a_number_of_seconds_is_a_usage_error(emu, value):
+    result = invoke("count", emu.project_ids[0], "--timeout", value)
+    assert result.exit_code == 2
+    assert "RetryPolicy" not in result.stderr
+    assert "--timeout" in result.stderr

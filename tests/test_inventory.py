@@ -325,3 +325,33 @@ def test_a_project_too_big_to_hold_in_memory_is_recorded_the_same(tmp_path, monk
     recorded = table(tmp_path / "disk.sqlite")
     assert recorded == table(tmp_path / "memory.sqlite")
     assert ("s3", OUTSIDE) in {(row[1], row[6]) for row in recorded}  # the last of an ID wins
+
+
+def test_after_a_write_error_the_recorder_commits_nothing_more(tmp_path, monkeypatch):
+    """A page that could not be kept must never let its project be recorded as listed."""
+    monkeypatch.setattr(inventory_store, "HELD_ROWS", 1)  # every page goes to the table
+    path = tmp_path / "inv.sqlite"
+    with Inventory(path, write=True) as inventory:
+        run = inventory.start_run([P1, P2])
+        run.add_page(P1, [sharing("s1", P1, P2)])
+
+        class FullDisk:
+            def __init__(self, db):
+                self._db = db
+
+            def executemany(self, *_):
+                raise sqlite3.OperationalError("database or disk is full")
+
+            def __getattr__(self, name):
+                return getattr(self._db, name)
+
+        real, run._db = run._db, FullDisk(run._db)
+        with pytest.raises(sqlite3.OperationalError):
+            run.add_page(P1, [sharing("s2", P1, OUTSIDE)])
+        run._db = real
+        run.add_page(P2, [sharing("s3", P2, P1)])
+        with pytest.raises(InventoryError, match="after a write error"):
+            run.commit_projects([(P1, None), (P2, None)])
+        with pytest.raises(InventoryError, match="after a write error"):
+            run.finish()
+        assert run.outcomes() == {P1: "not_crawled", P2: "not_crawled"}

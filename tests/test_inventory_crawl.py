@@ -117,16 +117,21 @@ def test_a_resume_with_another_database_is_refused(tmp_path):
     assert "has no record of 3 projects" in result.output
 
 
+def resumable_crawl(folder, project_ids, *extra: str) -> list[str]:
+    """The command line of a `--db` crawl with a state file, all in `folder`."""
+    folder.mkdir(exist_ok=True)
+    return [*VBS_ASYNC, "crawl", "--db", str(folder / "inv.sqlite"), "--account", "OTC-A",
+            "-o", str(folder / "out.jsonl"), "--resume", str(folder / "crawl.state"), "--quiet",
+            *extra, *project_ids]  # fmt: skip
+
+
 def test_kill_9_during_a_db_crawl_then_resume_equals_a_clean_run(tmp_path):
     with emulator_in_thread(projects=60, sharings_per_project=40, latency=0.01, seed=5) as emu:
         env = command_env(emu)
 
         def arguments(name: str) -> list[str]:
-            folder = tmp_path / name
-            folder.mkdir(exist_ok=True)
-            return [*VBS_ASYNC, "crawl", "--db", str(folder / "inv.sqlite"), "--account", "OTC-A",
-                    "-o", str(folder / "out.jsonl"), "--resume", str(folder / "crawl.state"),
-                    "--page-size", "10", "--max-projects", "2", "--quiet", *emu.project_ids]  # fmt: skip
+            return resumable_crawl(tmp_path / name, emu.project_ids, "--page-size", "10",
+                                   "--max-projects", "2")  # fmt: skip
 
         killed = arguments("killed")
         state = tmp_path / "killed" / "crawl.state"
@@ -176,3 +181,44 @@ def test_an_output_and_its_report_load_as_a_run(tmp_path, output_format):
     direct, loaded = dump(tmp_path / "direct.sqlite"), dump(tmp_path / "loaded.sqlite")
     assert loaded["sharings"] == direct["sharings"]
     assert [p[1:5] for p in loaded["projects"]] == [p[1:5] for p in direct["projects"]]
+
+
+def test_a_database_that_is_the_state_file_is_refused_before_anything_is_created(tmp_path):
+    same = tmp_path / "X"
+    out = tmp_path / "out.jsonl"
+    result = invoke("crawl", "--emulator", "--emulator-projects", "1", "--db", str(same),
+                    "--resume", str(same), "-o", str(out))  # fmt: skip
+    assert result.exit_code == 2
+    assert "give the database a file of its own" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # neither X nor out.jsonl
+
+
+def test_a_full_disk_stops_the_crawl_and_a_resume_records_every_project_whole(tmp_path):
+    import resource  # noqa: PLC0415 - POSIX only, as RLIMIT_FSIZE
+
+    with emulator_in_thread(projects=60, sharings_per_project=50, seed=4) as emu:
+        env = command_env(emu)
+
+        def arguments(name: str) -> list[str]:
+            return resumable_crawl(tmp_path / name, emu.project_ids)
+
+        def full_disk(size: int):
+            return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+
+        for size in (200_000, 600_000):
+            name = f"full-{size}"
+            cut = subprocess.run(arguments(name), env=env, capture_output=True, timeout=120,
+                                 check=False, preexec_fn=full_disk(size))  # fmt: skip
+            assert cut.returncode == 2, cut.stderr
+            resumed = subprocess.run(
+                arguments(name), env=env, capture_output=True, timeout=120, check=False
+            )
+            assert resumed.returncode == 0, resumed.stderr
+        clean = subprocess.run(
+            arguments("clean"), env=env, capture_output=True, timeout=120, check=False
+        )
+        assert clean.returncode == 0, clean.stderr
+    clean_dump = dump(tmp_path / "clean" / "inv.sqlite")
+    assert len(clean_dump["sharings"]) == 60 * 50
+    for size in (200_000, 600_000):
+        assert dump(tmp_path / f"full-{size}" / "inv.sqlite") == clean_dump, size

@@ -26,6 +26,7 @@ from vbs_async.inventory import (
     load_crawl_output,
     read_trusted,
 )
+from vbs_async.inventory._classify import is_project_id, normalised
 
 from ._calls import EXIT_BROKEN_PIPE, stdout_gone
 from ._findings import (
@@ -173,8 +174,25 @@ def audit_command(outputs: tuple[Path, ...], reports: tuple[Path, ...], **option
         command_errors(),
         opened_inventory(options["db"], outputs, reports, account=options["account"]) as inv,
     ):
+        warn_unmatched(inv, trusted)
         status = _audit(inv, trusted, output_format, fail_on, options)
     click.get_current_context().exit(status)
+
+
+def warn_unmatched(inventory: Inventory, trusted: frozenset[str]) -> None:
+    """Name each trusted entry that is neither a project ID nor an account of the inventory."""
+    accounts = {
+        normalised(row[0])
+        for row in inventory.connection.execute(
+            "SELECT DISTINCT account FROM run_projects WHERE account IS NOT NULL"
+        )
+    }
+    for entry in sorted(trusted):
+        if not is_project_id(entry) and entry not in accounts:
+            sys.stderr.write(
+                f"--trusted: {escape(repr(entry))} is neither a project ID nor an account "
+                "recorded in the inventory: it matches nothing\n"
+            )
 
 
 @contextlib.contextmanager

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import csv
 import io
+import math
 import os
 import sys
 from pathlib import Path
@@ -77,6 +78,13 @@ class CallError(Exception):
         self.status = status
 
 
+def _finite(_: click.Context, parameter: click.Parameter, value: float) -> float:
+    """Refuse `nan` and `inf`, which FloatRange lets through."""
+    if not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number of seconds", param=parameter)
+    return value
+
+
 def call_options(command: Any) -> Any:
     """The options every single call takes: the connection's, `--timeout`, `--debug`."""
     command = click.option(
@@ -85,6 +93,7 @@ def call_options(command: Any) -> Any:
     command = click.option(
         "--timeout",
         type=click.FloatRange(min=0, min_open=True),
+        callback=_finite,
         default=30.0,
         show_default=True,
         help="Seconds one HTTP request may take (a call retries once within twice that).",
@@ -175,13 +184,24 @@ def _check_ids(*named: tuple[str, str]) -> None:
             raise click.UsageError(str(exc)) from None
 
 
-def _confirm(question: str, *, yes: bool) -> None:
+def _confirm(question: str, *, yes: bool, nothing: str) -> None:
+    """Ask `question` on the terminal; an answer other than yes (Ctrl-D too) changes nothing.
+
+    Raises:
+        CallError: Not confirmed (exit 1, with a line saying `nothing`).
+        click.UsageError: No terminal to ask on, and no --yes.
+    """
     if yes:
         return
     if not sys.stdin.isatty():
         raise click.UsageError(f"{question} Nothing was done: confirm with --yes")
-    if not click.confirm(question, default=False, err=True):
-        raise click.exceptions.Exit(1)
+    try:
+        confirmed = click.confirm(question, default=False, err=True)
+    except click.Abort:  # Ctrl-D: no answer is not a yes (and not a signal)
+        click.echo(err=True)
+        confirmed = False
+    if not confirmed:
+        raise CallError(f"{nothing}: not confirmed", EXIT_FAILED)
 
 
 @click.command(
@@ -277,6 +297,7 @@ def share(
 ) -> None:
     """Share BACKUP_ID of PROJECT with TO_PROJECTS; print the new sharings as JSON lines."""
     dry_run, yes = options.pop("dry_run"), options.pop("yes")
+    to_projects = tuple(dict.fromkeys(to_projects))  # `T T` is one project
     _check_ids(
         ("PROJECT", project),
         ("BACKUP_ID", backup_id),
@@ -284,7 +305,7 @@ def share(
     )
     question = f"Share backup {backup_id} of {project} with {len(to_projects)} projects?"
     if not dry_run:
-        _confirm(question, yes=yes)
+        _confirm(question, yes=yes, nothing="nothing shared")
 
     async def job(client: VBSClient) -> int:
         (project_id,) = await _ids(client, [project])
@@ -452,7 +473,11 @@ def cancel(
     targets = _cancel_targets(project, sharing_ids, from_file)
     owners = len({row.owner for row in targets})
     if not dry_run:
-        _confirm(f"Cancel {len(targets)} sharings of {owners} projects?", yes=yes)
+        _confirm(
+            f"Cancel {len(targets)} sharings of {owners} projects?",
+            yes=yes,
+            nothing="nothing cancelled",
+        )
     tally = _Cancelled(len(targets))
     timeout = options["timeout"]
 

@@ -7,7 +7,7 @@ import codecs
 import contextlib
 import sys
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Final
 
 import click
 
@@ -104,12 +104,21 @@ def cli() -> None:
     """Inventory Open Telekom Cloud VBS backup sharings across many projects."""
 
 
+_PROJECTS_FILE_LIMIT: Final = 64 * 1024 * 1024
+"""The largest --projects-file read: some 2,000,000 project IDs."""
+
+
 def _read_project_ids(arguments: Iterable[str], projects_file: IO[bytes] | None) -> list[str]:
     """IDs from the arguments, then the file (`#` comments and blank lines skipped), no repeats."""
     ids = list(arguments)
     if projects_file is not None:
-        data = projects_file.read()
+        data = projects_file.read(_PROJECTS_FILE_LIMIT + 1)
         name = getattr(projects_file, "name", "-")
+        if len(data) > _PROJECTS_FILE_LIMIT:  # /dev/zero is not a list of projects
+            raise CommandError(
+                f"{name} is larger than {_PROJECTS_FILE_LIMIT // (1024 * 1024)} MiB: "
+                "not a list of projects"
+            )
         # Windows tools write byte order marks: UTF-16 (PowerShell's `>` before
         # version 6) is known by its mark; UTF-8's (Notepad) is dropped.
         encoding = (

@@ -23,6 +23,7 @@ from ._audit import (
     severity_option,
     source_options,
     trusted_ids,
+    warn_unmatched,
 )
 from ._findings import CHANGE_COLUMNS, Writer, change_row, escape
 from ._run import EXIT_FAILED, EXIT_OK
@@ -64,6 +65,7 @@ def diff_command(outputs: tuple[Path, ...], reports: tuple[Path, ...], **options
         command_errors(),
         opened_inventory(options["db"], outputs, reports, account=options["account"]) as inv,
     ):
+        warn_unmatched(inv, trusted)
         try:
             changes = diff(
                 inv, old_run=options["old_run"], new_run=options["new_run"], trusted=trusted

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import codecs
 import enum
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final
 
@@ -75,6 +76,9 @@ SEVERITY: Final[Mapping[SharingClass, Severity]] = {
 def read_trusted(path: Path) -> frozenset[str]:
     """The project and account (domain) IDs of a trusted list: one per line, `#` comments.
 
+    Entries are `normalised` (casefolded): project IDs are hex, and an
+    account written `otc-b` is the account recorded as `OTC-B`.
+
     Raises:
         ValueError: The file is not UTF-8 (or UTF-16 with a byte order mark) text.
     """
@@ -85,7 +89,20 @@ def read_trusted(path: Path) -> frozenset[str]:
     except UnicodeDecodeError as exc:
         raise ValueError(f"{path} is not UTF-8 text (byte {exc.start})") from None
     entries = (line.split("#", 1)[0].strip() for line in text.splitlines())
-    return frozenset(entry for entry in entries if entry)
+    return frozenset(normalised(entry) for entry in entries if entry)
+
+
+_PROJECT_ID: Final = re.compile(r"[0-9a-f]{32}")
+
+
+def normalised(entry: str) -> str:
+    """A trusted entry as compared: project IDs are hex (lowercase), account labels casefolded."""
+    return entry.casefold()
+
+
+def is_project_id(entry: str) -> bool:
+    """Whether a trusted entry has the form of a project ID (32 hex digits)."""
+    return _PROJECT_ID.fullmatch(entry.casefold()) is not None
 
 
 @attrs.frozen
@@ -96,7 +113,8 @@ class Classifier:
         internal: The projects of the run's account.
         accounts: Each project recorded in the database, with the accounts
             it was recorded under (empty when no run knew its account).
-        trusted: Trusted project and account IDs.
+        trusted: Trusted project and account IDs (`normalised`: compared
+            whatever their case).
     """
 
     internal: frozenset[str]
@@ -108,7 +126,9 @@ class Classifier:
         if to_project_id in self.internal:
             return SharingClass.INTERNAL
         accounts = self.accounts.get(to_project_id)
-        if to_project_id in self.trusted or (accounts and not accounts.isdisjoint(self.trusted)):
+        if normalised(to_project_id) in self.trusted or (
+            accounts and any(normalised(account) in self.trusted for account in accounts)
+        ):
             return SharingClass.TRUSTED
         if accounts is not None:
             return SharingClass.CROSS_ACCOUNT
@@ -146,5 +166,5 @@ def classifier_for_run(
     return Classifier(
         internal=frozenset(internal),
         accounts={k: frozenset(v) for k, v in accounts.items()},
-        trusted=frozenset(trusted),
+        trusted=frozenset(normalised(entry) for entry in trusted),
     )

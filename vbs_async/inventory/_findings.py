@@ -10,6 +10,7 @@ never listed is `unknown`, and its sharings cannot be audited.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final
 
@@ -69,8 +70,10 @@ class SharingVersion:
 
     @property
     def remediation(self) -> str:
-        """The command that ends the sharing (run by the project that shared it)."""
-        return f"vbs-async cancel {self.from_project_id} {self.sharing_id}"
+        """The command that ends the sharing (run by the project that shared it), shell-quoted."""
+        return (
+            f"vbs-async cancel {shlex.quote(self.from_project_id)} {shlex.quote(self.sharing_id)}"
+        )
 
 
 @attrs.frozen

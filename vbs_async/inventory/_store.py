@@ -549,6 +549,7 @@ class RunRecorder:
         self.run_id = run_id
         self.resumed = resumed
         self._outcomes = self.outcomes()
+        self._broken: str | None = None  # the write error after which nothing is committed
         self._held: dict[str, list[SharingRow]] = {}
         self._staged: set[str] = set()
         # Each project's latest listed run before this one: its versions
@@ -598,10 +599,27 @@ class RunRecorder:
         held = self._held.pop(project_id, None)
         self._staged.add(project_id)
         if held:
-            self._db.executemany(
-                f"INSERT INTO temp.staging ({_SHARING_COLUMNS}) "  # noqa: S608 - constant columns
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                held,
+            with self._breaking():
+                self._db.executemany(
+                    f"INSERT INTO temp.staging ({_SHARING_COLUMNS}) "  # noqa: S608 - constant columns
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    held,
+                )
+
+    @contextlib.contextmanager
+    def _breaking(self) -> Iterator[None]:
+        """A write error poisons the recorder: rows may be missing, so nothing more commits."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            self._broken = self._broken or str(exc)
+            raise
+
+    def _check_whole(self) -> None:
+        if self._broken is not None:
+            raise InventoryError(
+                f"run {self.run_id} records nothing more after a write error "
+                f"({self._broken}): the projects not committed are listed again on --resume"
             )
 
     def record(self, result: ProjectSharings) -> None:
@@ -631,18 +649,24 @@ class RunRecorder:
     def commit_projects(self, outcomes: Sequence[tuple[str, str | None]]) -> list[int]:
         """Record several projects in one transaction.
 
+        After any write error (a full disk) the recorder commits nothing
+        more: a project whose pages were not all kept must not be recorded
+        as listed.
+
         `(project_id, None)` records one listed, with the sharings kept for
         it; `(project_id, reason)` one that failed. Each project is recorded
         whole or not at all; one transaction for many projects costs a crawl
         less than one each. Returns the sharings recorded for each.
 
         Raises:
-            InventoryError: A project is not one of the run's (nothing is recorded).
+            InventoryError: A project is not one of the run's, or a write
+                failed before (nothing is recorded).
         """
+        self._check_whole()
         for project_id, _ in outcomes:
             self._check_member(project_id)
         counts: list[int] = []
-        with _transaction(self._db):
+        with self._breaking(), _transaction(self._db):
             for project_id, reason in outcomes:
                 if reason is None:
                     counts.append(self._record_listed(project_id))
@@ -724,9 +748,14 @@ class RunRecorder:
             self._db.execute("DELETE FROM temp.staging WHERE project_id = ?", (project_id,))
 
     def finish(self) -> str:
-        """End the run: `complete` if every project was listed, else `partial`."""
+        """End the run: `complete` if every project was listed, else `partial`.
+
+        Raises:
+            InventoryError: A write failed earlier (the run stays resumable).
+        """
+        self._check_whole()
         db = self._db
-        with _transaction(db):
+        with self._breaking(), _transaction(db):
             unlisted = db.execute(
                 "SELECT count(*) FROM run_projects WHERE run_id = ? "
                 "AND outcome IN ('failed', 'not_crawled')",
