@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import pty
+import resource
 import subprocess
 import time
 from typing import TYPE_CHECKING
@@ -434,3 +435,54 @@ def test_a_timeout_that_is_not_a_number_of_seconds_is_a_usage_error(emu, value):
     assert result.exit_code == 2
     assert "RetryPolicy" not in result.stderr
     assert "--timeout" in result.stderr
+
+
+# -- 10. errors that say what went wrong -----------------------------------------------------
+
+
+def close_stdout() -> None:
+    """The shell's `>&-`."""
+    os.close(1)
+
+
+@pytest.mark.parametrize("command", ["crawl", "count"])
+def test_stdout_closed_is_one_line_naming_it(emu, command):
+    result = subprocess.run(
+        [*VBS_ASYNC, command, emu.project_ids[0]], preexec_fn=close_stdout,
+        env=command_env(emu), stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("vbs-async: error: ")
+    assert "stdout is closed" in lines[-1]
+    assert "NoneType" not in result.stderr
+    assert "unexpected" not in result.stderr
+
+
+def test_stdout_closed_with_an_output_file_crawls(emu, tmp_path):
+    out = tmp_path / "rows.jsonl"
+    result = subprocess.run(
+        [*VBS_ASYNC, "crawl", emu.project_ids[0], "-o", str(out)], preexec_fn=close_stdout,
+        env=command_env(emu), stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert len(out.read_text().splitlines()) == 6
+
+
+def test_an_output_over_the_file_size_limit_names_the_file(emu, tmp_path):
+    out = tmp_path / "rows.jsonl"
+    emu.add_sharings(emu.project_ids[0], 200)
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))  # `ulimit -f`
+
+    result = subprocess.run(
+        [*VBS_ASYNC, "crawl", emu.project_ids[0], "-o", str(out)],
+        env=command_env(emu), stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+        preexec_fn=small_files,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("vbs-async: error: ")
+    assert str(out) in line
+    assert "File too large" in line

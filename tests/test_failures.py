@@ -146,3 +146,10 @@ def test_what_to_check_names_the_settings_of_each_auth_kind():
     assert what_to_check(agency) == (
         "the agency (agency_name, agency_domain_name) and the delegated user's credentials"
     )
+
+
+def test_the_window_counts_from_zero_answers_cut_short_included():
+    watcher = policy(window=2)
+    watcher.failed(TransportError("the answer's body was cut short"))  # sent: not "never answered"
+    with pytest.raises(CrawlStoppedError, match="the last 2 projects failed without an answer"):
+        watcher.failed(TransportError("the answer's body was cut short"))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
+import errno
+import io
 import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final
@@ -57,6 +59,7 @@ class _Cli(click.Group):
         # The command line as typed, for the hint that says how to resume.
         arguments = sys.argv[1:] if args is None else list(args)
         self.invoked = (prog_name or "vbs-async", *arguments)
+        _stdout_even_closed()
         try:
             status = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
             _flush_stdout()
@@ -85,6 +88,57 @@ class _Cli(click.Group):
         if standalone_mode:
             sys.exit(status)
         return status
+
+
+_CLOSED: Final = "stdout is closed (>&-): give --output FILE, or redirect it"
+
+
+class _ClosedBinaryStdout(io.BufferedIOBase):
+    """A closed stdout's bytes: any write is an OSError that says so."""
+
+    def writable(self) -> bool:
+        """Yes: writing is how the operator learns it is closed."""
+        return True
+
+    def write(self, data: Any) -> int:
+        """Refuse, naming what to do."""
+        del data
+        raise OSError(errno.EBADF, _CLOSED)
+
+    def fileno(self) -> int:
+        """There is none."""
+        raise OSError(errno.EBADF, _CLOSED)
+
+
+class _ClosedStdout(io.TextIOBase):
+    """Stdout when the command started with it closed: one line if anything is written to it.
+
+    Python leaves `sys.stdout` None then, and every print became an
+    AttributeError; a command that writes to files only runs as it should.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.buffer = _ClosedBinaryStdout()
+
+    def writable(self) -> bool:
+        """Yes: writing is how the operator learns it is closed."""
+        return True
+
+    def write(self, text: str) -> int:
+        """Refuse, naming what to do."""
+        del text
+        raise OSError(errno.EBADF, _CLOSED)
+
+    def fileno(self) -> int:
+        """There is none."""
+        raise OSError(errno.EBADF, _CLOSED)
+
+
+def _stdout_even_closed() -> None:
+    """Started with stdout closed (`>&-`): Python leaves it None, say so when it is written."""
+    if sys.stdout is None:
+        sys.stdout = _ClosedStdout()
 
 
 def _error(message: str, status: int) -> int:

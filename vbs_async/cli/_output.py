@@ -106,9 +106,22 @@ class Output:
         return None
 
     def append(self, rows: ProjectRows) -> None:
-        """Append a finished project's rows and flush them."""
-        rows.copy_to(self.stream)
-        self.stream.flush()
+        """Append a finished project's rows and flush them.
+
+        Raises:
+            OSError: The output could not be written: its message names the
+                file (a full disk, `ulimit -f`); a reader of stdout that left
+                is a `BrokenPipeError`, as it was.
+        """
+        try:
+            rows.copy_to(self.stream)
+            self.stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OSError(
+                exc.errno, f"cannot write --output {self.target.describe()}: {exc.strerror}"
+            ) from None
 
     def finish(self, *, any_succeeded: bool) -> None:
         """Put the output in place: rename the temporary file over it, or keep the old one."""
