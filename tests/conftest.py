@@ -52,6 +52,25 @@ CREDENTIAL_VARIABLES = _variables_the_configuration_reads()
 _PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 
 
+def _machine_files_intact() -> list[str]:
+    """The machine's files a broken output path would replace first (CI runs as root)."""
+    harmed = []
+    if not Path("/dev/null").is_char_device():
+        harmed.append("/dev/null is no longer a character device")
+    stdout = Path("/dev/stdout")
+    if os.path.lexists(stdout) and not stdout.is_symlink():
+        harmed.append("/dev/stdout is no longer a symlink")
+    return harmed
+
+
+@pytest.fixture(autouse=True)
+def the_machine_s_files_are_left_alone() -> Iterator[None]:
+    """Fail the very test that replaced /dev/null or /dev/stdout, not a later program."""
+    before = _machine_files_intact()
+    yield
+    assert _machine_files_intact() == before, "this test harmed the machine's files"
+
+
 @pytest.fixture(autouse=True)
 def isolated_from_the_machine(
     monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory

@@ -100,6 +100,7 @@ def test_plain_http_is_allowed_on_loopback(endpoint):
         ({"auth": "token"}, "auth must be a vbs_async auth object"),
         ({"retry": {"attempts": 3}}, "retry must be a RetryPolicy"),
         ({"session": object()}, "session must be an aiohttp.ClientSession"),
+        ({"retry_budget": 5}, "retry_budget must be a RetryBudget, got int"),
     ],
 )
 def test_client_settings_are_checked(keywords, message):

@@ -12,12 +12,15 @@ import contextlib
 import json
 import os
 import pty
+import re
 import resource
 import subprocess
 import time
 from typing import TYPE_CHECKING
 
 import pytest
+
+from vbs_async.testing import Fault
 
 from ._helpers import VBS_ASYNC, Gate, command_env, emulator_in_thread
 from .test_cli import invoke, rows_by_project
@@ -486,3 +489,31 @@ def test_an_output_over_the_file_size_limit_names_the_file(emu, tmp_path):
     assert line.startswith("vbs-async: error: ")
     assert str(out) in line
     assert "File too large" in line
+
+
+# -- 9. log lines print above the progress bar ----------------------------------------------------
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_verbose_log_lines_are_never_glued_to_the_progress_bar(tmp_path):
+    with emulator_in_thread(projects=2, sharings_per_project=3, latency=0.5) as emu:
+        emu.inject(Fault.answer(500, message="try again"), project_id=emu.project_ids[0], times=1)
+        main, secondary = pty.openpty()
+        env = command_env(emu, TERM="xterm-256color", COLUMNS="100")
+        try:
+            process = subprocess.Popen(
+                [*VBS_ASYNC, "crawl", *emu.project_ids, "-o", str(tmp_path / "rows.jsonl"),
+                 "--verbose"],
+                env=env, stdout=subprocess.DEVNULL, stderr=secondary,
+            )  # fmt: skip
+        finally:
+            os.close(secondary)
+        shown = b""
+        with contextlib.suppress(OSError):
+            while chunk := os.read(main, 65536):
+                shown += chunk
+        os.close(main)
+        assert process.wait(timeout=60) == 0
+    assert b"vbs-async: retry" in shown  # the line was logged, while the bar was drawn
+    assert b"crawling" in shown
+    assert re.search(rb"ETA [^\x1b\r\n]*vbs-async:", shown) is None, shown

@@ -142,3 +142,29 @@ async def test_closing_from_another_running_loop_is_refused():
     await asyncio.to_thread(close_elsewhere)
     with contextlib.suppress(VBSError):
         await client.close()
+
+
+async def test_close_mid_listing_with_pages_fetched_ahead_stops_the_items():
+    # Quick answers: the pages fetched ahead are already in when close() runs;
+    # their items must not be handed out by a closed client.
+    transport = MockTransport(
+        lambda sent: response(
+            200,
+            {
+                "shared": [sharing(PROJECT, i) for i in range(250)][
+                    int(dict(sent.request.query)["offset"]) :
+                ][: int(dict(sent.request.query)["limit"])]
+            },
+        )
+    )
+    client = VBSClient("https://vbs.example", auth=TokenAuth("t"), transport=transport)
+    got = 0
+    with pytest.raises(ClientClosedError) as caught:  # noqa: PT012 - closed inside the loop
+        async for _ in client.iter_sharings(PROJECT, prefetch=3):
+            got += 1
+            if got == 5:
+                await client.close()
+    assert got == 5
+    assert caught.value.project_id == PROJECT
+    assert caught.value.offset == 5
+    assert other_tasks() == set()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import ssl
 import warnings
@@ -197,7 +198,7 @@ class VBSClient:
             max_body_size=max_body_size,
             ssl=ssl,
         )
-        self._budget = retry_budget if retry_budget is not None else RetryBudget()
+        self._budget = _checked_budget(retry_budget)
         # The longest page the sharing listing returned at each limit: with
         # `end_check="auto"`, a shorter page at that limit is the end at once.
         # One per listing (endpoint), never shared with another API's.
@@ -388,8 +389,18 @@ class VBSClient:
             prefetch=options.prefetch,
             verify=options.verify,
             page_sizes=self._sharing_page_sizes,
+            check_open=functools.partial(self._check_open, project_id),
         )
         return iterator
+
+    def _check_open(self, project_id: str, offset: int) -> None:
+        """Raise `ClientClosedError` once the client is closed (a listing's items stop there)."""
+        if self._session.closed:
+            raise ClientClosedError(
+                "the client was closed while this listing ran",
+                project_id=project_id,
+                offset=offset,
+            )
 
     async def list_sharings(
         self, project_id: str, **options: Unpack[ListingKeywords]
@@ -603,3 +614,16 @@ def _filters(keywords: FilterKeywords) -> SharingFilters:
         return SharingFilters(**keywords)
     except TypeError as exc:
         raise TypeError(f"unknown filter keyword: {exc}") from None
+
+
+def _checked_budget(retry_budget: object) -> RetryBudget:
+    """The client's retry budget: the one given, or a new one.
+
+    Raises:
+        ValueError: `retry_budget` is not a `RetryBudget` (caught here, not at the first 503).
+    """
+    if retry_budget is None:
+        return RetryBudget()
+    if not isinstance(retry_budget, RetryBudget):
+        raise ValueError(f"retry_budget must be a RetryBudget, got {type(retry_budget).__name__}")
+    return retry_budget

@@ -573,8 +573,12 @@ class SharingIterator:
         prefetch: int,
         verify: bool = False,
         page_sizes: dict[int, int] | None = None,
+        check_open: Callable[[int], None] | None = None,
     ) -> None:
         self.project_id = project_id
+        # Raises when the client was closed: checked before each item is handed
+        # out, so a closed client's listing ends even with pages fetched ahead.
+        self._check_open = check_open
         self._fetch_page = fetch_page
         self._fetch_count = fetch_count
         self._end_check = end_check
@@ -616,6 +620,8 @@ class SharingIterator:
             async for page in pages:
                 self._pending_in_page = len(page.items)
                 for item in page.items:
+                    if self._check_open is not None:
+                        self._check_open(self.next_offset)
                     self._pending_in_page -= 1
                     yield item
 

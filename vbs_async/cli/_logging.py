@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from ._text import printable
 
@@ -39,11 +39,32 @@ class _VerboseFilter(logging.Filter):
         return record.levelno >= logging.WARNING or any(hasattr(record, k) for k in _EVENTS)
 
 
+class _StderrNow(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to `sys.stderr` as it is when a line is logged, not as it was at the start.
+
+    While the progress bar is live, rich points `sys.stderr` at its own proxy,
+    which prints a line above the bar: a handler holding the real stderr would
+    glue its line to the bar (`...ETA ?vbs-async: retry 1 of GET ...`).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        """The current stderr."""
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        del value  # logging sets it once; the current stderr is always used
+
+
 @contextlib.contextmanager
 def operator_logging(verbosity: Verbosity) -> Iterator[None]:
     """Send the library's log lines to stderr at `verbosity` while the command runs."""
     logger = logging.getLogger(_LOGGER)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrNow()
     if verbosity == "debug":
         handler.setFormatter(
             _PrintableFormatter("%(asctime)s.%(msecs)03d %(levelname)s %(message)s", "%H:%M:%S")
