@@ -415,3 +415,21 @@ def test_a_trusted_list_matches_ids_and_accounts_whatever_their_case(labelled, t
         "--trusted: 'not-an-account' is neither a project ID nor an account recorded in the "
         "inventory: it matches nothing" in result.stderr
     )
+
+
+def test_the_files_of_an_all_projects_crawl_know_every_project_of_the_account(tmp_path, clean_env):
+    disabled = hashlib.sha256(b"eu-de/eu-de_disabled").hexdigest()[:32]  # IAM lists it, disabled
+    with emulator_in_thread(projects=2, users={"alice": "alice-password-1"}) as emu:
+        add_sharing(emu, 1, emu.project_ids[0], disabled)
+        add_sharing(emu, 2, emu.project_ids[0], OUTSIDE1)
+        password_env(clean_env, emu)
+        crawl = invoke("crawl", "--all-projects", "-o", str(tmp_path / "a.jsonl"),
+                       "--report", str(tmp_path / "a.json"))  # fmt: skip
+    assert crawl.exit_code == 0, crawl.output
+    result = invoke("audit", str(tmp_path / "a.jsonl"), "--report", str(tmp_path / "a.json"),
+                    "--min-severity", "info", "--format", "jsonl")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    classes = {
+        row["to_project_id"]: row["class"] for row in map(json.loads, result.stdout.splitlines())
+    }
+    assert classes == {disabled: "internal", OUTSIDE1: "external"}

@@ -464,6 +464,11 @@ async def _crawl_with(ids: list[str], options: dict[str, Any], signals: StopSign
             "timeout": options["timeout"],
         }
         client, resolved = await _client(stack, ids, options, settings)
+        account_projects: tuple[Any, ...] = ()
+        if options["all_projects"] and (options["db"] is not None or options["report"]):
+            # Every project of the account (other regions, disabled ones): what
+            # audit calls internal, from the database or from the report.
+            account_projects = tuple(await client.list_projects(include_disabled=True))
         job = CrawlJob(
             project_ids=resolved.ids,
             unavailable=resolved.unavailable,
@@ -480,7 +485,8 @@ async def _crawl_with(ids: list[str], options: dict[str, Any], signals: StopSign
             max_failures=options["max_failures"],
             command=options["command"],
             endpoint=client.endpoint or f"of VBS in {client.region or 'the catalog'}",
-            inventory=await _inventory_spec(client, options),
+            inventory=_inventory_spec(client, options, account_projects),
+            account_projects=account_projects,
         )
         try:
             return await run_crawl(client, job, sys.stderr, signals)
@@ -492,15 +498,14 @@ async def _crawl_with(ids: list[str], options: dict[str, Any], signals: StopSign
             raise CommandError(str(exc)) from None
 
 
-async def _inventory_spec(client: VBSClient, options: dict[str, Any]) -> InventorySpec | None:
+def _inventory_spec(
+    client: VBSClient, options: dict[str, Any], known: tuple[Any, ...]
+) -> InventorySpec | None:
     """Where `--db` records the run; with --all-projects, every project of the account."""
     if options["db"] is None:
         if options["account"] is not None:
             raise CommandError("--account names the account of a --db run: give --db too")
         return None
-    known: tuple[Any, ...] = ()
-    if options["all_projects"]:
-        known = tuple(await client.list_projects(include_disabled=True))
     return InventorySpec(
         options["db"],
         account=options["account"],

@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 
-from vbs_async._models import ProjectDone, SharingPage
+from vbs_async._models import Project, ProjectDone, SharingPage
 
 from ._failures import CrawlStoppedError, FailurePolicy
 from ._files import PathError, Target, check_distinct, classify
@@ -71,6 +71,9 @@ class CrawlJob:
         timeout: Seconds one request may take: with no answer at all that
             long after the first request, the endpoint is silent.
         inventory: Where to record the run (`--db`), if anywhere.
+        account_projects: With --all-projects, every project IAM lists for
+            the account (other regions and disabled ones too): the report
+            names them, so that an audit of the files knows them as internal.
     """
 
     project_ids: list[str]
@@ -89,6 +92,7 @@ class CrawlJob:
     every_project_of: str | None = None
     timeout: float | None = None
     inventory: InventorySpec | None = None
+    account_projects: tuple[Project, ...] = ()
 
     def identity(self) -> dict[str, Any]:
         """What makes two runs the same job (the state refuses any other)."""
@@ -513,6 +517,11 @@ def _write_report(
         "state": None if job.state is None else str(job.state),
         "listing": {k: v for k, v in job.listing.items() if v is not None},
     }
+    if job.account_projects:
+        described["account_projects"] = [
+            {"id": p.id, "name": p.name, "region": p.region, "enabled": p.enabled}
+            for p in job.account_projects
+        ]
     report.write(job.report, job=described, tally=tally, exit_status=status, stopped=stopped)
 
 

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
+from vbs_async._models import Project
+
 from ._store import InventoryError, SharingRow, sharing_row
 
 if TYPE_CHECKING:
@@ -56,12 +58,15 @@ def load_crawl_output(
     entries = document.get("projects") or []
     outcomes = {str(entry["project_id"]): entry for entry in entries}
     job = document.get("job") or {}
+    known = _account_projects(report, job)
     recorder = inventory.start_run(
         list(outcomes),
         job_key=f"file:{output}",
         account=account,
         listing=job.get("listing") or {},
         options={"output": str(output), "report": str(report)},
+        known_projects=known,
+        whole_account=bool(known),
     )
     listed = {p for p, entry in outcomes.items() if entry.get("status") in {"ok", "skipped"}}
     _check_same_crawl(output, report, job)
@@ -89,6 +94,23 @@ def load_crawl_output(
             recorder.fail_project(project_id, str(error.get("message") or "failed"))
     recorder.finish()
     return recorder.run_id
+
+
+def _account_projects(report: Path, job: Mapping[str, Any]) -> list[Project]:
+    """The account's projects an `--all-projects` crawl's report names (none for others)."""
+    entries = job.get("account_projects") or []
+    try:
+        return [
+            Project(
+                id=str(entry["id"]),
+                name=str(entry.get("name") or ""),
+                region=str(entry.get("region") or ""),
+                enabled=bool(entry.get("enabled", True)),
+            )
+            for entry in entries
+        ]
+    except (KeyError, TypeError, AttributeError):
+        raise InventoryError(f"{report}: its account_projects are not a project list") from None
 
 
 def _check_same_crawl(output: Path, report: Path, job: Mapping[str, Any]) -> None:
