@@ -406,3 +406,37 @@ async def test_iam_throttling_past_the_deadline_is_throttling_not_refused_creden
     assert not isinstance(caught.value, AuthenticationError)
     assert isinstance(caught.value, RateLimitedError)
     assert "still throttled at the call's deadline" in str(caught.value)
+
+
+async def test_a_403_for_the_first_project_fails_it_alone_in_a_crawl_of_60(make_client):
+    # A 403 from IAM: the password was accepted, the scope forbidden. Even
+    # before any token was issued, that is the project's failure only.
+    async with Emulator(projects=60, sharings_per_project=3, users={"alice": PASSWORD}) as emu:
+        forbidden = emu.project_ids[0]
+        emu.identity.forbidden_projects.add(forbidden)
+        client = make_client(emu, auth=password_auth(emu))
+        results = [result async for result in client.crawl(emu.project_ids, max_projects=16)]
+    failed = [result for result in results if not result.ok]
+    assert len([result for result in results if result.ok]) == 59
+    assert [result.project_id for result in failed] == [forbidden]
+    error = failed[0].error
+    assert isinstance(error, AuthenticationError)
+    assert error.credentials_refused is False
+    assert error.project_id == forbidden
+
+
+async def test_a_401_for_the_first_project_is_named_as_that_project_s_in_the_others_errors(
+    make_client,
+):
+    async with Emulator(projects=3, sharings_per_project=2, users={"alice": PASSWORD}) as emu:
+        denied, other, _ = emu.project_ids
+        emu.identity.denied_projects.add(denied)
+        client = make_client(emu, auth=password_auth(emu))
+        with pytest.raises(AuthenticationError):
+            await client.list_sharings(denied)
+        with pytest.raises(AuthenticationError) as caught:
+            await client.list_sharings(other)
+    message = str(caught.value)
+    assert caught.value.project_id == other
+    assert f"when asked for a token of project {denied} (" in message
+    assert "not sent again" in message

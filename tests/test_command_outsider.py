@@ -22,7 +22,7 @@ import pytest
 
 from vbs_async.testing import Fault
 
-from ._helpers import VBS_ASYNC, Gate, command_env, emulator_in_thread
+from ._helpers import VBS_ASYNC, Gate, closed_port, command_env, emulator_in_thread
 from .test_cli import invoke, rows_by_project
 from .test_command_files import one_error_line
 from .test_command_surprises import emu, password_setup  # noqa: F401 - the fixture
@@ -517,3 +517,13 @@ def test_verbose_log_lines_are_never_glued_to_the_progress_bar(tmp_path):
     assert b"vbs-async: retry" in shown  # the line was logged, while the bar was drawn
     assert b"crawling" in shown
     assert re.search(rb"ETA [^\x1b\r\n]*vbs-async:", shown) is None, shown
+
+
+def test_an_ids_file_that_cannot_be_written_is_named_not_the_port(tmp_path):
+    ids = tmp_path / "missing" / "ids.txt"
+    port = closed_port()
+    result = invoke("emulator", "--port", str(port), "--ids-file", str(ids))
+    assert result.exit_code == 2
+    line = one_error_line(result)
+    assert f"--ids-file {ids}" in line
+    assert str(port) not in line

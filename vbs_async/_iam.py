@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ._auth import Send
 
 _UNAUTHORIZED: Final = 401
+_FORBIDDEN: Final = 403
 
 
 def normalise_auth_url(auth_url: str) -> str:
@@ -118,8 +119,10 @@ class PasswordAuth(IamTokenAuth):
     def _check_refused(self, project_id: str) -> None:
         refused = self._refused
         if refused is not None:
+            # IAM's words were about the project it was asked for, not this one.
             raise AuthenticationError(
-                f"{refused.message} (the password is not sent again)",
+                f"IAM refused the password when asked for a token of project "
+                f"{refused.project_id} ({refused.message}); the password is not sent again",
                 status=refused.status,
                 code=refused.code,
                 request_id=refused.request_id,
@@ -152,6 +155,10 @@ class PasswordAuth(IamTokenAuth):
             if error.status == _UNAUTHORIZED:
                 error.credentials_refused = True
                 self._refused = error  # the password itself: never send it again
+            elif error.status == _FORBIDDEN:
+                # 403: IAM accepted the password and forbids this scope only.
+                error.credentials_refused = False
+                self._proven = True
             raise
         self._proven = True
         return token

@@ -635,7 +635,7 @@ taken."""
 def emulator(**options: Any) -> None:
     """Serve the VBS sharing API on this machine, for tests and demos, until Ctrl-C."""
     from vbs_async.testing import Emulator  # noqa: PLC0415 - aiohttp's server, when used
-    from vbs_async.testing._serve import serve  # noqa: PLC0415
+    from vbs_async.testing._serve import IdsFileError, serve  # noqa: PLC0415
 
     emu = Emulator(
         token=options["token"],
@@ -651,6 +651,8 @@ def emulator(**options: Any) -> None:
     with contextlib.suppress(KeyboardInterrupt):
         try:
             asyncio.run(serve(emu, sys.stdout, ids_file=options["ids_file"]))
+        except IdsFileError as exc:
+            raise CommandError(str(exc)) from None
         except OSError as exc:
             # asyncio's text repeats the address; the reason is its last part.
             reason = str(exc.strerror or exc).rsplit(": ", 1)[-1]

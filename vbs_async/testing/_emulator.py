@@ -87,10 +87,11 @@ def _error(
     return _json(status, error_body(status, message, form=form, code=code))
 
 
-def _iam_refusal(message: str) -> web.Response:
-    """IAM's 401, in Keystone's form."""
+def _iam_refusal(message: str, status: int = 401) -> web.Response:
+    """IAM's 401 (or 403), in Keystone's form."""
+    title = "Forbidden" if status == 403 else "Unauthorized"  # noqa: PLR2004 - HTTP status
     return _json(
-        401, orjson.dumps({"error": {"code": 401, "message": message, "title": "Unauthorized"}})
+        status, orjson.dumps({"error": {"code": status, "message": message, "title": title}})
     )
 
 
@@ -519,7 +520,7 @@ class Emulator:
         try:
             token, body = self.identity.issue(payload, await self._caller(request))
         except Refused as refusal:
-            return _iam_refusal(str(refusal))
+            return _iam_refusal(str(refusal), refusal.status)
         return _json(201, orjson.dumps(body), {"X-Subject-Token": token})
 
     # -- the five calls -----------------------------------------------------------

@@ -40,6 +40,14 @@ _CLOCK_SKEW: Final = timedelta(minutes=15)
 class Refused(Exception):  # noqa: N818 - a verdict, not a failure of the emulator
     """The caller is not allowed; the message is what the gateway says."""
 
+    status = 401
+
+
+class Forbidden(Refused):
+    """The password is right but the scope is forbidden (IAM's 403)."""
+
+    status = 403
+
 
 @attrs.frozen
 class IssuedToken:
@@ -75,6 +83,8 @@ class Identity:
         catalog: Makes the service catalog sent with a token of a project.
         denied_projects: Projects no user has a role in: a token for one is
             refused (401, as Keystone answers), the password being right.
+        forbidden_projects: Projects whose token IAM answers 403 (the password
+            accepted, the scope forbidden).
     """
 
     def __init__(
@@ -99,6 +109,14 @@ class Identity:
         self.catalog: Callable[[str | None], list[dict[str, Any]]] = lambda _: []
         self._tokens: dict[str, IssuedToken] = {}
         self.denied_projects: set[str] = set()
+        self.forbidden_projects: set[str] = set()
+
+    def _check_scope(self, project_id: str | None) -> None:
+        """Refuse a token for a project no user has a role in (401) or one forbidden (403)."""
+        if project_id in self.denied_projects:
+            raise Refused(f"The user has no role in project {project_id}.")
+        if project_id in self.forbidden_projects:
+            raise Forbidden(f"You are not authorized to perform this action on {project_id}.")
 
     def issue(self, payload: Any, caller: str | None = None) -> tuple[str, dict[str, Any]]:
         """Answer a `POST /v3/auth/tokens` body: (token, response body).
@@ -138,8 +156,7 @@ class Identity:
             name = self._check_password(identity)
         else:
             raise Refused("the request body is not a password or assume_role authentication")
-        if project_id in self.denied_projects:
-            raise Refused(f"The user has no role in project {project_id}.")
+        self._check_scope(project_id)
         token = secrets.token_urlsafe(48)
         self._tokens[token] = IssuedToken(
             name, project_id, time.monotonic() + self.token_lifetime, agency

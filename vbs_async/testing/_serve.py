@@ -12,6 +12,10 @@ if TYPE_CHECKING:
     from ._emulator import Emulator
 
 
+class IdsFileError(Exception):
+    """The file for the project IDs cannot be written (the port is not at fault)."""
+
+
 async def serve(emulator: Emulator, out: TextIO, *, ids_file: Path | None = None) -> None:
     """Start `emulator`, say where it is, which token to use and which projects it serves.
 
@@ -21,7 +25,10 @@ async def serve(emulator: Emulator, out: TextIO, *, ids_file: Path | None = None
     async with emulator:
         if ids_file is not None:
             ids = "".join(f"{project_id}\n" for project_id in emulator.project_ids)
-            await asyncio.to_thread(ids_file.write_text, ids)
+            try:
+                await asyncio.to_thread(ids_file.write_text, ids)
+            except OSError as exc:
+                raise IdsFileError(f"--ids-file {ids_file}: {exc.strerror or exc}") from None
         out.write(
             f"VBS emulator at {emulator.url} (token: {emulator.token}), "
             f"{len(emulator.project_ids)} projects, {len(emulator.store)} sharings.\n"
