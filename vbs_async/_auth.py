@@ -95,7 +95,35 @@ def iam_catalog(auth_url: str | None) -> IamCatalog | None:
     return IamCatalog(normalise_auth_url(auth_url))
 
 
-class TokenAuth(Auth):
+class CatalogFromIamAuth(Auth):
+    """Credentials that come without a service catalog: it is asked of IAM, if given.
+
+    A ready token and a key pair bring no catalog (a password's token does);
+    with IAM's endpoint, each project's catalog is fetched once
+    (`GET /v3/auth/catalog`, as gophertelekomcloud does) to find the service.
+    """
+
+    __slots__ = ("_catalogs",)
+
+    def __init__(self, auth_url: str | None) -> None:
+        self._catalogs = iam_catalog(auth_url)
+
+    @property
+    def brings_catalog(self) -> bool:
+        """Whether IAM's endpoint was given, to ask it for the catalog."""
+        return self._catalogs is not None
+
+    async def catalog(self, project_id: str, send: Send) -> Catalog:
+        """The project's service catalog from IAM, if IAM's endpoint was given."""
+        return () if self._catalogs is None else await self._catalogs.get(project_id, send)
+
+    async def aclose(self) -> None:
+        """Cancel catalog requests in flight."""
+        if self._catalogs is not None:
+            await self._catalogs.aclose()
+
+
+class TokenAuth(CatalogFromIamAuth):
     """A ready IAM token, sent as `X-Auth-Token` with every request.
 
     VBS wants a project-scoped token, so one `TokenAuth` serves one project.
@@ -107,11 +135,11 @@ class TokenAuth(Auth):
             VBS; without it, the region's known endpoint.
     """
 
-    __slots__ = ("_catalogs", "_token")
+    __slots__ = ("_token",)
 
     def __init__(self, token: str, *, auth_url: str | None = None) -> None:
+        super().__init__(auth_url)
         self._token = check_secret("token", token)
-        self._catalogs = iam_catalog(auth_url)
 
     def __repr__(self) -> str:
         return f"TokenAuth(token={REDACTED})"
@@ -124,17 +152,3 @@ class TokenAuth(Auth):
     def secrets(self) -> tuple[str, ...]:
         """The token."""
         return (self._token,)
-
-    @property
-    def brings_catalog(self) -> bool:
-        """Whether IAM's endpoint was given, to ask it for the catalog."""
-        return self._catalogs is not None
-
-    async def catalog(self, project_id: str, send: Send) -> Catalog:
-        """The token's service catalog from IAM, if IAM's endpoint was given."""
-        return () if self._catalogs is None else await self._catalogs.get(project_id, send)
-
-    async def aclose(self) -> None:
-        """Cancel catalog requests in flight."""
-        if self._catalogs is not None:
-            await self._catalogs.aclose()

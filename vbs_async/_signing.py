@@ -21,14 +21,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 from urllib.parse import quote, unquote
 
-from ._auth import REDACTED, Auth, Send, check_secret, iam_catalog
+from ._auth import REDACTED, CatalogFromIamAuth, Send, check_secret
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
     from yarl import URL
 
-    from ._endpoints import Catalog
     from ._requests import Request
 
 ALGORITHM: Final = "SDK-HMAC-SHA256"
@@ -84,7 +83,7 @@ def host_header(url: URL) -> str:
     return host if url.is_default_port() else f"{host}:{url.port}"
 
 
-class AKSKAuth(Auth):
+class AKSKAuth(CatalogFromIamAuth):
     """Signs every request with an access key and secret key (SDK-HMAC-SHA256).
 
     The signed headers are `Host`, `X-Sdk-Date`, `X-Project-Id`, with a body
@@ -106,7 +105,7 @@ class AKSKAuth(Auth):
             find VBS; without it, the region's known endpoint.
     """
 
-    __slots__ = ("_access_key", "_catalogs", "_domain_id", "_secret_key", "_security_token")
+    __slots__ = ("_access_key", "_domain_id", "_secret_key", "_security_token")
 
     def __init__(
         self,
@@ -117,13 +116,13 @@ class AKSKAuth(Auth):
         domain_id: str | None = None,
         auth_url: str | None = None,
     ) -> None:
+        super().__init__(auth_url)
         self._access_key = check_secret("access_key", access_key)
         self._secret_key = check_secret("secret_key", secret_key)
         self._security_token = (
             None if security_token is None else check_secret("security_token", security_token)
         )
         self._domain_id = None if domain_id is None else check_secret("domain_id", domain_id)
-        self._catalogs = iam_catalog(auth_url)
 
     def __repr__(self) -> str:
         token = "" if self._security_token is None else f", security_token={REDACTED}"
@@ -142,20 +141,6 @@ class AKSKAuth(Auth):
         """`Host`, `X-Sdk-Date`, `X-Project-Id` (or `X-Domain-Id`) and the `Authorization`."""
         del send
         return self.sign(request, url, datetime.now(UTC))
-
-    @property
-    def brings_catalog(self) -> bool:
-        """Whether IAM's endpoint was given, to ask it for the catalog."""
-        return self._catalogs is not None
-
-    async def catalog(self, project_id: str, send: Send) -> Catalog:
-        """The project's service catalog from IAM, if IAM's endpoint was given."""
-        return () if self._catalogs is None else await self._catalogs.get(project_id, send)
-
-    async def aclose(self) -> None:
-        """Cancel catalog requests in flight."""
-        if self._catalogs is not None:
-            await self._catalogs.aclose()
 
     def secrets(self) -> tuple[str, ...]:
         """The secret key and the security token (the access key is an identifier)."""

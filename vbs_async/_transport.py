@@ -15,6 +15,7 @@ import ssl
 from typing import TYPE_CHECKING, Final, Protocol
 
 import aiohttp
+import aiohttp.http_exceptions
 from aiohttp.helpers import get_env_proxy_for_url
 
 from ._errors import RequestTimeoutError, ResponseDecodeError, TransportError
@@ -132,7 +133,7 @@ class AiohttpTransport:
     async def send(self, request: Request, url: URL, headers: Mapping[str, str]) -> Response:
         """Send `request` to `url` and read the whole answer."""
         timeout = self._timeout
-        failure: TransportError | None = None
+        failure: TransportError | ResponseDecodeError | None = None
         proxy, proxy_auth = self._proxy(url)
         try:
             async with self._http().request(
@@ -178,12 +179,21 @@ class AiohttpTransport:
                 project_id=request.project_id,
                 offset=request.offset,
             )
-        except aiohttp.ClientPayloadError:
-            failure = TransportError(
-                "the answer's body was cut short",
-                project_id=request.project_id,
-                offset=request.offset,
-            )
+        except aiohttp.ClientPayloadError as exc:
+            if isinstance(exc.__cause__, aiohttp.http_exceptions.ContentEncodingError):
+                # A whole answer that is not what its Content-Encoding says:
+                # asking again brings the same body.
+                failure = ResponseDecodeError(
+                    "the answer's body does not decode as its Content-Encoding says",
+                    project_id=request.project_id,
+                    offset=request.offset,
+                )
+            else:
+                failure = TransportError(
+                    "the answer's body was cut short",
+                    project_id=request.project_id,
+                    offset=request.offset,
+                )
         except (aiohttp.ClientError, ssl.SSLError, ConnectionError) as exc:
             failure = TransportError(
                 f"the connection failed: {type(exc).__name__}",
