@@ -515,3 +515,19 @@ def test_a_project_iam_refuses_after_accepting_the_password_fails_alone(clean_en
     assert f"failed {denied}: " in result.stderr
     assert "credentials refused" not in result.stderr
     assert set(rows_by_project(result.stdout)) == {emu.project_ids[0], emu.project_ids[2]}
+
+
+def test_iam_answering_403_for_the_first_project_fails_it_alone(clean_env):
+    # A 403 says the password was accepted and that scope forbidden: the
+    # command crawls the other projects instead of stopping on "credentials".
+    with emulator_in_thread(
+        projects=6, sharings_per_project=2, users={"alice": "alice-password-1"}
+    ) as emu:
+        password_setup(clean_env, emu)
+        forbidden = emu.project_ids[0]
+        emu.identity.forbidden_projects.add(forbidden)
+        result = invoke("crawl", *emu.project_ids)
+    assert result.exit_code == 1, result.stderr
+    assert f"failed {forbidden}: " in result.stderr
+    assert "credentials refused" not in result.stderr
+    assert set(rows_by_project(result.stdout)) == set(emu.project_ids[1:])

@@ -383,3 +383,16 @@ async def test_a_repeated_delete_whose_first_answer_was_lost_succeeds():
     ) as client:
         await client.cancel_sharing(PROJECT, "s1")  # no NotFoundError: it is gone, as asked
     assert answers == []
+
+
+@pytest.mark.parametrize("bad_id", ["", "../../x"])
+async def test_a_sharing_id_that_is_not_a_plain_id_fails_its_project(bad_id):
+    # The client refuses such IDs as arguments; from the server they fail the
+    # project with ResponseDecodeError naming project and offset (one rule).
+    item = {"id": bad_id, "backup_id": "b", "from_project_id": PROJECT, "to_project_id": "t"}
+    transport = MockTransport(lambda _: response(200, {"shared": [item]}))
+    async with VBSClient("https://vbs.example", auth=TokenAuth(SECRET), transport=transport) as c:
+        with pytest.raises(ResponseDecodeError) as caught:
+            await c.list_sharings(PROJECT)
+    assert (caught.value.project_id, caught.value.offset) == (PROJECT, 0)
+    assert "not a plain ID" in str(caught.value)

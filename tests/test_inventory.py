@@ -20,6 +20,7 @@ from vbs_async.inventory import (
     audit,
     diff,
 )
+from vbs_async.inventory import _store as inventory_store
 
 P1, P2, P3 = "a" * 32, "b" * 32, "c" * 32
 OUTSIDE = "f" * 32
@@ -301,8 +302,34 @@ def test_a_resumed_run_follows_a_changed_project_list(tmp_path):
         assert again.finish() == "complete"
 
 
-def test_after_a_write_error_the_recorder_commits_nothing_more(tmp_path):
+def test_a_project_too_big_to_hold_in_memory_is_recorded_the_same(tmp_path, monkeypatch):
+    """Rows beyond HELD_ROWS wait on disk; the sharings recorded are the same either way."""
+    listing = {
+        P1: [sharing(f"s{i}", P1, P2) for i in range(7)] + [sharing("s3", P1, OUTSIDE, "error")],
+        P2: [sharing("t1", P2, P1)],
+    }
+    second = {P1: [*listing[P1][2:], sharing("s9", P1, P3)], P2: listing[P2]}
+
+    def table(path):
+        db = sqlite3.connect(path)
+        try:
+            return db.execute("SELECT * FROM sharings ORDER BY 1, 2, 3").fetchall()
+        finally:
+            db.close()
+
+    record(tmp_path / "memory.sqlite", listing)
+    record(tmp_path / "memory.sqlite", second)
+    monkeypatch.setattr(inventory_store, "HELD_ROWS", 2)
+    record(tmp_path / "disk.sqlite", listing)
+    record(tmp_path / "disk.sqlite", second)
+    recorded = table(tmp_path / "disk.sqlite")
+    assert recorded == table(tmp_path / "memory.sqlite")
+    assert ("s3", OUTSIDE) in {(row[1], row[6]) for row in recorded}  # the last of an ID wins
+
+
+def test_after_a_write_error_the_recorder_commits_nothing_more(tmp_path, monkeypatch):
     """A page that could not be kept must never let its project be recorded as listed."""
+    monkeypatch.setattr(inventory_store, "HELD_ROWS", 1)  # every page goes to the table
     path = tmp_path / "inv.sqlite"
     with Inventory(path, write=True) as inventory:
         run = inventory.start_run([P1, P2])

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import operator
 import os
 import sqlite3
 from datetime import UTC, datetime
@@ -123,29 +124,31 @@ def sharing_row(
     )
 
 
+_sharing_id = operator.itemgetter(1)
+_SHARING_FIELDS = operator.attrgetter(
+    "id", "backup_id", "from_project_id", "to_project_id", "created_at", "updated_at", "backup"
+)
+_BACKUP_FIELDS = operator.attrgetter("name", "size", "volume_id", "status", "availability_zone")
+_NO_BACKUP: Final = (None, None, None, None, None)
+
+
 def row_of(project_id: str, sharing: BackupSharing) -> SharingRow:
     """The row of a sharing a listing of `project_id` returned (`sharing_row`, inlined: hot)."""
-    backup = sharing.backup
-    if backup is None:
-        name = size = volume_id = status = zone = None
-    else:
-        name, size, volume_id = backup.name, backup.size, backup.volume_id
-        status, zone = backup.status, backup.availability_zone
-    created, updated = sharing.created_at, sharing.updated_at
+    sharing_id, backup_id, source, target, created, updated, backup = _SHARING_FIELDS(sharing)
     return (
         project_id,
-        sharing.id,
-        sharing.backup_id,
-        sharing.from_project_id,
-        sharing.to_project_id,
+        sharing_id,
+        backup_id,
+        source,
+        target,
         None if created is None else created.isoformat(),
         None if updated is None else updated.isoformat(),
-        name,
-        size,
-        volume_id,
-        status,
-        zone,
+        *(_NO_BACKUP if backup is None else _BACKUP_FIELDS(backup)),
     )
+
+
+HELD_ROWS: Final = 5_000
+"""A project's rows kept in memory before they go to the temporary table."""
 
 
 @attrs.frozen
@@ -291,6 +294,12 @@ class Inventory:
             # commits without waiting for the disk: a project per transaction
             # then costs little more than its rows.
             db.execute("PRAGMA synchronous = NORMAL")
+            # A crawl writes a project's rows at a place of its own in the
+            # tree: a larger cache keeps the pages it went through, and fewer,
+            # larger checkpoints copy each page once (the WAL keeps every
+            # commit either way; a checkpoint only moves them into the file).
+            db.execute("PRAGMA cache_size = -32768")
+            db.execute("PRAGMA wal_autocheckpoint = 8192")
             db.execute("PRAGMA temp.journal_mode = OFF")
             # Rows wait here while their project is listed: the columns of `sharings`.
             db.execute(
@@ -523,9 +532,11 @@ class RunRecorder:
     """Records one run's projects as they end.
 
     Pages may arrive for several projects at once (`add_page`); each
-    project's rows wait in a temporary table (on disk beyond SQLite's cache)
-    and are merged into the inventory, with its outcome, in
-    one transaction by `commit_project` (or dropped by `fail_project`).
+    project's rows wait in memory (beyond `HELD_ROWS`, in a temporary table,
+    on disk beyond SQLite's cache) and are recorded, with its outcome, in
+    one transaction by `commit_project` (or dropped by `fail_project`). A
+    project listed for the first time, with its rows in memory, is inserted
+    as it is; otherwise its rows are merged with its versions in SQL.
 
     Attributes:
         run_id: The run being recorded.
@@ -539,6 +550,8 @@ class RunRecorder:
         self.resumed = resumed
         self._outcomes = self.outcomes()
         self._broken: str | None = None  # the write error after which nothing is committed
+        self._held: dict[str, list[SharingRow]] = {}
+        self._staged: set[str] = set()
         # Each project's latest listed run before this one: its versions
         # that ended there are the ones this run may extend.
         self._previous: dict[str, int] = dict(
@@ -561,16 +574,37 @@ class RunRecorder:
 
     def add_page(self, project_id: str, sharings: Iterable[BackupSharing]) -> None:
         """Keep sharings of `project_id`'s listing until it ends."""
-        self.add_rows(row_of(project_id, sharing) for sharing in sharings)
+        self._keep(project_id, [row_of(project_id, sharing) for sharing in sharings])
 
     def add_rows(self, rows: Iterable[SharingRow]) -> None:
         """Keep rows (see `sharing_row`) until their project ends."""
-        with self._breaking():
-            self._db.executemany(
-                f"INSERT INTO temp.staging ({_SHARING_COLUMNS}) "  # noqa: S608 - constant columns
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+        by_project: dict[str, list[SharingRow]] = {}
+        for row in rows:
+            by_project.setdefault(row[0], []).append(row)
+        for project_id, kept in by_project.items():
+            self._keep(project_id, kept)
+
+    def _keep(self, project_id: str, rows: list[SharingRow]) -> None:
+        # A project's rows wait in memory up to `HELD_ROWS`, then in the
+        # temporary table (bounded memory for a project of any size).
+        held = self._held.get(project_id)
+        if held is None:
+            held = self._held[project_id] = []
+        held.extend(rows)
+        if len(held) >= HELD_ROWS or project_id in self._staged:
+            self._stage(project_id)
+
+    def _stage(self, project_id: str) -> None:
+        """Move `project_id`'s rows held in memory to the temporary table."""
+        held = self._held.pop(project_id, None)
+        self._staged.add(project_id)
+        if held:
+            with self._breaking():
+                self._db.executemany(
+                    f"INSERT INTO temp.staging ({_SHARING_COLUMNS}) "  # noqa: S608 - constant columns
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    held,
+                )
 
     @contextlib.contextmanager
     def _breaking(self) -> Iterator[None]:
@@ -651,6 +685,24 @@ class RunRecorder:
         db = self._db
         previous = self._previous.get(project_id)
         self._undo(project_id, previous)
+        if previous is None and project_id not in self._staged:
+            # Nothing to extend (the project's first listing) and every row in
+            # memory: inserted as they are, in order (the last of a repeated ID wins).
+            held = self._held.get(project_id, [])
+            run_id = int(self.run_id)  # an integer, written into the statement as it is
+            db.executemany(
+                f"INSERT OR REPLACE INTO sharings ({_SHARING_COLUMNS}, first_seen, last_seen) "  # noqa: S608
+                f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {run_id}, {run_id})",
+                held,
+            )
+            listed = len(set(map(_sharing_id, held)))
+            db.execute(
+                "UPDATE run_projects SET outcome = 'ok', reason = NULL, sharings = ?, "
+                "recorded_at = ? WHERE run_id = ? AND project_id = ?",
+                (listed, now(), run_id, project_id),
+            )
+            return listed
+        self._stage(project_id)
         keys = {"project": project_id, "run": self.run_id, "previous": previous}
         if previous is not None:
             db.execute(
@@ -690,7 +742,10 @@ class RunRecorder:
 
     def drop_project(self, project_id: str) -> None:
         """Forget what was kept for `project_id` without recording an outcome."""
-        self._db.execute("DELETE FROM temp.staging WHERE project_id = ?", (project_id,))
+        self._held.pop(project_id, None)
+        if project_id in self._staged:
+            self._staged.discard(project_id)
+            self._db.execute("DELETE FROM temp.staging WHERE project_id = ?", (project_id,))
 
     def finish(self) -> str:
         """End the run: `complete` if every project was listed, else `partial`.
@@ -712,6 +767,8 @@ class RunRecorder:
                 (state, now(), self.run_id),
             )
         db.execute("DELETE FROM temp.staging")
+        self._held.clear()
+        self._staged.clear()
         return state
 
     def _check_member(self, project_id: str) -> None:
