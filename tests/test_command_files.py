@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from vbs_async.cli._files import is_stdout
 from vbs_async.testing import Emulator
 
 from ._helpers import VBS_ASYNC, Gate, command_env, emulator_in_thread, wait_for_lines
@@ -86,9 +87,23 @@ def test_a_character_device_is_written_as_a_redirect(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
 
 
+def test_every_name_of_stdout_means_stdout_by_name():
+    # Decided by name, never by touching the path: no test needs to hand the
+    # command a real /dev path (CI runs as root).
+    for name in ("-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"):
+        assert is_stdout(Path(name)), name
+    assert not is_stdout(Path("stdout"))
+    assert not is_stdout(Path("/dev/stdout.jsonl"))
+
+
+# /proc/self/fd/1 names stdout as /dev/stdout does, and a command that broke would
+# fail to replace it (procfs refuses a rename) instead of replacing /dev/stdout.
+STDOUT_BY_PATH = "/proc/self/fd/1"
+
+
 def test_dev_stdout_is_stdout_whatever_stdout_is(tmp_path):
     piped = subprocess.run(
-        [*VBS_ASYNC, "crawl", *EMULATED, "-o", "/dev/stdout"],
+        [*VBS_ASYNC, "crawl", *EMULATED, "-o", STDOUT_BY_PATH],
         capture_output=True,
         timeout=60,
         check=False,
@@ -100,7 +115,7 @@ def test_dev_stdout_is_stdout_whatever_stdout_is(tmp_path):
     with target.open("wb") as stream:
         inode = os.fstat(stream.fileno()).st_ino
         done = subprocess.run(
-            [*VBS_ASYNC, "crawl", *EMULATED, "-o", "/dev/stdout"],
+            [*VBS_ASYNC, "crawl", *EMULATED, "-o", STDOUT_BY_PATH],
             stdout=stream,
             stderr=subprocess.PIPE,
             timeout=60,

@@ -315,7 +315,7 @@ def test_output_to_an_inherited_descriptor_is_written_through_it(emu, tmp_path):
     with target.open("ab") as appended:  # the shell's `exec 3>>log.jsonl`
         descriptor = appended.fileno()
         result = subprocess.run(
-            [*VBS_ASYNC, "crawl", emu.project_ids[0], "-o", f"/dev/fd/{descriptor}"],
+            [*VBS_ASYNC, "crawl", emu.project_ids[0], "-o", f"/proc/self/fd/{descriptor}"],
             env=command_env(emu), pass_fds=(descriptor,), capture_output=True, text=True,
             timeout=60, check=False,
         )  # fmt: skip
