@@ -719,7 +719,9 @@ class SharingIterator:
             async for page in self._drain():
                 cursor.stats.found_by_verify += len(page.items)
                 yield page
-            if cursor.stopped_by_max_items:
+            if cursor.stopped_by_max_items or not cursor.owed:
+                # Every owed item was yielded by this pass: nothing the server
+                # sent is lost, whatever else this pass recognised.
                 return
             if not cursor.pass_recognised_listing:
                 raise cursor.owed_error()
