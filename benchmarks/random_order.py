@@ -52,7 +52,7 @@ def machine_environment(home: Path) -> dict[str, str]:
         OS_AK="AKFROMTHEMACHINE",
         OS_SK="SKFROMTHEMACHINE",
         OS_CLOUD="otc",
-        OS_AUTH_TOKEN="token-from-the-machine",
+        OS_AUTH_TOKEN="token-from-the-machine",  # noqa: S106 - a stand-in, what the suite ignores
         OS_TENANT_NAME="eu-de_machine",
         PYTHONDONTWRITEBYTECODE="1",
     )
@@ -65,11 +65,12 @@ def _failures(report: Path) -> list[str]:
     """The ids of the tests that failed or errored, from pytest's JUnit XML report."""
     if not report.exists():
         return ["<no report: pytest did not finish>"]
-    failed = []
-    for case in ET.parse(report).getroot().iter("testcase"):  # noqa: S314 - our own report
-        if case.find("failure") is not None or case.find("error") is not None:
-            failed.append(f"{case.get('classname')}::{case.get('name')}")
-    return failed
+    cases = ET.parse(report).getroot().iter("testcase")  # noqa: S314 - our own report
+    return [
+        f"{case.get('classname')}::{case.get('name')}"
+        for case in cases
+        if case.find("failure") is not None or case.find("error") is not None
+    ]
 
 
 def run_once(seed: int, extra: list[str]) -> dict[str, object]:
@@ -114,7 +115,8 @@ def main() -> None:
     parser.add_argument("--log", type=Path, default=ROOT / "random-order-runs.jsonl")
     parser.add_argument("pytest_args", nargs="*", help="more pytest arguments (after --)")
     arguments = parser.parse_args()
-    seeds = arguments.seed or [random.SystemRandom().randrange(2**32) for _ in range(arguments.runs)]
+    draw = random.SystemRandom()
+    seeds = arguments.seed or [draw.randrange(2**32) for _ in range(arguments.runs)]
     in_a_row = 0
     for seed in seeds:
         record = run_once(seed, arguments.pytest_args)
