@@ -466,3 +466,61 @@ async def test_guesses_a_re_planned_prefetch_drops_are_cancelled_before_the_next
     assert sorted(guesses) == [8, 16]
     assert cancel_requested_when_needed == [True, True]
     assert all(task.cancelled() for task in guesses.values())
+
+
+async def test_pages_fetched_ahead_are_cancelled_when_the_pass_ends_before_the_count_is_asked_again():
+    """The pass ends short of its count: the guesses ahead of it end before the recount.
+
+    The count says 40, the listing holds 20: pages at offsets 24 and 32 are
+    fetched ahead and never answer. The listing ends at its short page; the
+    count is asked again (it now says 20), and by then both guesses have been
+    cancelled and have ended, not left holding their connections.
+    """
+    items = sharings(*(f"s{i:02}" for i in range(20)))
+    ended: list[int] = []
+    ended_by_recount: list[list[int]] = []
+    counts = iter([40, 20])
+    never = asyncio.Event()
+
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        del limit
+        if offset >= 24:  # guesses past the end that never answer
+            try:
+                await never.wait()
+            finally:
+                ended.append(offset)
+        return items[offset : offset + 10]
+
+    async def fetch_count() -> int:
+        ended_by_recount.append(sorted(ended))
+        return next(counts)
+
+    iterator = SharingIterator(
+        "p", fetch_page, fetch_count, page_size=10, start_offset=0, max_items=None,
+        end_check="count", prefetch=0,
+    )  # fmt: skip
+    assert [s.id async for s in iterator] == [s.id for s in items]
+    assert ended_by_recount == [[], [24, 32]]
+
+
+@pytest.mark.parametrize("max_items", [10, 18])
+async def test_a_listing_stopped_by_max_items_resumes_at_the_first_item_not_yielded(max_items):
+    """`max_items` reached exactly at a page's end stops there: no page more, no item skipped."""
+    items = sharings(*(f"s{i:02}" for i in range(30)))
+    asked: list[int] = []
+
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        asked.append(offset)
+        return items[offset : offset + limit]
+
+    async def fetch_count() -> int:
+        raise AssertionError("not asked")
+
+    iterator = SharingIterator(
+        "p", fetch_page, fetch_count, page_size=10, start_offset=0, max_items=max_items,
+        end_check="auto", prefetch=0,
+    )  # fmt: skip
+    got = [s.id async for s in iterator]
+    assert got == [s.id for s in items[:max_items]]
+    assert iterator.next_offset == max_items
+    assert asked == [0, 8][: 1 if max_items == 10 else 2]
