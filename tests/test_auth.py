@@ -94,7 +94,8 @@ async def test_tokens_are_refreshed_before_expiry_during_a_listing(make_client, 
         got = [s async for s in iterator]
         assert len(got) == 120
         assert now[0] - 1000.0 > 0.3 * 2  # the listing outlived two tokens
-        assert auth.token_requests >= 3
+        # Each token serves the pages of its lifetime less a tenth, not one page each.
+        assert 3 <= auth.token_requests <= 5
         assert emu.unauthorized == 0  # refreshed ahead of time, never refused
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import itertools
 import math
 import random
 
@@ -296,3 +297,24 @@ async def test_the_deadline_still_bounds_time_on_the_wire(make_client):
         client = make_client(emu, rate_limit=40, retry=RetryPolicy(timeout=0.1))
         with pytest.raises(RequestTimeoutError, match=r"deadline of 0\.1s"):
             await client.count_sharings(emu.project_ids[0])
+
+
+async def test_paced_requests_start_in_the_order_they_asked_none_overtaken(fake_time):
+    """Ten requests wait for the pace at once: they start in turn, 1/rate apart.
+
+    A request overtaken by later ones could wait past its deadline while the
+    pace is kept: the pacer serves its waiters first come, first served.
+    """
+    limiter = StartRateLimiter(20, clock=fake_time)
+    order: list[int] = []
+    starts: list[float] = []
+
+    async def request(index: int) -> None:
+        await limiter.acquire()
+        order.append(index)
+        starts.append(fake_time.now)
+
+    await asyncio.gather(*(request(i) for i in range(10)))
+    assert order == list(range(10))
+    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
+    assert min(gaps) == pytest.approx(0.05)
