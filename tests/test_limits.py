@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import itertools
 import math
 import random
 
@@ -387,3 +388,24 @@ async def test_timers_that_wake_late_do_not_slow_an_announced_quota(late_timers)
     starts = [await quota.acquire() for _ in range(101)]
     assert windows_exceeded(starts, 50) == []
     assert starts[-1] - starts[0] <= 2.0 / (1 - QUOTA_MARGIN) * 1.02 + 0.002
+
+
+async def test_paced_requests_start_in_the_order_they_asked_none_overtaken(fake_time):
+    """Ten requests wait for the pace at once: they start in turn, 1/rate apart.
+
+    A request overtaken by later ones could wait past its deadline while the
+    pace is kept: the pacer serves its waiters first come, first served.
+    """
+    limiter = StartRateLimiter(20, clock=fake_time)
+    order: list[int] = []
+    starts: list[float] = []
+
+    async def request(index: int) -> None:
+        await limiter.acquire()
+        order.append(index)
+        starts.append(fake_time.now)
+
+    await asyncio.gather(*(request(i) for i in range(10)))
+    assert order == list(range(10))
+    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
+    assert min(gaps) == pytest.approx(0.05)
