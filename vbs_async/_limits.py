@@ -681,6 +681,30 @@ class AdaptiveRate:
         answered = [a - s for a, s, _, good in self._answers if good and a > now - SHORT_WINDOW]
         return statistics.median(answered) if answered else 0.0
 
+    def _cap_in_flight(self, now: float, estimate: float, *, first: bool) -> bool:
+        """Cap the requests in flight if the refusals say so; True: no pace from this cut."""
+        # Paced, as many are in flight as the rate carries, for any gateway: only
+        # the unpaced first burst, or a window already learned, tells a cap in flight.
+        in_flight = self._in_flight_estimate(now) if first or self._window != math.inf else None
+        if in_flight is None:
+            return False
+        window, carried = in_flight
+        if 0.5 * carried <= estimate <= 2 * carried:
+            # The goodput is what that many in flight would carry: a cap in flight.
+            self._window, self._window_at = window, now
+            return False
+        if first and estimate < 0.5 * carried:
+            # The first burst: every refused request left with more in flight than
+            # any that got through, and too few answers are in to measure a rate
+            # (the first answers of a connection come late): a cap in flight, or
+            # a burst smaller than the requests in flight. Fewer in flight meet
+            # both, and leave the rate unpaced; a pace comes from the next
+            # refusals, with a round more to measure it by. A rate from this
+            # sample would be a tenth of what 4 in flight carry.
+            self._window, self._window_at = window, now
+            return True
+        return False
+
     def _cut_now(self, now: float, share: float, refused_at: float | None = None) -> None:
         previous = self._cut if self.active else None
         if previous is None and not any(good for _, _, _, good in self._answers):
@@ -711,25 +735,9 @@ class AdaptiveRate:
                 # opening burst, what got through of the requests paced since does not.
                 paced = self._goodput_since(now, previous.at)
                 estimate = min(estimate, paced) if paced > 0 else estimate
-        plateau, probe = PLATEAU, False
-        # Paced, as many are in flight as the rate carries, for any gateway: only
-        # the unpaced first burst, or a window already learned, tells a cap in flight.
-        in_flight = (
-            self._in_flight_estimate(now) if previous is None or self._window != math.inf else None
-        )
-        if in_flight is not None and 0.5 * in_flight[1] <= estimate <= 2 * in_flight[1]:
-            # The goodput is what that many in flight would carry: a cap in flight.
-            self._window, self._window_at = in_flight[0], now
-        elif in_flight is not None and previous is None and estimate < 0.5 * in_flight[1]:
-            # The first burst: every refused request left with more in flight than
-            # any that got through, and too few answers are in to measure a rate
-            # (the first answers of a connection come late): a cap in flight, or
-            # a burst smaller than the requests in flight. Fewer in flight meet
-            # both, and leave the rate unpaced; a pace comes from the next
-            # refusals, with a round more to measure it by. A rate from this
-            # sample would be a tenth of what 4 in flight carry.
-            self._window, self._window_at = in_flight[0], now
+        if self._cap_in_flight(now, estimate, first=previous is None):
             return
+        plateau, probe = PLATEAU, False
         held = self._held(previous, now) if previous is not None else None
         if held is not None:
             # Refused at the pace held under the estimate already, before the probe
