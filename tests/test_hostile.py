@@ -318,6 +318,54 @@ async def test_the_cap_counts_every_chunk_not_the_largest():
             await send_once(url, max_body_size=15)
 
 
+async def test_an_idempotent_request_whose_connection_closed_unanswered_is_not_resent_silently():
+    """aiohttp would send a DELETE again on a new connection; the client's own retries decide."""
+    received: list[bytes] = []
+
+    async def keep_alive_then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        received.append(b"first")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        with contextlib.suppress(asyncio.IncompleteReadError):
+            await reader.readuntil(b"\r\n\r\n")  # the second request, on the same connection
+            received.append(b"second")
+        # closed without an answer
+
+    deleting = Request("DELETE", "/v2/p/x", project_id=PROJECT, offset=7)
+    async with raw_server(keep_alive_then_close) as url:
+        transport = AiohttpTransport(timeout=5.0)
+        try:
+            assert (await transport.send(deleting, URL(url), {})).body == b"ok"
+            with pytest.raises(TransportError) as caught:
+                await transport.send(deleting, URL(url), {})
+        finally:
+            await transport.close()
+    assert received == [b"first", b"second"]  # no third request: not sent again
+    assert str(caught.value) == f"the connection failed: ServerDisconnectedError {WHERE}"
+    assert caught.value.request_sent is True
+
+
+async def test_the_transport_s_defaults_and_its_connection_cap():
+    async with aiohttp.ClientSession(connector=_ConnectTimesOut()) as session:
+        with pytest.raises(RequestTimeoutError, match=r"could not connect within 30\.0s"):
+            await AiohttpTransport(session).send(SENT_LIST, URL("http://127.0.0.1:9"), {})
+    declared = 64 * 1024 * 1024
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (declared + 1)
+    async with raw_server(raw(head)) as url:
+        with pytest.raises(ResponseDecodeError, match=rf"max_body_size \({declared} bytes\)"):
+            await send_once(url)
+    async with raw_server(raw(_answer("content-length", 2))) as url:
+        for connections, limit in [({}, 100), ({"max_connections": 3}, 3)]:
+            transport = AiohttpTransport(**connections)  # type: ignore[arg-type]
+            await transport.send(SENT_LIST, URL(url), {})
+            assert transport.session is not None
+            assert transport.session.connector is not None
+            assert transport.session.connector.limit == limit
+            assert transport.unclosed
+            await transport.close()
+            assert not transport.unclosed
+
+
 # -- bombs: memory bounded whatever a server sends ------------------------------------------
 
 BOMB_PROGRAM = textwrap.dedent(

@@ -123,3 +123,20 @@ async def test_a_post_whose_connection_timed_out_is_sent_again():
             created = await client.share_backup(project, backup, [target])
         assert [s.to_project_id for s in created] == [target]
         assert [r.method for r in emu.requests] == ["POST"]  # sent once, when it connected
+
+
+async def test_the_proxy_of_an_origin_is_read_from_the_environment_once(monkeypatch):
+    relayed: list[str] = []
+    proxy = await recording_proxy(relayed)
+    try:
+        async with Emulator(projects=1, sharings_per_project=3) as emu:
+            monkeypatch.delenv("NO_PROXY", raising=False)
+            monkeypatch.delenv("no_proxy", raising=False)
+            async with VBSClient(emu.url, auth=TokenAuth(emu.token)) as client:
+                assert await client.count_sharings(emu.project_ids[0]) == 3
+                # Named after the client's first request: not taken up by this client.
+                monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.addresses[0][1]}")
+                assert await client.count_sharings(emu.project_ids[0]) == 3
+    finally:
+        await proxy.cleanup()
+    assert relayed == []
