@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
+import time
 from datetime import UTC, datetime
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import pytest
 from huaweicloudsdkcore.sdk_request import SdkRequest
@@ -20,11 +23,14 @@ from vbs_async import (
     NotFoundError,
     PasswordAuth,
     RateLimitedError,
+    ResponseDecodeError,
     RetryPolicy,
     TokenAuth,
     VBSClient,
     VBSError,
 )
+from vbs_async._endpoints import read_catalog
+from vbs_async._errors import error_class_for_status
 from vbs_async._requests import (
     SharingFilters,
     SortOrder,
@@ -34,9 +40,13 @@ from vbs_async._requests import (
     list_sharings_request,
     share_backup_request,
 )
-from vbs_async.testing import Emulator
+from vbs_async._tokens import iam_failure, read_token
+from vbs_async.testing import Emulator, response
 
 from ._helpers import EchoServer
+
+if TYPE_CHECKING:
+    from vbs_async._responses import Response
 
 PASSWORD = "pa55-VERY-SECRET-word"
 SECRET_KEY = "sk-VERY-SECRET-0123456789abcdef"
@@ -123,6 +133,110 @@ async def test_iam_refusal_is_an_authentication_error_with_iams_message(make_cli
             await make_client(emu, auth=auth).list_sharings(emu.project_ids[0])
         assert again.value.credentials_refused is True
         assert auth.token_requests == 1
+
+
+# -- IAM's token answer, read ---------------------------------------------------------
+
+ISSUED = {"issued_at": "2030-01-01T00:00:00.000000Z", "expires_at": "2030-01-01T01:00:00.000000Z"}
+
+
+def iam_answer(status: int = 201, token: object = ISSUED, **headers: str) -> Response:
+    return response(status, {"token": token}, {"X-Subject-Token": "tok-1", **headers})
+
+
+@pytest.mark.parametrize(
+    ("margin", "refresh_at"),
+    [(60.0, 1000 + 3600 - 60), (600.0, 1000 + 3600 - 360), (360.0, 1000 + 3600 - 360)],
+)
+def test_a_token_is_replaced_a_margin_before_expiry_at_most_a_tenth_of_its_life(margin, refresh_at):
+    token = read_token(iam_answer(), began=1000.0, refresh_margin=margin, project_id="p1")
+    assert token.value == "tok-1"
+    assert token.refresh_at == refresh_at  # IAM's own two clocks: ours does not matter
+
+
+def test_without_issued_at_a_token_s_life_is_counted_on_the_local_clock():
+    expires = datetime.fromtimestamp(time.time() + 7200, UTC).isoformat()
+    token = read_token(
+        iam_answer(token={"expires_at": expires}), began=0.0, refresh_margin=60, project_id="p"
+    )
+    assert token.refresh_at == pytest.approx(7200 - 60, abs=30)
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        {"issued_at": "2030-01-01T01:00:00Z", "expires_at": "2030-01-01T01:00:00Z"},
+        {"issued_at": "2030-01-01T02:00:00Z", "expires_at": "2030-01-01T01:00:00Z"},
+        {"expires_at": "2001-01-01T00:00:00Z"},
+    ],
+    ids=["no-life", "expired-by-iam-s-clocks", "expired-by-ours"],
+)
+def test_a_token_expired_on_arrival_is_kept_30_seconds_with_a_warning(token, caplog):
+    with caplog.at_level(logging.WARNING, logger="vbs_async"):
+        kept = read_token(iam_answer(token=token), began=50.0, refresh_margin=60, project_id="p7")
+    assert kept.refresh_at == 80.0
+    assert [r.getMessage() for r in caplog.records] == [
+        (
+            "IAM issued a token for project p7 that expires in 0 s: is IAM's clock "
+            "(or this machine's) right? It is kept for 30 s"
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (iam_answer(200), "IAM answered 200 to a token request, not 201"),
+        (iam_answer(202), "IAM answered 202 to a token request, not 201"),
+        (response(201, {"token": ISSUED}), "IAM answered without X-Subject-Token"),
+        (iam_answer(**{"X-Subject-Token": ""}), "IAM answered without X-Subject-Token"),
+        (iam_answer(token={"issued_at": ISSUED["issued_at"]}), "no readable token.expires_at"),
+        (iam_answer(token={"expires_at": "soon"}), "no readable token.expires_at"),
+        (iam_answer(token=["a list"]), "no readable token.expires_at"),
+        (response(201, b"not json", {"X-Subject-Token": "t"}), "no readable token.expires_at"),
+        (response(201, {"tokens": ISSUED}, {"X-Subject-Token": "t"}), "no readable token"),
+    ],
+)
+def test_an_unreadable_token_answer_is_a_decode_error_naming_the_project(answer, message):
+    with pytest.raises(ResponseDecodeError, match=re.escape(message)) as caught:
+        read_token(answer, began=0.0, refresh_margin=60, project_id="p9")
+    assert caught.value.project_id == "p9"
+
+
+def test_a_token_brings_its_catalog():
+    catalog = [{"type": "vbs", "endpoints": [{"interface": "public", "url": "https://vbs.x/v2/"}]}]
+    token = read_token(
+        iam_answer(token={**ISSUED, "catalog": catalog}), began=0, refresh_margin=1, project_id="p"
+    )
+    assert token.catalog == read_catalog({"catalog": catalog})
+    assert token.catalog
+
+
+@pytest.mark.parametrize(
+    ("status", "scope", "refused"),
+    [
+        (400, "p1", "IAM refused a token for this project: no"),
+        (401, None, "IAM refused an account-wide token: no"),
+        (499, "p1", "IAM refused a token for this project: no"),
+    ],
+)
+def test_iam_s_4xx_is_an_authentication_error_saying_what_was_refused(status, scope, refused):
+    failure = error_class_for_status(status)
+    error = iam_failure(
+        failure("no", status=status, code="IAM.1", request_id="r1", project_id="p1"), scope
+    )
+    assert type(error) is AuthenticationError
+    assert (error.message, error.status, error.code) == (refused, status, "IAM.1")
+    assert (error.request_id, error.project_id) == ("r1", "p1")
+
+
+@pytest.mark.parametrize("status", [429, 500, 503, 399])
+def test_iam_s_throttling_and_5xx_stay_what_they_are_named_as_iam_s(status):
+    original = error_class_for_status(status)("busy", status=status, project_id="p1")
+    error = iam_failure(original, "p1")
+    assert error is original
+    assert error.message == "IAM: busy"
+    assert not isinstance(error, AuthenticationError)
 
 
 # -- IAM refusals scoped to what was refused -------------------------------------------
