@@ -40,7 +40,7 @@ from vbs_async._requests import (
     list_sharings_request,
     share_backup_request,
 )
-from vbs_async._tokens import iam_failure, read_token
+from vbs_async._tokens import Token, TokenCache, iam_failure, read_token
 from vbs_async.testing import Emulator, response
 
 from ._helpers import EchoServer
@@ -237,6 +237,116 @@ def test_iam_s_throttling_and_5xx_stay_what_they_are_named_as_iam_s(status):
     assert error is original
     assert error.message == "IAM: busy"
     assert not isinstance(error, AuthenticationError)
+
+
+# -- the token cache: one fetch at a time per scope, bounded, every issued token remembered
+
+
+def fresh(value: str, life: float = 3600.0) -> Token:
+    return Token(value, time.monotonic() + life)
+
+
+async def test_waiters_for_one_scope_share_one_fetch_and_a_cancelled_one_leaves_it_running():
+    cache = TokenCache(max_tokens=4)
+    release = asyncio.Event()
+    fetches: list[str | None] = []
+
+    async def fetch() -> Token:
+        fetches.append("p1")
+        await release.wait()
+        return fresh("tok-p1")
+
+    waiters = [asyncio.ensure_future(cache.get("p1", fetch)) for _ in range(3)]
+    await asyncio.sleep(0)
+    waiters[0].cancel()
+    release.set()
+    assert [(await w).value for w in waiters[1:]] == ["tok-p1", "tok-p1"]
+    assert fetches == ["p1"]
+    assert (await cache.get("p1", fetch)).value == "tok-p1"  # cached now
+    assert fetches == ["p1"]
+    assert len(cache) == 1
+
+
+async def test_a_token_due_for_refresh_is_fetched_again_and_a_failed_fetch_is_not_kept():
+    cache = TokenCache(max_tokens=4)
+    answers = [fresh("old", life=-1), RuntimeError("IAM down"), fresh("new")]
+
+    async def fetch() -> Token:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert (await cache.get("p", fetch)).value == "old"
+    with pytest.raises(RuntimeError, match="IAM down"):
+        await cache.get("p", fetch)  # "old" is due: fetched again, and that fails
+    assert (await cache.get("p", fetch)).value == "new"  # the failure was not kept
+    assert answers == []
+
+
+async def test_forgetting_drops_only_the_token_that_was_refused():
+    cache = TokenCache(max_tokens=4)
+    await cache.get("p", lambda: asyncio.sleep(0, fresh("tok-2")))
+    cache.forget("p", "tok-1")  # refused earlier: the cache holds a newer one
+    cache.forget("other", "tok-2")
+    assert len(cache) == 1
+    cache.forget("p", "tok-2")
+    assert len(cache) == 0
+
+
+async def test_the_cache_drops_expired_tokens_first_then_the_least_recently_used():
+    cache = TokenCache(max_tokens=3)
+
+    async def put(scope: str, token: Token) -> None:
+        await cache.get(scope, lambda: asyncio.sleep(0, token))
+
+    await put("a", fresh("tok-a"))
+    await put("expired", fresh("tok-x", life=-1))
+    await put("b", fresh("tok-b"))
+    await put("c", fresh("tok-c"))  # over the bound: the expired one goes, not "a"
+    assert len(cache) == 3
+    again: list[str] = []
+
+    def refetch(value: str):  # type: ignore[no-untyped-def]
+        again.append(value)
+        return asyncio.sleep(0, fresh(value))
+
+    await cache.get("a", lambda: refetch("tok-a2"))  # used: "b" is now the least recent
+    await put("d", fresh("tok-d"))
+    for scope in ("a", "c", "d"):
+        await cache.get(scope, lambda: refetch("never"))
+    assert again == []
+    await cache.get("b", lambda: refetch("tok-b2"))
+    assert again == ["tok-b2"]
+    assert cache.issued == ("tok-a", "tok-x", "tok-b", "tok-c", "tok-d", "tok-b2")
+
+
+async def test_the_issued_tokens_remembered_are_bounded_to_four_times_the_cache():
+    cache = TokenCache(max_tokens=2)
+    for index in range(11):
+        await cache.get(f"p{index}", lambda i=index: asyncio.sleep(0, fresh(f"tok-{i}")))
+    assert cache.issued == tuple(f"tok-{i}" for i in range(3, 11))
+    assert len(cache) == 2
+
+
+async def test_closing_the_cache_cancels_a_fetch_in_flight():
+    cache = TokenCache(max_tokens=2)
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def fetch() -> Token:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cancelled.set()
+        raise AssertionError  # pragma: no cover - never reached
+
+    waiter = asyncio.ensure_future(cache.get("p", fetch))
+    await started.wait()
+    await cache.aclose()
+    assert cancelled.is_set()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
 
 
 # -- IAM refusals scoped to what was refused -------------------------------------------
