@@ -628,3 +628,33 @@ async def test_a_sharing_id_that_is_not_a_plain_id_fails_its_project(bad_id):
             await c.list_sharings(PROJECT)
     assert (caught.value.project_id, caught.value.offset) == (PROJECT, 0)
     assert "not a plain ID" in str(caught.value)
+
+
+async def test_a_redirect_is_never_followed_nor_sent_the_credentials():
+    """A 302 to another place is the call's error: the place it names receives nothing."""
+    landed: list[dict[str, str]] = []
+
+    async def redirect(request: web.Request) -> web.Response:
+        del request
+        raise web.HTTPFound("/elsewhere")
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        landed.append(dict(request.headers))
+        return web.json_response({"sharings": [], "count": 0})
+
+    app = web.Application()
+    app.router.add_get("/elsewhere", elsewhere)
+    app.router.add_route("*", "/{tail:.*}", redirect)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        with pytest.raises(VBSError) as caught:
+            await list_once(url)
+        assert caught.value.status == 302  # type: ignore[attr-defined]
+        assert "redirect, which vbs_async never follows" in str(caught.value)
+        assert landed == []
+    finally:
+        await runner.cleanup()

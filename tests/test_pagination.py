@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from vbs_async import BackupSharing, PaginationError, PermissionDeniedError, TokenAuth, VBSClient
-from vbs_async._pagination import MAX_STEPS_BACK, PageCursor, PageRequest
+from vbs_async._pagination import MAX_STEPS_BACK, PageCursor, PageRequest, SharingIterator
 from vbs_async.testing import Drift, Emulator, Fault, MockTransport, response
 
 from ._helpers import FAST_RETRY
@@ -392,3 +392,135 @@ async def test_a_server_sending_only_seen_items_is_refused_after_4_full_pages():
         with pytest.raises(PaginationError, match="4 full pages in a row brought no new item"):
             await client.list_sharings(_PROJECT, page_size=10, end_check="short_page")
     assert len(transport.sent) == 1 + 4
+
+
+# -- the issue's changes that nothing caught ------------------------------------------
+
+
+@pytest.mark.parametrize(("first_seen", "placed"), [(21, True), (20, False)])
+def test_a_page_starting_with_an_item_seen_exactly_the_reach_before_the_last_is_placed(
+    first_seen, placed
+):
+    """The reach is inclusive: `page_size + overlap` places back from the last item seen.
+
+    Four aligned pages yield items 0-33 (the last seen at place 33); a page
+    starting with item 21 (12 = 10 + 2 places before it) is placed and the
+    cursor reads on from its end; one starting with item 20 is too far back
+    to be trusted: the cursor steps back and re-reads instead.
+    """
+    names = [f"s{i:02}" for i in range(60)]
+    c = cursor(page_size=10, end_check="auto")
+    for _ in range(4):
+        request = c.plan(1)[0]
+        c.accept(request, sharings(*names[request.offset : request.offset + 10]))
+    assert c.stats.items == 34
+    request = c.plan(1)[0]
+    assert request == PageRequest(offset=32, limit=10, overlap=2)
+    page = c.accept(request, sharings(*names[first_seen : first_seen + 10]))
+    assert page.items == ()  # every item of it was yielded already
+    assert c.stats.shifts_detected == 1
+    if placed:
+        assert c.plan(1)[0].offset == 40  # read on from the page's end (42, less the overlap)
+        assert not c.owed
+    else:
+        assert c.plan(1)[0].offset == 23  # stepped back by a page less one item
+        assert c.stats.items == 34
+
+
+async def test_guesses_a_re_planned_prefetch_drops_are_cancelled_before_the_next_page_is_asked():
+    """A silent cap re-plans the pages fetched ahead: the guesses dropped are cancelled then.
+
+    The server caps pages at 5 items; with `page_size=10` and `prefetch=2` the
+    first plan guesses offsets 8 and 16, which a capped listing never needs.
+    Those two never answer (they would hold a connection each for ever): by the
+    time the re-planned listing asks for its next page, both must have been
+    cancelled, not left running until the listing ends. No timer is involved:
+    the check runs inside the next page's own request.
+    """
+    names = [f"s{i:02}" for i in range(23)]
+    items = sharings(*names)
+    guesses: dict[int, asyncio.Task[object]] = {}
+    cancel_requested_when_needed: list[bool] = []
+    never = asyncio.Event()
+
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        del limit
+        if offset in {8, 16}:  # the first plan's guesses: never answered
+            guesses[offset] = asyncio.current_task()  # type: ignore[assignment]
+            await never.wait()
+        if offset == 3:  # the first page of the re-planned listing
+            cancel_requested_when_needed.extend(
+                task.cancelling() > 0 or task.cancelled() for task in guesses.values()
+            )
+        return items[offset : offset + 5]
+
+    async def fetch_count() -> int:
+        raise AssertionError("not asked")
+
+    iterator = SharingIterator(
+        "p", fetch_page, fetch_count, page_size=10, start_offset=0, max_items=None,
+        end_check="auto", prefetch=2,
+    )  # fmt: skip
+    got = [sharing.id async for sharing in iterator]
+    assert got == names
+    assert sorted(guesses) == [8, 16]
+    assert cancel_requested_when_needed == [True, True]
+    assert all(task.cancelled() for task in guesses.values())
+
+
+async def test_pages_fetched_ahead_are_cancelled_when_the_pass_ends_before_the_count_is_asked_again():
+    """The pass ends short of its count: the guesses ahead of it end before the recount.
+
+    The count says 40, the listing holds 20: pages at offsets 24 and 32 are
+    fetched ahead and never answer. The listing ends at its short page; the
+    count is asked again (it now says 20), and by then both guesses have been
+    cancelled and have ended, not left holding their connections.
+    """
+    items = sharings(*(f"s{i:02}" for i in range(20)))
+    ended: list[int] = []
+    ended_by_recount: list[list[int]] = []
+    counts = iter([40, 20])
+    never = asyncio.Event()
+
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        del limit
+        if offset >= 24:  # guesses past the end that never answer
+            try:
+                await never.wait()
+            finally:
+                ended.append(offset)
+        return items[offset : offset + 10]
+
+    async def fetch_count() -> int:
+        ended_by_recount.append(sorted(ended))
+        return next(counts)
+
+    iterator = SharingIterator(
+        "p", fetch_page, fetch_count, page_size=10, start_offset=0, max_items=None,
+        end_check="count", prefetch=0,
+    )  # fmt: skip
+    assert [s.id async for s in iterator] == [s.id for s in items]
+    assert ended_by_recount == [[], [24, 32]]
+
+
+@pytest.mark.parametrize("max_items", [10, 18])
+async def test_a_listing_stopped_by_max_items_resumes_at_the_first_item_not_yielded(max_items):
+    """`max_items` reached exactly at a page's end stops there: no page more, no item skipped."""
+    items = sharings(*(f"s{i:02}" for i in range(30)))
+    asked: list[int] = []
+
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        asked.append(offset)
+        return items[offset : offset + limit]
+
+    async def fetch_count() -> int:
+        raise AssertionError("not asked")
+
+    iterator = SharingIterator(
+        "p", fetch_page, fetch_count, page_size=10, start_offset=0, max_items=max_items,
+        end_check="auto", prefetch=0,
+    )  # fmt: skip
+    got = [s.id async for s in iterator]
+    assert got == [s.id for s in items[:max_items]]
+    assert iterator.next_offset == max_items
+    assert asked == [0, 8][: 1 if max_items == 10 else 2]

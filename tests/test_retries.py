@@ -413,3 +413,33 @@ def test_a_transport_failure_that_must_not_be_retried_is_not_even_for_a_get():
     unsent = TransportError("could not connect", request_sent=False, retryable=False)
     assert not is_transient(unsent, request)
     assert is_transient(TransportError("reset"), request)
+
+
+async def test_a_call_that_succeeds_after_a_retry_earns_its_token_back(make_client, emu):
+    budget = RetryBudget(capacity=10, retry_cost=5, success_refund=1)
+    client = make_client(emu, retry_budget=budget)
+    emu.inject(Fault.answer(503), times=1)
+    await client.list_sharings(emu.project_ids[0])
+    answered = emu.requests_received - 1  # every request but the refused one
+    assert answered >= 1
+    assert budget.tokens == 10 - 5 + answered  # one retry paid, each success refunded
+    await client.count_sharings(emu.project_ids[0])
+    assert budget.tokens == min(10, 10 - 5 + answered + 1)
+
+
+async def test_a_delete_answered_404_at_its_first_attempt_is_not_found():
+    """Only a DELETE whose earlier attempt may have acted takes a 404 as done."""
+    answers = [response(404, {"itemNotFound": {"message": "no such sharing", "code": 404}})]
+
+    def handler(_: SentRequest):
+        return answers.pop(0)
+
+    async with VBSClient(
+        "https://vbs.example",
+        auth=TokenAuth("a-token"),
+        retry=FAST_RETRY,
+        transport=MockTransport(handler),
+    ) as client:
+        with pytest.raises(NotFoundError, match="no such sharing"):
+            await client.cancel_sharing("0123456789abcdef0123456789abcdef", "s1")
+    assert answers == []
