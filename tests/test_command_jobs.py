@@ -405,3 +405,31 @@ def test_403s_and_500s_in_turn_fail_each_project_but_never_stop_as_refused_crede
     # No output existed: none was "kept as it was".
     assert "kept as it was" not in result.stderr
     assert f"written to {out}" in result.stderr
+
+
+def test_a_reader_of_stdout_gets_each_project_s_rows_as_it_finishes():
+    """Rows are flushed project by project: a pipe's reader is not kept waiting for the end.
+
+    The last project is held at the emulator (one project at a time, so the
+    five others are done): the reader must have every row of those five while
+    it is still held (a block buffer would keep them back).
+    """
+    gate = Gate([])
+    with emulator_in_thread(projects=6, sharings_per_project=3, seed=4, drift=gate) as emulator:
+        gate.held = {emulator.project_ids[-1]}
+        process = subprocess.Popen(
+            [*VBS_ASYNC, "crawl", "--quiet", "--max-projects", "1", *emulator.project_ids],
+            env=command_env(emulator, PYTHONUNBUFFERED=""),  # stdout as a pipe buffers it
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            assert process.stdout is not None
+            rows_while_held = [process.stdout.readline() for _ in range(15)]  # 5 projects x 3
+            assert not gate.opened.is_set()
+        finally:
+            gate.opened.set()
+            rest, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    held = {json.loads(row)["project_id"] for row in rows_while_held}
+    assert held == set(emulator.project_ids[:-1])
+    assert rest.count(b"\n") == 3
