@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
+import threading
 
 import pytest
 
@@ -418,14 +420,32 @@ def test_a_reader_of_stdout_gets_each_project_s_rows_as_it_finishes():
             env=command_env(emulator, PYTHONUNBUFFERED=""),  # stdout as a pipe buffers it
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
-        try:
+        rows: list[bytes] = []
+        five_done = threading.Event()
+        stack = contextlib.ExitStack()
+        stack.enter_context(process)  # its pipes closed at the end, whatever happens
+
+        def read() -> None:
             assert process.stdout is not None
-            rows_while_held = [process.stdout.readline() for _ in range(15)]  # 5 projects x 3
-            assert not gate.opened.is_set()
+            for row in process.stdout:
+                rows.append(row)
+                if len(rows) == 15:  # 5 projects x 3 sharings
+                    five_done.set()
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        try:
+            got_them = five_done.wait(30)
+            rows_while_held = list(rows)
+            reached = gate.reached.is_set()
         finally:
             gate.opened.set()
-            rest, stderr = process.communicate(timeout=60)
+            process.wait(60)  # --quiet: its stderr is a line at most
+            reader.join(10)
+            stderr = process.stderr.read() if process.stderr else b""
+            stack.close()
     assert process.returncode == 0, stderr
+    assert got_them, (reached, rows_while_held, stderr)
     held = {json.loads(row)["project_id"] for row in rows_while_held}
     assert held == set(emulator.project_ids[:-1])
-    assert rest.count(b"\n") == 3
+    assert len(rows) == 18
