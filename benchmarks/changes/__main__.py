@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 RESULTS = ROOT / "mutants-work" / "changes.json"
 TIMEOUT = 30
 """Seconds a test may take under a change (pytest-timeout): a change that hangs is caught."""
-HUNG = 300
+HUNG = 150
 """Seconds the tests of one change may take in all before they are killed and counted as hung."""
 
 
@@ -81,7 +81,8 @@ def run_tests(folder: Path, files: list[str]) -> tuple[bool, str, float]:
         hung = f"HUNG: the tests were still running after {HUNG} s"
         return True, hung, time.monotonic() - started
     elapsed = time.monotonic() - started
-    failed = [line for line in stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+    failing = ("FAILED tests", "ERROR tests")
+    failed = [line for line in stdout.splitlines() if line.startswith(failing)]
     return process.returncode != 0, (failed[0] if failed else stdout[-300:]), elapsed
 
 
