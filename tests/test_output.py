@@ -102,17 +102,18 @@ def test_a_resumed_output_that_went_missing_is_refused_not_made_again(tmp_path):
     again.release()
 
 
-def test_a_new_resumable_output_gets_the_umask_s_mode_as_a_redirect_would(tmp_path):
+@pytest.mark.parametrize(("umask", "mode"), [(0o027, 0o640), (0, 0o666)])
+def test_a_new_resumable_output_gets_the_umask_s_mode_as_a_redirect_would(tmp_path, umask, mode):
     state = State(tmp_path / "state", dict(JOB))
     state.acquire()
-    previous = os.umask(0o027)
+    previous = os.umask(umask)
     try:
         with open_output(tmp_path / "out.jsonl", state):
             pass
     finally:
         os.umask(previous)
         state.release()
-    assert (tmp_path / "out.jsonl").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "out.jsonl").stat().st_mode & 0o777 == mode
 
 
 def test_a_finished_job_whose_output_is_gone_or_changed_is_not_called_finished(tmp_path):
@@ -180,4 +181,14 @@ def test_a_big_project_s_rows_spill_to_disk_beside_the_output_not_in_memory(tmp_
     copied = io.BytesIO()
     rows.copy_to(copied)
     assert copied.getvalue() == b"x" * (1024 * 1024 - 1) + b"yy"
+    rows.close()
+
+
+def test_a_big_project_s_rows_for_stdout_spill_to_the_system_s_temporary_folder():
+    rows = ProjectRows(None)
+    rows.write(b"x" * (1024 * 1024 + 1))
+    assert rows._spool._rolled
+    copied = io.BytesIO()
+    rows.copy_to(copied)
+    assert len(copied.getvalue()) == 1024 * 1024 + 1
     rows.close()
