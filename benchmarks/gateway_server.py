@@ -1,7 +1,8 @@
 """The emulator behind a gateway quota, in a child process, for `benchmarks.gateway`.
 
 Prints `listening on URL`, then answers each line `stats` on stdin with one
-JSON line of what the gateway saw since the last one (requests, 429s), and a
+JSON line of what the gateway saw since the last one (requests, 429s, and
+`span`: seconds from the first request's arrival to the last one's), and a
 line `quota MODEL` (`parse_gateway`'s text) by putting a fresh model in place.
 """
 
@@ -11,6 +12,7 @@ import argparse
 import asyncio
 import random
 import sys
+import time
 
 import orjson
 
@@ -30,8 +32,34 @@ def realistic_sizes(projects: int, total: int, seed: int) -> list[int]:
     return sizes
 
 
+class Arrivals:
+    """When the gateway saw its first and its last request since the last reset."""
+
+    def __init__(self) -> None:
+        self.first: float | None = None
+        self.last = 0.0
+
+    def watch(self, model: GatewayModel) -> GatewayModel:
+        admit = model.admit
+
+        def timed(now: float | None = None) -> bool:
+            self.last = time.perf_counter()
+            if self.first is None:
+                self.first = self.last
+            return admit(now)
+
+        model.admit = timed  # type: ignore[method-assign]
+        return model
+
+    def span(self) -> float:
+        span = 0.0 if self.first is None else self.last - self.first
+        self.first = None
+        return span
+
+
 async def serve(arguments: argparse.Namespace) -> None:
-    quota: GatewayModel = parse_gateway(arguments.quota)
+    arrivals = Arrivals()
+    quota: GatewayModel = arrivals.watch(parse_gateway(arguments.quota))
     async with Emulator(
         projects=arguments.projects, latency=arguments.latency, quota=quota, seed=1
     ) as emu:
@@ -47,11 +75,16 @@ async def serve(arguments: argparse.Namespace) -> None:
             command, _, text = line.strip().partition(" ")
             if command == "stats":
                 now = (quota.admitted + quota.throttled, quota.throttled)
-                stats = {"requests": now[0] - seen[0], "throttled": now[1] - seen[1]}
+                stats = {
+                    "requests": now[0] - seen[0],
+                    "throttled": now[1] - seen[1],
+                    "span": arrivals.span(),
+                }
                 seen = now
                 sys.stdout.write(orjson.dumps(stats).decode() + "\n")
             elif command == "quota":
-                quota = emu.quota = parse_gateway(text)
+                quota = emu.quota = arrivals.watch(parse_gateway(text))
+                arrivals.span()
                 seen = (0, 0)
                 sys.stdout.write("ok\n")
             sys.stdout.flush()

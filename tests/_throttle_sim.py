@@ -63,8 +63,21 @@ def simulate(  # noqa: C901, PLR0915 - one event loop, kept in one place to read
     max_concurrency: int = 32,
     retry: RetryPolicy | None = None,
     seed: int = 0,
+    listings: int | None = None,
+    network: float | None = None,
 ) -> Simulated:
-    """Run a crawl of `requests` (None: endless demand) for at most `seconds`."""
+    """Run a crawl of `requests` (None: endless demand) for at most `seconds`.
+
+    `listings`: as a crawl's projects listed at once (`max_projects`), each
+    waiting for its page's answer (or its back-off) before its next request:
+    at most that many requests in flight or backing off. None: only
+    `max_concurrency` bounds the requests in flight.
+
+    `network`: the round trip to the gateway, which answers a refusal at once
+    and a request it admits after the backend's `latency` (as the emulator
+    does, whose latency is the backend's). None: half of `latency` each way,
+    refusals too.
+    """
     policy = retry or RetryPolicy()
     rng = random.Random(seed)
     now = 0.0
@@ -74,6 +87,8 @@ def simulate(  # noqa: C901, PLR0915 - one event loop, kept in one place to read
     fresh = math.inf if requests is None else requests
     retries: list[int] = []  # throttles so far of each request ready to go again
     in_flight = 0
+    backing_off = 0
+    chains = math.inf if listings is None else listings
     slot = started_last = -math.inf
     wake_pending = False
     starts: list[tuple[float, bool]] = []
@@ -84,7 +99,7 @@ def simulate(  # noqa: C901, PLR0915 - one event loop, kept in one place to read
         heapq.heappush(events, (at, next(order), kind, data))
 
     def start_what_may() -> None:
-        nonlocal fresh, in_flight, slot, started_last, wake_pending
+        nonlocal fresh, in_flight, backing_off, slot, started_last, wake_pending
         while (retries or fresh > 0) and in_flight < min(max_concurrency, controller.window):
             rate = controller.rate if controller.active else math.inf
             interval = 1 / rate if rate < math.inf else 0.0
@@ -94,13 +109,18 @@ def simulate(  # noqa: C901, PLR0915 - one event loop, kept in one place to read
                     wake_pending = True
                     push(min(due, now + _NAP), "wake")
                 return
+            if not retries and in_flight + backing_off >= chains:
+                return  # every listing waits for an answer
             throttles = retries.pop(0) if retries else 0
             if not throttles:
                 fresh -= 1
+            else:
+                backing_off -= 1
             slot, started_last = max(now, due), now
             in_flight += 1
             ticket = Ticket(now, in_flight)
-            leg = latency * (0.9 + 0.2 * rng.random()) / 2
+            jitter = 0.9 + 0.2 * rng.random()
+            leg = (latency if network is None else network) * jitter / 2
             push(now + leg, "arrive", (ticket, throttles, leg))
 
     start_what_may()
@@ -114,7 +134,8 @@ def simulate(  # noqa: C901, PLR0915 - one event loop, kept in one place to read
         elif kind == "arrive":
             ticket, throttles, leg = data  # type: ignore[misc]
             ok = gateway.admit(now)
-            push(now + leg, "answer", (ticket, throttles, ok))
+            backend = latency * (0.9 + 0.2 * rng.random()) if ok and network is not None else 0.0
+            push(now + leg + backend, "answer", (ticket, throttles, ok))
         elif kind == "answer":
             ticket, throttles, ok = data  # type: ignore[misc]
             if ok:
@@ -129,6 +150,7 @@ def simulate(  # noqa: C901, PLR0915 - one event loop, kept in one place to read
                     break
             else:
                 controller.throttled(ticket)
+                backing_off += 1
                 push(now + policy.throttle_backoff(throttles + 1, None), "ready", throttles + 1)
         elif kind == "ready":
             retries.append(data)  # type: ignore[arg-type]

@@ -339,8 +339,12 @@ def test_after_a_write_error_the_recorder_commits_nothing_more(tmp_path, monkeyp
             def __init__(self, db):
                 self._db = db
 
-            def executemany(self, *_):
-                raise sqlite3.OperationalError("database or disk is full")
+            def execute(self, statement, *arguments):
+                if "temp.staging" in statement:
+                    raise sqlite3.OperationalError("database or disk is full")
+                return self._db.execute(statement, *arguments)
+
+            executemany = execute
 
             def __getattr__(self, name):
                 return getattr(self._db, name)
@@ -355,3 +359,33 @@ def test_after_a_write_error_the_recorder_commits_nothing_more(tmp_path, monkeyp
         with pytest.raises(InventoryError, match="after a write error"):
             run.finish()
         assert run.outcomes() == {P1: "not_crawled", P2: "not_crawled"}
+
+
+def test_a_name_holding_a_nul_character_is_recorded_whole(tmp_path):
+    """SQLite's JSON functions end a text at NUL: such a page is recorded row by row."""
+    path = tmp_path / "inv.sqlite"
+    hostile = BackupSharing(
+        id="s1", backup_id="b1", from_project_id=P1, to_project_id=OUTSIDE,
+        backup=Backup(id="b1", name="disk\x00\x1b[31m", status="available", size=40),
+    )  # fmt: skip
+    record(path, {P1: [hostile, sharing("s2", P1, P2)]})
+    db = sqlite3.connect(path)
+    try:
+        names = db.execute("SELECT sharing_id, backup_name FROM sharings ORDER BY 1").fetchall()
+    finally:
+        db.close()
+    assert names == [("s1", "disk\x00\x1b[31m"), ("s2", "disk s2")]
+
+
+def test_timestamps_are_recorded_as_isoformat_writes_them():
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    import orjson  # noqa: PLC0415
+
+    times = [datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 2, 29, 23, 59, 59, 1, tzinfo=UTC)]
+    encoded, count = inventory_store.encode_page(
+        P1,
+        [BackupSharing(f"s{i}", "b", P1, P2, created_at=moment) for i, moment in enumerate(times)],
+    )
+    assert count == len(times)
+    assert [row[5] for row in orjson.loads(encoded)] == [moment.isoformat() for moment in times]

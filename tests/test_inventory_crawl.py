@@ -222,3 +222,83 @@ def test_a_full_disk_stops_the_crawl_and_a_resume_records_every_project_whole(tm
     assert len(clean_dump["sharings"]) == 60 * 50
     for size in (200_000, 600_000):
         assert dump(tmp_path / f"full-{size}" / "inv.sqlite") == clean_dump, size
+
+
+def test_a_failed_write_in_the_writer_thread_stops_the_crawl_with_one_clear_line(
+    tmp_path, monkeypatch
+):
+    """The writer's error reaches the command; only what was committed is in the output."""
+    from vbs_async.cli import _inventory  # noqa: PLC0415
+    from vbs_async.inventory import RunRecorder  # noqa: PLC0415
+
+    monkeypatch.setattr(_inventory, "BATCH_PROJECTS", 1)
+    real = RunRecorder.commit_projects
+    committed: list[str] = []
+
+    def full_after_two(self, outcomes):
+        if len(committed) >= 2:
+            raise sqlite3.OperationalError("database or disk is full")
+        committed.extend(project_id for project_id, _ in outcomes)
+        return real(self, outcomes)
+
+    monkeypatch.setattr(RunRecorder, "commit_projects", full_after_two)
+    db, out = tmp_path / "inv.sqlite", tmp_path / "out.jsonl"
+    result = invoke("crawl", "--emulator", "--emulator-projects", "6", "--emulator-sharings", "4",
+                    "--max-projects", "1", "--db", str(db), "-o", str(out),
+                    "--resume", str(tmp_path / "crawl.state"))  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert result.output.splitlines()[-1] == (
+        f"vbs-async: error: --db {db}: database or disk is full; the crawl stopped "
+        "(with --resume, a crawl lists again what was not recorded)"
+    )
+    written = {row.split('"project_id":"')[1][:32] for row in out.read_text().splitlines()}
+    assert written == set(committed)
+    recorded = {row[0] for row in dump(db)["sharings"]}
+    assert recorded == set(committed)
+
+
+def test_every_batch_handed_to_the_writer_is_committed_before_the_command_ends(
+    tmp_path, monkeypatch
+):
+    """A slow writer falls behind the crawl: no row is lost, outputs follow commits in order."""
+    from vbs_async.cli import _inventory  # noqa: PLC0415
+    from vbs_async.inventory import RunRecorder  # noqa: PLC0415
+
+    monkeypatch.setattr(_inventory, "BATCH_PROJECTS", 2)
+    monkeypatch.setattr(_inventory, "WRITES_QUEUED", 1)
+    real = RunRecorder.commit_projects
+
+    def slow(self, outcomes):
+        time.sleep(0.02)
+        return real(self, outcomes)
+
+    monkeypatch.setattr(RunRecorder, "commit_projects", slow)
+    db, out = tmp_path / "inv.sqlite", tmp_path / "out.jsonl"
+    result = invoke("crawl", "--emulator", "--emulator-projects", "25", "--emulator-sharings",
+                    "9", "--db", str(db), "-o", str(out))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert len(dump(db)["sharings"]) == 25 * 9
+    assert len(out.read_text().splitlines()) == 25 * 9
+    with Inventory(db) as inventory:
+        (run,) = inventory.runs()
+        assert run.state == "complete"
+        assert [p.sharings for p in inventory.projects(run.run_id)] == [9] * 25
+
+
+def test_big_projects_waiting_in_the_database_are_recorded_the_same(tmp_path, monkeypatch):
+    """Pages of a project beyond HELD_ROWS go to the writer before the project ends."""
+    from vbs_async.inventory import _store  # noqa: PLC0415
+
+    def crawl(name: str) -> dict[str, list[tuple]]:
+        db = tmp_path / f"{name}.sqlite"
+        for _ in range(2):  # the second run extends the first's versions
+            result = invoke("crawl", "--emulator", "--emulator-projects", "3",
+                            "--emulator-sharings", "45", "--page-size", "10", "--db", str(db),
+                            "-o", str(tmp_path / f"{name}.jsonl"))  # fmt: skip
+            assert result.exit_code == 0, result.output
+        return dump(db)
+
+    in_memory = crawl("memory")
+    monkeypatch.setattr(_store, "HELD_ROWS", 15)
+    assert crawl("staged") == in_memory
+    assert len(in_memory["sharings"]) == 3 * 45

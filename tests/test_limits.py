@@ -11,7 +11,17 @@ import random
 import pytest
 
 from vbs_async import RequestTimeoutError, RetryBudget, RetryPolicy, TokenAuth, VBSClient
-from vbs_async._limits import CUT_GRACE, AdaptiveRate, RequestLimiter, StartRateLimiter, Ticket
+from vbs_async._limits import (
+    CUT_GRACE,
+    QUOTA_MARGIN,
+    AdaptiveRate,
+    AnnouncedQuota,
+    Quota,
+    RequestLimiter,
+    StartRateLimiter,
+    Ticket,
+    _Turns,
+)
 from vbs_async.testing import Emulator
 
 from ._helpers import PATIENT_RETRY
@@ -297,6 +307,87 @@ async def test_the_deadline_still_bounds_time_on_the_wire(make_client):
         client = make_client(emu, rate_limit=40, retry=RetryPolicy(timeout=0.1))
         with pytest.raises(RequestTimeoutError, match=r"deadline of 0\.1s"):
             await client.count_sharings(emu.project_ids[0])
+
+
+async def test_a_listing_under_way_is_paced_before_work_not_begun():
+    # Before: first come, first served, so a large project begun late became a
+    # tail of single pages, one queue's wait apart, after everything else.
+    turns = _Turns()
+    order: list[str] = []
+
+    async def take(name: str, *, urgent: bool) -> None:
+        async with turns.hold(urgent=urgent):
+            order.append(name)
+
+    async with turns.hold():
+        tasks = [
+            asyncio.create_task(take("project 2, page 1", urgent=False)),
+            asyncio.create_task(take("project 1, page 7", urgent=True)),
+            asyncio.create_task(take("project 3, page 1", urgent=False)),
+            asyncio.create_task(take("project 1 again after a 429", urgent=True)),
+        ]
+        await asyncio.sleep(0)
+    await asyncio.gather(*tasks)
+    assert order == [
+        "project 1, page 7",
+        "project 1 again after a 429",
+        "project 2, page 1",
+        "project 3, page 1",
+    ]
+
+
+async def test_a_waiter_cancelled_in_the_queue_does_not_keep_the_turn():
+    turns = _Turns()
+    order: list[str] = []
+
+    async def take(name: str) -> None:
+        async with turns.hold():
+            order.append(name)
+
+    async with turns.hold():
+        gone = asyncio.create_task(take("cancelled"))
+        kept = asyncio.create_task(take("kept"))
+        await asyncio.sleep(0)
+        gone.cancel()
+        await asyncio.sleep(0)
+    await kept
+    assert order == ["kept"]
+    async with turns.hold():
+        order.append("after")
+    assert order == ["kept", "after"]
+
+
+@pytest.fixture
+def late_timers(fake_time, monkeypatch):
+    """The fake clock, with every sleep waking 2 ms late (a loaded machine's timers)."""
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds: float, result: object = None) -> object:
+        fake_time.now += 0.002 if seconds > 0 else 0.0
+        return await real_sleep(seconds, result)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    return fake_time
+
+
+async def test_timers_that_wake_late_do_not_slow_a_rate_limit(late_timers):
+    # Before: each start's lateness pushed every later start back: 100 starts at
+    # 50/s took 2.18 s (a tenth of the rate lost) with timers 2 ms late.
+    limiter = StartRateLimiter(50, clock=late_timers)
+    starts = []
+    for _ in range(101):
+        await limiter.acquire()
+        starts.append(late_timers.now)
+    assert windows_exceeded(starts, 50) == []
+    assert starts[-1] - starts[0] <= 2.0 * 1.02 + 0.002
+
+
+async def test_timers_that_wake_late_do_not_slow_an_announced_quota(late_timers):
+    quota = AnnouncedQuota(Quota(50, 1.0), clock=late_timers, wall_offset=0.0)
+    late_timers.now = 1.0  # the first window opens on the calendar second
+    starts = [await quota.acquire() for _ in range(101)]
+    assert windows_exceeded(starts, 50) == []
+    assert starts[-1] - starts[0] <= 2.0 / (1 - QUOTA_MARGIN) * 1.02 + 0.002
 
 
 async def test_paced_requests_start_in_the_order_they_asked_none_overtaken(fake_time):

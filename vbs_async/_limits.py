@@ -54,6 +54,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import math
 import re
 import statistics
@@ -206,31 +208,88 @@ class Pacer:
         self._clock = clock
         self._slot = -math.inf  # when the last start was due
         self._started = -math.inf  # when it left
-        self._turn = asyncio.Lock()
+        self._turn = _Turns()
 
     async def wait(
-        self, rate: Callable[[], float] | float, *, not_before: Callable[[], float] | None = None
+        self,
+        rate: Callable[[], float] | float,
+        *,
+        not_before: Callable[[], float] | None = None,
+        urgent: bool = False,
     ) -> float:
         """Wait for this start's turn at `rate` starts per second; return its start time.
 
         `rate` may be a function, asked again at least every `_NAP` seconds
         while waiting: a pace that rose while a request waited applies to it.
         `not_before` is asked, in turn, for the earliest start allowed besides the pace.
+        An `urgent` start (a listing's next page) takes its turn before every
+        start that is not.
         """
         current = rate if callable(rate) else (lambda: rate)
-        async with self._turn:
+        async with self._turn.hold(urgent=urgent):
             while True:
                 now = self._clock()
                 pace = current()
                 interval = 1 / pace if 0 < pace < math.inf else 0.0
                 due = max(self._slot, self._started - interval) + interval
-                slot = max(now, due, not_before() if not_before else -math.inf)
+                slot = max(due, not_before() if not_before else -math.inf)
                 if slot <= now:
                     break
                 await asyncio.sleep(min(slot - now, _NAP))
-            self._slot = slot
-            self._started = self._clock()
-            return self._started
+            started = self._clock()
+            # The time it was due, not the time the timer woke it: a timer that
+            # fires late (a millisecond or two on a loaded machine) would otherwise
+            # push every later start back, and cost that much of each interval
+            # (a tenth of 50/s). Later than an interval (a stall, an idle spell),
+            # the timeline restarts from now rather than bursting.
+            self._slot = slot if started - slot < interval else started
+            self._started = started
+            return started
+
+
+class _Turns:
+    """One holder at a time, urgent waiters first, then in order of arrival.
+
+    asyncio.Lock wakes in order of arrival only. Under a pace, a crawl's next
+    pages queue behind the first pages of projects not yet begun, so each
+    project's pages (sequential: one answer gives the next offset) come one
+    queue's wait apart, and a large project begun late is a tail of single
+    requests after everything else is done, far under the quota. Served
+    first, a listing under way runs at its round-trip time and the projects
+    not begun fill the rest of the pace.
+    """
+
+    def __init__(self) -> None:
+        self._held = False
+        self._order = itertools.count()
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+
+    @contextlib.asynccontextmanager
+    async def hold(self, *, urgent: bool = False) -> AsyncIterator[None]:
+        if self._held or self._waiters:
+            waiter = asyncio.get_running_loop().create_future()
+            heapq.heappush(self._waiters, (0 if urgent else 1, next(self._order), waiter))
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._pass_on()  # the turn came with the cancellation: hand it on
+                else:
+                    waiter.cancel()  # skipped when its place comes up
+                raise
+        self._held = True
+        try:
+            yield
+        finally:
+            self._pass_on()
+
+    def _pass_on(self) -> None:
+        while self._waiters:
+            _, _, waiter = heapq.heappop(self._waiters)
+            if not waiter.done():
+                waiter.set_result(None)  # the turn goes to it: still held
+                return
+        self._held = False
 
 
 class StartRateLimiter:
@@ -248,9 +307,11 @@ class StartRateLimiter:
         self._pacer = Pacer(clock)
         self._recent: deque[float] = deque(maxlen=max(1, math.floor(rate)))
 
-    async def acquire(self) -> None:
-        """Wait for this request's turn to start."""
-        self._recent.append(await self._pacer.wait(self.rate, not_before=self._window_opens))
+    async def acquire(self, *, urgent: bool = False) -> None:
+        """Wait for this request's turn to start (an `urgent` one first)."""
+        self._recent.append(
+            await self._pacer.wait(self.rate, not_before=self._window_opens, urgent=urgent)
+        )
 
     def _window_opens(self) -> float:
         """When a start no longer makes the last second hold more than `rate`."""
@@ -302,11 +363,11 @@ class AnnouncedQuota:
         """Starts per second it paces at."""
         return self.quota.limit * (1 - QUOTA_MARGIN) * self.scale() / self.quota.period
 
-    async def acquire(self) -> float:
-        """Wait for this start's turn; return its start time."""
+    async def acquire(self, *, urgent: bool = False) -> float:
+        """Wait for this start's turn (an `urgent` one first); return its start time."""
         even = self.quota.period <= SHORT_PERIOD
         started = await self._pacer.wait(
-            self.rate if even else math.inf, not_before=self._window_opens
+            self.rate if even else math.inf, not_before=self._window_opens, urgent=urgent
         )
         self._recent.append(started)
         if len(self._recent) >= 2 * self.quota.limit:
@@ -455,11 +516,11 @@ class AdaptiveRate:
         age = self._clock() - self._noise_at
         return self._noise * 0.5 ** (age / NOISE_HALF_LIFE) if self._noise else 0.0
 
-    async def acquire(self) -> float:
-        """Wait for this request's turn; return its start time."""
+    async def acquire(self, *, urgent: bool = False) -> float:
+        """Wait for this request's turn (an `urgent` one first); return its start time."""
         if not self.active:
             return self._clock()
-        return await self._pacer.wait(lambda: self.rate)
+        return await self._pacer.wait(lambda: self.rate, urgent=urgent)
 
     # -- measuring -----------------------------------------------------------------------
 
@@ -620,6 +681,30 @@ class AdaptiveRate:
         answered = [a - s for a, s, _, good in self._answers if good and a > now - SHORT_WINDOW]
         return statistics.median(answered) if answered else 0.0
 
+    def _cap_in_flight(self, now: float, estimate: float, *, first: bool) -> bool:
+        """Cap the requests in flight if the refusals say so; True: no pace from this cut."""
+        # Paced, as many are in flight as the rate carries, for any gateway: only
+        # the unpaced first burst, or a window already learned, tells a cap in flight.
+        in_flight = self._in_flight_estimate(now) if first or self._window != math.inf else None
+        if in_flight is None:
+            return False
+        window, carried = in_flight
+        if 0.5 * carried <= estimate <= 2 * carried:
+            # The goodput is what that many in flight would carry: a cap in flight.
+            self._window, self._window_at = window, now
+            return False
+        if first and estimate < 0.5 * carried:
+            # The first burst: every refused request left with more in flight than
+            # any that got through, and too few answers are in to measure a rate
+            # (the first answers of a connection come late): a cap in flight, or
+            # a burst smaller than the requests in flight. Fewer in flight meet
+            # both, and leave the rate unpaced; a pace comes from the next
+            # refusals, with a round more to measure it by. A rate from this
+            # sample would be a tenth of what 4 in flight carry.
+            self._window, self._window_at = window, now
+            return True
+        return False
+
     def _cut_now(self, now: float, share: float, refused_at: float | None = None) -> None:
         previous = self._cut if self.active else None
         if previous is None and not any(good for _, _, _, good in self._answers):
@@ -650,15 +735,9 @@ class AdaptiveRate:
                 # opening burst, what got through of the requests paced since does not.
                 paced = self._goodput_since(now, previous.at)
                 estimate = min(estimate, paced) if paced > 0 else estimate
+        if self._cap_in_flight(now, estimate, first=previous is None):
+            return
         plateau, probe = PLATEAU, False
-        # Paced, as many are in flight as the rate carries, for any gateway: only
-        # the unpaced first burst, or a window already learned, tells a cap in flight.
-        in_flight = (
-            self._in_flight_estimate(now) if previous is None or self._window != math.inf else None
-        )
-        if in_flight is not None and 0.5 * in_flight[1] <= estimate <= 2 * in_flight[1]:
-            # The goodput is what that many in flight would carry: a cap in flight.
-            self._window, self._window_at = in_flight[0], now
         held = self._held(previous, now) if previous is not None else None
         if held is not None:
             # Refused at the pace held under the estimate already, before the probe
@@ -796,6 +875,7 @@ class RequestLimiter:
         api: str = "",
         *,
         queued: Callable[[], contextlib.AbstractContextManager[None]] | None = None,
+        urgent: bool = False,
     ) -> AsyncIterator[Ticket]:
         """Hold one request slot, started at its turn; yields its `Ticket`.
 
@@ -804,6 +884,8 @@ class RequestLimiter:
             api: Which API it calls (for quotas a gateway keeps per API).
             queued: The context the waiting for the turn runs in (the call's
                 deadline pauses there: the client's own queue is not the server's time).
+            urgent: Part of a listing under way (its next page, a throttled
+                request again): paced before requests that begin something new.
         """
         waiting = queued if queued is not None else contextlib.nullcontext
         with waiting():
@@ -817,10 +899,10 @@ class RequestLimiter:
                 try:
                     with waiting():
                         for quota in self._quotas_for(host, api):
-                            await quota.acquire()
-                        await self.adaptive.acquire()
+                            await quota.acquire(urgent=urgent)
+                        await self.adaptive.acquire(urgent=urgent)
                         if self._fixed is not None:
-                            await self._fixed.acquire()
+                            await self._fixed.acquire(urgent=urgent)
                     self.started += 1
                     # After every wait: what a throttled answer is judged by is when
                     # the request really left.

@@ -482,7 +482,13 @@ class Session:
         if request.body is not None:
             headers["Content-Type"] = "application/json"
         host, api = _route(url, request)
-        async with self.limiter.slot(host, api, queued=state.deadline.paused) as ticket:
+        # A listing's next page, or a request the gateway refused, is work under
+        # way: paced first, so that a large project's sequential pages are not
+        # a tail of single requests at the crawl's end.
+        urgent = bool(request.offset) or state.throttles > 0
+        async with self.limiter.slot(
+            host, api, queued=state.deadline.paused, urgent=urgent
+        ) as ticket:
             if stats is not None:
                 stats.requests += 1
             began = time.perf_counter()

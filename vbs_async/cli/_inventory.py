@@ -9,15 +9,21 @@ resumed crawl equals a clean run's.
 
 Finished projects are committed to the database in batches (one
 transaction for up to `BATCH_PROJECTS` projects or `BATCH_ROWS` rows, or
-what finished in the last `BATCH_SECONDS`): each project is still recorded
-whole or not at all, and its output rows and state line follow its commit.
-A transaction per project cost a crawl about a third more time than a
-batch does (`benchmarks/inventory.py` measures what `--db` costs).
+what finished in the last `BATCH_SECONDS`), by a writer thread: each
+project is still recorded whole or not at all, and its output rows and
+state line follow its commit. A transaction per project cost a crawl about
+a third more time than a batch does (`benchmarks/inventory.py` measures
+what `--db` costs).
 """
 
 from __future__ import annotations
 
+import collections
+import functools
 import hashlib
+import queue
+import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +32,8 @@ import attrs
 import orjson
 
 from vbs_async._models import Project
-from vbs_async.inventory import Inventory, InventoryError
+from vbs_async.inventory import Inventory, InventoryError, _store
+from vbs_async.inventory._store import encode_page
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -60,17 +67,34 @@ class InventorySpec:
 BATCH_PROJECTS = 64
 BATCH_ROWS = 20_000
 BATCH_SECONDS = 1.0
+WRITES_QUEUED = 4
+"""Batches handed to the writer thread and not yet taken; beyond, the crawl waits (memory bound)."""
+
+
+class _Write:
+    """One piece of work for the writer thread, and what came of it."""
+
+    def __init__(self, work: Callable[[], object], then: list[Callable[[bool], None]]) -> None:
+        self.work = work
+        self.then = then
+        self.error: BaseException | None = None
+        self.done = threading.Event()
 
 
 class CrawlRecorder:
-    """A crawl's run in the inventory.
+    """A crawl's run in the inventory, written by a thread of its own.
 
-    Pages go to the database's temporary table as they arrive; finished
-    projects are committed in batches, and their output rows and state
-    lines written once their commit is done (`then(True)`), in order.
-    Everything runs on the event loop's thread: a writer thread of its own
-    was tried, and cost the crawl more (the two threads took the GIL from
-    each other at every page) than the work it took off the loop.
+    The crawl's thread (the event loop's) only encodes each page's rows as
+    JSON (`encode_page`, in C) and keeps them until their project ends;
+    finished projects go in batches to a writer thread, which commits each
+    batch in one transaction, a few SQL statements in all (the rows are read
+    by SQLite from the JSON, `json_each`), so that SQLite works while the
+    crawl goes on, without the two threads trading Python's lock at every
+    row. A batch's output rows and state lines are written on the crawl's
+    thread once its commit is done (`then(True)`), in order; the same order
+    as before, so a crawl killed at any moment resumes to the same database.
+    A write that fails (a full disk) fails the crawl at its next page, with
+    the writer's error; nothing after it is written.
     """
 
     def __init__(self, inventory: Inventory, run: RunRecorder) -> None:
@@ -79,6 +103,15 @@ class CrawlRecorder:
         self._batch: list[tuple[str, str | None, Callable[[bool], None]]] = []
         self._rows = 0
         self._since = 0.0
+        self._pages: dict[str, list[tuple[bytes, int]]] = {}
+        self._page_rows: dict[str, int] = {}
+        self._sent: collections.deque[_Write] = collections.deque()
+        self._queue: queue.Queue[_Write | None] = queue.Queue(WRITES_QUEUED)
+        self._failed = False
+        self._writer = threading.Thread(
+            target=self._write, name=f"vbs-async --db {inventory.path}", daemon=True
+        )
+        self._writer.start()
 
     @classmethod
     def open(
@@ -128,11 +161,62 @@ class CrawlRecorder:
             raise
         return cls(inventory, run)
 
+    def _write(self) -> None:
+        """The writer thread: each piece of work in turn; after a failure, none."""
+        failed: BaseException | None = None
+        while (write := self._queue.get()) is not None:
+            if failed is None:
+                try:
+                    write.work()
+                except BaseException as exc:  # noqa: BLE001 - handed to the crawl's thread
+                    failed = exc
+            write.error = failed
+            write.done.set()
+
+    def _send(self, work: Callable[[], object], then: list[Callable[[bool], None]]) -> None:
+        write = _Write(work, then)
+        self._sent.append(write)
+        self._queue.put(write)  # waits while the writer is WRITES_QUEUED batches behind
+
+    def _settle(self, *, wait: bool) -> None:
+        """Write the output of the batches committed so far, in order; raise a write's failure."""
+        while self._sent and (wait or self._sent[0].done.is_set()):
+            write = self._sent[0]
+            write.done.wait()
+            self._sent.popleft()
+            if write.error is not None:
+                for then in write.then:
+                    then(False)  # noqa: FBT003 - not committed: the rows are dropped
+                if not self._failed:
+                    self._failed = True
+                    if isinstance(write.error, sqlite3.Error):
+                        raise InventoryError(
+                            f"--db {self._inventory.path}: {write.error}; the crawl stopped "
+                            "(with --resume, a crawl lists again what was not recorded)"
+                        ) from write.error
+                    raise write.error
+                continue
+            for then in write.then:
+                then(True)  # noqa: FBT003 - committed: write the rows
+
     def page(self, page: SharingPage) -> None:
         """Keep a page of a project being listed."""
-        self._run.add_page(page.project_id, page.items)
-        self._rows += len(page.items)
+        project_id = page.project_id
+        encoded = encode_page(project_id, page.items)
+        pages = self._pages.setdefault(project_id, [])
+        pages.append(encoded)
+        rows = self._page_rows.get(project_id, 0) + encoded[1]
+        self._rows += encoded[1]
+        if rows >= _store.HELD_ROWS:  # a big project: its pages wait in the database
+            self._send(functools.partial(self._keep, project_id, self._pages.pop(project_id)), [])
+            rows = 0
+        self._page_rows[project_id] = rows
+        self._settle(wait=False)
         self._flush_if_due()
+
+    def _keep(self, project_id: str, pages: list[tuple[bytes, int]]) -> None:
+        for encoded, rows in pages:
+            self._run.add_encoded(project_id, encoded, rows)
 
     def done(self, done: ProjectDone, then: Callable[[bool], None]) -> None:
         """Record a project's end; `then(True)` (its output and state) runs after its commit.
@@ -142,6 +226,7 @@ class CrawlRecorder:
         if not self._batch:
             self._since = time.monotonic()
         self._batch.append((done.project_id, None if done.ok else str(done.error), then))
+        self._settle(wait=False)
         self._flush_if_due()
 
     def _flush_if_due(self) -> None:
@@ -150,34 +235,56 @@ class CrawlRecorder:
             or self._rows >= BATCH_ROWS
             or time.monotonic() - self._since >= BATCH_SECONDS
         ):
-            self.flush()
+            self._send_batch()
 
-    def flush(self) -> None:
-        """Commit the finished projects, then write their output and state, in order."""
+    def _send_batch(self) -> None:
         batch, self._batch = self._batch, []
         self._rows = 0
         if not batch:
             return
-        try:
-            self._run.commit_projects([(project_id, reason) for project_id, reason, _ in batch])
-        except BaseException:
-            for _, _, then in batch:
-                then(False)  # noqa: FBT003 - not committed: the rows are dropped
-            raise
-        for _, _, then in batch:
-            then(True)  # noqa: FBT003 - committed: write the rows
+        outcomes = [(project_id, reason) for project_id, reason, _ in batch]
+        pages = []
+        for project_id, reason in outcomes:
+            kept = self._pages.pop(project_id, [])
+            self._page_rows.pop(project_id, None)
+            if reason is None:
+                pages.append((project_id, kept))
+        self._send(functools.partial(self._commit, pages, outcomes), [then for _, _, then in batch])
+
+    def _commit(
+        self,
+        pages: list[tuple[str, list[tuple[bytes, int]]]],
+        outcomes: list[tuple[str, str | None]],
+    ) -> None:
+        for project_id, kept in pages:
+            self._keep(project_id, kept)
+        self._run.commit_projects(outcomes)
+
+    def flush(self) -> None:
+        """Commit the finished projects, then write their output and state, in order."""
+        self._send_batch()
+        self._settle(wait=True)
 
     def drop(self, project_id: str) -> None:
         """Forget the pages of a project that did not end."""
-        self._run.drop_project(project_id)
+        self._pages.pop(project_id, None)
+        self._page_rows.pop(project_id, None)
+        self._send(functools.partial(self._run.drop_project, project_id), [])
 
     def finish(self) -> None:
         """The crawl went through its projects: the run is complete or partial."""
-        self.flush()
-        self._run.finish()
+        self._send_batch()
+        self._send(self._run.finish, [])
+        self._settle(wait=True)
 
     def close(self) -> None:
-        """Close the database (a run not finished stays resumable)."""
+        """Stop the writer (after the work handed to it) and close the database.
+
+        A run not finished stays resumable.
+        """
+        if self._writer.is_alive():
+            self._queue.put(None)
+            self._writer.join()
         self._inventory.close()
 
 

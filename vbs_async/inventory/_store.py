@@ -124,7 +124,6 @@ def sharing_row(
     )
 
 
-_sharing_id = operator.itemgetter(1)
 _SHARING_FIELDS = operator.attrgetter(
     "id", "backup_id", "from_project_id", "to_project_id", "created_at", "updated_at", "backup"
 )
@@ -132,19 +131,62 @@ _BACKUP_FIELDS = operator.attrgetter("name", "size", "volume_id", "status", "ava
 _NO_BACKUP: Final = (None, None, None, None, None)
 
 
-def row_of(project_id: str, sharing: BackupSharing) -> SharingRow:
-    """The row of a sharing a listing of `project_id` returned (`sharing_row`, inlined: hot)."""
-    sharing_id, backup_id, source, target, created, updated, backup = _SHARING_FIELDS(sharing)
-    return (
-        project_id,
-        sharing_id,
-        backup_id,
-        source,
-        target,
-        None if created is None else created.isoformat(),
-        None if updated is None else updated.isoformat(),
-        *(_NO_BACKUP if backup is None else _BACKUP_FIELDS(backup)),
-    )
+def encode_page(project_id: str, sharings: Iterable[BackupSharing]) -> tuple[bytes, int]:
+    """The rows of sharings a listing of `project_id` returned, as one JSON array; how many.
+
+    A JSON array of `SharingRow`s (orjson writes the timestamps as
+    `datetime.isoformat` does, for the UTC times the client decodes), so that
+    SQLite reads a page's rows in one statement (`json_each`), not one call
+    per row: a writer thread then holds Python's lock once per statement.
+    """
+    rows: list[tuple[object, ...]] = []
+    append = rows.append
+    for sharing in sharings:
+        sharing_id, backup_id, source, target, created, updated, backup = _SHARING_FIELDS(sharing)
+        append(
+            (
+                project_id,
+                sharing_id,
+                backup_id,
+                source,
+                target,
+                created,
+                updated,
+                *(_NO_BACKUP if backup is None else _BACKUP_FIELDS(backup)),
+            )
+        )
+    return orjson.dumps(rows), len(rows)
+
+
+_ROW_VALUES: Final = ", ".join(f"value ->> {index}" for index in range(12))
+"""The columns `_SHARING_COLUMNS` of one row of an encoded page (`json_each`)."""
+_ROW_PARAMETERS: Final = ", ".join("?" * 12)
+_NUL: Final = b"\\u0000"
+
+
+def _joined(pages: Iterable[bytes]) -> bytes:
+    """Several encoded pages as one JSON array."""
+    return b"[" + b",".join(page[1:-1] for page in pages if len(page) > 2) + b"]"  # noqa: PLR2004
+
+
+def _insert_rows(db: sqlite3.Connection, into: str, values: str, encoded: bytes) -> None:
+    """`INSERT ... into (_SHARING_COLUMNS ...) SELECT values` for each row of `encoded`.
+
+    `values` names each row's columns as `{row}` and `{parameters}` (filled with
+    `_ROW_VALUES` for `json_each`, `_ROW_PARAMETERS` for one row at a time).
+    SQLite's JSON functions end a text at a NUL character: a page holding one
+    (a hostile server's) is inserted row by row instead, each value as it is.
+    """
+    if _NUL in encoded:
+        db.executemany(
+            f"{into} VALUES ({values.format(row=_ROW_PARAMETERS)})", orjson.loads(encoded)
+        )
+    else:
+        # Bound as text: newer SQLite reads a BLOB as its binary JSON form.
+        db.execute(
+            f"{into} SELECT {values.format(row=_ROW_VALUES)} FROM json_each(?)",  # noqa: S608 - ours
+            (encoded.decode(),),
+        )
 
 
 HELD_ROWS: Final = 5_000
@@ -229,7 +271,10 @@ class Inventory:
         if write:
             self._acquire()
         try:
-            self._db = sqlite3.connect(str(self.path), isolation_level=None)
+            # Any thread may use it, one at a time (the command's writer thread).
+            self._db = sqlite3.connect(
+                str(self.path), isolation_level=None, check_same_thread=False
+            )
         except sqlite3.Error as exc:
             self._release()
             raise InventoryError(f"cannot open {self.path}: {exc}") from None
@@ -550,7 +595,9 @@ class RunRecorder:
         self.resumed = resumed
         self._outcomes = self.outcomes()
         self._broken: str | None = None  # the write error after which nothing is committed
-        self._held: dict[str, list[SharingRow]] = {}
+        # Each project's pages kept in memory (encoded, see `encode_page`) and their rows.
+        self._held: dict[str, list[bytes]] = {}
+        self._held_rows: dict[str, int] = {}
         self._staged: set[str] = set()
         # Each project's latest listed run before this one: its versions
         # that ended there are the ones this run may extend.
@@ -574,7 +621,7 @@ class RunRecorder:
 
     def add_page(self, project_id: str, sharings: Iterable[BackupSharing]) -> None:
         """Keep sharings of `project_id`'s listing until it ends."""
-        self._keep(project_id, [row_of(project_id, sharing) for sharing in sharings])
+        self.add_encoded(project_id, *encode_page(project_id, sharings))
 
     def add_rows(self, rows: Iterable[SharingRow]) -> None:
         """Keep rows (see `sharing_row`) until their project ends."""
@@ -582,28 +629,39 @@ class RunRecorder:
         for row in rows:
             by_project.setdefault(row[0], []).append(row)
         for project_id, kept in by_project.items():
-            self._keep(project_id, kept)
+            self.add_encoded(project_id, orjson.dumps(kept), len(kept))
 
-    def _keep(self, project_id: str, rows: list[SharingRow]) -> None:
+    def add_encoded(self, project_id: str, encoded: bytes, rows: int) -> None:
+        """Keep a page of `project_id` that `encode_page` encoded (`rows` sharings).
+
+        `add_page` in two halves, so that the encoding may happen on one
+        thread (the crawl's) and the keeping, which may write, on another.
+        """
         # A project's rows wait in memory up to `HELD_ROWS`, then in the
         # temporary table (bounded memory for a project of any size).
         held = self._held.get(project_id)
         if held is None:
             held = self._held[project_id] = []
-        held.extend(rows)
-        if len(held) >= HELD_ROWS or project_id in self._staged:
-            self._stage(project_id)
+            self._held_rows[project_id] = 0
+        held.append(encoded)
+        self._held_rows[project_id] += rows
+        if self._held_rows[project_id] >= HELD_ROWS or project_id in self._staged:
+            self._stage([project_id])
 
-    def _stage(self, project_id: str) -> None:
-        """Move `project_id`'s rows held in memory to the temporary table."""
-        held = self._held.pop(project_id, None)
-        self._staged.add(project_id)
-        if held:
+    def _stage(self, project_ids: Sequence[str]) -> None:
+        """Move the projects' rows held in memory to the temporary table."""
+        pages: list[bytes] = []
+        for project_id in project_ids:
+            pages.extend(self._held.pop(project_id, ()))
+            self._held_rows.pop(project_id, None)
+            self._staged.add(project_id)
+        if pages:
             with self._breaking():
-                self._db.executemany(
-                    f"INSERT INTO temp.staging ({_SHARING_COLUMNS}) "  # noqa: S608 - constant columns
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    held,
+                _insert_rows(
+                    self._db,
+                    f"INSERT INTO temp.staging ({_SHARING_COLUMNS})",
+                    "{row}",
+                    _joined(pages),
                 )
 
     @contextlib.contextmanager
@@ -665,44 +723,63 @@ class RunRecorder:
         self._check_whole()
         for project_id, _ in outcomes:
             self._check_member(project_id)
-        counts: list[int] = []
+        last = dict(outcomes)  # a project given twice is recorded as its last entry says
+        listed: dict[str, int] = {}
         with self._breaking(), _transaction(self._db):
-            for project_id, reason in outcomes:
-                if reason is None:
-                    counts.append(self._record_listed(project_id))
-                else:
+            fresh: list[str] = []
+            for project_id, reason in last.items():
+                previous = self._previous.get(project_id)
+                self._undo(project_id, previous)
+                if reason is not None:
                     self._record_failed(project_id, reason)
-                    counts.append(0)
-        for project_id, reason in outcomes:
+                elif previous is None and project_id not in self._staged:
+                    fresh.append(project_id)
+                else:
+                    listed[project_id] = self._record_listed(project_id, previous)
+            if fresh:
+                listed.update(self._record_fresh(fresh))
+        for project_id, reason in last.items():
             self._outcomes[project_id] = "ok" if reason is None else "failed"
             self.drop_project(project_id)
-        return counts
+        return [listed.get(project_id, 0) for project_id, _ in outcomes]
 
-    def _record_listed(self, project_id: str) -> int:
+    def _record_fresh(self, project_ids: list[str]) -> dict[str, int]:
+        """Record projects listed for the first time, every row in memory: a few statements in all.
+
+        Nothing to extend: their rows are inserted as they are, in order (the
+        last of a repeated ID wins), all the projects' at once.
+        """
+        db = self._db
+        run_id = int(self.run_id)  # an integer, written into the statement as it is
+        _insert_rows(
+            db,
+            f"INSERT OR REPLACE INTO sharings ({_SHARING_COLUMNS}, first_seen, last_seen)",
+            f"{{row}}, {run_id}, {run_id}",
+            _joined(page for project_id in project_ids for page in self._held.get(project_id, ())),
+        )
+        keys = {"run": run_id, "projects": orjson.dumps(project_ids).decode(), "now": now()}
+        # A project never listed before has no rows but this run's.
+        db.execute(
+            "UPDATE run_projects SET outcome = 'ok', reason = NULL, recorded_at = :now, "
+            "sharings = (SELECT count(*) FROM sharings "
+            " WHERE sharings.project_id = run_projects.project_id) "
+            "WHERE run_id = :run AND project_id IN (SELECT value FROM json_each(:projects))",
+            keys,
+        )
+        return dict(
+            db.execute(
+                "SELECT project_id, sharings FROM run_projects WHERE run_id = :run "
+                "AND project_id IN (SELECT value FROM json_each(:projects))",
+                keys,
+            ).fetchall()
+        )
+
+    def _record_listed(self, project_id: str, previous: int | None) -> int:
         # Set-based, in SQLite: a version current at the project's previous
         # listing is extended when this listing shows it unchanged; any other
         # row starts a new version (the last of a repeated ID wins).
         db = self._db
-        previous = self._previous.get(project_id)
-        self._undo(project_id, previous)
-        if previous is None and project_id not in self._staged:
-            # Nothing to extend (the project's first listing) and every row in
-            # memory: inserted as they are, in order (the last of a repeated ID wins).
-            held = self._held.get(project_id, [])
-            run_id = int(self.run_id)  # an integer, written into the statement as it is
-            db.executemany(
-                f"INSERT OR REPLACE INTO sharings ({_SHARING_COLUMNS}, first_seen, last_seen) "  # noqa: S608
-                f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {run_id}, {run_id})",
-                held,
-            )
-            listed = len(set(map(_sharing_id, held)))
-            db.execute(
-                "UPDATE run_projects SET outcome = 'ok', reason = NULL, sharings = ?, "
-                "recorded_at = ? WHERE run_id = ? AND project_id = ?",
-                (listed, now(), run_id, project_id),
-            )
-            return listed
-        self._stage(project_id)
+        self._stage([project_id])
         keys = {"project": project_id, "run": self.run_id, "previous": previous}
         if previous is not None:
             db.execute(
@@ -733,7 +810,6 @@ class RunRecorder:
         return int(listed)
 
     def _record_failed(self, project_id: str, reason: str) -> None:
-        self._undo(project_id, self._previous.get(project_id))
         self._db.execute(
             "UPDATE run_projects SET outcome = 'failed', reason = ?, sharings = NULL, "
             "recorded_at = ? WHERE run_id = ? AND project_id = ?",
@@ -743,6 +819,7 @@ class RunRecorder:
     def drop_project(self, project_id: str) -> None:
         """Forget what was kept for `project_id` without recording an outcome."""
         self._held.pop(project_id, None)
+        self._held_rows.pop(project_id, None)
         if project_id in self._staged:
             self._staged.discard(project_id)
             self._db.execute("DELETE FROM temp.staging WHERE project_id = ?", (project_id,))
@@ -768,6 +845,7 @@ class RunRecorder:
             )
         db.execute("DELETE FROM temp.staging")
         self._held.clear()
+        self._held_rows.clear()
         self._staged.clear()
         return state
 
