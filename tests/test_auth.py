@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import random
 import time
 from datetime import UTC, datetime
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import pytest
 from huaweicloudsdkcore.sdk_request import SdkRequest
@@ -23,11 +25,14 @@ from vbs_async import (
     NotFoundError,
     PasswordAuth,
     RateLimitedError,
+    ResponseDecodeError,
     RetryPolicy,
     TokenAuth,
     VBSClient,
     VBSError,
 )
+from vbs_async._endpoints import read_catalog
+from vbs_async._errors import error_class_for_status
 from vbs_async._requests import (
     SharingFilters,
     SortOrder,
@@ -37,9 +42,13 @@ from vbs_async._requests import (
     list_sharings_request,
     share_backup_request,
 )
-from vbs_async.testing import Emulator
+from vbs_async._tokens import Token, TokenCache, iam_failure, read_token
+from vbs_async.testing import Emulator, MockTransport, SentRequest, response
 
 from ._helpers import EchoServer
+
+if TYPE_CHECKING:
+    from vbs_async._responses import Response
 
 PASSWORD = "pa55-VERY-SECRET-word"
 SECRET_KEY = "sk-VERY-SECRET-0123456789abcdef"
@@ -130,6 +139,7 @@ async def test_iam_refusal_is_an_authentication_error_with_iams_message(make_cli
             await make_client(emu, auth=auth).list_sharings(emu.project_ids[0])
         error = caught.value
         assert "The username or password is wrong." in str(error)
+        assert error.message.startswith("IAM refused a token for this project: ")
         assert error.project_id == emu.project_ids[0]
         for text in (str(error), repr(error), repr(auth), caplog.text):
             assert PASSWORD not in text
@@ -139,6 +149,273 @@ async def test_iam_refusal_is_an_authentication_error_with_iams_message(make_cli
             await make_client(emu, auth=auth).list_sharings(emu.project_ids[0])
         assert again.value.credentials_refused is True
         assert auth.token_requests == 1
+
+
+# -- IAM's token answer, read ---------------------------------------------------------
+
+ISSUED = {"issued_at": "2030-01-01T00:00:00.000000Z", "expires_at": "2030-01-01T01:00:00.000000Z"}
+
+
+UNREADABLE = "IAM's answer has no readable token.expires_at"
+
+
+def iam_answer(status: int = 201, token: object = ISSUED, **headers: str) -> Response:
+    return response(status, {"token": token}, {"X-Subject-Token": "tok-1", **headers})
+
+
+@pytest.mark.parametrize(
+    ("margin", "refresh_at"),
+    [(60.0, 1000 + 3600 - 60), (600.0, 1000 + 3600 - 360), (360.0, 1000 + 3600 - 360)],
+)
+def test_a_token_is_replaced_a_margin_before_expiry_at_most_a_tenth_of_its_life(margin, refresh_at):
+    token = read_token(iam_answer(), began=1000.0, refresh_margin=margin, project_id="p1")
+    assert token.value == "tok-1"
+    assert token.refresh_at == refresh_at  # IAM's own two clocks: ours does not matter
+
+
+def test_without_issued_at_a_token_s_life_is_counted_on_the_local_clock():
+    expires = datetime.fromtimestamp(time.time() + 7200, UTC).isoformat()
+    token = read_token(
+        iam_answer(token={"expires_at": expires}), began=0.0, refresh_margin=60, project_id="p"
+    )
+    assert token.refresh_at == pytest.approx(7200 - 60, abs=30)
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        {"issued_at": "2030-01-01T01:00:00Z", "expires_at": "2030-01-01T01:00:00Z"},
+        {"issued_at": "2030-01-01T02:00:00Z", "expires_at": "2030-01-01T01:00:00Z"},
+        {"expires_at": "2001-01-01T00:00:00Z"},
+    ],
+    ids=["no-life", "expired-by-iam-s-clocks", "expired-by-ours"],
+)
+def test_a_token_expired_on_arrival_is_kept_30_seconds_with_a_warning(token, caplog):
+    catalog = [{"type": "vbs", "endpoints": [{"interface": "public", "url": "https://v.x/"}]}]
+    with caplog.at_level(logging.WARNING, logger="vbs_async"):
+        kept = read_token(
+            iam_answer(token={**token, "catalog": catalog}),
+            began=50.0,
+            refresh_margin=60,
+            project_id="p7",
+        )
+    assert (kept.value, kept.refresh_at) == ("tok-1", 80.0)
+    assert kept.catalog == read_catalog({"catalog": catalog})
+    assert [r.getMessage() for r in caplog.records] == [
+        (
+            "IAM issued a token for project p7 that expires in 0 s: is IAM's clock "
+            "(or this machine's) right? It is kept for 30 s"
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (iam_answer(200), "IAM answered 200 to a token request, not 201"),
+        (iam_answer(202), "IAM answered 202 to a token request, not 201"),
+        (response(201, {"token": ISSUED}), "IAM answered without X-Subject-Token"),
+        (iam_answer(**{"X-Subject-Token": ""}), "IAM answered without X-Subject-Token"),
+        (iam_answer(token={"issued_at": ISSUED["issued_at"]}), UNREADABLE),
+        (iam_answer(token={"expires_at": "soon"}), UNREADABLE),
+        (iam_answer(token=["a list"]), UNREADABLE),
+        (response(201, b"not json", {"X-Subject-Token": "t"}), UNREADABLE),
+        (response(201, {"tokens": ISSUED}, {"X-Subject-Token": "t"}), UNREADABLE),
+    ],
+)
+def test_an_unreadable_token_answer_is_a_decode_error_naming_the_project(answer, message):
+    with pytest.raises(ResponseDecodeError) as caught:
+        read_token(answer, began=0.0, refresh_margin=60, project_id="p9")
+    assert str(caught.value) == f"{message} (project p9)"
+    assert caught.value.project_id == "p9"
+
+
+def test_a_token_brings_its_catalog():
+    catalog = [{"type": "vbs", "endpoints": [{"interface": "public", "url": "https://vbs.x/v2/"}]}]
+    token = read_token(
+        iam_answer(token={**ISSUED, "catalog": catalog}), began=0, refresh_margin=1, project_id="p"
+    )
+    assert token.catalog == read_catalog({"catalog": catalog})
+    assert token.catalog
+
+
+@pytest.mark.parametrize(
+    ("status", "scope", "refused"),
+    [
+        (400, "p1", "IAM refused a token for this project: no"),
+        (401, None, "IAM refused an account-wide token: no"),
+        (499, "p1", "IAM refused a token for this project: no"),
+    ],
+)
+def test_iam_s_4xx_is_an_authentication_error_saying_what_was_refused(status, scope, refused):
+    failure = error_class_for_status(status)
+    error = iam_failure(
+        failure("no", status=status, code="IAM.1", request_id="r1", project_id="p1"), scope
+    )
+    assert type(error) is AuthenticationError
+    assert (error.message, error.status, error.code) == (refused, status, "IAM.1")
+    assert (error.request_id, error.project_id) == ("r1", "p1")
+
+
+@pytest.mark.parametrize("status", [429, 500, 503, 399])
+def test_iam_s_throttling_and_5xx_stay_what_they_are_named_as_iam_s(status):
+    original = error_class_for_status(status)("busy", status=status, project_id="p1")
+    error = iam_failure(original, "p1")
+    assert error is original
+    assert error.message == "IAM: busy"
+    assert not isinstance(error, AuthenticationError)
+
+
+# -- the token cache: one fetch at a time per scope, bounded, every issued token remembered
+
+
+def fresh(value: str, life: float = 3600.0) -> Token:
+    return Token(value, time.monotonic() + life)
+
+
+async def test_waiters_for_one_scope_share_one_fetch_and_a_cancelled_one_leaves_it_running():
+    cache = TokenCache(max_tokens=4)
+    release = asyncio.Event()
+    fetches: list[str | None] = []
+
+    async def fetch() -> Token:
+        fetches.append("p1")
+        await release.wait()
+        return fresh("tok-p1")
+
+    waiters = [asyncio.ensure_future(cache.get("p1", fetch)) for _ in range(3)]
+    await asyncio.sleep(0)
+    waiters[0].cancel()
+    release.set()
+    assert [(await w).value for w in waiters[1:]] == ["tok-p1", "tok-p1"]
+    assert fetches == ["p1"]
+    assert (await cache.get("p1", fetch)).value == "tok-p1"  # cached now
+    assert fetches == ["p1"]
+    assert len(cache) == 1
+
+
+async def test_a_token_due_for_refresh_is_fetched_again_and_a_failed_fetch_is_not_kept():
+    cache = TokenCache(max_tokens=4)
+    answers = [fresh("old", life=-1), RuntimeError("IAM down"), fresh("new")]
+
+    async def fetch() -> Token:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert (await cache.get("p", fetch)).value == "old"
+    with pytest.raises(RuntimeError, match="IAM down"):
+        await cache.get("p", fetch)  # "old" is due: fetched again, and that fails
+    assert (await cache.get("p", fetch)).value == "new"  # the failure was not kept
+    assert answers == []
+
+
+async def test_forgetting_drops_only_the_token_that_was_refused():
+    cache = TokenCache(max_tokens=4)
+    await cache.get("p", lambda: asyncio.sleep(0, fresh("tok-2")))
+    cache.forget("p", "tok-1")  # refused earlier: the cache holds a newer one
+    cache.forget("other", "tok-2")
+    assert len(cache) == 1
+    cache.forget("p", "tok-2")
+    assert len(cache) == 0
+
+
+async def test_the_cache_drops_expired_tokens_first_then_the_least_recently_used():
+    cache = TokenCache(max_tokens=3)
+
+    async def put(scope: str, token: Token) -> None:
+        await cache.get(scope, lambda: asyncio.sleep(0, token))
+
+    await put("a", fresh("tok-a"))
+    await put("expired", fresh("tok-x", life=-1))
+    await put("b", fresh("tok-b"))
+    await put("c", fresh("tok-c"))  # over the bound: the expired one goes, not "a"
+    assert len(cache) == 3
+    again: list[str] = []
+
+    def refetch(value: str):  # type: ignore[no-untyped-def]
+        again.append(value)
+        return asyncio.sleep(0, fresh(value))
+
+    await cache.get("a", lambda: refetch("tok-a2"))  # used: "b" is now the least recent
+    await put("d", fresh("tok-d"))
+    for scope in ("a", "c", "d"):
+        await cache.get(scope, lambda: refetch("never"))
+    assert again == []
+    await cache.get("b", lambda: refetch("tok-b2"))
+    assert again == ["tok-b2"]
+    assert cache.issued == ("tok-a", "tok-x", "tok-b", "tok-c", "tok-d", "tok-b2")
+
+
+async def test_the_issued_tokens_remembered_are_bounded_to_four_times_the_cache():
+    cache = TokenCache(max_tokens=2)
+    for index in range(11):
+        await cache.get(f"p{index}", lambda i=index: asyncio.sleep(0, fresh(f"tok-{i}")))
+    assert cache.issued == tuple(f"tok-{i}" for i in range(3, 11))
+    assert len(cache) == 2
+
+
+async def test_closing_the_cache_cancels_a_fetch_in_flight():
+    cache = TokenCache(max_tokens=2)
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def fetch() -> Token:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cancelled.set()
+        raise AssertionError  # pragma: no cover - never reached
+
+    waiter = asyncio.ensure_future(cache.get("p", fetch))
+    await started.wait()
+    await cache.aclose()
+    assert cancelled.is_set()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+
+
+async def test_a_token_fetch_failing_after_its_waiter_left_is_never_reported_unretrieved():
+    reported: list[str] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _, context: reported.append(context["message"]))
+    try:
+        cache = TokenCache(max_tokens=2)
+        started, fail = asyncio.Event(), asyncio.Event()
+
+        async def fetch() -> Token:
+            started.set()
+            await fail.wait()
+            raise RuntimeError("IAM down")
+
+        waiter = asyncio.ensure_future(cache.get("p", fetch))
+        await started.wait()
+        waiter.cancel()
+        fail.set()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        gc.collect()
+    finally:
+        loop.set_exception_handler(None)
+    assert reported == []
+
+
+async def test_iam_s_unreadable_answer_and_refusal_in_catalog_mode_name_the_project():
+    def iam(sent: SentRequest) -> Response:
+        if sent.request.project_id == "unreadable":
+            return response(201, {"token": ISSUED})  # no X-Subject-Token
+        return response(403, {"error": {"message": "no", "code": 403}})
+
+    auth = PasswordAuth("https://iam.example/v3", "alice", "pw-123456", "domain")
+    async with VBSClient(auth=auth, region="eu-de", transport=MockTransport(iam)) as client:
+        with pytest.raises(ResponseDecodeError) as unreadable:
+            await client.count_sharings("unreadable")
+        with pytest.raises(AuthenticationError) as refused:
+            await client.count_sharings("refused")
+    assert unreadable.value.project_id == "unreadable"
+    assert refused.value.project_id == "refused"
+    assert refused.value.message == "IAM refused a token for this project: no"
 
 
 # -- IAM refusals scoped to what was refused -------------------------------------------
@@ -202,6 +479,11 @@ def test_password_auth_checks_its_arguments():
         PasswordAuth("http://iam.example.com/v3", "u", "p", "d")
     with pytest.raises(ValueError, match="password"):
         PasswordAuth("https://iam.example.com/v3", "u", "", "d")
+    with pytest.raises(ValueError, match=r"^refresh_margin "):
+        PasswordAuth("https://iam.example.com/v3", "u", "p", "d", refresh_margin=0)
+    with pytest.raises(ValueError, match=r"^max_tokens "):
+        PasswordAuth("https://iam.example.com/v3", "u", "p", "d", max_tokens=0)
+    PasswordAuth("https://iam.example.com/v3", "u", "p", "d", max_tokens=1)
     auth = PasswordAuth("https://iam.example.com/v3/", "u", "p", "d")
     assert repr(auth) == (
         "PasswordAuth(auth_url='https://iam.example.com', username='u', password=<redacted>, domain_name='d')"

@@ -7,7 +7,12 @@ from datetime import UTC, datetime
 import pytest
 
 from vbs_async import Backup, BackupSharing
-from vbs_async._converter import StructureError, parse_timestamp, structure_sharings
+from vbs_async._converter import (
+    StructureError,
+    parse_timestamp,
+    structure_sharing,
+    structure_sharings,
+)
 
 DOCUMENT_EXAMPLE = {
     "backup": {
@@ -139,3 +144,105 @@ def test_other_timestamp_forms_are_read_as_utc(text, expected):
     assert parsed == expected
     assert parsed is not None
     assert parsed.tzinfo is UTC
+
+
+# -- the exact words of each refusal, for a list and for one sharing ----------------------
+
+
+@pytest.mark.parametrize(
+    ("item", "field", "reason"),
+    [
+        ({**MINIMAL, "id": 3}, "id", "expected a string, got int 3"),
+        (
+            {**MINIMAL, "to_project_id": None},
+            "to_project_id",
+            "expected a string, got NoneType None",
+        ),
+        (
+            {**MINIMAL, "backup": {"id": "b", "name": 5}},
+            "backup.name",
+            "expected a string or null, got int 5",
+        ),
+        (
+            {**MINIMAL, "backup": {"id": "b", "size": "1"}},
+            "backup.size",
+            "expected an integer or null, got str '1'",
+        ),
+        (
+            {**MINIMAL, "backup": {"id": "b", "size": True}},
+            "backup.size",
+            "expected an integer or null, got bool True",
+        ),
+        (
+            {**MINIMAL, "backup": {"id": "b", "is_incremental": 0}},
+            "backup.is_incremental",
+            "expected a boolean or null, got int 0",
+        ),
+        ({**MINIMAL, "backup": "b"}, "backup", "expected an object or null, got str 'b'"),
+        ({**MINIMAL, "backup": {"size": 1}}, "backup.id", "is required but missing"),
+        (
+            {**MINIMAL, "created_at": 17},
+            "created_at",
+            "expected an ISO 8601 timestamp or null, got int 17",
+        ),
+        (
+            {**MINIMAL, "id": "x" * 100 + "\x1b"},
+            "id",
+            f"{'x' * 100 + chr(27)!r:.80} is not a plain ID (letters, digits, '-', '_')",
+        ),
+        (
+            {**MINIMAL, "backup_id": "a/../b"},
+            "backup_id",
+            "'a/../b' is not a plain ID (letters, digits, '-', '_')",
+        ),
+        (
+            {**MINIMAL, "from_project_id": "a..b"},
+            "from_project_id",
+            "'a..b' is not a plain ID (letters, digits, '-', '_')",
+        ),
+        (
+            {**MINIMAL, "to_project_id": "=1+2"},
+            "to_project_id",
+            "'=1+2' is not a plain ID (letters, digits, '-', '_')",
+        ),
+    ],
+)
+def test_a_bad_field_is_named_with_its_path_and_the_reason_in_full(item, field, reason):
+    with pytest.raises(StructureError) as listed:
+        structure_sharings([MINIMAL, item], path="sharings")
+    assert (listed.value.path, listed.value.reason) == (f"sharings[1].{field}", reason)
+    assert str(listed.value) == f"sharings[1].{field}: {reason}"
+    with pytest.raises(StructureError) as one:
+        structure_sharing(item)
+    assert (one.value.path, one.value.reason) == (f"shared.{field}", reason)
+    with pytest.raises(StructureError) as named:
+        structure_sharing(item, path="shared_to")
+    assert named.value.path == f"shared_to.{field}"
+
+
+@pytest.mark.parametrize("item", ["sharing", None, [MINIMAL]])
+def test_an_item_that_is_not_an_object_is_refused_by_its_type(item):
+    with pytest.raises(StructureError) as caught:
+        structure_sharings([MINIMAL, item])
+    assert str(caught.value) == f"shared[1]: expected an object, got {type(item).__name__}"
+    with pytest.raises(StructureError) as one:
+        structure_sharing(item)
+    assert str(one.value) == f"shared: expected an object, got {type(item).__name__}"
+
+
+def test_one_sharing_is_read_as_a_list_of_them_is():
+    item = {**MINIMAL, "backup": None, "created_at": "", "updated_at": None}
+    assert structure_sharing(DOCUMENT_EXAMPLE) == structure_sharings([DOCUMENT_EXAMPLE])[0]
+    assert structure_sharing(item) == BackupSharing("s", "b", "p", "q", None, None, None)
+    full = {
+        **MINIMAL,
+        "backup": {
+            "id": "b",
+            "name": None,
+            "size": None,
+            "is_incremental": None,
+            "object_count": 0,
+        },
+    }
+    assert structure_sharing(full).backup == Backup(id="b", object_count=0)
+    assert structure_sharings([]) == ()

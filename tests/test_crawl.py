@@ -9,6 +9,7 @@ import gc
 import pytest
 
 from vbs_async import NotFoundError, ProjectSharings, VBSError
+from vbs_async._crawl import fan_out
 from vbs_async.testing import Emulator, Fault
 
 from ._helpers import PATIENT_RETRY
@@ -236,3 +237,15 @@ async def test_a_project_list_that_breaks_mid_crawl_raises_its_own_error(make_cl
 async def test_a_single_string_is_refused_as_a_project_list(make_client, emulator):
     with pytest.raises(ValueError, match=r"^project_ids must be an iterable of IDs, not a single"):
         [r async for r in make_client(emulator).crawl(emulator.project_ids[0])]
+
+
+async def test_an_error_raised_inside_a_group_of_a_project_s_own_tasks_arrives_unwrapped():
+    """What ends the crawl reaches the consumer as itself, however deep the groups nest."""
+
+    async def run(project_id: str, emit: object) -> None:
+        del emit
+        raise ExceptionGroup(project_id, [ExceptionGroup("inner", [LookupError(project_id)])])
+
+    with pytest.raises(LookupError, match=r"^p1$"):
+        async for _ in fan_out(run, ["p1"], max_projects=1):
+            pass  # pragma: no cover - nothing is emitted

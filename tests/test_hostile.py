@@ -10,19 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import subprocess
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import pytest
 from aiohttp import web
+from yarl import URL
 
 from vbs_async import (
     AuthenticationError,
     PaginationError,
     PasswordAuth,
+    RequestTimeoutError,
     ResponseDecodeError,
     RetryPolicy,
     ServerError,
@@ -31,8 +36,15 @@ from vbs_async import (
     VBSClient,
     VBSError,
 )
+from vbs_async._requests import Request
 from vbs_async._retry import parse_retry_after
-from vbs_async.testing import MockTransport, SentRequest, response
+from vbs_async._transport import AiohttpTransport
+from vbs_async.testing import Emulator, MockTransport, SentRequest, response
+
+from ._helpers import EchoServer, closed_port
+
+if TYPE_CHECKING:
+    from vbs_async._responses import Response
 
 PROJECT = "0123456789abcdef0123456789abcdef"
 SECRET = "tok-HOSTILE-secret-123456"
@@ -132,6 +144,226 @@ async def test_a_slow_drip_is_cut_off_by_the_request_timeout():
     async with raw_server(drip) as url:
         with pytest.raises(TimeoutError):
             await list_once(url, timeout=0.3)
+
+
+# -- what the transport says of each failure: its type, whether the request left, the text --
+#
+# A failure before the request left (`request_sent=False`) lets the retry loop send even a
+# POST again; after, a POST is never repeated. Each server makes aiohttp fail one real way.
+
+SENT_LIST = Request("GET", "/v2/p/backups/share", project_id=PROJECT, offset=7)
+WHERE = f"(project {PROJECT}, offset 7)"
+
+
+async def send_once(url: str, request: Request = SENT_LIST, **options: Any) -> Response:
+    """`request` sent once through a fresh `AiohttpTransport` (no retry) to `url`."""
+    transport = AiohttpTransport(**{"timeout": 1.0, **options})
+    try:
+        return await transport.send(request, URL(url) / "x", {"X-Probe": "yes"})
+    finally:
+        await transport.close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "error", "message"),
+    [
+        (
+            b'HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{"shared": [',
+            TransportError,
+            "the answer's body was cut short",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nabc",
+            TransportError,
+            "the answer's body was cut short",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+            TransportError,
+            "the connection failed: ClientResponseError",
+        ),
+        (b"garbage\r\n\r\n", TransportError, "the connection failed: ClientResponseError"),
+        (b"", TransportError, "the connection failed: ServerDisconnectedError"),
+        (
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 14\r\n\r\n"
+                b'{"shared": []}'
+            ),
+            ResponseDecodeError,
+            "the answer's body does not decode as its Content-Encoding says",
+        ),
+    ],
+    ids=["reset-mid-body", "cut-mid-chunk", "bad-chunk-size", "garbage", "closed", "not-gzip"],
+)
+async def test_each_failure_after_sending_says_what_broke_and_that_the_request_left(
+    answer, error, message
+):
+    async with raw_server(raw(answer)) as url:
+        with pytest.raises(error) as caught:
+            await send_once(url)
+    assert type(caught.value) is error
+    assert str(caught.value) == f"{message} {WHERE}"
+    assert (caught.value.project_id, caught.value.offset) == (PROJECT, 7)
+    if isinstance(caught.value, TransportError):
+        assert caught.value.request_sent is True
+        assert caught.value.retryable is True
+    assert caught.value.__context__ is None  # no aiohttp error (holding headers) kept
+
+
+async def test_a_refused_connection_is_unsent_retryable_and_names_host_and_port():
+    port = closed_port()
+    with pytest.raises(TransportError) as caught:
+        await send_once(f"http://127.0.0.1:{port}")
+    assert str(caught.value) == (
+        f"could not connect to 127.0.0.1:{port}: Connect call failed ('127.0.0.1', {port}) " + WHERE
+    )
+    assert (caught.value.request_sent, caught.value.retryable) == (False, True)
+    assert (caught.value.project_id, caught.value.offset) == (PROJECT, 7)
+    assert caught.value.__context__ is None
+
+
+class _ConnectTimesOut(aiohttp.TCPConnector):
+    """A connector failing as aiohttp's does when its connect timeout fires."""
+
+    async def connect(self, *_: object, **__: object) -> aiohttp.connector.Connection:
+        raise aiohttp.ConnectionTimeoutError("Connection timeout to host")
+
+
+async def test_a_connection_that_timed_out_opening_is_an_unsent_timeout():
+    async with aiohttp.ClientSession(connector=_ConnectTimesOut()) as session:
+        with pytest.raises(RequestTimeoutError) as caught:
+            await send_once("http://127.0.0.1:9", session=session, timeout=0.25)
+        assert not session.closed  # a borrowed session is left open
+    assert str(caught.value) == f"could not connect within 0.25s {WHERE}"
+    assert (caught.value.request_sent, caught.value.retryable) == (False, True)
+    assert (caught.value.project_id, caught.value.offset) == (PROJECT, 7)
+
+
+async def test_a_server_that_never_answers_is_a_sent_timeout():
+    async def silent(reader: asyncio.StreamReader, _: asyncio.StreamWriter) -> None:
+        await reader.read()
+
+    async with raw_server(silent) as url:
+        with pytest.raises(RequestTimeoutError) as caught:
+            await send_once(url, timeout=0.1)
+    assert str(caught.value) == f"no complete answer within 0.1s {WHERE}"
+    assert (caught.value.request_sent, caught.value.retryable) == (True, True)
+    assert (caught.value.project_id, caught.value.offset) == (PROJECT, 7)
+
+
+async def test_an_unverified_certificate_is_unsent_and_not_retryable():
+    async with Emulator(projects=1, tls=True) as emu:
+        with pytest.raises(TransportError) as caught:
+            await send_once(emu.url)
+        assert (await send_once(emu.url, ssl=False)).status == 404  # TLS itself works
+    assert str(caught.value) == f"TLS certificate of 127.0.0.1 could not be verified {WHERE}"
+    assert (caught.value.request_sent, caught.value.retryable) == (False, False)
+    assert (caught.value.project_id, caught.value.offset) == (PROJECT, 7)
+
+
+async def test_the_answer_comes_back_whole_with_its_status_headers_and_body_not_redirected():
+    async with EchoServer(302, {"Location": "http://127.0.0.1:9/elsewhere"}) as server:
+        posted = Request("POST", "/v2/p/x", project_id=PROJECT, body=b'{"k": "v"}')
+        answer = await send_once(server.url, posted)
+    assert answer.status == 302  # not followed
+    assert answer.headers["Location"] == "http://127.0.0.1:9/elsewhere"
+    assert json.loads(answer.body)["error_msg"] == server.received[0]
+    (received,) = server.received
+    assert received.startswith("POST /x headers: ")
+    assert "X-Probe: yes" in received
+    assert "User-Agent: vbs-async" in received
+    assert received.endswith('body: {"k": "v"}')
+
+
+def _answer(framing: str, size: int) -> bytes:
+    if framing == "content-length":
+        return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (size, b"x" * size)
+    chunk = b"%x\r\n%s\r\n" % (size, b"x" * size)
+    return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk + b"0\r\n\r\n"
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+async def test_a_body_of_exactly_max_body_size_is_read_one_byte_more_is_refused(framing):
+    async with raw_server(raw(_answer(framing, 10))) as url:
+        assert (await send_once(url, max_body_size=10)).body == b"x" * 10
+    async with raw_server(raw(_answer(framing, 11))) as url:
+        with pytest.raises(ResponseDecodeError) as caught:
+            await send_once(url, max_body_size=10)
+    assert str(caught.value) == f"the answer's body is larger than max_body_size (10 bytes) {WHERE}"
+    assert (caught.value.project_id, caught.value.offset) == (PROJECT, 7)
+
+
+async def test_a_declared_length_past_the_cap_is_refused_before_the_body_comes():
+    async def headers_only(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n")
+        await writer.drain()
+        await asyncio.Event().wait()  # the body never comes
+
+    async with raw_server(headers_only) as url:
+        with pytest.raises(ResponseDecodeError, match=r"larger than max_body_size \(10 bytes\)"):
+            await send_once(url, max_body_size=10, timeout=30)
+
+
+async def test_the_cap_counts_every_chunk_not_the_largest():
+    async def in_two(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n8\r\nxxxxxxxx\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.05)  # two reads, most likely; one read is refused all the same
+        writer.write(b"8\r\nyyyyyyyy\r\n0\r\n\r\n")
+        await writer.drain()
+
+    async with raw_server(in_two) as url:
+        assert (await send_once(url, max_body_size=16)).body == b"xxxxxxxxyyyyyyyy"
+        with pytest.raises(ResponseDecodeError, match="larger than max_body_size"):
+            await send_once(url, max_body_size=15)
+
+
+async def test_an_idempotent_request_whose_connection_closed_unanswered_is_not_resent_silently():
+    """aiohttp would send a DELETE again on a new connection; the client's own retries decide."""
+    received: list[bytes] = []
+
+    async def keep_alive_then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        received.append(b"first")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        with contextlib.suppress(asyncio.IncompleteReadError):
+            await reader.readuntil(b"\r\n\r\n")  # the second request, on the same connection
+            received.append(b"second")
+        # closed without an answer
+
+    deleting = Request("DELETE", "/v2/p/x", project_id=PROJECT, offset=7)
+    async with raw_server(keep_alive_then_close) as url:
+        transport = AiohttpTransport(timeout=5.0)
+        try:
+            assert (await transport.send(deleting, URL(url), {})).body == b"ok"
+            with pytest.raises(TransportError) as caught:
+                await transport.send(deleting, URL(url), {})
+        finally:
+            await transport.close()
+    assert received == [b"first", b"second"]  # no third request: not sent again
+    assert str(caught.value) == f"the connection failed: ServerDisconnectedError {WHERE}"
+    assert caught.value.request_sent is True
+
+
+async def test_the_transport_s_defaults_and_its_connection_cap():
+    async with aiohttp.ClientSession(connector=_ConnectTimesOut()) as session:
+        with pytest.raises(RequestTimeoutError, match=r"could not connect within 30\.0s"):
+            await AiohttpTransport(session).send(SENT_LIST, URL("http://127.0.0.1:9"), {})
+    declared = 64 * 1024 * 1024
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (declared + 1)
+    async with raw_server(raw(head)) as url:
+        with pytest.raises(ResponseDecodeError, match=rf"max_body_size \({declared} bytes\)"):
+            await send_once(url)
+    async with raw_server(raw(_answer("content-length", 2))) as url:
+        for connections, limit in [({}, 100), ({"max_connections": 3}, 3)]:
+            transport = AiohttpTransport(**connections)  # type: ignore[arg-type]
+            await transport.send(SENT_LIST, URL(url), {})
+            assert transport.session is not None
+            assert transport.session.connector is not None
+            assert transport.session.connector.limit == limit
+            assert transport.unclosed
+            await transport.close()
+            assert not transport.unclosed
 
 
 # -- bombs: memory bounded whatever a server sends ------------------------------------------

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import warnings
+
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
 from vbs_async import AKSKAuth, PasswordAuth, RetryPolicy, TokenAuth, VBSClient
+from vbs_async._requests import Request
+from vbs_async._transport import AiohttpTransport
 from vbs_async.testing import Emulator
+
+from ._helpers import EchoServer
 
 
 async def recording_proxy(relayed: list[str]) -> web.AppRunner:
@@ -123,3 +131,40 @@ async def test_a_post_whose_connection_timed_out_is_sent_again():
             created = await client.share_backup(project, backup, [target])
         assert [s.to_project_id for s in created] == [target]
         assert [r.method for r in emu.requests] == ["POST"]  # sent once, when it connected
+
+
+async def test_the_proxy_of_an_origin_is_read_from_the_environment_once(monkeypatch):
+    relayed: list[str] = []
+    proxy = await recording_proxy(relayed)
+    try:
+        async with Emulator(projects=1, sharings_per_project=3) as emu:
+            monkeypatch.delenv("NO_PROXY", raising=False)
+            monkeypatch.delenv("no_proxy", raising=False)
+            async with VBSClient(emu.url, auth=TokenAuth(emu.token)) as client:
+                assert await client.count_sharings(emu.project_ids[0]) == 3
+                # Named after the client's first request: not taken up by this client.
+                monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.addresses[0][1]}")
+                assert await client.count_sharings(emu.project_ids[0]) == 3
+    finally:
+        await proxy.cleanup()
+    assert relayed == []
+
+
+async def test_the_proxy_s_credentials_in_its_url_are_sent_to_the_proxy(monkeypatch):
+    # The echo server stands for the proxy: it answers the absolute URL itself.
+    async with EchoServer(200) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url.replace("http://", "http://corp:proxy-pw@"))
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        transport = AiohttpTransport()
+        try:
+            request = Request("GET", "/v2/p/x", project_id="p")
+            with warnings.catch_warnings():
+                # aiohttp 3.14 deprecates `proxy_auth` (its v4 drops it): not this test's matter.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                await transport.send(request, URL("http://vbs.example/v2/p/x"), {})
+        finally:
+            await transport.close()
+    (received,) = proxy.received
+    credentials = base64.b64encode(b"corp:proxy-pw").decode()
+    assert f"Proxy-Authorization: Basic {credentials}" in received
