@@ -6,6 +6,8 @@ import io
 import signal
 from pathlib import Path
 
+import pytest
+
 from vbs_async import ServerError
 from vbs_async._models import ProjectDone
 from vbs_async.cli._progress import Tally
@@ -64,3 +66,40 @@ def test_a_crawl_that_failed_some_projects_says_how_to_resume_only_with_a_state(
 def test_rows_written_to_stdout_are_said_to_go_to_stdout():
     crawl = CrawlJob(["p1"], None, "jsonl", None, max_projects=1, listing={})
     assert _destination(crawl, output=None) == "stdout"  # type: ignore[arg-type]
+
+
+# -- what makes two runs the same job (what --resume compares) ---------------------------------
+
+
+def identity(**listing: object) -> dict[str, object]:
+    crawl = CrawlJob(["p1", "p2"], Path("out.jsonl"), "jsonl", None, max_projects=2,
+                     listing=dict(listing))  # fmt: skip
+    return crawl.identity()
+
+
+def differing(before: dict[str, object], after: dict[str, object]) -> set[str]:
+    return {key for key in before | after if before.get(key) != after.get(key)}
+
+
+def test_a_job_is_the_projects_filters_order_paging_checks_format_and_output():
+    """The keys a state file records: a state an earlier release wrote must still match."""
+    assert set(identity()) == {
+        "projects", "filters", "sort", "page_size", "checks", "format", "output"
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "named"),
+    [
+        ("status", "available", {"filters"}),
+        ("sort_key", "name", {"sort"}),
+        ("sort_dir", "desc", {"sort"}),
+        ("page_size", 7, {"page_size"}),
+        ("end_check", "count", {"checks"}),
+        ("verify", True, {"checks"}),
+    ],
+)
+def test_each_listing_option_changes_the_job_in_one_place_only(option, value, named):
+    """A resume refused for another sort order names the sort order, not the filters too."""
+    base = {"sort_key": "created_at", "sort_dir": "asc", "page_size": 100, "end_check": "auto"}
+    assert differing(identity(**base), identity(**{**base, option: value})) == named
