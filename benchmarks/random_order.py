@@ -57,7 +57,12 @@ def machine_environment(home: Path) -> dict[str, str]:
         PYTHONDONTWRITEBYTECODE="1",
     )
     env.pop("XDG_CONFIG_HOME", None)
-    env.pop("CI", None)  # a developer's run: Hypothesis draws new examples
+    return env
+
+
+def _developer_run(env: dict[str, str]) -> dict[str, str]:
+    """Not CI: Hypothesis draws new examples, as on a developer's machine."""
+    env.pop("CI", None)
     return env
 
 
@@ -86,7 +91,7 @@ def run_once(seed: int, extra: list[str]) -> dict[str, object]:
         result = subprocess.run(  # noqa: S603 - our own interpreter, our own arguments
             command,
             cwd=ROOT,
-            env=machine_environment(home),
+            env=_developer_run(machine_environment(home)),
             capture_output=True,
             text=True,
             check=False,
