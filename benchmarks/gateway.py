@@ -7,7 +7,8 @@ and of 10, fixed windows of 1 s and 5 s, a penalty box, a cap of 4 requests
 in flight, a quota that drops and comes back, 5 % of 429s at random; each
 with the quota named in the 429s and without. Four ways against the same
 server: the library with its defaults, the `vbs-async crawl` command with
-its defaults, the library told the quota (`rate_limit`), and a hand-written
+its defaults, the library told the quota (`rate_limit`; for the cap in
+flight, `max_concurrency`), and a hand-written
 aiohttp loop that sleeps a second on each 429. For each: efficiency (the
 time a client that knew the quota and the listing in advance would take,
 the fewest requests the listing needs ÷ the quota, ÷ the time the gateway
@@ -220,7 +221,13 @@ async def run(runs: int) -> list[Row]:  # noqa: C901, PLR0912, PLR0915 - one mat
                 "library defaults": lambda: library(server),
                 "vbs-async crawl": lambda: command(server),
             }
-            if quota is not None:
+            if name.startswith("in-flight"):
+                # Told the quota: here a cap in flight, which no rate expresses.
+                cap = int(text.split(":")[1])
+                ways[f"library, max_concurrency={cap}"] = lambda cap=cap: library(  # type: ignore[misc]
+                    server, max_concurrency=cap
+                )
+            elif quota is not None:
                 limit = min(quota(t / 10) for t in range(100))
                 ways["library, rate_limit=quota"] = lambda limit=limit: library(  # type: ignore[misc]
                     server, rate_limit=limit

@@ -394,6 +394,20 @@ async def test_a_server_sending_only_seen_items_is_refused_after_4_full_pages():
     assert len(transport.sent) == 1 + 4
 
 
+async def _no_count() -> int:
+    raise AssertionError("not asked")
+
+
+def scripted(fetch_page, **options: object) -> SharingIterator:
+    """A `SharingIterator` over scripted pages of 10 that never asks for a count unless told."""
+    settings: dict[str, object] = {
+        "page_size": 10, "start_offset": 0, "max_items": None, "end_check": "auto", "prefetch": 0,
+    }  # fmt: skip
+    settings.update(options)
+    fetch_count = settings.pop("fetch_count", _no_count)
+    return SharingIterator("p", fetch_page, fetch_count, **settings)  # type: ignore[arg-type]
+
+
 # -- the issue's changes that nothing caught ------------------------------------------
 
 
@@ -454,13 +468,7 @@ async def test_guesses_a_re_planned_prefetch_drops_are_cancelled_before_the_next
             )
         return items[offset : offset + 5]
 
-    async def fetch_count() -> int:
-        raise AssertionError("not asked")
-
-    iterator = SharingIterator(
-        "p", fetch_page, fetch_count, page_size=10, start_offset=0, max_items=None,
-        end_check="auto", prefetch=2,
-    )  # fmt: skip
+    iterator = scripted(fetch_page, prefetch=2)
     got = [sharing.id async for sharing in iterator]
     assert got == names
     assert sorted(guesses) == [8, 16]
@@ -495,10 +503,7 @@ async def test_pages_fetched_ahead_are_cancelled_when_the_pass_ends_before_the_c
         ended_by_recount.append(sorted(ended))
         return next(counts)
 
-    iterator = SharingIterator(
-        "p", fetch_page, fetch_count, page_size=10, start_offset=0, max_items=None,
-        end_check="count", prefetch=0,
-    )  # fmt: skip
+    iterator = scripted(fetch_page, end_check="count", fetch_count=fetch_count)
     assert [s.id async for s in iterator] == [s.id for s in items]
     assert ended_by_recount == [[], [24, 32]]
 
@@ -513,13 +518,7 @@ async def test_a_listing_stopped_by_max_items_resumes_at_the_first_item_not_yiel
         asked.append(offset)
         return items[offset : offset + limit]
 
-    async def fetch_count() -> int:
-        raise AssertionError("not asked")
-
-    iterator = SharingIterator(
-        "p", fetch_page, fetch_count, page_size=10, start_offset=0, max_items=max_items,
-        end_check="auto", prefetch=0,
-    )  # fmt: skip
+    iterator = scripted(fetch_page, max_items=max_items)
     got = [s.id async for s in iterator]
     assert got == [s.id for s in items[:max_items]]
     assert iterator.next_offset == max_items

@@ -21,6 +21,14 @@ botocore's adaptive mode, the first anchor, failed each as said):
 - N per 5-second window. botocore: the refusals for the rest of each window
   cut again every round. Here: the long-window goodput (N per window) is
   the floor of every cut.
+- A penalty box, a spent fixed window, an outage: nothing gets through for
+  a while. Paced at the estimate, each second of it cost 45 429s, and a
+  gateway that punishes an excess was provoked by every probe (every 5 s,
+  2 s lost each). Here: after `BLACKOUT_RUN` refusals in a row and no
+  success for `BLACKOUT_GAP`, requests trickle (`BLACKOUT_TRICKLE`) until one
+  gets through; a probe followed by such a blackout was punished: the pace
+  goes back to what held before it, the blackout cuts nothing, and the next
+  probe waits `PUNISHED_PLATEAU` seconds, doubling.
 - A quota that drops, then comes back. botocore: a cubic climb from a
   collapsed `w_max`. Here: after a short plateau the rate doubles each
   second, so a restored quota is found within seconds.
@@ -28,7 +36,9 @@ botocore's adaptive mode, the first anchor, failed each as said):
   tenth, from the few that got through the first burst. Here: when every
   refused request left with more in flight than any that got through, the
   number in flight is cut (`window`, growing back by one a second) and the
-  rate set from it (`window / latency`), not from the first sample.
+  rate set from it (`window / latency`), not from the first sample; when
+  that first sample is too small to be a rate (a connection's first answers
+  come late: 4 in flight read as 8/s), the window alone is set, unpaced.
 - 5 % of answers 429 at random. botocore: every round cuts again. Here: a
   cut that does not make refusals rarer within `NOISE_CHECK` is taken back,
   and that share of refusals is noise from then on (decaying).
@@ -42,6 +52,14 @@ botocore's adaptive mode, the first anchor, failed each as said):
   got through; and a held pace refused more than `CUT_SHARE` (a 1-second
   count that straddled two calendar windows) lowers the estimate to what
   the held pace got through, rather than the probe after it keeping it.
+
+Not done: a slow start of requests in flight (TCP's: few at first, doubling
+each round trip until the first refusal). Against a bucket's saved-up burst
+(50 at 50/s) the doubling reaches 32 in flight in five round trips, before
+the burst runs dry, so the first refusal would still find about as many in
+flight as now; and every crawl that meets no quota would pay those round
+trips. What the unpaced first burst costs (its 429s) is bounded by the
+requests in flight, a crawl's `max_projects` (16) by default.
 
 Once paced, a cut sets the rate to `BETA` of the estimated quota, climbs back
 to it over `APPROACH` seconds, holds it for a plateau (doubling after each
@@ -123,6 +141,20 @@ PROBE_PLATEAU_MAX: Final = 2.0
 """The plateau grows after each refused probe, up to this many seconds (a restored
 quota must still be found within seconds)."""
 """Seconds in which a probing rate doubles."""
+BLACKOUT_RUN: Final = 5
+BLACKOUT_SHARE: Final = 0.2
+BLACKOUT_TRICKLE: Final = 10.0
+"""After `BLACKOUT_RUN` refusals in a row, nothing is getting through (a spent calendar
+window, a penalty box, an outage): requests start at `BLACKOUT_SHARE` of the estimate
+(at least `BLACKOUT_TRICKLE` a second, to see the end soon) until one succeeds, and
+then at the full rate again."""
+BLACKOUT_GAP: Final = 0.25
+"""Seconds (or three of the estimate's intervals, if longer) without a success after a
+refused probe that make a punishment: a penalty box or a spent fixed window refuses
+everything after an excess, a bucket overdrawn still lets one through each interval."""
+PUNISHED_PLATEAU: Final = 8.0
+"""The plateau after a first punished probe (doubling with each, up to
+`PENALTY_PLATEAU_MAX`): each probe of such a gateway costs a blackout."""
 NOISE_CHECK: Final = 0.3
 """Seconds after a cut at which it is checked that the cut lowered the share of refusals."""
 NOISE_HALF_LIFE: Final = 30.0
@@ -428,6 +460,7 @@ class _Cut:
     plateau: float
     share_before: float
     probe: bool = False
+    punished: bool = False
 
 
 class AdaptiveRate:
@@ -477,13 +510,31 @@ class AdaptiveRate:
         self._window = math.inf
         self._window_at = -math.inf
         self._first_refusal: float | None = None
+        self._refused_run = 0  # refusals answered since the last success
+        self._last_success = -math.inf
+        self._punished_plateau = 0.0
+        self._punished_until = -math.inf  # refusals of requests started before: no cut
 
     # -- what is in force now ------------------------------------------------------------
 
     @property
     def rate(self) -> float:
         """The rate in force, in starts per second (inf while inactive)."""
-        return self._rate_at(self._clock())
+        now = self._clock()
+        rate = self._rate_at(now)
+        if self.active and self._blackout(now):
+            # Nothing gets through: a trickle finds when it does again.
+            return min(rate, max(BLACKOUT_TRICKLE, BLACKOUT_SHARE * self.estimate))
+        return rate
+
+    def _blackout(self, now: float) -> bool:
+        """Whether nothing gets through: refusals in a row, and none through for a while.
+
+        A bucket overdrawn, or refusals at random, let one through every
+        interval: only a penalty box, a spent fixed window or an outage do not.
+        """
+        gap = max(BLACKOUT_GAP, 3 / self.estimate)
+        return self._refused_run >= BLACKOUT_RUN and now - self._last_success >= gap
 
     def _rate_at(self, when: float) -> float:
         cut = self._cut
@@ -530,6 +581,13 @@ class AdaptiveRate:
             self._first_answer = now
         answers = self._answers
         answers.append((now, ticket.started, ticket.in_flight, ok))
+        self._refused_run = 0 if ok else self._refused_run + 1
+        if ok:
+            self._last_success = now
+            if self._punished_until == math.inf:
+                # The punishment is over; a cut's last-second and lasting counts,
+                # from `LASTING` on, no longer hold the blackout.
+                self._punished_until = now + LASTING
         while answers and answers[0][0] <= now - LONG_WINDOW:
             answers.popleft()
         return now
@@ -564,6 +622,8 @@ class AdaptiveRate:
         """
         begin = cut.at + APPROACH
         end = min(begin + cut.plateau, now - self._latency(now))
+        if cut.punished:
+            begin = max(begin, self._punished_until)  # the blackout is not the pace's
         held = [good for _, started, _, good in self._answers if begin <= started < end]
         refused = held.count(False)
         if len(held) < 10 or refused / len(held) <= max(CUT_SHARE, 2 * self.noise() + 0.01):  # noqa: PLR2004
@@ -633,6 +693,8 @@ class AdaptiveRate:
         self.throttled_answers += 1
         now = self._record(ticket, ok=False)
         self._check_cut(now)
+        if self._punished(now) or ticket.started < self._punished_until:
+            return  # a punishment's refusals say nothing of the rate
         cut = self._cut
         if not self.active or cut is None:
             if self._first_refusal is None:
@@ -666,6 +728,52 @@ class AdaptiveRate:
             if not (ticket.started >= cut.at + LASTING and lasting > max(LASTING_SHARE, floor)):
                 return
         self._cut_now(now, share)
+
+    def _punished(self, now: float) -> bool:
+        """Whether a refused probe has just turned out punished: back to the pace that held.
+
+        A penalty box (or a spent fixed window) refuses everything for a while
+        after an excess: the pace before the probe held, the probe cost a
+        blackout, and each cut during it would read the blackout as the rate
+        (a penalty box's cuts fell to 18/s of 50/s, then climbed back and
+        probed again every 5 s). So the pace goes back to what got through in
+        the second before the probe (a tenth under: a bucket's saved-up burst
+        may have carried the probe's excess), no refusal of a request started
+        in the blackout or within `LASTING` seconds after it cuts, and the next
+        probe comes after `PUNISHED_PLATEAU` seconds or more.
+        """
+        cut, previous = self._cut, self._previous
+        if (
+            cut is None
+            or previous is None
+            or not cut.probe
+            or cut.punished
+            or now > cut.at + PROBE_AFTERMATH
+            or not self._blackout(now)
+        ):
+            return False
+        plateau = min(PENALTY_PLATEAU_MAX, max(PUNISHED_PLATEAU, 2 * self._punished_plateau))
+        self._punished_plateau = plateau
+        # What got through in the second before the probe's refusal: the pace that
+        # held (the estimate before it may be a blackout's reading, 6/s of 50/s).
+        begin = max(previous.at, cut.at - SHORT_WINDOW - self._latency(now))
+        held = sum(
+            1 for _, started, _, good in self._answers if good and begin <= started < cut.at
+        ) / max(cut.at - begin, 0.25)
+        estimate = (
+            # After a punished plateau, the pace it held (the second before this
+            # probe's refusal counts the probe).
+            previous.estimate
+            if previous.punished
+            else max(previous.estimate, HOLD * min(held, cut.estimate))
+        )
+        self._cut = attrs.evolve(
+            cut, rate=BETA * estimate, estimate=estimate, plateau=plateau, punished=True
+        )
+        self.estimate = estimate
+        self._checked = True
+        self._punished_until = math.inf
+        return True
 
     def _first_look(self, now: float) -> None:
         """The first cut, once a round of answers is in (a few answers say little)."""

@@ -430,7 +430,7 @@ async def _drain_events(
                     rows = open_projects.get(event.project_id)
                     if rows is None:
                         rows = open_projects[event.project_id] = ProjectRows(output.spool_directory)
-                    rows.write(job.rows(event.project_id, event), len(event.items))
+                    rows.write(job.rows(event.project_id, event))
                     if recorder is not None:
                         recorder.page(event)
                     tally.listed += len(event.items)
