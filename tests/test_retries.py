@@ -223,8 +223,13 @@ async def test_a_429_wait_that_would_pass_the_deadline_gives_up_at_once(make_cli
     emu.inject(Fault.answer(429, form="gateway", headers={"Retry-After": "30"}), times=10)
     client = make_client(emu, retry=RetryPolicy(timeout=5, wait_max=60))
     began = time.monotonic()
-    with pytest.raises(RateLimitedError, match="still throttled"):
+    with pytest.raises(RateLimitedError, match="still throttled") as caught:
         await client.count_sharings(emu.project_ids[0])
+    assert caught.value.message.endswith(
+        " (still throttled at the call's deadline of 5s: RetryPolicy.timeout; "
+        "--deadline on the command)"
+    )
+    assert not caught.value.message.startswith(" (still")  # the gateway's words come first
     assert time.monotonic() - began < 4  # not slept to the deadline for nothing
     assert emu.requests_received == 1
 
@@ -323,8 +328,11 @@ async def test_a_slow_answer_times_out_and_is_a_timeout_error(make_client, emu):
 async def test_retry_policy_timeout_bounds_the_whole_call(make_client, emu):
     emu.latency = 0.5
     client = make_client(emu, timeout=10, retry=RetryPolicy(timeout=0.1))
-    with pytest.raises(RequestTimeoutError, match=r"deadline of 0.1s.*RetryPolicy.timeout"):
+    with pytest.raises(
+        RequestTimeoutError, match=r"deadline of 0.1s.*RetryPolicy.timeout"
+    ) as caught:
         await client.list_sharings(emu.project_ids[0])
+    assert (caught.value.project_id, caught.value.offset) == (emu.project_ids[0], 0)
 
 
 async def test_an_oversized_body_is_refused_without_retry(make_client, emu):
