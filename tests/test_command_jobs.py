@@ -449,3 +449,32 @@ def test_a_reader_of_stdout_gets_each_project_s_rows_as_it_finishes():
     held = {json.loads(row)["project_id"] for row in rows_while_held}
     assert held == set(emulator.project_ids[:-1])
     assert len(rows) == 18
+
+
+def test_the_report_describes_the_job_and_how_it_ended(emu, tmp_path):
+    out, state, report = tmp_path / "out.jsonl", tmp_path / "state", tmp_path / "report.json"
+    result = crawl(emu, "-o", str(out), "--resume", str(state), "--report", str(report),
+                   "--page-size", "7", "--status", "available")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(report.read_text())
+    assert document["exit_status"] == 0
+    assert document["stopped"] is None
+    job = document["job"]
+    assert job["project_count"] == len(emu.project_ids)
+    assert job["state"] == str(state)
+    assert job["listing"]["page_size"] == 7
+    assert job["listing"]["status"] == "available"
+    assert None not in job["listing"].values()
+
+
+def test_the_report_of_a_crawl_stopped_before_anything_was_crawled_says_why(
+    emu, clean_env, tmp_path
+):
+    clean_env.setenv("OS_AUTH_TOKEN", "not-the-token")
+    report = tmp_path / "report.json"
+    result = invoke("crawl", "--report", str(report), *emu.project_ids)
+    assert result.exit_code == 2, result.stderr
+    document = json.loads(report.read_text())
+    assert document["exit_status"] == 2
+    assert document["stopped"].startswith("credentials refused")
+    assert document["job"]["state"] is None
