@@ -57,7 +57,12 @@ def machine_environment(home: Path) -> dict[str, str]:
         PYTHONDONTWRITEBYTECODE="1",
     )
     env.pop("XDG_CONFIG_HOME", None)
-    env.pop("CI", None)  # a developer's run: Hypothesis draws new examples
+    return env
+
+
+def _developer_run(env: dict[str, str]) -> dict[str, str]:
+    """Not CI: Hypothesis draws new examples, as on a developer's machine."""
+    env.pop("CI", None)
     return env
 
 
@@ -86,7 +91,7 @@ def run_once(seed: int, extra: list[str]) -> dict[str, object]:
         result = subprocess.run(  # noqa: S603 - our own interpreter, our own arguments
             command,
             cwd=ROOT,
-            env=machine_environment(home),
+            env=_developer_run(machine_environment(home)),
             capture_output=True,
             text=True,
             check=False,
@@ -96,6 +101,7 @@ def run_once(seed: int, extra: list[str]) -> dict[str, object]:
     summary = result.stdout.strip().splitlines()[-1:] if result.stdout.strip() else []
     record: dict[str, object] = {
         "seed": seed,
+        "commit": _commit(),
         "passed": result.returncode == 0,
         "returncode": result.returncode,
         "seconds": round(elapsed, 1),
@@ -106,6 +112,19 @@ def run_once(seed: int, extra: list[str]) -> dict[str, object]:
     if result.returncode:
         record["output"] = result.stdout[-6000:] + result.stderr[-2000:]
     return record
+
+
+def _commit() -> str:
+    """The commit the suite ran at, with `+` when the working tree had changes."""
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 - git from PATH
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    ).stdout.strip()  # fmt: skip
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],  # noqa: S607
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    ).stdout.strip()  # fmt: skip
+    return head + ("+" if dirty else "")
 
 
 def main() -> None:
@@ -124,7 +143,11 @@ def main() -> None:
             log.write(json.dumps(record) + "\n")
         in_a_row = in_a_row + 1 if record["passed"] else 0
         verdict = "passed" if record["passed"] else f"FAILED {record['failed']}"
-        print(f"seed {seed}: {verdict} in {record['seconds']} s ({record['summary']})", flush=True)
+        print(
+            f"seed {seed} at {record['commit']}: {verdict} in {record['seconds']} s "
+            f"({record['summary']})",
+            flush=True,
+        )
     print(f"{in_a_row} clean runs in a row at the end of {len(seeds)}")
     if in_a_row < len(seeds):
         sys.exit(1)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
+import io
 import json
 import os
 import socket
 import sys
 import threading
 import time
+from collections import Counter
 from typing import TYPE_CHECKING, Any, Self
 
 from aiohttp import web
@@ -21,6 +24,8 @@ if TYPE_CHECKING:
     import subprocess
     from collections.abc import Iterator
     from pathlib import Path
+
+    import pytest
 
 VBS_ASYNC = [sys.executable, "-m", "vbs_async"]
 """The command, run as a real process by the interpreter running the tests."""
@@ -65,6 +70,15 @@ def emulator_in_thread(**options: Any) -> Iterator[Emulator]:
         thread.join(10)
 
 
+@contextlib.contextmanager
+def command_emulator(monkeypatch: pytest.MonkeyPatch, **options: Any) -> Iterator[Emulator]:
+    """`emulator_in_thread`, with the command pointed at it (`OS_AUTH_TOKEN`, `VBS_ENDPOINT`)."""
+    with emulator_in_thread(**options) as emulator:
+        monkeypatch.setenv("OS_AUTH_TOKEN", emulator.token)
+        monkeypatch.setenv("VBS_ENDPOINT", emulator.url)
+        yield emulator
+
+
 def command_env(emulator: Emulator, **extra: str) -> dict[str, str]:
     """The environment of a command run against `emulator` (the test's isolated one)."""
     env = dict(os.environ)
@@ -86,6 +100,16 @@ def wait_for_lines(
             raise AssertionError(f"the process ended before {path} had {count} lines: {stderr!r}")
         time.sleep(0.01)
     raise AssertionError(f"{path} never reached {count} lines")
+
+
+def output_rows(path: Path, output_format: str) -> Counter[tuple[str, str]]:
+    """The (project, sharing) of every row of a command's output: each must count once."""
+    text = path.read_text()
+    if output_format == "csv":
+        records = list(csv.DictReader(io.StringIO(text)))
+    else:
+        records = [json.loads(line) for line in text.splitlines()]
+    return Counter((r["project_id"], r["id"]) for r in records)
 
 
 class Gate:

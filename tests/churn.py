@@ -139,14 +139,3 @@ class ChurningListing:
     async def fetch_count(self) -> int:
         """`count` in the shape `SharingIterator` calls."""
         return self.count()
-
-
-def naive_listing(listing: ChurningListing, page_size: int, limit: int = 100_000) -> list[str]:
-    """What a hand-written pager does: offset += len(page) until a short page."""
-    got: list[str] = []
-    for _ in range(limit):
-        page = listing.page(len(got), page_size)
-        got.extend(item.id for item in page)
-        if len(page) < page_size:
-            break
-    return got

@@ -7,7 +7,7 @@ import gc
 import logging
 import random
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
@@ -558,6 +558,87 @@ def test_aksk_repr_hides_the_secret_key():
         repr(AKSKAuth("AKIDEXAMPLE", SECRET_KEY))
         == "AKSKAuth(access_key='AKID'..., secret_key=<redacted>)"
     )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "name"),
+    [
+        (("", "sk"), "access_key"),
+        (("ak", ""), "secret_key"),
+        (("ak", "sk", ""), "security_token"),
+        (("ak", "sk", None, ""), "domain_id"),
+    ],
+)
+def test_aksk_auth_refuses_an_empty_credential_by_its_name(arguments, name):
+    access_key, secret_key, *rest = arguments
+    security_token = rest[0] if rest else None
+    domain_id = rest[1] if len(rest) > 1 else None
+    with pytest.raises(ValueError, match="must be a non-empty string") as caught:
+        AKSKAuth(access_key, secret_key, security_token, domain_id=domain_id)
+    assert str(caught.value) == f"{name} must be a non-empty string"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "host"),
+    [
+        ("https://vbs.eu-de.otc.t-systems.com", "vbs.eu-de.otc.t-systems.com"),
+        ("https://vbs.example:443", "vbs.example"),
+        ("http://vbs.example:80", "vbs.example"),
+        ("https://vbs.example:8443", "vbs.example:8443"),
+        ("http://127.0.0.1:8080", "127.0.0.1:8080"),
+    ],
+)
+def test_the_host_signed_is_the_one_sent_with_the_port_only_when_not_the_default(endpoint, host):
+    auth = AKSKAuth("AK", SECRET_KEY)
+    request = count_sharings_request("p1", SharingFilters())
+    signed = auth.sign(request, URL(endpoint + request.target), datetime(2026, 1, 1, tzinfo=UTC))
+    assert signed["Host"] == host
+
+
+def test_a_body_s_content_type_is_signed_and_only_with_a_body():
+    auth = AKSKAuth("AK", SECRET_KEY)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    url = URL("https://vbs.example/v2/p1/x")
+    posted = auth.sign(share_backup_request("p1", "b1", ["p2"]), url, now)
+    got = auth.sign(count_sharings_request("p1", SharingFilters()), url, now)
+    assert posted["Content-Type"] == "application/json"
+    assert "SignedHeaders=content-type;host;x-project-id;x-sdk-date," in posted["Authorization"]
+    assert "Content-Type" not in got
+    assert "SignedHeaders=host;x-project-id;x-sdk-date," in got["Authorization"]
+
+
+def test_the_signing_time_is_utc_whatever_the_machine_s_zone(monkeypatch):
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        berlin = timezone(timedelta(hours=2))
+        signed = AKSKAuth("AK", SECRET_KEY).sign(
+            count_sharings_request("p1", SharingFilters()),
+            URL("https://vbs.example/v2/p1/x"),
+            datetime(2026, 6, 1, 12, 30, 5, tzinfo=berlin),
+        )
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert signed["X-Sdk-Date"] == "20260601T103005Z"
+
+
+def test_a_trailing_slash_of_the_path_is_kept_once():
+    assert vbs_async._signing.canonical_uri("/v2/p1/") == "/v2/p1/"
+    assert vbs_async._signing.canonical_uri("/v2/p1") == "/v2/p1/"
+
+
+async def test_a_temporary_key_s_security_token_never_shows_in_an_error():
+    token = "security-token-VERY-SECRET-42"
+    async with EchoServer(500) as server:
+        auth = AKSKAuth("AK", SECRET_KEY, security_token=token)
+        retry = RetryPolicy(attempts=1)
+        async with VBSClient(server.url, auth=auth, retry=retry) as client:
+            with pytest.raises(VBSError) as caught:
+                await client.count_sharings("p1")
+    assert token in server.received[0]  # the server echoed it back
+    assert token not in str(caught.value)
+    assert token not in repr(caught.value)
 
 
 WORDS = [

@@ -8,15 +8,13 @@ import pytest
 
 from vbs_async.testing import Fault
 
-from ._helpers import emulator_in_thread
+from ._helpers import command_emulator, emulator_in_thread
 from .test_cli import invoke
 
 
 @pytest.fixture
 def emu(clean_env):
-    with emulator_in_thread(projects=3, sharings_per_project=6, seed=5) as emulator:
-        clean_env.setenv("OS_AUTH_TOKEN", emulator.token)
-        clean_env.setenv("VBS_ENDPOINT", emulator.url)
+    with command_emulator(clean_env, projects=3, sharings_per_project=6, seed=5) as emulator:
         yield emulator
 
 

@@ -22,6 +22,7 @@ from ._helpers import (
     VBS_ASYNC,
     Gate,
     closed_port,
+    command_emulator,
     command_env,
     emulator_in_thread,
     wait_for_lines,
@@ -437,9 +438,7 @@ def test_the_emulator_s_every_project_comes_from_its_iam_too():
 
 
 def test_ca_bundle_trusts_a_private_ca_and_insecure_warns_loudly(clean_env):
-    with emulator_in_thread(projects=2, sharings_per_project=2, tls=True) as emu:
-        clean_env.setenv("OS_AUTH_TOKEN", emu.token)
-        clean_env.setenv("VBS_ENDPOINT", emu.url)
+    with command_emulator(clean_env, projects=2, sharings_per_project=2, tls=True) as emu:
         refused = invoke("crawl", "--attempts", "1", *emu.project_ids)
         trusted = invoke("crawl", "--ca-bundle", emu.ca_bundle, *emu.project_ids)
         insecure = invoke("crawl", "--insecure", *emu.project_ids)

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
+import threading
 
 import pytest
 
 from vbs_async.testing import Fault
 
-from ._helpers import VBS_ASYNC, Gate, closed_port, command_env, emulator_in_thread, wait_for_lines
+from ._helpers import (
+    VBS_ASYNC,
+    Gate,
+    closed_port,
+    command_emulator,
+    command_env,
+    emulator_in_thread,
+    wait_for_lines,
+)
 from .test_cli import held, invoke, rows_by_project
 
 
@@ -23,9 +33,7 @@ def one_error_line(result) -> str:
 
 @pytest.fixture
 def emu(clean_env):
-    with emulator_in_thread(projects=6, sharings_per_project=5, seed=4) as emulator:
-        clean_env.setenv("OS_AUTH_TOKEN", emulator.token)
-        clean_env.setenv("VBS_ENDPOINT", emulator.url)
+    with command_emulator(clean_env, projects=6, sharings_per_project=5, seed=4) as emulator:
         yield emulator
 
 
@@ -206,9 +214,7 @@ def test_a_bad_token_stops_the_crawl_in_one_line(emu, clean_env):
 
 
 def test_an_endpoint_that_dies_mid_crawl_stops_it_and_says_how_to_resume(clean_env, tmp_path):
-    with emulator_in_thread(projects=60, sharings_per_project=3) as emulator:
-        clean_env.setenv("OS_AUTH_TOKEN", emulator.token)
-        clean_env.setenv("VBS_ENDPOINT", emulator.url)
+    with command_emulator(clean_env, projects=60, sharings_per_project=3) as emulator:
         for project_id in emulator.project_ids[5:]:
             emulator.inject(Fault.drop(), times=10, project_id=project_id)
         out, state = tmp_path / "out.jsonl", tmp_path / "state"
@@ -228,9 +234,7 @@ def test_max_failures_stops_the_crawl(emu):
 
 
 def test_failure_lines_are_capped_then_counted(clean_env):
-    with emulator_in_thread(projects=30, sharings_per_project=1) as emulator:
-        clean_env.setenv("OS_AUTH_TOKEN", emulator.token)
-        clean_env.setenv("VBS_ENDPOINT", emulator.url)
+    with command_emulator(clean_env, projects=30, sharings_per_project=1) as emulator:
         emulator.inject(Fault.answer(404, message="gone"), times=1000)
         result = invoke("crawl", "--attempts", "1", *emulator.project_ids)
     assert result.exit_code == 1
@@ -242,9 +246,7 @@ def test_failure_lines_are_capped_then_counted(clean_env):
 
 
 def test_the_report_lists_every_project_zero_sharing_ones_included(clean_env, tmp_path):
-    with emulator_in_thread(projects=3, sharings_per_project=2) as emulator:
-        clean_env.setenv("OS_AUTH_TOKEN", emulator.token)
-        clean_env.setenv("VBS_ENDPOINT", emulator.url)
+    with command_emulator(clean_env, projects=3, sharings_per_project=2) as emulator:
         empty = "f" * 32  # a project with no sharings
         emulator.inject(
             Fault.answer(403, message="not yours"), project_id=emulator.project_ids[2], times=9
@@ -331,9 +333,7 @@ def test_the_output_gets_the_mode_a_new_file_would(emu, tmp_path):
 
 
 def test_five_projects_in_a_row_refused_by_vbs_stop_the_crawl(clean_env):
-    with emulator_in_thread(projects=12, sharings_per_project=2) as emulator:
-        clean_env.setenv("OS_AUTH_TOKEN", emulator.token)
-        clean_env.setenv("VBS_ENDPOINT", emulator.url)
+    with command_emulator(clean_env, projects=12, sharings_per_project=2) as emulator:
         first = emulator.project_ids[0]
         for project_id in emulator.project_ids[1:]:
             emulator.inject(Fault.answer(403, message="not yours"), project_id=project_id, times=5)
@@ -344,9 +344,9 @@ def test_five_projects_in_a_row_refused_by_vbs_stop_the_crawl(clean_env):
 
 
 def test_verbose_shows_each_throttled_request(clean_env):
-    with emulator_in_thread(projects=6, sharings_per_project=2, quota=(400, 3)) as emulator:
-        clean_env.setenv("OS_AUTH_TOKEN", emulator.token)
-        clean_env.setenv("VBS_ENDPOINT", emulator.url)
+    with command_emulator(
+        clean_env, projects=6, sharings_per_project=2, quota=(400, 3)
+    ) as emulator:
         result = invoke("crawl", "--verbose", *emulator.project_ids)
         throttled = emulator.quota.throttled
     assert result.exit_code == 0, result.stderr
@@ -391,9 +391,7 @@ def test_403s_and_500s_in_turn_fail_each_project_but_never_stop_as_refused_crede
     clean_env, tmp_path
 ):
     out = tmp_path / "out.jsonl"
-    with emulator_in_thread(projects=12, sharings_per_project=2) as emulator:
-        clean_env.setenv("OS_AUTH_TOKEN", emulator.token)
-        clean_env.setenv("VBS_ENDPOINT", emulator.url)
+    with command_emulator(clean_env, projects=12, sharings_per_project=2) as emulator:
         for index, project_id in enumerate(emulator.project_ids):
             fault = Fault.answer(403 if index % 2 == 0 else 500)
             emulator.inject(fault, project_id=project_id, times=10)
@@ -405,3 +403,78 @@ def test_403s_and_500s_in_turn_fail_each_project_but_never_stop_as_refused_crede
     # No output existed: none was "kept as it was".
     assert "kept as it was" not in result.stderr
     assert f"written to {out}" in result.stderr
+
+
+def test_a_reader_of_stdout_gets_each_project_s_rows_as_it_finishes():
+    """Rows are flushed project by project: a pipe's reader is not kept waiting for the end.
+
+    The last project is held at the emulator (one project at a time, so the
+    five others are done): the reader must have every row of those five while
+    it is still held (a block buffer would keep them back).
+    """
+    gate = Gate([])
+    with emulator_in_thread(projects=6, sharings_per_project=3, seed=4, drift=gate) as emulator:
+        gate.held = {emulator.project_ids[-1]}
+        process = subprocess.Popen(
+            [*VBS_ASYNC, "crawl", "--quiet", "--max-projects", "1", *emulator.project_ids],
+            env=command_env(emulator, PYTHONUNBUFFERED=""),  # stdout as a pipe buffers it
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        rows: list[bytes] = []
+        five_done = threading.Event()
+        stack = contextlib.ExitStack()
+        stack.enter_context(process)  # its pipes closed at the end, whatever happens
+
+        def read() -> None:
+            assert process.stdout is not None
+            for row in process.stdout:
+                rows.append(row)
+                if len(rows) == 15:  # 5 projects x 3 sharings
+                    five_done.set()
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        try:
+            got_them = five_done.wait(30)
+            rows_while_held = list(rows)
+            reached = gate.reached.is_set()
+        finally:
+            gate.opened.set()
+            process.wait(60)  # --quiet: its stderr is a line at most
+            reader.join(10)
+            stderr = process.stderr.read() if process.stderr else b""
+            stack.close()
+    assert process.returncode == 0, stderr
+    assert got_them, (reached, rows_while_held, stderr)
+    held = {json.loads(row)["project_id"] for row in rows_while_held}
+    assert held == set(emulator.project_ids[:-1])
+    assert len(rows) == 18
+
+
+def test_the_report_describes_the_job_and_how_it_ended(emu, tmp_path):
+    out, state, report = tmp_path / "out.jsonl", tmp_path / "state", tmp_path / "report.json"
+    result = crawl(emu, "-o", str(out), "--resume", str(state), "--report", str(report),
+                   "--page-size", "7", "--status", "available")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(report.read_text())
+    assert document["exit_status"] == 0
+    assert document["stopped"] is None
+    job = document["job"]
+    assert job["project_count"] == len(emu.project_ids)
+    assert job["state"] == str(state)
+    assert job["listing"]["page_size"] == 7
+    assert job["listing"]["status"] == "available"
+    assert None not in job["listing"].values()
+
+
+def test_the_report_of_a_crawl_stopped_before_anything_was_crawled_says_why(
+    emu, clean_env, tmp_path
+):
+    clean_env.setenv("OS_AUTH_TOKEN", "not-the-token")
+    report = tmp_path / "report.json"
+    result = invoke("crawl", "--report", str(report), *emu.project_ids)
+    assert result.exit_code == 2, result.stderr
+    document = json.loads(report.read_text())
+    assert document["exit_status"] == 2
+    assert document["stopped"].startswith("credentials refused")
+    assert document["job"]["state"] is None

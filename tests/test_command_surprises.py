@@ -22,7 +22,7 @@ from vbs_async.cli._rows import csv_rows
 from vbs_async.cli._text import printable
 from vbs_async.testing import Fault
 
-from ._helpers import VBS_ASYNC, command_env, emulator_in_thread
+from ._helpers import VBS_ASYNC, command_emulator, command_env, emulator_in_thread
 from .test_cli import invoke, rows_by_project
 from .test_command_files import one_error_line
 
@@ -33,9 +33,7 @@ if TYPE_CHECKING:
 @pytest.fixture
 def emu(clean_env):
     """3 projects of 6 sharings, the command configured for it."""
-    with emulator_in_thread(projects=3, sharings_per_project=6, seed=5) as emulator:
-        clean_env.setenv("OS_AUTH_TOKEN", emulator.token)
-        clean_env.setenv("VBS_ENDPOINT", emulator.url)
+    with command_emulator(clean_env, projects=3, sharings_per_project=6, seed=5) as emulator:
         yield emulator
 
 
@@ -191,9 +189,7 @@ def test_cancel_piped_into_head_exits_141_with_a_closing_line(emu, tmp_path):
 def test_a_signal_during_a_bulk_cancel_ends_with_what_was_done_and_what_is_unknown(
     clean_env, tmp_path, stop, status
 ):
-    with emulator_in_thread(projects=1, sharings_per_project=300, latency=0.02) as emu:
-        clean_env.setenv("OS_AUTH_TOKEN", emu.token)
-        clean_env.setenv("VBS_ENDPOINT", emu.url)
+    with command_emulator(clean_env, projects=1, sharings_per_project=300, latency=0.02) as emu:
         rows = tmp_path / "rows.jsonl"
         assert invoke("crawl", "-o", str(rows), emu.project_ids[0]).exit_code == 0
         out = tmp_path / "cancelled.txt"
@@ -446,9 +442,7 @@ def test_all_projects_resume_keeps_finished_adds_new_and_reports_gone(clean_env,
 
 
 def test_a_silent_endpoint_stops_the_crawl_soon_after_the_first_timeout(clean_env):
-    with emulator_in_thread(projects=3, sharings_per_project=1, latency=30) as emu:
-        clean_env.setenv("OS_AUTH_TOKEN", emu.token)
-        clean_env.setenv("VBS_ENDPOINT", emu.url)
+    with command_emulator(clean_env, projects=3, sharings_per_project=1, latency=30) as emu:
         began = time.monotonic()
         result = invoke("crawl", "--timeout", "0.3", "--deadline", "60", *emu.project_ids)
         took = time.monotonic() - began

@@ -246,3 +246,38 @@ def test_one_sharing_is_read_as_a_list_of_them_is():
     }
     assert structure_sharing(full).backup == Backup(id="b", object_count=0)
     assert structure_sharings([]) == ()
+
+
+def test_the_field_named_is_the_bad_one_after_good_values_of_every_type():
+    backup = {
+        "id": "b",
+        "name": "n",
+        "size": 1,
+        "created_at": "2017-08-08T04:03:27",
+        "is_incremental": True,
+        "object_count": 0,
+        "snapshot_id": 7,
+    }
+    with pytest.raises(StructureError) as caught:
+        structure_sharings([{**MINIMAL, "backup": backup}])
+    assert str(caught.value) == "shared[0].backup.snapshot_id: expected a string or null, got int 7"
+
+
+def test_a_value_holding_the_path_separator_is_quoted_whole():
+    with pytest.raises(StructureError) as caught:
+        structure_sharings([{**MINIMAL, "backup": {"id": "b", "size": "1 @ 2"}}])
+    assert caught.value.path == "shared[0].backup.size"
+    assert caught.value.reason == "expected an integer or null, got str '1 @ 2'"
+
+
+class _Mapping(dict[str, object]):
+    """A mapping that is not exactly a dict: JSON never decodes to one."""
+
+
+def test_an_item_the_fast_path_refuses_but_diagnosis_cannot_name_is_refused_all_the_same():
+    with pytest.raises(StructureError) as listed:
+        structure_sharings([_Mapping(MINIMAL)], path="sharings")
+    assert (listed.value.path, listed.value.reason) == ("sharings", "could not be read")
+    with pytest.raises(StructureError) as one:
+        structure_sharing(_Mapping(MINIMAL), path="sharing")
+    assert (one.value.path, one.value.reason) == ("sharing", "could not be read")

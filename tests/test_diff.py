@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from vbs_async.testing import Fault
+from vbs_async.testing import Emulator, Fault
 
 from .test_audit import A1, A2, OUTSIDE1, add_sharing
 from .test_cli import emulator_in_thread, invoke
@@ -40,6 +40,10 @@ def two_runs(tmp_path, clean_env):
         emu.inject(Fault.answer(500), times=100, project_id=third)
         assert crawl("new").exit_code == 1
     return db, {"kept": kept, "gone": gone, "changing": changing, "added": added, "hidden": hidden}
+
+
+EMULATOR_ACCOUNT = Emulator(projects=1).identity.domain_id
+"""The account (domain ID) the embedded emulator's IAM lists its projects in."""
 
 
 def changes(stdout: str) -> dict[str, dict]:
@@ -101,9 +105,10 @@ def test_two_runs_without_anything_unknown_exit_0(tmp_path):
     result = invoke("diff", "--db", str(db), "--format", "jsonl")
     assert result.exit_code == 0
     assert result.stdout == ""
-    assert (
-        result.stderr
-        == "run 1 -> run 2: 0 added (0 high, 0 medium, 0 low, 0 info), 0 removed, 0 changed, 12 unchanged\n"
+    account = f"(account {EMULATOR_ACCOUNT})"  # no --account: the domain IAM lists
+    assert result.stderr == (
+        f"run 1 {account} -> run 2 {account}: 0 added (0 high, 0 medium, 0 low, 0 info), "
+        "0 removed, 0 changed, 12 unchanged\n"
     )
 
 
@@ -161,7 +166,9 @@ def test_a_database_of_one_run_has_nothing_to_compare_yet_and_exits_0(tmp_path):
     result = invoke("diff", "--db", str(db), "--format", "jsonl", "--fail-on-new", "high")
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
-    assert result.stderr == "nothing to compare yet: one run (run 1)\n"
+    assert (
+        result.stderr == f"nothing to compare yet: one run of account {EMULATOR_ACCOUNT} (run 1)\n"
+    )
 
 
 def test_the_default_diff_compares_the_last_two_runs_of_the_same_account(tmp_path, clean_env):

@@ -36,6 +36,26 @@ def sharing(sharing_id: str, project: str, to: str, status: str = "available") -
     )
 
 
+def record_in_one_transaction(path, projects: dict[str, list[BackupSharing] | None]) -> None:
+    """One run, every project committed at once (as `crawl --db` batches them)."""
+    with Inventory(path, write=True) as inventory:
+        run = inventory.start_run(list(projects))
+        for project_id, sharings in projects.items():
+            run.add_page(project_id, sharings or ())
+        run.commit_projects(
+            [(p, None if s is not None else "HTTP 503") for p, s in projects.items()]
+        )
+        run.finish()
+
+
+def _table(path) -> list[tuple]:
+    db = sqlite3.connect(path)
+    try:
+        return db.execute("SELECT * FROM sharings ORDER BY 1, 2, 3").fetchall()
+    finally:
+        db.close()
+
+
 def record(path, projects: dict[str, list[BackupSharing] | None], **options) -> int:
     """One run: None marks a project whose listing failed."""
     with Inventory(path, write=True) as inventory:
@@ -226,9 +246,13 @@ def _sharings(project: str, listing: dict[str, tuple[str, str]]) -> list[BackupS
 )
 @given(runs=st.lists(snapshots, min_size=2, max_size=3))
 def test_diff_is_exact_and_never_calls_a_failed_projects_sharing_removed(tmp_path_factory, runs):
-    path = tmp_path_factory.mktemp("prop") / "inv.sqlite"
+    folder = tmp_path_factory.mktemp("prop")
+    path, batched = folder / "inv.sqlite", folder / "batched.sqlite"
     for snapshot in runs:
-        record(path, {p: None if s is None else _sharings(p, s) for p, s in snapshot.items()})
+        projects = {p: None if s is None else _sharings(p, s) for p, s in snapshot.items()}
+        record(path, projects)
+        record_in_one_transaction(batched, projects)
+    assert _table(batched) == _table(path)  # one transaction for all, or one each: the same
     old_snapshot, new_snapshot = runs[-2], runs[-1]
     for old_index in range(len(runs) - 1):
         old_snapshot = runs[old_index]
@@ -310,20 +334,13 @@ def test_a_project_too_big_to_hold_in_memory_is_recorded_the_same(tmp_path, monk
     }
     second = {P1: [*listing[P1][2:], sharing("s9", P1, P3)], P2: listing[P2]}
 
-    def table(path):
-        db = sqlite3.connect(path)
-        try:
-            return db.execute("SELECT * FROM sharings ORDER BY 1, 2, 3").fetchall()
-        finally:
-            db.close()
-
     record(tmp_path / "memory.sqlite", listing)
     record(tmp_path / "memory.sqlite", second)
     monkeypatch.setattr(inventory_store, "HELD_ROWS", 2)
     record(tmp_path / "disk.sqlite", listing)
     record(tmp_path / "disk.sqlite", second)
-    recorded = table(tmp_path / "disk.sqlite")
-    assert recorded == table(tmp_path / "memory.sqlite")
+    recorded = _table(tmp_path / "disk.sqlite")
+    assert recorded == _table(tmp_path / "memory.sqlite")
     assert ("s3", OUTSIDE) in {(row[1], row[6]) for row in recorded}  # the last of an ID wins
 
 

@@ -302,3 +302,30 @@ def test_big_projects_waiting_in_the_database_are_recorded_the_same(tmp_path, mo
     monkeypatch.setattr(_store, "HELD_ROWS", 15)
     assert crawl("staged") == in_memory
     assert len(in_memory["sharings"]) == 3 * 45
+
+
+def test_a_run_without_account_records_the_domain_iam_lists_its_projects_in(tmp_path):
+    from vbs_async.testing import Emulator  # noqa: PLC0415
+
+    domain_id = Emulator(projects=1).identity.domain_id  # the emulator's account
+    db = tmp_path / "inv.sqlite"
+    for extra in ([], ["--account", "OTC-A"]):
+        result = invoke("crawl", "--emulator", "--emulator-projects", "2", "--db", str(db),
+                        "-o", str(tmp_path / "out.jsonl"), *extra)  # fmt: skip
+        assert result.exit_code == 0, result.output
+    with Inventory(db) as inventory:
+        assert [run.account for run in inventory.runs()] == [domain_id, "OTC-A"]
+
+
+def test_a_run_whose_account_iam_does_not_tell_is_recorded_without_one(tmp_path, clean_env):
+    """No IAM endpoint to ask (a token and a VBS endpoint only): the crawl goes on."""
+    db = tmp_path / "inv.sqlite"
+    with emulator_in_thread(projects=2, sharings_per_project=3) as emu:
+        clean_env.setenv("OS_AUTH_TOKEN", emu.token)
+        result = invoke("crawl", "--endpoint", emu.url, "--db", str(db),
+                        "-o", str(tmp_path / "out.jsonl"), *emu.project_ids)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    with Inventory(db) as inventory:
+        (run,) = inventory.runs()
+        assert run.account is None
+        assert [p.sharings for p in inventory.projects(run.run_id)] == [3, 3]

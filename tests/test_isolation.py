@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from benchmarks.random_order import machine_environment
+
 from .conftest import CREDENTIAL_VARIABLES
 
 # The variables issue 24 found leaking, each read by the configuration.
@@ -38,24 +40,7 @@ def test_a_test_sees_no_cloud_settings_and_lives_in_temporary_folders():
 @pytest.mark.timeout(300)  # a whole pytest run of four files, nested
 def test_the_configuration_tests_pass_with_a_developer_s_cloud_settings_present(tmp_path):
     """OS_AK, OS_SK, OS_CLOUD exported and a clouds.yaml in HOME change no result."""
-    home = tmp_path / "developer"
-    (home / ".config" / "openstack").mkdir(parents=True)
-    (home / ".config" / "openstack" / "clouds.yaml").write_text(
-        "clouds:\n  otc:\n    region_name: eu-nl\n"
-        "    auth: {auth_url: 'https://iam.eu-nl.otc.t-systems.com/v3', ak: AKDEV, sk: SKDEV,"
-        " project_name: eu-nl_dev}\n"
-    )
-    env = dict(os.environ)
-    env.update(
-        HOME=str(home),
-        OS_AK="AKFROMTHEMACHINE",
-        OS_SK="SKFROMTHEMACHINE",
-        OS_CLOUD="otc",
-        OS_TENANT_NAME="eu-de_machine",
-        OS_AUTH_TOKEN="token-from-the-machine",
-        PYTHONDONTWRITEBYTECODE="1",
-    )
-    env.pop("XDG_CONFIG_HOME", None)
+    env = machine_environment(tmp_path / "developer")
     root = Path(__file__).parent.parent
     files = ["test_config.py", "test_clouds.py", "test_auth.py", "test_secrets.py"]
     result = subprocess.run(

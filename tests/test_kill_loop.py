@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import random
 import signal
 import subprocess
@@ -13,7 +10,7 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from ._helpers import VBS_ASYNC, command_env, emulator_in_thread
+from ._helpers import VBS_ASYNC, command_env, emulator_in_thread, output_rows
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -60,15 +57,6 @@ def kill_loop(arguments: list[str], env: dict[str, str], out: Path, state: Path,
     return at_start, after_progress
 
 
-def rows(path, output_format: str) -> Counter[tuple[str, str]]:
-    text = path.read_text()
-    if output_format == "csv":
-        records = list(csv.DictReader(io.StringIO(text)))
-    else:
-        records = [json.loads(line) for line in text.splitlines()]
-    return Counter((r["project_id"], r["id"]) for r in records)
-
-
 def test_twenty_kills_then_a_resume_give_exactly_the_emulator_s_rows(tmp_path):
     with emulator_in_thread(projects=300, sharings_per_project=30, latency=0.004, seed=9) as emu:
         expected = Counter((p, s["id"]) for p in emu.project_ids for s in emu.sharings(p))
@@ -96,6 +84,6 @@ def test_twenty_kills_then_a_resume_give_exactly_the_emulator_s_rows(tmp_path):
                 arguments, env=env, capture_output=True, timeout=120, check=False
             )
             assert final.returncode == 0, final.stderr
-            assert rows(out, output_format) == expected, output_format
+            assert output_rows(out, output_format) == expected, output_format
     # As many kills mid-write as at start, each made while the run was alive.
     assert kills == {"jsonl": (KILLS // 2, KILLS // 2), "csv": (KILLS // 2, KILLS // 2)}

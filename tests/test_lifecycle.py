@@ -121,11 +121,20 @@ async def test_a_call_after_close_raises_client_closed_naming_the_cause():
             pass
 
 
+LOOP_REFUSED = (
+    "this client first ran in another event loop ({state}); its connections, limits and "
+    "tokens belong to that loop: create the client inside the asyncio.run() (or loop) that "
+    f"uses it (project {PROJECT})"
+)
+
+
 def test_a_client_used_from_a_second_event_loop_raises_event_loop_error():
     client = client_for(SlowServer())
     assert len(asyncio.run(client.list_sharings(PROJECT))) == 3
-    with pytest.raises(EventLoopError, match="another event loop"):
+    with pytest.raises(EventLoopError, match="another event loop") as caught:
         asyncio.run(client.list_sharings(PROJECT))
+    assert str(caught.value) == LOOP_REFUSED.format(state="now closed")
+    assert caught.value.project_id == PROJECT
     asyncio.run(client.close())  # its first loop is gone: closing still works
     with pytest.raises(VBSError):
         asyncio.run(client.list_sharings(PROJECT))
@@ -168,3 +177,18 @@ async def test_close_mid_listing_with_pages_fetched_ahead_stops_the_items():
     assert caught.value.project_id == PROJECT
     assert caught.value.offset == 5
     assert other_tasks() == set()
+
+
+async def test_a_call_from_another_loop_while_the_first_still_runs_is_refused_in_full():
+    client = client_for(SlowServer())
+    await client.list_sharings(PROJECT)
+
+    def call_elsewhere() -> EventLoopError:
+        with pytest.raises(EventLoopError) as caught:
+            asyncio.run(client.count_sharings(PROJECT))
+        return caught.value
+
+    refused = await asyncio.to_thread(call_elsewhere)
+    assert str(refused) == LOOP_REFUSED.format(state="still running")
+    assert refused.project_id == PROJECT
+    await client.close()

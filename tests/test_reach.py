@@ -234,7 +234,9 @@ async def test_list_projects_gives_the_enabled_projects_of_the_region_without_mo
             every = await client.list_projects(include_disabled=True)
     assert sorted(p.id for p in mine) == sorted(emu.project_ids)
     assert all(p.enabled and p.region == "eu-de" for p in mine)
-    assert mine[0] == Project(emu.project_ids[0], "eu-de_p00000", "eu-de", enabled=True)
+    assert mine[0] == Project(
+        emu.project_ids[0], "eu-de_p00000", "eu-de", enabled=True, domain_id=emu.identity.domain_id
+    )
     names = {p.name for p in every}
     assert "MOS" not in names
     assert {"eu-de_disabled", "eu-xx_elsewhere"} <= names

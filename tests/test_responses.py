@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from email.utils import formatdate, parsedate_to_datetime
+
 import pytest
 from multidict import CIMultiDict
 
@@ -11,7 +14,9 @@ from vbs_async import (
     BadRequestError,
     ConflictError,
     NotFoundError,
+    PaginationError,
     PermissionDeniedError,
+    Project,
     RateLimitedError,
     ResponseDecodeError,
     ServerError,
@@ -19,8 +24,10 @@ from vbs_async import (
 from vbs_async._requests import Request
 from vbs_async._responses import (
     Response,
+    _clock_hint,
     check_response,
     read_count,
+    read_projects,
     read_sharing,
     read_sharing_list,
 )
@@ -211,3 +218,120 @@ def test_a_list_answer_that_does_not_fit_names_its_project_and_offset():
     with pytest.raises(ResponseDecodeError) as caught:
         read_sharing_list(b'{"shared": [{"id": 5}]}', LIST)
     assert (caught.value.project_id, caught.value.offset) == ("p1", 300)
+
+
+# -- the clock hint of a signature refused for its time, in full -----------------------------
+
+RULE = (
+    "the gateway refuses signatures more than 15 minutes from its clock: "
+    "set this machine's clock right (NTP)"
+)
+SERVER_NOW = "Wed, 25 Nov 2026 12:00:00 GMT"
+SERVER_SECONDS = parsedate_to_datetime(SERVER_NOW).timestamp()
+
+
+@pytest.mark.parametrize(
+    ("date", "skew", "hint"),
+    [
+        (None, 0, f" (is this machine's clock off? {RULE})"),
+        ("not a date", 0, f" (is this machine's clock off? {RULE})"),
+        (
+            SERVER_NOW,
+            59.5,
+            " (this machine's clock agrees with the server's Date header: check the keys)",
+        ),
+        (
+            SERVER_NOW,
+            -59.5,
+            " (this machine's clock agrees with the server's Date header: check the keys)",
+        ),
+        (
+            SERVER_NOW,
+            60,
+            f" (this machine's clock is 1 minutes ahead of the server's Date header; {RULE})",
+        ),
+        (
+            SERVER_NOW,
+            7200,
+            f" (this machine's clock is 120 minutes ahead of the server's Date header; {RULE})",
+        ),
+        (
+            SERVER_NOW,
+            -7200,
+            f" (this machine's clock is 120 minutes behind the server's Date header; {RULE})",
+        ),
+    ],
+)
+def test_the_clock_hint_in_full_words(date, skew, hint):
+    assert _clock_hint(date, now=SERVER_SECONDS + skew) == hint
+
+
+def test_an_expired_signature_keeps_the_gateway_s_words_before_the_clock_hint():
+    date = formatdate(time.time() - 7200, usegmt=True)
+    body = b'{"error_code": "APIGW.0301", "error_msg": "Signature expired"}'
+    error = raised(answer(401, body, Date=date))
+    assert error.message.startswith("Signature expired (this machine's clock is 120 minutes ahead")
+
+
+# -- each decode error in full, naming the call --------------------------------------------
+
+GET = Request("GET", "/v2/p1/os-vendor-backup-sharing/s1", "p1")
+PROJECTS = Request("GET", "/v3/auth/projects", "")
+
+
+def test_a_count_that_is_not_json_or_not_an_object_is_a_decode_error_naming_the_call():
+    with pytest.raises(ResponseDecodeError) as caught:
+        read_count(b"[1]", LIST)
+    assert str(caught.value) == (
+        "unexpected answer to GET /v2/p1/os-vendor-backup-sharing/detail: "
+        "the body is a JSON list, not an object (project p1, offset 300)"
+    )
+
+
+def test_a_sharing_that_does_not_fit_names_its_field_and_the_call():
+    with pytest.raises(ResponseDecodeError) as caught:
+        read_sharing(b'{"shared": {"id": 3}}', GET)
+    assert str(caught.value) == (
+        "unexpected answer to GET /v2/p1/os-vendor-backup-sharing/s1: "
+        "shared.id: expected a string, got int 3 (project p1)"
+    )
+
+
+def test_more_items_than_the_limit_name_the_page():
+    body = b'{"shared": [' + b",".join([b'{"id": "s"}'] * 3) + b"]}"
+    with pytest.raises(PaginationError) as caught:
+        read_sharing_list(body, LIST, limit=2)
+    assert (caught.value.project_id, caught.value.offset) == ("p1", 300)
+    assert str(caught.value) == "the server returned 3 items for limit 2 (project p1, offset 300)"
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"projects": {}}', "'projects' must be a list"),
+        (b'{"projects": ["p"]}', "a project is not an object"),
+        (b'{"projects": [{"id": "p", "name": 5}]}', "a project has no text id or name"),
+        (b'{"projects": [{"id": "", "name": "eu-de_a"}]}', "a project has no text id or name"),
+        (b'{"projects": [{"name": "eu-de_a"}]}', "a project has no text id or name"),
+        (
+            b'{"projects": [{"id": "p", "name": "eu-de_a", "enabled": null}]}',
+            "project p's 'enabled' is not a bool",
+        ),
+    ],
+)
+def test_each_project_list_that_does_not_fit_in_full_words(body, reason):
+    with pytest.raises(ResponseDecodeError) as caught:
+        read_projects(body, PROJECTS)
+    assert str(caught.value) == f"unexpected answer to GET /v3/auth/projects: {reason}"
+    assert caught.value.project_id is None
+
+
+def test_a_project_without_enabled_is_enabled_and_mos_is_left_out():
+    body = (
+        b'{"projects": [{"id": "p1", "name": "eu-de_a"}, {"id": "p2", "name": "MOS"},'
+        b' {"id": "p3", "name": "eu-nl_b", "enabled": false}]}'
+    )
+    assert read_projects(body, PROJECTS) == [
+        Project("p1", "eu-de_a", "eu-de", enabled=True),
+        Project("p3", "eu-nl_b", "eu-nl", enabled=False),
+    ]

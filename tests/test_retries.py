@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from email.utils import formatdate
@@ -9,6 +10,7 @@ from email.utils import formatdate
 import pytest
 import stamina
 
+import vbs_async._session
 from vbs_async import (
     NotFoundError,
     PasswordAuth,
@@ -22,6 +24,7 @@ from vbs_async import (
     TransportError,
     VBSClient,
 )
+from vbs_async._limits import parse_quota
 from vbs_async._requests import Request
 from vbs_async._responses import Response  # noqa: TC001 - the handler's annotation
 from vbs_async._retry import is_transient, parse_retry_after
@@ -184,26 +187,50 @@ async def test_consecutive_429s_back_off_exponentially_whatever_retry_after_says
     assert throttle_waits.seen() == pytest.approx([0.001, 0.002, 0.004, 0.008, 0.016, 0.02])
 
 
-async def test_an_always_429_server_with_retry_after_zero_gets_no_more_requests_than_without():
-    counts = {}
+async def test_an_always_429_server_with_retry_after_zero_gets_no_more_requests_than_without(
+    monkeypatch,
+):
+    """`Retry-After: 0` never shortens the backoff of 429s: the same waits as without it.
+
+    The waits are recorded instead of slept (a real half-second deadline made
+    the count of requests race the machine's load: 3 instead of 4 once).
+    """
+    waits: dict[str, list[float]] = {}
+    real_sleep = asyncio.sleep
+
+    class RecordingAsyncio:
+        def __getattr__(self, name: str) -> object:
+            return getattr(asyncio, name)
+
+        @staticmethod
+        async def sleep(delay: float, result: object = None) -> object:
+            recorded.append(delay)
+            return await real_sleep(0, result)
+
+    monkeypatch.setattr(vbs_async._session, "asyncio", RecordingAsyncio())
     for form, headers in (("none", {}), ("zero", {"Retry-After": "0"})):
+        recorded: list[float] = []
         async with Emulator(projects=1, sharings_per_project=3) as always:
-            always.inject(Fault.answer(429, form="gateway", headers=headers), times=10**6)
-            policy = RetryPolicy(timeout=0.5, wait_initial=0.05, wait_max=0.2, wait_jitter=0.0)
+            always.inject(Fault.answer(429, form="gateway", headers=headers), times=4)
+            policy = RetryPolicy(timeout=30, wait_initial=0.05, wait_max=0.2, wait_jitter=0.0)
             async with VBSClient(always.url, auth=TokenAuth(always.token), retry=policy) as c:
-                with pytest.raises(RateLimitedError, match="still throttled"):
-                    await c.count_sharings(always.project_ids[0])
-            counts[form] = always.requests_received
-    # 0.05 + 0.1 + 0.2 + 0.2 > 0.5: four requests, the last wait cut short by the deadline.
-    assert counts == {"none": 4, "zero": 4}
+                assert await c.count_sharings(always.project_ids[0]) == 3
+            assert always.requests_received == 5
+        waits[form] = recorded
+    assert waits == {"none": [0.05, 0.1, 0.2, 0.2], "zero": [0.05, 0.1, 0.2, 0.2]}
 
 
 async def test_a_429_wait_that_would_pass_the_deadline_gives_up_at_once(make_client, emu):
     emu.inject(Fault.answer(429, form="gateway", headers={"Retry-After": "30"}), times=10)
     client = make_client(emu, retry=RetryPolicy(timeout=5, wait_max=60))
     began = time.monotonic()
-    with pytest.raises(RateLimitedError, match="still throttled"):
+    with pytest.raises(RateLimitedError, match="still throttled") as caught:
         await client.count_sharings(emu.project_ids[0])
+    assert caught.value.message.endswith(
+        " (still throttled at the call's deadline of 5s: RetryPolicy.timeout; "
+        "--deadline on the command)"
+    )
+    assert not caught.value.message.startswith(" (still")  # the gateway's words come first
     assert time.monotonic() - began < 4  # not slept to the deadline for nothing
     assert emu.requests_received == 1
 
@@ -302,8 +329,11 @@ async def test_a_slow_answer_times_out_and_is_a_timeout_error(make_client, emu):
 async def test_retry_policy_timeout_bounds_the_whole_call(make_client, emu):
     emu.latency = 0.5
     client = make_client(emu, timeout=10, retry=RetryPolicy(timeout=0.1))
-    with pytest.raises(RequestTimeoutError, match=r"deadline of 0.1s.*RetryPolicy.timeout"):
+    with pytest.raises(
+        RequestTimeoutError, match=r"deadline of 0.1s.*RetryPolicy.timeout"
+    ) as caught:
         await client.list_sharings(emu.project_ids[0])
+    assert (caught.value.project_id, caught.value.offset) == (emu.project_ids[0], 0)
 
 
 async def test_an_oversized_body_is_refused_without_retry(make_client, emu):
@@ -443,3 +473,35 @@ async def test_a_delete_answered_404_at_its_first_attempt_is_not_found():
         with pytest.raises(NotFoundError, match="no such sharing"):
             await client.cancel_sharing("0123456789abcdef0123456789abcdef", "s1")
     assert answers == []
+
+
+@pytest.mark.parametrize(
+    ("announced", "scope"),
+    [
+        ("policy user over ratelimit,limit:50,time:1 second", "policy user"),
+        ("limit:50,time:1 second", "no policy named"),
+    ],
+)
+async def test_a_quota_the_gateway_announces_is_logged_once_and_paced_under(
+    caplog, announced, scope
+):
+    caplog.set_level(logging.INFO, logger="vbs_async")
+    throttled = response(429, {"error_code": "APIGW.0308", "error_msg": announced})
+    answers = iter([throttled, response(200, {"count": 1}), throttled])
+
+    def handler(_: SentRequest):
+        return next(answers, None) or response(200, {"count": 1})
+
+    transport = MockTransport(handler)
+    policy = RetryPolicy(wait_initial=0.0, wait_max=0.0, wait_jitter=0.0)
+    async with VBSClient(
+        "https://vbs.example", auth=TokenAuth("t"), transport=transport, retry=policy
+    ) as client:
+        for _ in range(3):
+            assert await client.count_sharings("p1") == 1
+    told = [r.getMessage() for r in caplog.records if "announced its quota" in r.getMessage()]
+    expected = (
+        f"the gateway at vbs.example:443 announced its quota: {parse_quota(announced)} "
+        f"({scope}); pacing under it"
+    )
+    assert told == [expected]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import json
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -25,6 +24,8 @@ from hypothesis import strategies as st
 from vbs_async import BackupSharing, ProjectDone, ServerError, SharingPage, TokenAuth
 from vbs_async.cli._run import CrawlJob, run_crawl
 from vbs_async.cli._state import State
+
+from ._helpers import output_rows
 
 
 class Died(Exception):  # noqa: N818 - stands for the process dying
@@ -78,15 +79,6 @@ class ScriptedClient:
         return turns
 
 
-def rows(path: Path, output_format: str) -> Counter[str]:
-    text = path.read_text()
-    if output_format == "csv":
-        import csv  # noqa: PLC0415
-
-        return Counter(r["id"] for r in csv.DictReader(io.StringIO(text)))
-    return Counter(json.loads(line)["id"] for line in text.splitlines())
-
-
 plans = st.dictionaries(
     st.sampled_from([f"p{n}" for n in range(6)]),
     st.tuples(st.lists(st.integers(0, 4), max_size=3), st.booleans()),
@@ -135,10 +127,10 @@ def test_a_resumed_run_has_every_sharing_of_every_project_once(
         status = asyncio.run(run_crawl(ScriptedClient(healed, order, None), job, stderr))
         assert status == 0, stderr.getvalue()
         expected = Counter(
-            sharing(p, n, i).id for p, (pages, _) in plan.items() for n, size in enumerate(pages)
-            for i in range(size)
+            (p, sharing(p, n, i).id) for p, (pages, _) in plan.items()
+            for n, size in enumerate(pages) for i in range(size)
         )  # fmt: skip
-        assert rows(out, output_format) == expected
+        assert output_rows(out, output_format) == expected
 
 
 def test_the_scripted_client_does_interleave_projects():

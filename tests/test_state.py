@@ -51,6 +51,7 @@ def test_commits_are_read_back_by_the_next_run_with_their_counts_and_sizes(tmp_p
     assert state.last_commit is not None
     assert state.last_commit.project_id == "p2"
     assert list(state.finished) == ["p1", "p2"]
+    assert state.finished["p2"] == state.last_commit
     state.release()
     output.close()
 
@@ -128,6 +129,27 @@ def test_committed_bytes_are_checked_however_long_the_output_and_whatever_follow
 
     again = reread(tmp_path)
     again.check_output(output)  # the committed 100,000 bytes are as they were
+    again.release()
+    output.close()
+
+
+def test_a_short_output_changed_in_its_very_first_byte_is_refused(tmp_path):
+    state, output = started(tmp_path)
+    commit_rows(state, output, "p1", b'{"id": "a"}\n')
+    output.seek(0)
+    output.write(b"[")
+    output.flush()
+    with pytest.raises(StateError, match="changed since"):
+        state.check_output(output)
+    state.release()
+    output.close()
+
+
+def test_committed_bytes_past_the_digested_tail_are_checked_by_their_end(tmp_path):
+    state, output = started(tmp_path)
+    commit_rows(state, output, "p1", b"x" * 99_999 + b"\n")
+    state.release()
+    again = reread(tmp_path)
     output.seek(50_000)
     output.write(b"y")
     output.flush()

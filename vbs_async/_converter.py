@@ -119,14 +119,15 @@ def _make_converter(*, detailed_validation: bool) -> cattrs.Converter:  # pragma
     return converter
 
 
-def _is(expected: object) -> Any:
+# Called only by `_make_converter`, at import: the closures they return are what runs.
+def _is(expected: object) -> Any:  # pragma: no mutate block
     def predicate(candidate: object) -> bool:
         return candidate == expected
 
     return predicate
 
 
-def _optional(hook: Any, cls: type[Any]) -> Any:
+def _optional(hook: Any, cls: type[Any]) -> Any:  # pragma: no mutate block
     def optional_hook(value: Any, _: object) -> Any:
         return None if value is None else hook(value, cls)
 

@@ -149,12 +149,15 @@ class Project:
             named after the region.
         region: The region, from the name's prefix.
         enabled: Whether the project is enabled.
+        domain_id: The account (domain) it belongs to, as IAM lists it;
+            None when IAM does not say.
     """
 
     id: str
     name: str
     region: str
     enabled: bool = True
+    domain_id: str | None = None
 
 
 @attrs.frozen

@@ -220,7 +220,10 @@ def read_count(body: bytes, request: Request) -> int:
 
 
 def read_projects(body: bytes, request: Request) -> list[Project]:
-    """The projects of IAM's `{"projects": [{"id", "name", "enabled"}, ...]}`, MOS left out."""
+    """The projects of IAM's `{"projects": [{"id", "name", "enabled", "domain_id"}, ...]}`.
+
+    IAM's built-in MOS project is left out; a `domain_id` that is not text is none.
+    """
     items = _load_object(body, request).get("projects")
     if not isinstance(items, list):
         raise _decode_error("'projects' must be a list", request)
@@ -235,5 +238,8 @@ def read_projects(body: bytes, request: Request) -> list[Project]:
             raise _decode_error(f"project {project_id}'s 'enabled' is not a bool", request)
         if name == MOS_PROJECT:
             continue
-        projects.append(Project(project_id, name, region_of(name), enabled))
+        domain_id = item.get("domain_id")
+        if not isinstance(domain_id, str) or not domain_id:
+            domain_id = None
+        projects.append(Project(project_id, name, region_of(name), enabled, domain_id))
     return projects

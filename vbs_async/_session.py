@@ -457,6 +457,7 @@ class Session:
         # learned rate: a gateway refusing everything (or a controller that is
         # wrong) is never hammered. `Retry-After` only lengthens the wait.
         wait = self.retry.throttle_backoff(state.throttles, refusal.retry_after)
+        # pragma: no mutate start (a debug log line: its words are no behaviour)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "throttled (%s) for project %s offset=%s, waiting %.3fs, then at %.1f/s",
@@ -467,6 +468,7 @@ class Session:
                 self.limiter.adaptive.rate,
                 extra={"vbs_throttle_wait": wait},
             )
+        # pragma: no mutate end
         return wait
 
     async def _exchange(
@@ -501,7 +503,10 @@ class Session:
         return ticket, response
 
 
-def _log_retry(request: Request, error: VBSError, attempt: int, wait: float) -> None:
+# Debug log lines only (their words are no behaviour): left out of mutation.
+def _log_retry(
+    request: Request, error: VBSError, attempt: int, wait: float
+) -> None:  # pragma: no mutate block
     if logger.isEnabledFor(logging.DEBUG):
         outcome = error.status if isinstance(error, APIError) else type(error).__name__
         logger.debug(
@@ -517,7 +522,9 @@ def _log_retry(request: Request, error: VBSError, attempt: int, wait: float) -> 
         )
 
 
-def _log(request: Request, attempt: int, began: float, outcome: object) -> None:
+def _log(
+    request: Request, attempt: int, began: float, outcome: object
+) -> None:  # pragma: no mutate block
     if logger.isEnabledFor(logging.DEBUG):
         # The path only: IDs, never a credential (none travels in a URL).
         logger.debug(

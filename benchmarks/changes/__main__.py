@@ -19,6 +19,7 @@ import json
 import os
 import py_compile
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -32,6 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 RESULTS = ROOT / "mutants-work" / "changes.json"
 TIMEOUT = 30
 """Seconds a test may take under a change (pytest-timeout): a change that hangs is caught."""
+HUNG = 150
+"""Seconds the tests of one change may take in all before they are killed and counted as hung."""
 
 
 def _selection(change: Change) -> list[str]:
@@ -62,14 +65,25 @@ def run_tests(folder: Path, files: list[str]) -> tuple[bool, str, float]:
     env = dict(os.environ, PYTHONPATH=str(folder), PYTHONDONTWRITEBYTECODE="1")
     env.pop("CI", None)
     started = time.monotonic()
-    result = subprocess.run(  # noqa: S603 - our own interpreter, our own arguments
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter, our own arguments
         [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:randomly", "-p", "no:cacheprovider",
          f"--timeout={TIMEOUT}", *files],
-        cwd=folder, env=env, capture_output=True, text=True, check=False,
+        cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
     )  # fmt: skip
+    try:
+        stdout, _ = process.communicate(timeout=HUNG)
+    except subprocess.TimeoutExpired:
+        # pytest-timeout did not end it (a test that swallows the alarm, a hung teardown):
+        # the suite would hang for ever, which is the change caught, the hard way.
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        hung = f"HUNG: the tests were still running after {HUNG} s"
+        return True, hung, time.monotonic() - started
     elapsed = time.monotonic() - started
-    failed = [line for line in result.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
-    return result.returncode != 0, (failed[0] if failed else result.stdout[-300:]), elapsed
+    failing = ("FAILED tests", "ERROR tests")
+    failed = [line for line in stdout.splitlines() if line.startswith(failing)]
+    return process.returncode != 0, (failed[0] if failed else stdout[-300:]), elapsed
 
 
 def _check_copy_is_imported(folder: Path) -> None:

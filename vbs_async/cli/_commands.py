@@ -38,6 +38,8 @@ from ._text import printable
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from vbs_async._models import Project
+
 
 class CommandError(click.ClickException):
     """A mistake in how the command was called or set up: one line, exit status 2."""
@@ -469,6 +471,9 @@ async def _crawl_with(ids: list[str], options: dict[str, Any], signals: StopSign
             # Every project of the account (other regions, disabled ones): what
             # audit calls internal, from the database or from the report.
             account_projects = tuple(await client.list_projects(include_disabled=True))
+        detected = None
+        if options["db"] is not None and options["account"] is None:
+            detected = await _account_of(client, resolved.ids, account_projects)
         job = CrawlJob(
             project_ids=resolved.ids,
             unavailable=resolved.unavailable,
@@ -485,7 +490,7 @@ async def _crawl_with(ids: list[str], options: dict[str, Any], signals: StopSign
             max_failures=options["max_failures"],
             command=options["command"],
             endpoint=client.endpoint or f"of VBS in {client.region or 'the catalog'}",
-            inventory=_inventory_spec(client, options, account_projects),
+            inventory=_inventory_spec(client, options, account_projects, detected),
             account_projects=account_projects,
         )
         try:
@@ -498,8 +503,30 @@ async def _crawl_with(ids: list[str], options: dict[str, Any], signals: StopSign
             raise CommandError(str(exc)) from None
 
 
+async def _account_of(
+    client: VBSClient, project_ids: list[str], listed: tuple[Project, ...]
+) -> str | None:
+    """The account (domain ID) IAM lists the job's projects in, if they share one.
+
+    Best effort, for a `--db` run without `--account`: one request to IAM
+    (none with `--all-projects`, which lists them already); IAM refusing,
+    or projects it does not list, leave the run's account unknown.
+    """
+    if not listed:
+        try:
+            listed = tuple(await client.list_projects(include_disabled=True))
+        except VBSError:
+            return None
+    wanted = set(project_ids)
+    domains = {project.domain_id for project in listed if project.id in wanted}
+    return domains.pop() if len(domains) == 1 else None
+
+
 def _inventory_spec(
-    client: VBSClient, options: dict[str, Any], known: tuple[Any, ...]
+    client: VBSClient,
+    options: dict[str, Any],
+    known: tuple[Any, ...],
+    detected: str | None = None,
 ) -> InventorySpec | None:
     """Where `--db` records the run; with --all-projects, every project of the account."""
     if options["db"] is None:
@@ -509,6 +536,7 @@ def _inventory_spec(
     return InventorySpec(
         options["db"],
         account=options["account"],
+        detected_account=detected,
         region=client.region,
         known_projects=known,
         whole_account=options["all_projects"],

@@ -50,7 +50,11 @@ class InventorySpec:
 
     Attributes:
         path: The database file.
-        account: The account (domain) the crawled projects belong to, if known.
+        account: The account (domain) the crawled projects belong to, as
+            given (`--account`): part of what makes two runs the same job.
+        detected_account: The account IAM lists the projects in, recorded
+            when none is given (not part of the job: a resume finds the run
+            whether IAM answered or not).
         region: The region crawled, if known.
         known_projects: Every project IAM lists for the account (with
             `--all-projects`), so that all of them count as internal.
@@ -59,6 +63,7 @@ class InventorySpec:
 
     path: Path
     account: str | None = None
+    detected_account: str | None = None
     region: str | None = None
     known_projects: tuple[Project, ...] = ()
     whole_account: bool = False
@@ -145,7 +150,7 @@ class CrawlRecorder:
             run = inventory.start_run(
                 project_ids,
                 job_key=key,
-                account=spec.account,
+                account=spec.account or spec.detected_account,
                 region=spec.region,
                 listing={k: v for k, v in listing.items() if k not in _PAGING},
                 options={"job": job},
@@ -179,25 +184,29 @@ class CrawlRecorder:
         self._queue.put(write)  # waits while the writer is WRITES_QUEUED batches behind
 
     def _settle(self, *, wait: bool) -> None:
-        """Write the output of the batches committed so far, in order; raise a write's failure."""
+        """Write the output of the batches committed so far, in order; raise a write's failure.
+
+        After a failure, every batch handed over is settled (dropped) before
+        the error is raised, so no project's rows are left open.
+        """
         while self._sent and (wait or self._sent[0].done.is_set()):
-            write = self._sent[0]
+            write = self._sent.popleft()
             write.done.wait()
-            self._sent.popleft()
-            if write.error is not None:
+            if write.error is None:
                 for then in write.then:
-                    then(False)  # noqa: FBT003 - not committed: the rows are dropped
-                if not self._failed:
-                    self._failed = True
-                    if isinstance(write.error, sqlite3.Error):
-                        raise InventoryError(
-                            f"--db {self._inventory.path}: {write.error}; the crawl stopped "
-                            "(with --resume, a crawl lists again what was not recorded)"
-                        ) from write.error
-                    raise write.error
+                    then(True)  # noqa: FBT003 - committed: write the rows
                 continue
             for then in write.then:
-                then(True)  # noqa: FBT003 - committed: write the rows
+                then(False)  # noqa: FBT003 - not committed: the rows are dropped
+            if not self._failed:
+                self._failed = True
+                self._settle(wait=True)
+                if isinstance(write.error, sqlite3.Error):
+                    raise InventoryError(
+                        f"--db {self._inventory.path}: {write.error}; the crawl stopped "
+                        "(with --resume, a crawl lists again what was not recorded)"
+                    ) from write.error
+                raise write.error
 
     def page(self, page: SharingPage) -> None:
         """Keep a page of a project being listed."""
@@ -285,6 +294,11 @@ class CrawlRecorder:
         if self._writer.is_alive():
             self._queue.put(None)
             self._writer.join()
+        # Batches not settled (the crawl ended by an error of its own): their
+        # output is not written, as if the crawl had been killed there.
+        while self._sent:
+            for then in self._sent.popleft().then:
+                then(False)  # noqa: FBT003 - not written
         self._inventory.close()
 
 

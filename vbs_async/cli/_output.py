@@ -52,12 +52,10 @@ class ProjectRows:
         self._spool = tempfile.SpooledTemporaryFile(  # noqa: SIM115 - closed by `close`
             max_size=_SPOOL_IN_MEMORY, dir=None if directory is None else str(directory)
         )
-        self.rows = 0
 
-    def write(self, data: bytes, rows: int) -> None:
-        """Keep `rows` rows, serialised as `data`."""
+    def write(self, data: bytes) -> None:
+        """Keep rows, serialised as `data`."""
         self._spool.write(data)
-        self.rows += rows
 
     def copy_to(self, stream: IO[bytes]) -> None:
         """Append the rows to `stream`."""
@@ -74,7 +72,6 @@ class Output:
 
     Attributes:
         stream: Where rows are written.
-        path: The output file, or None for stdout.
         kept_old: Set at the end when an existing output was kept because no
             project succeeded.
     """
@@ -92,7 +89,6 @@ class Output:
         self._owned = owned
         self.stream = stream
         self.target = target
-        self.path = target.path
         self._temporary = temporary
         self._held = held
         self._lock_file = lock_file

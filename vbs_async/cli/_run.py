@@ -430,7 +430,7 @@ async def _drain_events(
                     rows = open_projects.get(event.project_id)
                     if rows is None:
                         rows = open_projects[event.project_id] = ProjectRows(output.spool_directory)
-                    rows.write(job.rows(event.project_id, event), len(event.items))
+                    rows.write(job.rows(event.project_id, event))
                     if recorder is not None:
                         recorder.page(event)
                     tally.listed += len(event.items)
@@ -446,12 +446,14 @@ async def _drain_events(
                     assert event.error is not None  # noqa: S101 - not ok means an error
                     policy.failed(event.error)
     finally:
-        if recorder is not None:
-            recorder.flush()  # the projects that finished are kept, whatever ends the crawl
-        for project_id, rows in open_projects.items():
-            rows.close()
+        try:
             if recorder is not None:
-                recorder.drop(project_id)
+                recorder.flush()  # the projects that finished are kept, whatever ends the crawl
+        finally:  # a write that failed (surfacing here) leaves no project's rows open
+            for project_id, rows in open_projects.items():
+                rows.close()
+                if recorder is not None:
+                    recorder.drop(project_id)
 
 
 def _finish(

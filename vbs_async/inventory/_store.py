@@ -354,6 +354,11 @@ class Inventory:
             db.execute(
                 "CREATE INDEX IF NOT EXISTS temp.staging_by_key ON staging (project_id, sharing_id)"
             )
+            # The projects a transaction records by merging, each with its previous listed run.
+            db.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS merging "
+                "(project_id TEXT PRIMARY KEY, previous INTEGER) WITHOUT ROWID"
+            )
         db.execute("PRAGMA foreign_keys = ON")
 
     def _migrate(self, version: int) -> None:
@@ -727,17 +732,19 @@ class RunRecorder:
         listed: dict[str, int] = {}
         with self._breaking(), _transaction(self._db):
             fresh: list[str] = []
+            merged: list[str] = []
             for project_id, reason in last.items():
-                previous = self._previous.get(project_id)
-                self._undo(project_id, previous)
+                self._undo(project_id, self._previous.get(project_id))
                 if reason is not None:
                     self._record_failed(project_id, reason)
-                elif previous is None and project_id not in self._staged:
+                elif self._previous.get(project_id) is None and project_id not in self._staged:
                     fresh.append(project_id)
                 else:
-                    listed[project_id] = self._record_listed(project_id, previous)
+                    merged.append(project_id)
             if fresh:
                 listed.update(self._record_fresh(fresh))
+            if merged:
+                listed.update(self._record_merged(merged))
         for project_id, reason in last.items():
             self._outcomes[project_id] = "ok" if reason is None else "failed"
             self.drop_project(project_id)
@@ -774,40 +781,61 @@ class RunRecorder:
             ).fetchall()
         )
 
-    def _record_listed(self, project_id: str, previous: int | None) -> int:
-        # Set-based, in SQLite: a version current at the project's previous
-        # listing is extended when this listing shows it unchanged; any other
-        # row starts a new version (the last of a repeated ID wins).
+    def _record_merged(self, project_ids: list[str]) -> dict[str, int]:
+        """Record projects listed before (or with rows on disk): merged with their versions, in SQL.
+
+        A version current at its project's previous listing is extended when
+        this listing shows it unchanged; any other row starts a new version
+        (the last of a repeated ID wins). Set-based, a few statements for
+        all the projects at once.
+        """
         db = self._db
-        self._stage([project_id])
-        keys = {"project": project_id, "run": self.run_id, "previous": previous}
-        if previous is not None:
-            db.execute(
-                "UPDATE sharings SET last_seen = :run "  # noqa: S608 - constant columns
-                "WHERE project_id = :project AND last_seen = :previous AND EXISTS ("
-                " SELECT 1 FROM temp.staging AS listed WHERE listed.project_id = :project"
-                f" AND listed.sharing_id = sharings.sharing_id AND {_UNCHANGED})",
-                keys,
-            )
+        self._stage(project_ids)
+        db.execute("DELETE FROM temp.merging")
+        db.execute(
+            "INSERT INTO temp.merging (project_id, previous) "
+            "SELECT value ->> 0, value ->> 1 FROM json_each(?)",
+            (orjson.dumps([(p, self._previous.get(p)) for p in project_ids]).decode(),),
+        )
+        keys = {"run": int(self.run_id), "now": now()}
+        db.execute(
+            "UPDATE sharings SET last_seen = :run "  # noqa: S608 - constant columns
+            "WHERE project_id IN (SELECT project_id FROM temp.merging WHERE previous IS NOT NULL)"
+            " AND last_seen = (SELECT previous FROM temp.merging AS merging"
+            "  WHERE merging.project_id = sharings.project_id)"
+            " AND EXISTS (SELECT 1 FROM temp.staging AS listed"
+            "  WHERE listed.project_id = sharings.project_id"
+            f"  AND listed.sharing_id = sharings.sharing_id AND {_UNCHANGED})",
+            keys,
+        )
         db.execute(
             f"INSERT OR REPLACE INTO sharings ({_SHARING_COLUMNS}, first_seen, last_seen) "  # noqa: S608
             f"SELECT {_SHARING_COLUMNS}, :run, :run FROM temp.staging AS listed "
-            "WHERE listed.project_id = :project AND NOT EXISTS ("
-            " SELECT 1 FROM sharings WHERE sharings.project_id = :project"
+            "WHERE listed.project_id IN (SELECT project_id FROM temp.merging) AND NOT EXISTS ("
+            " SELECT 1 FROM sharings WHERE sharings.project_id = listed.project_id"
             " AND sharings.sharing_id = listed.sharing_id AND sharings.last_seen = :run)"
             " ORDER BY listed.rowid",
             keys,
         )
-        listed = db.execute(
-            "SELECT count(DISTINCT sharing_id) FROM temp.staging WHERE project_id = ?",
-            (project_id,),
-        ).fetchone()[0]
         db.execute(
-            "UPDATE run_projects SET outcome = 'ok', reason = NULL, sharings = ?, "
-            "recorded_at = ? WHERE run_id = ? AND project_id = ?",
-            (listed, now(), self.run_id, project_id),
+            "UPDATE run_projects SET outcome = 'ok', reason = NULL, recorded_at = :now, "
+            "sharings = (SELECT count(DISTINCT sharing_id) FROM temp.staging"
+            " WHERE staging.project_id = run_projects.project_id) "
+            "WHERE run_id = :run AND project_id IN (SELECT project_id FROM temp.merging)",
+            keys,
         )
-        return int(listed)
+        listed = dict(
+            db.execute(
+                "SELECT project_id, sharings FROM run_projects WHERE run_id = :run "
+                "AND project_id IN (SELECT project_id FROM temp.merging)",
+                keys,
+            ).fetchall()
+        )
+        db.execute(
+            "DELETE FROM temp.staging WHERE project_id IN (SELECT project_id FROM temp.merging)"
+        )
+        self._staged.difference_update(project_ids)
+        return listed
 
     def _record_failed(self, project_id: str, reason: str) -> None:
         self._db.execute(

@@ -95,8 +95,10 @@ def _iam_refusal(message: str, status: int = 401) -> web.Response:
     )
 
 
-def iam_projects(project_ids: list[str], region: str) -> list[dict[str, Any]]:
-    """What IAM lists for an account holding `project_ids` in `region`.
+def iam_projects(
+    project_ids: list[str], region: str, domain_id: str | None = None
+) -> list[dict[str, Any]]:
+    """What IAM lists for an account holding `project_ids` in `region` (its ID `domain_id`).
 
     Besides the emulator's projects (named `{region}_pNNNNN`): the built-in
     `MOS` project, a disabled project of the region and a project of another
@@ -106,11 +108,23 @@ def iam_projects(project_ids: list[str], region: str) -> list[dict[str, Any]]:
         {"id": project_id, "name": f"{region}_p{index:05d}", "enabled": True}
         for index, project_id in enumerate(project_ids)
     ]
-    extras = [("MOS", True), (f"{region}_disabled", False), ("eu-xx_elsewhere", True)]
-    for name, enabled in extras:
-        extra_id = hashlib.sha256(f"{region}/{name}".encode()).hexdigest()[:32]
-        listed.append({"id": extra_id, "name": name, "enabled": enabled})
+    listed.extend(
+        {"id": extra_id, "name": name, "enabled": enabled}
+        for extra_id, name, enabled in _extra_projects(region)
+    )
+    if domain_id is not None:
+        for project in listed:
+            project["domain_id"] = domain_id
     return listed
+
+
+def _extra_projects(region: str) -> list[tuple[str, str, bool]]:
+    """The projects IAM lists besides the emulator's: MOS, a disabled one, another region's."""
+    extras = [("MOS", True), (f"{region}_disabled", False), ("eu-xx_elsewhere", True)]
+    return [
+        (hashlib.sha256(f"{region}/{name}".encode()).hexdigest()[:32], name, enabled)
+        for name, enabled in extras
+    ]
 
 
 def _parse_bool(query: Any, name: str) -> bool | None:
@@ -271,7 +285,7 @@ class Emulator:
         self.region = region
         self.tls = tls
         self.ca_bundle: str | None = None
-        self.iam_projects = iam_projects(self.project_ids, region)
+        self.iam_projects = iam_projects(self.project_ids, region, self.identity.domain_id)
         self.unauthorized = 0
         self.requests: deque[RecordedRequest] = deque(maxlen=_RECORD_LIMIT)
         self.requests_received = 0
