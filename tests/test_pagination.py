@@ -318,8 +318,15 @@ def test_cursor_gives_up_after_the_last_step_back():
         offsets.append(request.offset)
         unseen = sharings(*(f"{step}-{i}" for i in range(4)))
         if step == MAX_STEPS_BACK:
-            with pytest.raises(PaginationError, match="more than the client can re-align"):
+            with pytest.raises(
+                PaginationError, match="more than the client can re-align"
+            ) as caught:
                 c.accept(request, unseen)
+            assert str(caught.value) == (
+                "the listing shifted by more than the client can re-align (no item already "
+                f"seen found after {MAX_STEPS_BACK} steps back) (project p, offset 78)"
+            )
+            assert caught.value.offset == 78
         else:
             assert c.accept(request, unseen).items == ()
     assert offsets == [102, 99, 96, 93, 90, 87, 84, 81, 78]
@@ -523,3 +530,39 @@ async def test_a_listing_stopped_by_max_items_resumes_at_the_first_item_not_yiel
     assert got == [s.id for s in items[:max_items]]
     assert iterator.next_offset == max_items
     assert asked == [0, 8][: 1 if max_items == 10 else 2]
+
+
+def test_a_page_longer_than_its_limit_is_refused_naming_its_offset():
+    c = cursor()
+    c.accept(c.plan(1)[0], sharings("a", "b", "c", "d"))
+    request = c.plan(1)[0]
+    with pytest.raises(PaginationError) as caught:
+        c.accept(request, sharings("c", "d", "e", "f", "g"))
+    assert str(caught.value) == "the server returned 5 items for limit 4 (project p, offset 2)"
+    assert caught.value.offset == 2
+
+
+def test_each_page_read_is_counted_once_and_each_page_names_where_its_new_items_start():
+    c = cursor()
+    first = c.accept(c.plan(1)[0], sharings("a", "b", "c", "d"))
+    second = c.accept(c.plan(1)[0], sharings("c", "d", "e", "f"))
+    last = c.accept(c.plan(1)[0], sharings("e", "f", "g"))  # short: the end
+    assert [(p.project_id, p.offset, p.limit) for p in (first, second, last)] == [
+        ("p", 0, 4),
+        ("p", 4, 4),
+        ("p", 6, 4),
+    ]
+    assert (c.stats.pages, c.stats.items, c.offset, c.done) == (3, 7, 7, True)
+
+
+def test_the_same_page_from_two_more_offsets_is_a_server_ignoring_offset():
+    c = cursor(page_size=4, overlap=2)
+    same = sharings("a", "b", "c", "d")
+    c.accept(c.plan(1)[0], same)
+    c.accept(PageRequest(2, 4, 2), same)  # once: a listing that shifted by two, perhaps
+    with pytest.raises(PaginationError) as caught:
+        c.accept(PageRequest(4, 4, 2), same)
+    assert str(caught.value) == (
+        "the server returned the same page for different offsets (is it ignoring offset?) "
+        "(project p, offset 4)"
+    )

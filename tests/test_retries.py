@@ -24,6 +24,7 @@ from vbs_async import (
     TransportError,
     VBSClient,
 )
+from vbs_async._limits import parse_quota
 from vbs_async._requests import Request
 from vbs_async._responses import Response  # noqa: TC001 - the handler's annotation
 from vbs_async._retry import is_transient, parse_retry_after
@@ -472,3 +473,35 @@ async def test_a_delete_answered_404_at_its_first_attempt_is_not_found():
         with pytest.raises(NotFoundError, match="no such sharing"):
             await client.cancel_sharing("0123456789abcdef0123456789abcdef", "s1")
     assert answers == []
+
+
+@pytest.mark.parametrize(
+    ("announced", "scope"),
+    [
+        ("policy user over ratelimit,limit:50,time:1 second", "policy user"),
+        ("limit:50,time:1 second", "no policy named"),
+    ],
+)
+async def test_a_quota_the_gateway_announces_is_logged_once_and_paced_under(
+    caplog, announced, scope
+):
+    caplog.set_level(logging.INFO, logger="vbs_async")
+    throttled = response(429, {"error_code": "APIGW.0308", "error_msg": announced})
+    answers = iter([throttled, response(200, {"count": 1}), throttled])
+
+    def handler(_: SentRequest):
+        return next(answers, None) or response(200, {"count": 1})
+
+    transport = MockTransport(handler)
+    policy = RetryPolicy(wait_initial=0.0, wait_max=0.0, wait_jitter=0.0)
+    async with VBSClient(
+        "https://vbs.example", auth=TokenAuth("t"), transport=transport, retry=policy
+    ) as client:
+        for _ in range(3):
+            assert await client.count_sharings("p1") == 1
+    told = [r.getMessage() for r in caplog.records if "announced its quota" in r.getMessage()]
+    expected = (
+        f"the gateway at vbs.example:443 announced its quota: {parse_quota(announced)} "
+        f"({scope}); pacing under it"
+    )
+    assert told == [expected]
