@@ -83,6 +83,14 @@ def measure(module: str, workers: int) -> dict[str, object]:
     """Run mutmut over `module`; return and save its score and survivors."""
     selection: dict[str, list[str]] = _configuration()["selection"]  # type: ignore[assignment]
     tests = [f"tests/{name}" for name in selection[module]]
+    # The commit the tests and the package were copied from, not the one at the end.
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 - git from PATH
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
     folder = _prepare(module, tests)
     subprocess.run(  # noqa: S603 - our own interpreter, our own arguments
         [sys.executable, "-m", "mutmut", "run", "--max-children", str(workers)],
@@ -99,13 +107,7 @@ def measure(module: str, workers: int) -> dict[str, object]:
         "killed": killed,
         "score": round(100 * killed / len(counted), 1) if counted else None,
         "not killed": {name: s for name, s in sorted(counted.items()) if s not in _KILLED},
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 - git from PATH
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip(),
+        "commit": commit,
     }
     (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -566,3 +566,24 @@ def test_the_same_page_from_two_more_offsets_is_a_server_ignoring_offset():
         "the server returned the same page for different offsets (is it ignoring offset?) "
         "(project p, offset 4)"
     )
+
+
+async def test_a_listing_short_of_a_count_taken_after_it_ended_is_refused_in_full_words():
+    held = sharings(*(f"s{i}" for i in range(7)))
+    counts = iter([10, 9])  # before the listing, then after it: two items went meanwhile
+
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        return held[offset : offset + limit]
+
+    async def fetch_count() -> int:
+        return next(counts)
+
+    iterator = scripted(fetch_page, end_check="count", start_offset=2, fetch_count=fetch_count)
+    with pytest.raises(PaginationError) as caught:
+        [s async for s in iterator]
+    assert str(caught.value) == (
+        "the listing ended after 5 items but count says 7 (it said 8 before the listing); "
+        "list again, or use verify=True to re-read a listing that changes (project p, offset 7)"
+    )
+    assert (caught.value.project_id, caught.value.offset) == ("p", 7)
+    assert iterator.stats.recounts == 1

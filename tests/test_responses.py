@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from email.utils import formatdate, parsedate_to_datetime
 
+import orjson
 import pytest
 from multidict import CIMultiDict
 
@@ -335,3 +336,10 @@ def test_a_project_without_enabled_is_enabled_and_mos_is_left_out():
         Project("p1", "eu-de_a", "eu-de", enabled=True),
         Project("p3", "eu-nl_b", "eu-nl", enabled=False),
     ]
+
+
+@pytest.mark.parametrize(("domain_id", "read"), [("d1", "d1"), ("", None), (5, None), (None, None)])
+def test_a_project_s_domain_id_is_kept_only_as_text(domain_id, read):
+    body = orjson.dumps({"projects": [{"id": "p1", "name": "eu-de_a", "domain_id": domain_id}]})
+    (project,) = read_projects(body, PROJECTS)
+    assert project.domain_id == read
