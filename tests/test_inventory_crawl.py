@@ -10,6 +10,7 @@ import time
 import pytest
 
 from vbs_async.inventory import Inventory
+from vbs_async.inventory._classify import SharingClass, classifier_for_run
 
 from .test_cli import VBS_ASYNC, command_env, emulator_in_thread, invoke
 
@@ -339,14 +340,12 @@ def test_a_project_iam_does_not_list_is_not_given_the_detected_account(tmp_path)
     result = invoke("crawl", "--emulator", "--emulator-projects", "5", "--emulator-sharings", "3",
                     listed, unlisted, "-o", str(tmp_path / "out.jsonl"), "--db", str(db))  # fmt: skip
     assert result.exit_code == 0, result.output
-    accounts = dict((row[1], row[6]) for row in dump(db)["projects"])
+    accounts = {row[1]: row[6] for row in dump(db)["projects"]}
     assert accounts[listed] is not None
     assert accounts[unlisted] is None
     # A sharing to the unlisted project is not internal to the listed one's account.
     conn = sqlite3.connect(db)
     try:
-        from vbs_async.inventory._classify import SharingClass, classifier_for_run
-
         classifier = classifier_for_run(conn, 1)
     finally:
         conn.close()
