@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import subprocess
@@ -413,3 +414,51 @@ def test_a_resume_continues_its_own_run_whatever_another_account_crawled_since(t
         (1, "complete", "OTC-A"),
         (2, "complete", "OTC-B"),
     ]
+
+
+def test_db_must_not_be_the_file_stdout_is_redirected_to(tmp_path):
+    rows = tmp_path / "so.txt"
+    with rows.open("wb") as stdout:
+        command = [*VBS_ASYNC, "crawl", "--emulator", "--emulator-projects", "2", "-q",
+                   "-o", "-", "--db", str(rows)]  # fmt: skip
+        result = subprocess.run(
+            command, stdout=stdout, stderr=subprocess.PIPE, timeout=120, check=False
+        )
+    assert result.returncode == 2
+    assert b"--db" in result.stderr
+    assert b"stdout is redirected to" in result.stderr
+    assert rows.read_bytes() == b""
+
+
+def test_db_dash_is_refused_and_creates_no_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("crawl", "--emulator", "--emulator-projects", "2", "-o", "out.jsonl",
+                    "--db", "-")  # fmt: skip
+    assert result.exit_code == 2
+    assert "--db - names stdout" in result.output
+    assert not (tmp_path / "-").exists()
+
+
+def test_db_that_is_a_fifo_is_refused_in_one_line(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    result = invoke("crawl", "--emulator", "--emulator-projects", "2",
+                    "-o", str(tmp_path / "out.jsonl"), "--db", str(fifo))  # fmt: skip
+    assert result.exit_code == 2
+    assert f"--db {fifo} is not a regular file" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_db_with_tables_but_no_schema_version_names_the_file_and_the_way_out(tmp_path):
+    db = tmp_path / "inv.sqlite"
+    out = str(tmp_path / "out.jsonl")
+    assert invoke("crawl", "--emulator", "--emulator-projects", "2", "-o", out,
+                  "--db", str(db)).exit_code == 0  # fmt: skip
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA user_version = 0")
+    conn.close()
+    result = invoke("crawl", "--emulator", "--emulator-projects", "2", "-o", out, "--db", str(db))
+    assert result.exit_code == 2
+    assert f"--db {db}" in result.output
+    assert "no schema version" in result.output
+    assert "already exists" not in result.output

@@ -132,6 +132,35 @@ def classify(path: Path | None, option: str) -> Target:
     return Target(option, path, "special", real, identity)
 
 
+def check_database(path: Path) -> None:
+    """Refuse a `--db` that is not a file of its own: stdout, a device, a fifo, the file stdout is.
+
+    SQLite needs a regular file it can lock and read back.
+
+    Raises:
+        PathError: The path names stdout or something that is not a regular file.
+    """
+    target = classify(path, "--db")
+    if target.kind == "stdout":
+        raise PathError(
+            f"--db {path} names stdout: the database must be a file of its own "
+            "(write the rows to stdout with -o -)"
+        )
+    if target.descriptor is not None:
+        raise PathError(
+            f"--db {path} is an open file descriptor: give the database a file name of its own"
+        )
+    if target.kind == "special":
+        raise PathError(
+            f"--db {path} is not a regular file (a device, a fifo): "
+            "give the database a file of its own"
+        )
+    if target.identity is not None and target.identity == _stdout_file():
+        raise PathError(
+            f"--db {path} is the file stdout is redirected to: give the database a file of its own"
+        )
+
+
 def _check_directory(directory: Path, option: str, path: Path) -> None:
     if not directory.is_dir():
         raise PathError(f"{option} {path}: the directory {directory} does not exist")

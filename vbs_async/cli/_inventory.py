@@ -35,6 +35,8 @@ from vbs_async._models import Project
 from vbs_async.inventory import Inventory, InventoryError, _store
 from vbs_async.inventory._store import encode_page
 
+from ._files import check_database
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -139,13 +141,18 @@ class CrawlRecorder:
             InventoryError: The database is another writer's, not an
                 inventory, another file the crawl uses, or out of step with
                 the state file.
+            PathError: The database is stdout, a device or a fifo.
         """
+        check_database(spec.path)
         for other in others:
             if other is not None and _same_file(spec.path, other):
                 raise InventoryError(
                     f"--db {spec.path} is also {other}: give the database a file of its own"
                 )
-        inventory = Inventory(spec.path, write=True)
+        try:
+            inventory = Inventory(spec.path, write=True)
+        except InventoryError as exc:
+            raise InventoryError(f"--db {spec.path}: {exc}") from None
         try:
             key = hashlib.sha256(
                 orjson.dumps([job, spec.account, spec.region], option=orjson.OPT_SORT_KEYS)

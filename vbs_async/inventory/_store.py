@@ -280,6 +280,14 @@ class Inventory:
             raise InventoryError(f"cannot open {self.path}: {exc}") from None
         try:
             self._prepare()
+        except sqlite3.OperationalError as exc:
+            self.close()
+            if "locked" in str(exc):
+                raise InventoryBusyError(
+                    f"{self.path} is locked by another program (an open transaction, e.g. an "
+                    "sqlite3 shell): end it and run again"
+                ) from None
+            raise InventoryError(f"cannot use {self.path}: {exc}") from None
         except BaseException:
             self.close()
             raise
@@ -320,6 +328,11 @@ class Inventory:
             raise InventoryError(
                 f"{self.path} is not a vbs-async inventory (another SQLite database); "
                 "it was left as it is"
+            )
+        if version == 0 and tables:
+            raise InventoryError(
+                f"{self.path} has vbs-async's tables but no schema version (user_version 0): "
+                "another program changed it; restore a copy, or record into a new file"
             )
         if version > SCHEMA_VERSION:
             raise InventoryError(
