@@ -13,6 +13,7 @@ import pytest
 from vbs_async import RequestTimeoutError, RetryBudget, RetryPolicy, TokenAuth, VBSClient
 from vbs_async._limits import (
     CUT_GRACE,
+    QUIET,
     QUOTA_MARGIN,
     AdaptiveRate,
     AnnouncedQuota,
@@ -409,3 +410,33 @@ async def test_paced_requests_start_in_the_order_they_asked_none_overtaken(fake_
     assert order == list(range(10))
     gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
     assert min(gaps) == pytest.approx(0.05)
+
+
+async def test_an_announced_minute_quota_is_spent_in_a_burst_kept_under_its_limit(fake_time):
+    # 100 a minute announced: the first window's burst is 98 starts (the 2 % margin),
+    # never the 100 the gateway counts to, let alone more.
+    # The gateway's minute rolls over half a second from now (well within the quiet gap).
+    quota = AnnouncedQuota(Quota(100, 60.0), clock=fake_time, wall_offset=59.5 - fake_time.now)
+    starts = [await quota.acquire() for _ in range(100)]
+    burst = [s for s in starts if s == starts[0]]
+    assert len(burst) == math.floor(100 * (1 - QUOTA_MARGIN)) == 98
+    assert starts[len(burst)] > starts[0]
+
+
+async def test_after_a_refused_probe_the_quota_is_kept_twice_as_long_before_probing_again(
+    fake_time,
+):
+    quota = AnnouncedQuota(Quota(10, 1.0), clock=fake_time, wall_offset=0.0)
+    paced = quota.rate()
+    assert paced == pytest.approx(10 * (1 - QUOTA_MARGIN))
+    fake_time.now += QUIET + 1.0  # quiet long enough: the limit is probed above
+    assert quota.rate() > paced
+    quota.throttled()  # the probe was refused
+    assert quota.rate() == paced
+    fake_time.now += 2 * QUIET - 0.5  # past the first quiet gap, within twice it
+    assert quota.rate() == paced
+    fake_time.now += 1.0  # twice the gap has passed: probe again
+    assert quota.rate() > paced
+    quota.throttled()  # refused again: four times the gap now
+    fake_time.now += 4 * QUIET - 0.5
+    assert quota.rate() == paced
