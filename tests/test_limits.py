@@ -292,15 +292,27 @@ async def test_a_crawl_behind_a_50_per_second_quota_finishes_with_defaults():
 # -- the call's deadline is the server's time, not the client's own queue -------------------
 
 
-async def test_a_healthy_server_never_times_out_a_call_queued_behind_rate_limit(make_client):
-    # The row, scaled down: 16 projects listed at once through rate_limit,
-    # so that the last requests queue for longer than the call's deadline.
-    async with Emulator(projects=16, sharings_per_project=190, latency=0.003) as emu:
-        client = make_client(emu, rate_limit=40, retry=RetryPolicy(timeout=0.5))
-        results = [r async for r in client.crawl(emu.project_ids, end_check="count")]
-        assert [str(r.error) for r in results if not r.ok] == []
-        assert sum(len(r.sharings) for r in results) == 16 * 190
-        assert emu.requests_received == 16 * 3  # a count and two pages each, at 40/s: 1.2 s
+async def test_a_healthy_server_never_times_out_a_call_queued_behind_rate_limit(
+    make_client, monkeypatch
+):
+    # One request per 100 s: the second call queues for 100 s, twenty times its deadline.
+    # The loop's clock is moved on instead of waited for, so the answer does not depend
+    # on the machine's speed; were queue time counted, the deadline would fire first.
+    loop = asyncio.get_running_loop()
+    real_time, moved = loop.time, [0.0]
+    monkeypatch.setattr(loop, "time", lambda: real_time() + moved[0])
+    async with Emulator(projects=1, sharings_per_project=3) as emu:
+        client = make_client(emu, rate_limit=0.01, retry=RetryPolicy(timeout=5.0))
+        project = emu.project_ids[0]
+        assert await client.count_sharings(project) == 3
+        queued = asyncio.create_task(client.count_sharings(project))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not queued.done()
+        assert emu.requests_received == 1  # the second call waits in the client's queue
+        moved[0] += 101.0  # its turn has come, 101 s after it asked
+        assert await queued == 3
+        assert emu.requests_received == 2
 
 
 async def test_the_deadline_still_bounds_time_on_the_wire(make_client):
