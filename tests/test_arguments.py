@@ -137,13 +137,14 @@ _NOT_FINITE = [float("inf"), float("nan")]
 @pytest.mark.parametrize(
     ("build", "name"),
     [
-        (lambda v: VBSClient("https://vbs.example", auth=TokenAuth("t"), rate_limit=v), "rate_limit"),
+        (
+            lambda v: VBSClient("https://vbs.example", auth=TokenAuth("t"), rate_limit=v),
+            "rate_limit",
+        ),
         (lambda v: VBSClient("https://vbs.example", auth=TokenAuth("t"), timeout=v), "timeout"),
         (lambda v: RetryPolicy(timeout=v), "RetryPolicy.timeout"),
         (
-            lambda v: PasswordAuth(
-                "https://iam.example", "user", "pw", "domain", refresh_margin=v
-            ),
+            lambda v: PasswordAuth("https://iam.example", "user", "pw", "domain", refresh_margin=v),
             "refresh_margin",
         ),
     ],

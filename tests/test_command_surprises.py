@@ -22,7 +22,13 @@ from vbs_async.cli._rows import csv_rows
 from vbs_async.cli._text import printable
 from vbs_async.testing import Fault
 
-from ._helpers import VBS_ASYNC, command_emulator, command_env, emulator_in_thread
+from ._helpers import (
+    VBS_ASYNC,
+    command_emulator,
+    command_env,
+    emulator_in_thread,
+    stop_process,
+)
 from .test_cli import invoke, rows_by_project
 from .test_command_files import one_error_line
 
@@ -203,8 +209,7 @@ def test_a_signal_during_a_bulk_cancel_ends_with_what_was_done_and_what_is_unkno
             deadline = time.monotonic() + 30
             while out.read_bytes().count(b"\n") < 40 and time.monotonic() < deadline:
                 time.sleep(0.01)
-            process.send_signal(stop)
-            _, errors = process.communicate(timeout=30)
+            _, errors = stop_process(process, stop)
         left = len(emu.sharings(emu.project_ids[0]))
     assert process.returncode == status, errors
     closing = errors.decode().strip().splitlines()[-1]
@@ -228,8 +233,7 @@ def test_sighup_during_a_crawl_is_like_sigterm_summary_report_no_partial_file(tm
             p.name.endswith(".partial") and p.stat().st_size for p in tmp_path.iterdir()
         ):
             time.sleep(0.02)
-        process.send_signal(signal.SIGHUP)
-        _, errors = process.communicate(timeout=30)
+        _, errors = stop_process(process, signal.SIGHUP)
     assert process.returncode == 129, errors
     text = errors.decode()
     assert "interrupted: SIGHUP after " in text
