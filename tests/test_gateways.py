@@ -132,6 +132,15 @@ def test_a_quota_that_comes_back_is_found_within_seconds():
     assert min(per_second(run, 20, 30)) >= 0.9 * 50  # 90 % within 5 s, and after
 
 
+def test_a_quota_that_rises_after_a_low_one_was_held_is_found_within_5_s():
+    # Found by the property below (phases 8 s at 6/s, then 42/s; seed 0): the
+    # probe refused at 42/s was cut back to the 6/s pace held 5 s before (a
+    # refused held pace), so the restored quota was below half after 5 s.
+    gateway = Schedule([(0, GatewayQuota(6, 3, **quiet())), (8, GatewayQuota(42, 42, **quiet()))])
+    run = simulate(gateway, seconds=15, seed=0)
+    assert run.succeeded_between(13, 15) >= 42
+
+
 def test_random_429s_do_not_pull_the_rate_down():
     # Before: 84.3 s instead of 2.4 s (35x). Compared with the same crawl without them.
     clean = simulate(Sporadic(0.0), seconds=10)

@@ -847,10 +847,12 @@ class AdaptiveRate:
             return
         plateau, probe = PLATEAU, False
         held = self._held(previous, now) if previous is not None else None
-        if held is not None:
+        if held is not None and estimate <= 2 * held:
             # Refused at the pace held under the estimate already, before the probe
             # (the estimate is high: a 1-second count straddling two calendar
             # windows, a bucket's saved-up burst): what got through of it is the quota.
+            # Unless twice as much got through in the last second: the quota rose
+            # since (6/s held, then 42/s restored: the held pace is history).
             estimate, probe = min(estimate, held), False
         elif previous is not None and rate_now > previous.estimate:
             # Refused while probing beyond the estimate: the quota lies between
