@@ -10,6 +10,7 @@ import time
 import pytest
 
 from vbs_async.inventory import Inventory
+from vbs_async.inventory._classify import SharingClass, classifier_for_run
 
 from .test_cli import VBS_ASYNC, command_env, emulator_in_thread, invoke
 
@@ -361,3 +362,24 @@ def test_an_output_that_cannot_be_written_leaves_no_project_s_rows_open(tmp_path
     assert result.exit_code == 2, result.output
     assert "No space left on device" in result.output.splitlines()[-1]
     assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+def test_a_project_iam_does_not_list_is_not_given_the_detected_account(tmp_path):
+    """Security: the domain IAM lists the job's projects in is not given to a project it does not list."""
+    db = tmp_path / "inventory.sqlite"
+    listed = "ff49cd58005650f1a16eb13bb3910a20"  # the emulator's first project (seeded)
+    unlisted = "0123456789abcdef0123456789abcdef"
+    result = invoke("crawl", "--emulator", "--emulator-projects", "5", "--emulator-sharings", "3",
+                    listed, unlisted, "-o", str(tmp_path / "out.jsonl"), "--db", str(db))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    accounts = {row[1]: row[6] for row in dump(db)["projects"]}
+    assert accounts[listed] is not None
+    assert accounts[unlisted] is None
+    # A sharing to the unlisted project is not internal to the listed one's account.
+    conn = sqlite3.connect(db)
+    try:
+        classifier = classifier_for_run(conn, 1)
+    finally:
+        conn.close()
+    assert classifier.classify(listed) is SharingClass.INTERNAL
+    assert classifier.classify(unlisted) is not SharingClass.INTERNAL

@@ -471,7 +471,7 @@ async def _crawl_with(ids: list[str], options: dict[str, Any], signals: StopSign
             # Every project of the account (other regions, disabled ones): what
             # audit calls internal, from the database or from the report.
             account_projects = tuple(await client.list_projects(include_disabled=True))
-        detected = None
+        detected: tuple[str | None, frozenset[str]] = (None, frozenset())
         if options["db"] is not None and options["account"] is None:
             detected = await _account_of(client, resolved.ids, account_projects)
         job = CrawlJob(
@@ -505,28 +505,32 @@ async def _crawl_with(ids: list[str], options: dict[str, Any], signals: StopSign
 
 async def _account_of(
     client: VBSClient, project_ids: list[str], listed: tuple[Project, ...]
-) -> str | None:
-    """The account (domain ID) IAM lists the job's projects in, if they share one.
+) -> tuple[str | None, frozenset[str]]:
+    """The account (domain ID) IAM lists the job's projects in, if they share one; those projects.
 
     Best effort, for a `--db` run without `--account`: one request to IAM
-    (none with `--all-projects`, which lists them already); IAM refusing,
-    or projects it does not list, leave the run's account unknown.
+    (none with `--all-projects`, which lists them already); IAM refusing
+    leaves the run's account unknown. A project IAM does not list is not
+    given the account (its own stays unknown): a sharing to it is then not
+    internal to the account.
     """
     if not listed:
         try:
             listed = tuple(await client.list_projects(include_disabled=True))
         except VBSError:
-            return None
+            return None, frozenset()
     wanted = set(project_ids)
     domains = {project.domain_id for project in listed if project.id in wanted}
-    return domains.pop() if len(domains) == 1 else None
+    if len(domains) != 1:
+        return None, frozenset()
+    return domains.pop(), frozenset(project.id for project in listed if project.id in wanted)
 
 
 def _inventory_spec(
     client: VBSClient,
     options: dict[str, Any],
     known: tuple[Any, ...],
-    detected: str | None = None,
+    detected: tuple[str | None, frozenset[str]] = (None, frozenset()),
 ) -> InventorySpec | None:
     """Where `--db` records the run; with --all-projects, every project of the account."""
     if options["db"] is None:
@@ -536,7 +540,8 @@ def _inventory_spec(
     return InventorySpec(
         options["db"],
         account=options["account"],
-        detected_account=detected,
+        detected_account=detected[0],
+        detected_projects=detected[1],
         region=client.region,
         known_projects=known,
         whole_account=options["all_projects"],

@@ -55,6 +55,9 @@ class InventorySpec:
         detected_account: The account IAM lists the projects in, recorded
             when none is given (not part of the job: a resume finds the run
             whether IAM answered or not).
+        detected_projects: The job's projects IAM lists in `detected_account`:
+            only those are recorded under it (a project IAM does not list
+            keeps an unknown account).
         region: The region crawled, if known.
         known_projects: Every project IAM lists for the account (with
             `--all-projects`), so that all of them count as internal.
@@ -64,6 +67,7 @@ class InventorySpec:
     path: Path
     account: str | None = None
     detected_account: str | None = None
+    detected_projects: frozenset[str] = frozenset()
     region: str | None = None
     known_projects: tuple[Project, ...] = ()
     whole_account: bool = False
@@ -151,6 +155,7 @@ class CrawlRecorder:
                 project_ids,
                 job_key=key,
                 account=spec.account or spec.detected_account,
+                project_accounts=_project_accounts(spec, project_ids),
                 region=spec.region,
                 listing={k: v for k, v in listing.items() if k not in _PAGING},
                 options={"job": job},
@@ -318,6 +323,16 @@ def _settle_each(thens: list[Callable[[bool], None]]) -> None:
             failure = exc
     if failure is not None:
         raise failure
+
+
+def _project_accounts(spec: InventorySpec, project_ids: list[str]) -> dict[str, str | None] | None:
+    """Each project's account when the run's was detected: none for a project IAM does not list."""
+    if spec.account is not None or spec.detected_account is None:
+        return None
+    return {
+        project_id: spec.detected_account if project_id in spec.detected_projects else None
+        for project_id in project_ids
+    }
 
 
 def _check_in_step(path: Path, run: RunRecorder, state: State) -> None:

@@ -145,9 +145,14 @@ def classifier_for_run(
 ) -> Classifier:
     """The classifier of a run of an inventory."""
     account = db.execute("SELECT account FROM runs WHERE run_id = ?", (run_id,)).fetchone()[0]
+    # The run's projects of its account (a project IAM did not list under
+    # the account the run detected is not one of them).
     internal = {
         row[0]
-        for row in db.execute("SELECT project_id FROM run_projects WHERE run_id = ?", (run_id,))
+        for row in db.execute(
+            "SELECT project_id FROM run_projects WHERE run_id = ? AND account IS ?",
+            (run_id, account),
+        )
     }
     if account is not None:
         internal.update(

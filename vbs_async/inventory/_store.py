@@ -435,6 +435,7 @@ class Inventory:
         known_projects: Iterable[Project] = (),
         whole_account: bool = False,
         resume: bool = False,
+        project_accounts: Mapping[str, str | None] | None = None,
     ) -> RunRecorder:
         """Start recording a crawl of `project_ids`, or continue the unfinished one.
 
@@ -452,6 +453,8 @@ class Inventory:
             whole_account: The project list is the whole account.
             resume: Continue the latest run if it is unfinished and of the
                 same job (else start a new one).
+            project_accounts: Each job project's account, where it differs
+                from `account` (None: unknown); by default `account`.
 
         Raises:
             InventoryError: The database holds runs of another listing, or
@@ -461,6 +464,8 @@ class Inventory:
             raise InventoryError(f"{self.path} was opened to read: open it with write=True")
         listing_text = orjson.dumps(dict(listing or {}), option=orjson.OPT_SORT_KEYS).decode()
         ids = list(dict.fromkeys(project_ids))
+        given = dict(project_accounts or {})
+        accounts = {p: given.get(p, account) for p in ids}
         if job_key is None:
             job_key = hashlib.sha256(
                 orjson.dumps([ids, account, region, listing_text, whole_account])
@@ -475,7 +480,7 @@ class Inventory:
             "SELECT run_id, state, job_key FROM runs ORDER BY run_id DESC LIMIT 1"
         ).fetchone()
         if resume and latest is not None and latest[1] == "running" and latest[2] == job_key:
-            self._follow_project_list(latest[0], ids, account, region)
+            self._follow_project_list(latest[0], ids, region, accounts)
             return RunRecorder(self, latest[0], resumed=True)
         stamp = now()
         db = self._db
@@ -508,7 +513,7 @@ class Inventory:
                         position,
                         "not_crawled",
                         project.region if project is not None else region,
-                        account,
+                        accounts[project_id],
                         None if project is None else project.name,
                     )
                 )
@@ -525,7 +530,7 @@ class Inventory:
         return RunRecorder(self, run_id, resumed=False)
 
     def _follow_project_list(
-        self, run_id: int, ids: list[str], account: str | None, region: str | None
+        self, run_id: int, ids: list[str], region: str | None, accounts: Mapping[str, str | None]
     ) -> None:
         """A resumed run's projects follow the job's list (`--all-projects` sees it change).
 
@@ -557,7 +562,7 @@ class Inventory:
                 "INSERT INTO run_projects (run_id, project_id, position, outcome, region, "
                 "account) VALUES (?, ?, ?, 'not_crawled', ?, ?)",
                 [
-                    (run_id, project_id, start + index, region, account)
+                    (run_id, project_id, start + index, region, accounts[project_id])
                     for index, project_id in enumerate(added)
                 ],
             )
