@@ -383,3 +383,65 @@ def test_a_project_iam_does_not_list_is_not_given_the_detected_account(tmp_path)
         conn.close()
     assert classifier.classify(listed) is SharingClass.INTERNAL
     assert classifier.classify(unlisted) is not SharingClass.INTERNAL
+
+
+def _crawl(tmp_path, db, state, *extra: str):
+    return invoke("crawl", "--emulator", "--emulator-projects", "3", "-o",
+                  str(tmp_path / f"{state}.jsonl"), "--resume", str(tmp_path / state),
+                  "--db", str(tmp_path / db), "--quiet", *extra)  # fmt: skip
+
+
+def _as_killed_before_finish(db) -> None:
+    """The run as a kill -9 leaves it after its projects' commits, before its end's."""
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE runs SET state = 'running', finished_at = NULL WHERE run_id = 1")
+    conn.close()
+
+
+def test_a_refused_resume_leaves_the_database_unchanged(tmp_path):
+    assert _crawl(tmp_path, "other.sqlite", "other.state").exit_code == 0
+    assert _crawl(tmp_path, "st.sqlite", "st.state").exit_code == 0
+    before = dump(tmp_path / "other.sqlite")
+    # The state of the crawl into st.sqlite, resumed into other.sqlite: out of step.
+    result = _crawl(tmp_path, "other.sqlite", "st.state")
+    assert result.exit_code == 2
+    assert "has no record of 3 projects" in result.output
+    assert dump(tmp_path / "other.sqlite") == before
+
+
+def test_a_finished_db_crawl_resumed_again_has_nothing_to_do(tmp_path):
+    assert _crawl(tmp_path, "rr.sqlite", "rr.state").exit_code == 0
+    before = dump(tmp_path / "rr.sqlite")
+    result = _crawl(tmp_path, "rr.sqlite", "rr.state")
+    assert result.exit_code == 0, result.output
+    assert "nothing to do: all 3 projects finished" in result.output
+    assert dump(tmp_path / "rr.sqlite") == before
+
+
+def test_a_kill_before_the_state_file_is_written_is_resumed_in_the_same_run(tmp_path):
+    assert _crawl(tmp_path, "inv.sqlite", "crawl.state").exit_code == 0
+    # Killed after the run was recorded, before any line of the state file.
+    _as_killed_before_finish(tmp_path / "inv.sqlite")
+    (tmp_path / "crawl.state").unlink()
+    (tmp_path / "crawl.state.jsonl").unlink()
+    result = _crawl(tmp_path, "inv.sqlite", "crawl.state")
+    assert result.exit_code == 0, result.output
+    assert [row[:2] for row in dump(tmp_path / "inv.sqlite")["runs"]] == [(1, "complete")]
+
+
+def test_a_resume_continues_its_own_run_whatever_another_account_crawled_since(tmp_path):
+    assert _crawl(tmp_path, "inv.sqlite", "a.state", "--account", "OTC-A").exit_code == 0
+    _as_killed_before_finish(tmp_path / "inv.sqlite")
+    # Another account's crawl into the same database meanwhile.
+    assert _crawl(tmp_path, "inv.sqlite", "b.state", "--account", "OTC-B").exit_code == 0
+    assert [row[:3] for row in dump(tmp_path / "inv.sqlite")["runs"]] == [
+        (1, "running", "OTC-A"),
+        (2, "complete", "OTC-B"),
+    ]
+    result = _crawl(tmp_path, "inv.sqlite", "a.state", "--account", "OTC-A")
+    assert result.exit_code == 0, result.output
+    assert [row[:3] for row in dump(tmp_path / "inv.sqlite")["runs"]] == [
+        (1, "complete", "OTC-A"),
+        (2, "complete", "OTC-B"),
+    ]

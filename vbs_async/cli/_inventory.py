@@ -150,7 +150,18 @@ class CrawlRecorder:
             key = hashlib.sha256(
                 orjson.dumps([job, spec.account, spec.region], option=orjson.OPT_SORT_KEYS)
             ).hexdigest()
-            resuming = state is not None and not state.is_new
+            # With --resume, the job's run left running is continued even if
+            # the state file is still empty (killed before its first line);
+            # a state file with finished projects continues the run that
+            # wrote it, ended or not, and must be in step with it: checked
+            # before anything is written, so a refusal changes nothing.
+            resuming = state is not None
+            in_progress = state is not None and not state.is_new
+            if in_progress:
+                assert state is not None  # noqa: S101 - in progress means a state
+                _check_in_step(
+                    spec.path, inventory, inventory.resumable_run(key, finished=True), state
+                )
             run = inventory.start_run(
                 project_ids,
                 job_key=key,
@@ -162,10 +173,8 @@ class CrawlRecorder:
                 known_projects=spec.known_projects,
                 whole_account=spec.whole_account,
                 resume=resuming,
+                resume_finished=in_progress,
             )
-            if resuming:
-                assert state is not None  # noqa: S101 - resuming means a state
-                _check_in_step(spec.path, run, state)
         except BaseException:
             inventory.close()
             raise
@@ -335,10 +344,20 @@ def _project_accounts(spec: InventorySpec, project_ids: list[str]) -> dict[str, 
     }
 
 
-def _check_in_step(path: Path, run: RunRecorder, state: State) -> None:
-    """Refuse a database that lacks projects the state file calls finished."""
-    recorded = {p for p, outcome in run.outcomes().items() if outcome == "ok"}
-    missing = set(state.finished) - recorded if run.resumed else set(state.finished)
+def _check_in_step(path: Path, inventory: Inventory, run_id: int | None, state: State) -> None:
+    """Refuse a database whose run of the job lacks projects the state file calls finished."""
+    recorded = (
+        set()
+        if run_id is None
+        else {
+            row[0]
+            for row in inventory.connection.execute(
+                "SELECT project_id FROM run_projects WHERE run_id = ? AND outcome = 'ok'",
+                (run_id,),
+            )
+        }
+    )
+    missing = set(state.finished) - recorded
     if missing:
         raise InventoryError(
             f"{path} has no record of {len(missing):,} projects that {state.path} says are "

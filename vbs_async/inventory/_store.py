@@ -436,6 +436,7 @@ class Inventory:
         whole_account: bool = False,
         resume: bool = False,
         project_accounts: Mapping[str, str | None] | None = None,
+        resume_finished: bool = False,
     ) -> RunRecorder:
         """Start recording a crawl of `project_ids`, or continue the unfinished one.
 
@@ -451,10 +452,12 @@ class Inventory:
             known_projects: Projects IAM lists for the account (names and
                 regions of the job's; the others are recorded as `known`).
             whole_account: The project list is the whole account.
-            resume: Continue the latest run if it is unfinished and of the
-                same job (else start a new one).
+            resume: Continue the job's latest run if it is unfinished
+                (whatever other jobs ran since), else start a new one.
             project_accounts: Each job project's account, where it differs
                 from `account` (None: unknown); by default `account`.
+            resume_finished: With `resume`, continue the job's latest run
+                even if it ended (a resume of a state file that run wrote).
 
         Raises:
             InventoryError: The database holds runs of another listing, or
@@ -476,18 +479,20 @@ class Inventory:
                 f"{self.path} records crawls listed with {first[0]}, not {listing_text}: "
                 "use one database per kind of listing"
             )
-        latest = self._db.execute(
-            "SELECT run_id, state, job_key FROM runs ORDER BY run_id DESC LIMIT 1"
-        ).fetchone()
-        if resume and latest is not None and latest[1] == "running" and latest[2] == job_key:
-            self._follow_project_list(latest[0], ids, region, accounts)
-            return RunRecorder(self, latest[0], resumed=True)
+        continued = self.resumable_run(job_key, finished=resume_finished) if resume else None
+        if continued is not None:
+            self._follow_project_list(continued, ids, region, accounts)
+            return RunRecorder(self, continued, resumed=True)
         stamp = now()
         db = self._db
         with _transaction(db):
+            # Only this job's runs left running (killed) end here: another
+            # job's (another account's, sharing the database) stays
+            # resumable by its own --resume.
             db.execute(
-                "UPDATE runs SET state = 'interrupted', finished_at = ? WHERE state = 'running'",
-                (stamp,),
+                "UPDATE runs SET state = 'interrupted', finished_at = ? "
+                "WHERE state = 'running' AND job_key = ?",
+                (stamp, job_key),
             )
             run_id = db.execute(
                 "INSERT INTO runs (started_at, job_key, account, region, listing, options, "
@@ -528,6 +533,16 @@ class Inventory:
             )
         assert run_id is not None  # noqa: S101 - an INSERT has a row id
         return RunRecorder(self, run_id, resumed=False)
+
+    def resumable_run(self, job_key: str, *, finished: bool = False) -> int | None:
+        """The job's latest run if it is unfinished (or, with `finished`, any state); else None."""
+        row = self._db.execute(
+            "SELECT run_id, state FROM runs WHERE job_key = ? ORDER BY run_id DESC LIMIT 1",
+            (job_key,),
+        ).fetchone()
+        if row is None or (row[1] != "running" and not (finished and row[1] != "interrupted")):
+            return None
+        return int(row[0])
 
     def _follow_project_list(
         self, run_id: int, ids: list[str], region: str | None, accounts: Mapping[str, str | None]
@@ -604,6 +619,12 @@ class RunRecorder:
         self.run_id = run_id
         self.resumed = resumed
         self._outcomes = self.outcomes()
+        self._ended = (
+            inventory.connection.execute(
+                "SELECT state FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()[0]
+            != "running"
+        )  # a finished run, continued: ended again only if something is recorded
         self._broken: str | None = None  # the write error after which nothing is committed
         # Each project's pages kept in memory (encoded, see `encode_page`) and their rows.
         self._held: dict[str, list[bytes]] = {}
@@ -735,6 +756,7 @@ class RunRecorder:
             self._check_member(project_id)
         last = dict(outcomes)  # a project given twice is recorded as its last entry says
         listed: dict[str, int] = {}
+        self._ended = False
         with self._breaking(), _transaction(self._db):
             fresh: list[str] = []
             merged: list[str] = []
@@ -865,6 +887,10 @@ class RunRecorder:
         """
         self._check_whole()
         db = self._db
+        if self._ended:  # a finished run resumed with nothing to do: left as it is
+            return str(
+                db.execute("SELECT state FROM runs WHERE run_id = ?", (self.run_id,)).fetchone()[0]
+            )
         with self._breaking(), _transaction(db):
             unlisted = db.execute(
                 "SELECT count(*) FROM run_projects WHERE run_id = ? "
