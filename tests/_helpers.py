@@ -9,6 +9,7 @@ import io
 import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -21,7 +22,6 @@ from vbs_async import RetryPolicy
 from vbs_async.testing import Emulator
 
 if TYPE_CHECKING:
-    import subprocess
     from collections.abc import Iterator
     from pathlib import Path
 
@@ -29,6 +29,36 @@ if TYPE_CHECKING:
 
 VBS_ASYNC = [sys.executable, "-m", "vbs_async"]
 """The command, run as a real process by the interpreter running the tests."""
+
+VBS_ASYNC_INTERRUPTIBLE = [
+    sys.executable,
+    "-c",
+    (
+        "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "runpy.run_module('vbs_async', run_name='__main__', alter_sys=True)"
+    ),
+]
+"""The command with Ctrl-C's default handler, for tests that stop it with SIGINT.
+
+A process started from a background job inherits SIGINT ignored (as `sh` does for
+`cmd &`), and Python then never raises KeyboardInterrupt: the emulator would not stop
+when the test runner itself was started that way.
+"""
+
+
+def stop_process(
+    process: subprocess.Popen[Any], signum: int, timeout: float = 30
+) -> tuple[Any, Any]:
+    """Send `signum` and collect the process's output; killed (and the test failed) if it
+    outlives `timeout`, so that no test leaves a process behind."""
+    process.send_signal(signum)
+    try:
+        return process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise AssertionError(f"still running {timeout}s after signal {signum}: killed") from None
+
 
 # Tiny waits: retries are exercised for real, but never sleep noticeably.
 FAST_RETRY = RetryPolicy(attempts=4, wait_initial=0.001, wait_max=0.002, wait_jitter=0.0)

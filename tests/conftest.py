@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,7 +29,9 @@ if TYPE_CHECKING:
 # Hypothesis keeps its examples in a temporary folder, never in the working directory.
 # Hypothesis's own storage (its constants cache, and its example database unless told
 # otherwise) goes to a temporary folder, never `.hypothesis/` in the working directory.
-set_hypothesis_home_dir(tempfile.mkdtemp(prefix="vbs-async-hypothesis-home-"))
+# Both are removed when the run ends (`pytest_unconfigure`).
+_HYPOTHESIS_FOLDER = Path(tempfile.mkdtemp(prefix="vbs-async-hypothesis-"))
+set_hypothesis_home_dir(str(_HYPOTHESIS_FOLDER / "home"))
 
 # In CI (CI=true) the examples are derandomised: a run of the same commit draws the same
 # examples, so a landing is never refused by a new draw; developers' runs keep exploring,
@@ -38,9 +41,14 @@ if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
 else:
     settings.register_profile(
         "isolated",
-        database=DirectoryBasedExampleDatabase(tempfile.mkdtemp(prefix="vbs-async-hypothesis-")),
+        database=DirectoryBasedExampleDatabase(str(_HYPOTHESIS_FOLDER / "examples")),
     )
 settings.load_profile("isolated")
+
+
+def pytest_unconfigure() -> None:
+    """Remove Hypothesis's temporary folder: a run leaves nothing in the temporary folder."""
+    shutil.rmtree(_HYPOTHESIS_FOLDER, ignore_errors=True)
 
 
 def _variables_the_configuration_reads() -> list[str]:

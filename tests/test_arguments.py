@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vbs_async import RetryPolicy, TokenAuth, VBSClient
+from vbs_async import PasswordAuth, RetryPolicy, TokenAuth, VBSClient
 
 
 @pytest.mark.parametrize(
@@ -128,3 +128,30 @@ def test_retry_policy_is_checked(keywords, message):
 def test_token_must_be_a_header_safe_string(token):
     with pytest.raises(ValueError, match="token"):
         TokenAuth(token)
+
+
+_NOT_FINITE = [float("inf"), float("nan")]
+
+
+@pytest.mark.parametrize("value", _NOT_FINITE, ids=["inf", "nan"])
+@pytest.mark.parametrize(
+    ("build", "name"),
+    [
+        (
+            lambda v: VBSClient("https://vbs.example", auth=TokenAuth("t"), rate_limit=v),
+            "rate_limit",
+        ),
+        (lambda v: VBSClient("https://vbs.example", auth=TokenAuth("t"), timeout=v), "timeout"),
+        (lambda v: RetryPolicy(timeout=v), "RetryPolicy.timeout"),
+        (
+            lambda v: PasswordAuth("https://iam.example", "user", "pw", "domain", refresh_margin=v),
+            "refresh_margin",
+        ),
+    ],
+    ids=["rate_limit", "timeout", "RetryPolicy.timeout", "refresh_margin"],
+)
+def test_infinite_or_nan_seconds_and_rates_are_refused(build, name, value):
+    # An infinite timeout never fires and an infinite rate is no limit at all:
+    # both are refused by name, like zero, before a client exists to send anything.
+    with pytest.raises(ValueError, match=name):
+        build(value)

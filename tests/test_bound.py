@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vbs_async import BackupSharing, PaginationError, RetryPolicy, TokenAuth, VBSClient
-from vbs_async._pagination import COUNT_WINDOW, SharingIterator
+from vbs_async._pagination import COUNT_WINDOW, SharingIterator, request_bound
 from vbs_async._validation import EndCheck
 from vbs_async.testing import MockTransport, SentRequest, response
 
@@ -441,3 +441,22 @@ async def test_a_listing_ending_short_of_its_count_raises_even_after_a_shift():
     assert isinstance(error, PaginationError)
     assert "count says 10" in str(error)
     assert len(got) < 10
+
+
+@pytest.mark.parametrize(
+    ("items", "longest_page", "requests"),
+    [
+        (0, 100, 20),  # the slack alone
+        (1, 100, 22),  # one item still needs a page: ceil(1 / 98) = 1
+        (98, 100, 22),  # exactly one page of 98 new items
+        (99, 100, 24),  # one item past a page needs a second page
+        (5, 1, 30),  # pages of one item have no overlap
+        (3, 3, 24),  # pages of 3 re-read 1: 2 new items a page, ceil(3 / 2) = 2
+    ],
+)
+def test_the_request_bound_is_the_documented_formula_rounding_pages_up(
+    items, longest_page, requests
+):
+    # The docstring's bound: 2 * ceil(n / (s - o)) + 20. A part page is a page.
+    assert request_bound(items, longest_page) == requests
+    assert request_bound(items, longest_page) == bound(items, longest_page, prefetch=0)

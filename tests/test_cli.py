@@ -20,11 +20,13 @@ from vbs_async.testing import Emulator, Fault
 
 from ._helpers import (
     VBS_ASYNC,
+    VBS_ASYNC_INTERRUPTIBLE,
     Gate,
     closed_port,
     command_emulator,
     command_env,
     emulator_in_thread,
+    stop_process,
     wait_for_lines,
 )
 
@@ -240,8 +242,7 @@ def test_a_crawl_stopped_part_way_and_resumed_loses_and_repeats_nothing(tmp_path
             arguments, env=command_env(emu), stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
         wait_for_lines(state, 6, first)  # the job's line, then 5 finished projects
-        first.send_signal(stop)
-        _, stderr = first.communicate(timeout=30)
+        _, stderr = stop_process(first, stop)
         gate.opened.set()
         assert first.returncode == status, stderr
         if stop != signal.SIGKILL:
@@ -259,7 +260,7 @@ def test_a_crawl_stopped_part_way_and_resumed_loses_and_repeats_nothing(tmp_path
 
 
 def test_emulator_command_prints_its_url_and_a_token():
-    command = [*VBS_ASYNC, "emulator", "--port", "0", "--projects", "2"]
+    command = [*VBS_ASYNC_INTERRUPTIBLE, "emulator", "--port", "0", "--projects", "2"]
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
         try:
             assert process.stdout is not None
@@ -267,8 +268,7 @@ def test_emulator_command_prints_its_url_and_a_token():
             assert line.startswith("VBS emulator at http://127.0.0.1:")
             assert "(token: emulator-token)" in line
         finally:
-            process.send_signal(signal.SIGINT)
-            process.wait(10)
+            stop_process(process, signal.SIGINT)
     assert process.returncode == 0
 
 
@@ -341,7 +341,7 @@ def test_timeout_and_deadline_bound_a_silent_endpoint(clean_env):
 def test_the_emulator_command_lists_the_ids_it_serves_and_writes_them_for_a_crawl(tmp_path):
     ids_file = tmp_path / "ids.txt"
     command = [
-        *VBS_ASYNC,
+        *VBS_ASYNC_INTERRUPTIBLE,
         "emulator",
         "--port",
         "0",
@@ -356,8 +356,7 @@ def test_the_emulator_command_lists_the_ids_it_serves_and_writes_them_for_a_craw
             header = [process.stdout.readline() for _ in range(2)]
             printed = [process.stdout.readline().strip() for _ in range(3)]
         finally:
-            process.send_signal(signal.SIGINT)
-            process.wait(10)
+            stop_process(process, signal.SIGINT)
     assert header[1].strip() == "Press Ctrl-C to stop. Project IDs:"
     assert printed == Emulator(projects=3).project_ids
     assert ids_file.read_text().split() == printed

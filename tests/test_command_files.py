@@ -235,6 +235,25 @@ def test_paths_that_are_one_file_are_refused_before_anything_runs(tmp_path, argu
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize(
+    ("output", "report"),
+    [("sub/../o.jsonl", "o.jsonl"), ("linked/o.jsonl", "real/o.jsonl")],
+    ids=["dot-dot", "symlinked-folder"],
+)
+def test_two_spellings_of_one_new_file_are_refused_before_anything_runs(tmp_path, output, report):
+    # Nothing exists there yet, so no inode can tell: the spelled paths differ, the file does not.
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "real").mkdir()
+    (tmp_path / "linked").symlink_to(tmp_path / "real")
+    result = invoke(
+        "crawl", *EMULATED, "-o", str(tmp_path / output), "--report", str(tmp_path / report)
+    )
+    assert result.exit_code == 2
+    assert "is the same file as --output" in one_error_line(result)
+    assert result.stdout == ""
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["linked", "real", "sub"]
+
+
 def test_report_dash_is_stdout_when_the_rows_go_to_a_file(tmp_path):
     out = tmp_path / "out.jsonl"
     result = invoke("crawl", *EMULATED, "-o", str(out), "--report", "-")

@@ -9,6 +9,7 @@ crawl writes that cancel could not read, and other surprises.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import pty
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from vbs_async.cli._text import TerminalRows, for_terminal, printable
 from vbs_async.testing import Fault
 
 from ._helpers import VBS_ASYNC, Gate, closed_port, command_env, emulator_in_thread
@@ -368,6 +370,28 @@ def test_rows_to_a_terminal_escape_control_characters_files_keep_them(emu, tmp_p
     exact = tmp_path / f"rows.{form}"
     assert invoke("crawl", project, "--format", form, "-o", str(exact)).exit_code == 0
     assert "\u202e end".encode() in exact.read_bytes()
+
+
+TERMINAL_HOSTILE = ["\x1b[2J", "\x1b]52;c;ZXZpbA==\x07", "\u202e", "\x9b2J", "\u2028"]
+
+
+@pytest.mark.parametrize("end", ["\n", "\r\n"], ids=["lf", "crlf"])
+@pytest.mark.parametrize("hostile", TERMINAL_HOSTILE)
+def test_every_row_shown_on_a_terminal_is_escaped_whatever_its_line_end(hostile, end):
+    # CSV ends its rows with CRLF, JSON Lines with LF: the escaping must not depend on it,
+    # whether the rows come in one write or byte by byte.
+    rows = f"a,{hostile}x{end}b,{hostile}{end}last {hostile}".encode()
+    shown_at_once = for_terminal(rows)
+    terminal = io.BytesIO()
+    written = TerminalRows(terminal)
+    for byte in rows:
+        written.write(bytes([byte]))
+    written.flush()
+    for shown in (shown_at_once, terminal.getvalue()):
+        assert hostile.encode() not in shown
+        assert shown.count(end.encode()) == 2  # the line ends stay, nothing else splits a line
+        assert printable(hostile).encode() in shown
+        assert shown.endswith(b"last " + printable(hostile).encode())
 
 
 @pytest.mark.parametrize("bad_id", ["=1+2", "\x1b]0;T\x07", "-x"])

@@ -6,6 +6,7 @@ disk, server text with escape sequences, odd CSV values, a dumb terminal.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -22,7 +23,13 @@ from vbs_async.cli._rows import csv_rows
 from vbs_async.cli._text import printable
 from vbs_async.testing import Fault
 
-from ._helpers import VBS_ASYNC, command_emulator, command_env, emulator_in_thread
+from ._helpers import (
+    VBS_ASYNC,
+    command_emulator,
+    command_env,
+    emulator_in_thread,
+    stop_process,
+)
 from .test_cli import invoke, rows_by_project
 from .test_command_files import one_error_line
 
@@ -203,8 +210,7 @@ def test_a_signal_during_a_bulk_cancel_ends_with_what_was_done_and_what_is_unkno
             deadline = time.monotonic() + 30
             while out.read_bytes().count(b"\n") < 40 and time.monotonic() < deadline:
                 time.sleep(0.01)
-            process.send_signal(stop)
-            _, errors = process.communicate(timeout=30)
+            _, errors = stop_process(process, stop)
         left = len(emu.sharings(emu.project_ids[0]))
     assert process.returncode == status, errors
     closing = errors.decode().strip().splitlines()[-1]
@@ -228,8 +234,7 @@ def test_sighup_during_a_crawl_is_like_sigterm_summary_report_no_partial_file(tm
             p.name.endswith(".partial") and p.stat().st_size for p in tmp_path.iterdir()
         ):
             time.sleep(0.02)
-        process.send_signal(signal.SIGHUP)
-        _, errors = process.communicate(timeout=30)
+        _, errors = stop_process(process, signal.SIGHUP)
     assert process.returncode == 129, errors
     text = errors.decode()
     assert "interrupted: SIGHUP after " in text
@@ -525,3 +530,24 @@ def test_iam_answering_403_for_the_first_project_fails_it_alone(clean_env):
     assert f"failed {forbidden}: " in result.stderr
     assert "credentials refused" not in result.stderr
     assert set(rows_by_project(result.stdout)) == set(emu.project_ids[1:])
+
+
+async def test_after_a_signal_is_handled_the_task_goes_on_as_if_never_cancelled():
+    # The command's task catches the cancel a signal sends, then finishes its files and
+    # report: it must then count as never cancelled (asyncio's `cancelling()`, which
+    # deadlines, task groups and asyncio.run consult), so what it awaits after that
+    # behaves as in any task.
+    from vbs_async.cli._signals import StopSignals  # noqa: PLC0415
+
+    with StopSignals() as signals:
+        os.kill(os.getpid(), signal.SIGTERM)
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.Event().wait()
+    assert signals.signal == signal.SIGTERM
+    assert signals.status == 143
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0):
+            await asyncio.Event().wait()
+    task = asyncio.current_task()
+    assert task is not None
+    assert task.cancelling() == 0

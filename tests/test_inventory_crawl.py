@@ -332,6 +332,38 @@ def test_a_run_whose_account_iam_does_not_tell_is_recorded_without_one(tmp_path,
         assert [p.sharings for p in inventory.projects(run.run_id)] == [3, 3]
 
 
+def test_an_output_that_cannot_be_written_leaves_no_project_s_rows_open(tmp_path, monkeypatch):
+    """A full disk under the output, with --db: one clear line, and every project's
+    spooled rows closed (none left for the garbage collector to warn about)."""
+    import errno  # noqa: PLC0415
+    import gc  # noqa: PLC0415
+    import warnings  # noqa: PLC0415
+
+    from vbs_async.cli import _inventory, _output  # noqa: PLC0415
+
+    monkeypatch.setattr(_inventory, "BATCH_PROJECTS", 4)  # projects end together, in batches
+    real_copy = _output.ProjectRows.copy_to
+    copies: list[int] = []
+
+    def full_after_one(self, stream):
+        copies.append(1)
+        if len(copies) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_copy(self, stream)
+
+    monkeypatch.setattr(_output.ProjectRows, "copy_to", full_after_one)
+    db, out = tmp_path / "inv.sqlite", tmp_path / "out.jsonl"
+    gc.collect()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        result = invoke("crawl", "--emulator", "--emulator-projects", "8", "--emulator-sharings",
+                        "3", "--db", str(db), "-o", str(out))  # fmt: skip
+        gc.collect()
+    assert result.exit_code == 2, result.output
+    assert "No space left on device" in result.output.splitlines()[-1]
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
 def test_a_project_iam_does_not_list_is_not_given_the_detected_account(tmp_path):
     """Security: the domain IAM lists the job's projects in is not given to a project it does not list."""
     db = tmp_path / "inventory.sqlite"

@@ -51,3 +51,23 @@ def test_the_configuration_tests_pass_with_a_developer_s_cloud_settings_present(
     assert result.returncode == 0, result.stdout[-3000:]
     assert " passed" in result.stdout
     assert not (tmp_path / ".hypothesis").exists()
+
+
+@pytest.mark.timeout(120)  # a pytest run of one small file, nested
+@pytest.mark.parametrize("ci", ["", "true"], ids=["developer", "ci"])
+def test_a_pytest_run_leaves_nothing_in_the_temporary_folder(tmp_path, ci):
+    # Hypothesis's home and example database live in temporary folders for the run:
+    # they go with it, or every run of the suite leaves two folders behind.
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    env = {**machine_environment(tmp_path / "developer"), "TMPDIR": str(temporary), "CI": ci}
+    test_file = Path(__file__).parent / "test_arguments.py"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider",
+         "-k", "infinite", str(test_file)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=100, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert " passed" in result.stdout
+    left = [p.name for p in temporary.iterdir() if not p.name.startswith("pytest-of-")]
+    assert left == []  # pytest's own base folder (its last three runs) is pytest's to keep

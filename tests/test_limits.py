@@ -13,6 +13,7 @@ import pytest
 from vbs_async import RequestTimeoutError, RetryBudget, RetryPolicy, TokenAuth, VBSClient
 from vbs_async._limits import (
     CUT_GRACE,
+    QUIET,
     QUOTA_MARGIN,
     AdaptiveRate,
     AnnouncedQuota,
@@ -291,15 +292,27 @@ async def test_a_crawl_behind_a_50_per_second_quota_finishes_with_defaults():
 # -- the call's deadline is the server's time, not the client's own queue -------------------
 
 
-async def test_a_healthy_server_never_times_out_a_call_queued_behind_rate_limit(make_client):
-    # The row, scaled down: 16 projects listed at once through rate_limit,
-    # so that the last requests queue for longer than the call's deadline.
-    async with Emulator(projects=16, sharings_per_project=190, latency=0.003) as emu:
-        client = make_client(emu, rate_limit=40, retry=RetryPolicy(timeout=0.5))
-        results = [r async for r in client.crawl(emu.project_ids, end_check="count")]
-        assert [str(r.error) for r in results if not r.ok] == []
-        assert sum(len(r.sharings) for r in results) == 16 * 190
-        assert emu.requests_received == 16 * 3  # a count and two pages each, at 40/s: 1.2 s
+async def test_a_healthy_server_never_times_out_a_call_queued_behind_rate_limit(
+    make_client, monkeypatch
+):
+    # One request per 100 s: the second call queues for 100 s, twenty times its deadline.
+    # The loop's clock is moved on instead of waited for, so the answer does not depend
+    # on the machine's speed; were queue time counted, the deadline would fire first.
+    loop = asyncio.get_running_loop()
+    real_time, moved = loop.time, [0.0]
+    monkeypatch.setattr(loop, "time", lambda: real_time() + moved[0])
+    async with Emulator(projects=1, sharings_per_project=3) as emu:
+        client = make_client(emu, rate_limit=0.01, retry=RetryPolicy(timeout=5.0))
+        project = emu.project_ids[0]
+        assert await client.count_sharings(project) == 3
+        queued = asyncio.create_task(client.count_sharings(project))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not queued.done()
+        assert emu.requests_received == 1  # the second call waits in the client's queue
+        moved[0] += 101.0  # its turn has come, 101 s after it asked
+        assert await queued == 3
+        assert emu.requests_received == 2
 
 
 async def test_the_deadline_still_bounds_time_on_the_wire(make_client):
@@ -409,3 +422,33 @@ async def test_paced_requests_start_in_the_order_they_asked_none_overtaken(fake_
     assert order == list(range(10))
     gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
     assert min(gaps) == pytest.approx(0.05)
+
+
+async def test_an_announced_minute_quota_is_spent_in_a_burst_kept_under_its_limit(fake_time):
+    # 100 a minute announced: the first window's burst is 98 starts (the 2 % margin),
+    # never the 100 the gateway counts to, let alone more.
+    # The gateway's minute rolls over half a second from now (well within the quiet gap).
+    quota = AnnouncedQuota(Quota(100, 60.0), clock=fake_time, wall_offset=59.5 - fake_time.now)
+    starts = [await quota.acquire() for _ in range(100)]
+    burst = [s for s in starts if s == starts[0]]
+    assert len(burst) == math.floor(100 * (1 - QUOTA_MARGIN)) == 98
+    assert starts[len(burst)] > starts[0]
+
+
+async def test_after_a_refused_probe_the_quota_is_kept_twice_as_long_before_probing_again(
+    fake_time,
+):
+    quota = AnnouncedQuota(Quota(10, 1.0), clock=fake_time, wall_offset=0.0)
+    paced = quota.rate()
+    assert paced == pytest.approx(10 * (1 - QUOTA_MARGIN))
+    fake_time.now += QUIET + 1.0  # quiet long enough: the limit is probed above
+    assert quota.rate() > paced
+    quota.throttled()  # the probe was refused
+    assert quota.rate() == paced
+    fake_time.now += 2 * QUIET - 0.5  # past the first quiet gap, within twice it
+    assert quota.rate() == paced
+    fake_time.now += 1.0  # twice the gap has passed: probe again
+    assert quota.rate() > paced
+    quota.throttled()  # refused again: four times the gap now
+    fake_time.now += 4 * QUIET - 0.5
+    assert quota.rate() == paced

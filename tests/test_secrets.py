@@ -7,9 +7,9 @@ import pickle
 
 import pytest
 
-from vbs_async import RetryPolicy, TokenAuth, VBSClient, VBSError
+from vbs_async import RequestTimeoutError, RetryPolicy, TokenAuth, VBSClient, VBSError
 from vbs_async._redaction import redact, redact_error
-from vbs_async.testing import Emulator, Fault
+from vbs_async.testing import Emulator, Fault, MockTransport
 
 from ._helpers import closed_port
 
@@ -111,3 +111,30 @@ def test_an_error_s_args_are_redacted_and_other_args_kept():
     assert error.args == ("HTTP 400: echoed ***", 42)
     assert SECRET not in str(error)
     assert SECRET not in repr(error)
+
+
+@pytest.mark.parametrize("request_sent", [False, True], ids=["not-sent", "sent"])
+async def test_a_timeout_from_a_transport_that_names_what_it_sent_holds_no_token(
+    request_sent, caplog
+):
+    # The built-in transport's timeouts say only how long it waited; a transport of the
+    # caller's (`transport=`) may name what it sent. The error that leaves is masked too.
+    def handler(sent):
+        token = sent.headers["X-Auth-Token"]
+        raise RequestTimeoutError(
+            f"no answer within 1s for token {token}", request_sent=request_sent
+        )
+
+    client = VBSClient(
+        "https://vbs.example",
+        auth=TokenAuth(SECRET),
+        transport=MockTransport(handler),
+        retry=RetryPolicy(attempts=1),
+    )
+    with pytest.raises(RequestTimeoutError) as caught:
+        await client.count_sharings("p1")
+    assert "no answer within 1s for token" in str(caught.value)
+    assert SECRET not in str(caught.value)
+    assert SECRET not in repr(caught.value)
+    assert SECRET not in caplog.text
+    await client.close()

@@ -12,7 +12,13 @@ import urllib.request
 
 from vbs_async.testing import Fault, FixedWindow
 
-from ._helpers import VBS_ASYNC, command_env, emulator_in_thread
+from ._helpers import (
+    VBS_ASYNC,
+    VBS_ASYNC_INTERRUPTIBLE,
+    command_env,
+    emulator_in_thread,
+    stop_process,
+)
 
 
 def test_the_command_waits_out_throttling_and_reports_it(tmp_path):
@@ -82,7 +88,16 @@ def test_a_library_user_who_configured_no_logging_sees_nothing_on_stderr():
 
 
 def test_the_emulator_command_serves_a_quota():
-    command = [*VBS_ASYNC, "emulator", "--port", "0", "--projects", "1", "--quota", "2:2"]
+    command = [
+        *VBS_ASYNC_INTERRUPTIBLE,
+        "emulator",
+        "--port",
+        "0",
+        "--projects",
+        "1",
+        "--quota",
+        "2:2",
+    ]
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
         try:
             assert process.stdout is not None
@@ -100,8 +115,7 @@ def test_the_emulator_command_serves_a_quota():
                     statuses.append(error.code)
                     refusals.append((json.loads(error.read()), error.headers.get("Retry-After")))
         finally:
-            process.send_signal(signal.SIGINT)
-            process.wait(10)
+            stop_process(process, signal.SIGINT)
     assert statuses == [200, 200, 429, 429]
     assert [(body["error_code"], retry_after) for body, retry_after in refusals] == [
         ("APIGW.0308", None)

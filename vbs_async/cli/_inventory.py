@@ -207,8 +207,7 @@ class CrawlRecorder:
             write = self._sent.popleft()
             write.done.wait()
             if write.error is None:
-                for then in write.then:
-                    then(True)  # noqa: FBT003 - committed: write the rows
+                _settle_each(write.then)
                 continue
             for then in write.then:
                 then(False)  # noqa: FBT003 - not committed: the rows are dropped
@@ -314,6 +313,25 @@ class CrawlRecorder:
             for then in self._sent.popleft().then:
                 then(False)  # noqa: FBT003 - not written
         self._inventory.close()
+
+
+def _settle_each(thens: list[Callable[[bool], None]]) -> None:
+    """Write each project of a committed batch; after a write fails, drop the rest, then raise.
+
+    Every project's rows are closed whatever happens (`then` closes them), so
+    an output that cannot be written (a full disk) leaves no file open.
+    """
+    failure: BaseException | None = None
+    for then in thens:
+        if failure is not None:
+            then(False)  # noqa: FBT003 - the output failed: not written
+            continue
+        try:
+            then(True)  # noqa: FBT003 - committed: write the rows
+        except BaseException as exc:  # noqa: BLE001 - raised once the rest are closed
+            failure = exc
+    if failure is not None:
+        raise failure
 
 
 def _project_accounts(spec: InventorySpec, project_ids: list[str]) -> dict[str, str | None] | None:
