@@ -460,3 +460,17 @@ def test_the_request_bound_is_the_documented_formula_rounding_pages_up(
     # The docstring's bound: 2 * ceil(n / (s - o)) + 20. A part page is a page.
     assert request_bound(items, longest_page) == requests
     assert request_bound(items, longest_page) == bound(items, longest_page, prefetch=0)
+
+
+async def test_a_server_that_never_pages_past_offset_0_is_stopped_exactly_at_the_bound():
+    # Three sharings at offset 0, nothing anywhere else, in pages of 3 (1 re-read): the
+    # listing yields the three, then is given every request the bound allows for them,
+    # 2 * ceil(3 / 2) + 20 = 24, and not one more.
+    three = [sharing(f"s-{i}") for i in range(3)]
+    server = Server(lambda offset, _limit: three if offset == 0 else [], count=3)
+    got, error = await list_from(server, page_size=3, end_check="auto", prefetch=0)
+    assert [item.id for item in got] == ["s-0", "s-1", "s-2"]
+    assert server.list_requests == request_bound(3, 3) == 24
+    assert error is not None
+    assert "24 page requests brought 3 sharings" in str(error)
+    assert "in pages of 3 (24)" in str(error)
