@@ -494,3 +494,36 @@ def test_db_with_tables_but_no_schema_version_names_the_file_and_the_way_out(tmp
     assert f"--db {db}" in result.output
     assert "no schema version" in result.output
     assert "already exists" not in result.output
+
+
+def test_sigterm_while_the_writer_fails_says_one_line_and_counts_only_what_was_written(
+    tmp_path, monkeypatch, caplog
+):
+    """A stop whose last commit fails (a database locked by another program)."""
+    from vbs_async.cli import _inventory  # noqa: PLC0415
+    from vbs_async.inventory import RunRecorder  # noqa: PLC0415
+
+    monkeypatch.setattr(_inventory, "BATCH_PROJECTS", 1)
+    real = RunRecorder.commit_projects
+    calls: list[int] = []
+
+    def locked_at_the_third(self, outcomes):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+            raise sqlite3.OperationalError("database is locked")
+        return real(self, outcomes)
+
+    monkeypatch.setattr(RunRecorder, "commit_projects", locked_at_the_third)
+    db, out, state = tmp_path / "inv.sqlite", tmp_path / "out.jsonl", tmp_path / "crawl.state"
+    result = invoke("crawl", "--emulator", "--emulator-projects", "20", "--emulator-sharings", "4",
+                    "--max-projects", "1", "--db", str(db), "-o", str(out),
+                    "--resume", str(state))  # fmt: skip
+    assert "never retrieved" not in caplog.text
+    written = len(state.read_text().splitlines()) - 1
+    assert written == 2
+    assert result.output.splitlines()[-1] == (
+        f"vbs-async: error: --db {db}: database is locked; the crawl stopped "
+        "(with --resume, a crawl lists again what was not recorded)"
+    )
+    assert f"projects: {written} ok" in result.output or "projects:" not in result.output

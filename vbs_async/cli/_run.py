@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import shlex
 import time
 from pathlib import Path
@@ -33,7 +34,7 @@ from ._state import State, StateError, digest_ids, finished_at
 from ._text import printable
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, AsyncIterator
+    from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
     from vbs_async import VBSClient
 
@@ -347,8 +348,11 @@ async def _drain(**parts: Any) -> None:
         if not drain.done():
             drain.cancel()
         await asyncio.wait({drain, watchdog})
-    if not drain.cancelled() and drain.exception() is not None:
-        raise drain.exception()  # type: ignore[misc]
+        # Retrieved on every path: a stop (SIGTERM) whose last --db commit
+        # failed says that failure in one line, not a "never retrieved" trace.
+        failure = None if drain.cancelled() else drain.exception()
+        if failure is not None:
+            raise failure
     if not watchdog.cancelled() and watchdog.exception() is None:
         raise CrawlStoppedError(watchdog.result())
 
@@ -436,9 +440,14 @@ async def _drain_events(
                     tally.listed += len(event.items)
                     display.update()  # a big project shows its progress too
                     continue
-                _finish(event, open_projects.pop(event.project_id, None), output, state, recorder)
-                tally.record(event)
-                report.record(event)
+                _finish(
+                    event,
+                    open_projects.pop(event.project_id, None),
+                    output,
+                    state,
+                    recorder,
+                    counted=functools.partial(_count, event, tally, report),
+                )
                 display.update()
                 if event.ok:
                     policy.succeeded()
@@ -456,24 +465,35 @@ async def _drain_events(
                     recorder.drop(project_id)
 
 
-def _finish(
+def _count(done: ProjectDone, tally: Tally, report: Report) -> None:
+    tally.record(done)
+    report.record(done)
+
+
+def _finish(  # noqa: PLR0917 - a private step of the drain
     done: ProjectDone,
     rows: ProjectRows | None,
     output: Output,
     state: State | None,
     recorder: CrawlRecorder | None = None,
+    counted: Callable[[], None] | None = None,
 ) -> None:
     """Write a project that ended well and record it; drop a failed one's rows.
 
     With `--db`, the project is committed to the database first (in a batch),
-    and written when its commit is done.
+    and written (and `counted`, for the summary and report) when its commit
+    is done: one whose commit did not happen is not counted as finished.
     """
+
+    def then(committed: bool) -> None:
+        _write(done, rows, output, state, committed=committed)
+        if committed and counted is not None:
+            counted()
+
     if recorder is not None:
-        recorder.done(
-            done, lambda committed: _write(done, rows, output, state, committed=committed)
-        )
+        recorder.done(done, then)
         return
-    _write(done, rows, output, state, committed=True)
+    then(True)  # noqa: FBT003 - no database: written at once
 
 
 def _write(
