@@ -527,3 +527,27 @@ def test_sigterm_while_the_writer_fails_says_one_line_and_counts_only_what_was_w
         "(with --resume, a crawl lists again what was not recorded)"
     )
     assert f"projects: {written} ok" in result.output or "projects:" not in result.output
+
+
+def test_db_locked_by_another_program_at_startup_names_the_file_and_the_way_out(
+    tmp_path, monkeypatch
+):
+    from vbs_async.inventory import _store  # noqa: PLC0415
+
+    db, out = tmp_path / "inv.sqlite", str(tmp_path / "out.jsonl")
+    assert invoke("crawl", "--emulator", "--emulator-projects", "2", "-o", out,
+                  "--db", str(db)).exit_code == 0  # fmt: skip
+    real = sqlite3.connect
+    # No busy wait in the test: the lock is held throughout.
+    monkeypatch.setattr(_store.sqlite3, "connect", lambda *a, **k: real(*a, **{**k, "timeout": 0}))
+    holder = real(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        result = invoke("crawl", "--emulator", "--emulator-projects", "2", "-o", out,
+                        "--db", str(db))  # fmt: skip
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1].startswith(f"vbs-async: error: --db {db}: ")
+    assert "locked by another program" in result.output

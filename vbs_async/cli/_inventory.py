@@ -182,6 +182,15 @@ class CrawlRecorder:
                 resume=resuming,
                 resume_finished=in_progress,
             )
+        except sqlite3.Error as exc:
+            inventory.close()
+            advice = (
+                "locked by another program (an open transaction, e.g. an sqlite3 shell): "
+                "end it and run again"
+                if "locked" in str(exc)
+                else f"{exc}: check the file, or record into a new one"
+            )
+            raise InventoryError(f"--db {spec.path}: {advice}") from None
         except BaseException:
             inventory.close()
             raise
