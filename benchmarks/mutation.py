@@ -39,7 +39,7 @@ def _folder(module: str) -> Path:
     return WORK / module.replace("/", ".")
 
 
-def _prepare(module: str, tests: list[str]) -> Path:
+def _prepare(module: str, tests: list[str], options: list[str]) -> Path:
     """A fresh folder holding the package, the tests, and a pyproject for this module."""
     folder = _folder(module)
     if folder.exists():
@@ -53,6 +53,7 @@ def _prepare(module: str, tests: list[str]) -> Path:
     head, _, _ = text.partition("[tool.mutmut]")
     settings = _configuration()
     lines = ["[tool.mutmut]"]
+    settings["pytest_add_cli_args"] = [*settings.get("pytest_add_cli_args", []), *options]  # type: ignore[misc]
     for name, value in settings.items():
         if name not in {"only_mutate", "pytest_add_cli_args_test_selection", "selection"}:
             lines.append(f"{name} = {json.dumps(value)}")
@@ -82,8 +83,10 @@ def _results(folder: Path) -> dict[str, str]:
 def measure(module: str, workers: int) -> dict[str, object]:
     """Run mutmut over `module`; return and save its score and survivors."""
     selection: dict[str, list[str]] = _configuration()["selection"]  # type: ignore[assignment]
-    # A test file's name, or a pytest option passed as it is (`--deselect=tests/...`).
-    tests = [name if name.startswith("-") else f"tests/{name}" for name in selection[module]]
+    # Test files' names, and pytest options given to every run of this module's tests
+    # (`--deselect=tests/...`, `--timeout=15` so that a mutant that hangs fails sooner).
+    tests = [f"tests/{name}" for name in selection[module] if not name.startswith("-")]
+    options = [name for name in selection[module] if name.startswith("-")]
     # The commit the tests and the package were copied from, not the one at the end.
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 - git from PATH
@@ -92,7 +95,7 @@ def measure(module: str, workers: int) -> dict[str, object]:
         text=True,
         check=False,
     ).stdout.strip()
-    folder = _prepare(module, tests)
+    folder = _prepare(module, tests, options)
     subprocess.run(  # noqa: S603 - our own interpreter, our own arguments
         [sys.executable, "-m", "mutmut", "run", "--max-children", str(workers)],
         cwd=folder,
