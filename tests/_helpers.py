@@ -239,3 +239,30 @@ def sharing_document(
         "from_project_id": from_project_id,
         "to_project_id": to_project_id,
     }
+
+
+class LoopClock:
+    """The running loop's clock moved on by each `asyncio.sleep` instead of waiting for it.
+
+    A client's limiter and its deadlines read the loop's clock: on this one an hour's
+    pacing takes no time, and how long a call waited is `moved`, the same on any
+    machine. `advance` moves it by hand (a timer due by then fires at the next turn).
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.moved = 0.0
+        loop = asyncio.get_running_loop()
+        real_time, real_sleep = loop.time, asyncio.sleep
+
+        async def sleep(seconds: float, result: object = None) -> object:
+            self.moved += max(0.0, seconds)
+            return await real_sleep(0, result)
+
+        monkeypatch.setattr(loop, "time", lambda: real_time() + self.moved)
+        monkeypatch.setattr(asyncio, "sleep", sleep)
+
+    async def advance(self, seconds: float) -> None:
+        """Move the clock on by `seconds`, then let every task ready run a few turns."""
+        self.moved += seconds
+        for _ in range(20):
+            await asyncio.sleep(0)

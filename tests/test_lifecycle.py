@@ -12,6 +12,8 @@ import pytest
 from vbs_async import ClientClosedError, EventLoopError, TokenAuth, VBSClient, VBSError
 from vbs_async.testing import MockTransport, SentRequest, response
 
+from ._helpers import LoopClock
+
 PROJECT = "c13f5220dc1949b0b741ea81a7cd5554"
 
 
@@ -109,6 +111,70 @@ async def test_close_while_iterating_raises_client_closed_from_the_iteration(pre
     assert isinstance(caught.value, RuntimeError)  # as a closed client's error was before
     assert got < 1_000
     assert other_tasks() == set()
+
+
+async def test_close_returns_once_the_calls_it_cancelled_have_ended():
+    """Even a call whose transport takes a few turns to wind down has ended by then."""
+    started = asyncio.Event()
+
+    async def handler(_: SentRequest) -> Any:
+        started.set()
+        try:
+            await asyncio.Event().wait()  # never answers
+        finally:
+            for _ in range(5):  # closing its connection, say
+                await asyncio.sleep(0)
+
+    client = VBSClient("https://vbs.example", auth=TokenAuth("t"), transport=MockTransport(handler))
+    call = asyncio.create_task(client.count_sharings(PROJECT))
+    await started.wait()
+    await client.close()
+    assert call.done()
+    with pytest.raises(ClientClosedError, match="the client was closed while this call ran"):
+        call.result()
+
+
+async def test_close_waits_5_s_for_a_call_that_ignores_its_cancellation_then_returns(
+    monkeypatch,
+):
+    clock = LoopClock(monkeypatch)
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def handler(_: SentRequest) -> Any:
+        started.set()
+        while not release.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await release.wait()
+        return response(200, {"count": 1})
+
+    client = VBSClient("https://vbs.example", auth=TokenAuth("t"), transport=MockTransport(handler))
+    call = asyncio.create_task(client.count_sharings(PROJECT))
+    try:
+        await started.wait()
+        closing = asyncio.create_task(client.close())
+        await clock.advance(0)  # close() cancels the call, which goes on, and waits
+        await clock.advance(4.9)
+        assert not closing.done()
+        await clock.advance(0.2)
+        assert closing.done()
+        assert closing.result() is None  # no TimeoutError: close() ends, that call left to itself
+    finally:
+        release.set()
+        await call
+
+
+async def test_a_client_closed_from_inside_one_of_its_calls_lets_that_call_finish():
+    """close() cancels the calls in flight but the one it runs in (it would wait for itself)."""
+    client: VBSClient
+
+    async def handler(_: SentRequest) -> Any:
+        await client.close()
+        return response(200, {"count": 7})
+
+    client = VBSClient("https://vbs.example", auth=TokenAuth("t"), transport=MockTransport(handler))
+    assert await client.count_sharings(PROJECT) == 7
+    with pytest.raises(ClientClosedError, match="the client is closed"):
+        await client.count_sharings(PROJECT)
 
 
 async def test_a_call_after_close_raises_client_closed_naming_the_cause():

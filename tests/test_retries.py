@@ -30,7 +30,7 @@ from vbs_async._responses import Response  # noqa: TC001 - the handler's annotat
 from vbs_async._retry import is_transient, parse_retry_after
 from vbs_async.testing import Emulator, Fault, MockTransport, SentRequest, response
 
-from ._helpers import FAST_RETRY, closed_port
+from ._helpers import FAST_RETRY, LoopClock, closed_port
 
 
 class Waits(list[float]):
@@ -505,3 +505,71 @@ async def test_a_quota_the_gateway_announces_is_logged_once_and_paced_under(
         f"({scope}); pacing under it"
     )
     assert told == [expected]
+
+
+async def test_a_retried_timeout_costs_the_budget_its_timeout_cost():
+    """A request that timed out held a connection the longest: its retry costs more."""
+    answers: list[Response | Exception] = [
+        RequestTimeoutError("no answer within 30s"),
+        response(200, {"count": 1}),
+    ]
+
+    def handler(_: SentRequest) -> Response:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    budget = RetryBudget(capacity=100, retry_cost=5, timeout_cost=10, success_refund=1)
+    async with VBSClient(
+        "https://vbs.example",
+        auth=TokenAuth("t"),
+        retry=FAST_RETRY,
+        retry_budget=budget,
+        transport=MockTransport(handler),
+    ) as client:
+        assert await client.count_sharings("p1") == 1
+    assert budget.tokens == 100 - 10 + 1
+
+
+async def test_a_call_without_a_deadline_waits_out_throttling():
+    throttled = response(429, {"error_code": "APIGW.0308", "error_msg": "throttled"})
+    answers = [throttled, throttled, response(200, {"count": 1})]
+    policy = RetryPolicy(timeout=None, wait_initial=0.0, wait_max=0.0, wait_jitter=0.0)
+    async with VBSClient(
+        "https://vbs.example",
+        auth=TokenAuth("t"),
+        retry=policy,
+        transport=MockTransport(lambda _: answers.pop(0)),
+    ) as client:
+        assert await client.count_sharings("p1") == 1
+    assert answers == []
+
+
+async def test_a_quota_the_gateway_keeps_per_api_paces_that_api_only(monkeypatch):
+    """`policy api`: one API's quota; another API of the same host is not held by it."""
+    LoopClock(monkeypatch)  # the pacing's waits take no time; the loop's clock says when
+    announced = "policy api over ratelimit,limit:1,time:1 second"
+    refusals = [response(429, {"error_code": "APIGW.0308", "error_msg": announced})]
+    sent: list[tuple[str, float]] = []
+
+    def handler(request: SentRequest) -> Response:
+        sent.append((request.request.method, asyncio.get_running_loop().time()))
+        if request.request.method == "DELETE":
+            return response(204)
+        return refusals.pop() if refusals else response(200, {"count": 1})
+
+    project, sharing = "0123456789abcdef0123456789abcdef", "5f5b3e43-d4f9-4a0a-bf2b-1ee7a3c1c8b1"
+    async with VBSClient(
+        "https://vbs.example",
+        auth=TokenAuth("t"),
+        retry=FAST_RETRY,
+        transport=MockTransport(handler),
+    ) as client:
+        assert await client.count_sharings(project) == 1  # refused, then sent again
+        assert client.limiter.quotas == [("vbs.example:443", parse_quota(announced))]
+        await client.cancel_sharing(project, sharing)  # another API
+        assert await client.count_sharings(project) == 1  # the same API
+    (_, _), (_, counted), (_, deleted), (_, counted_again) = sent
+    assert deleted - counted < 0.5  # at once
+    assert counted_again - counted > 0.5  # paced under 1 a second (0.98 a second exactly)
