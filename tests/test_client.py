@@ -7,7 +7,8 @@ import gc
 import aiohttp
 import pytest
 
-from vbs_async import TokenAuth, VBSClient
+from vbs_async import BadRequestError, TokenAuth, VBSClient
+from vbs_async.testing import MockTransport, SentRequest, response
 
 
 async def test_async_with_closes_the_owned_session(emulator):
@@ -57,3 +58,21 @@ def test_reprs_never_show_the_token():
     assert "super-secret-token" not in repr(auth)
     assert "super-secret-token" not in repr(client)
     assert repr(client) == "VBSClient('https://vbs.example', auth=TokenAuth(token=<redacted>))"
+
+
+async def test_every_request_asks_for_json_and_only_one_with_a_body_says_it_sends_json():
+    def handler(sent: SentRequest):
+        if sent.request.method == "GET":
+            return response(200, {"count": 1})
+        return response(400, {"error_code": "BS.0001", "error_msg": "refused"})
+
+    transport = MockTransport(handler)
+    project = "0123456789abcdef0123456789abcdef"
+    async with VBSClient("https://vbs.example", auth=TokenAuth("t"), transport=transport) as client:
+        await client.count_sharings(project)
+        with pytest.raises(BadRequestError):
+            await client.share_backup(project, "b1", ["fedcba9876543210fedcba9876543210"])
+    get, post = ({k.lower(): v for k, v in sent.headers.items()} for sent in transport.sent)
+    assert get["accept"] == post["accept"] == "application/json"
+    assert "content-type" not in get
+    assert post["content-type"] == "application/json"

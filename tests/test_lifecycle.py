@@ -126,12 +126,16 @@ async def test_close_returns_once_the_calls_it_cancelled_have_ended():
                 await asyncio.sleep(0)
 
     client = VBSClient("https://vbs.example", auth=TokenAuth("t"), transport=MockTransport(handler))
-    call = asyncio.create_task(client.count_sharings(PROJECT))
+    call = asyncio.create_task(client.list_sharings(PROJECT, start_offset=5))
     await started.wait()
     await client.close()
     assert call.done()
-    with pytest.raises(ClientClosedError, match="the client was closed while this call ran"):
-        call.result()
+    error = call.exception()
+    assert isinstance(error, ClientClosedError)
+    assert (error.project_id, error.offset) == (PROJECT, 5)
+    assert str(error) == (
+        f"cancelled: the client was closed while this call ran (project {PROJECT}, offset 5)"
+    )
 
 
 async def test_close_waits_5_s_for_a_call_that_ignores_its_cancellation_then_returns(
@@ -180,6 +184,10 @@ async def test_a_client_closed_from_inside_one_of_its_calls_lets_that_call_finis
 async def test_a_call_after_close_raises_client_closed_naming_the_cause():
     client = client_for(SlowServer())
     await client.close()
+    with pytest.raises(ClientClosedError) as caught:
+        await client.list_sharings(PROJECT, start_offset=5)
+    assert str(caught.value) == f"the client is closed (project {PROJECT}, offset 5)"
+    assert (caught.value.project_id, caught.value.offset) == (PROJECT, 5)
     with pytest.raises(ClientClosedError, match="the client is closed"):
         await client.list_sharings(PROJECT)
     with pytest.raises(ClientClosedError):

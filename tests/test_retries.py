@@ -12,6 +12,7 @@ import stamina
 
 import vbs_async._session
 from vbs_async import (
+    APIError,
     NotFoundError,
     PasswordAuth,
     RateLimitedError,
@@ -329,11 +330,12 @@ async def test_a_slow_answer_times_out_and_is_a_timeout_error(make_client, emu):
 async def test_retry_policy_timeout_bounds_the_whole_call(make_client, emu):
     emu.latency = 0.5
     client = make_client(emu, timeout=10, retry=RetryPolicy(timeout=0.1))
-    with pytest.raises(
-        RequestTimeoutError, match=r"deadline of 0.1s.*RetryPolicy.timeout"
-    ) as caught:
+    with pytest.raises(RequestTimeoutError) as caught:
         await client.list_sharings(emu.project_ids[0])
-    assert (caught.value.project_id, caught.value.offset) == (emu.project_ids[0], 0)
+    assert str(caught.value) == (
+        "the call did not finish within its deadline of 0.1s, retries included "
+        f"(RetryPolicy.timeout; --deadline on the command) (project {emu.project_ids[0]}, offset 0)"
+    )
 
 
 async def test_an_oversized_body_is_refused_without_retry(make_client, emu):
@@ -573,3 +575,56 @@ async def test_a_quota_the_gateway_keeps_per_api_paces_that_api_only(monkeypatch
     (_, _), (_, counted), (_, deleted), (_, counted_again) = sent
     assert deleted - counted < 0.5  # at once
     assert counted_again - counted > 0.5  # paced under 1 a second (0.98 a second exactly)
+
+
+async def test_a_throttling_code_is_waited_out_whatever_the_status():
+    """`APIGW.0308` is the gateway's flow control even on another status than 429."""
+    answers = [
+        response(403, {"error_code": "APIGW.0308", "error_msg": "over the threshold"}),
+        response(200, {"count": 1}),
+    ]
+    policy = RetryPolicy(attempts=1, wait_initial=0.0, wait_max=0.0, wait_jitter=0.0)
+    async with VBSClient(
+        "https://vbs.example",
+        auth=TokenAuth("t"),
+        retry=policy,
+        transport=MockTransport(lambda _: answers.pop(0)),
+    ) as client:
+        assert await client.count_sharings("p1") == 1  # no attempt spent: none to spare
+    assert answers == []
+
+
+async def test_a_delete_that_may_have_acted_once_then_failed_unsent_takes_its_404_as_done():
+    """A 500 may have deleted it; a later attempt that never left does not undo that."""
+    answers: list[Response | Exception] = [
+        response(500, {"error_code": "BS.0500", "error_msg": "internal"}),
+        TransportError("connection refused", request_sent=False),
+        response(404, {"itemNotFound": {"message": "no such sharing", "code": 404}}),
+    ]
+
+    def handler(_: SentRequest) -> Response:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    async with VBSClient(
+        "https://vbs.example",
+        auth=TokenAuth("t"),
+        retry=FAST_RETRY,
+        transport=MockTransport(handler),
+    ) as client:
+        await client.cancel_sharing("0123456789abcdef0123456789abcdef", "s1")
+    assert answers == []
+
+
+@pytest.mark.parametrize("status", [300, 301])
+async def test_an_answer_just_past_the_2xx_range_is_an_error_not_a_success(status):
+    async with VBSClient(
+        "https://vbs.example",
+        auth=TokenAuth("t"),
+        retry=FAST_RETRY,
+        transport=MockTransport(lambda _: response(status, {"count": 1})),
+    ) as client:
+        with pytest.raises(APIError, match="redirect, which vbs_async never follows"):
+            await client.count_sharings("p1")
