@@ -20,7 +20,10 @@ from vbs_async import (
     tls_context,
 )
 from vbs_async._endpoints import catalog_endpoint, read_catalog
+from vbs_async._session import VBS_SERVICE
 from vbs_async.testing import Emulator
+
+from ._helpers import closed_port
 
 PASSWORD = "pa55-VERY-SECRET-word"
 FAST = RetryPolicy(attempts=2, wait_initial=0.001, wait_max=0.002, wait_jitter=0.0)
@@ -131,6 +134,42 @@ async def test_a_catalog_without_vbs_is_a_configuration_error_naming_vbs_endpoin
             with pytest.raises(ConfigurationError, match="VBS_ENDPOINT") as caught:
                 await client.count_sharings(emu.project_ids[0])
     assert caught.value.project_id == emu.project_ids[0]
+
+
+@pytest.mark.parametrize(
+    ("region", "where"), [(None, ""), ("eu-xx", " in region eu-xx")], ids=["none", "unknown"]
+)
+async def test_no_vbs_in_the_catalog_nor_the_table_is_refused_in_full_words(region, where):
+    async with Emulator(projects=1, users={"alice": PASSWORD}) as emu:
+        emu.identity.catalog = lambda _project: []
+        async with VBSClient(auth=alice(emu), region=region, retry=FAST) as client:
+            with pytest.raises(ConfigurationError) as caught:
+                await client.count_sharings(emu.project_ids[0])
+    assert str(caught.value) == (
+        "the token's service catalog names no VBS endpoint (type vbs or vbsv2)"
+        f"{where}; set VBS_ENDPOINT (project {emu.project_ids[0]})"
+    )
+
+
+async def test_the_catalog_s_endpoint_of_the_configured_region_is_taken_before_others():
+    elsewhere = f"http://127.0.0.1:{closed_port()}/v2/"  # nothing answers there
+    async with Emulator(projects=1, sharings_per_project=2, users={"alice": PASSWORD}) as emu:
+        own = {"interface": "public", "region": emu.region, "url": emu.url + "/v2/"}
+        other = {"interface": "public", "region": "eu-xx", "url": elsewhere}
+        emu.identity.catalog = lambda _project: [
+            {"type": "vbs", "name": "vbs", "endpoints": [other, own]}
+        ]
+        async with VBSClient(auth=alice(emu), region=emu.region, retry=FAST) as client:
+            assert await client.count_sharings(emu.project_ids[0]) == 2
+
+
+async def test_a_catalog_without_vbs_falls_back_to_the_region_s_published_endpoint(monkeypatch):
+    async with Emulator(projects=1, sharings_per_project=2, users={"alice": PASSWORD}) as emu:
+        emu.identity.catalog = lambda _project: []
+        # The table's eu-de endpoint is a real host: here it is the emulator.
+        monkeypatch.setitem(VBS_SERVICE.known_endpoints, "eu-de", emu.url)
+        async with VBSClient(auth=alice(emu), region="eu-de", retry=FAST) as client:
+            assert await client.count_sharings(emu.project_ids[0]) == 2
 
 
 # -- agencies --------------------------------------------------------------------------

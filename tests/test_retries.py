@@ -549,32 +549,39 @@ async def test_a_call_without_a_deadline_waits_out_throttling():
 
 
 async def test_a_quota_the_gateway_keeps_per_api_paces_that_api_only(monkeypatch):
-    """`policy api`: one API's quota; another API of the same host is not held by it."""
+    """`policy api`: one API's quota, whichever project it is called for; another API of
+    the same host (another method, another path) is not held by it."""
     LoopClock(monkeypatch)  # the pacing's waits take no time; the loop's clock says when
     announced = "policy api over ratelimit,limit:1,time:1 second"
     refusals = [response(429, {"error_code": "APIGW.0308", "error_msg": announced})]
-    sent: list[tuple[str, float]] = []
+    sent: dict[str, float] = {}
+    first, second = "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"
 
     def handler(request: SentRequest) -> Response:
-        sent.append((request.request.method, asyncio.get_running_loop().time()))
-        if request.request.method == "DELETE":
+        method, path = request.request.method, request.request.path
+        call = f"{method} {path.rsplit('/', 1)[1]} {request.request.project_id}"
+        sent[call] = asyncio.get_running_loop().time()
+        if method == "DELETE":
             return response(204)
+        if not path.endswith("/count"):
+            return response(200, {"shared": {"id": "s1", "backup_id": "b", "from_project_id": first, "to_project_id": second}})  # fmt: skip
         return refusals.pop() if refusals else response(200, {"count": 1})
 
-    project, sharing = "0123456789abcdef0123456789abcdef", "5f5b3e43-d4f9-4a0a-bf2b-1ee7a3c1c8b1"
     async with VBSClient(
         "https://vbs.example",
         auth=TokenAuth("t"),
         retry=FAST_RETRY,
         transport=MockTransport(handler),
     ) as client:
-        assert await client.count_sharings(project) == 1  # refused, then sent again
+        assert await client.count_sharings(first) == 1  # refused, then sent again
         assert client.limiter.quotas == [("vbs.example:443", parse_quota(announced))]
-        await client.cancel_sharing(project, sharing)  # another API
-        assert await client.count_sharings(project) == 1  # the same API
-    (_, _), (_, counted), (_, deleted), (_, counted_again) = sent
-    assert deleted - counted < 0.5  # at once
-    assert counted_again - counted > 0.5  # paced under 1 a second (0.98 a second exactly)
+        await client.cancel_sharing(first, "s1")  # another method
+        assert (await client.get_sharing(first, "s1")).id == "s1"  # another path
+        assert await client.count_sharings(second) == 1  # the same API for another project
+    counted = sent[f"GET count {first}"]
+    assert sent[f"DELETE s1 {first}"] - counted < 0.5  # at once
+    assert sent[f"GET s1 {first}"] - counted < 0.5  # at once
+    assert sent[f"GET count {second}"] - counted > 0.5  # paced under 1 a second (0.98 exactly)
 
 
 async def test_a_throttling_code_is_waited_out_whatever_the_status():
