@@ -635,3 +635,36 @@ async def test_an_answer_just_past_the_2xx_range_is_an_error_not_a_success(statu
     ) as client:
         with pytest.raises(APIError, match="redirect, which vbs_async never follows"):
             await client.count_sharings("p1")
+
+
+async def test_a_listing_s_next_page_is_paced_before_a_call_that_begins_something(monkeypatch):
+    """Behind `rate_limit`, a page at an offset (work under way) goes first."""
+    LoopClock(monkeypatch)
+    order: list[str] = []
+
+    def handler(sent: SentRequest) -> Response:
+        order.append(f"{sent.request.project_id} offset={sent.request.offset}")
+        if sent.request.path.endswith("/count"):
+            return response(200, {"count": 0})
+        return response(200, {"shared": []})
+
+    first, second, third, fourth = (f"{n:032x}" for n in (1, 2, 3, 4))
+    async with VBSClient(
+        "https://vbs.example",
+        auth=TokenAuth("t"),
+        rate_limit=1,
+        retry=FAST_RETRY,
+        transport=MockTransport(handler),
+    ) as client:
+        await client.count_sharings(first)  # the pace's first start
+        await asyncio.gather(
+            client.count_sharings(second),  # waits for its turn; the next two queue behind
+            client.count_sharings(third),
+            client.list_sharings(fourth, start_offset=5),
+        )
+    assert order[:4] == [
+        f"{first} offset=None",
+        f"{second} offset=None",
+        f"{fourth} offset=5",
+        f"{third} offset=None",
+    ]
