@@ -587,3 +587,139 @@ async def test_a_listing_short_of_a_count_taken_after_it_ended_is_refused_in_ful
     )
     assert (caught.value.project_id, caught.value.offset) == ("p", 7)
     assert iterator.stats.recounts == 1
+
+
+# -- survivors of the mutation run (MUTATION.md) -----------------------------------------------
+
+
+async def test_a_closed_client_is_told_the_offset_of_the_item_about_to_be_handed_out():
+    items = sharings(*(f"s{i:02}" for i in range(13)))
+    told: list[int] = []
+
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        return items[offset : offset + limit]
+
+    iterator = scripted(fetch_page, check_open=told.append)
+    assert [s.id async for s in iterator] == [s.id for s in items]
+    assert told == list(range(13))  # what `ClientClosedError` names, were it closed there
+
+
+def test_with_pages_of_two_the_cursor_steps_back_one_item_at_a_time():
+    c = cursor(page_size=2, overlap=1, offset=100)
+    c.accept(c.plan(1)[0], sharings("a", "b"))
+    request = c.plan(1)[0]
+    assert request.offset == 101
+    assert c.accept(request, sharings("x", "y")).items == ()
+    assert c.plan(1)[0].offset == 100
+
+
+def test_items_of_a_page_not_placed_yielded_later_in_the_pass_are_no_longer_owed():
+    c = cursor(page_size=4, overlap=2)
+    c.accept(c.plan(1)[0], sharings("a", "b", "c", "d"))
+    c.accept(c.plan(1)[0], sharings("x", "y", "z", "w"))  # not placed: owed
+    assert c.owed_ids() == {"x", "y", "z", "w"}
+    c.accept(c.plan(1)[0], sharings("a", "b", "x", "y"))
+    assert c.owed_ids() == {"z", "w"}
+    c.accept(c.plan(1)[0], sharings("x", "y", "z", "w"))
+    assert not c.owed
+
+
+async def test_verifying_a_listing_of_one_short_page_reads_it_twice_and_no_more():
+    items = sharings("a", "b", "c", "d", "e")
+    asked: list[int] = []
+
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        asked.append(offset)
+        return items[offset : offset + limit]
+
+    iterator = scripted(fetch_page, end_check="short_page", verify=True)
+    assert [s.id async for s in iterator] == ["a", "b", "c", "d", "e"]
+    assert asked == [0, 0]
+    assert (iterator.stats.verify_passes, iterator.stats.found_by_verify) == (1, 0)
+
+
+async def test_a_verification_counts_its_passes_and_every_item_it_found():
+    """Two sharings created once the first pass has read its last page: the second finds both."""
+    listing = [f"s{i:02}" for i in range(25)]
+    asked: list[int] = []
+
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        asked.append(offset)
+        page = sharings(*listing[offset : offset + limit])
+        if len(asked) == 3:  # the first pass's last page: one created in front, one in the middle
+            listing.insert(0, "new-front")
+            listing.insert(12, "new-middle")
+        return page
+
+    iterator = scripted(fetch_page, end_check="short_page", verify=True)
+    got = [s.id async for s in iterator]
+    assert sorted(got) == sorted([*(f"s{i:02}" for i in range(25)), "new-front", "new-middle"])
+    assert len(got) == len(set(got))
+    stats = iterator.stats
+    assert (stats.verify_passes, stats.found_by_verify) == (2, 2)
+
+
+async def test_items_owed_are_settled_by_one_more_pass_that_counts_what_it_found():
+    """A page that could not be placed owes its items; one pass from 0 settles them.
+
+    The second answer is ten sharings never seen again in the first pass (its
+    steps back find the listing as it was); by the time the pass from 0 reads
+    again, two of them are listed, on different pages, and the other eight
+    are gone: yielded or forgiven, nothing owed, no third pass.
+    """
+    listing = [f"s{i:02}" for i in range(20)]
+    asked: list[int] = []
+
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        asked.append(offset)
+        if len(asked) == 2:
+            return sharings(*(f"x{i}" for i in range(10)))
+        page = sharings(*listing[offset : offset + limit])
+        if len(page) < limit and "x0" not in listing:  # the first pass's end
+            listing.insert(2, "x0")
+            listing.insert(15, "x1")
+        return page
+
+    iterator = scripted(fetch_page, end_check="short_page")
+    got = [s.id async for s in iterator]
+    assert got == [*(f"s{i:02}" for i in range(20)), "x0", "x1"]
+    stats = iterator.stats
+    assert (stats.verify_passes, stats.found_by_verify) == (1, 2)
+    assert asked[-3:] == [0, 8, 16]  # one pass from 0 to the end, no more
+
+
+async def test_after_a_page_that_could_not_be_placed_pages_are_fetched_one_at_a_time_for_a_while():
+    """Guesses ahead resume only after pages in a row placed and bringing something new.
+
+    Each request is recorded with the number of requests in flight when it
+    started. The answer at offset 24 is ten sharings never seen again: the
+    guesses at 32 and 40 are dropped, the cursor steps back to 15, and pages
+    are asked one at a time until the trust is back (`TRUST_STREAK`); the
+    owed ten are settled by a pass from 0 at the end.
+    """
+    listing = sharings(*(f"s{i:02}" for i in range(70)))
+    asked: list[tuple[int, int]] = []
+    glitched: list[int] = []
+    in_flight = 0
+
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        nonlocal in_flight
+        in_flight += 1
+        asked.append((offset, in_flight))
+        try:
+            await asyncio.sleep(0)
+            if offset == 24 and not glitched:
+                glitched.append(offset)
+                return sharings(*(f"x{i}" for i in range(10)))
+            return listing[offset : offset + limit]
+        finally:
+            in_flight -= 1
+
+    iterator = scripted(fetch_page, prefetch=2)
+    assert [s.id async for s in iterator] == [s.id for s in listing]
+    assert asked == [
+        (0, 1), (8, 2), (16, 3), (24, 1), (32, 2), (40, 3),  # trusted: two guesses ahead
+        (15, 1), (23, 1), (31, 1), (39, 1), (47, 1),  # stepped back: one at a time
+        (55, 2), (63, 3),  # trusted again
+        (0, 1), (8, 2), (16, 3), (16, 1), (24, 1), (32, 1), (40, 1), (48, 1), (56, 1), (64, 1),
+    ]  # fmt: skip
