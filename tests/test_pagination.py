@@ -9,7 +9,14 @@ import aiohttp
 import orjson
 import pytest
 
-from vbs_async import BackupSharing, PaginationError, PermissionDeniedError, TokenAuth, VBSClient
+from vbs_async import (
+    BackupSharing,
+    PaginationError,
+    PermissionDeniedError,
+    SharingPage,
+    TokenAuth,
+    VBSClient,
+)
 from vbs_async._pagination import MAX_STEPS_BACK, PageCursor, PageRequest, SharingIterator
 from vbs_async.testing import Drift, Emulator, Fault, MockTransport, response
 
@@ -609,7 +616,7 @@ def test_with_pages_of_two_the_cursor_steps_back_one_item_at_a_time():
     c.accept(c.plan(1)[0], sharings("a", "b"))
     request = c.plan(1)[0]
     assert request.offset == 101
-    assert c.accept(request, sharings("x", "y")).items == ()
+    assert c.accept(request, sharings("x", "y")) == SharingPage("p", 101, 2, ())
     assert c.plan(1)[0].offset == 100
 
 
@@ -723,3 +730,15 @@ async def test_after_a_page_that_could_not_be_placed_pages_are_fetched_one_at_a_
         (55, 2), (63, 3),  # trusted again
         (0, 1), (8, 2), (16, 3), (16, 1), (24, 1), (32, 1), (40, 1), (48, 1), (56, 1), (64, 1),
     ]  # fmt: skip
+
+
+def test_the_same_short_page_from_a_second_offset_ends_the_listing_after_it():
+    """A mock ignoring `offset` that has shown all it holds: the listing ends, counted once more."""
+    c = cursor(page_size=4, overlap=2, end_check="auto")
+    same = sharings("a", "b", "c")
+    c.accept(c.plan(1)[0], same)  # short, but nothing proves yet that 4 is honoured
+    assert not c.done
+    request = c.plan(1)[0]
+    assert request == PageRequest(1, 4, 2)
+    assert c.accept(request, same) == SharingPage("p", 1, 4, ())
+    assert (c.done, c.offset, c.stats.pages, c.stats.items) == (True, 4, 2, 3)
