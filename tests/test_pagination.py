@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 
 import aiohttp
 import orjson
@@ -742,3 +743,32 @@ def test_the_same_short_page_from_a_second_offset_ends_the_listing_after_it():
     assert request == PageRequest(1, 4, 2)
     assert c.accept(request, same) == SharingPage("p", 1, 4, ())
     assert (c.done, c.offset, c.stats.pages, c.stats.items) == (True, 4, 2, 3)
+
+
+async def test_a_guess_ahead_that_failed_and_was_dropped_is_never_reported_unretrieved():
+    """Pages fetched ahead that a silent cap makes useless fail: nothing reported to the loop.
+
+    (Dropping a guess cancels it, which also silences a failure it already had;
+    the done-callback must not itself fail.)
+    """
+    items = sharings(*(f"s{i:02}" for i in range(23)))
+    reported: list[dict[str, object]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        del limit
+        if offset in {8, 16}:  # the first plan's guesses, which the cap makes useless
+            raise PaginationError("a guess failed", project_id="p", offset=offset)
+        await asyncio.sleep(0)
+        return items[offset : offset + 5]
+
+    try:
+        iterator = scripted(fetch_page, prefetch=2)
+        assert [s.id async for s in iterator] == [s.id for s in items]
+        del iterator
+        gc.collect()
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(None)
+    assert reported == []
