@@ -772,3 +772,18 @@ async def test_a_guess_ahead_that_failed_and_was_dropped_is_never_reported_unret
     finally:
         loop.set_exception_handler(None)
     assert reported == []
+
+
+async def test_a_listing_emptied_between_its_count_and_its_pages_ends_empty():
+    counts = iter([2, 0])  # before the listing, then after it: both sharings went meanwhile
+
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        del offset, limit
+        return ()
+
+    async def fetch_count() -> int:
+        return next(counts)
+
+    iterator = scripted(fetch_page, end_check="count", fetch_count=fetch_count)
+    assert [s async for s in iterator] == []
+    assert iterator.stats.recounts == 1
