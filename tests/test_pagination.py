@@ -787,3 +787,12 @@ async def test_a_listing_emptied_between_its_count_and_its_pages_ends_empty():
     iterator = scripted(fetch_page, end_check="count", fetch_count=fetch_count)
     assert [s async for s in iterator] == []
     assert iterator.stats.recounts == 1
+
+
+def test_each_shift_of_the_listing_is_counted():
+    c = cursor()
+    c.accept(c.plan(1)[0], sharings("a", "b", "c", "d"))
+    c.accept(c.plan(1)[0], sharings("b", "c", "d", "e"))  # one inserted at the front
+    page = c.accept(c.plan(1)[0], sharings("e", "f", "g", "h"))  # then one deleted before it
+    assert [s.id for s in page.items] == ["f", "g", "h"]
+    assert c.stats.shifts_detected == 2
