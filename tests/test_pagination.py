@@ -404,9 +404,15 @@ async def test_a_server_sending_only_seen_items_is_refused_after_4_full_pages():
     async with VBSClient(
         "https://vbs.example", auth=TokenAuth("t" * 20), retry=FAST_RETRY, transport=transport
     ) as client:
-        with pytest.raises(PaginationError, match="4 full pages in a row brought no new item"):
+        with pytest.raises(PaginationError) as caught:
             await client.list_sharings(_PROJECT, page_size=10, end_check="short_page")
     assert len(transport.sent) == 1 + 4
+    offset = int(dict(transport.sent[-1].request.query)["offset"])
+    assert str(caught.value) == (
+        "4 full pages in a row brought no new item (is the server ignoring offset?) "
+        f"(project {_PROJECT}, offset {offset})"
+    )
+    assert caught.value.offset == offset
 
 
 async def _no_count() -> int:
@@ -796,3 +802,51 @@ def test_each_shift_of_the_listing_is_counted():
     page = c.accept(c.plan(1)[0], sharings("e", "f", "g", "h"))  # then one deleted before it
     assert [s.id for s in page.items] == ["f", "g", "h"]
     assert c.stats.shifts_detected == 2
+
+
+def mixed_page(c: PageCursor, runs: int, tag: str) -> PageRequest:
+    """Answer the cursor's next request with a full page of `runs` runs of seen and new items.
+
+    The page starts with the two it re-reads (one run), then alternates new and
+    already-listed items, and ends with new ones up to its limit.
+    """
+    request = c.plan(1)[0]
+    seen = [i for i in c._seen if i not in c._tail]
+    ids = list(c._tail)
+    ids.extend(f"{tag}{switch}" if switch % 2 == 0 else seen.pop(0) for switch in range(runs - 1))
+    last_new = runs % 2 == 0
+    ids += [f"{tag}-pad{i}" for i in range(request.limit - len(ids))] if last_new else []
+    ids += seen[: request.limit - len(ids)]
+    assert len(ids) == request.limit
+    c.accept(request, sharings(*ids))
+    return request
+
+
+@pytest.mark.parametrize("runs", [12, 13])
+def test_pages_mixing_listed_and_new_items_three_times_in_a_row_are_a_shuffling_server(runs):
+    c = cursor(page_size=30, overlap=2)
+    c.accept(c.plan(1)[0], sharings(*(f"n{i:02}" for i in range(30))))
+    mixed_page(c, runs, "a")
+    mixed_page(c, runs, "b")
+    if runs <= 12:  # a listing in order that changed has a few runs: no sign
+        mixed_page(c, runs, "c")
+        return
+    with pytest.raises(PaginationError) as caught:
+        mixed_page(c, runs, "c")
+    assert str(caught.value) == (
+        "3 pages in a row mixed items already listed among new ones (is the server ignoring "
+        f"offset or shuffling its order?) (project p, offset {caught.value.offset})"
+    )
+    assert caught.value.offset == 84  # the third mixed page's own offset
+
+
+def test_an_orderly_page_between_mixed_ones_starts_the_count_again():
+    c = cursor(page_size=30, overlap=2)
+    c.accept(c.plan(1)[0], sharings(*(f"n{i:02}" for i in range(30))))
+    mixed_page(c, 20, "a")
+    mixed_page(c, 20, "b")
+    mixed_page(c, 1, "c")  # the two re-read, then only new items
+    mixed_page(c, 20, "d")
+    mixed_page(c, 20, "e")
+    with pytest.raises(PaginationError, match="3 pages in a row mixed"):
+        mixed_page(c, 20, "f")
