@@ -15,12 +15,16 @@ import pytest
 from vbs_async import ServerError
 from vbs_async._models import Project, ProjectDone
 from vbs_async.cli import _run
+from vbs_async.cli._failures import CrawlStoppedError
 from vbs_async.cli._progress import Tally
 from vbs_async.cli._report import Report
 from vbs_async.cli._run import (
     CrawlJob,
     _conclude,
     _destination,
+    _drain,
+    _finish,
+    _is_terminal,
     _silence,
     _tell_gone,
     _write_report,
@@ -322,3 +326,48 @@ def test_without_a_timeout_there_is_no_watchdog(monkeypatch):
     said, clock = watched(monkeypatch, None)
     assert said is None
     assert clock.sleeps == []
+
+
+# -- the run's own steps ----------------------------------------------------------------------
+
+
+def test_an_output_that_cannot_say_whether_it_is_a_terminal_is_not_one():
+    closed = io.BytesIO()
+    closed.close()
+    assert _is_terminal(closed) is False  # rows are then written as they are, unescaped
+
+
+@pytest.mark.parametrize("committed", [True, False])
+def test_a_project_is_written_and_counted_only_once_its_database_commit_happened(committed):
+    """With --db the project's rows go out, and it counts as finished, only when committed."""
+    happened: list[str] = []
+    rows = SimpleNamespace(close=lambda: happened.append("rows closed"))
+    output = SimpleNamespace(append=lambda _rows: happened.append("rows written"), stream=None)
+    recorder = SimpleNamespace(done=lambda _done, then: then(committed))
+    done = ProjectDone("p1", 3, None)
+    _finish(done, rows, output, None, recorder, lambda: happened.append("counted"))  # type: ignore[arg-type]
+    if committed:
+        assert happened == ["rows written", "rows closed", "counted"]
+    else:
+        assert happened == ["rows closed"]
+
+
+async def test_a_silent_endpoint_cancels_the_crawl_it_stops(monkeypatch):
+    cancelled = asyncio.Event()
+
+    async def crawl_for_ever(**_parts: object) -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cancelled.set()
+
+    async def silent(*_args: object) -> str:
+        return "the endpoint sent nothing"
+
+    monkeypatch.setattr(_run, "_drain_events", crawl_for_ever)
+    monkeypatch.setattr(_run, "_silence", silent)
+    async with asyncio.timeout(10):  # a hang guard only: it ends at once or never
+        with pytest.raises(CrawlStoppedError) as caught:
+            await _drain(client=None, tally=None, job=None)
+    assert str(caught.value) == "the endpoint sent nothing"
+    assert cancelled.is_set()
