@@ -16,6 +16,7 @@ from vbs_async import ServerError
 from vbs_async._models import Project, ProjectDone
 from vbs_async.cli import _run
 from vbs_async.cli._failures import CrawlStoppedError
+from vbs_async.cli._output import ProjectRows
 from vbs_async.cli._progress import Tally
 from vbs_async.cli._report import Report
 from vbs_async.cli._run import (
@@ -23,6 +24,7 @@ from vbs_async.cli._run import (
     _conclude,
     _destination,
     _drain,
+    _events,
     _finish,
     _is_terminal,
     _silence,
@@ -31,8 +33,10 @@ from vbs_async.cli._run import (
 )
 from vbs_async.cli._signals import StopSignals
 
+from .test_cli import invoke
+
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import AsyncIterator, Callable
 
 COMMAND = ["vbs-async", "crawl", "-o", "out.jsonl", "--resume", "state", "p1", "p2", "p3"]
 
@@ -371,3 +375,35 @@ async def test_a_silent_endpoint_cancels_the_crawl_it_stops(monkeypatch):
             await _drain(client=None, tally=None, job=None)
     assert str(caught.value) == "the endpoint sent nothing"
     assert cancelled.is_set()
+
+
+async def test_a_project_that_fails_without_a_request_fails_naming_itself():
+    async def no_pages(*_args: object, **_options: object) -> AsyncIterator[object]:
+        for event in ():
+            yield event
+
+    client = SimpleNamespace(crawl_pages=no_pages)
+    crawl = CrawlJob(["p1", "p2"], None, "jsonl", None, max_projects=2, listing={},
+                     unavailable={"p2": "disabled in IAM"})  # fmt: skip
+    events = [event async for event in _events(client, ["p1", "p2"], crawl)]  # type: ignore[arg-type]
+    assert [(e.project_id, str(e.error)) for e in events] == [
+        ("p2", "disabled in IAM (project p2)")  # as the report and the failure line say it
+    ]
+
+
+def test_a_project_s_rows_spill_beside_the_output_file(tmp_path, monkeypatch):
+    """Big projects' rows wait on the output's own disk, not in the system's temporary folder."""
+    folders: list[Path | None] = []
+
+    class Recorded(ProjectRows):
+        def __init__(self, directory: Path | None) -> None:
+            folders.append(directory)
+            super().__init__(directory)
+
+    monkeypatch.setattr(_run, "ProjectRows", Recorded)
+    out = tmp_path / "rows" / "out.jsonl"
+    out.parent.mkdir()
+    result = invoke("crawl", "--emulator", "--emulator-projects", "2", "--emulator-sharings", "3",
+                    "-o", str(out))  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert folders == [out.parent.resolve()] * 2
