@@ -850,3 +850,10 @@ def test_an_orderly_page_between_mixed_ones_starts_the_count_again():
     mixed_page(c, 20, "e")
     with pytest.raises(PaginationError, match="3 pages in a row mixed"):
         mixed_page(c, 20, "f")
+
+
+def test_an_id_repeated_within_a_page_hides_none_of_the_items_after_it():
+    c = cursor()
+    c.accept(c.plan(1)[0], sharings("a", "b", "c", "d"))
+    page = c.accept(c.plan(1)[0], sharings("c", "d", "c", "e"))
+    assert [s.id for s in page.items] == ["e"]
