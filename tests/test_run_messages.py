@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from vbs_async import ServerError
+from vbs_async import BackupSharing, ServerError, SharingPage
 from vbs_async._models import Project, ProjectDone
 from vbs_async.cli import _run
 from vbs_async.cli._failures import CrawlStoppedError
@@ -24,6 +24,7 @@ from vbs_async.cli._run import (
     _conclude,
     _destination,
     _drain,
+    _drain_events,
     _events,
     _finish,
     _is_terminal,
@@ -407,3 +408,33 @@ def test_a_project_s_rows_spill_beside_the_output_file(tmp_path, monkeypatch):
                     "-o", str(out))  # fmt: skip
     assert result.exit_code == 0, result.stderr
     assert folders == [out.parent.resolve()] * 2
+
+
+async def test_a_crawl_that_breaks_drops_the_projects_still_open_from_the_database():
+    """What was recorded is kept (flushed); a project whose listing never ended is dropped."""
+    calls: list[tuple[str, ...]] = []
+
+    async def pages(*_args: object, **_options: object) -> AsyncIterator[object]:
+        yield SharingPage("p1", 0, 10, (BackupSharing("s1", "b", "p1", "q"),))
+        raise RuntimeError("the crawl broke")
+
+    recorder = SimpleNamespace(
+        page=lambda page: calls.append(("page", page.project_id)),
+        flush=lambda: calls.append(("flush",)),
+        drop=lambda project_id: calls.append(("drop", project_id)),
+    )
+    crawl = CrawlJob(["p1"], None, "jsonl", None, max_projects=1, listing={})
+    with pytest.raises(RuntimeError, match="the crawl broke"):
+        await _drain_events(
+            client=SimpleNamespace(crawl_pages=pages),  # type: ignore[arg-type]
+            pending=["p1"],
+            job=crawl,
+            output=SimpleNamespace(spool_directory=None),  # type: ignore[arg-type]
+            state=None,
+            tally=Tally(total=1),
+            report=Report(["p1"], set()),
+            policy=None,  # type: ignore[arg-type]
+            display=SimpleNamespace(update=lambda: None),  # type: ignore[arg-type]
+            recorder=recorder,  # type: ignore[arg-type]
+        )
+    assert calls == [("page", "p1"), ("flush",), ("drop", "p1")]
