@@ -31,6 +31,7 @@ from vbs_async.cli._run import (
     _silence,
     _tell_gone,
     _write_report,
+    run_crawl,
 )
 from vbs_async.cli._signals import StopSignals
 
@@ -438,3 +439,61 @@ async def test_a_crawl_that_breaks_drops_the_projects_still_open_from_the_databa
             recorder=recorder,  # type: ignore[arg-type]
         )
     assert calls == [("page", "p1"), ("flush",), ("drop", "p1")]
+
+
+def fake_client(events: Callable[[], AsyncIterator[object]]) -> Any:
+    """What `run_crawl` reads of a client: its limiter's counters, its auth, `crawl_pages`."""
+    adaptive = SimpleNamespace(throttled_answers=0, measured_rate=lambda: 0.0)
+    return SimpleNamespace(
+        limiter=SimpleNamespace(started=0, quotas=[], adaptive=adaptive),
+        auth=None,
+        crawl_pages=lambda *_args, **_options: events(),
+    )
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+async def test_a_signal_the_command_caught_ends_the_crawl_with_what_it_finished(tmp_path, signum):
+    """The command's own signal handling (passed in) stops the run: its status and words."""
+    out, report = tmp_path / "out.jsonl", tmp_path / "report.json"
+    with StopSignals() as signals:
+
+        async def events() -> AsyncIterator[object]:
+            yield SharingPage("p1", 0, 10, (BackupSharing("s1", "b", "p1", "q"),))
+            yield ProjectDone("p1", 1, None)
+            signals._received(signum)  # as the loop's handler does when the signal comes
+            await asyncio.Event().wait()
+            yield ProjectDone("p2", 0, None)  # never
+
+        crawl = CrawlJob(["p1", "p2"], out, "jsonl", None, max_projects=1, listing={},
+                         report=report, progress_interval=3600, command=("vbs-async",))  # fmt: skip
+        stderr = io.StringIO()
+        status = await run_crawl(fake_client(events), crawl, stderr, signals)
+    assert status == 128 + signum
+    name = "SIGTERM" if signum == signal.SIGTERM else "SIGHUP"
+    assert (
+        f"interrupted: {name} after 1 projects finished in this run (1 written, 0 failed); "
+        "1 not finished, their rows dropped (nothing was changed in the cloud)\n"
+    ) in stderr.getvalue()
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["s1"]
+    assert json.loads(report.read_text())["exit_status"] == 128 + signum
+
+
+def test_a_finished_job_run_again_reports_nothing_to_do_and_exit_status_0(tmp_path):
+    out, state, report = tmp_path / "out.jsonl", tmp_path / "state", tmp_path / "report.json"
+    job = [
+        "crawl",
+        "--emulator",
+        "--emulator-projects",
+        "2",
+        "-o",
+        str(out),
+        "--resume",
+        str(state),
+    ]
+    assert invoke(*job).exit_code == 0
+    again = invoke(*job, "--report", str(report))
+    assert again.exit_code == 0, again.stderr
+    assert "nothing to do: all 2 projects finished" in again.stderr
+    document = json.loads(report.read_text())
+    assert (document["exit_status"], document["stopped"]) == (0, None)
+    assert {p["status"] for p in document["projects"]} == {"skipped"}
