@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import signal
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,7 +15,7 @@ import pytest
 
 from vbs_async import BackupSharing, ServerError, SharingPage
 from vbs_async._models import Project, ProjectDone
-from vbs_async.cli import _run
+from vbs_async.cli import _output, _run
 from vbs_async.cli._failures import CrawlStoppedError
 from vbs_async.cli._output import ProjectRows
 from vbs_async.cli._progress import Tally
@@ -468,6 +469,8 @@ async def test_a_signal_the_command_caught_ends_the_crawl_with_what_it_finished(
                          report=report, progress_interval=3600, command=("vbs-async",))  # fmt: skip
         stderr = io.StringIO()
         status = await run_crawl(fake_client(events), crawl, stderr, signals)
+        # The command's handlers stay until the command ends (its own cleanup after the run).
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
     assert status == 128 + signum
     name = "SIGTERM" if signum == signal.SIGTERM else "SIGHUP"
     assert (
@@ -497,3 +500,54 @@ def test_a_finished_job_run_again_reports_nothing_to_do_and_exit_status_0(tmp_pa
     document = json.loads(report.read_text())
     assert (document["exit_status"], document["stopped"]) == (0, None)
     assert {p["status"] for p in document["projects"]} == {"skipped"}
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+class BytesTerminal(io.BytesIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("rows_on_the_terminal", [True, False])
+async def test_with_rows_on_the_terminal_too_progress_is_plain_lines_not_a_bar(
+    monkeypatch, rows_on_the_terminal
+):
+    """A bar redrawn over rows written to the same terminal would garble both."""
+    monkeypatch.setenv("TERM", "xterm-256color")
+    stdout = BytesTerminal() if rows_on_the_terminal else io.BytesIO()
+    monkeypatch.setattr(_output, "stdout_for_rows", lambda: stdout)
+
+    async def events() -> AsyncIterator[object]:
+        yield SharingPage("p1", 0, 10, (BackupSharing("s1", "b", "p1", "q"),))
+        yield ProjectDone("p1", 1, None)
+
+    crawl = CrawlJob(["p1"], None, "jsonl", None, max_projects=1, listing={})
+    stderr = Terminal()
+    assert await run_crawl(fake_client(events), crawl, stderr) == 0
+    assert json.loads(stdout.getvalue())["id"] == "s1"
+    assert ("\x1b[" not in stderr.getvalue()) is rows_on_the_terminal
+
+
+async def test_a_run_without_the_command_s_signals_stops_on_sigterm_by_itself(tmp_path):
+    """`run_crawl` called by a program of its own: SIGTERM stops it cleanly all the same."""
+    out = tmp_path / "out.jsonl"
+
+    async def events() -> AsyncIterator[object]:
+        yield SharingPage("p1", 0, 10, (BackupSharing("s1", "b", "p1", "q"),))
+        yield ProjectDone("p1", 1, None)
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            raise AssertionError("no handler: SIGTERM would kill the process")
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.Event().wait()
+        yield ProjectDone("p2", 0, None)  # never
+
+    crawl = CrawlJob(["p1", "p2"], out, "jsonl", None, max_projects=1, listing={},
+                     progress_interval=3600)  # fmt: skip
+    stderr = io.StringIO()
+    assert await run_crawl(fake_client(events), crawl, stderr) == 143
+    assert "interrupted: SIGTERM after 1 projects finished in this run" in stderr.getvalue()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # removed when it ended
