@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+from types import SimpleNamespace
 
 import aiohttp
 import orjson
@@ -17,6 +18,7 @@ from vbs_async import (
     SharingPage,
     TokenAuth,
     VBSClient,
+    _pagination,
 )
 from vbs_async._pagination import MAX_STEPS_BACK, PageCursor, PageRequest, SharingIterator
 from vbs_async.testing import Drift, Emulator, Fault, MockTransport, response
@@ -857,3 +859,28 @@ def test_an_id_repeated_within_a_page_hides_none_of_the_items_after_it():
     c.accept(c.plan(1)[0], sharings("a", "b", "c", "d"))
     page = c.accept(c.plan(1)[0], sharings("c", "d", "c", "e"))
     assert [s.id for s in page.items] == ["e"]
+
+
+async def test_a_listing_iterated_twice_says_how_to_go_on():
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        del offset, limit
+        return ()
+
+    iterator = scripted(fetch_page)
+    assert [s async for s in iterator] == []
+    with pytest.raises(RuntimeError) as caught:
+        [s async for s in iterator]
+    assert str(caught.value) == "a SharingIterator can be iterated once; resume with next_offset"
+
+
+async def test_a_listing_s_elapsed_time_runs_from_its_start_to_its_end(monkeypatch):
+    readings = iter([100.0, 101.0, 102.5])
+    monkeypatch.setattr(_pagination, "time", SimpleNamespace(perf_counter=lambda: next(readings)))
+    items = sharings("a", "b")
+
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        return items[offset : offset + limit]
+
+    iterator = scripted(fetch_page, end_check="short_page")
+    assert [s.id async for s in iterator] == ["a", "b"]
+    assert iterator.stats.elapsed == 2.5  # began at 100.0; a page at 101.0; ended at 102.5
