@@ -882,5 +882,26 @@ async def test_a_listing_s_elapsed_time_runs_from_its_start_to_its_end(monkeypat
         return items[offset : offset + limit]
 
     iterator = scripted(fetch_page, end_check="short_page")
-    assert [s.id async for s in iterator] == ["a", "b"]
-    assert iterator.stats.elapsed == 2.5  # began at 100.0; a page at 101.0; ended at 102.5
+    live = [(sharing.id, iterator.stats.elapsed) async for sharing in iterator]
+    assert live == [("a", 1.0), ("b", 1.0)]  # began at 100.0; the page came at 101.0
+    assert iterator.stats.elapsed == 2.5  # and the listing ended at 102.5
+
+
+async def test_a_prefetch_of_one_keeps_one_page_in_flight_ahead():
+    items = sharings(*(f"s{i:02}" for i in range(30)))
+    in_flight: list[int] = []
+    running = 0
+
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        nonlocal running
+        running += 1
+        in_flight.append(running)
+        try:
+            await asyncio.sleep(0)
+            return items[offset : offset + limit]
+        finally:
+            running -= 1
+
+    iterator = scripted(fetch_page, prefetch=1)
+    assert [s.id async for s in iterator] == [s.id for s in items]
+    assert max(in_flight) == 2
