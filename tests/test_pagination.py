@@ -905,3 +905,50 @@ async def test_a_prefetch_of_one_keeps_one_page_in_flight_ahead():
     iterator = scripted(fetch_page, prefetch=1)
     assert [s.id async for s in iterator] == [s.id for s in items]
     assert max(in_flight) == 2
+
+
+async def test_a_verification_pass_has_a_request_bound_of_its_own():
+    """The second pass meets a server that never pages past 0: its own 24 requests, no more."""
+    listing = sharings("s0", "s1", "s2")
+    asked: list[int] = []
+
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        asked.append(offset)
+        if len(asked) <= 2:  # the first pass: an honest listing of three
+            return listing[offset : offset + limit]
+        return listing if offset == 0 else ()
+
+    iterator = scripted(fetch_page, page_size=3, verify=True)
+    with pytest.raises(PaginationError) as caught:
+        [s async for s in iterator]
+    assert len(asked) == 2 + 24
+    assert str(caught.value) == (
+        "24 page requests brought 3 sharings, the most a listing of 3 may take in pages of 3 "
+        "(24): 24 pages brought nothing new and the cursor stepped back 12 times; the server's "
+        "pages contradict each other (is it ignoring offset, restarting its listing past some "
+        "offset, or keeping its own cursor?) (project p, offset 0)"
+    )
+
+
+async def test_items_owed_that_a_pass_from_0_cannot_settle_are_an_error_in_full_words():
+    listing = sharings(*(f"s{i:02}" for i in range(20)))
+    asked: list[int] = []
+
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        asked.append(offset)
+        if len(asked) == 2:  # ten sharings never placed
+            return sharings(*(f"x{i}" for i in range(10)))
+        if len(asked) > 4:  # the pass from 0 finds nothing at all
+            return ()
+        return listing[offset : offset + limit]
+
+    iterator = scripted(fetch_page, end_check="short_page")
+    with pytest.raises(PaginationError) as caught:
+        [s async for s in iterator]
+    assert str(caught.value) == (
+        "the server sent 10 sharings (the first from offset 8) that none of its later pages "
+        "placed in the listing, and reading the listing again from its start did not settle "
+        "them: its pages contradict each other (is it keeping its own cursor?) "
+        "(project p, offset 8)"
+    )
+    assert caught.value.offset == 8
