@@ -887,7 +887,9 @@ async def test_a_listing_s_elapsed_time_runs_from_its_start_to_its_end(monkeypat
     assert iterator.stats.elapsed == 2.5  # and the listing ended at 102.5
 
 
-async def test_a_prefetch_of_one_keeps_one_page_in_flight_ahead():
+@pytest.mark.parametrize("page_size", [2, 10])
+async def test_a_prefetch_of_one_keeps_one_page_in_flight_ahead(page_size):
+    """Pages of 2 re-read 1 and bring one new item each: still worth fetching ahead."""
     items = sharings(*(f"s{i:02}" for i in range(30)))
     in_flight: list[int] = []
     running = 0
@@ -902,7 +904,7 @@ async def test_a_prefetch_of_one_keeps_one_page_in_flight_ahead():
         finally:
             running -= 1
 
-    iterator = scripted(fetch_page, prefetch=1)
+    iterator = scripted(fetch_page, prefetch=1, page_size=page_size)
     assert [s.id async for s in iterator] == [s.id for s in items]
     assert max(in_flight) == 2
 
@@ -952,3 +954,17 @@ async def test_items_owed_that_a_pass_from_0_cannot_settle_are_an_error_in_full_
         "(project p, offset 8)"
     )
     assert caught.value.offset == 8
+
+
+def test_no_page_is_planned_ahead_past_the_counted_end_even_exactly_there():
+    # 26 items: the page from 16 holds the last (25); one from 24 would start past it.
+    c = cursor(page_size=10, overlap=2, expected=26)
+    assert c.plan(8) == [PageRequest(0, 10, 0), PageRequest(8, 10, 2), PageRequest(16, 10, 2)]
+
+
+async def test_a_listing_of_at_most_0_items_asks_for_nothing():
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        raise AssertionError(f"not asked: {offset}, {limit}")
+
+    iterator = scripted(fetch_page, max_items=0, end_check="count")
+    assert [s async for s in iterator] == []
