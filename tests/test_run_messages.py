@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import json
 import os
@@ -17,6 +18,7 @@ from vbs_async import BackupSharing, ServerError, SharingPage
 from vbs_async._models import Project, ProjectDone
 from vbs_async.cli import _output, _run
 from vbs_async.cli._failures import CrawlStoppedError
+from vbs_async.cli._files import PathError
 from vbs_async.cli._output import ProjectRows
 from vbs_async.cli._progress import Tally
 from vbs_async.cli._report import Report
@@ -31,10 +33,13 @@ from vbs_async.cli._run import (
     _is_terminal,
     _silence,
     _tell_gone,
+    _ticking,
     _write_report,
+    check_paths,
     run_crawl,
 )
 from vbs_async.cli._signals import StopSignals
+from vbs_async.cli._state import StateError
 
 from .test_cli import invoke
 
@@ -551,3 +556,102 @@ async def test_a_run_without_the_command_s_signals_stops_on_sigterm_by_itself(tm
     assert await run_crawl(fake_client(events), crawl, stderr) == 143
     assert "interrupted: SIGTERM after 1 projects finished in this run" in stderr.getvalue()
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # removed when it ended
+
+
+async def test_a_run_stopped_after_a_success_says_why_in_its_words_and_its_report(tmp_path):
+    out, report = tmp_path / "out.jsonl", tmp_path / "report.json"
+
+    async def events() -> AsyncIterator[object]:
+        yield SharingPage("p1", 0, 10, (BackupSharing("s1", "b", "p1", "q"),))
+        yield ProjectDone("p1", 1, None)
+        yield ProjectDone("p2", 0, ServerError("boom", status=500))
+        yield ProjectDone("p3", 0, None)  # never: the run stopped
+
+    out.write_text('{"id": "from an earlier run"}\n')  # replaced: one project succeeded
+    crawl = CrawlJob(["p1", "p2", "p3"], out, "jsonl", None, max_projects=1, listing={},
+                     report=report, max_failures=1, progress_interval=3600)  # fmt: skip
+    stderr = io.StringIO()
+    assert await run_crawl(fake_client(events), crawl, stderr) == 2
+    assert "stopped: 1 projects failed (--max-failures 1)\n" in stderr.getvalue()
+    document = json.loads(report.read_text())
+    assert (document["exit_status"], document["stopped"]) == (
+        2,
+        "1 projects failed (--max-failures 1)",
+    )
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["s1"]
+
+
+class Closed(io.StringIO):
+    """A stderr whose terminal went away (SIGHUP): every write fails."""
+
+    def write(self, text: str) -> int:
+        raise OSError(5, f"Input/output error writing {len(text)} characters")
+
+
+async def test_a_run_whose_stderr_went_away_still_ends_with_its_status_and_files(tmp_path):
+    out = tmp_path / "out.jsonl"
+
+    async def events() -> AsyncIterator[object]:
+        yield SharingPage("p1", 0, 10, (BackupSharing("s1", "b", "p1", "q"),))
+        yield ProjectDone("p1", 1, None)
+
+    crawl = CrawlJob(["p1"], out, "jsonl", None, max_projects=1, listing={},
+                     progress_interval=3600)  # fmt: skip
+    assert await run_crawl(fake_client(events), crawl, Closed()) == 0
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["s1"]
+
+
+async def test_the_display_is_refreshed_every_interval_at_least_half_a_second(monkeypatch):
+    """A slow project still shows progress: the refresh does not wait for a project's end."""
+    naps: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds: float) -> None:
+        naps.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr(_run, "asyncio", SimpleNamespace(
+        sleep=sleep, create_task=asyncio.create_task, wait=asyncio.wait))  # fmt: skip
+    for interval, nap in ((0.1, 0.5), (2.0, 2.0)):
+        naps.clear()
+        updates: list[int] = []
+        display = SimpleNamespace(update=functools.partial(updates.append, 1))
+        async with _ticking(display, interval):  # type: ignore[arg-type]
+            for _ in range(5):
+                await real_sleep(0)
+        assert len(updates) >= 2
+        assert set(naps) == {nap}
+
+
+def test_resume_to_stdout_is_refused_in_words_before_anything_runs():
+    with pytest.raises(PathError) as caught:
+        check_paths(None, Path("state"), None)
+    assert str(caught.value) == "--resume needs --output FILE: stdout cannot be resumed"
+
+
+def test_resume_into_a_fifo_is_refused_in_words_before_anything_runs(tmp_path):
+    fifo = tmp_path / "rows.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(PathError) as caught:
+        check_paths(fifo, tmp_path / "state", None)
+    assert str(caught.value) == (
+        f"--resume needs --output to be a regular file; {fifo} is not one (a device or a FIFO "
+        "cannot be cut back to what finished projects wrote)"
+    )
+
+
+@pytest.mark.parametrize("same", ["state", "report"])
+async def test_a_run_refuses_a_state_or_report_that_is_its_output(tmp_path, same):
+    """`run_crawl` checks its files itself, whoever calls it."""
+    out = tmp_path / "out.jsonl"
+
+    async def events() -> AsyncIterator[object]:
+        raise AssertionError("nothing runs")
+        yield  # an async generator
+
+    crawl = CrawlJob(["p1"], out, "jsonl", out if same == "state" else None, max_projects=1,
+                     listing={}, report=out if same == "report" else None)  # fmt: skip
+    with pytest.raises((StateError, PathError)) as caught:
+        await run_crawl(fake_client(events), crawl, io.StringIO())
+    assert ("is the output file" if same == "state" else "is the same file as") in str(caught.value)
+    assert not out.exists()
