@@ -655,3 +655,11 @@ async def test_a_run_refuses_a_state_or_report_that_is_its_output(tmp_path, same
         await run_crawl(fake_client(events), crawl, io.StringIO())
     assert ("is the output file" if same == "state" else "is the same file as") in str(caught.value)
     assert not out.exists()
+
+
+def test_a_state_that_is_a_fifo_is_refused_in_words_before_anything_runs(tmp_path):
+    fifo = tmp_path / "state.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(PathError) as caught:
+        check_paths(tmp_path / "out.jsonl", fifo, None)
+    assert str(caught.value) == f"--resume {fifo} is not a regular file"
