@@ -406,3 +406,46 @@ def test_timestamps_are_recorded_as_isoformat_writes_them():
     )
     assert count == len(times)
     assert [row[5] for row in orjson.loads(encoded)] == [moment.isoformat() for moment in times]
+
+
+@pytest.mark.parametrize("held_rows", [5_000, 1], ids=["in memory", "on disk"])
+def test_a_run_extends_each_unchanged_version_and_starts_one_for_each_change(
+    tmp_path, monkeypatch, held_rows
+):
+    """Only the fields that matter start a version: a new `updated_at` alone extends it."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    monkeypatch.setattr(inventory_store, "HELD_ROWS", held_rows)
+    hostile = Backup(id="b-n", name="disk\x00\x1b[31m", status="available", size=40)
+    quoted = Backup(id="b-q", name='say "é\\\n\x7f"', status="available", size=40)
+
+    def listing(name_of_s2: str, updated: datetime) -> dict[str, list[BackupSharing]]:
+        return {
+            P1: [
+                sharing("s1", P1, P2),
+                BackupSharing("s2", "b2", P1, P2, backup=Backup(id="b2", name=name_of_s2, size=1)),
+                BackupSharing("s3", "b3", P1, OUTSIDE, updated_at=updated),
+                BackupSharing("s4", "b-q", P1, P2, backup=quoted),
+            ],
+            P2: [BackupSharing("n1", "b-n", P2, P1, backup=hostile)],  # a page with a NUL
+        }
+
+    path = tmp_path / "inv.sqlite"
+    record(path, listing("disk", datetime(2024, 1, 1, tzinfo=UTC)))
+    record(path, listing("renamed", datetime(2024, 1, 2, tzinfo=UTC)))
+    db = sqlite3.connect(path)
+    try:
+        versions = db.execute(
+            "SELECT sharing_id, first_seen, last_seen, backup_name, updated_at FROM sharings "
+            "ORDER BY 1, 2"
+        ).fetchall()
+    finally:
+        db.close()
+    assert versions == [
+        ("n1", 1, 2, "disk\x00\x1b[31m", None),
+        ("s1", 1, 2, "disk s1", None),
+        ("s2", 1, 1, "disk", None),
+        ("s2", 2, 2, "renamed", None),
+        ("s3", 1, 2, None, "2024-01-01T00:00:00+00:00"),  # the version keeps its first fields
+        ("s4", 1, 2, 'say "é\\\n\x7f"', None),
+    ]

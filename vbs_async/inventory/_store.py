@@ -54,7 +54,29 @@ _JUDGED: Final = (
     "backup_volume_id", "backup_status", "backup_availability_zone",
 )  # fmt: skip
 """The fields whose change starts a new version of a sharing."""
-_UNCHANGED: Final = " AND ".join(f"listed.{name} IS sharings.{name}" for name in _JUDGED)
+_COLUMN_NAMES: Final = tuple(_SHARING_COLUMNS.split(", "))
+
+
+def _listed(name: str) -> str:
+    """A column of a row in `temp.staging`: its own column, or read from its JSON (`row`)."""
+    return f"coalesce(listed.{name}, listed.row ->> {_COLUMN_NAMES.index(name)})"
+
+
+_LISTED_COLUMNS: Final = ", ".join(
+    f"listed.{name}" if name in {"project_id", "sharing_id"} else _listed(name)
+    for name in _COLUMN_NAMES
+)
+"""`_SHARING_COLUMNS` of the rows in `temp.staging`."""
+_UNCHANGED: Final = (
+    # The row as the listing wrote it equals the version's, written again
+    # (most rows of a nightly run): no field is read from the JSON. Else
+    # each field that matters is compared (a changed `updated_at` alone
+    # extends the version; a row staged one value at a time has no JSON).
+    "((listed.row = json_array(" + ", ".join(f"sharings.{name}" for name in _COLUMN_NAMES) + ")"
+    " AND typeof(sharings.backup_size) != 'real') OR ("
+    + " AND ".join(f"{_listed(name)} IS sharings.{name}" for name in _JUDGED)
+    + "))"
+)
 
 SharingRow = tuple[
     str, str, str, str, str, str | None, str | None, str | None, int | None, str | None,
@@ -185,6 +207,24 @@ def _insert_rows(db: sqlite3.Connection, into: str, values: str, encoded: bytes)
         # Bound as text: newer SQLite reads a BLOB as its binary JSON form.
         db.execute(
             f"{into} SELECT {values.format(row=_ROW_VALUES)} FROM json_each(?)",  # noqa: S608 - ours
+            (encoded.decode(),),
+        )
+
+
+def _stage_rows(db: sqlite3.Connection, encoded: bytes) -> None:
+    """Put the rows of `encoded` in `temp.staging`: each row's JSON and key, nothing parsed.
+
+    A nightly run finds most rows unchanged by comparing that JSON whole
+    (`_UNCHANGED`): reading twelve fields out of every row's JSON would
+    cost SQLite most of a run's work. A page holding a NUL character (see
+    `_insert_rows`) is staged one value at a time instead, with no JSON.
+    """
+    if _NUL in encoded:
+        _insert_rows(db, f"INSERT INTO temp.staging ({_SHARING_COLUMNS})", "{row}", encoded)
+    else:
+        db.execute(
+            "INSERT INTO temp.staging (project_id, sharing_id, row) "
+            "SELECT value ->> 0, value ->> 1, value FROM json_each(?)",
             (encoded.decode(),),
         )
 
@@ -359,10 +399,12 @@ class Inventory:
             db.execute("PRAGMA cache_size = -32768")
             db.execute("PRAGMA wal_autocheckpoint = 8192")
             db.execute("PRAGMA temp.journal_mode = OFF")
-            # Rows wait here while their project is listed: the columns of `sharings`.
+            # Rows wait here while their project is listed: each as its page's
+            # JSON wrote it (`row`), with its key; or, for a page SQLite's JSON
+            # functions cannot read, the columns of `sharings` (see `_stage_rows`).
             db.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS staging AS SELECT {_SHARING_COLUMNS} "  # noqa: S608
-                "FROM sharings WHERE 0"
+                f"CREATE TEMP TABLE IF NOT EXISTS staging AS SELECT {_SHARING_COLUMNS}, "  # noqa: S608
+                "NULL AS row FROM sharings WHERE 0"
             )
             db.execute(
                 "CREATE INDEX IF NOT EXISTS temp.staging_by_key ON staging (project_id, sharing_id)"
@@ -701,12 +743,7 @@ class RunRecorder:
             self._staged.add(project_id)
         if pages:
             with self._breaking():
-                _insert_rows(
-                    self._db,
-                    f"INSERT INTO temp.staging ({_SHARING_COLUMNS})",
-                    "{row}",
-                    _joined(pages),
-                )
+                _stage_rows(self._db, _joined(pages))
 
     @contextlib.contextmanager
     def _breaking(self) -> Iterator[None]:
@@ -850,7 +887,7 @@ class RunRecorder:
         )
         db.execute(
             f"INSERT OR REPLACE INTO sharings ({_SHARING_COLUMNS}, first_seen, last_seen) "  # noqa: S608
-            f"SELECT {_SHARING_COLUMNS}, :run, :run FROM temp.staging AS listed "
+            f"SELECT {_LISTED_COLUMNS}, :run, :run FROM temp.staging AS listed "
             "WHERE listed.project_id IN (SELECT project_id FROM temp.merging) AND NOT EXISTS ("
             " SELECT 1 FROM sharings WHERE sharings.project_id = listed.project_id"
             " AND sharings.sharing_id = listed.sharing_id AND sharings.last_seen = :run)"
