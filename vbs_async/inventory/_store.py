@@ -147,9 +147,13 @@ def sharing_row(
 
 
 _SHARING_FIELDS = operator.attrgetter(
-    "id", "backup_id", "from_project_id", "to_project_id", "created_at", "updated_at", "backup"
+    "id", "backup_id", "from_project_id", "to_project_id", "created_at", "updated_at"
 )
-_BACKUP_FIELDS = operator.attrgetter("name", "size", "volume_id", "status", "availability_zone")
+_ROW_FIELDS = operator.attrgetter(
+    "id", "backup_id", "from_project_id", "to_project_id", "created_at", "updated_at",
+    "backup.name", "backup.size", "backup.volume_id", "backup.status", "backup.availability_zone",
+)  # fmt: skip
+"""A sharing's fields in a `SharingRow`, after its project (`_SHARING_FIELDS` without a backup)."""
 _NO_BACKUP: Final = (None, None, None, None, None)
 
 
@@ -161,22 +165,12 @@ def encode_page(project_id: str, sharings: Iterable[BackupSharing]) -> tuple[byt
     SQLite reads a page's rows in one statement (`json_each`), not one call
     per row: a writer thread then holds Python's lock once per statement.
     """
-    rows: list[tuple[object, ...]] = []
-    append = rows.append
-    for sharing in sharings:
-        sharing_id, backup_id, source, target, created, updated, backup = _SHARING_FIELDS(sharing)
-        append(
-            (
-                project_id,
-                sharing_id,
-                backup_id,
-                source,
-                target,
-                created,
-                updated,
-                *(_NO_BACKUP if backup is None else _BACKUP_FIELDS(backup)),
-            )
-        )
+    rows = [
+        (project_id, *_ROW_FIELDS(sharing))
+        if sharing.backup is not None
+        else (project_id, *_SHARING_FIELDS(sharing), *_NO_BACKUP)
+        for sharing in sharings
+    ]
     return orjson.dumps(rows), len(rows)
 
 
@@ -393,11 +387,13 @@ class Inventory:
             # then costs little more than its rows.
             db.execute("PRAGMA synchronous = NORMAL")
             # A crawl writes a project's rows at a place of its own in the
-            # tree: a larger cache keeps the pages it went through, and fewer,
-            # larger checkpoints copy each page once (the WAL keeps every
-            # commit either way; a checkpoint only moves them into the file).
+            # tree: a larger cache keeps the pages it went through. A batch
+            # of projects dirties pages of its own, so checkpoints every few
+            # batches copy about as much as one at the end would, but in the
+            # writer's thread while the crawl goes on: what is left for
+            # `close()` (the crawl's thread, after the crawl) stays small.
             db.execute("PRAGMA cache_size = -32768")
-            db.execute("PRAGMA wal_autocheckpoint = 8192")
+            db.execute("PRAGMA wal_autocheckpoint = 1024")
             db.execute("PRAGMA temp.journal_mode = OFF")
             # Rows wait here while their project is listed: each as its page's
             # JSON wrote it (`row`), with its key; or, for a page SQLite's JSON
@@ -908,10 +904,13 @@ class RunRecorder:
                 keys,
             ).fetchall()
         )
-        db.execute(
-            "DELETE FROM temp.staging WHERE project_id IN (SELECT project_id FROM temp.merging)"
-        )
         self._staged.difference_update(project_ids)
+        if self._staged:  # big projects still being listed keep their rows
+            db.execute(
+                "DELETE FROM temp.staging WHERE project_id IN (SELECT project_id FROM temp.merging)"
+            )
+        else:  # emptied whole, without a look at each row and its index entry
+            db.execute("DELETE FROM temp.staging")
         return listed
 
     def _record_failed(self, project_id: str, reason: str) -> None:
