@@ -261,22 +261,29 @@ class Pacer:
         async with self._turn.hold(urgent=urgent):
             while True:
                 now = self._clock()
-                pace = current()
-                interval = 1 / pace if 0 < pace < math.inf else 0.0
-                due = max(self._slot, self._started - interval) + interval
-                slot = max(due, not_before() if not_before else -math.inf)
+                slot = self.due(current(), not_before() if not_before else -math.inf)
                 if slot <= now:
                     break
                 await asyncio.sleep(min(slot - now, _NAP))
             started = self._clock()
-            # The time it was due, not the time the timer woke it: a timer that
-            # fires late (a millisecond or two on a loaded machine) would otherwise
-            # push every later start back, and cost that much of each interval
-            # (a tenth of 50/s). Later than an interval (a stall, an idle spell),
-            # the timeline restarts from now rather than bursting.
-            self._slot = slot if started - slot < interval else started
-            self._started = started
+            self.took(slot, started, current())
             return started
+
+    def due(self, pace: float, not_before: float = -math.inf) -> float:
+        """When the next start may leave at `pace` a second (and not before `not_before`)."""
+        interval = 1 / pace if 0 < pace < math.inf else 0.0
+        return max(max(self._slot, self._started - interval) + interval, not_before)
+
+    def took(self, slot: float, started: float, pace: float) -> None:
+        """A start due at `slot` left at `started`."""
+        interval = 1 / pace if 0 < pace < math.inf else 0.0
+        # The time it was due, not the time the timer woke it: a timer that
+        # fires late (a millisecond or two on a loaded machine) would otherwise
+        # push every later start back, and cost that much of each interval
+        # (a tenth of 50/s). Later than an interval (a stall, an idle spell),
+        # the timeline restarts from now rather than bursting.
+        self._slot = slot if started - slot < interval else started
+        self._started = started
 
 
 class _Turns:
@@ -397,14 +404,27 @@ class AnnouncedQuota:
 
     async def acquire(self, *, urgent: bool = False) -> float:
         """Wait for this start's turn (an `urgent` one first); return its start time."""
-        even = self.quota.period <= SHORT_PERIOD
-        started = await self._pacer.wait(
-            self.rate if even else math.inf, not_before=self._window_opens, urgent=urgent
-        )
+        started = await self._pacer.wait(self._pace, not_before=self._window_opens, urgent=urgent)
+        self._started(started)
+        return started
+
+    def due(self) -> float:
+        """When the next start may leave (for a caller that schedules starts itself)."""
+        return self._pacer.due(self._pace(), self._window_opens())
+
+    def took(self, slot: float, started: float) -> None:
+        """A start due at `slot` (from `due`) left at `started`."""
+        self._pacer.took(slot, started, self._pace())
+        self._started(started)
+
+    def _pace(self) -> float:
+        """Starts per second, evenly: a short period's (it may be a bucket), else unpaced."""
+        return self.rate() if self.quota.period <= SHORT_PERIOD else math.inf
+
+    def _started(self, started: float) -> None:
         self._recent.append(started)
         if len(self._recent) >= 2 * self.quota.limit:
             self.forgotten = True  # twice the quota went through in a period: it is gone
-        return started
 
     def _allowed(self) -> int:
         return max(1, math.floor(self.quota.limit * (1 - QUOTA_MARGIN) * self.scale()))
@@ -427,8 +447,9 @@ class AnnouncedQuota:
         wall = now + self._wall_offset
         return (math.floor(wall / period) + 1) * period - self._wall_offset
 
-    def throttled(self) -> None:
+    def throttled(self, started: float | None = None) -> None:
         """The gateway refused a request paced under this quota."""
+        del started
         now = self._clock()
         self.refused += 1
         if self.scale() > 1:
@@ -933,8 +954,10 @@ class RequestLimiter:
         rate_limit: float | None,
         *,
         clock: Callable[[], float] = loop_time,
+        wall_offset: float | None = None,
     ) -> None:
         self.max_concurrency = max_concurrency
+        self._wall_offset = wall_offset
         self.rate_limit = rate_limit
         self._clock = clock
         self.adaptive = AdaptiveRate(rate_limit, clock, max_concurrency=max_concurrency)
@@ -954,7 +977,7 @@ class RequestLimiter:
             (host, pacer.quota) for (host, _), pacer in self._quotas.items() if not pacer.forgotten
         ]
 
-    def announced(self, host: str, api: str, quota: Quota) -> bool:
+    def announced(self, host: str, api: str, quota: Quota, started: float | None = None) -> bool:
         """A throttling answer from `host` for `api` named `quota`; True if it is news.
 
         An answer at a quota already paced under is that quota's window spent.
@@ -962,12 +985,13 @@ class RequestLimiter:
         key = (host, api if quota.per_api else None)
         known = self._quotas.get(key)
         if known is not None and not known.forgotten and known.quota == quota:
-            known.throttled()
+            known.throttled(started)
             return False
-        self._quotas[key] = AnnouncedQuota(quota, self._clock)
+        self._quotas[key] = AnnouncedQuota(quota, self._clock, self._wall_offset)
         return True
 
-    def _quotas_for(self, host: str, api: str) -> list[AnnouncedQuota]:
+    def quotas_for(self, host: str, api: str) -> list[AnnouncedQuota]:
+        """The announced quotas a request to `host` for `api` is paced under."""
         found = []
         for key in ((host, None), (host, api)):
             pacer = self._quotas.get(key)
@@ -1008,7 +1032,7 @@ class RequestLimiter:
                 self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
                 try:
                     with waiting():
-                        for quota in self._quotas_for(host, api):
+                        for quota in self.quotas_for(host, api):
                             await quota.acquire(urgent=urgent)
                         await self.adaptive.acquire(urgent=urgent)
                         if self._fixed is not None:
