@@ -179,11 +179,21 @@ QUOTA_MARGIN: Final = 0.02
 SHORT_PERIOD: Final = 1.0
 """A quota over at most this many seconds is also paced evenly: such a gateway may be a
 bucket with a small burst. A longer window may be spent in a burst."""
-QUIET: Final = 5.0
+QUIET: Final = 60.0
 """Seconds without a refusal at an announced quota before it is probed above (the gap
 doubles after each refused probe, up to `QUIET_MAX`); a probe that succeeds above it
-forgets it."""
+forgets it. Long: the gateway names its quota, a probe above it costs 429s (a spent
+window, a penalty box), and only a quota raised since is found by it."""
 QUIET_MAX: Final = 300.0
+RESTORE_QUIET: Final = 1.0
+"""Seconds without a refusal at a quota announced lower than one before it, before the
+higher one is tried again (doubling while refused, up to `QUIET`): a drop may pass."""
+BLACKOUT_STEP: Final = 0.25
+"""The share of an announced quota's period a request waits, refused again right after
+the window rolled over (a penalty box): the next calendar window would waste more."""
+PUNISHMENT_WATCH: Final = 3.0
+"""Seconds, from the window after a refused probe, in which a refusal at the quota itself
+is the probe's punishment."""
 
 
 def loop_time() -> float:
@@ -364,13 +374,25 @@ class AnnouncedQuota:
 
     At most `limit` (less `QUOTA_MARGIN`) starts in any window of `period`
     seconds (a sliding window holds a fixed one too); a short period is also
-    paced evenly. A refusal while under it means the gateway's window was
-    spent (by others, or before the quota was known): starts wait until the
-    window rolls over on the calendar. After `QUIET` seconds without a
-    refusal the limit is probed above, and forgotten once twice it succeeds.
+    paced evenly, from the moment it is learned (a bucket refills at once; a
+    calendar window the first burst spent refuses the next request, which
+    blocks). A refusal of a request paced under it means the gateway's window
+    was spent (by others, or before the quota was known): starts wait until the
+    window rolls over on the calendar. Refusals of requests sent before the
+    quota was known say nothing new.
+
+    The quota is probed above only after a long quiet stretch (`QUIET` seconds
+    without a refusal, doubling after each refused probe), and never again
+    once a probe was punished (refusals at the quota itself after the probe's
+    window rolled over: a penalty box). A quota announced lower than one
+    before it (`higher`) may come back: after `RESTORE_QUIET` seconds the pace
+    tries the higher one (the gap doubling while it is refused), and takes it
+    again once twice the lower limit went through in a period. Any other quota
+    is forgotten once twice its limit goes through in a period.
 
     Attributes:
         quota: The announced quota.
+        higher: A higher quota the same policy announced before, if any.
         refused: Refusals seen while pacing under it.
     """
 
@@ -379,24 +401,36 @@ class AnnouncedQuota:
         quota: Quota,
         clock: Callable[[], float] = loop_time,
         wall_offset: float | None = None,
+        *,
+        higher: Quota | None = None,
+        blocked: bool = True,
     ) -> None:
         self.quota = quota
+        self.higher = higher
         self.refused = 0
         self._clock = clock
         now = clock()
+        self._since = now
         # The calendar, for windows aligned on it: the gateway counts in wall time.
         self._wall_offset = time.time() - now if wall_offset is None else wall_offset
         self._pacer = Pacer(clock)
         self._recent: deque[float] = deque()
-        self._blocked_until = self._next_window(now)
+        # A long window was spent in the burst that learned it; a short one is paced at once.
+        even = quota.period <= SHORT_PERIOD
+        self._blocked_until = self._next_window(now) if blocked and not even else -math.inf
         self._quiet_since = now
-        self._quiet = QUIET
+        self._quiet = RESTORE_QUIET if higher is not None else QUIET
+        self._watch: tuple[float, float] | None = None  # after a refused probe: (from, until)
         self.forgotten = False
 
     def scale(self) -> float:
         """How far above the limit the pace is probing (1 until a quiet stretch)."""
         quiet_for = self._clock() - self._quiet_since - self._quiet
-        return 1.0 if quiet_for <= 0 else 2.0 ** (quiet_for / PROBE_DOUBLING)
+        if quiet_for <= 0:
+            return 1.0
+        if self.higher is not None:
+            return max(1.0, _per_second(self.higher) / _per_second(self.quota))
+        return float(2.0 ** (quiet_for / PROBE_DOUBLING))
 
     def rate(self) -> float:
         """Starts per second it paces at."""
@@ -448,14 +482,36 @@ class AnnouncedQuota:
         return (math.floor(wall / period) + 1) * period - self._wall_offset
 
     def throttled(self, started: float | None = None) -> None:
-        """The gateway refused a request paced under this quota."""
-        del started
+        """The gateway refused a request (sent at `started`) under this quota."""
         now = self._clock()
         self.refused += 1
+        if started is not None and started < self._since:
+            return  # sent before the quota was known: its refusal is the one that taught it
+        watch = self._watch
         if self.scale() > 1:
             self._quiet = min(QUIET_MAX, self._quiet * 2)  # a refused probe: wait longer
+            if self.higher is None:
+                # Refusals of requests sent at the quota once this window rolled over
+                # (and a while after) would be the probe's punishment.
+                begin = self._next_window(now)
+                self._watch = (begin, begin + PUNISHMENT_WATCH)
+        elif watch is not None and started is not None and watch[0] <= started < watch[1]:
+            # Refused at the quota itself after a refused probe: the gateway
+            # punishes an excess (a penalty box). Each probe would cost that much.
+            self._quiet = math.inf
+            self._watch = None
         self._quiet_since = now
-        self._blocked_until = max(self._blocked_until, self._next_window(now))
+        ended = self._blocked_until
+        if started is not None and 0 <= started - ended < BLACKOUT_STEP * self.quota.period:
+            # Refused right as the last block ended: the window rolling over did not
+            # help (a penalty box, an outage). Look again a step later, not a period.
+            self._blocked_until = now + BLACKOUT_STEP * self.quota.period
+        else:
+            self._blocked_until = max(ended, self._next_window(now))
+
+
+def _per_second(quota: Quota) -> float:
+    return quota.limit / quota.period
 
 
 @attrs.define
@@ -980,14 +1036,20 @@ class RequestLimiter:
     def announced(self, host: str, api: str, quota: Quota, started: float | None = None) -> bool:
         """A throttling answer from `host` for `api` named `quota`; True if it is news.
 
-        An answer at a quota already paced under is that quota's window spent.
+        An answer at a quota already paced under is that quota's window spent
+        (unless the request, sent at `started`, left before it was known).
         """
         key = (host, api if quota.per_api else None)
         known = self._quotas.get(key)
         if known is not None and not known.forgotten and known.quota == quota:
             known.throttled(started)
             return False
-        self._quotas[key] = AnnouncedQuota(quota, self._clock, self._wall_offset)
+        higher = None
+        if known is not None:
+            # A quota lower than the one before (or than a higher one before that) may pass.
+            before = known.higher or known.quota
+            higher = before if _per_second(before) > _per_second(quota) else None
+        self._quotas[key] = AnnouncedQuota(quota, self._clock, self._wall_offset, higher=higher)
         return True
 
     def quotas_for(self, host: str, api: str) -> list[AnnouncedQuota]:
@@ -995,11 +1057,16 @@ class RequestLimiter:
         found = []
         for key in ((host, None), (host, api)):
             pacer = self._quotas.get(key)
-            if pacer is not None:
-                if pacer.forgotten:
+            if pacer is not None and pacer.forgotten:
+                if pacer.higher is None:
                     del self._quotas[key]
-                else:
-                    found.append(pacer)
+                    continue
+                # Twice the lower quota went through: the higher one is back.
+                pacer = self._quotas[key] = AnnouncedQuota(
+                    pacer.higher, self._clock, self._wall_offset, blocked=False
+                )
+            if pacer is not None:
+                found.append(pacer)
         return found
 
     @contextlib.asynccontextmanager
