@@ -82,7 +82,8 @@ def _results(folder: Path) -> dict[str, str]:
 def measure(module: str, workers: int) -> dict[str, object]:
     """Run mutmut over `module`; return and save its score and survivors."""
     selection: dict[str, list[str]] = _configuration()["selection"]  # type: ignore[assignment]
-    tests = [f"tests/{name}" for name in selection[module]]
+    # A name starting with "-" is a pytest option (`--deselect=tests/...`), kept as it is.
+    tests = [name if name.startswith("-") else f"tests/{name}" for name in selection[module]]
     # The commit the tests and the package were copied from, not the one at the end.
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 - git from PATH
