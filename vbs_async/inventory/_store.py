@@ -72,9 +72,9 @@ _UNCHANGED: Final = (
     # (most rows of a nightly run): no field is read from the JSON. Else
     # each field that matters is compared (a changed `updated_at` alone
     # extends the version; a row staged one value at a time has no JSON).
-    "((listed.row = json_array(" + ", ".join(f"sharings.{name}" for name in _COLUMN_NAMES) + ")"
-    " AND typeof(sharings.backup_size) != 'real') OR ("
-    + " AND ".join(f"{_listed(name)} IS sharings.{name}" for name in _JUDGED)
+    "((listed.row = json_array(" + ", ".join(f"versions.{name}" for name in _COLUMN_NAMES) + ")"
+    " AND typeof(versions.backup_size) != 'real') OR ("
+    + " AND ".join(f"{_listed(name)} IS versions.{name}" for name in _JUDGED)
     + "))"
 )
 
@@ -400,7 +400,7 @@ class Inventory:
             # functions cannot read, the columns of `sharings` (see `_stage_rows`).
             db.execute(
                 f"CREATE TEMP TABLE IF NOT EXISTS staging AS SELECT {_SHARING_COLUMNS}, "  # noqa: S608
-                "NULL AS row FROM sharings WHERE 0"
+                "NULL AS row FROM versions WHERE 0"
             )
             db.execute(
                 "CREATE INDEX IF NOT EXISTS temp.staging_by_key ON staging (project_id, sharing_id)"
@@ -833,16 +833,16 @@ class RunRecorder:
         run_id = int(self.run_id)  # an integer, written into the statement as it is
         _insert_rows(
             db,
-            f"INSERT OR REPLACE INTO sharings ({_SHARING_COLUMNS}, first_seen, last_seen)",
-            f"{{row}}, {run_id}, {run_id}",
+            f"INSERT OR REPLACE INTO versions ({_SHARING_COLUMNS}, first_seen, last_seen)",
+            f"{{row}}, {run_id}, NULL",
             _joined(page for project_id in project_ids for page in self._held.get(project_id, ())),
         )
         keys = {"run": run_id, "projects": orjson.dumps(project_ids).decode(), "now": now()}
         # A project never listed before has no rows but this run's.
         db.execute(
             "UPDATE run_projects SET outcome = 'ok', reason = NULL, recorded_at = :now, "
-            "sharings = (SELECT count(*) FROM sharings "
-            " WHERE sharings.project_id = run_projects.project_id) "
+            "sharings = (SELECT count(*) FROM versions "
+            " WHERE versions.project_id = run_projects.project_id) "
             "WHERE run_id = :run AND project_id IN (SELECT value FROM json_each(:projects))",
             keys,
         )
@@ -857,10 +857,11 @@ class RunRecorder:
     def _record_merged(self, project_ids: list[str]) -> dict[str, int]:
         """Record projects listed before (or with rows on disk): merged with their versions, in SQL.
 
-        A version current at its project's previous listing is extended when
-        this listing shows it unchanged; any other row starts a new version
-        (the last of a repeated ID wins). Set-based, a few statements for
-        all the projects at once.
+        A version current at its project's previous listing stays open (its
+        row unwritten) when this listing shows it unchanged, and ends at that
+        listing otherwise; any other row starts a new version (the last of a
+        repeated ID wins). Set-based, a few statements for all the projects
+        at once.
         """
         db = self._db
         self._stage(project_ids)
@@ -872,21 +873,21 @@ class RunRecorder:
         )
         keys = {"run": int(self.run_id), "now": now()}
         db.execute(
-            "UPDATE sharings SET last_seen = :run "  # noqa: S608 - constant columns
+            "UPDATE versions SET last_seen = (SELECT previous FROM temp.merging AS merging"  # noqa: S608
+            "  WHERE merging.project_id = versions.project_id) "
             "WHERE project_id IN (SELECT project_id FROM temp.merging WHERE previous IS NOT NULL)"
-            " AND last_seen = (SELECT previous FROM temp.merging AS merging"
-            "  WHERE merging.project_id = sharings.project_id)"
-            " AND EXISTS (SELECT 1 FROM temp.staging AS listed"
-            "  WHERE listed.project_id = sharings.project_id"
-            f"  AND listed.sharing_id = sharings.sharing_id AND {_UNCHANGED})",
+            " AND last_seen IS NULL"
+            " AND NOT EXISTS (SELECT 1 FROM temp.staging AS listed"
+            "  WHERE listed.project_id = versions.project_id"
+            f"  AND listed.sharing_id = versions.sharing_id AND {_UNCHANGED})",
             keys,
         )
         db.execute(
-            f"INSERT OR REPLACE INTO sharings ({_SHARING_COLUMNS}, first_seen, last_seen) "  # noqa: S608
-            f"SELECT {_LISTED_COLUMNS}, :run, :run FROM temp.staging AS listed "
+            f"INSERT OR REPLACE INTO versions ({_SHARING_COLUMNS}, first_seen, last_seen) "  # noqa: S608
+            f"SELECT {_LISTED_COLUMNS}, :run, NULL FROM temp.staging AS listed "
             "WHERE listed.project_id IN (SELECT project_id FROM temp.merging) AND NOT EXISTS ("
-            " SELECT 1 FROM sharings WHERE sharings.project_id = listed.project_id"
-            " AND sharings.sharing_id = listed.sharing_id AND sharings.last_seen = :run)"
+            " SELECT 1 FROM versions WHERE versions.project_id = listed.project_id"
+            " AND versions.sharing_id = listed.sharing_id AND versions.last_seen IS NULL)"
             " ORDER BY listed.rowid",
             keys,
         )
@@ -967,12 +968,12 @@ class RunRecorder:
             return  # nothing recorded yet in this run
         db = self._db
         db.execute(
-            "DELETE FROM sharings WHERE project_id = ? AND first_seen = ?",
+            "DELETE FROM versions WHERE project_id = ? AND first_seen = ?",
             (project_id, self.run_id),
         )
         if previous is not None:
-            # A version extended to this run was current at the previous one.
+            # A version this run ended (at the previous listing) is current again.
             db.execute(
-                "UPDATE sharings SET last_seen = ? WHERE project_id = ? AND last_seen = ?",
-                (previous, project_id, self.run_id),
+                "UPDATE versions SET last_seen = NULL WHERE project_id = ? AND last_seen = ?",
+                (project_id, previous),
             )
