@@ -452,3 +452,22 @@ async def test_after_a_refused_probe_the_quota_is_kept_twice_as_long_before_prob
     quota.throttled()  # refused again: four times the gap now
     fake_time.now += 4 * QUIET - 0.5
     assert quota.rate() == paced
+
+
+async def test_requests_waiting_under_an_announced_quota_follow_a_lower_one_at_once(fake_time):
+    # Found by the benchmark (50/s dropping to 10/s): the 16 requests already queued
+    # under 50/s kept leaving at 50/s for 0.3 s after 10/s was announced, all refused.
+    limiter = RequestLimiter(max_concurrency=32, rate_limit=None, clock=fake_time, wall_offset=0.0)
+    limiter.announced("gw", "api", Quota(50, 1.0))
+    starts: list[float] = []
+
+    async def request() -> None:
+        async with limiter.slot("gw", "api"):
+            starts.append(fake_time.now)
+
+    waiting = [asyncio.create_task(request()) for _ in range(16)]
+    await asyncio.sleep(0)  # all queued under 50/s; the first has left
+    limiter.announced("gw", "api", Quota(10, 1.0), started=fake_time.now)
+    lowered = fake_time.now
+    await asyncio.gather(*waiting)
+    assert sum(1 for at in starts if lowered < at <= lowered + 1) <= 10

@@ -422,6 +422,8 @@ class AnnouncedQuota:
         self._quiet = RESTORE_QUIET if higher is not None else QUIET
         self._watch: tuple[float, float] | None = None  # after a refused probe: (from, until)
         self.forgotten = False
+        self.retired = False  # replaced: its waiters go, to queue under what replaced it
+        self._probe_refused = -math.inf
 
     def scale(self) -> float:
         """How far above the limit the pace is probing (1 until a quiet stretch)."""
@@ -453,6 +455,8 @@ class AnnouncedQuota:
 
     def _pace(self) -> float:
         """Starts per second, evenly: a short period's (it may be a bucket), else unpaced."""
+        if self.retired:
+            return math.inf
         return self.rate() if self.quota.period <= SHORT_PERIOD else math.inf
 
     def _started(self, started: float) -> None:
@@ -464,6 +468,8 @@ class AnnouncedQuota:
         return max(1, math.floor(self.quota.limit * (1 - QUOTA_MARGIN) * self.scale()))
 
     def _window_opens(self) -> float:
+        if self.retired:
+            return -math.inf
         period = self.quota.period * (1 + _WINDOW_MARGIN)
         recent = self._recent
         now = self._clock()
@@ -495,7 +501,13 @@ class AnnouncedQuota:
                 # (and a while after) would be the probe's punishment.
                 begin = self._next_window(now)
                 self._watch = (begin, begin + PUNISHMENT_WATCH)
-        elif watch is not None and started is not None and watch[0] <= started < watch[1]:
+            # Back to the quota, no block: its log of starts spaces the next ones,
+            # and a window the probe spent refuses the next request, which blocks.
+            self._quiet_since = self._probe_refused = now
+            return
+        if started is not None and started < self._probe_refused:
+            return  # sent by the probe that was refused
+        if watch is not None and started is not None and watch[0] <= started < watch[1]:
             # Refused at the quota itself after a refused probe: the gateway
             # punishes an excess (a penalty box). Each probe would cost that much.
             self._quiet = math.inf
@@ -1049,6 +1061,7 @@ class RequestLimiter:
             # A quota lower than the one before (or than a higher one before that) may pass.
             before = known.higher or known.quota
             higher = before if _per_second(before) > _per_second(quota) else None
+            known.retired = True
         self._quotas[key] = AnnouncedQuota(quota, self._clock, self._wall_offset, higher=higher)
         return True
 
@@ -1058,6 +1071,7 @@ class RequestLimiter:
         for key in ((host, None), (host, api)):
             pacer = self._quotas.get(key)
             if pacer is not None and pacer.forgotten:
+                pacer.retired = True
                 if pacer.higher is None:
                     del self._quotas[key]
                     continue
@@ -1099,8 +1113,7 @@ class RequestLimiter:
                 self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
                 try:
                     with waiting():
-                        for quota in self.quotas_for(host, api):
-                            await quota.acquire(urgent=urgent)
+                        await self._announced_turn(host, api, urgent=urgent)
                         await self.adaptive.acquire(urgent=urgent)
                         if self._fixed is not None:
                             await self._fixed.acquire(urgent=urgent)
@@ -1114,6 +1127,21 @@ class RequestLimiter:
                 self._window.release()
         finally:
             self._slots.release()
+
+    async def _announced_turn(self, host: str, api: str, *, urgent: bool) -> None:
+        """A turn under every quota announced for `host` and `api`, as they are when it comes.
+
+        A quota replaced while requests wait under it (announced lower, say)
+        lets them go at once, to queue again under the one in force.
+        """
+        while True:
+            quotas = self.quotas_for(host, api)
+            for quota in quotas:
+                await quota.acquire(urgent=urgent)
+            if all(not quota.retired for quota in quotas) and len(
+                self.quotas_for(host, api)
+            ) == len(quotas):
+                return
 
 
 class _Gate:
