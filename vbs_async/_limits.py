@@ -25,10 +25,11 @@ botocore's adaptive mode, the first anchor, failed each as said):
   a while. Paced at the estimate, each second of it cost 45 429s, and a
   gateway that punishes an excess was provoked by every probe (every 5 s,
   2 s lost each). Here: after `BLACKOUT_RUN` refusals in a row and no
-  success for `BLACKOUT_GAP`, requests trickle (`BLACKOUT_TRICKLE`) until one
-  gets through; a probe followed by such a blackout was punished: the pace
-  goes back to what held before it, the blackout cuts nothing, and the next
-  probe waits `PUNISHED_PLATEAU` seconds, doubling.
+  success for `BLACKOUT_GAP`, requests trickle (`BLACKOUT_TRICKLE`, slower as
+  the blackout lasts: `BLACKOUT_PATIENCE`) until one gets through; a probe
+  followed by such a blackout was punished: the pace goes back to what held
+  before it, the blackout cuts nothing, and the next probe waits
+  `PUNISHED_PLATEAU` seconds, doubling.
 - A quota that drops, then comes back. botocore: a cubic climb from a
   collapsed `w_max`. Here: after a short plateau the rate doubles each
   second, so a restored quota is found within seconds.
@@ -148,6 +149,12 @@ BLACKOUT_TRICKLE: Final = 10.0
 window, a penalty box, an outage): requests start at `BLACKOUT_SHARE` of the estimate
 (at least `BLACKOUT_TRICKLE` a second, to see the end soon) until one succeeds, and
 then at the full rate again."""
+BLACKOUT_PATIENCE: Final = 4.0
+BLACKOUT_SLOWEST: Final = 4.0
+"""The trickle slows as the blackout lasts, to `BLACKOUT_PATIENCE` divided by the seconds
+it has lasted (a quarter of that between requests), but not under `BLACKOUT_SLOWEST` a
+second: at 10 a second, a 5-second window spent in its first half second cost about 30
+refusals a window; slower, it cost 17, and its end is seen at most a quarter second late."""
 BLACKOUT_GAP: Final = 0.25
 """Seconds (or three of the estimate's intervals, if longer) without a success after a
 refused probe that make a punishment: a penalty box or a spent fixed window refuses
@@ -613,7 +620,10 @@ class AdaptiveRate:
         rate = self._rate_at(now)
         if self.active and self._blackout(now):
             # Nothing gets through: a trickle finds when it does again.
-            return min(rate, max(BLACKOUT_TRICKLE, BLACKOUT_SHARE * self.estimate))
+            # Slower as it lasts (a spent window may last seconds).
+            trickle = max(BLACKOUT_TRICKLE, BLACKOUT_SHARE * self.estimate)
+            lasted = max(now - self._last_success, 1e-3)
+            return min(rate, trickle, max(BLACKOUT_SLOWEST, BLACKOUT_PATIENCE / lasted))
         return rate
 
     def _blackout(self, now: float) -> bool:
