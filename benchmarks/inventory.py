@@ -6,7 +6,8 @@
   with it, in `runs` interleaved pairs (the order alternating within each
   pair), each `--db` run into a new database; then the same with each
   `--db` run into a copy of a database that holds one run of the same job
-  (the cron case: every version is extended, none inserted). The figure
+  (the cron case: every version is extended, none inserted; since schema
+  version 2 an extended version's row is compared, not rewritten). The figure
   judged is the median of the pairs' ratios of **wall-clock time**, what
   the user waits for; the ratios of the crawl thread's CPU time (the
   event loop's: its pace when a core is free for the writer thread) and of

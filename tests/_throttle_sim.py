@@ -1,7 +1,8 @@
 """A crawl against a gateway model, simulated on a fake clock: the learned rate's test bench.
 
-Requests start as `AdaptiveRate` paces them (and its window in flight, and
-`max_concurrency`), reach the gateway model half a latency later, and are
+Requests start as `RequestLimiter` paces them (the quotas the gateway
+announced in its refusals, the learned `AdaptiveRate` and its window in flight,
+and `max_concurrency`), reach the gateway model half a latency later, and are
 answered half a latency after that; a refused request waits its back-off
 (`RetryPolicy.throttle_backoff`, as the session does) and queues again. Nothing
 sleeps: events are taken in time order from a heap, so a 30-second crawl
@@ -17,9 +18,12 @@ import random
 from typing import TYPE_CHECKING
 
 import attrs
+import orjson
 
 from vbs_async import RetryPolicy
-from vbs_async._limits import AdaptiveRate, Ticket
+from vbs_async._limits import AdaptiveRate, RequestLimiter, Ticket, parse_quota
+from vbs_async.testing import FixedWindow
+from vbs_async.testing._quota import _inner_models
 
 if TYPE_CHECKING:
     from vbs_async.testing import GatewayModel
@@ -36,12 +40,16 @@ class Simulated:
         controller: The learned rate at the end.
         completed: Requests that succeeded.
         ended: When the last request was answered (or the time ran out).
+        limiter: The limits, the announced quotas among them.
+        first_refusal: When the first refusal reached the client, or None.
     """
 
     starts: list[tuple[float, bool]]
     controller: AdaptiveRate
     completed: int
     ended: float
+    limiter: RequestLimiter
+    first_refusal: float | None = None
 
     def sent_between(self, begin: float, end: float) -> int:
         return sum(1 for started, _ in self.starts if begin <= started < end)
@@ -52,6 +60,20 @@ class Simulated:
     @property
     def refused(self) -> int:
         return sum(1 for _, ok in self.starts if not ok)
+
+    @property
+    def refused_after_the_first(self) -> int:
+        """Refusals of requests sent after the first refusal reached the client."""
+        first = self.first_refusal
+        return sum(
+            1 for started, ok in self.starts if not ok and first is not None and started > first
+        )
+
+    @property
+    def sent_after_the_first(self) -> int:
+        """Requests sent after the first refusal reached the client."""
+        first = self.first_refusal
+        return sum(1 for started, _ in self.starts if first is not None and started > first)
 
 
 def simulate(  # noqa: C901, PLR0915 - one event loop, kept in one place to read
@@ -77,11 +99,18 @@ def simulate(  # noqa: C901, PLR0915 - one event loop, kept in one place to read
     and a request it admits after the backend's `latency` (as the emulator
     does, whose latency is the backend's). None: half of `latency` each way,
     refusals too.
+
+    A refusal that names its quota (`limit:N,time:K unit`) is learned as the
+    session learns it; the calendar of fixed windows, the gateway's and the
+    client's, starts at 0.
     """
     policy = retry or RetryPolicy()
     rng = random.Random(seed)
     now = 0.0
-    controller = AdaptiveRate(clock=lambda: now, max_concurrency=max_concurrency)
+    _align_calendars(gateway)
+    limiter = RequestLimiter(max_concurrency, None, clock=lambda: now, wall_offset=0.0)
+    controller = limiter.adaptive
+    first_refusal: float | None = None
     order = itertools.count()
     events: list[tuple[float, int, str, object]] = []
     fresh = math.inf if requests is None else requests
@@ -104,6 +133,8 @@ def simulate(  # noqa: C901, PLR0915 - one event loop, kept in one place to read
             rate = controller.rate if controller.active else math.inf
             interval = 1 / rate if rate < math.inf else 0.0
             due = max(slot, started_last - interval) + interval
+            quotas = [(quota, quota.due()) for quota in limiter.quotas_for("gateway", "api")]
+            due = max([due, *(when for _, when in quotas)])
             if due > now:
                 if not wake_pending:
                     wake_pending = True
@@ -117,6 +148,8 @@ def simulate(  # noqa: C901, PLR0915 - one event loop, kept in one place to read
             else:
                 backing_off -= 1
             slot, started_last = max(now, due), now
+            for quota, when in quotas:
+                quota.took(when, now)
             in_flight += 1
             ticket = Ticket(now, in_flight)
             jitter = 0.9 + 0.2 * rng.random()
@@ -149,11 +182,31 @@ def simulate(  # noqa: C901, PLR0915 - one event loop, kept in one place to read
                     ended = now
                     break
             else:
-                controller.throttled(ticket)
+                first_refusal = now if first_refusal is None else first_refusal
+                _learn(gateway, limiter, ticket, now)
                 backing_off += 1
                 push(now + policy.throttle_backoff(throttles + 1, None), "ready", throttles + 1)
         elif kind == "ready":
             retries.append(data)  # type: ignore[arg-type]
         start_what_may()
     starts.sort()
-    return Simulated(starts, controller, completed, ended)
+    return Simulated(starts, controller, completed, ended, limiter, first_refusal)
+
+
+def _learn(gateway: GatewayModel, limiter: RequestLimiter, ticket: Ticket, now: float) -> None:
+    """What a refusal teaches, as the session learns it: the quota it names, else the rate."""
+    body, _ = gateway.refusal("simulated", now)
+    named = parse_quota(orjson.loads(body)["error_msg"])
+    if named is None:
+        limiter.adaptive.throttled(ticket)
+    else:
+        limiter.adaptive.refused_under_quota(ticket)
+        limiter.announced("gateway", "api", named, ticket.started)
+
+
+def _align_calendars(gateway: GatewayModel) -> None:
+    """Fixed windows roll over at multiples of their period from 0, as the client reckons."""
+    if isinstance(gateway, FixedWindow):
+        gateway._wall_offset = 0.0  # the model's calendar, for a fake clock
+    for inner in _inner_models(gateway):
+        _align_calendars(inner)

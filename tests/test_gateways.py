@@ -102,6 +102,16 @@ def test_a_spent_5_second_window_is_waited_out_with_few_requests():
     assert run.ended <= 760 / 20
 
 
+def test_the_trickle_through_a_spent_window_slows_as_it_lasts():
+    # Before: 10 requests a second until the window rolled over, 24 to 31 refused
+    # in the second half of each 5-second window (1.41x the requests in all).
+    run = crawl(FixedWindow(100, 5, **quiet()))
+    late = [started for started, ok in run.starts if not ok and started >= 5 and started % 5 >= 2.5]
+    assert len(late) / (run.ended // 5 - 1) <= 20
+    assert len(run.starts) <= 1.32 * 760
+    assert run.ended <= 760 / 20
+
+
 def test_a_cap_on_requests_in_flight_is_met_by_fewer_in_flight():
     # Before: efficiency 0.30. Here the gateway holds a request for half of the
     # 40 ms latency, so 4 in flight carry 200/s.
@@ -303,3 +313,60 @@ def test_the_gateway_models_admit_as_documented():
     assert headers["Retry-After"] == "0"
     body, _ = GatewayQuota(5, announce=False).refusal("r3")
     assert b"limit" not in body
+
+
+# -- the quota announced, on the fake clock: the benchmark's crawl ---------------------------
+
+
+def named_crawl(model: str, requests: int = 760) -> Simulated:
+    """`crawl`, behind a gateway that names its quota in each refusal (`parse_gateway`'s text)."""
+    return simulate(
+        parse_gateway(model), seconds=400, requests=requests, listings=16, network=0.002
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "ideal"),
+    [
+        ("50:50", 760 / 50),
+        ("50:10", 760 / 50),
+        ("window:50/1", 760 / 50),
+        ("window:100/5", 760 / 20),
+        ("0=50:10;2=10:10;5=50:10", 2 + 3 + (760 - 100 - 30) / 50),
+    ],
+)
+def test_an_announced_quota_is_used_from_the_first_refusal_with_no_429_after_it(model, ideal):
+    # Before: a bucket with a burst of 10 waited for the next calendar second after
+    # the first refusal and a probe at 5 s cost half a second more (0.87 of the quota);
+    # the quota that came back at 5 s was found by a probe at 10 s (0.81); a probe
+    # above a bucket of burst 50 cost 11 429s after the first (1.5 %).
+    run = named_crawl(model)
+    assert ideal / run.ended >= 0.95
+    assert run.refused_after_the_first <= 0.01 * run.sent_after_the_first
+
+
+def test_an_announced_penalty_box_is_provoked_by_the_first_burst_only():
+    # Before: a probe above the quota 5 s later provoked it again, and the next
+    # calendar second after each refusal was waited for: 0.66 of the quota.
+    # The first burst's penalty (2 s) is the price of learning the quota: 15.2 / 17.2.
+    run = named_crawl("penalty:2+50:10")
+    assert (760 / 50) / run.ended >= 0.85
+    assert run.refused_after_the_first <= 0.01 * run.sent_after_the_first
+
+
+def test_a_probe_above_an_announced_quota_that_was_punished_is_not_tried_again():
+    # 204 s at 49/s: a probe after a minute's quiet provokes the penalty box, and is
+    # the last. Before: probes after 5, 10, 20 ... quiet seconds, each provoking it
+    # (220 s); a second probe two minutes after the first: 212 s.
+    run = named_crawl("penalty:2+50:10", requests=10_000)
+    assert run.ended <= 10_000 / 49 + 2 + 2.5 + 2  # the first burst's penalty, one probe's
+    assert run.refused_after_the_first <= 15
+
+
+def test_a_lower_quota_that_lasts_is_tried_above_rarely():
+    # The quota drops to 10/s for good: the old 50/s is tried again after 1, 2, 4 ...
+    # quiet seconds, each try costing a 429 and up to a second of the lower quota.
+    # Before: probes doubling the pace every 0.7 s after 5 quiet seconds, 61 429s.
+    run = named_crawl("0=50:10;2=10:10", requests=400)
+    assert run.refused_after_the_first <= 0.02 * run.sent_after_the_first
+    assert run.ended <= 2 + 300 / 10 / 0.9

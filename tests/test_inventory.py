@@ -73,10 +73,15 @@ def test_a_new_inventory_has_the_schema_version_and_the_application_id(tmp_path)
     path = tmp_path / "inv.sqlite"
     Inventory(path, write=True).close()
     db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 1
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
     assert db.execute("PRAGMA application_id").fetchone()[0] == 0x56425341
-    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert tables == {"runs", "run_projects", "sharings"}
+    tables = set(db.execute("SELECT type, name FROM sqlite_master WHERE type IN ('table', 'view')"))
+    assert tables == {
+        ("table", "runs"),
+        ("table", "run_projects"),
+        ("table", "versions"),
+        ("view", "sharings"),
+    }
     db.close()
 
 
@@ -406,3 +411,119 @@ def test_timestamps_are_recorded_as_isoformat_writes_them():
     )
     assert count == len(times)
     assert [row[5] for row in orjson.loads(encoded)] == [moment.isoformat() for moment in times]
+
+
+@pytest.mark.parametrize("held_rows", [5_000, 1], ids=["in memory", "on disk"])
+def test_a_run_extends_each_unchanged_version_and_starts_one_for_each_change(
+    tmp_path, monkeypatch, held_rows
+):
+    """Only the fields that matter start a version: a new `updated_at` alone extends it."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    monkeypatch.setattr(inventory_store, "HELD_ROWS", held_rows)
+    hostile = Backup(id="b-n", name="disk\x00\x1b[31m", status="available", size=40)
+    quoted = Backup(id="b-q", name='say "é\\\n\x7f"', status="available", size=40)
+
+    def listing(name_of_s2: str, updated: datetime) -> dict[str, list[BackupSharing]]:
+        return {
+            P1: [
+                sharing("s1", P1, P2),
+                BackupSharing("s2", "b2", P1, P2, backup=Backup(id="b2", name=name_of_s2, size=1)),
+                BackupSharing("s3", "b3", P1, OUTSIDE, updated_at=updated),
+                BackupSharing("s4", "b-q", P1, P2, backup=quoted),
+            ],
+            P2: [BackupSharing("n1", "b-n", P2, P1, backup=hostile)],  # a page with a NUL
+        }
+
+    path = tmp_path / "inv.sqlite"
+    record(path, listing("disk", datetime(2024, 1, 1, tzinfo=UTC)))
+    record(path, listing("renamed", datetime(2024, 1, 2, tzinfo=UTC)))
+    db = sqlite3.connect(path)
+    try:
+        versions = db.execute(
+            "SELECT sharing_id, first_seen, last_seen, backup_name, updated_at FROM sharings "
+            "ORDER BY 1, 2"
+        ).fetchall()
+    finally:
+        db.close()
+    assert versions == [
+        ("n1", 1, 2, "disk\x00\x1b[31m", None),
+        ("s1", 1, 2, "disk s1", None),
+        ("s2", 1, 1, "disk", None),
+        ("s2", 2, 2, "renamed", None),
+        ("s3", 1, 2, None, "2024-01-01T00:00:00+00:00"),  # the version keeps its first fields
+        ("s4", 1, 2, 'say "é\\\n\x7f"', None),
+    ]
+
+
+def _version_1_file(path) -> None:
+    """An inventory as vbs-async wrote it with schema version 1: two runs, P2 failing in the second."""
+    from vbs_async.inventory._schema import MIGRATIONS  # noqa: PLC0415
+
+    db = sqlite3.connect(path, isolation_level=None)
+    MIGRATIONS[0](db)
+    db.execute("PRAGMA application_id = 1447187265")
+    db.execute("PRAGMA user_version = 1")
+    for run_id, state in ((1, "complete"), (2, "partial")):
+        db.execute(
+            "INSERT INTO runs (run_id, started_at, finished_at, state, job_key) "
+            "VALUES (?, '2026-01-0' || ?, '2026-01-0' || ?, ?, 'job')",
+            (run_id, run_id, run_id, state),
+        )
+    db.executemany(
+        "INSERT INTO run_projects (run_id, project_id, position, outcome) VALUES (?, ?, ?, ?)",
+        [(1, P1, 0, "ok"), (1, P2, 1, "ok"), (2, P1, 0, "ok"), (2, P2, 1, "failed")],
+    )
+    db.executemany(
+        "INSERT INTO sharings (project_id, sharing_id, first_seen, last_seen, backup_id, "
+        "from_project_id, to_project_id, backup_name, backup_size, backup_status) "
+        "VALUES (?, ?, ?, ?, 'backup-' || ?2, ?1, ?, 'disk ' || ?2, 40, 'available')",
+        [
+            (P1, "s1", 1, 2, OUTSIDE),  # current at P1's latest listing
+            (P1, "s2", 1, 1, P2),  # gone in run 2
+            (P2, "t1", 1, 1, P1),  # current: P2's listing failed in run 2
+        ],
+    )
+    db.close()
+
+
+def test_a_version_1_inventory_is_migrated_and_reads_and_records_as_before(tmp_path):
+    """Version 2 keeps a current version's `last_seen` empty; `sharings` reads as it did."""
+    path = tmp_path / "inv.sqlite"
+    _version_1_file(path)
+    before = _table(path)
+    with pytest.raises(InventoryError, match="has schema version 1: record a crawl"):
+        Inventory(path)  # a reader does not migrate
+    with Inventory(path, write=True):
+        pass
+    assert _table(path) == before
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert db.execute(
+            "SELECT sharing_id, first_seen, last_seen FROM versions ORDER BY 1"
+        ).fetchall() == [("s1", 1, None), ("s2", 1, 1), ("t1", 1, None)]
+    finally:
+        db.close()
+    with Inventory(path) as inventory:
+        result = audit(inventory, minimum=Severity.INFO)
+        findings = [(f.sharing.sharing_id, f.seen_run, f.stale) for f in result]
+    assert findings == [("s1", 2, False), ("t1", 1, True)]
+    # Run 3: s1 unchanged, s2 back, t1 gone.
+    record(
+        path,
+        {P1: [sharing("s1", P1, OUTSIDE), sharing("s2", P1, P2)], P2: []},
+        job_key="job",
+    )
+    rows = [(row[0], row[1], row[2], row[3]) for row in _table(path)]
+    assert rows == [
+        (P1, "s1", 1, 3),
+        (P1, "s2", 1, 1),
+        (P1, "s2", 3, 3),
+        (P2, "t1", 1, 1),
+    ]
+    with Inventory(path) as inventory:
+        changes = diff(inventory)
+        seen = sorted((c.kind, c.sharing.sharing_id) for c in changes)
+    assert seen == [(ChangeKind.ADDED, "s2"), (ChangeKind.REMOVED, "t1")]
+    assert changes.summary.unchanged == 1

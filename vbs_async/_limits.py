@@ -25,10 +25,11 @@ botocore's adaptive mode, the first anchor, failed each as said):
   a while. Paced at the estimate, each second of it cost 45 429s, and a
   gateway that punishes an excess was provoked by every probe (every 5 s,
   2 s lost each). Here: after `BLACKOUT_RUN` refusals in a row and no
-  success for `BLACKOUT_GAP`, requests trickle (`BLACKOUT_TRICKLE`) until one
-  gets through; a probe followed by such a blackout was punished: the pace
-  goes back to what held before it, the blackout cuts nothing, and the next
-  probe waits `PUNISHED_PLATEAU` seconds, doubling.
+  success for `BLACKOUT_GAP`, requests trickle (`BLACKOUT_TRICKLE`, slower as
+  the blackout lasts: `BLACKOUT_PATIENCE`) until one gets through; a probe
+  followed by such a blackout was punished: the pace goes back to what held
+  before it, the blackout cuts nothing, and the next probe waits
+  `PUNISHED_PLATEAU` seconds, doubling.
 - A quota that drops, then comes back. botocore: a cubic climb from a
   collapsed `w_max`. Here: after a short plateau the rate doubles each
   second, so a restored quota is found within seconds.
@@ -148,6 +149,12 @@ BLACKOUT_TRICKLE: Final = 10.0
 window, a penalty box, an outage): requests start at `BLACKOUT_SHARE` of the estimate
 (at least `BLACKOUT_TRICKLE` a second, to see the end soon) until one succeeds, and
 then at the full rate again."""
+BLACKOUT_PATIENCE: Final = 4.0
+BLACKOUT_SLOWEST: Final = 4.0
+"""The trickle slows as the blackout lasts, to `BLACKOUT_PATIENCE` divided by the seconds
+it has lasted (a quarter of that between requests), but not under `BLACKOUT_SLOWEST` a
+second: at 10 a second, a 5-second window spent in its first half second cost about 30
+refusals a window; slower, it cost 17, and its end is seen at most a quarter second late."""
 BLACKOUT_GAP: Final = 0.25
 """Seconds (or three of the estimate's intervals, if longer) without a success after a
 refused probe that make a punishment: a penalty box or a spent fixed window refuses
@@ -179,11 +186,22 @@ QUOTA_MARGIN: Final = 0.02
 SHORT_PERIOD: Final = 1.0
 """A quota over at most this many seconds is also paced evenly: such a gateway may be a
 bucket with a small burst. A longer window may be spent in a burst."""
-QUIET: Final = 5.0
+QUIET: Final = 60.0
 """Seconds without a refusal at an announced quota before it is probed above (the gap
 doubles after each refused probe, up to `QUIET_MAX`); a probe that succeeds above it
-forgets it."""
+forgets it. Long: the gateway names its quota, a probe above it costs 429s (a spent
+window, a penalty box), and only a quota raised since is found by it."""
 QUIET_MAX: Final = 300.0
+RESTORE_QUIET: Final = 1.0
+"""Seconds without a refusal at a quota announced lower than one before it, before the
+higher one is tried again (doubling while refused, up to `QUIET`): a drop may pass."""
+BLACKOUT_STEP: Final = 0.5
+"""The share of an announced quota's period a request waits, refused again right after
+the window rolled over (a penalty box): the next calendar window would waste more, a
+quarter cost a 429 each quarter second of a 2-s penalty box (1.8 % of a crawl's requests)."""
+PUNISHMENT_WATCH: Final = 3.0
+"""Seconds, from the window after a refused probe, in which a refusal at the quota itself
+is the probe's punishment."""
 
 
 def loop_time() -> float:
@@ -261,22 +279,29 @@ class Pacer:
         async with self._turn.hold(urgent=urgent):
             while True:
                 now = self._clock()
-                pace = current()
-                interval = 1 / pace if 0 < pace < math.inf else 0.0
-                due = max(self._slot, self._started - interval) + interval
-                slot = max(due, not_before() if not_before else -math.inf)
+                slot = self.due(current(), not_before() if not_before else -math.inf)
                 if slot <= now:
                     break
                 await asyncio.sleep(min(slot - now, _NAP))
             started = self._clock()
-            # The time it was due, not the time the timer woke it: a timer that
-            # fires late (a millisecond or two on a loaded machine) would otherwise
-            # push every later start back, and cost that much of each interval
-            # (a tenth of 50/s). Later than an interval (a stall, an idle spell),
-            # the timeline restarts from now rather than bursting.
-            self._slot = slot if started - slot < interval else started
-            self._started = started
+            self.took(slot, started, current())
             return started
+
+    def due(self, pace: float, not_before: float = -math.inf) -> float:
+        """When the next start may leave at `pace` a second (and not before `not_before`)."""
+        interval = 1 / pace if 0 < pace < math.inf else 0.0
+        return max(max(self._slot, self._started - interval) + interval, not_before)
+
+    def took(self, slot: float, started: float, pace: float) -> None:
+        """A start due at `slot` left at `started`."""
+        interval = 1 / pace if 0 < pace < math.inf else 0.0
+        # The time it was due, not the time the timer woke it: a timer that
+        # fires late (a millisecond or two on a loaded machine) would otherwise
+        # push every later start back, and cost that much of each interval
+        # (a tenth of 50/s). Later than an interval (a stall, an idle spell),
+        # the timeline restarts from now rather than bursting.
+        self._slot = slot if started - slot < interval else started
+        self._started = started
 
 
 class _Turns:
@@ -357,13 +382,25 @@ class AnnouncedQuota:
 
     At most `limit` (less `QUOTA_MARGIN`) starts in any window of `period`
     seconds (a sliding window holds a fixed one too); a short period is also
-    paced evenly. A refusal while under it means the gateway's window was
-    spent (by others, or before the quota was known): starts wait until the
-    window rolls over on the calendar. After `QUIET` seconds without a
-    refusal the limit is probed above, and forgotten once twice it succeeds.
+    paced evenly, from the moment it is learned (a bucket refills at once; a
+    calendar window the first burst spent refuses the next request, which
+    blocks). A refusal of a request paced under it means the gateway's window
+    was spent (by others, or before the quota was known): starts wait until the
+    window rolls over on the calendar. Refusals of requests sent before the
+    quota was known say nothing new.
+
+    The quota is probed above only after a long quiet stretch (`QUIET` seconds
+    without a refusal, doubling after each refused probe), and never again
+    once a probe was punished (refusals at the quota itself after the probe's
+    window rolled over: a penalty box). A quota announced lower than one
+    before it (`higher`) may come back: after `RESTORE_QUIET` seconds the pace
+    tries the higher one (the gap doubling while it is refused), and takes it
+    again once twice the lower limit went through in a period. Any other quota
+    is forgotten once twice its limit goes through in a period.
 
     Attributes:
         quota: The announced quota.
+        higher: A higher quota the same policy announced before, if any.
         refused: Refusals seen while pacing under it.
     """
 
@@ -372,24 +409,38 @@ class AnnouncedQuota:
         quota: Quota,
         clock: Callable[[], float] = loop_time,
         wall_offset: float | None = None,
+        *,
+        higher: Quota | None = None,
+        blocked: bool = True,
     ) -> None:
         self.quota = quota
+        self.higher = higher
         self.refused = 0
         self._clock = clock
         now = clock()
+        self._since = now
         # The calendar, for windows aligned on it: the gateway counts in wall time.
         self._wall_offset = time.time() - now if wall_offset is None else wall_offset
         self._pacer = Pacer(clock)
         self._recent: deque[float] = deque()
-        self._blocked_until = self._next_window(now)
+        # A long window was spent in the burst that learned it; a short one is paced at once.
+        even = quota.period <= SHORT_PERIOD
+        self._blocked_until = self._next_window(now) if blocked and not even else -math.inf
         self._quiet_since = now
-        self._quiet = QUIET
+        self._quiet = RESTORE_QUIET if higher is not None else QUIET
+        self._watch: tuple[float, float] | None = None  # after a refused probe: (from, until)
         self.forgotten = False
+        self.retired = False  # replaced: its waiters go, to queue under what replaced it
+        self._probe_refused = -math.inf
 
     def scale(self) -> float:
         """How far above the limit the pace is probing (1 until a quiet stretch)."""
         quiet_for = self._clock() - self._quiet_since - self._quiet
-        return 1.0 if quiet_for <= 0 else 2.0 ** (quiet_for / PROBE_DOUBLING)
+        if quiet_for <= 0:
+            return 1.0
+        if self.higher is not None:
+            return max(1.0, _per_second(self.higher) / _per_second(self.quota))
+        return float(2.0 ** (quiet_for / PROBE_DOUBLING))
 
     def rate(self) -> float:
         """Starts per second it paces at."""
@@ -397,19 +448,36 @@ class AnnouncedQuota:
 
     async def acquire(self, *, urgent: bool = False) -> float:
         """Wait for this start's turn (an `urgent` one first); return its start time."""
-        even = self.quota.period <= SHORT_PERIOD
-        started = await self._pacer.wait(
-            self.rate if even else math.inf, not_before=self._window_opens, urgent=urgent
-        )
+        started = await self._pacer.wait(self._pace, not_before=self._window_opens, urgent=urgent)
+        self._started(started)
+        return started
+
+    def due(self) -> float:
+        """When the next start may leave (for a caller that schedules starts itself)."""
+        return self._pacer.due(self._pace(), self._window_opens())
+
+    def took(self, slot: float, started: float) -> None:
+        """A start due at `slot` (from `due`) left at `started`."""
+        self._pacer.took(slot, started, self._pace())
+        self._started(started)
+
+    def _pace(self) -> float:
+        """Starts per second, evenly: a short period's (it may be a bucket), else unpaced."""
+        if self.retired:
+            return math.inf
+        return self.rate() if self.quota.period <= SHORT_PERIOD else math.inf
+
+    def _started(self, started: float) -> None:
         self._recent.append(started)
         if len(self._recent) >= 2 * self.quota.limit:
             self.forgotten = True  # twice the quota went through in a period: it is gone
-        return started
 
     def _allowed(self) -> int:
         return max(1, math.floor(self.quota.limit * (1 - QUOTA_MARGIN) * self.scale()))
 
     def _window_opens(self) -> float:
+        if self.retired:
+            return -math.inf
         period = self.quota.period * (1 + _WINDOW_MARGIN)
         recent = self._recent
         now = self._clock()
@@ -427,14 +495,43 @@ class AnnouncedQuota:
         wall = now + self._wall_offset
         return (math.floor(wall / period) + 1) * period - self._wall_offset
 
-    def throttled(self) -> None:
-        """The gateway refused a request paced under this quota."""
+    def throttled(self, started: float | None = None) -> None:
+        """The gateway refused a request (sent at `started`) under this quota."""
         now = self._clock()
         self.refused += 1
+        if started is not None and started < self._since:
+            return  # sent before the quota was known: its refusal is the one that taught it
+        watch = self._watch
         if self.scale() > 1:
             self._quiet = min(QUIET_MAX, self._quiet * 2)  # a refused probe: wait longer
+            if self.higher is None:
+                # Refusals of requests sent at the quota once this window rolled over
+                # (and a while after) would be the probe's punishment.
+                begin = self._next_window(now)
+                self._watch = (begin, begin + PUNISHMENT_WATCH)
+            # Back to the quota, no block: its log of starts spaces the next ones,
+            # and a window the probe spent refuses the next request, which blocks.
+            self._quiet_since = self._probe_refused = now
+            return
+        if started is not None and started < self._probe_refused:
+            return  # sent by the probe that was refused
+        if watch is not None and started is not None and watch[0] <= started < watch[1]:
+            # Refused at the quota itself after a refused probe: the gateway
+            # punishes an excess (a penalty box). Each probe would cost that much.
+            self._quiet = math.inf
+            self._watch = None
         self._quiet_since = now
-        self._blocked_until = max(self._blocked_until, self._next_window(now))
+        ended = self._blocked_until
+        if started is not None and 0 <= started - ended < BLACKOUT_STEP * self.quota.period:
+            # Refused right as the last block ended: the window rolling over did not
+            # help (a penalty box, an outage). Look again a step later, not a period.
+            self._blocked_until = now + BLACKOUT_STEP * self.quota.period
+        else:
+            self._blocked_until = max(ended, self._next_window(now))
+
+
+def _per_second(quota: Quota) -> float:
+    return quota.limit / quota.period
 
 
 @attrs.define
@@ -524,7 +621,10 @@ class AdaptiveRate:
         rate = self._rate_at(now)
         if self.active and self._blackout(now):
             # Nothing gets through: a trickle finds when it does again.
-            return min(rate, max(BLACKOUT_TRICKLE, BLACKOUT_SHARE * self.estimate))
+            # Slower as it lasts (a spent window may last seconds).
+            trickle = max(BLACKOUT_TRICKLE, BLACKOUT_SHARE * self.estimate)
+            lasted = max(now - self._last_success, 1e-3)
+            return min(rate, trickle, max(BLACKOUT_SLOWEST, BLACKOUT_PATIENCE / lasted))
         return rate
 
     def _blackout(self, now: float) -> bool:
@@ -933,8 +1033,10 @@ class RequestLimiter:
         rate_limit: float | None,
         *,
         clock: Callable[[], float] = loop_time,
+        wall_offset: float | None = None,
     ) -> None:
         self.max_concurrency = max_concurrency
+        self._wall_offset = wall_offset
         self.rate_limit = rate_limit
         self._clock = clock
         self.adaptive = AdaptiveRate(rate_limit, clock, max_concurrency=max_concurrency)
@@ -954,28 +1056,42 @@ class RequestLimiter:
             (host, pacer.quota) for (host, _), pacer in self._quotas.items() if not pacer.forgotten
         ]
 
-    def announced(self, host: str, api: str, quota: Quota) -> bool:
+    def announced(self, host: str, api: str, quota: Quota, started: float | None = None) -> bool:
         """A throttling answer from `host` for `api` named `quota`; True if it is news.
 
-        An answer at a quota already paced under is that quota's window spent.
+        An answer at a quota already paced under is that quota's window spent
+        (unless the request, sent at `started`, left before it was known).
         """
         key = (host, api if quota.per_api else None)
         known = self._quotas.get(key)
         if known is not None and not known.forgotten and known.quota == quota:
-            known.throttled()
+            known.throttled(started)
             return False
-        self._quotas[key] = AnnouncedQuota(quota, self._clock)
+        higher = None
+        if known is not None:
+            # A quota lower than the one before (or than a higher one before that) may pass.
+            before = known.higher or known.quota
+            higher = before if _per_second(before) > _per_second(quota) else None
+            known.retired = True
+        self._quotas[key] = AnnouncedQuota(quota, self._clock, self._wall_offset, higher=higher)
         return True
 
-    def _quotas_for(self, host: str, api: str) -> list[AnnouncedQuota]:
+    def quotas_for(self, host: str, api: str) -> list[AnnouncedQuota]:
+        """The announced quotas a request to `host` for `api` is paced under."""
         found = []
         for key in ((host, None), (host, api)):
             pacer = self._quotas.get(key)
-            if pacer is not None:
-                if pacer.forgotten:
+            if pacer is not None and pacer.forgotten:
+                pacer.retired = True
+                if pacer.higher is None:
                     del self._quotas[key]
-                else:
-                    found.append(pacer)
+                    continue
+                # Twice the lower quota went through: the higher one is back.
+                pacer = self._quotas[key] = AnnouncedQuota(
+                    pacer.higher, self._clock, self._wall_offset, blocked=False
+                )
+            if pacer is not None:
+                found.append(pacer)
         return found
 
     @contextlib.asynccontextmanager
@@ -1008,8 +1124,7 @@ class RequestLimiter:
                 self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
                 try:
                     with waiting():
-                        for quota in self._quotas_for(host, api):
-                            await quota.acquire(urgent=urgent)
+                        await self._announced_turn(host, api, urgent=urgent)
                         await self.adaptive.acquire(urgent=urgent)
                         if self._fixed is not None:
                             await self._fixed.acquire(urgent=urgent)
@@ -1023,6 +1138,21 @@ class RequestLimiter:
                 self._window.release()
         finally:
             self._slots.release()
+
+    async def _announced_turn(self, host: str, api: str, *, urgent: bool) -> None:
+        """A turn under every quota announced for `host` and `api`, as they are when it comes.
+
+        A quota replaced while requests wait under it (announced lower, say)
+        lets them go at once, to queue again under the one in force.
+        """
+        while True:
+            quotas = self.quotas_for(host, api)
+            for quota in quotas:
+                await quota.acquire(urgent=urgent)
+            if all(not quota.retired for quota in quotas) and len(
+                self.quotas_for(host, api)
+            ) == len(quotas):
+                return
 
 
 class _Gate:

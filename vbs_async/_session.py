@@ -442,7 +442,7 @@ class Session:
             return
         host, api = _route(url, request)
         self.limiter.adaptive.refused_under_quota(ticket)
-        if self.limiter.announced(host, api, quota):
+        if self.limiter.announced(host, api, quota, ticket.started):
             logger.info(
                 "the gateway at %s announced its quota: %s (%s); pacing under it",
                 host,

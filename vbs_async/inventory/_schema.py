@@ -32,6 +32,15 @@ Tables (version 1):
   A version covers the runs between them in
   which its project was listed (`ok`); a sharing that changes, or comes
   back after it was gone, starts a new version.
+
+Version 2: the versions are the table `versions` (the same columns), in
+which `last_seen` is NULL while a version is current: it ends at its
+project's latest `ok` listing (`LATEST_LISTING`), so a run that lists a
+project unchanged writes none of its rows (version 1 rewrote every row's
+`last_seen` at every run). `sharings` is a view of `versions` with
+`last_seen` filled in: it reads as version 1's table did. The migration
+from version 1 empties `last_seen` of each version that ended at its
+project's latest listing.
 """
 
 from __future__ import annotations
@@ -42,7 +51,7 @@ if TYPE_CHECKING:
     import sqlite3
     from collections.abc import Callable
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 """The schema version this vbs-async writes (`PRAGMA user_version`)."""
 
 APPLICATION_ID: Final = 0x56425341
@@ -96,13 +105,69 @@ CREATE TABLE sharings (
 """
 
 
-def _create_version_1(connection: sqlite3.Connection) -> None:
-    for statement in _VERSION_1.split(";"):
+_VERSION_COLUMNS: Final = (
+    "backup_id, from_project_id, to_project_id, created_at, updated_at, backup_name, "
+    "backup_size, backup_volume_id, backup_status, backup_availability_zone"
+)
+
+LATEST_LISTING: Final = (
+    "(SELECT max(run_id) FROM run_projects "
+    "WHERE run_projects.project_id = versions.project_id AND outcome = 'ok')"
+)
+"""The latest run that listed the project of a row of `versions`: the end of an open version."""
+
+_VERSION_2: Final = f"""
+CREATE TABLE versions (
+    project_id TEXT NOT NULL,
+    sharing_id TEXT NOT NULL,
+    first_seen INTEGER NOT NULL REFERENCES runs (run_id),
+    last_seen INTEGER REFERENCES runs (run_id),
+    backup_id TEXT NOT NULL,
+    from_project_id TEXT NOT NULL,
+    to_project_id TEXT NOT NULL,
+    created_at TEXT,
+    updated_at TEXT,
+    backup_name TEXT,
+    backup_size INTEGER,
+    backup_volume_id TEXT,
+    backup_status TEXT,
+    backup_availability_zone TEXT,
+    PRIMARY KEY (project_id, sharing_id, first_seen)
+) WITHOUT ROWID;
+INSERT INTO versions (project_id, sharing_id, first_seen, last_seen, {_VERSION_COLUMNS})
+    SELECT project_id, sharing_id, first_seen,
+        CASE WHEN last_seen = {LATEST_LISTING.replace("versions.", "sharings.")}
+            THEN NULL ELSE last_seen END,
+        {_VERSION_COLUMNS}
+    FROM sharings;
+DROP TABLE sharings;
+CREATE VIEW sharings AS
+    SELECT project_id, sharing_id, first_seen,
+        coalesce(last_seen, {LATEST_LISTING}, first_seen) AS last_seen,
+        {_VERSION_COLUMNS}
+    FROM versions;
+"""  # noqa: S608 - constant columns
+
+
+def _run_script(connection: sqlite3.Connection, script: str) -> None:
+    for statement in script.split(";"):
         if statement.strip():
             connection.execute(statement)
 
 
-MIGRATIONS: Final[dict[int, Callable[[sqlite3.Connection], None]]] = {0: _create_version_1}
+def _create_version_1(connection: sqlite3.Connection) -> None:
+    _run_script(connection, _VERSION_1)
+
+
+def _open_versions(connection: sqlite3.Connection) -> None:
+    """Version 2: a version still current has no `last_seen`, so a run rewrites no unchanged row."""
+    _run_script(connection, _VERSION_2)
+
+
+MIGRATIONS: Final[dict[int, Callable[[sqlite3.Connection], None]]] = {
+    0: _create_version_1,
+    1: _open_versions,
+}
 """From each version, the step to the next: `MIGRATIONS[n]` takes a version-n file to n + 1.
 
 A new schema version adds its step here (and raises `SCHEMA_VERSION`);

@@ -54,7 +54,29 @@ _JUDGED: Final = (
     "backup_volume_id", "backup_status", "backup_availability_zone",
 )  # fmt: skip
 """The fields whose change starts a new version of a sharing."""
-_UNCHANGED: Final = " AND ".join(f"listed.{name} IS sharings.{name}" for name in _JUDGED)
+_COLUMN_NAMES: Final = tuple(_SHARING_COLUMNS.split(", "))
+
+
+def _listed(name: str) -> str:
+    """A column of a row in `temp.staging`: its own column, or read from its JSON (`row`)."""
+    return f"coalesce(listed.{name}, listed.row ->> {_COLUMN_NAMES.index(name)})"
+
+
+_LISTED_COLUMNS: Final = ", ".join(
+    f"listed.{name}" if name in {"project_id", "sharing_id"} else _listed(name)
+    for name in _COLUMN_NAMES
+)
+"""`_SHARING_COLUMNS` of the rows in `temp.staging`."""
+_UNCHANGED: Final = (
+    # The row as the listing wrote it equals the version's, written again
+    # (most rows of a nightly run): no field is read from the JSON. Else
+    # each field that matters is compared (a changed `updated_at` alone
+    # extends the version; a row staged one value at a time has no JSON).
+    "((listed.row = json_array(" + ", ".join(f"versions.{name}" for name in _COLUMN_NAMES) + ")"
+    " AND typeof(versions.backup_size) != 'real') OR ("
+    + " AND ".join(f"{_listed(name)} IS versions.{name}" for name in _JUDGED)
+    + "))"
+)
 
 SharingRow = tuple[
     str, str, str, str, str, str | None, str | None, str | None, int | None, str | None,
@@ -125,9 +147,13 @@ def sharing_row(
 
 
 _SHARING_FIELDS = operator.attrgetter(
-    "id", "backup_id", "from_project_id", "to_project_id", "created_at", "updated_at", "backup"
+    "id", "backup_id", "from_project_id", "to_project_id", "created_at", "updated_at"
 )
-_BACKUP_FIELDS = operator.attrgetter("name", "size", "volume_id", "status", "availability_zone")
+_ROW_FIELDS = operator.attrgetter(
+    "id", "backup_id", "from_project_id", "to_project_id", "created_at", "updated_at",
+    "backup.name", "backup.size", "backup.volume_id", "backup.status", "backup.availability_zone",
+)  # fmt: skip
+"""A sharing's fields in a `SharingRow`, after its project (`_SHARING_FIELDS` without a backup)."""
 _NO_BACKUP: Final = (None, None, None, None, None)
 
 
@@ -139,22 +165,12 @@ def encode_page(project_id: str, sharings: Iterable[BackupSharing]) -> tuple[byt
     SQLite reads a page's rows in one statement (`json_each`), not one call
     per row: a writer thread then holds Python's lock once per statement.
     """
-    rows: list[tuple[object, ...]] = []
-    append = rows.append
-    for sharing in sharings:
-        sharing_id, backup_id, source, target, created, updated, backup = _SHARING_FIELDS(sharing)
-        append(
-            (
-                project_id,
-                sharing_id,
-                backup_id,
-                source,
-                target,
-                created,
-                updated,
-                *(_NO_BACKUP if backup is None else _BACKUP_FIELDS(backup)),
-            )
-        )
+    rows = [
+        (project_id, *_ROW_FIELDS(sharing))
+        if sharing.backup is not None
+        else (project_id, *_SHARING_FIELDS(sharing), *_NO_BACKUP)
+        for sharing in sharings
+    ]
     return orjson.dumps(rows), len(rows)
 
 
@@ -185,6 +201,24 @@ def _insert_rows(db: sqlite3.Connection, into: str, values: str, encoded: bytes)
         # Bound as text: newer SQLite reads a BLOB as its binary JSON form.
         db.execute(
             f"{into} SELECT {values.format(row=_ROW_VALUES)} FROM json_each(?)",  # noqa: S608 - ours
+            (encoded.decode(),),
+        )
+
+
+def _stage_rows(db: sqlite3.Connection, encoded: bytes) -> None:
+    """Put the rows of `encoded` in `temp.staging`: each row's JSON and key, nothing parsed.
+
+    A nightly run finds most rows unchanged by comparing that JSON whole
+    (`_UNCHANGED`): reading twelve fields out of every row's JSON would
+    cost SQLite most of a run's work. A page holding a NUL character (see
+    `_insert_rows`) is staged one value at a time instead, with no JSON.
+    """
+    if _NUL in encoded:
+        _insert_rows(db, f"INSERT INTO temp.staging ({_SHARING_COLUMNS})", "{row}", encoded)
+    else:
+        db.execute(
+            "INSERT INTO temp.staging (project_id, sharing_id, row) "
+            "SELECT value ->> 0, value ->> 1, value FROM json_each(?)",
             (encoded.decode(),),
         )
 
@@ -353,16 +387,20 @@ class Inventory:
             # then costs little more than its rows.
             db.execute("PRAGMA synchronous = NORMAL")
             # A crawl writes a project's rows at a place of its own in the
-            # tree: a larger cache keeps the pages it went through, and fewer,
-            # larger checkpoints copy each page once (the WAL keeps every
-            # commit either way; a checkpoint only moves them into the file).
+            # tree: a larger cache keeps the pages it went through. A batch
+            # of projects dirties pages of its own, so checkpoints every few
+            # batches copy about as much as one at the end would, but in the
+            # writer's thread while the crawl goes on: what is left for
+            # `close()` (the crawl's thread, after the crawl) stays small.
             db.execute("PRAGMA cache_size = -32768")
-            db.execute("PRAGMA wal_autocheckpoint = 8192")
+            db.execute("PRAGMA wal_autocheckpoint = 1024")
             db.execute("PRAGMA temp.journal_mode = OFF")
-            # Rows wait here while their project is listed: the columns of `sharings`.
+            # Rows wait here while their project is listed: each as its page's
+            # JSON wrote it (`row`), with its key; or, for a page SQLite's JSON
+            # functions cannot read, the columns of `sharings` (see `_stage_rows`).
             db.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS staging AS SELECT {_SHARING_COLUMNS} "  # noqa: S608
-                "FROM sharings WHERE 0"
+                f"CREATE TEMP TABLE IF NOT EXISTS staging AS SELECT {_SHARING_COLUMNS}, "  # noqa: S608
+                "NULL AS row FROM versions WHERE 0"
             )
             db.execute(
                 "CREATE INDEX IF NOT EXISTS temp.staging_by_key ON staging (project_id, sharing_id)"
@@ -701,12 +739,7 @@ class RunRecorder:
             self._staged.add(project_id)
         if pages:
             with self._breaking():
-                _insert_rows(
-                    self._db,
-                    f"INSERT INTO temp.staging ({_SHARING_COLUMNS})",
-                    "{row}",
-                    _joined(pages),
-                )
+                _stage_rows(self._db, _joined(pages))
 
     @contextlib.contextmanager
     def _breaking(self) -> Iterator[None]:
@@ -800,16 +833,16 @@ class RunRecorder:
         run_id = int(self.run_id)  # an integer, written into the statement as it is
         _insert_rows(
             db,
-            f"INSERT OR REPLACE INTO sharings ({_SHARING_COLUMNS}, first_seen, last_seen)",
-            f"{{row}}, {run_id}, {run_id}",
+            f"INSERT OR REPLACE INTO versions ({_SHARING_COLUMNS}, first_seen, last_seen)",
+            f"{{row}}, {run_id}, NULL",
             _joined(page for project_id in project_ids for page in self._held.get(project_id, ())),
         )
         keys = {"run": run_id, "projects": orjson.dumps(project_ids).decode(), "now": now()}
         # A project never listed before has no rows but this run's.
         db.execute(
             "UPDATE run_projects SET outcome = 'ok', reason = NULL, recorded_at = :now, "
-            "sharings = (SELECT count(*) FROM sharings "
-            " WHERE sharings.project_id = run_projects.project_id) "
+            "sharings = (SELECT count(*) FROM versions "
+            " WHERE versions.project_id = run_projects.project_id) "
             "WHERE run_id = :run AND project_id IN (SELECT value FROM json_each(:projects))",
             keys,
         )
@@ -824,10 +857,11 @@ class RunRecorder:
     def _record_merged(self, project_ids: list[str]) -> dict[str, int]:
         """Record projects listed before (or with rows on disk): merged with their versions, in SQL.
 
-        A version current at its project's previous listing is extended when
-        this listing shows it unchanged; any other row starts a new version
-        (the last of a repeated ID wins). Set-based, a few statements for
-        all the projects at once.
+        A version current at its project's previous listing stays open (its
+        row unwritten) when this listing shows it unchanged, and ends at that
+        listing otherwise; any other row starts a new version (the last of a
+        repeated ID wins). Set-based, a few statements for all the projects
+        at once.
         """
         db = self._db
         self._stage(project_ids)
@@ -839,21 +873,21 @@ class RunRecorder:
         )
         keys = {"run": int(self.run_id), "now": now()}
         db.execute(
-            "UPDATE sharings SET last_seen = :run "  # noqa: S608 - constant columns
+            "UPDATE versions SET last_seen = (SELECT previous FROM temp.merging AS merging"  # noqa: S608
+            "  WHERE merging.project_id = versions.project_id) "
             "WHERE project_id IN (SELECT project_id FROM temp.merging WHERE previous IS NOT NULL)"
-            " AND last_seen = (SELECT previous FROM temp.merging AS merging"
-            "  WHERE merging.project_id = sharings.project_id)"
-            " AND EXISTS (SELECT 1 FROM temp.staging AS listed"
-            "  WHERE listed.project_id = sharings.project_id"
-            f"  AND listed.sharing_id = sharings.sharing_id AND {_UNCHANGED})",
+            " AND last_seen IS NULL"
+            " AND NOT EXISTS (SELECT 1 FROM temp.staging AS listed"
+            "  WHERE listed.project_id = versions.project_id"
+            f"  AND listed.sharing_id = versions.sharing_id AND {_UNCHANGED})",
             keys,
         )
         db.execute(
-            f"INSERT OR REPLACE INTO sharings ({_SHARING_COLUMNS}, first_seen, last_seen) "  # noqa: S608
-            f"SELECT {_SHARING_COLUMNS}, :run, :run FROM temp.staging AS listed "
+            f"INSERT OR REPLACE INTO versions ({_SHARING_COLUMNS}, first_seen, last_seen) "  # noqa: S608
+            f"SELECT {_LISTED_COLUMNS}, :run, NULL FROM temp.staging AS listed "
             "WHERE listed.project_id IN (SELECT project_id FROM temp.merging) AND NOT EXISTS ("
-            " SELECT 1 FROM sharings WHERE sharings.project_id = listed.project_id"
-            " AND sharings.sharing_id = listed.sharing_id AND sharings.last_seen = :run)"
+            " SELECT 1 FROM versions WHERE versions.project_id = listed.project_id"
+            " AND versions.sharing_id = listed.sharing_id AND versions.last_seen IS NULL)"
             " ORDER BY listed.rowid",
             keys,
         )
@@ -871,10 +905,13 @@ class RunRecorder:
                 keys,
             ).fetchall()
         )
-        db.execute(
-            "DELETE FROM temp.staging WHERE project_id IN (SELECT project_id FROM temp.merging)"
-        )
         self._staged.difference_update(project_ids)
+        if self._staged:  # big projects still being listed keep their rows
+            db.execute(
+                "DELETE FROM temp.staging WHERE project_id IN (SELECT project_id FROM temp.merging)"
+            )
+        else:  # emptied whole, without a look at each row and its index entry
+            db.execute("DELETE FROM temp.staging")
         return listed
 
     def _record_failed(self, project_id: str, reason: str) -> None:
@@ -931,12 +968,12 @@ class RunRecorder:
             return  # nothing recorded yet in this run
         db = self._db
         db.execute(
-            "DELETE FROM sharings WHERE project_id = ? AND first_seen = ?",
+            "DELETE FROM versions WHERE project_id = ? AND first_seen = ?",
             (project_id, self.run_id),
         )
         if previous is not None:
-            # A version extended to this run was current at the previous one.
+            # A version this run ended (at the previous listing) is current again.
             db.execute(
-                "UPDATE sharings SET last_seen = ? WHERE project_id = ? AND last_seen = ?",
-                (previous, project_id, self.run_id),
+                "UPDATE versions SET last_seen = NULL WHERE project_id = ? AND last_seen = ?",
+                (project_id, previous),
             )
