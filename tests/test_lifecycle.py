@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from vbs_async import ClientClosedError, EventLoopError, TokenAuth, VBSClient, VBSError
+from vbs_async._auth import Auth
+from vbs_async._requests import Request
 from vbs_async.testing import MockTransport, SentRequest, response
 
 from ._helpers import LoopClock
@@ -179,6 +181,41 @@ async def test_a_client_closed_from_inside_one_of_its_calls_lets_that_call_finis
     assert await client.count_sharings(PROJECT) == 7
     with pytest.raises(ClientClosedError, match="the client is closed"):
         await client.count_sharings(PROJECT)
+
+
+class TokenThroughTheCall(Auth):
+    """An auth of the caller's own that fetches its token through the client's call path,
+    inside the call it authenticates (the same task)."""
+
+    async def headers(self, request: Request, url: Any, send: Any) -> dict[str, str]:
+        del request, url  # every call gets the same token
+        fetch = Request("GET", "/token", "", endpoint="https://iam.example", authenticate=False)
+        return {"X-Auth-Token": (await send(fetch)).body.decode()}
+
+    def secrets(self) -> tuple[str, ...]:
+        return ()
+
+
+async def test_a_call_made_inside_a_call_leaves_the_outer_one_for_close_to_cancel():
+    held = asyncio.Event()
+
+    async def handler(sent: SentRequest) -> Any:
+        if sent.request.path == "/token":
+            return response(200, b"a-token")
+        assert sent.headers["X-Auth-Token"] == "a-token"
+        held.set()
+        await asyncio.Event().wait()  # the outer call never answered
+        return None
+
+    client = VBSClient(
+        "https://vbs.example", auth=TokenThroughTheCall(), transport=MockTransport(handler)
+    )
+    call = asyncio.create_task(client.count_sharings(PROJECT))
+    await held.wait()
+    await client.close()
+    assert call.done()
+    with pytest.raises(ClientClosedError, match="the client was closed while this call ran"):
+        call.result()
 
 
 async def test_a_call_after_close_raises_client_closed_naming_the_cause():

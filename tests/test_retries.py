@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from email.utils import formatdate
 
@@ -668,3 +669,31 @@ async def test_a_listing_s_next_page_is_paced_before_a_call_that_begins_somethin
         f"{fourth} offset=5",
         f"{third} offset=None",
     ]
+
+
+async def test_the_debug_log_names_the_error_of_an_attempt_that_failed(caplog):
+    caplog.set_level(logging.DEBUG, logger="vbs_async")
+    answers: list[Response | Exception] = [
+        TransportError("connection reset", request_sent=True),
+        response(200, {"count": 1}),
+    ]
+
+    def handler(_: SentRequest) -> Response:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    async with VBSClient(
+        "https://vbs.example",
+        auth=TokenAuth("t"),
+        retry=FAST_RETRY,
+        transport=MockTransport(handler),
+    ) as client:
+        assert await client.count_sharings("p1") == 1
+    lines = [r.getMessage() for r in caplog.records]
+    sent = [line for line in lines if re.search(r" -> \S+ in [0-9.]+s \(attempt \d\)$", line)]
+    assert [line.split(" -> ")[1].split()[0] for line in sent] == ["TransportError", "200"]
+    retried = [line for line in lines if line.startswith("retry 1 of GET ")]
+    assert len(retried) == 1
+    assert " for project p1 offset=None after TransportError, waiting " in retried[0]
