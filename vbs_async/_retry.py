@@ -18,6 +18,7 @@ retries off in their tests.
 
 from __future__ import annotations
 
+import math
 import random
 import re
 import time
@@ -43,6 +44,8 @@ THROTTLING_CODES: Final = frozenset({"APIG.0308", "APIGW.0308"})
 def _check_non_negative(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
         raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+    if value == math.inf:
+        raise ValueError(f"{name} must be finite")  # a wait past every deadline
 
 
 @attrs.frozen
