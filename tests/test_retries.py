@@ -183,8 +183,9 @@ async def test_consecutive_429s_back_off_exponentially_whatever_retry_after_says
     emu.inject(Fault.answer(429, form="gateway", headers=headers), times=6)
     policy = RetryPolicy(wait_initial=0.001, wait_max=0.02, wait_jitter=0.0)
     await make_client(emu, retry=policy).list_sharings(emu.project_ids[0])
-    # Doubling from wait_initial, capped at wait_max: the same with or without the header.
-    assert throttle_waits.seen() == pytest.approx([0.001, 0.002, 0.004, 0.008, 0.016, 0.02])
+    # Doubling from wait_initial, capped at wait_max: the same with or without the header;
+    # the sixth in a row waits 0.1 s at least, whatever the policy (nothing gets through).
+    assert throttle_waits.seen() == pytest.approx([0.001, 0.002, 0.004, 0.008, 0.016, 0.1])
 
 
 async def test_an_always_429_server_with_retry_after_zero_gets_no_more_requests_than_without(
@@ -256,13 +257,11 @@ async def test_throttling_is_waited_out_without_spending_attempts_or_budget(make
 async def test_a_call_throttled_past_its_time_limit_raises_rate_limited(make_client, emu):
     emu.inject(Fault.answer(429, form="gateway"), times=100_000)
     client = make_client(emu, retry=RetryPolicy(timeout=0.3, wait_initial=0.01, wait_max=0.02))
-    began = time.monotonic()
     with pytest.raises(RateLimitedError, match="still throttled") as caught:
         await client.list_sharings(emu.project_ids[0])
-    # It gives up once the next wait (at most wait_max) would pass the deadline,
-    assert time.monotonic() - began >= 0.3 - 0.02
-    # and waited 0.01 s at least between requests, doubling: a handful of requests.
-    assert 2 <= len(emu.requests) <= 31
+    # It gives up once the next wait would pass the deadline (five at the policy's
+    # waits, then 0.1 s, 0.2 s at least: nothing gets through), a handful of requests.
+    assert 2 <= len(emu.requests) <= 8
     assert (caught.value.project_id, caught.value.offset) == (emu.project_ids[0], 0)
     assert caught.value.status == 429
 
@@ -505,3 +504,61 @@ async def test_a_quota_the_gateway_announces_is_logged_once_and_paced_under(
         f"({scope}); pacing under it"
     )
     assert told == [expected]
+
+
+# -- on the loop's own clock, moved by each sleep: no timed assertion ---------------------
+
+
+@pytest.fixture
+async def virtual_time(monkeypatch):
+    """The running loop's clock (deadlines, paces), moved by `asyncio.sleep`, never waited."""
+    loop = asyncio.get_running_loop()
+    clock = [loop.time()]
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds: float, result: object = None) -> object:
+        clock[0] += max(0.0, seconds)
+        return await real_sleep(0, result)
+
+    monkeypatch.setattr(loop, "time", lambda: clock[0])
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    return clock
+
+
+def always_throttled(message: str | None = None, headers: dict[str, str] | None = None):
+    """A transport answering 429 to everything (but for a 200 after 2,000, to end a hammering)."""
+
+    def answer(_: SentRequest) -> Response:
+        if len(transport.sent) > 2_000:
+            return response(200, {"count": 1})
+        body = {"error_code": "APIG.0308", "error_msg": message} if message else None
+        return response(429, body, headers)
+
+    transport = MockTransport(answer)
+    return transport
+
+
+@pytest.mark.parametrize(
+    ("waits", "headers"),
+    [
+        ({"wait_max": 0.0}, None),
+        ({"wait_max": 0.0}, {"Retry-After": "0"}),
+        ({"wait_initial": 0.0, "wait_jitter": 0.0}, None),
+    ],
+    ids=["wait_max=0", "wait_max=0, Retry-After: 0", "wait_initial=0"],
+)
+async def test_zero_waits_do_not_hammer_a_gateway_that_refuses_everything(
+    virtual_time, waits, headers
+):
+    # Were the user's zero waits followed, 4,388 requests in 3 s (a16b). After five
+    # in a row at the user's waits, a refused request waits 0.1 s, doubling to 1 s.
+    transport = always_throttled(headers=headers)
+    policy = RetryPolicy(timeout=3.0, **waits)
+    began = virtual_time[0]
+    async with VBSClient(
+        "https://vbs.example", auth=TokenAuth("t"), transport=transport, retry=policy
+    ) as client:
+        with pytest.raises(RateLimitedError, match="still throttled"):
+            await client.count_sharings("p1")
+    assert virtual_time[0] - began <= 3.0
+    assert len(transport.sent) <= 12
