@@ -14,7 +14,10 @@ time a client that knew the quota and the listing in advance would take,
 the fewest requests the listing needs ÷ the quota, ÷ the time the gateway
 saw the crawl take, from its first request's arrival to its last one's:
 1.0 is that client; for random 429s, the same crawl's span without them ÷
-its span), requests sent ÷ the minimum, the share of 429s, and the wall time
+its span), requests sent ÷ the minimum, the share of 429s (all of them, and
+those after the first: of requests that reached the gateway after the client
+had taken in its first 429, for the library and the naive loop as the client
+saw it, for the command as the gateway answered it), and the wall time
 (from the call or the command's start to its end: a command's first second
 is Python starting, which is no request's time).
 Scaled (150 projects, 10,000 sharings) to run in a few minutes
@@ -34,7 +37,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
@@ -89,8 +92,8 @@ class Gateway:
         self.token: str = setup["token"]
         self.minimum = sum(max(1, math.ceil(size / 100)) for size in self.sizes)
 
-    def stats(self) -> dict[str, float]:
-        """Requests, 429s and the arrivals' span since the last call."""
+    def stats(self) -> dict[str, Any]:
+        """Requests, 429s, the arrivals' span and the 429s' arrivals since the last call."""
         self._in.write("stats\n")
         self._in.flush()
         return orjson.loads(self._out.readline())  # type: ignore[no-any-return]
@@ -117,8 +120,33 @@ def gateway() -> Iterator[Gateway]:
         process.wait()
 
 
+class FirstRefusal:
+    """When the client took in its first 429 (`time.perf_counter`), if it told."""
+
+    seen: float | None = None
+
+    @classmethod
+    def now(cls) -> None:
+        if cls.seen is None:
+            cls.seen = time.perf_counter()
+
+    @classmethod
+    def watch(cls, client: VBSClient) -> None:
+        """Note the first 429 the client's limiter is told of (named or not)."""
+        adaptive = client.limiter.adaptive
+        for name in ("throttled", "refused_under_quota"):
+            told = getattr(adaptive, name)
+
+            def noted(ticket: object, told: Callable[[object], None] = told) -> None:
+                cls.now()
+                told(ticket)
+
+            setattr(adaptive, name, noted)
+
+
 async def library(server: Gateway, **settings: object) -> int:
     async with VBSClient(server.url, auth=TokenAuth(server.token), **settings) as client:  # type: ignore[arg-type]
+        FirstRefusal.watch(client)
         results = [r async for r in client.crawl(server.ids)]
     assert all(r.ok for r in results), [str(r.error) for r in results if not r.ok][:3]
     return sum(len(r.sharings) for r in results)
@@ -155,6 +183,7 @@ async def naive(server: Gateway) -> int:
                 async with http.get(url, params={"limit": 100, "offset": offset}) as answer:
                     body = await answer.read()
                     if answer.status == 429:
+                        FirstRefusal.now()
                         await asyncio.sleep(1)
                         continue
                 page = orjson.loads(body)["shared"]
@@ -192,23 +221,33 @@ async def run(runs: int) -> list[Row]:  # noqa: C901, PLR0912, PLR0915 - one mat
     del runs
     rows: list[Row] = []
     table: list[str] = [
-        "| gateway | quota named | way | efficiency | requests ÷ minimum | 429s | wall s |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        (
+            "| gateway | quota named | way | efficiency | requests ÷ minimum | 429s "
+            "| 429s after the first | wall s |"
+        ),
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     with gateway() as server:
         baseline: float | None = None
 
         async def measure(
             text: str, job: Callable[[], Awaitable[int]]
-        ) -> tuple[float, dict[str, float]]:
+        ) -> tuple[float, dict[str, Any]]:
             server.model(text)
             await asyncio.sleep(1.0)
             server.stats()
+            FirstRefusal.seen = None
             began = time.perf_counter()
             listed = await job()
             wall = time.perf_counter() - began
             assert listed == sum(server.sizes), (text, listed, sum(server.sizes))
-            return wall, server.stats()
+            seen = server.stats()
+            refused: list[float] = seen["refused_at"]
+            # After the first 429 reached the client (the command does not say:
+            # after the gateway answered it).
+            first = FirstRefusal.seen if FirstRefusal.seen is not None else min(refused, default=0)
+            seen["after_first"] = sum(1 for at in refused if at > first)
+            return wall, seen
 
         # The emulator makes a project's sharings when it is first listed: the
         # first crawl of a session took 11.5 s where the next took 3.4 s. Warm it.
@@ -256,30 +295,38 @@ async def run(runs: int) -> list[Row]:  # noqa: C901, PLR0912, PLR0915 - one mat
                         efficiency = ideal_seconds(server.minimum, quota) / seen["span"]
                     spent = seen["requests"] / server.minimum
                     share = seen["throttled"] / max(1, seen["requests"])
+                    after = seen["after_first"] / max(1, seen["requests"])
                     named = "yes" if announced else "no"
                     if way.startswith("naive"):
                         named = "-"
                     line = (
                         f"| {name} | {named} | {way} | {efficiency:.2f} | {spent:.2f} | "
-                        f"{seen['throttled']:.0f} ({share:.1%}) | {wall:.1f} |"
+                        f"{seen['throttled']:.0f} ({share:.1%}) | "
+                        f"{seen['after_first']:.0f} ({after:.1%}) | {wall:.1f} |"
                     )
                     table.append(line)
                     sys.stderr.write(line + "\n")
                     if way == "library defaults":
                         target = 0.95 if announced else (0.6 if "in-flight" in name else 0.8)
+                        held = after <= 0.01 if announced else spent <= 1.05
                         if quota is None:
-                            target = 1 / 1.3
+                            # Random 429s: the issue's target is the time they cost.
+                            target, held = 1 / 1.3, True
                         rows.append(
                             Row(
                                 f"gateway {name}, quota {'named' if announced else 'unknown'}"
                                 ": library",
                                 f"efficiency {efficiency:.2f}, {spent:.2f}x min requests, "
-                                f"{share:.1%} 429s",
+                                f"{share:.1%} 429s, {after:.1%} after the first",
                                 "the ideal client" if quota is not None else "no random 429s",
                                 efficiency,
                                 f"efficiency >= {target:.2f}"
-                                + ("" if announced else ", requests <= 1.05x"),
-                                efficiency >= target and (announced or spent <= 1.05),
+                                + (
+                                    ", <= 1 % 429s after the first"
+                                    if announced
+                                    else ", requests <= 1.05x"
+                                ),
+                                efficiency >= target and held,
                             )
                         )
     without, with_zero = await always_throttled("none"), await always_throttled("zero")

@@ -1,8 +1,10 @@
 """The emulator behind a gateway quota, in a child process, for `benchmarks.gateway`.
 
 Prints `listening on URL`, then answers each line `stats` on stdin with one
-JSON line of what the gateway saw since the last one (requests, 429s, and
-`span`: seconds from the first request's arrival to the last one's), and a
+JSON line of what the gateway saw since the last one (requests, 429s,
+`span`: seconds from the first request's arrival to the last one's, and
+`refused_at`: each 429's arrival, on `time.perf_counter`, which on Linux is
+the system's monotonic clock, the same in every process), and a
 line `quota MODEL` (`parse_gateway`'s text) by putting a fresh model in place.
 """
 
@@ -38,6 +40,7 @@ class Arrivals:
     def __init__(self) -> None:
         self.first: float | None = None
         self.last = 0.0
+        self.refused_at: list[float] = []
 
     def watch(self, model: GatewayModel) -> GatewayModel:
         admit = model.admit
@@ -46,7 +49,10 @@ class Arrivals:
             self.last = time.perf_counter()
             if self.first is None:
                 self.first = self.last
-            return admit(now)
+            admitted = admit(now)
+            if not admitted:
+                self.refused_at.append(self.last)
+            return admitted
 
         model.admit = timed  # type: ignore[method-assign]
         return model
@@ -55,6 +61,10 @@ class Arrivals:
         span = 0.0 if self.first is None else self.last - self.first
         self.first = None
         return span
+
+    def refusals(self) -> list[float]:
+        refused, self.refused_at = self.refused_at, []
+        return refused
 
 
 async def serve(arguments: argparse.Namespace) -> None:
@@ -79,12 +89,14 @@ async def serve(arguments: argparse.Namespace) -> None:
                     "requests": now[0] - seen[0],
                     "throttled": now[1] - seen[1],
                     "span": arrivals.span(),
+                    "refused_at": arrivals.refusals(),
                 }
                 seen = now
                 sys.stdout.write(orjson.dumps(stats).decode() + "\n")
             elif command == "quota":
                 quota = emu.quota = arrivals.watch(parse_gateway(text))
                 arrivals.span()
+                arrivals.refusals()
                 seen = (0, 0)
                 sys.stdout.write("ok\n")
             sys.stdout.flush()

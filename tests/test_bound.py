@@ -472,5 +472,22 @@ async def test_a_server_that_never_pages_past_offset_0_is_stopped_exactly_at_the
     assert [item.id for item in got] == ["s-0", "s-1", "s-2"]
     assert server.list_requests == request_bound(3, 3) == 24
     assert error is not None
-    assert "24 page requests brought 3 sharings" in str(error)
-    assert "in pages of 3 (24)" in str(error)
+    assert str(error) == (
+        "24 page requests brought 3 sharings, the most a listing of 3 may take in pages of 3 "
+        "(24): 23 pages brought nothing new and the cursor stepped back 12 times; the server's "
+        "pages contradict each other (is it ignoring offset, restarting its listing past some "
+        f"offset, or keeping its own cursor?) (project {PROJECT}, offset 0)"
+    )
+
+
+@pytest.mark.parametrize(("prefetch", "sent"), [(1, 24), (2, 25), (4, 27)])
+async def test_pages_fetched_ahead_stop_at_the_bound_too(prefetch, sent):
+    """Pages fetched ahead do not carry a listing past its bound: the same error, `prefetch - 1` requests more at most."""
+    three = [sharing(f"s-{i}") for i in range(3)]
+    server = Server(lambda offset, _limit: three if offset == 0 else [], count=3)
+    got, error = await list_from(server, page_size=3, end_check="auto", prefetch=prefetch)
+    assert [item.id for item in got] == ["s-0", "s-1", "s-2"]
+    assert isinstance(error, PaginationError)
+    assert str(error).startswith("24 page requests brought 3 sharings")
+    assert error.offset == 0
+    assert server.list_requests == sent

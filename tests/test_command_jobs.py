@@ -354,6 +354,7 @@ def test_verbose_shows_each_throttled_request(clean_env):
     assert throttled > 0
     assert len(lines) == throttled
     assert "waiting" in lines[0]
+    assert result.stderr.splitlines()[-1] == "gateway quota: 400 per 1 s, announced"
 
 
 def test_quiet_prints_errors_only(emu):

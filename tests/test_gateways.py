@@ -102,6 +102,16 @@ def test_a_spent_5_second_window_is_waited_out_with_few_requests():
     assert run.ended <= 760 / 20
 
 
+def test_the_trickle_through_a_spent_window_slows_as_it_lasts():
+    # Before: 10 requests a second until the window rolled over, 24 to 31 refused
+    # in the second half of each 5-second window (1.41x the requests in all).
+    run = crawl(FixedWindow(100, 5, **quiet()))
+    late = [started for started, ok in run.starts if not ok and started >= 5 and started % 5 >= 2.5]
+    assert len(late) / (run.ended // 5 - 1) <= 20
+    assert len(run.starts) <= 1.32 * 760
+    assert run.ended <= 760 / 20
+
+
 def test_a_cap_on_requests_in_flight_is_met_by_fewer_in_flight():
     # Before: efficiency 0.30. Here the gateway holds a request for half of the
     # 40 ms latency, so 4 in flight carry 200/s.

@@ -452,3 +452,38 @@ async def test_after_a_refused_probe_the_quota_is_kept_twice_as_long_before_prob
     quota.throttled()  # refused again: four times the gap now
     fake_time.now += 4 * QUIET - 0.5
     assert quota.rate() == paced
+
+
+async def test_requests_waiting_under_an_announced_quota_follow_a_lower_one_at_once(fake_time):
+    # Found by the benchmark (50/s dropping to 10/s): the 16 requests already queued
+    # under 50/s kept leaving at 50/s for 0.3 s after 10/s was announced, all refused.
+    limiter = RequestLimiter(max_concurrency=32, rate_limit=None, clock=fake_time, wall_offset=0.0)
+    limiter.announced("gw", "api", Quota(50, 1.0))
+    starts: list[float] = []
+
+    async def request() -> None:
+        async with limiter.slot("gw", "api"):
+            starts.append(fake_time.now)
+
+    waiting = [asyncio.create_task(request()) for _ in range(16)]
+    await asyncio.sleep(0)  # all queued under 50/s; the first has left
+    limiter.announced("gw", "api", Quota(10, 1.0), started=fake_time.now)
+    lowered = fake_time.now
+    await asyncio.gather(*waiting)
+    assert sum(1 for at in starts if lowered < at <= lowered + 1) <= 10
+
+
+def test_refused_again_as_the_window_rolled_over_an_announced_quota_waits_half_a_window():
+    # A penalty box refuses for 2 s whatever the calendar: before, each refusal
+    # waited for the next calendar second (up to a second lost at the box's end);
+    # a quarter of a second apart, each cost a 429 (1.8 % of a crawl's requests).
+    clock = FakeClock()
+    clock.now = 0.3
+    quota = AnnouncedQuota(Quota(50, 1.0), clock=clock, wall_offset=0.0)
+    assert quota.due() <= clock.now  # paced from the first refusal on, not blocked
+    clock.now = 0.32
+    quota.throttled(started=0.31)  # a request paced under it: the window was spent
+    assert quota.due() == pytest.approx(1.0)  # until the calendar second rolls over
+    clock.now = 1.002
+    quota.throttled(started=1.0)  # refused again as it rolled over
+    assert quota.due() == pytest.approx(1.502)

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+from types import SimpleNamespace
 
 import aiohttp
 import orjson
 import pytest
 
-from vbs_async import BackupSharing, PaginationError, PermissionDeniedError, TokenAuth, VBSClient
+from vbs_async import (
+    BackupSharing,
+    PaginationError,
+    PermissionDeniedError,
+    SharingPage,
+    TokenAuth,
+    VBSClient,
+    _pagination,
+)
 from vbs_async._pagination import MAX_STEPS_BACK, PageCursor, PageRequest, SharingIterator
 from vbs_async.testing import Drift, Emulator, Fault, MockTransport, response
 
@@ -396,9 +406,15 @@ async def test_a_server_sending_only_seen_items_is_refused_after_4_full_pages():
     async with VBSClient(
         "https://vbs.example", auth=TokenAuth("t" * 20), retry=FAST_RETRY, transport=transport
     ) as client:
-        with pytest.raises(PaginationError, match="4 full pages in a row brought no new item"):
+        with pytest.raises(PaginationError) as caught:
             await client.list_sharings(_PROJECT, page_size=10, end_check="short_page")
     assert len(transport.sent) == 1 + 4
+    offset = int(dict(transport.sent[-1].request.query)["offset"])
+    assert str(caught.value) == (
+        "4 full pages in a row brought no new item (is the server ignoring offset?) "
+        f"(project {_PROJECT}, offset {offset})"
+    )
+    assert caught.value.offset == offset
 
 
 async def _no_count() -> int:
@@ -587,3 +603,368 @@ async def test_a_listing_short_of_a_count_taken_after_it_ended_is_refused_in_ful
     )
     assert (caught.value.project_id, caught.value.offset) == ("p", 7)
     assert iterator.stats.recounts == 1
+
+
+# -- survivors of the mutation run (MUTATION.md) -----------------------------------------------
+
+
+async def test_a_closed_client_is_told_the_offset_of_the_item_about_to_be_handed_out():
+    items = sharings(*(f"s{i:02}" for i in range(13)))
+    told: list[int] = []
+
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        return items[offset : offset + limit]
+
+    iterator = scripted(fetch_page, check_open=told.append)
+    assert [s.id async for s in iterator] == [s.id for s in items]
+    assert told == list(range(13))  # what `ClientClosedError` names, were it closed there
+
+
+def test_with_pages_of_two_the_cursor_steps_back_one_item_at_a_time():
+    c = cursor(page_size=2, overlap=1, offset=100)
+    c.accept(c.plan(1)[0], sharings("a", "b"))
+    request = c.plan(1)[0]
+    assert request.offset == 101
+    assert c.accept(request, sharings("x", "y")) == SharingPage("p", 101, 2, ())
+    assert c.plan(1)[0].offset == 100
+
+
+def test_items_of_a_page_not_placed_yielded_later_in_the_pass_are_no_longer_owed():
+    c = cursor(page_size=4, overlap=2)
+    c.accept(c.plan(1)[0], sharings("a", "b", "c", "d"))
+    c.accept(c.plan(1)[0], sharings("x", "y", "z", "w"))  # not placed: owed
+    assert c.owed_ids() == {"x", "y", "z", "w"}
+    c.accept(c.plan(1)[0], sharings("a", "b", "x", "y"))
+    assert c.owed_ids() == {"z", "w"}
+    c.accept(c.plan(1)[0], sharings("x", "y", "z", "w"))
+    assert not c.owed
+
+
+async def test_verifying_a_listing_of_one_short_page_reads_it_twice_and_no_more():
+    items = sharings("a", "b", "c", "d", "e")
+    asked: list[int] = []
+
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        asked.append(offset)
+        return items[offset : offset + limit]
+
+    iterator = scripted(fetch_page, end_check="short_page", verify=True)
+    assert [s.id async for s in iterator] == ["a", "b", "c", "d", "e"]
+    assert asked == [0, 0]
+    assert (iterator.stats.verify_passes, iterator.stats.found_by_verify) == (1, 0)
+
+
+async def test_a_verification_counts_its_passes_and_every_item_it_found():
+    """Two sharings created once the first pass has read its last page: the second finds both."""
+    listing = [f"s{i:02}" for i in range(25)]
+    asked: list[int] = []
+
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        asked.append(offset)
+        page = sharings(*listing[offset : offset + limit])
+        if len(asked) == 3:  # the first pass's last page: one created in front, one in the middle
+            listing.insert(0, "new-front")
+            listing.insert(12, "new-middle")
+        return page
+
+    iterator = scripted(fetch_page, end_check="short_page", verify=True)
+    got = [s.id async for s in iterator]
+    assert sorted(got) == sorted([*(f"s{i:02}" for i in range(25)), "new-front", "new-middle"])
+    assert len(got) == len(set(got))
+    stats = iterator.stats
+    assert (stats.verify_passes, stats.found_by_verify) == (2, 2)
+
+
+async def test_items_owed_are_settled_by_one_more_pass_that_counts_what_it_found():
+    """A page that could not be placed owes its items; one pass from 0 settles them.
+
+    The second answer is ten sharings never seen again in the first pass (its
+    steps back find the listing as it was); by the time the pass from 0 reads
+    again, two of them are listed, on different pages, and the other eight
+    are gone: yielded or forgiven, nothing owed, no third pass.
+    """
+    listing = [f"s{i:02}" for i in range(20)]
+    asked: list[int] = []
+
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        asked.append(offset)
+        if len(asked) == 2:
+            return sharings(*(f"x{i}" for i in range(10)))
+        page = sharings(*listing[offset : offset + limit])
+        if len(page) < limit and "x0" not in listing:  # the first pass's end
+            listing.insert(2, "x0")
+            listing.insert(15, "x1")
+        return page
+
+    iterator = scripted(fetch_page, end_check="short_page")
+    got = [s.id async for s in iterator]
+    assert got == [*(f"s{i:02}" for i in range(20)), "x0", "x1"]
+    stats = iterator.stats
+    assert (stats.verify_passes, stats.found_by_verify) == (1, 2)
+    assert asked[-3:] == [0, 8, 16]  # one pass from 0 to the end, no more
+
+
+async def test_after_a_page_that_could_not_be_placed_pages_are_fetched_one_at_a_time_for_a_while():
+    """Guesses ahead resume only after pages in a row placed and bringing something new.
+
+    Each request is recorded with the number of requests in flight when it
+    started. The answer at offset 24 is ten sharings never seen again: the
+    guesses at 32 and 40 are dropped, the cursor steps back to 15, and pages
+    are asked one at a time until the trust is back (`TRUST_STREAK`); the
+    owed ten are settled by a pass from 0 at the end.
+    """
+    listing = sharings(*(f"s{i:02}" for i in range(70)))
+    asked: list[tuple[int, int]] = []
+    glitched: list[int] = []
+    in_flight = 0
+
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        nonlocal in_flight
+        in_flight += 1
+        asked.append((offset, in_flight))
+        try:
+            await asyncio.sleep(0)
+            if offset == 24 and not glitched:
+                glitched.append(offset)
+                return sharings(*(f"x{i}" for i in range(10)))
+            return listing[offset : offset + limit]
+        finally:
+            in_flight -= 1
+
+    iterator = scripted(fetch_page, prefetch=2)
+    assert [s.id async for s in iterator] == [s.id for s in listing]
+    assert asked == [
+        (0, 1), (8, 2), (16, 3), (24, 1), (32, 2), (40, 3),  # trusted: two guesses ahead
+        (15, 1), (23, 1), (31, 1), (39, 1), (47, 1),  # stepped back: one at a time
+        (55, 2), (63, 3),  # trusted again
+        (0, 1), (8, 2), (16, 3), (16, 1), (24, 1), (32, 1), (40, 1), (48, 1), (56, 1), (64, 1),
+    ]  # fmt: skip
+
+
+def test_the_same_short_page_from_a_second_offset_ends_the_listing_after_it():
+    """A mock ignoring `offset` that has shown all it holds: the listing ends, counted once more."""
+    c = cursor(page_size=4, overlap=2, end_check="auto")
+    same = sharings("a", "b", "c")
+    c.accept(c.plan(1)[0], same)  # short, but nothing proves yet that 4 is honoured
+    assert not c.done
+    request = c.plan(1)[0]
+    assert request == PageRequest(1, 4, 2)
+    assert c.accept(request, same) == SharingPage("p", 1, 4, ())
+    assert (c.done, c.offset, c.stats.pages, c.stats.items) == (True, 4, 2, 3)
+
+
+async def test_a_guess_ahead_that_failed_and_was_dropped_is_never_reported_unretrieved():
+    """Pages fetched ahead that a silent cap makes useless fail: nothing reported to the loop.
+
+    (Dropping a guess cancels it, which also silences a failure it already had;
+    the done-callback must not itself fail.)
+    """
+    items = sharings(*(f"s{i:02}" for i in range(23)))
+    reported: list[dict[str, object]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        del limit
+        if offset in {8, 16}:  # the first plan's guesses, which the cap makes useless
+            raise PaginationError("a guess failed", project_id="p", offset=offset)
+        await asyncio.sleep(0)
+        return items[offset : offset + 5]
+
+    try:
+        iterator = scripted(fetch_page, prefetch=2)
+        assert [s.id async for s in iterator] == [s.id for s in items]
+        del iterator
+        gc.collect()
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(None)
+    assert reported == []
+
+
+async def test_a_listing_emptied_between_its_count_and_its_pages_ends_empty():
+    counts = iter([2, 0])  # before the listing, then after it: both sharings went meanwhile
+
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        del offset, limit
+        return ()
+
+    async def fetch_count() -> int:
+        return next(counts)
+
+    iterator = scripted(fetch_page, end_check="count", fetch_count=fetch_count)
+    assert [s async for s in iterator] == []
+    assert iterator.stats.recounts == 1
+
+
+def test_each_shift_of_the_listing_is_counted():
+    c = cursor()
+    c.accept(c.plan(1)[0], sharings("a", "b", "c", "d"))
+    c.accept(c.plan(1)[0], sharings("b", "c", "d", "e"))  # one inserted at the front
+    page = c.accept(c.plan(1)[0], sharings("e", "f", "g", "h"))  # then one deleted before it
+    assert [s.id for s in page.items] == ["f", "g", "h"]
+    assert c.stats.shifts_detected == 2
+
+
+def mixed_page(c: PageCursor, runs: int, tag: str) -> PageRequest:
+    """Answer the cursor's next request with a full page of `runs` runs of seen and new items.
+
+    The page starts with the two it re-reads (one run), then alternates new and
+    already-listed items, and ends with new ones up to its limit.
+    """
+    request = c.plan(1)[0]
+    seen = [i for i in c._seen if i not in c._tail]
+    ids = list(c._tail)
+    ids.extend(f"{tag}{switch}" if switch % 2 == 0 else seen.pop(0) for switch in range(runs - 1))
+    last_new = runs % 2 == 0
+    ids += [f"{tag}-pad{i}" for i in range(request.limit - len(ids))] if last_new else []
+    ids += seen[: request.limit - len(ids)]
+    assert len(ids) == request.limit
+    c.accept(request, sharings(*ids))
+    return request
+
+
+@pytest.mark.parametrize("runs", [12, 13])
+def test_pages_mixing_listed_and_new_items_three_times_in_a_row_are_a_shuffling_server(runs):
+    c = cursor(page_size=30, overlap=2)
+    c.accept(c.plan(1)[0], sharings(*(f"n{i:02}" for i in range(30))))
+    mixed_page(c, runs, "a")
+    mixed_page(c, runs, "b")
+    if runs <= 12:  # a listing in order that changed has a few runs: no sign
+        mixed_page(c, runs, "c")
+        return
+    with pytest.raises(PaginationError) as caught:
+        mixed_page(c, runs, "c")
+    assert str(caught.value) == (
+        "3 pages in a row mixed items already listed among new ones (is the server ignoring "
+        f"offset or shuffling its order?) (project p, offset {caught.value.offset})"
+    )
+    assert caught.value.offset == 84  # the third mixed page's own offset
+
+
+def test_an_orderly_page_between_mixed_ones_starts_the_count_again():
+    c = cursor(page_size=30, overlap=2)
+    c.accept(c.plan(1)[0], sharings(*(f"n{i:02}" for i in range(30))))
+    mixed_page(c, 20, "a")
+    mixed_page(c, 20, "b")
+    mixed_page(c, 1, "c")  # the two re-read, then only new items
+    mixed_page(c, 20, "d")
+    mixed_page(c, 20, "e")
+    with pytest.raises(PaginationError, match="3 pages in a row mixed"):
+        mixed_page(c, 20, "f")
+
+
+def test_an_id_repeated_within_a_page_hides_none_of_the_items_after_it():
+    c = cursor()
+    c.accept(c.plan(1)[0], sharings("a", "b", "c", "d"))
+    page = c.accept(c.plan(1)[0], sharings("c", "d", "c", "e"))
+    assert [s.id for s in page.items] == ["e"]
+
+
+async def test_a_listing_iterated_twice_says_how_to_go_on():
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        del offset, limit
+        return ()
+
+    iterator = scripted(fetch_page)
+    assert [s async for s in iterator] == []
+    with pytest.raises(RuntimeError) as caught:
+        [s async for s in iterator]
+    assert str(caught.value) == "a SharingIterator can be iterated once; resume with next_offset"
+
+
+async def test_a_listing_s_elapsed_time_runs_from_its_start_to_its_end(monkeypatch):
+    readings = iter([100.0, 101.0, 102.5])
+    monkeypatch.setattr(_pagination, "time", SimpleNamespace(perf_counter=lambda: next(readings)))
+    items = sharings("a", "b")
+
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        return items[offset : offset + limit]
+
+    iterator = scripted(fetch_page, end_check="short_page")
+    live = [(sharing.id, iterator.stats.elapsed) async for sharing in iterator]
+    assert live == [("a", 1.0), ("b", 1.0)]  # began at 100.0; the page came at 101.0
+    assert iterator.stats.elapsed == 2.5  # and the listing ended at 102.5
+
+
+@pytest.mark.parametrize("page_size", [2, 10])
+async def test_a_prefetch_of_one_keeps_one_page_in_flight_ahead(page_size):
+    """Pages of 2 re-read 1 and bring one new item each: still worth fetching ahead."""
+    items = sharings(*(f"s{i:02}" for i in range(30)))
+    in_flight: list[int] = []
+    running = 0
+
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        nonlocal running
+        running += 1
+        in_flight.append(running)
+        try:
+            await asyncio.sleep(0)
+            return items[offset : offset + limit]
+        finally:
+            running -= 1
+
+    iterator = scripted(fetch_page, prefetch=1, page_size=page_size)
+    assert [s.id async for s in iterator] == [s.id for s in items]
+    assert max(in_flight) == 2
+
+
+async def test_a_verification_pass_has_a_request_bound_of_its_own():
+    """The second pass meets a server that never pages past 0: its own 24 requests, no more."""
+    listing = sharings("s0", "s1", "s2")
+    asked: list[int] = []
+
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        asked.append(offset)
+        if len(asked) <= 2:  # the first pass: an honest listing of three
+            return listing[offset : offset + limit]
+        return listing if offset == 0 else ()
+
+    iterator = scripted(fetch_page, page_size=3, verify=True)
+    with pytest.raises(PaginationError) as caught:
+        [s async for s in iterator]
+    assert len(asked) == 2 + 24
+    assert str(caught.value) == (
+        "24 page requests brought 3 sharings, the most a listing of 3 may take in pages of 3 "
+        "(24): 24 pages brought nothing new and the cursor stepped back 12 times; the server's "
+        "pages contradict each other (is it ignoring offset, restarting its listing past some "
+        "offset, or keeping its own cursor?) (project p, offset 0)"
+    )
+
+
+async def test_items_owed_that_a_pass_from_0_cannot_settle_are_an_error_in_full_words():
+    listing = sharings(*(f"s{i:02}" for i in range(20)))
+    asked: list[int] = []
+
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        asked.append(offset)
+        if len(asked) == 2:  # ten sharings never placed
+            return sharings(*(f"x{i}" for i in range(10)))
+        if len(asked) > 4:  # the pass from 0 finds nothing at all
+            return ()
+        return listing[offset : offset + limit]
+
+    iterator = scripted(fetch_page, end_check="short_page")
+    with pytest.raises(PaginationError) as caught:
+        [s async for s in iterator]
+    assert str(caught.value) == (
+        "the server sent 10 sharings (the first from offset 8) that none of its later pages "
+        "placed in the listing, and reading the listing again from its start did not settle "
+        "them: its pages contradict each other (is it keeping its own cursor?) "
+        "(project p, offset 8)"
+    )
+    assert caught.value.offset == 8
+
+
+def test_no_page_is_planned_ahead_past_the_counted_end_even_exactly_there():
+    # 26 items: the page from 16 holds the last (25); one from 24 would start past it.
+    c = cursor(page_size=10, overlap=2, expected=26)
+    assert c.plan(8) == [PageRequest(0, 10, 0), PageRequest(8, 10, 2), PageRequest(16, 10, 2)]
+
+
+async def test_a_listing_of_at_most_0_items_asks_for_nothing():
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        raise AssertionError(f"not asked: {offset}, {limit}")
+
+    iterator = scripted(fetch_page, max_items=0, end_check="count")
+    assert [s async for s in iterator] == []

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import json
+import os
 import signal
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,23 +14,37 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from vbs_async import ServerError
+from vbs_async import BackupSharing, ServerError, SharingPage
 from vbs_async._models import Project, ProjectDone
-from vbs_async.cli import _run
+from vbs_async.cli import _output, _run
+from vbs_async.cli._failures import CrawlStoppedError
+from vbs_async.cli._files import PathError
+from vbs_async.cli._output import ProjectRows
 from vbs_async.cli._progress import Tally
 from vbs_async.cli._report import Report
 from vbs_async.cli._run import (
     CrawlJob,
     _conclude,
     _destination,
+    _drain,
+    _drain_events,
+    _events,
+    _finish,
+    _is_terminal,
     _silence,
     _tell_gone,
+    _ticking,
     _write_report,
+    check_paths,
+    run_crawl,
 )
 from vbs_async.cli._signals import StopSignals
+from vbs_async.cli._state import StateError
+
+from .test_cli import invoke
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import AsyncIterator, Callable
 
 COMMAND = ["vbs-async", "crawl", "-o", "out.jsonl", "--resume", "state", "p1", "p2", "p3"]
 
@@ -322,3 +338,328 @@ def test_without_a_timeout_there_is_no_watchdog(monkeypatch):
     said, clock = watched(monkeypatch, None)
     assert said is None
     assert clock.sleeps == []
+
+
+# -- the run's own steps ----------------------------------------------------------------------
+
+
+def test_an_output_that_cannot_say_whether_it_is_a_terminal_is_not_one():
+    closed = io.BytesIO()
+    closed.close()
+    assert _is_terminal(closed) is False  # rows are then written as they are, unescaped
+
+
+@pytest.mark.parametrize("committed", [True, False])
+def test_a_project_is_written_and_counted_only_once_its_database_commit_happened(committed):
+    """With --db the project's rows go out, and it counts as finished, only when committed."""
+    happened: list[str] = []
+    rows = SimpleNamespace(close=lambda: happened.append("rows closed"))
+    output = SimpleNamespace(append=lambda _rows: happened.append("rows written"), stream=None)
+    recorder = SimpleNamespace(done=lambda _done, then: then(committed))
+    done = ProjectDone("p1", 3, None)
+    _finish(done, rows, output, None, recorder, lambda: happened.append("counted"))  # type: ignore[arg-type]
+    if committed:
+        assert happened == ["rows written", "rows closed", "counted"]
+    else:
+        assert happened == ["rows closed"]
+
+
+async def test_a_silent_endpoint_cancels_the_crawl_it_stops(monkeypatch):
+    cancelled = asyncio.Event()
+
+    async def crawl_for_ever(**_parts: object) -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cancelled.set()
+
+    async def silent(*_args: object) -> str:
+        return "the endpoint sent nothing"
+
+    monkeypatch.setattr(_run, "_drain_events", crawl_for_ever)
+    monkeypatch.setattr(_run, "_silence", silent)
+    async with asyncio.timeout(10):  # a hang guard only: it ends at once or never
+        with pytest.raises(CrawlStoppedError) as caught:
+            await _drain(client=None, tally=None, job=None)
+    assert str(caught.value) == "the endpoint sent nothing"
+    assert cancelled.is_set()
+
+
+async def test_a_project_that_fails_without_a_request_fails_naming_itself():
+    async def no_pages(*_args: object, **_options: object) -> AsyncIterator[object]:
+        for event in ():
+            yield event
+
+    client = SimpleNamespace(crawl_pages=no_pages)
+    crawl = CrawlJob(["p1", "p2"], None, "jsonl", None, max_projects=2, listing={},
+                     unavailable={"p2": "disabled in IAM"})  # fmt: skip
+    events = [event async for event in _events(client, ["p1", "p2"], crawl)]  # type: ignore[arg-type]
+    assert [(e.project_id, str(e.error)) for e in events] == [
+        ("p2", "disabled in IAM (project p2)")  # as the report and the failure line say it
+    ]
+
+
+def test_a_project_s_rows_spill_beside_the_output_file(tmp_path, monkeypatch):
+    """Big projects' rows wait on the output's own disk, not in the system's temporary folder."""
+    folders: list[Path | None] = []
+
+    class Recorded(ProjectRows):
+        def __init__(self, directory: Path | None) -> None:
+            folders.append(directory)
+            super().__init__(directory)
+
+    monkeypatch.setattr(_run, "ProjectRows", Recorded)
+    out = tmp_path / "rows" / "out.jsonl"
+    out.parent.mkdir()
+    result = invoke("crawl", "--emulator", "--emulator-projects", "2", "--emulator-sharings", "3",
+                    "-o", str(out))  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert folders == [out.parent.resolve()] * 2
+
+
+async def test_a_crawl_that_breaks_drops_the_projects_still_open_from_the_database():
+    """What was recorded is kept (flushed); a project whose listing never ended is dropped."""
+    calls: list[tuple[str, ...]] = []
+
+    async def pages(*_args: object, **_options: object) -> AsyncIterator[object]:
+        yield SharingPage("p1", 0, 10, (BackupSharing("s1", "b", "p1", "q"),))
+        raise RuntimeError("the crawl broke")
+
+    recorder = SimpleNamespace(
+        page=lambda page: calls.append(("page", page.project_id)),
+        flush=lambda: calls.append(("flush",)),
+        drop=lambda project_id: calls.append(("drop", project_id)),
+    )
+    crawl = CrawlJob(["p1"], None, "jsonl", None, max_projects=1, listing={})
+    with pytest.raises(RuntimeError, match="the crawl broke"):
+        await _drain_events(
+            client=SimpleNamespace(crawl_pages=pages),  # type: ignore[arg-type]
+            pending=["p1"],
+            job=crawl,
+            output=SimpleNamespace(spool_directory=None),  # type: ignore[arg-type]
+            state=None,
+            tally=Tally(total=1),
+            report=Report(["p1"], set()),
+            policy=None,  # type: ignore[arg-type]
+            display=SimpleNamespace(update=lambda: None),  # type: ignore[arg-type]
+            recorder=recorder,  # type: ignore[arg-type]
+        )
+    assert calls == [("page", "p1"), ("flush",), ("drop", "p1")]
+
+
+def fake_client(events: Callable[[], AsyncIterator[object]]) -> Any:
+    """What `run_crawl` reads of a client: its limiter's counters, its auth, `crawl_pages`."""
+    adaptive = SimpleNamespace(throttled_answers=0, measured_rate=lambda: 0.0)
+    return SimpleNamespace(
+        limiter=SimpleNamespace(started=0, quotas=[], adaptive=adaptive),
+        auth=None,
+        crawl_pages=lambda *_args, **_options: events(),
+    )
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+async def test_a_signal_the_command_caught_ends_the_crawl_with_what_it_finished(tmp_path, signum):
+    """The command's own signal handling (passed in) stops the run: its status and words."""
+    out, report = tmp_path / "out.jsonl", tmp_path / "report.json"
+    with StopSignals() as signals:
+
+        async def events() -> AsyncIterator[object]:
+            yield SharingPage("p1", 0, 10, (BackupSharing("s1", "b", "p1", "q"),))
+            yield ProjectDone("p1", 1, None)
+            signals._received(signum)  # as the loop's handler does when the signal comes
+            await asyncio.Event().wait()
+            yield ProjectDone("p2", 0, None)  # never
+
+        crawl = CrawlJob(["p1", "p2"], out, "jsonl", None, max_projects=1, listing={},
+                         report=report, progress_interval=3600, command=("vbs-async",))  # fmt: skip
+        stderr = io.StringIO()
+        status = await run_crawl(fake_client(events), crawl, stderr, signals)
+        # The command's handlers stay until the command ends (its own cleanup after the run).
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    assert status == 128 + signum
+    name = "SIGTERM" if signum == signal.SIGTERM else "SIGHUP"
+    assert (
+        f"interrupted: {name} after 1 projects finished in this run (1 written, 0 failed); "
+        "1 not finished, their rows dropped (nothing was changed in the cloud)\n"
+    ) in stderr.getvalue()
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["s1"]
+    assert json.loads(report.read_text())["exit_status"] == 128 + signum
+
+
+def test_a_finished_job_run_again_reports_nothing_to_do_and_exit_status_0(tmp_path):
+    out, state, report = tmp_path / "out.jsonl", tmp_path / "state", tmp_path / "report.json"
+    job = [
+        "crawl",
+        "--emulator",
+        "--emulator-projects",
+        "2",
+        "-o",
+        str(out),
+        "--resume",
+        str(state),
+    ]
+    assert invoke(*job).exit_code == 0
+    again = invoke(*job, "--report", str(report))
+    assert again.exit_code == 0, again.stderr
+    assert "nothing to do: all 2 projects finished" in again.stderr
+    document = json.loads(report.read_text())
+    assert (document["exit_status"], document["stopped"]) == (0, None)
+    assert {p["status"] for p in document["projects"]} == {"skipped"}
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+class BytesTerminal(io.BytesIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("rows_on_the_terminal", [True, False])
+async def test_with_rows_on_the_terminal_too_progress_is_plain_lines_not_a_bar(
+    monkeypatch, rows_on_the_terminal
+):
+    """A bar redrawn over rows written to the same terminal would garble both."""
+    monkeypatch.setenv("TERM", "xterm-256color")
+    stdout = BytesTerminal() if rows_on_the_terminal else io.BytesIO()
+    monkeypatch.setattr(_output, "stdout_for_rows", lambda: stdout)
+
+    async def events() -> AsyncIterator[object]:
+        yield SharingPage("p1", 0, 10, (BackupSharing("s1", "b", "p1", "q"),))
+        yield ProjectDone("p1", 1, None)
+
+    crawl = CrawlJob(["p1"], None, "jsonl", None, max_projects=1, listing={})
+    stderr = Terminal()
+    assert await run_crawl(fake_client(events), crawl, stderr) == 0
+    assert json.loads(stdout.getvalue())["id"] == "s1"
+    assert ("\x1b[" not in stderr.getvalue()) is rows_on_the_terminal
+
+
+async def test_a_run_without_the_command_s_signals_stops_on_sigterm_by_itself(tmp_path):
+    """`run_crawl` called by a program of its own: SIGTERM stops it cleanly all the same."""
+    out = tmp_path / "out.jsonl"
+
+    async def events() -> AsyncIterator[object]:
+        yield SharingPage("p1", 0, 10, (BackupSharing("s1", "b", "p1", "q"),))
+        yield ProjectDone("p1", 1, None)
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            raise AssertionError("no handler: SIGTERM would kill the process")
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.Event().wait()
+        yield ProjectDone("p2", 0, None)  # never
+
+    crawl = CrawlJob(["p1", "p2"], out, "jsonl", None, max_projects=1, listing={},
+                     progress_interval=3600)  # fmt: skip
+    stderr = io.StringIO()
+    assert await run_crawl(fake_client(events), crawl, stderr) == 143
+    assert "interrupted: SIGTERM after 1 projects finished in this run" in stderr.getvalue()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # removed when it ended
+
+
+async def test_a_run_stopped_after_a_success_says_why_in_its_words_and_its_report(tmp_path):
+    out, report = tmp_path / "out.jsonl", tmp_path / "report.json"
+
+    async def events() -> AsyncIterator[object]:
+        yield SharingPage("p1", 0, 10, (BackupSharing("s1", "b", "p1", "q"),))
+        yield ProjectDone("p1", 1, None)
+        yield ProjectDone("p2", 0, ServerError("boom", status=500))
+        yield ProjectDone("p3", 0, None)  # never: the run stopped
+
+    out.write_text('{"id": "from an earlier run"}\n')  # replaced: one project succeeded
+    crawl = CrawlJob(["p1", "p2", "p3"], out, "jsonl", None, max_projects=1, listing={},
+                     report=report, max_failures=1, progress_interval=3600)  # fmt: skip
+    stderr = io.StringIO()
+    assert await run_crawl(fake_client(events), crawl, stderr) == 2
+    assert "stopped: 1 projects failed (--max-failures 1)\n" in stderr.getvalue()
+    document = json.loads(report.read_text())
+    assert (document["exit_status"], document["stopped"]) == (
+        2,
+        "1 projects failed (--max-failures 1)",
+    )
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["s1"]
+
+
+class Closed(io.StringIO):
+    """A stderr whose terminal went away (SIGHUP): every write fails."""
+
+    def write(self, text: str) -> int:
+        raise OSError(5, f"Input/output error writing {len(text)} characters")
+
+
+async def test_a_run_whose_stderr_went_away_still_ends_with_its_status_and_files(tmp_path):
+    out = tmp_path / "out.jsonl"
+
+    async def events() -> AsyncIterator[object]:
+        yield SharingPage("p1", 0, 10, (BackupSharing("s1", "b", "p1", "q"),))
+        yield ProjectDone("p1", 1, None)
+
+    crawl = CrawlJob(["p1"], out, "jsonl", None, max_projects=1, listing={},
+                     progress_interval=3600)  # fmt: skip
+    assert await run_crawl(fake_client(events), crawl, Closed()) == 0
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["s1"]
+
+
+async def test_the_display_is_refreshed_every_interval_at_least_half_a_second(monkeypatch):
+    """A slow project still shows progress: the refresh does not wait for a project's end."""
+    naps: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds: float) -> None:
+        naps.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr(_run, "asyncio", SimpleNamespace(
+        sleep=sleep, create_task=asyncio.create_task, wait=asyncio.wait))  # fmt: skip
+    for interval, nap in ((0.1, 0.5), (2.0, 2.0)):
+        naps.clear()
+        updates: list[int] = []
+        display = SimpleNamespace(update=functools.partial(updates.append, 1))
+        async with _ticking(display, interval):  # type: ignore[arg-type]
+            for _ in range(5):
+                await real_sleep(0)
+        assert len(updates) >= 2
+        assert set(naps) == {nap}
+
+
+def test_resume_to_stdout_is_refused_in_words_before_anything_runs():
+    with pytest.raises(PathError) as caught:
+        check_paths(None, Path("state"), None)
+    assert str(caught.value) == "--resume needs --output FILE: stdout cannot be resumed"
+
+
+def test_resume_into_a_fifo_is_refused_in_words_before_anything_runs(tmp_path):
+    fifo = tmp_path / "rows.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(PathError) as caught:
+        check_paths(fifo, tmp_path / "state", None)
+    assert str(caught.value) == (
+        f"--resume needs --output to be a regular file; {fifo} is not one (a device or a FIFO "
+        "cannot be cut back to what finished projects wrote)"
+    )
+
+
+@pytest.mark.parametrize("same", ["state", "report"])
+async def test_a_run_refuses_a_state_or_report_that_is_its_output(tmp_path, same):
+    """`run_crawl` checks its files itself, whoever calls it."""
+    out = tmp_path / "out.jsonl"
+
+    async def events() -> AsyncIterator[object]:
+        raise AssertionError("nothing runs")
+        yield  # an async generator
+
+    crawl = CrawlJob(["p1"], out, "jsonl", out if same == "state" else None, max_projects=1,
+                     listing={}, report=out if same == "report" else None)  # fmt: skip
+    with pytest.raises((StateError, PathError)) as caught:
+        await run_crawl(fake_client(events), crawl, io.StringIO())
+    assert ("is the output file" if same == "state" else "is the same file as") in str(caught.value)
+    assert not out.exists()
+
+
+def test_a_state_that_is_a_fifo_is_refused_in_words_before_anything_runs(tmp_path):
+    fifo = tmp_path / "state.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(PathError) as caught:
+        check_paths(tmp_path / "out.jsonl", fifo, None)
+    assert str(caught.value) == f"--resume {fifo} is not a regular file"

@@ -25,10 +25,11 @@ botocore's adaptive mode, the first anchor, failed each as said):
   a while. Paced at the estimate, each second of it cost 45 429s, and a
   gateway that punishes an excess was provoked by every probe (every 5 s,
   2 s lost each). Here: after `BLACKOUT_RUN` refusals in a row and no
-  success for `BLACKOUT_GAP`, requests trickle (`BLACKOUT_TRICKLE`) until one
-  gets through; a probe followed by such a blackout was punished: the pace
-  goes back to what held before it, the blackout cuts nothing, and the next
-  probe waits `PUNISHED_PLATEAU` seconds, doubling.
+  success for `BLACKOUT_GAP`, requests trickle (`BLACKOUT_TRICKLE`, slower as
+  the blackout lasts: `BLACKOUT_PATIENCE`) until one gets through; a probe
+  followed by such a blackout was punished: the pace goes back to what held
+  before it, the blackout cuts nothing, and the next probe waits
+  `PUNISHED_PLATEAU` seconds, doubling.
 - A quota that drops, then comes back. botocore: a cubic climb from a
   collapsed `w_max`. Here: after a short plateau the rate doubles each
   second, so a restored quota is found within seconds.
@@ -148,6 +149,12 @@ BLACKOUT_TRICKLE: Final = 10.0
 window, a penalty box, an outage): requests start at `BLACKOUT_SHARE` of the estimate
 (at least `BLACKOUT_TRICKLE` a second, to see the end soon) until one succeeds, and
 then at the full rate again."""
+BLACKOUT_PATIENCE: Final = 4.0
+BLACKOUT_SLOWEST: Final = 4.0
+"""The trickle slows as the blackout lasts, to `BLACKOUT_PATIENCE` divided by the seconds
+it has lasted (a quarter of that between requests), but not under `BLACKOUT_SLOWEST` a
+second: at 10 a second, a 5-second window spent in its first half second cost about 30
+refusals a window; slower, it cost 17, and its end is seen at most a quarter second late."""
 BLACKOUT_GAP: Final = 0.25
 """Seconds (or three of the estimate's intervals, if longer) without a success after a
 refused probe that make a punishment: a penalty box or a spent fixed window refuses
@@ -188,9 +195,10 @@ QUIET_MAX: Final = 300.0
 RESTORE_QUIET: Final = 1.0
 """Seconds without a refusal at a quota announced lower than one before it, before the
 higher one is tried again (doubling while refused, up to `QUIET`): a drop may pass."""
-BLACKOUT_STEP: Final = 0.25
+BLACKOUT_STEP: Final = 0.5
 """The share of an announced quota's period a request waits, refused again right after
-the window rolled over (a penalty box): the next calendar window would waste more."""
+the window rolled over (a penalty box): the next calendar window would waste more, a
+quarter cost a 429 each quarter second of a 2-s penalty box (1.8 % of a crawl's requests)."""
 PUNISHMENT_WATCH: Final = 3.0
 """Seconds, from the window after a refused probe, in which a refusal at the quota itself
 is the probe's punishment."""
@@ -422,6 +430,8 @@ class AnnouncedQuota:
         self._quiet = RESTORE_QUIET if higher is not None else QUIET
         self._watch: tuple[float, float] | None = None  # after a refused probe: (from, until)
         self.forgotten = False
+        self.retired = False  # replaced: its waiters go, to queue under what replaced it
+        self._probe_refused = -math.inf
 
     def scale(self) -> float:
         """How far above the limit the pace is probing (1 until a quiet stretch)."""
@@ -453,6 +463,8 @@ class AnnouncedQuota:
 
     def _pace(self) -> float:
         """Starts per second, evenly: a short period's (it may be a bucket), else unpaced."""
+        if self.retired:
+            return math.inf
         return self.rate() if self.quota.period <= SHORT_PERIOD else math.inf
 
     def _started(self, started: float) -> None:
@@ -464,6 +476,8 @@ class AnnouncedQuota:
         return max(1, math.floor(self.quota.limit * (1 - QUOTA_MARGIN) * self.scale()))
 
     def _window_opens(self) -> float:
+        if self.retired:
+            return -math.inf
         period = self.quota.period * (1 + _WINDOW_MARGIN)
         recent = self._recent
         now = self._clock()
@@ -495,7 +509,13 @@ class AnnouncedQuota:
                 # (and a while after) would be the probe's punishment.
                 begin = self._next_window(now)
                 self._watch = (begin, begin + PUNISHMENT_WATCH)
-        elif watch is not None and started is not None and watch[0] <= started < watch[1]:
+            # Back to the quota, no block: its log of starts spaces the next ones,
+            # and a window the probe spent refuses the next request, which blocks.
+            self._quiet_since = self._probe_refused = now
+            return
+        if started is not None and started < self._probe_refused:
+            return  # sent by the probe that was refused
+        if watch is not None and started is not None and watch[0] <= started < watch[1]:
             # Refused at the quota itself after a refused probe: the gateway
             # punishes an excess (a penalty box). Each probe would cost that much.
             self._quiet = math.inf
@@ -601,7 +621,10 @@ class AdaptiveRate:
         rate = self._rate_at(now)
         if self.active and self._blackout(now):
             # Nothing gets through: a trickle finds when it does again.
-            return min(rate, max(BLACKOUT_TRICKLE, BLACKOUT_SHARE * self.estimate))
+            # Slower as it lasts (a spent window may last seconds).
+            trickle = max(BLACKOUT_TRICKLE, BLACKOUT_SHARE * self.estimate)
+            lasted = max(now - self._last_success, 1e-3)
+            return min(rate, trickle, max(BLACKOUT_SLOWEST, BLACKOUT_PATIENCE / lasted))
         return rate
 
     def _blackout(self, now: float) -> bool:
@@ -1049,6 +1072,7 @@ class RequestLimiter:
             # A quota lower than the one before (or than a higher one before that) may pass.
             before = known.higher or known.quota
             higher = before if _per_second(before) > _per_second(quota) else None
+            known.retired = True
         self._quotas[key] = AnnouncedQuota(quota, self._clock, self._wall_offset, higher=higher)
         return True
 
@@ -1058,6 +1082,7 @@ class RequestLimiter:
         for key in ((host, None), (host, api)):
             pacer = self._quotas.get(key)
             if pacer is not None and pacer.forgotten:
+                pacer.retired = True
                 if pacer.higher is None:
                     del self._quotas[key]
                     continue
@@ -1099,8 +1124,7 @@ class RequestLimiter:
                 self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
                 try:
                     with waiting():
-                        for quota in self.quotas_for(host, api):
-                            await quota.acquire(urgent=urgent)
+                        await self._announced_turn(host, api, urgent=urgent)
                         await self.adaptive.acquire(urgent=urgent)
                         if self._fixed is not None:
                             await self._fixed.acquire(urgent=urgent)
@@ -1114,6 +1138,21 @@ class RequestLimiter:
                 self._window.release()
         finally:
             self._slots.release()
+
+    async def _announced_turn(self, host: str, api: str, *, urgent: bool) -> None:
+        """A turn under every quota announced for `host` and `api`, as they are when it comes.
+
+        A quota replaced while requests wait under it (announced lower, say)
+        lets them go at once, to queue again under the one in force.
+        """
+        while True:
+            quotas = self.quotas_for(host, api)
+            for quota in quotas:
+                await quota.acquire(urgent=urgent)
+            if all(not quota.retired for quota in quotas) and len(
+                self.quotas_for(host, api)
+            ) == len(quotas):
+                return
 
 
 class _Gate:
