@@ -968,3 +968,18 @@ async def test_a_listing_of_at_most_0_items_asks_for_nothing():
 
     iterator = scripted(fetch_page, max_items=0, end_check="count")
     assert [s async for s in iterator] == []
+
+
+async def test_items_owed_anew_while_settling_take_one_more_pass_each_counted():
+    listing = [f"s{i:02}" for i in range(20)]
+    asked: list[int] = []
+
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        asked.append(offset)
+        if len(asked) in {2, 7}:  # ten never placed, in the first pass and in the second
+            return sharings(*(f"x{len(asked)}-{i}" for i in range(10)))
+        return sharings(*listing[offset : offset + limit])
+
+    iterator = scripted(fetch_page, end_check="short_page")
+    assert [s.id async for s in iterator] == listing
+    assert iterator.stats.verify_passes == 2
