@@ -21,11 +21,12 @@ from vbs_async._limits import (
     RequestLimiter,
     StartRateLimiter,
     Ticket,
+    _Gate,
     _Turns,
 )
 from vbs_async.testing import Emulator
 
-from ._helpers import PATIENT_RETRY
+from ._helpers import PATIENT_RETRY, LoopClock
 
 
 async def test_requests_in_flight_never_exceed_max_concurrency(make_client):
@@ -487,3 +488,44 @@ def test_refused_again_as_the_window_rolled_over_an_announced_quota_waits_half_a
     clock.now = 1.002
     quota.throttled(started=1.0)  # refused again as it rolled over
     assert quota.due() == pytest.approx(1.502)
+
+
+# -- the learned window of requests in flight (`_Gate`) -------------------------------------
+
+
+async def turns(count: int = 10) -> None:
+    for _ in range(count):
+        await asyncio.sleep(0)
+
+
+async def test_the_learned_window_admits_that_many_in_flight_and_the_next_at_a_release():
+    gate, window = _Gate(), 2.0
+    await gate.acquire(lambda: window)
+    await gate.acquire(lambda: window)
+    third = asyncio.create_task(gate.acquire(lambda: window))
+    await turns()
+    assert not third.done()
+    assert gate.held == 2
+    gate.release()
+    await turns()
+    assert third.done()
+    assert gate.held == 2
+    gate.release()
+    gate.release()
+    assert gate.held == 0
+
+
+async def test_a_window_that_grows_admits_a_waiter_within_a_second_without_a_release(
+    monkeypatch,
+):
+    clock = LoopClock(monkeypatch)
+    gate, window = _Gate(), [1.0]
+    await gate.acquire(lambda: window[0])
+    waiting = asyncio.create_task(gate.acquire(lambda: window[0]))
+    await turns()
+    window[0] = 2.0  # the window grew back by one: nothing was released
+    await clock.advance(0.9)
+    assert not waiting.done()
+    await clock.advance(0.2)
+    assert waiting.done()
+    assert gate.held == 2
