@@ -473,7 +473,7 @@ class AnnouncedQuota:
         if self._jitter_margin <= QUOTA_MARGIN:
             return QUOTA_MARGIN
         quiet_for = max(0.0, self._clock() - self._quiet_since)
-        return max(QUOTA_MARGIN, self._jitter_margin * 0.5 ** (quiet_for / MARGIN_HALF_LIFE))
+        return max(QUOTA_MARGIN, self._jitter_margin * math.pow(0.5, quiet_for / MARGIN_HALF_LIFE))
 
     async def acquire(self, *, urgent: bool = False) -> float:
         """Wait for this start's turn (an `urgent` one first); return its start time."""
