@@ -155,3 +155,31 @@ def test_infinite_or_nan_seconds_and_rates_are_refused(build, name, value):
     # both are refused by name, like zero, before a client exists to send anything.
     with pytest.raises(ValueError, match=name):
         build(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        (1e19, r"^rate_limit must be at most 1000000 requests a second \(None for no cap\)"),
+        (1e308, r"^rate_limit must be at most 1000000 requests a second \(None for no cap\)"),
+        (1e-300, r"^rate_limit must be at least one request an hour \(1/3600\)"),
+        (1 / 3601, r"^rate_limit must be at least one request an hour \(1/3600\)"),
+    ],
+)
+def test_an_absurd_rate_limit_is_refused_by_name_not_overflowed_or_hung(value, words):
+    # 1e19 overflowed a C size inside the limiter (OverflowError); 1e-300 sent one
+    # request and then waited 1e300 seconds for the next.
+    with pytest.raises(ValueError, match=words):
+        VBSClient("https://vbs.example", auth=TokenAuth("t"), rate_limit=value)
+
+
+@pytest.mark.parametrize("value", [1 / 3600, 0.01, 1e6])
+def test_the_bounds_of_rate_limit_themselves_are_accepted(value):
+    assert VBSClient("https://vbs.example", auth=TokenAuth("t"), rate_limit=value)
+
+
+@pytest.mark.parametrize("name", ["wait_initial", "wait_max", "wait_jitter"])
+def test_an_infinite_wait_is_refused_like_an_infinite_timeout(name):
+    # wait_max=inf let a 429 wait past the call's deadline (5.8 s for timeout=4).
+    with pytest.raises(ValueError, match=rf"^RetryPolicy.{name} must be finite"):
+        RetryPolicy(**{name: float("inf")})

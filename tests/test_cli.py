@@ -533,3 +533,11 @@ def test_shell_completion_completes_commands_and_options():
 
     assert "plain,crawl" in complete("vbs-async cr", 1)
     assert "plain,--all-projects" in complete("vbs-async crawl --all", 2)
+
+
+@pytest.mark.parametrize("value", ["1e308", "1e-300"])
+def test_an_absurd_rate_limit_is_a_usage_error_in_words(value):
+    result = invoke("crawl", "--emulator", "--rate-limit", value)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("vbs-async: error: rate_limit must be at ")
+    assert len(result.stderr.strip().splitlines()) == 1  # no traceback

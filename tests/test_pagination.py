@@ -968,3 +968,48 @@ async def test_a_listing_of_at_most_0_items_asks_for_nothing():
 
     iterator = scripted(fetch_page, max_items=0, end_check="count")
     assert [s async for s in iterator] == []
+
+
+async def test_items_owed_anew_while_settling_take_one_more_pass_each_counted():
+    listing = [f"s{i:02}" for i in range(20)]
+    asked: list[int] = []
+
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        asked.append(offset)
+        if len(asked) in {2, 7}:  # ten never placed, in the first pass and in the second
+            return sharings(*(f"x{len(asked)}-{i}" for i in range(10)))
+        return sharings(*listing[offset : offset + limit])
+
+    iterator = scripted(fetch_page, end_check="short_page")
+    assert [s.id async for s in iterator] == listing
+    assert iterator.stats.verify_passes == 2
+
+
+async def test_after_a_page_not_placed_trust_needs_three_pages_bringing_new_items():
+    """The step back's own page brings new items (ten deleted behind the cursor): it counts as one."""
+    listing = [f"s{i:02}" for i in range(70)]
+    asked: list[tuple[int, int]] = []
+    glitched: list[int] = []
+    in_flight = 0
+
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        nonlocal in_flight
+        in_flight += 1
+        asked.append((offset, in_flight))
+        try:
+            await asyncio.sleep(0)
+            if offset == 24 and not glitched:
+                glitched.append(offset)
+                del listing[10:20]  # already listed: gone behind the cursor
+                return sharings(*(f"x{i}" for i in range(10)))
+            return sharings(*listing[offset : offset + limit])
+        finally:
+            in_flight -= 1
+
+    iterator = scripted(fetch_page, prefetch=2)
+    got = [s.id async for s in iterator]
+    assert sorted(got) == [f"s{i:02}" for i in range(70)]
+    assert asked[6:12] == [
+        (15, 1), (23, 1), (31, 1),  # stepped back (its page new), then two more: one at a time
+        (39, 1), (47, 2), (55, 3),  # three in a row brought new items: trusted again
+    ]  # fmt: skip

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import selectors
 import time
 from email.utils import formatdate
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 import stamina
@@ -31,6 +33,11 @@ from vbs_async._retry import is_transient, parse_retry_after
 from vbs_async.testing import Emulator, Fault, MockTransport, SentRequest, response
 
 from ._helpers import FAST_RETRY, closed_port
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+T = TypeVar("T")
 
 
 class Waits(list[float]):
@@ -183,8 +190,9 @@ async def test_consecutive_429s_back_off_exponentially_whatever_retry_after_says
     emu.inject(Fault.answer(429, form="gateway", headers=headers), times=6)
     policy = RetryPolicy(wait_initial=0.001, wait_max=0.02, wait_jitter=0.0)
     await make_client(emu, retry=policy).list_sharings(emu.project_ids[0])
-    # Doubling from wait_initial, capped at wait_max: the same with or without the header.
-    assert throttle_waits.seen() == pytest.approx([0.001, 0.002, 0.004, 0.008, 0.016, 0.02])
+    # Doubling from wait_initial, capped at wait_max: the same with or without the header;
+    # the sixth in a row waits 0.1 s at least, whatever the policy (nothing gets through).
+    assert throttle_waits.seen() == pytest.approx([0.001, 0.002, 0.004, 0.008, 0.016, 0.1])
 
 
 async def test_an_always_429_server_with_retry_after_zero_gets_no_more_requests_than_without(
@@ -256,13 +264,11 @@ async def test_throttling_is_waited_out_without_spending_attempts_or_budget(make
 async def test_a_call_throttled_past_its_time_limit_raises_rate_limited(make_client, emu):
     emu.inject(Fault.answer(429, form="gateway"), times=100_000)
     client = make_client(emu, retry=RetryPolicy(timeout=0.3, wait_initial=0.01, wait_max=0.02))
-    began = time.monotonic()
     with pytest.raises(RateLimitedError, match="still throttled") as caught:
         await client.list_sharings(emu.project_ids[0])
-    # It gives up once the next wait (at most wait_max) would pass the deadline,
-    assert time.monotonic() - began >= 0.3 - 0.02
-    # and waited 0.01 s at least between requests, doubling: a handful of requests.
-    assert 2 <= len(emu.requests) <= 31
+    # It gives up once the next wait would pass the deadline (five at the policy's
+    # waits, then 0.1 s, 0.2 s at least: nothing gets through), a handful of requests.
+    assert 2 <= len(emu.requests) <= 8
     assert (caught.value.project_id, caught.value.offset) == (emu.project_ids[0], 0)
     assert caught.value.status == 429
 
@@ -505,3 +511,139 @@ async def test_a_quota_the_gateway_announces_is_logged_once_and_paced_under(
         f"({scope}); pacing under it"
     )
     assert told == [expected]
+
+
+# -- on a virtual clock: whenever nothing is ready, time jumps to the next timer ----------
+
+
+class _JumpingSelector(selectors.SelectSelector):
+    def __init__(self, loop: VirtualClockLoop) -> None:
+        super().__init__()
+        self._loop = loop
+
+    def select(self, timeout: float | None = None) -> list[Any]:
+        ready = super().select(0)
+        if not ready and timeout is not None:
+            self._loop.now += timeout  # nothing to do until the next timer: go there
+        return ready
+
+
+class VirtualClockLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock (deadlines, paces, sleeps) is virtual: nothing is waited for."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        super().__init__(selector=_JumpingSelector(self))
+
+    def time(self) -> float:
+        return self.now
+
+
+def on_virtual_clock(scenario: Callable[[], Awaitable[T]]) -> tuple[T, float]:
+    """(what `scenario` returned, the seconds it took on the virtual clock)."""
+    loop = VirtualClockLoop()
+    try:
+        began = loop.now
+        outcome = loop.run_until_complete(scenario())
+        return outcome, loop.now - began
+    finally:
+        loop.close()
+
+
+def always_throttled(message: str | None = None, headers: dict[str, str] | None = None):
+    """A transport answering 429 to everything (but for a 200 after 2,000, to end a hammering)."""
+
+    def answer(_: SentRequest) -> Response:
+        if len(transport.sent) > 2_000:
+            return response(200, {"count": 1})
+        body = {"error_code": "APIG.0308", "error_msg": message} if message else None
+        return response(429, body, headers)
+
+    transport = MockTransport(answer)
+    return transport
+
+
+async def refused_call(transport: MockTransport, policy: RetryPolicy, **kwargs: Any) -> Exception:
+    """The error `list_sharings` raises through `transport` (at most a virtual minute)."""
+    async with VBSClient(
+        "https://vbs.example", auth=TokenAuth("t"), transport=transport, retry=policy, **kwargs
+    ) as client:
+        try:
+            async with asyncio.timeout(60):  # were the deadline not kept: fail, not hang
+                await client.list_sharings("p1")
+        except Exception as error:  # noqa: BLE001 - what the caller sees
+            return error
+    raise AssertionError("the call succeeded")
+
+
+@pytest.mark.parametrize(
+    ("waits", "headers"),
+    [
+        ({"wait_max": 0.0}, None),
+        ({"wait_max": 0.0}, {"Retry-After": "0"}),
+        ({"wait_initial": 0.0, "wait_jitter": 0.0}, None),
+    ],
+    ids=["wait_max=0", "wait_max=0, Retry-After: 0", "wait_initial=0"],
+)
+def test_zero_waits_do_not_hammer_a_gateway_that_refuses_everything(waits, headers):
+    # Were the user's zero waits followed, 4,388 requests in 3 s (a16b). After five
+    # in a row at the user's waits, a refused request waits 0.1 s, doubling to 1 s.
+    transport = always_throttled(headers=headers)
+    error, took = on_virtual_clock(lambda: refused_call(transport, RetryPolicy(timeout=3, **waits)))
+    assert isinstance(error, RateLimitedError)
+    assert "still throttled" in str(error)
+    assert took <= 3.0
+    assert len(transport.sent) <= 12
+
+
+DAY_QUOTA = (
+    "The throttling threshold has been reached: policy user over ratelimit,limit:1000,time:1 day"
+)
+SECOND_QUOTA = (
+    "The throttling threshold has been reached: policy user over ratelimit,limit:50,time:1 second"
+)
+
+
+@pytest.mark.parametrize("unit", ["1 day", "1 hour", "1 minute"])
+def test_a_wait_for_an_announced_window_past_the_deadline_raises_at_once(unit):
+    # a08: one request, then silence until the window rolled over on the calendar.
+    transport = always_throttled(DAY_QUOTA.replace("1 day", unit))
+    error, took = on_virtual_clock(lambda: refused_call(transport, RetryPolicy(timeout=5)))
+    assert took < 1.0  # at once, not at the deadline
+    assert len(transport.sent) == 1
+    assert isinstance(error, RateLimitedError)
+    assert (error.project_id, error.offset, error.status) == ("p1", 0, 429)
+    assert f"the gateway's quota (1000 per {unit}) lets no request through before " in str(error)
+    assert "past the call's deadline of 5s (RetryPolicy.timeout; --deadline" in str(error)
+
+
+@pytest.mark.parametrize("message", [SECOND_QUOTA, None], ids=["announced", "unannounced"])
+def test_a_crawl_against_a_gateway_refusing_everything_ends_near_its_deadline(message):
+    # a04: 32 projects, all failed only after 90 s with a 5 s deadline; one request a
+    # second round-robin, the time queued behind it charged to no call.
+    transport = always_throttled(message)
+
+    async def crawl() -> list[Any]:
+        async with VBSClient(
+            "https://vbs.example",
+            auth=TokenAuth("t"),
+            transport=transport,
+            retry=RetryPolicy(timeout=5.0),
+        ) as client:
+            async with asyncio.timeout(300):
+                return [r async for r in client.crawl([f"p{n}" for n in range(32)])]
+
+    results, took = on_virtual_clock(crawl)
+    assert len(results) == 32
+    assert all(isinstance(r.error, RateLimitedError) for r in results)
+    # Two rounds of 16 projects listed at once, each ending at its deadline.
+    assert took <= 2 * 5.0 + 1.0
+
+
+def test_an_announced_quota_and_zero_waits_end_by_the_deadline():
+    # a16: the call was still running at 40 s with timeout=4, queued behind the quota.
+    transport = always_throttled(SECOND_QUOTA)
+    policy = RetryPolicy(timeout=4.0, wait_max=0.0)
+    error, took = on_virtual_clock(lambda: refused_call(transport, policy))
+    assert isinstance(error, RateLimitedError)
+    assert took <= 4.0

@@ -61,7 +61,13 @@ from ._responses import (
 from ._retry import RetryBudget, RetryPolicy
 from ._session import VBS_SERVICE, Session
 from ._transport import AiohttpTransport, Transport
-from ._validation import check_endpoint, check_id, check_int, check_positive_number
+from ._validation import (
+    check_endpoint,
+    check_id,
+    check_int,
+    check_positive_number,
+    check_rate_limit,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -182,7 +188,7 @@ class VBSClient:
             )
         self._limiter = RequestLimiter(
             check_int("max_concurrency", max_concurrency, minimum=1),
-            check_positive_number("rate_limit", rate_limit, allow_none=True),
+            check_rate_limit("rate_limit", rate_limit),
         )
         check_positive_number("timeout", timeout)
         if retry is not None and not isinstance(retry, RetryPolicy):

@@ -18,6 +18,7 @@ retries off in their tests.
 
 from __future__ import annotations
 
+import math
 import random
 import re
 import time
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from ._errors import APIError, TransportError
+from ._limits import BLACKOUT_RUN, BLACKOUT_TRICKLE
 from ._validation import check_int, check_positive_number, validator
 
 if TYPE_CHECKING:
@@ -38,11 +40,20 @@ _RETRY_AFTER_STATUSES: Final = frozenset({429, 503})
 _DELTA_SECONDS: Final = re.compile(r"[0-9]{1,9}", re.ASCII)
 THROTTLING_CODES: Final = frozenset({"APIG.0308", "APIGW.0308"})
 """The API gateway's error codes for 'over the throttling threshold'."""
+THROTTLE_FLOOR: Final = 1 / BLACKOUT_TRICKLE
+THROTTLE_FLOOR_MAX: Final = 1.0
+"""After `BLACKOUT_RUN` 429s in a row, a request waits at least `THROTTLE_FLOOR` seconds,
+doubling with each further 429 up to `THROTTLE_FLOOR_MAX`, whatever the policy's waits:
+nothing gets through, and `wait_max=0` (fine for a failure, which `attempts` bounds)
+sent 4,388 requests in 3 s to a gateway refusing everything. The first ones keep the
+policy's waits: a burst's refusals are spaced by the pace, not by waiting."""
 
 
 def _check_non_negative(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
         raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+    if value == math.inf:
+        raise ValueError(f"{name} must be finite")  # a wait past every deadline
 
 
 @attrs.frozen
@@ -93,6 +104,8 @@ class RetryPolicy:
         much again (never more than `wait_jitter`): a 429 is flow control, the
         pace does the spacing, and a second of jitter on each would cost a crawl
         more than the throttling. `Retry-After` lengthens it, never shortens it.
+        After `BLACKOUT_RUN` in a row, never under `THROTTLE_FLOOR` (doubling to
+        `THROTTLE_FLOOR_MAX`), whatever the policy says.
         """
         try:
             base = min(self.wait_max, self.wait_initial * 2.0 ** (throttles - 1))
@@ -100,10 +113,13 @@ class RetryPolicy:
             base = self.wait_max
         jitter = random.uniform(0, min(self.wait_jitter, base))  # noqa: S311
         wait = min(self.wait_max, base + jitter)
-        if retry_after is None:
+        if retry_after is not None:
+            spread = retry_after + random.uniform(0, self.wait_jitter)  # noqa: S311
+            wait = max(wait, min(spread, self.wait_max))
+        if throttles <= BLACKOUT_RUN:
             return wait
-        spread = retry_after + random.uniform(0, self.wait_jitter)  # noqa: S311
-        return max(wait, min(spread, self.wait_max))
+        floor = THROTTLE_FLOOR * 2.0 ** min(throttles - BLACKOUT_RUN - 1, 64)
+        return max(wait, min(floor, THROTTLE_FLOOR_MAX))
 
     def backoff(self, attempt: int) -> float:
         """The wait after failed attempt number `attempt` (from 1), as stamina computes it."""

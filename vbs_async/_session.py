@@ -31,6 +31,7 @@ import math
 import re
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Final
 
@@ -45,6 +46,7 @@ from ._errors import (
     ConfigurationError,
     EventLoopError,
     NotFoundError,
+    RateLimitedError,
     RequestTimeoutError,
     TransportError,
     VBSError,
@@ -103,32 +105,46 @@ class _Deadline:
 
     Time on the wire and in back-off counts; time queued for the client's own
     limits (`max_concurrency`, `rate_limit`, the learned pace) does not: the
-    deadline is paused around it, so a healthy server never makes a call time
-    out, however deep the client's own queue.
+    deadline is stopped around it, so a healthy server never makes a call time
+    out, however deep the client's own queue. Unless the gateway refuses every
+    request meanwhile (`Session._queued`): then the queue is the gateway's.
     """
 
     def __init__(self, timeout: asyncio.Timeout) -> None:
         self._timeout = timeout
+        self._left: float | None = None  # seconds left while stopped
 
     def remaining(self) -> float:
         """Seconds left (inf without a deadline)."""
+        if self._left is not None:
+            return self._left
         when = self._timeout.when()
         return math.inf if when is None else when - asyncio.get_running_loop().time()
+
+    def stop(self) -> None:
+        """Stop the deadline's clock (until `run`)."""
+        timeout = self._timeout
+        if self._left is None and timeout.when() is not None and not timeout.expired():
+            self._left = self.remaining()
+            timeout.reschedule(None)
+
+    def run(self) -> None:
+        """Run the deadline's clock again, with the time it had left when stopped."""
+        left, self._left = self._left, None
+        if left is not None and not self._timeout.expired():
+            self._timeout.reschedule(asyncio.get_running_loop().time() + left)
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
         """Stop the deadline's clock for the duration of the block."""
-        timeout = self._timeout
-        if timeout.when() is None or timeout.expired():
-            yield
+        if self._left is not None:
+            yield  # stopped already
             return
-        remaining = self.remaining()
-        timeout.reschedule(None)
+        self.stop()
         try:
             yield
         finally:
-            if not timeout.expired():
-                timeout.reschedule(asyncio.get_running_loop().time() + remaining)
+            self.run()
 
 
 @attrs.define
@@ -139,6 +155,7 @@ class _CallState:
     attempt: int = 1
     throttles: int = 0
     throttled: APIError | None = None
+    queued_refused: bool = False  # queued while the gateway refused everything
     outcome_unknown: bool = False  # an attempt may have reached the service, its answer lost
 
 
@@ -152,6 +169,10 @@ class _AlreadyRetried(Exception):  # noqa: N818 - a carrier, never leaves the se
     def __init__(self, error: VBSError) -> None:
         super().__init__(error)
         self.error = error
+
+
+class _GiveUp(_AlreadyRetried):
+    """A failure that no retry can help before the deadline (a quota's window reopens after it)."""
 
 
 def _may_have_acted(error: VBSError) -> bool:
@@ -212,6 +233,10 @@ class Session:
         self._running: set[asyncio.Task[object]] = set()
         self._cancelled_by_close: set[asyncio.Task[object]] = set()
         self._idle = asyncio.Event()
+        # Hosts whose last answer was a throttling one (nothing gets through), and the
+        # deadlines of calls queued for their turn to one of them.
+        self._refusing: set[str] = set()
+        self._queued_calls: dict[_Deadline, str] = {}
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
@@ -292,6 +317,39 @@ class Session:
             self._cancelled_by_close.discard(task)
             self._idle.set()
 
+    @contextlib.contextmanager
+    def _queued(self, deadline: _Deadline, host: str) -> Iterator[None]:
+        """Wait for a turn under the client's limits, the deadline stopped meanwhile.
+
+        Unless the gateway at `host` refuses every request (its last answer
+        throttled, none through since): then the wait is the gateway's, not the
+        client's, and counts. A crawl against a gateway refusing everything
+        ended after projects times the deadline, one request a second taking turns.
+        """
+        self._queued_calls[deadline] = host
+        if host not in self._refusing:
+            deadline.stop()
+        try:
+            yield
+        finally:
+            del self._queued_calls[deadline]
+            deadline.run()
+
+    def _answered(self, host: str, *, throttled: bool) -> None:
+        """The gateway at `host` answered: queued calls' deadlines run while it refuses."""
+        if throttled == (host in self._refusing):
+            return
+        if throttled:
+            self._refusing.add(host)
+        else:
+            self._refusing.discard(host)
+        for deadline, queued_for in self._queued_calls.items():
+            if queued_for == host:
+                if throttled:
+                    deadline.run()
+                else:
+                    deadline.stop()
+
     async def _call(
         self, request: Request, stats: ListingStats | None, auth: Auth | None
     ) -> Response:
@@ -308,6 +366,15 @@ class Session:
         except TimeoutError as exc:
             if isinstance(exc, VBSError):
                 raise redact_error(exc, self.auth.secrets()) from None
+            if state is not None and state.throttled is None and state.queued_refused:
+                raise RateLimitedError(
+                    "the gateway refused every request while this call waited for its turn, "
+                    f"until the call's deadline of {policy.timeout}s (RetryPolicy.timeout; "
+                    "--deadline on the command)",
+                    status=HTTPStatus.TOO_MANY_REQUESTS,
+                    project_id=request.project_id or None,
+                    offset=request.offset,
+                ) from None
             if state is not None and state.throttled is not None:
                 state.throttled.message += (
                     f" (still throttled at the call's deadline of {policy.timeout}s: "
@@ -380,21 +447,27 @@ class Session:
             except _FAILURES_OF_CALLS_ON_OUR_BEHALF as error:
                 raise _AlreadyRetried(error) from None
             ticket, response = await self._exchange(request, url, credentials, state, stats)
+            host = _route(url, request)[0]
             if 200 <= response.status < 300:  # noqa: PLR2004
+                self._answered(host, throttled=False)
                 self.limiter.adaptive.succeeded(ticket)
                 self.budget.refund()
                 return response
             refusal = api_error(
                 response, project_id=request.project_id or None, offset=request.offset
             )
-            if is_throttling(refusal.status, refusal.code):
+            throttling = is_throttling(refusal.status, refusal.code)
+            self._answered(host, throttled=throttling)
+            if throttling:
                 # Flow control, not failure: the gateway did not act on it.
                 self._learn(refusal, url, request, ticket)
                 state.throttled = refusal
                 if stats is not None:
                     stats.throttled += 1
                 wait = self._throttle_wait(refusal, state)
-                if wait >= state.deadline.remaining():
+                remaining = state.deadline.remaining()
+                self._check_quota_reopens(refusal, url, request, remaining)
+                if wait >= remaining:
                     raise TimeoutError  # no use waiting: the deadline comes first
                 await asyncio.sleep(wait)
                 continue
@@ -450,6 +523,28 @@ class Session:
                 f"policy {quota.scope}" if quota.scope else "no policy named",
             )
 
+    def _check_quota_reopens(
+        self, refusal: APIError, url: URL, request: Request, remaining: float
+    ) -> None:
+        """Raise `refusal` at once if an announced quota lets nothing through before the deadline.
+
+        A quota per minute, hour or day refused until its window rolls over on
+        the calendar: waiting for it would only end at the deadline (or, queued
+        while nothing got through, never).
+        """
+        host, api = _route(url, request)
+        now = asyncio.get_running_loop().time()
+        for pacer in self.limiter.quotas_for(host, api):
+            opens = pacer.due() - now
+            if opens >= remaining:
+                when = datetime.fromtimestamp(time.time() + opens, UTC)
+                refusal.message += (
+                    f" (the gateway's quota ({pacer.quota}) lets no request through before "
+                    f"{when:%Y-%m-%d %H:%M:%S} UTC, in {opens:.1f} s: past the call's deadline "
+                    f"of {self.retry.timeout}s (RetryPolicy.timeout; --deadline on the command))"
+                )
+                raise _GiveUp(refusal)
+
     def _throttle_wait(self, refusal: APIError, state: _CallState) -> float:
         """Seconds a throttled request waits before it queues again for its turn."""
         state.throttles += 1
@@ -488,9 +583,13 @@ class Session:
         # way: paced first, so that a large project's sequential pages are not
         # a tail of single requests at the crawl's end.
         urgent = bool(request.offset) or state.throttles > 0
-        async with self.limiter.slot(
-            host, api, queued=state.deadline.paused, urgent=urgent
-        ) as ticket:
+        if host in self._refusing:
+            state.queued_refused = True
+
+        def queued() -> contextlib.AbstractContextManager[None]:
+            return self._queued(state.deadline, host)
+
+        async with self.limiter.slot(host, api, queued=queued, urgent=urgent) as ticket:
             if stats is not None:
                 stats.requests += 1
             began = time.perf_counter()

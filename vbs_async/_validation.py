@@ -101,6 +101,29 @@ def check_positive_number(name: str, value: object, *, allow_none: bool = False)
     return float(value)
 
 
+RATE_LIMIT_MIN: Final = 1 / 3600
+"""The slowest `rate_limit`: one request an hour. Slower, a listing of a few pages takes
+days, which no one means: such a value is a typo or a unit mix-up (1e-300 sent one
+request and then waited 1e300 seconds for the next, the deadline paused meanwhile)."""
+RATE_LIMIT_MAX: Final = 1_000_000
+"""The fastest `rate_limit`: no client on one event loop starts a million requests a
+second, so a larger value means 'no cap', which None says (1e19 overflowed the log of
+starts the cap keeps)."""
+
+
+def check_rate_limit(name: str, value: object) -> float | None:
+    """None, or starts per second between `RATE_LIMIT_MIN` and `RATE_LIMIT_MAX`."""
+    rate = check_positive_number(name, value, allow_none=True)
+    if rate is not None and rate > RATE_LIMIT_MAX:
+        raise ValueError(
+            f"{name} must be at most {RATE_LIMIT_MAX} requests a second (None for no cap), "
+            f"got {value!r}"
+        )
+    if rate is not None and rate < RATE_LIMIT_MIN:
+        raise ValueError(f"{name} must be at least one request an hour (1/3600), got {value!r}")
+    return rate
+
+
 def check_choice(name: str, value: object, choices: frozenset[str]) -> str:
     """One of `choices`."""
     if value not in choices:

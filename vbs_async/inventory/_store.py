@@ -374,12 +374,14 @@ class Inventory:
                 f"({SCHEMA_VERSION}): upgrade vbs-async"
             )
         if version < SCHEMA_VERSION:
-            if not self.writable:
-                what = "is empty" if version == 0 else f"has schema version {version}"
+            if self.writable:
+                self._migrate(version)
+            elif version == 0:
                 raise InventoryError(
-                    f"{self.path} {what}: record a crawl with crawl --db to create or upgrade it"
+                    f"{self.path} is empty: record a crawl with crawl --db to create or upgrade it"
                 )
-            self._migrate(version)
+            # Else read as it is: readers read `runs`, `run_projects` and
+            # `sharings` (a table in version 1, a view since), the same in every version.
         if self.writable:
             db.execute("PRAGMA journal_mode = WAL")
             # WAL with NORMAL survives a killed process (not a power cut) and
