@@ -17,6 +17,7 @@ from vbs_async._limits import Quota, parse_quota
 from vbs_async.testing import (
     AllOf,
     Emulator,
+    Fault,
     FixedWindow,
     GatewayModel,
     GatewayQuota,
@@ -393,3 +394,31 @@ def test_a_lower_quota_that_lasts_is_tried_above_rarely():
     run = named_crawl("0=50:10;2=10:10", requests=400)
     assert run.refused_after_the_first <= 0.02 * run.sent_after_the_first
     assert run.ended <= 2 + 300 / 10 / 0.9
+
+
+@pytest.mark.parametrize(
+    ("message", "quota"),
+    [
+        ("limit:10000,time:1 second", Quota(10000, 1.0, None, "1 second")),
+        ("limit:10001,time:1 second", None),  # faster than a client sends: not a pace
+        ("limit:99999999999999999999999,time:1 second", None),
+        ("limit:" + "9" * 5000 + ",time:1 second", None),  # no int() of 5,000 digits
+        ("limit:1000,time:7 day", Quota(1000, 7 * 86400.0, None, "7 day")),
+        ("limit:1000,time:8 day", None),  # longer than a week: not waited for
+        ("limit:20,time:99999999999999999999 second", None),
+    ],
+)
+def test_an_announced_quota_that_cannot_be_true_is_not_believed(message, quota):
+    assert parse_quota(message) == quota
+
+
+async def test_an_absurd_announced_limit_is_learned_from_instead(make_client):
+    # a06 D: a 20/s bucket announcing limit:99999999999999999999999 was paced "under" it:
+    # 6 of 20 projects done after 25 s, 151 of 177 answers 429.
+    huge = "policy user over ratelimit,limit:99999999999999999999999,time:1 second"
+    async with Emulator(projects=1, sharings_per_project=3) as emu:
+        emu.inject(Fault.answer(429, form="gateway", message=huge), times=2)
+        client = make_client(emu)
+        assert await client.count_sharings(emu.project_ids[0]) == 3
+        assert client.limiter.quotas == []  # nothing announced believed
+        assert client.limiter.adaptive.throttled_answers == 2  # learned from instead
