@@ -1013,3 +1013,24 @@ async def test_after_a_page_not_placed_trust_needs_three_pages_bringing_new_item
         (15, 1), (23, 1), (31, 1),  # stepped back (its page new), then two more: one at a time
         (39, 1), (47, 2), (55, 3),  # three in a row brought new items: trusted again
     ]  # fmt: skip
+
+
+async def test_a_verification_pass_places_pages_by_its_own_order_not_the_first_pass_s():
+    """A sharing moved to the front mid-pass starts a page: unmet in this pass, so not placed.
+
+    By the first pass's order it stood near the page before and would be placed;
+    this pass has not met it yet, so the verification steps back instead.
+    """
+    listing = [f"s{i:02}" for i in range(30)]
+    asked: list[int] = []
+
+    async def fetch_page(offset: int, limit: int) -> tuple[BackupSharing, ...]:
+        asked.append(offset)
+        if len(asked) == 6:  # the verification's second request: s15 moves to 8
+            listing.insert(8, listing.pop(15))
+        return sharings(*listing[offset : offset + limit])
+
+    iterator = scripted(fetch_page, end_check="short_page", verify=True)
+    assert sorted([s.id async for s in iterator]) == sorted(listing)
+    assert asked == [0, 8, 16, 24, 0, 8, 0, 8, 16, 24, 0, 8, 16, 24]  # stepped back to 0
+    assert (iterator.stats.verify_passes, iterator.stats.shifts_detected) == (2, 1)
