@@ -482,7 +482,11 @@ def test_refused_again_as_the_window_rolled_over_an_announced_quota_waits_half_a
     quota = AnnouncedQuota(Quota(50, 1.0), clock=clock, wall_offset=0.0)
     assert quota.due() <= clock.now  # paced from the first refusal on, not blocked
     clock.now = 0.32
-    quota.throttled(started=0.31)  # a request paced under it: the window was spent
+    quota.throttled(started=0.31)  # a request paced under it: too early for a bucket?
+    pause = quota.due()
+    assert 0.32 < pause < 0.4  # two intervals of the pace (a bucket has a token again)
+    clock.now = pause + 0.01
+    quota.throttled(started=pause)  # the first after the pause refused: the window was spent
     assert quota.due() == pytest.approx(1.0)  # until the calendar second rolls over
     clock.now = 1.002
     quota.throttled(started=1.0)  # refused again as it rolled over

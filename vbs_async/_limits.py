@@ -210,6 +210,14 @@ BLACKOUT_STEP: Final = 0.5
 """The share of an announced quota's period a request waits, refused again right after
 the window rolled over (a penalty box): the next calendar window would waste more, a
 quarter cost a 429 each quarter second of a 2-s penalty box (1.8 % of a crawl's requests)."""
+BUCKET_PAUSE: Final = 2.0
+"""Intervals of the pace a request refused under a quota of a second or less pauses every
+start for: a bucket has a token again after one, a calendar window spent refuses the first
+start after it, which then waits for the window to roll over."""
+MARGIN_MAX: Final = 0.25
+MARGIN_HALF_LIFE: Final = 10.0
+"""A refusal of a start paced evenly under a short quota doubles the margin under its
+limit (up to `MARGIN_MAX`); it halves back every `MARGIN_HALF_LIFE` quiet seconds."""
 PUNISHMENT_WATCH: Final = 3.0
 """Seconds, from the window after a refused probe, in which a refusal at the quota itself
 is the probe's punishment."""
@@ -444,6 +452,8 @@ class AnnouncedQuota:
         self.forgotten = False
         self.retired = False  # replaced: its waiters go, to queue under what replaced it
         self._probe_refused = -math.inf
+        self._paused = False  # the last block was a short pause (`BUCKET_PAUSE`)
+        self._jitter_margin = QUOTA_MARGIN
 
     def scale(self) -> float:
         """How far above the limit the pace is probing (1 until a quiet stretch)."""
@@ -456,7 +466,14 @@ class AnnouncedQuota:
 
     def rate(self) -> float:
         """Starts per second it paces at."""
-        return self.quota.limit * (1 - QUOTA_MARGIN) * self.scale() / self.quota.period
+        return self.quota.limit * (1 - self._margin()) * self.scale() / self.quota.period
+
+    def _margin(self) -> float:
+        """The share under the limit paced at: wider after refusals of an even pace, for a while."""
+        if self._jitter_margin <= QUOTA_MARGIN:
+            return QUOTA_MARGIN
+        quiet_for = max(0.0, self._clock() - self._quiet_since)
+        return max(QUOTA_MARGIN, self._jitter_margin * math.pow(0.5, quiet_for / MARGIN_HALF_LIFE))
 
     async def acquire(self, *, urgent: bool = False) -> float:
         """Wait for this start's turn (an `urgent` one first); return its start time."""
@@ -534,6 +551,23 @@ class AnnouncedQuota:
             self._watch = None
         self._quiet_since = now
         ended = self._blocked_until
+        if self.quota.period <= SHORT_PERIOD and started is not None:
+            # Paced evenly under a short quota: a bucket with a small burst refuses a
+            # request that arrived a little early (arrivals jitter), and admits the
+            # first after a short pause; a spent window refuses that one too. Blocking
+            # until the window rolled over at each refusal let one through a second.
+            interval = 1 / self.rate()
+            if not 0 <= started - ended < BUCKET_PAUSE * interval:
+                # Arrivals jitter more than the margin: widen it (a burst of 1 at 50/s
+                # refused a quarter of an even pace at 98 %).
+                self._jitter_margin = min(MARGIN_MAX, 2 * self._margin())
+                self._paused = True
+                self._blocked_until = max(ended, now + BUCKET_PAUSE * interval)
+                return
+            if self._paused:
+                self._paused = False  # refused after the pause too: a spent window
+                self._blocked_until = max(ended, self._next_window(now))
+                return
         if started is not None and 0 <= started - ended < BLACKOUT_STEP * self.quota.period:
             # Refused right as the last block ended: the window rolling over did not
             # help (a penalty box, an outage). Look again a step later, not a period.
