@@ -161,6 +161,19 @@ def test_a_quota_that_rises_after_a_low_one_was_held_is_found_within_5_s():
     assert run.succeeded_between(13, 15) >= 42
 
 
+def test_a_quota_that_rises_soon_after_the_first_cuts_is_found_within_5_s():
+    # Found by the property below (phases 3 s at 5/s, then 131/s; seed 0): the
+    # probe refused at about 200/s 3.5 s after the rise was cut as if within the
+    # first second, to what got through since the second cut (35/s over 5.6 s of
+    # climbing from 3.5/s): 126 through from 8 s to 10 s, under half of 131/s.
+    gateway = Schedule(
+        [(0, GatewayQuota(5, 1, **quiet())), (3, GatewayQuota(131, 13.1, **quiet()))]
+    )
+    run = simulate(gateway, seconds=13, seed=0)
+    assert run.controller.estimate >= 0.9 * 131
+    assert run.succeeded_between(8, 10) >= 0.9 * 2 * 131
+
+
 def test_random_429s_do_not_pull_the_rate_down():
     # Before: 84.3 s instead of 2.4 s (35x). Compared with the same crawl without them.
     clean = simulate(Sporadic(0.0), seconds=10)
@@ -183,6 +196,7 @@ phase = st.tuples(
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(phases=st.lists(phase, min_size=1, max_size=4), seed=st.integers(0, 1000))
 # Drawn in random-order runs (a quota that rose after a low one was held):
+@example(phases=[(3.0, 5.0, 0.1), (10.0, 131.0, 0.1)], seed=0)
 @example(phases=[(6.0, 5.0, 1.0), (7.0, 37.0, 1.0)], seed=136)
 @example(phases=[(8.0, 6.0, 0.5), (7.0, 42.0, 1.0)], seed=0)
 def test_never_twice_a_refused_quota_never_half_a_restored_one_for_5_s(phases, seed):
