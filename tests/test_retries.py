@@ -797,8 +797,11 @@ SECOND_QUOTA = (
 
 
 @pytest.mark.parametrize("unit", ["1 day", "1 hour", "1 minute"])
-def test_a_wait_for_an_announced_window_past_the_deadline_raises_at_once(unit):
+def test_a_wait_for_an_announced_window_past_the_deadline_raises_at_once(unit, monkeypatch):
     # a08: one request, then silence until the window rolled over on the calendar.
+    # The calendar's windows are counted in wall time: a wall clock 1 s past midnight
+    # UTC, or a minute's window could reopen within the 5 s deadline (it did, once).
+    monkeypatch.setattr(time, "time", lambda: 20_000 * 86_400 + 1.0)
     transport = always_throttled(DAY_QUOTA.replace("1 day", unit))
     error, took = on_virtual_clock(lambda: refused_call(transport, RetryPolicy(timeout=5)))
     assert took < 1.0  # at once, not at the deadline
