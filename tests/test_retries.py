@@ -516,12 +516,8 @@ async def test_a_quota_the_gateway_announces_is_logged_once_and_paced_under(
     assert told == [expected]
 
 
-async def test_a_retried_timeout_costs_the_budget_its_timeout_cost():
-    """A request that timed out held a connection the longest: its retry costs more."""
-    answers: list[Response | Exception] = [
-        RequestTimeoutError("no answer within 30s"),
-        response(200, {"count": 1}),
-    ]
+def scripted_transport(answers: list[Response | Exception]) -> MockTransport:
+    """A transport giving `answers` in turn, one per request, raising those that are errors."""
 
     def handler(_: SentRequest) -> Response:
         answer = answers.pop(0)
@@ -529,13 +525,23 @@ async def test_a_retried_timeout_costs_the_budget_its_timeout_cost():
             raise answer
         return answer
 
+    return MockTransport(handler)
+
+
+async def test_a_retried_timeout_costs_the_budget_its_timeout_cost():
+    """A request that timed out held a connection the longest: its retry costs more."""
+    answers: list[Response | Exception] = [
+        RequestTimeoutError("no answer within 30s"),
+        response(200, {"count": 1}),
+    ]
+
     budget = RetryBudget(capacity=100, retry_cost=5, timeout_cost=10, success_refund=1)
     async with VBSClient(
         "https://vbs.example",
         auth=TokenAuth("t"),
         retry=FAST_RETRY,
         retry_budget=budget,
-        transport=MockTransport(handler),
+        transport=scripted_transport(answers),
     ) as client:
         assert await client.count_sharings("p1") == 1
     assert budget.tokens == 100 - 10 + 1
@@ -616,17 +622,11 @@ async def test_a_delete_that_may_have_acted_once_then_failed_unsent_takes_its_40
         response(404, {"itemNotFound": {"message": "no such sharing", "code": 404}}),
     ]
 
-    def handler(_: SentRequest) -> Response:
-        answer = answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
     async with VBSClient(
         "https://vbs.example",
         auth=TokenAuth("t"),
         retry=FAST_RETRY,
-        transport=MockTransport(handler),
+        transport=scripted_transport(answers),
     ) as client:
         await client.cancel_sharing("0123456789abcdef0123456789abcdef", "s1")
     assert answers == []
@@ -684,17 +684,11 @@ async def test_the_debug_log_names_the_error_of_an_attempt_that_failed(caplog):
         response(200, {"count": 1}),
     ]
 
-    def handler(_: SentRequest) -> Response:
-        answer = answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
     async with VBSClient(
         "https://vbs.example",
         auth=TokenAuth("t"),
         retry=FAST_RETRY,
-        transport=MockTransport(handler),
+        transport=scripted_transport(answers),
     ) as client:
         assert await client.count_sharings("p1") == 1
     lines = [r.getMessage() for r in caplog.records]
