@@ -879,8 +879,8 @@ class AdaptiveRate:
         refused = [in_flight for _, _, in_flight, good in recent if not good]
         if not ok or not refused:
             return None
-        # Answers overtake each other: most, not all, is the pattern.
-        window = ok[min(len(ok) - 1, int(0.9 * len(ok)))]
+        # Answers overtake each other: most, not all, is the pattern (the 90th percentile).
+        window = ok[int(0.9 * len(ok))]
         above = sum(1 for in_flight in refused if in_flight > window)
         if above < 0.9 * len(refused) or (self._window != math.inf and window >= self.window):
             return None
@@ -1116,22 +1116,18 @@ class AdaptiveRate:
             self.estimate = estimate
             return
         if (
-            self._previous is None
+            previous is None
             and NOISE_MIN <= cut.share_before < NOISE_MAX
             and NOISE_KEPT * cut.share_before <= share < NOISE_MAX
         ):
             # Refusals that do not follow the rate: an overloaded backend, not a quota.
+            # Only a first cut is taken back: what it cut was unpaced.
             self.reverted += 1
             self._noise, self._noise_at = max(self.noise(), share), now
-            previous = self._previous
-            if previous is None:
-                self.active = False
-                self._cut = None
-                self.estimate = math.inf
-                self._window = math.inf
-            else:
-                self._cut = attrs.evolve(previous, at=now - APPROACH - previous.plateau)
-                self.estimate = previous.estimate
+            self.active = False
+            self._cut = None
+            self.estimate = math.inf
+            self._window = math.inf
 
 
 class RequestLimiter:
