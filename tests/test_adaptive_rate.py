@@ -3,4 +3,367 @@
 These tests pin the numbers the controller's docstring gives (the first cut, the
 grace after a cut, the cap on requests in flight, the punished probe), one
 behaviour each, so that a change of one constant fails a named test.
+
+Each test feeds the controller the answers a gateway gives (when each request
+started, how many were in flight as it left, whether it got through), at the
+times the test sets, and reads what a user of the limiter sees: whether
+requests are paced and at what rate, how many may be in flight, the quota
+estimated, and how that changes over the seconds after a cut.
 """
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import pytest
+
+from vbs_async._limits import BETA, HOLD, AdaptiveRate, Ticket
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+class Gateway:
+    """The answers a gateway gives, fed to an `AdaptiveRate` on a clock the test moves."""
+
+    def __init__(self, max_rate: float | None = None, max_concurrency: int | None = None) -> None:
+        self.now = 10.0
+        self.rate = AdaptiveRate(max_rate, self.clock, max_concurrency=max_concurrency)
+
+    def clock(self) -> float:
+        return self.now
+
+    def answer(self, at: float, started: float, *, ok: bool = True, in_flight: int = 1) -> None:
+        """An answer at `at` to a request started at `started`."""
+        self.now = at
+        ticket = Ticket(started, in_flight)
+        if ok:
+            self.rate.succeeded(ticket)
+        else:
+            self.rate.throttled(ticket)
+
+    def stream(
+        self,
+        begin: float,
+        end: float,
+        per_second: int,
+        *,
+        latency: float = 0.04,
+        in_flight: Callable[[int], int] = lambda _: 1,
+        refused: Callable[[int], bool] = lambda _: False,
+    ) -> None:
+        """`per_second` answers a second from `begin` to `end`, each `latency` after its start."""
+        for i in range(round((end - begin) * per_second)):
+            at = begin + (i + 1) / per_second
+            self.answer(at, at - latency, ok=not refused(i), in_flight=in_flight(i))
+
+    def at(self, when: float) -> AdaptiveRate:
+        """The controller as read at `when`."""
+        self.now = when
+        return self.rate
+
+
+# -- the first cut of an unpaced burst: a cap on requests in flight, or a rate -------------
+
+LOOK = 12.4
+"""When the first burst's answers are judged (the last refusal of `first_burst`)."""
+
+
+def first_burst(latency: float, max_concurrency: int | None = None) -> Gateway:
+    """Two seconds at 50/s with 1 to 4 in flight, then ten refusals, nine with 5 to 8 in flight.
+
+    One request more gets through (2 in flight) before the last refusal.
+
+    One of the successes (its answer overtook others) left with 9 in flight.
+    """
+    gateway = Gateway(max_concurrency=max_concurrency)
+    gateway.stream(10.0, 12.0, 50, latency=latency, in_flight=lambda i: 9 if i == 90 else i % 4 + 1)
+    for i, in_flight in enumerate([3, 5, 6, 7, 8, 5, 6, 7, 8]):
+        at = 12.01 + 0.005 * i  # within the first 50 ms: too soon to judge
+        gateway.answer(at, at - latency, ok=False, in_flight=in_flight)
+    assert not gateway.rate.active  # the first answers to a burst say little
+    gateway.answer(12.055, 12.055 - latency, in_flight=2)  # one gets through
+    gateway.answer(LOOK, LOOK - latency, ok=False, in_flight=5)
+    return gateway
+
+
+def through_the_burst(latency: float) -> float:
+    """The first burst's estimate: the 101 successes since the first request left."""
+    return 101 / (LOOK - (10.02 - latency))
+
+
+def test_a_burst_refused_above_4_in_flight_caps_4_in_flight_and_paces_what_got_through():
+    # 4 in flight, 80 ms each, carry 50/s: what got through (44/s) is what they carry.
+    gateway = first_burst(latency=0.08, max_concurrency=6)
+    rate = gateway.rate
+    assert rate.window == 4  # not 9: one answer overtaking others is not the pattern
+    assert rate.active
+    assert rate.estimate == pytest.approx(through_the_burst(0.08))
+    assert rate.rate == pytest.approx(BETA * through_the_burst(0.08))
+    assert gateway.at(LOOK + 0.99).window == 4
+    assert gateway.at(LOOK + 1.0).window == 5  # grows back by one a second
+    assert gateway.at(LOOK + 2.0).window == math.inf  # at max_concurrency: no cap of its own
+
+
+def test_a_burst_answered_too_fast_for_its_rate_caps_in_flight_and_stays_unpaced():
+    # 4 in flight, 40 ms each, carry 100/s: 48/s through is too few answers to be a rate.
+    gateway = first_burst(latency=0.04)
+    rate = gateway.rate
+    assert rate.window == 4
+    assert not rate.active
+    assert rate.rate == math.inf
+
+
+def test_a_burst_refused_above_4_in_flight_that_carry_less_than_half_is_paced_not_capped():
+    # 4 in flight, 250 ms each, carry 16/s: 38/s got through, so no cap in flight held it.
+    gateway = first_burst(latency=0.25)
+    rate = gateway.rate
+    assert rate.window == math.inf
+    assert rate.active
+    assert rate.estimate == pytest.approx(through_the_burst(0.25))
+
+
+def test_refusals_not_nine_in_ten_above_the_in_flight_of_successes_are_no_cap():
+    gateway = Gateway()
+    gateway.stream(10.0, 12.0, 50, latency=0.08, in_flight=lambda i: i % 4 + 1)
+    # Four refusals with 2 in flight, slow to come back (1.2 s), six with 6.
+    for i in range(10):
+        at = 12.01 + 0.01 * i if i < 9 else LOOK
+        slow = i % 5 in {0, 2} and i < 8
+        gateway.answer(at, at - (1.2 if slow else 0.08), ok=False, in_flight=2 if slow else 6)
+    rate = gateway.rate
+    assert rate.active
+    assert rate.window == math.inf
+
+
+def test_a_refusal_after_a_second_with_no_answer_is_paced_at_what_got_through_before():
+    gateway = Gateway()
+    gateway.stream(10.0, 11.0, 50)
+    gateway.answer(12.05, 12.01, ok=False)  # a second later, the first refusal
+    gateway.answer(12.11, 12.07, ok=False)
+    rate = gateway.rate
+    assert rate.active  # nothing answered in the last second to read a cap in flight from
+    assert rate.window == math.inf
+    assert rate.estimate == pytest.approx(50 / (12.11 - 9.98))
+
+
+# -- a cut after a cap in flight was learned --------------------------------------------------
+
+SECOND = 13.55
+"""When the second cut comes (the fifth refusal of `second_round`)."""
+
+
+def second_round(gateway: Gateway, *, latency: float, most: int) -> None:
+    """After the first cut (at `LOOK`): 40/s get through with 1 to `most` in flight, for
+    1.1 s, then five of them are refused, each with more in flight than any success."""
+    gateway.stream(LOOK, 13.5, 40, latency=latency, in_flight=lambda i: i % most + 1)
+    for i in range(5):
+        at = 13.51 + 0.01 * i
+        gateway.answer(at, at - latency, ok=False, in_flight=most + 1 + i % 2)
+    assert gateway.rate.cuts == 2
+
+
+def test_a_learned_cap_in_flight_is_cut_again_when_fewer_in_flight_carry_the_rate():
+    gateway = first_burst(latency=0.08)
+    assert gateway.at(13.5).window == 5  # 4, grown by one in the second since
+    second_round(gateway, latency=0.08, most=3)  # 3 in flight carry 37.5/s, 40/s through
+    assert gateway.rate.window == 3
+    assert gateway.at(SECOND + 1.0).window == 4
+
+
+def test_refusals_at_the_learned_cap_in_flight_leave_it_growing_a_request_a_second():
+    gateway = first_burst(latency=0.08)
+    second_round(gateway, latency=0.08, most=5)  # the cap has grown to 5 by then
+    assert gateway.at(LOOK + 1.99).window == 5
+    assert gateway.at(LOOK + 2.0).window == 6  # a second after the first cut, not the second
+
+
+def test_refusals_once_paced_say_nothing_of_a_cap_in_flight():
+    # Paced, as many are in flight as the rate carries: refusals at the most in
+    # flight so far are the rate's, not a cap's.
+    gateway = first_burst(latency=0.25)
+    assert gateway.rate.window == math.inf
+    second_round(gateway, latency=0.08, most=3)
+    assert gateway.rate.window == math.inf
+
+
+def test_a_learned_cap_in_flight_that_carries_twice_the_rate_is_kept_and_the_rate_cut():
+    gateway = first_burst(latency=0.08)
+    # 3 in flight answered in 20 ms carry 150/s, and only 40/s get through: a rate.
+    second_round(gateway, latency=0.02, most=3)
+    rate = gateway.rate
+    assert rate.window == 5
+    assert rate.estimate == pytest.approx(40, rel=0.05)
+
+
+# -- a first cut that does not make refusals rarer is taken back (noise) -------------------
+
+
+def first_cut(gateway: Gateway, *, through: int, refused: int, since: float = 10.0) -> float:
+    """A second at 50/s, a pause, then `through` successes and `refused` refusals started in
+    the last second before the first cut (at the last refusal): return when it came."""
+    cuts = gateway.rate.cuts
+    gateway.stream(since, since + 1.0, 50)
+    for i in range(through):
+        at = since + 1.4 + 0.8 * i / through
+        gateway.answer(at, at - 0.04)
+    for i in range(refused - 1):  # within 50 ms of the first: too soon to judge
+        at = since + 2.21 + 0.004 * i
+        gateway.answer(at, at - 0.04, ok=False)
+    cut_at = since + 2.3
+    gateway.answer(cut_at, cut_at - 0.04, ok=False)
+    assert gateway.rate.active
+    assert gateway.rate.cuts == cuts + 1
+    return cut_at
+
+
+def answered_after(
+    gateway: Gateway, cut_at: float, refused: list[bool], *, until: float, latency: float = 0.04
+) -> None:
+    """Answers to requests started after the cut, evenly until `until` (`refused`: each in turn)."""
+    for i, no in enumerate(refused):
+        at = cut_at + latency + (until - cut_at - latency) * (i + 1) / len(refused)
+        gateway.answer(at, at - latency, ok=not no)
+
+
+def test_a_cut_is_judged_noise_no_sooner_than_0_3_s_after_it():
+    gateway = Gateway()
+    cut_at = first_cut(gateway, through=30, refused=10)  # a quarter refused
+    # A fifth still refused at the lower rate: the cut did not help.
+    answered_after(gateway, cut_at, [True, False, False, False, False] * 2, until=cut_at + 0.29)
+    assert gateway.rate.active
+    assert gateway.rate.reverted == 0
+    gateway.answer(cut_at + 0.3, cut_at + 0.26)
+    assert not gateway.rate.active  # taken back: no pace, no estimate
+    assert gateway.rate.reverted == 1
+    assert gateway.rate.rate == math.inf
+    assert gateway.rate.estimate == math.inf
+
+
+def test_ten_answers_after_a_cut_judge_it_at_once():
+    gateway = Gateway()
+    cut_at = first_cut(gateway, through=30, refused=10)
+    answered_after(gateway, cut_at, [True, False, False, False, False] * 2, until=cut_at + 0.5)
+    assert not gateway.rate.active
+
+
+def test_fewer_than_ten_answers_wait_until_1_2_s_after_the_cut():
+    gateway = Gateway()
+    cut_at = first_cut(gateway, through=30, refused=10)
+    answered_after(gateway, cut_at, [True, False, False, False, False], until=cut_at + 1.1)
+    assert gateway.rate.active  # five answers say little yet
+    gateway.answer(cut_at + 4 * 0.3, cut_at + 1.1)  # a sixth, at 1.2 s: 1 in 6 refused
+    assert not gateway.rate.active
+
+
+def test_three_answers_after_1_2_s_judge_a_cut_and_the_next_refusal_cuts_again():
+    gateway = Gateway()
+    cut_at = first_cut(gateway, through=30, refused=10)
+    gateway.answer(cut_at + 0.54, cut_at + 0.5)
+    gateway.answer(cut_at + 0.94, cut_at + 0.9)
+    gateway.answer(cut_at + 1.25, cut_at + 1.0, ok=False)  # a third refused: not noise
+    rate = gateway.rate
+    assert rate.active
+    assert rate.cuts == 2  # judged, so this refusal cut again, to what got through
+    assert rate.estimate == pytest.approx(2.0, rel=0.1)
+
+
+def judged(gateway: Gateway, cut_at: float, refused: int, answers: int) -> None:
+    """`answers` answers after the cut, `refused` of them refused, the last one (through) at
+    0.3 s, when the cut is judged."""
+    answered_after(
+        gateway, cut_at, [True] * refused + [False] * (answers - refused - 1), until=cut_at + 0.29
+    )
+    gateway.answer(cut_at + 0.3, cut_at + 0.26)
+
+
+def test_a_cut_that_leaves_exactly_0_6_of_the_refusals_is_taken_back():
+    gateway = Gateway()
+    cut_at = first_cut(gateway, through=30, refused=10)  # 0.25 refused
+    judged(gateway, cut_at, refused=3, answers=20)  # 0.15 after: exactly 0.6 of 0.25
+    assert not gateway.rate.active
+
+
+def test_a_cut_that_leaves_30_percent_refused_is_a_quota_not_noise():
+    gateway = Gateway()
+    cut_at = first_cut(gateway, through=30, refused=10)
+    judged(gateway, cut_at, refused=3, answers=10)
+    assert gateway.rate.active
+
+
+def test_refusals_of_30_percent_before_a_cut_are_a_quota_not_noise():
+    gateway = Gateway()
+    cut_at = first_cut(gateway, through=28, refused=12)  # 0.3 refused
+    judged(gateway, cut_at, refused=2, answers=10)  # 0.2 after: would be noise under 0.3
+    assert gateway.rate.active
+
+
+def test_each_cut_taken_back_is_counted_and_the_noise_fades_in_a_minute():
+    gateway = Gateway()
+    cut_at = first_cut(gateway, through=30, refused=10)
+    answered_after(gateway, cut_at, [True, False, False, False, False] * 2, until=cut_at + 0.5)
+    assert gateway.rate.reverted == 1
+    assert gateway.rate.noise() == pytest.approx(0.2)
+    assert gateway.at(cut_at + 30.5).noise() == pytest.approx(0.1, rel=0.01)  # halved in 30 s
+    cut_at = first_cut(gateway, through=30, refused=10, since=cut_at + 60)
+    answered_after(gateway, cut_at, [True, False, False, False, False] * 2, until=cut_at + 0.5)
+    assert gateway.rate.reverted == 2
+    assert not gateway.rate.active
+
+
+# -- a probe beyond the estimate, refused ----------------------------------------------------
+
+
+def probe_refused(gateway: Gateway) -> float:
+    """A first cut (to 34.5/s), 35/s through until the probe, 50/s through it, then a
+    refusal of a request sent while probing: return when it came (the probe's cut)."""
+    cut_at = first_cut(gateway, through=30, refused=10)
+    estimate = gateway.rate.estimate
+    assert estimate == pytest.approx(34.48, rel=0.01)
+    gateway.stream(cut_at, 13.8, 35)
+    assert gateway.rate.rate == pytest.approx(HOLD * estimate)  # the plateau, until 13.8
+    gateway.stream(13.8, 14.2, 50)
+    assert gateway.rate.rate > 1.4 * estimate  # probing, doubling every 0.7 s
+    gateway.answer(14.22, 14.17, ok=False)
+    assert gateway.rate.cuts == 2
+    return 14.22
+
+
+def nothing_through_after(gateway: Gateway, probe_at: float, *, first_through: bool) -> None:
+    """0.3 s in which every request started since the probe's refusal is refused, while
+    slower ones started before it still get through (`first_through`: but the one started
+    at the refusal)."""
+    if first_through:
+        gateway.answer(probe_at + 0.02, probe_at)
+    for i in range(12):
+        at = probe_at + 0.025 * (i + 1)
+        gateway.answer(at, at - 0.02, ok=False)
+        if i % 3 == 2:
+            gateway.answer(at + 0.001, probe_at - 0.5)
+
+
+def test_a_probe_after_which_nothing_gets_through_holds_under_it_and_probes_4_times_later():
+    gateway = Gateway()
+    probe_at = probe_refused(gateway)
+    probed = gateway.rate.estimate
+    assert probed == pytest.approx(40)  # what got through while probing
+    nothing_through_after(gateway, probe_at, first_through=False)
+    held = BETA * probed  # a tenth under: the probe may have spent a saved-up burst
+    assert gateway.rate.estimate == pytest.approx(held)
+    # Climbing from a tenth under that, over APPROACH (0.5 s) ...
+    assert gateway.at(probe_at + 0.4).rate == pytest.approx(
+        BETA * held + 0.8 * (HOLD - BETA) * held
+    )
+    # ... then holding 6 s (4 times the probe's 1.5 s), then doubling every 0.7 s.
+    assert gateway.at(probe_at + 0.5 + 5.99).rate == pytest.approx(HOLD * held)
+    assert gateway.at(probe_at + 0.5 + 6 + 0.7).rate == pytest.approx(2 * HOLD * held)
+
+
+def test_a_probe_after_which_the_request_sent_at_its_refusal_got_through_is_not_punished():
+    gateway = Gateway()
+    probe_at = probe_refused(gateway)
+    nothing_through_after(gateway, probe_at, first_through=True)
+    assert gateway.rate.estimate == pytest.approx(40)
+    # It holds 1.5 s (the plateau grows by half after a refused probe), then doubles.
+    assert gateway.at(probe_at + 0.5 + 1.5 + 0.7).rate == pytest.approx(2 * HOLD * 40)
