@@ -200,9 +200,13 @@ def test_a_learned_cap_in_flight_that_carries_twice_the_rate_is_kept_and_the_rat
 # -- a first cut that does not make refusals rarer is taken back (noise) -------------------
 
 
-def first_cut(gateway: Gateway, *, through: int, refused: int, since: float = 10.0) -> float:
+def first_cut(
+    gateway: Gateway, *, through: int, refused: int, since: float = 10.0, slow: float = 0.04
+) -> float:
     """A second at 50/s, a pause, then `through` successes and `refused` refusals started in
-    the last second before the first cut (at the last refusal): return when it came."""
+    the last second before the first cut (at the last refusal): return when it came.
+
+    The refusals come back `slow` seconds after their start."""
     cuts = gateway.rate.cuts
     gateway.stream(since, since + 1.0, 50)
     for i in range(through):
@@ -210,9 +214,9 @@ def first_cut(gateway: Gateway, *, through: int, refused: int, since: float = 10
         gateway.answer(at, at - 0.04)
     for i in range(refused - 1):  # within 50 ms of the first: too soon to judge
         at = since + 2.21 + 0.004 * i
-        gateway.answer(at, at - 0.04, ok=False)
+        gateway.answer(at, at - slow, ok=False)
     cut_at = since + 2.3
-    gateway.answer(cut_at, cut_at - 0.04, ok=False)
+    gateway.answer(cut_at, cut_at - slow, ok=False)
     assert gateway.rate.active
     assert gateway.rate.cuts == cuts + 1
     return cut_at
@@ -367,3 +371,93 @@ def test_a_probe_after_which_the_request_sent_at_its_refusal_got_through_is_not_
     assert gateway.rate.estimate == pytest.approx(40)
     # It holds 1.5 s (the plateau grows by half after a refused probe), then doubles.
     assert gateway.at(probe_at + 0.5 + 1.5 + 0.7).rate == pytest.approx(2 * HOLD * 40)
+
+
+# -- the pace held after a cut, refused: what got through of it is the quota -----------------
+
+
+def held_round(gateway: Gateway, *, climb: int, held: str, span: float) -> float:
+    """After a first cut (33.6/s, its refusals long gone from the last second), `climb`
+    successes of requests started in the 0.5 s climb from it, then the plateau's requests
+    (`held`: `.` through, `x` refused, the last one refused cutting again), started
+    evenly over `span` seconds from the climb's end: return when the plateau began."""
+    cut_at = first_cut(gateway, through=28, refused=12, slow=0.9)
+    assert gateway.rate.estimate == pytest.approx(33.62, rel=0.001)
+    for i in range(climb):
+        started = cut_at + i * 0.5 / climb
+        gateway.answer(started + 0.04, started)
+    plateau = cut_at + 0.5
+    for i, answer in enumerate(held):
+        started = plateau + i * span / len(held)
+        gateway.answer(started + 0.04, started, ok=answer == ".")
+    return plateau
+
+
+def test_a_held_pace_refused_more_than_a_tenth_is_the_quota_not_the_last_second():
+    gateway = Gateway()
+    # 24/s got through in the last second (the climb's 16 and the plateau's 8), but of
+    # the 10 requests started at the held pace 2 were refused: 8 in 0.41 s is the quota.
+    plateau = held_round(gateway, climb=16, held="..x...x...x", span=0.45)
+    assert gateway.rate.cuts == 2
+    assert gateway.rate.estimate == pytest.approx(8 / (gateway.now - 0.04 - plateau))
+    assert gateway.rate.estimate == pytest.approx(19.56, rel=0.001)
+
+
+def test_a_held_pace_with_twice_as_much_through_since_is_history():
+    gateway = Gateway()
+    # 40/s got through in the last second, twice the 19/s of the held pace: the quota rose.
+    held_round(gateway, climb=32, held="..x..x..x..xx", span=0.45)
+    assert gateway.rate.cuts == 2
+    assert gateway.rate.estimate == pytest.approx(40)
+
+
+def test_a_held_pace_with_less_than_half_the_estimate_through_is_no_pace():
+    gateway = Gateway()
+    # 14/s of the held pace got through, under half the estimate (33.6/s): a blackout's
+    # reading, not the quota, and the refusal came just past the plateau: the estimate stays.
+    plateau = held_round(gateway, climb=0, held="..x..x" + "." * 10, span=1.0)
+    assert gateway.rate.cuts == 1  # its refusals came before the cut was judged
+    for i in range(8):  # 8 through since the plateau ended
+        started = plateau + 1.0 + 0.005 * i
+        gateway.answer(started + 0.04, started)
+    gateway.answer(plateau + 1.1, plateau + 1.04, ok=False)
+    assert gateway.rate.cuts == 2
+    assert gateway.rate.estimate == pytest.approx(33.62, rel=0.001)
+
+
+# -- a probe punished: a blackout right after it -----------------------------------------------
+
+
+def blackout_after(gateway: Gateway, probe_at: float, *, first_through: bool = False) -> None:
+    """Every request started after the probe's refusal refused for 1.1 s (`first_through`:
+    but the one started at that refusal), then one through."""
+    if first_through:
+        gateway.answer(probe_at + 0.01, probe_at)
+    for i in range(26):
+        at = probe_at + 0.05 * (i + 1) if i < 4 else probe_at + 0.26 + 0.04 * (i - 4)
+        gateway.answer(at, at - 0.02, ok=False)
+    gateway.answer(probe_at + 1.35, probe_at + 1.3)
+
+
+def test_a_probe_followed_by_a_blackout_goes_back_to_the_pace_before_it_for_8_s():
+    gateway = Gateway()
+    probe_at = probe_refused(gateway)
+    assert gateway.rate.estimate == pytest.approx(40)
+    blackout_after(gateway, probe_at)
+    # 40 got through of the requests started in the 1.04 s before the probe's refusal
+    # (a second and a latency): a twentieth under that, not the probe's 40/s.
+    held = HOLD * 40 / 1.04
+    rate = gateway.rate
+    assert rate.estimate == pytest.approx(held)
+    assert gateway.at(probe_at + 0.4).rate == pytest.approx(
+        BETA * held + 0.8 * (HOLD - BETA) * held
+    )
+    assert gateway.at(probe_at + 0.5 + 7.99).rate == pytest.approx(HOLD * held)
+    assert gateway.at(probe_at + 0.5 + 8 + 0.7).rate == pytest.approx(2 * HOLD * held)
+
+
+def test_a_punished_probe_counts_what_got_through_of_requests_started_before_it_only():
+    gateway = Gateway()
+    probe_at = probe_refused(gateway)
+    blackout_after(gateway, probe_at, first_through=True)
+    assert gateway.rate.estimate == pytest.approx(HOLD * 40 / 1.04)
