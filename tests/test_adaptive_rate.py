@@ -461,3 +461,146 @@ def test_a_punished_probe_counts_what_got_through_of_requests_started_before_it_
     probe_at = probe_refused(gateway)
     blackout_after(gateway, probe_at, first_through=True)
     assert gateway.rate.estimate == pytest.approx(HOLD * 40 / 1.04)
+
+
+def test_a_second_punished_probe_keeps_the_pace_held_and_waits_16_s_to_probe_again():
+    gateway = Gateway()
+    probe_at = probe_refused(gateway)
+    blackout_after(gateway, probe_at)
+    held = gateway.rate.estimate
+    gateway.stream(probe_at + 1.35, probe_at + 8.5, 34)  # the plateau of 8 s
+    gateway.stream(probe_at + 8.5, probe_at + 9.2, 50)  # the next probe: 50/s got through
+    again = probe_at + 9.22
+    gateway.answer(again, again - 0.05, ok=False)
+    assert gateway.rate.estimate == pytest.approx(45)
+    blackout_after(gateway, again)
+    # Not what got through before this probe (a probe's own pace): the pace held before.
+    assert gateway.rate.estimate == pytest.approx(held)
+    assert gateway.at(again + 0.5 + 15.99).rate == pytest.approx(HOLD * held)
+    assert gateway.at(again + 0.5 + 16 + 0.7).rate == pytest.approx(2 * HOLD * held)
+
+
+def test_a_probe_punished_by_a_blackout_that_begins_2_5_s_after_it():
+    gateway = Gateway()
+    probe_at = probe_refused(gateway)
+    gateway.stream(probe_at, probe_at + 2.2, 40)  # the probe's refusal was the last
+    for i in range(4):
+        at = probe_at + 2.3 + 0.05 * i
+        gateway.answer(at, at - 0.02, ok=False)
+    assert gateway.rate.estimate == pytest.approx(40)
+    gateway.answer(probe_at + 2.5, probe_at + 2.48, ok=False)  # the fifth in a row
+    # 41 through in the second before the probe's refusal: one of them answered after it.
+    assert gateway.rate.estimate == pytest.approx(HOLD * 41 / 1.04)
+
+
+# -- a second cut soon after the first ----------------------------------------------------------
+
+
+def opening(gateway: Gateway, *, until: float, per_second: int, look: float) -> float:
+    """A burst from 10.0 to `until`, ten refusals, the first cut at `look`; then 20/s got
+    through for 0.6 s and a request started then is refused: return the first cut's time."""
+    gateway.stream(10.0, until, per_second)
+    for i in range(9):
+        at = until + 0.005 * (i + 1)
+        gateway.answer(at, at - 0.04, ok=False)
+    gateway.answer(look, look - 0.04, ok=False)
+    assert gateway.rate.cuts == 1
+    for i in range(12):
+        started = look + i / 20
+        gateway.answer(started + 0.04, started)
+    gateway.answer(look + 0.62, look + 0.58, ok=False)
+    assert gateway.rate.cuts == 2
+    return look
+
+
+def test_a_second_cut_within_a_second_of_one_in_the_first_second_counts_what_got_through_since():
+    gateway = Gateway()
+    # 60 in 0.3 s got through, then 20/s: the last second's 72/s holds the opening burst.
+    cut_at = opening(gateway, until=10.3, per_second=200, look=10.37)
+    assert gateway.rate.estimate == pytest.approx(12 / (cut_at + 0.62 - 0.04 - cut_at))
+
+
+def test_a_second_cut_after_a_first_one_a_second_after_the_first_answer_counts_the_last_second():
+    gateway = Gateway()
+    first_answer = 10.0 + 1 / 60
+    opening(gateway, until=10.9, per_second=60, look=first_answer + 1.0)
+    # The last second's 26 through (14 of the burst, 12 since), over 0.96 s.
+    assert gateway.rate.estimate == pytest.approx(26 / 0.96)
+
+
+# -- what a cut is not -------------------------------------------------------------------------
+
+
+def test_a_refusal_when_only_requests_started_over_a_second_ago_get_through_does_not_cut():
+    gateway = Gateway()
+    cut_at = first_cut(gateway, through=30, refused=10)
+    for i in range(31):  # the gateway now answers its successes 1.2 s late
+        started = cut_at + i / 30
+        gateway.answer(started + 1.2, started)
+    # A blackout may be beginning: nothing started in the last second got through yet.
+    gateway.answer(cut_at + 2.25, cut_at + 2.2, ok=False)
+    assert gateway.rate.cuts == 1
+
+
+def test_a_refusal_of_a_request_sent_before_the_probe_while_probing_cuts_to_the_estimate():
+    gateway = Gateway()
+    cut_at = first_cut(gateway, through=30, refused=10)
+    estimate = gateway.rate.estimate
+    gateway.stream(cut_at, cut_at + 2.0, 40)
+    for i in range(5):  # started at the plateau's end, answered once probing
+        gateway.answer(cut_at + 2.0 + 0.001 * i, cut_at + 1.5 + 0.01 * i, ok=False)
+    assert gateway.rate.cuts == 2
+    # 40/s got through, above the estimate (34.5/s): the quota is at least that.
+    assert gateway.rate.estimate == pytest.approx(40)
+    assert estimate < 40
+    assert gateway.rate.rate == pytest.approx(BETA * 40)
+
+
+def test_a_held_pace_refused_is_no_probe_to_be_punished():
+    gateway = Gateway()
+    held_round(gateway, climb=16, held="..x...x...x", span=0.45)
+    cut_at = gateway.now
+    held = gateway.rate.estimate
+    nothing_through_after(gateway, cut_at, first_through=False)
+    assert gateway.rate.estimate == pytest.approx(held)  # not back to the estimate before
+
+
+# -- the user's rate limit ---------------------------------------------------------------------
+
+
+def test_a_rate_limit_caps_the_estimate_and_every_probe():
+    gateway = Gateway(max_rate=20)
+    cut_at = first_cut(gateway, through=30, refused=10)  # 34.5/s got through
+    assert gateway.rate.estimate == 20
+    assert gateway.rate.rate == pytest.approx(BETA * 20)
+    gateway.stream(cut_at, cut_at + 0.5, 18)
+    assert gateway.at(cut_at + 3.0).rate == 20  # probing, but never past the limit
+
+
+def test_refused_at_the_rate_limit_the_estimate_falls_to_what_got_through():
+    gateway = Gateway(max_rate=20)
+    cut_at = first_cut(gateway, through=30, refused=10)
+    gateway.stream(cut_at, cut_at + 2.0, 16)
+    assert gateway.rate.rate == 20  # the probe reached the limit
+    gateway.answer(cut_at + 2.05, cut_at + 2.01, ok=False)
+    gateway.answer(cut_at + 2.06, cut_at + 2.02, ok=False)
+    assert gateway.rate.cuts == 2
+    assert gateway.rate.estimate == pytest.approx(16, rel=0.03)  # not kept at the limit
+
+
+def test_a_rare_refusal_at_the_rate_limit_is_no_refused_probe():
+    gateway = Gateway(max_rate=20)
+    cut_at = first_cut(gateway, through=30, refused=10)
+    gateway.stream(cut_at, cut_at + 2.0, 20)
+    gateway.answer(cut_at + 2.0, cut_at + 1.9, ok=False)  # 1 of 21 in the last second
+    assert gateway.rate.cuts == 1
+
+
+def test_a_held_pace_refused_exactly_a_tenth_is_no_reading_of_the_quota():
+    gateway = Gateway()
+    # 2 of the 20 started at the held pace refused, and one started as the plateau ended.
+    plateau = held_round(gateway, climb=0, held="..x..x" + "." * 14, span=1.0)
+    gateway.answer(plateau + 1.1, plateau + 1.0, ok=False)
+    assert gateway.rate.cuts == 2
+    # Refused as probing began: the quota is not under the estimate.
+    assert gateway.rate.estimate == pytest.approx(33.62, rel=0.001)
