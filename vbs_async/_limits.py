@@ -218,6 +218,14 @@ MARGIN_MAX: Final = 0.25
 MARGIN_HALF_LIFE: Final = 10.0
 """A refusal of a start paced evenly under a short quota doubles the margin under its
 limit (up to `MARGIN_MAX`); it halves back every `MARGIN_HALF_LIFE` quiet seconds."""
+QUOTA_NOISE_SHARE: Final = 0.15
+QUOTA_NOISE_WINDOW: Final = 2.0
+"""A refusal under an announced quota that follows a success, while at most this share of
+the requests started in the last `QUOTA_NOISE_WINDOW` seconds (20 of them at least) were
+refused, does not follow the pace once the margin under the limit went to `MARGIN_MAX` and
+refusals went on (a bucket's jitter refuses nothing paced at 75 %): an overloaded backend
+refusing 5 % at random, or one project's policy. It pauses nothing: 5 % of 429s at random
+under a 50/s bucket cost 1.6x to 2.0x the crawl, paused and paced at 75 % after each."""
 PUNISHMENT_WATCH: Final = 3.0
 """Seconds, from the window after a refused probe, in which a refusal at the quota itself
 is the probe's punishment."""
@@ -432,6 +440,7 @@ class AnnouncedQuota:
         *,
         higher: Quota | None = None,
         blocked: bool = True,
+        answers: AdaptiveRate | None = None,
     ) -> None:
         self.quota = quota
         self.higher = higher
@@ -454,6 +463,10 @@ class AnnouncedQuota:
         self._probe_refused = -math.inf
         self._paused = False  # the last block was a short pause (`BUCKET_PAUSE`)
         self._jitter_margin = QUOTA_MARGIN
+        # The client's answers (successes too), to tell a refusal the pace caused from noise.
+        self._answers = answers
+        self.noisy = False  # refusals went on at the widest margin: noise, not the pace
+        self._blackout_from = now  # the first refusal since something paced got through
 
     def scale(self) -> float:
         """How far above the limit the pace is probing (1 until a quiet stretch)."""
@@ -550,30 +563,75 @@ class AnnouncedQuota:
             self._quiet = math.inf
             self._watch = None
         self._quiet_since = now
+        if self._through_since(self._blackout_from):
+            self._blackout_from = now
         ended = self._blocked_until
-        if self.quota.period <= SHORT_PERIOD and started is not None:
-            # Paced evenly under a short quota: a bucket with a small burst refuses a
-            # request that arrived a little early (arrivals jitter), and admits the
-            # first after a short pause; a spent window refuses that one too. Blocking
-            # until the window rolled over at each refusal let one through a second.
-            interval = 1 / self.rate()
-            if not 0 <= started - ended < BUCKET_PAUSE * interval:
-                # Arrivals jitter more than the margin: widen it (a burst of 1 at 50/s
-                # refused a quarter of an even pace at 98 %).
-                self._jitter_margin = min(MARGIN_MAX, 2 * self._margin())
-                self._paused = True
-                self._blocked_until = max(ended, now + BUCKET_PAUSE * interval)
-                return
-            if self._paused:
-                self._paused = False  # refused after the pause too: a spent window
-                self._blocked_until = max(ended, self._next_window(now))
-                return
+        short = self.quota.period <= SHORT_PERIOD
+        if short and started is not None and self._paced_refusal(now, started, ended):
+            return
         if started is not None and 0 <= started - ended < BLACKOUT_STEP * self.quota.period:
             # Refused right as the last block ended: the window rolling over did not
-            # help (a penalty box, an outage). Look again a step later, not a period.
-            self._blocked_until = now + BLACKOUT_STEP * self.quota.period
+            # help (a penalty box, an outage). Look again a step later, not a period,
+            # on steps counted from the first refusal of the blackout: a penalty box
+            # counts its seconds from the excess (a 2-s box learned in its first
+            # millisecond was looked at 22 ms before its end, then half a second late).
+            step = BLACKOUT_STEP * self.quota.period
+            anchor = self._blackout_from
+            self._blocked_until = anchor + step * (math.floor((now + step / 2 - anchor) / step) + 1)
         else:
             self._blocked_until = max(ended, self._next_window(now))
+
+    def _paced_refusal(self, now: float, started: float, ended: float) -> bool:
+        """A refusal of a start paced evenly under a short quota; True if it is dealt with.
+
+        A bucket with a small burst refuses a request that arrived a little
+        early (arrivals jitter), and admits the first after a short pause; a
+        spent window refuses that one too. Blocking until the window rolled over
+        at each refusal let one through a second.
+        """
+        interval = 1 / self.rate()
+        if not 0 <= started - ended < BUCKET_PAUSE * interval:
+            if self._noise(now, started):
+                return True  # refusals that do not follow the pace: nothing paused
+            if self._through_since(max(self._since, ended)):
+                # Arrivals jitter more than the margin: widen it (a burst of 1 at
+                # 50/s refused a quarter of an even pace at 98 %). Not while nothing
+                # paced got through: a spent window, a penalty box, not jitter.
+                self._jitter_margin = min(MARGIN_MAX, 2 * self._margin())
+            self._paused = True
+            self._blocked_until = max(ended, now + BUCKET_PAUSE * interval)
+            return True
+        if self._paused:
+            self._paused = False  # refused after the pause too: a spent window
+            self._blocked_until = max(ended, self._next_window(now))
+            return True
+        return False
+
+    def _noise(self, now: float, started: float) -> bool:
+        """Whether this refusal (after a success, few refused lately) is noise, not the pace.
+
+        Noise once a refusal came, with the margin widened already, to a start
+        spaced a quarter more than the limit's interval after the one before (no
+        bucket's jitter refuses that), until more than `QUOTA_NOISE_SHARE` of the
+        requests of the last seconds are refused.
+        """
+        answers = self._answers
+        if answers is None or answers.refused_in_a_row() != 1:
+            return False  # refused after a refusal: a spent window, an excess
+        share, judged = answers.share_refused(max(self._since, now - QUOTA_NOISE_WINDOW))
+        if judged >= 20 and share > QUOTA_NOISE_SHARE:  # noqa: PLR2004
+            self.noisy = False
+            return False
+        if not self.noisy and self._jitter_margin > QUOTA_MARGIN:
+            before = max((at for at in self._recent if at < started), default=-math.inf)
+            if started - before >= (1 + MARGIN_MAX) * self.quota.period / self.quota.limit:
+                self.noisy = True
+                self._jitter_margin = QUOTA_MARGIN
+        return self.noisy
+
+    def _through_since(self, since: float) -> bool:
+        answers = self._answers
+        return answers is None or answers.got_through_since(since)
 
 
 def _per_second(quota: Quota) -> float:
@@ -707,6 +765,18 @@ class AdaptiveRate:
             self._window = math.inf
             return math.inf
         return grown
+
+    def refused_in_a_row(self) -> int:
+        """Refusals answered since the last success."""
+        return self._refused_run
+
+    def share_refused(self, since: float) -> tuple[float, int]:
+        """(share refused, answers) among the requests started since `since` (10 s at most)."""
+        return self._share_refused(since)
+
+    def got_through_since(self, since: float) -> bool:
+        """Whether a request started since `since` got through."""
+        return any(good for _, started, _, good in self._answers if started >= since)
 
     def noise(self) -> float:
         """The share of refusals taken for noise (decaying), not for the rate."""
@@ -1118,7 +1188,9 @@ class RequestLimiter:
             before = known.higher or known.quota
             higher = before if _per_second(before) > _per_second(quota) else None
             known.retired = True
-        self._quotas[key] = AnnouncedQuota(quota, self._clock, self._wall_offset, higher=higher)
+        self._quotas[key] = AnnouncedQuota(
+            quota, self._clock, self._wall_offset, higher=higher, answers=self.adaptive
+        )
         return True
 
     def quotas_for(self, host: str, api: str) -> list[AnnouncedQuota]:
@@ -1133,7 +1205,11 @@ class RequestLimiter:
                     continue
                 # Twice the lower quota went through: the higher one is back.
                 pacer = self._quotas[key] = AnnouncedQuota(
-                    pacer.higher, self._clock, self._wall_offset, blocked=False
+                    pacer.higher,
+                    self._clock,
+                    self._wall_offset,
+                    blocked=False,
+                    answers=self.adaptive,
                 )
             if pacer is not None:
                 found.append(pacer)
