@@ -8,11 +8,13 @@ is tested end to end against the emulator.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from vbs_async import TokenAuth, VBSClient
+from vbs_async import ProjectSharings, RetryPolicy, TokenAuth, VBSClient
 from vbs_async._limits import Quota, parse_quota
 from vbs_async.testing import (
     AllOf,
@@ -22,13 +24,20 @@ from vbs_async.testing import (
     GatewayModel,
     GatewayQuota,
     InFlightCap,
+    MockTransport,
     PenaltyBox,
     Schedule,
+    SentRequest,
     Sporadic,
     parse_gateway,
+    response,
 )
 
+from ._helpers import LoopClock, sharing_document
 from ._throttle_sim import Simulated, simulate
+
+if TYPE_CHECKING:
+    from vbs_async._responses import Response
 
 
 def per_second(run: Simulated, begin: float, end: float) -> list[int]:
@@ -472,3 +481,60 @@ def test_an_announced_bucket_with_a_burst_of_one_is_not_blocked_a_second_per_ref
     run = simulate(parse_gateway(model), seconds=400, requests=760, listings=16)
     assert (760 / rate) / run.ended >= 0.75 > before
     assert run.refused_after_the_first <= 0.01 * run.sent_after_the_first
+
+
+# -- a quota named for one project's requests -----------------------------------------------
+
+NAMED = (
+    "The throttling threshold has been reached: policy user over ratelimit,limit:50,time:1 second"
+)
+
+
+def refusing(refused: set[str], times: int) -> MockTransport:
+    """A gateway listing three pages of each project, refusing each of `refused` `times` times."""
+    left = dict.fromkeys(refused, times)
+
+    def answer(sent: SentRequest) -> Response:
+        project = sent.request.project_id
+        if left.get(project, 0) > 0:
+            left[project] -= 1
+            return response(429, {"error_code": "APIG.0308", "error_msg": NAMED})
+        offset = sent.request.offset or 0
+        page = [
+            sharing_document(f"{project}-{i}", project)
+            for i in range(offset, min(250, offset + 100))
+        ]
+        return response(200, {"shared": page, "count": 250})
+
+    return MockTransport(answer)
+
+
+async def crawl_behind(transport: MockTransport, projects: list[str]) -> list[ProjectSharings]:
+    retry = RetryPolicy(wait_initial=0.01, wait_max=0.02, wait_jitter=0.01)
+    async with VBSClient(
+        "https://vbs.example", auth=TokenAuth("t"), transport=transport, retry=retry
+    ) as client:
+        results = [result async for result in client.crawl(projects)]
+        assert [quota for _, quota in client.limiter.quotas] == [Quota(50, 1.0, "user", "1 second")]
+    return results
+
+
+async def test_a_quota_named_for_one_projects_requests_does_not_pace_the_others(monkeypatch):
+    # a10: one project refused (its quota named) while 80 others are served at 240/s: the
+    # 50/s paced every project's requests, and the others took 5.8 to 8.0 s instead of
+    # 0.8. Refused again for that project (its request sent again), and never for
+    # another, the quota holds for that project's requests only.
+    clock = LoopClock(monkeypatch)
+    good = [f"{i:032x}" for i in range(1, 41)]
+    results = await crawl_behind(refusing({"b" * 32}, times=3), ["b" * 32, *good])
+    assert all(result.ok for result in results)
+    assert clock.moved < 1.0  # 120 pages of the others at 49/s would take 2.4 s
+
+
+async def test_a_quota_named_for_two_projects_paces_every_request(monkeypatch):
+    clock = LoopClock(monkeypatch)
+    good = [f"{i:032x}" for i in range(1, 41)]
+    refused = {"a" * 32, "b" * 32}
+    results = await crawl_behind(refusing(refused, times=1), [*sorted(refused), *good])
+    assert all(result.ok for result in results)
+    assert clock.moved >= 120 / 50

@@ -4,7 +4,9 @@
 
 - the plain cap on requests in flight (`max_concurrency`);
 - `AnnouncedQuota`, the gateway's own quota when a throttling answer names
-  it (`limit:50,time:1 second` in `APIG.0308`): paced under it exactly;
+  it (`limit:50,time:1 second` in `APIG.0308`): paced under it exactly (a
+  `user` policy refused again for the one project it was ever refused for:
+  that project's requests only, until refused for another's);
 - `AdaptiveRate`, the rate and the number in flight learned from the
   gateway's 429s when nothing is announced, inactive until the first 429;
 - `StartRateLimiter`, the user's explicit `rate_limit`, a hard cap that no
@@ -192,6 +194,10 @@ QUOTA_MAX_PERIOD: Final = 7 * 86400.0
 a day, and a window no call's deadline comes near is never waited for anyway."""
 _PER_API: Final = frozenset({"api"})
 """Scopes of a policy that holds for one API, not for every request to the host."""
+_EVERY_PROJECT: Final = frozenset({"api", "app", "ip"})
+"""Scopes of a policy that count a client's requests whatever project they are for (an API's
+calls, the app's credentials, the client's address); a `user` policy (or one unnamed) may
+count one project's token: it holds for every project once refused for two."""
 QUOTA_MARGIN: Final = 0.02
 """An announced quota is paced this much under its limit (network jitter bunches arrivals)."""
 SHORT_PERIOD: Final = 1.0
@@ -428,6 +434,10 @@ class AnnouncedQuota:
 
     Attributes:
         quota: The announced quota.
+        project: The one project whose requests it paces, once refused twice
+            for it and never for another; None: every request to its host.
+        refused_for: The projects whose requests it was named for (None: unknown).
+        since: When it was learned.
         higher: A higher quota the same policy announced before, if any.
         refused: Refusals seen while pacing under it.
     """
@@ -441,13 +451,16 @@ class AnnouncedQuota:
         higher: Quota | None = None,
         blocked: bool = True,
         answers: AdaptiveRate | None = None,
+        project: str | None = None,
     ) -> None:
         self.quota = quota
+        self.project = project
+        self.refused_for: set[str | None] = {project}
         self.higher = higher
         self.refused = 0
         self._clock = clock
         now = clock()
-        self._since = now
+        self.since = now
         # The calendar, for windows aligned on it: the gateway counts in wall time.
         self._wall_offset = time.time() - now if wall_offset is None else wall_offset
         self._pacer = Pacer(clock)
@@ -541,7 +554,7 @@ class AnnouncedQuota:
         """The gateway refused a request (sent at `started`) under this quota."""
         now = self._clock()
         self.refused += 1
-        if started is not None and started < self._since:
+        if started is not None and started < self.since:
             return  # sent before the quota was known: its refusal is the one that taught it
         watch = self._watch
         if self.scale() > 1:
@@ -593,7 +606,7 @@ class AnnouncedQuota:
         if not 0 <= started - ended < BUCKET_PAUSE * interval:
             if self._noise(now, started):
                 return True  # refusals that do not follow the pace: nothing paused
-            if self._through_since(max(self._since, ended)):
+            if self._through_since(max(self.since, ended)):
                 # Arrivals jitter more than the margin: widen it (a burst of 1 at
                 # 50/s refused a quarter of an even pace at 98 %). Not while nothing
                 # paced got through: a spent window, a penalty box, not jitter.
@@ -618,7 +631,7 @@ class AnnouncedQuota:
         answers = self._answers
         if answers is None or answers.refused_in_a_row() != 1:
             return False  # refused after a refusal: a spent window, an excess
-        share, judged = answers.share_refused(max(self._since, now - QUOTA_NOISE_WINDOW))
+        share, judged = answers.share_refused(max(self.since, now - QUOTA_NOISE_WINDOW))
         if judged >= 20 and share > QUOTA_NOISE_SHARE:  # noqa: PLR2004
             self.noisy = False
             return False
@@ -1171,30 +1184,64 @@ class RequestLimiter:
             (host, pacer.quota) for (host, _), pacer in self._quotas.items() if not pacer.forgotten
         ]
 
-    def announced(self, host: str, api: str, quota: Quota, started: float | None = None) -> bool:
+    def announced(
+        self,
+        host: str,
+        api: str,
+        quota: Quota,
+        started: float | None = None,
+        project: str | None = None,
+    ) -> bool:
         """A throttling answer from `host` for `api` named `quota`; True if it is news.
 
         An answer at a quota already paced under is that quota's window spent
         (unless the request, sent at `started`, left before it was known).
+        Refused again for the one `project` it was ever refused for (a request
+        sent since it was known), it paces only that project's requests, until
+        it is refused for another project's too.
         """
         key = (host, api if quota.per_api else None)
+        if (quota.scope or "").lower() in _EVERY_PROJECT:
+            project = None  # counts every project's requests, whatever it was refused for
         known = self._quotas.get(key)
         if known is not None and not known.forgotten and known.quota == quota:
+            if known.project is not None and known.project != project:
+                # Refused for another project too: the quota counts them all. Its
+                # request was not paced under it: its refusal blocks nothing.
+                known.project = None
+                known.refused_for.add(project)
+                return False
+            if (
+                project is not None
+                and known.refused_for == {project}
+                and started is not None
+                and started >= known.since
+            ):
+                # Refused again, sent under it, and only ever for this project,
+                # while the others' requests went through: not a quota over them.
+                known.project = project
             known.throttled(started)
             return False
         higher = None
+        refused_for = {project}
         if known is not None:
             # A quota lower than the one before (or than a higher one before that) may pass.
             before = known.higher or known.quota
             higher = before if _per_second(before) > _per_second(quota) else None
             known.retired = True
-        self._quotas[key] = AnnouncedQuota(
+            if not known.forgotten:
+                refused_for |= known.refused_for
+        pacer = AnnouncedQuota(
             quota, self._clock, self._wall_offset, higher=higher, answers=self.adaptive
         )
+        pacer.refused_for = refused_for
+        if known is not None and not known.forgotten and known.project == project:
+            pacer.project = project  # the one project's policy, announced anew
+        self._quotas[key] = pacer
         return True
 
-    def quotas_for(self, host: str, api: str) -> list[AnnouncedQuota]:
-        """The announced quotas a request to `host` for `api` is paced under."""
+    def quotas_for(self, host: str, api: str, project: str | None = None) -> list[AnnouncedQuota]:
+        """The announced quotas a request to `host` for `api` (of `project`) is paced under."""
         found = []
         for key in ((host, None), (host, api)):
             pacer = self._quotas.get(key)
@@ -1204,14 +1251,20 @@ class RequestLimiter:
                     del self._quotas[key]
                     continue
                 # Twice the lower quota went through: the higher one is back.
-                pacer = self._quotas[key] = AnnouncedQuota(
-                    pacer.higher,
-                    self._clock,
-                    self._wall_offset,
-                    blocked=False,
-                    answers=self.adaptive,
+                lower, pacer = (
+                    pacer,
+                    AnnouncedQuota(
+                        pacer.higher,
+                        self._clock,
+                        self._wall_offset,
+                        blocked=False,
+                        answers=self.adaptive,
+                        project=pacer.project,
+                    ),
                 )
-            if pacer is not None:
+                pacer.refused_for = lower.refused_for
+                self._quotas[key] = pacer
+            if pacer is not None and pacer.project in {None, project}:
                 found.append(pacer)
         return found
 
@@ -1221,6 +1274,7 @@ class RequestLimiter:
         host: str = "",
         api: str = "",
         *,
+        project: str | None = None,
         queued: Callable[[], contextlib.AbstractContextManager[None]] | None = None,
         urgent: bool = False,
     ) -> AsyncIterator[Ticket]:
@@ -1229,6 +1283,7 @@ class RequestLimiter:
         Args:
             host: Where it goes (announced quotas are per host).
             api: Which API it calls (for quotas a gateway keeps per API).
+            project: The project it is about (for a quota named for one project's requests).
             queued: The context the waiting for the turn runs in (the call's
                 deadline pauses there: the client's own queue is not the server's time).
             urgent: Part of a listing under way (its next page, a throttled
@@ -1245,7 +1300,7 @@ class RequestLimiter:
                 self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
                 try:
                     with waiting():
-                        await self._announced_turn(host, api, urgent=urgent)
+                        await self._announced_turn(host, api, project, urgent=urgent)
                         await self.adaptive.acquire(urgent=urgent)
                         if self._fixed is not None:
                             await self._fixed.acquire(urgent=urgent)
@@ -1260,18 +1315,20 @@ class RequestLimiter:
         finally:
             self._slots.release()
 
-    async def _announced_turn(self, host: str, api: str, *, urgent: bool) -> None:
+    async def _announced_turn(
+        self, host: str, api: str, project: str | None, *, urgent: bool
+    ) -> None:
         """A turn under every quota announced for `host` and `api`, as they are when it comes.
 
         A quota replaced while requests wait under it (announced lower, say)
         lets them go at once, to queue again under the one in force.
         """
         while True:
-            quotas = self.quotas_for(host, api)
+            quotas = self.quotas_for(host, api, project)
             for quota in quotas:
                 await quota.acquire(urgent=urgent)
             if all(not quota.retired for quota in quotas) and len(
-                self.quotas_for(host, api)
+                self.quotas_for(host, api, project)
             ) == len(quotas):
                 return
 
