@@ -26,7 +26,7 @@ from vbs_async._limits import (
 )
 from vbs_async.testing import Emulator
 
-from ._helpers import PATIENT_RETRY, LoopClock
+from ._helpers import PATIENT_RETRY, FakeClock, LoopClock
 
 
 async def test_requests_in_flight_never_exceed_max_concurrency(make_client):
@@ -89,14 +89,6 @@ async def test_a_crawl_with_a_rate_limit_sends_every_request_once(make_client):
 
 
 # -- the rate learned from throttling, on a fake clock -----------------------------------
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def answer(rate: AdaptiveRate, clock: FakeClock, per_second: int, seconds: float, ok=True):
@@ -168,20 +160,6 @@ def test_refusals_that_do_not_follow_the_rate_are_taken_for_noise():
     assert rate.reverted == 1
     assert not rate.active  # the cut was taken back: no quota to pace under
     assert rate.noise() > 0.1
-
-
-@pytest.fixture
-def fake_time(monkeypatch):
-    """A fake clock that `asyncio.sleep` advances instead of waiting."""
-    clock = FakeClock()
-    real_sleep = asyncio.sleep
-
-    async def sleep(seconds: float, result: object = None) -> object:
-        clock.now += max(0.0, seconds)
-        return await real_sleep(0, result)
-
-    monkeypatch.setattr(asyncio, "sleep", sleep)
-    return clock
 
 
 async def test_the_pacer_spaces_starts_on_its_clock(fake_time):

@@ -462,7 +462,7 @@ class AnnouncedQuota:
             return 1.0
         if self.higher is not None:
             return max(1.0, _per_second(self.higher) / _per_second(self.quota))
-        return float(2.0 ** (quiet_for / PROBE_DOUBLING))
+        return float(2.0 ** min(quiet_for / PROBE_DOUBLING, 64))  # no overflow after an idle hour
 
     def rate(self) -> float:
         """Starts per second it paces at."""
