@@ -87,6 +87,7 @@ def simulate(  # noqa: C901, PLR0915 - one event loop, kept in one place to read
     seed: int = 0,
     listings: int | None = None,
     network: float | None = None,
+    calendar: float = 0.0,
 ) -> Simulated:
     """Run a crawl of `requests` (None: endless demand) for at most `seconds`.
 
@@ -100,15 +101,18 @@ def simulate(  # noqa: C901, PLR0915 - one event loop, kept in one place to read
     does, whose latency is the backend's). None: half of `latency` each way,
     refusals too.
 
+    `calendar`: the wall clock when the crawl begins, in seconds past a
+    calendar second (the gateway's fixed windows and the client's reckoning of
+    them roll over at its whole seconds); 0: the crawl begins as one rolls over.
+
     A refusal that names its quota (`limit:N,time:K unit`) is learned as the
-    session learns it; the calendar of fixed windows, the gateway's and the
-    client's, starts at 0.
+    session learns it.
     """
     policy = retry or RetryPolicy()
     rng = random.Random(seed)
     now = 0.0
-    _align_calendars(gateway)
-    limiter = RequestLimiter(max_concurrency, None, clock=lambda: now, wall_offset=0.0)
+    _align_calendars(gateway, calendar)
+    limiter = RequestLimiter(max_concurrency, None, clock=lambda: now, wall_offset=calendar)
     controller = limiter.adaptive
     first_refusal: float | None = None
     order = itertools.count()
@@ -204,9 +208,9 @@ def _learn(gateway: GatewayModel, limiter: RequestLimiter, ticket: Ticket, now: 
         limiter.announced("gateway", "api", named, ticket.started)
 
 
-def _align_calendars(gateway: GatewayModel) -> None:
-    """Fixed windows roll over at multiples of their period from 0, as the client reckons."""
+def _align_calendars(gateway: GatewayModel, calendar: float) -> None:
+    """Fixed windows roll over on the client's calendar (the fake clock plus `calendar`)."""
     if isinstance(gateway, FixedWindow):
-        gateway._wall_offset = 0.0  # the model's calendar, for a fake clock
+        gateway._wall_offset = calendar  # the model's calendar, for a fake clock
     for inner in _inner_models(gateway):
-        _align_calendars(inner)
+        _align_calendars(inner, calendar)

@@ -187,8 +187,9 @@ def test_refusals_of_a_minute_quota_wait_for_the_next_minute_or_half_one_after_a
     clock.now = 1081.0
     quota.throttled(started=1080.5)  # right after it rolled over: a penalty box?
     assert quota.due() == 1111.0
-    boundary = AnnouncedQuota(minute(100), FakeClock(), wall_offset=0.0)
-    boundary._clock.now = 1050.5  # type: ignore[attr-defined]
+    other = FakeClock()
+    boundary = AnnouncedQuota(minute(100), other, wall_offset=0.0)
+    other.now = 1050.5
     boundary.throttled(started=1050.0)  # half a minute after the block ended: a new minute
     assert boundary.due() == 1080.0
 

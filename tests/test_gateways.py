@@ -8,11 +8,13 @@ is tested end to end against the emulator.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from vbs_async import TokenAuth, VBSClient
+from vbs_async import ProjectSharings, RetryPolicy, TokenAuth, VBSClient
 from vbs_async._limits import Quota, parse_quota
 from vbs_async.testing import (
     AllOf,
@@ -22,13 +24,20 @@ from vbs_async.testing import (
     GatewayModel,
     GatewayQuota,
     InFlightCap,
+    MockTransport,
     PenaltyBox,
     Schedule,
+    SentRequest,
     Sporadic,
     parse_gateway,
+    response,
 )
 
+from ._helpers import LoopClock, sharing_document
 from ._throttle_sim import Simulated, simulate
+
+if TYPE_CHECKING:
+    from vbs_async._responses import Response
 
 
 def per_second(run: Simulated, begin: float, end: float) -> list[int]:
@@ -378,6 +387,43 @@ def test_an_announced_penalty_box_is_provoked_by_the_first_burst_only():
     assert run.refused_after_the_first <= 0.01 * run.sent_after_the_first
 
 
+@pytest.mark.parametrize("calendar", [0.25, 0.53, 0.9])
+def test_an_announced_penalty_box_is_looked_at_on_steps_from_when_it_began(calendar):
+    # The benchmark's box began 0.53 s into a calendar second: looked at on the
+    # calendar second, then every half second from that look, the last look came 22 ms
+    # before the box's end and the next half a second late (0.85, 6 429s after the first).
+    # On half seconds from the first refusal, the look at 2 s finds it over. Bound: the
+    # box costs 2 s and paced at 49/s the bucket's 10 saved tokens go unused, so
+    # 2 + 750/49 = 17.3 s for 15.2 s at the quota (0.878).
+    run = simulate(
+        parse_gateway("penalty:2+50:10"),
+        seconds=400,
+        requests=760,
+        listings=16,
+        network=0.002,
+        calendar=calendar,
+    )
+    assert (760 / 50) / run.ended >= 0.865
+    assert run.refused_after_the_first <= 0.01 * run.sent_after_the_first
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_random_429s_naming_the_quota_cost_little_more_than_none(seed):
+    # a17: a 50/s bucket (burst 50) refusing 5 % more at random, each refusal naming
+    # `limit:50,time:1 second`: each paused every start two intervals and widened the
+    # margin under the limit to 25 %: 1.62x to 1.67x the same crawl without them (2.0x
+    # against the outsider's gateway). A refusal of a start spaced a quarter more than the
+    # limit's interval after the one before, with the margin widened already, is noise:
+    # refusals after a success then pause nothing while few of the last seconds' are.
+    def crawl_refusing(share: float) -> Simulated:
+        gateway = AllOf([GatewayQuota(50, 50), Sporadic(share, seed=seed, limit=50, announce=True)])
+        return simulate(gateway, seconds=400, requests=760, listings=16, network=0.002, seed=seed)
+
+    clean, noisy = crawl_refusing(0.0), crawl_refusing(0.05)
+    assert noisy.refused >= 0.04 * 760
+    assert noisy.ended <= 1.3 * clean.ended
+
+
 def test_a_probe_above_an_announced_quota_that_was_punished_is_not_tried_again():
     # 204 s at 49/s: a probe after a minute's quiet provokes the penalty box, and is
     # the last. Before: probes after 5, 10, 20 ... quiet seconds, each provoking it
@@ -435,3 +481,60 @@ def test_an_announced_bucket_with_a_burst_of_one_is_not_blocked_a_second_per_ref
     run = simulate(parse_gateway(model), seconds=400, requests=760, listings=16)
     assert (760 / rate) / run.ended >= 0.75 > before
     assert run.refused_after_the_first <= 0.01 * run.sent_after_the_first
+
+
+# -- a quota named for one project's requests -----------------------------------------------
+
+NAMED = (
+    "The throttling threshold has been reached: policy user over ratelimit,limit:50,time:1 second"
+)
+
+
+def refusing(refused: set[str], times: int) -> MockTransport:
+    """A gateway listing three pages of each project, refusing each of `refused` `times` times."""
+    left = dict.fromkeys(refused, times)
+
+    def answer(sent: SentRequest) -> Response:
+        project = sent.request.project_id
+        if left.get(project, 0) > 0:
+            left[project] -= 1
+            return response(429, {"error_code": "APIG.0308", "error_msg": NAMED})
+        offset = sent.request.offset or 0
+        page = [
+            sharing_document(f"{project}-{i}", project)
+            for i in range(offset, min(250, offset + 100))
+        ]
+        return response(200, {"shared": page, "count": 250})
+
+    return MockTransport(answer)
+
+
+async def crawl_behind(transport: MockTransport, projects: list[str]) -> list[ProjectSharings]:
+    retry = RetryPolicy(wait_initial=0.01, wait_max=0.02, wait_jitter=0.01)
+    async with VBSClient(
+        "https://vbs.example", auth=TokenAuth("t"), transport=transport, retry=retry
+    ) as client:
+        results = [result async for result in client.crawl(projects)]
+        assert [quota for _, quota in client.limiter.quotas] == [Quota(50, 1.0, "user", "1 second")]
+    return results
+
+
+async def test_a_quota_named_for_one_projects_requests_does_not_pace_the_others(monkeypatch):
+    # a10: one project refused (its quota named) while 80 others are served at 240/s: the
+    # 50/s paced every project's requests, and the others took 5.8 to 8.0 s instead of
+    # 0.8. Refused again for that project (its request sent again), and never for
+    # another, the quota holds for that project's requests only.
+    clock = LoopClock(monkeypatch)
+    good = [f"{i:032x}" for i in range(1, 41)]
+    results = await crawl_behind(refusing({"b" * 32}, times=3), ["b" * 32, *good])
+    assert all(result.ok for result in results)
+    assert clock.moved < 1.0  # 120 pages of the others at 49/s would take 2.4 s
+
+
+async def test_a_quota_named_for_two_projects_paces_every_request(monkeypatch):
+    clock = LoopClock(monkeypatch)
+    good = [f"{i:032x}" for i in range(1, 41)]
+    refused = {"a" * 32, "b" * 32}
+    results = await crawl_behind(refusing(refused, times=1), [*sorted(refused), *good])
+    assert all(result.ok for result in results)
+    assert clock.moved >= 120 / 50

@@ -73,7 +73,7 @@ def test_a_new_inventory_has_the_schema_version_and_the_application_id(tmp_path)
     path = tmp_path / "inv.sqlite"
     Inventory(path, write=True).close()
     db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     assert db.execute("PRAGMA application_id").fetchone()[0] == 0x56425341
     tables = set(db.execute("SELECT type, name FROM sqlite_master WHERE type IN ('table', 'view')"))
     assert tables == {
@@ -529,3 +529,62 @@ def test_a_version_1_inventory_is_migrated_and_reads_and_records_as_before(tmp_p
         seen = sorted((c.kind, c.sharing.sharing_id) for c in changes)
     assert seen == [(ChangeKind.ADDED, "s2"), (ChangeKind.REMOVED, "t1")]
     assert changes.summary.unchanged == 1
+
+
+def test_a_project_listed_as_before_is_recorded_without_reading_its_versions(tmp_path):
+    """Same rows (however paged): only its outcome is written; a change is merged as before."""
+    path = tmp_path / "inv.sqlite"
+    listing = [sharing("s1", P1, P2), sharing("s2", P1, OUTSIDE), sharing("s3", P1, P2)]
+    record(path, {P1: listing, P2: []})
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("CREATE TABLE writes (what TEXT)")
+    for event in ("INSERT", "UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER on_{event.lower()} AFTER {event} ON versions "  # noqa: S608 - ours
+            f"BEGIN INSERT INTO writes VALUES ('{event}'); END"
+        )
+    db.close()
+
+    def writes() -> list[str]:
+        db = sqlite3.connect(path)
+        try:
+            return [row[0] for row in db.execute("SELECT what FROM writes")]
+        finally:
+            db.close()
+
+    record(path, {P1: listing, P2: []})
+    with Inventory(path, write=True) as inventory:  # the same rows in two pages
+        run = inventory.start_run([P1, P2])
+        run.add_page(P1, listing[:1])
+        run.add_page(P1, listing[1:])
+        tables: set[str] = set()
+
+        def authorize(_action: int, table: str | None, *_: object) -> int:
+            tables.add(table or "")
+            return sqlite3.SQLITE_OK
+
+        inventory.connection.set_authorizer(authorize)
+        assert run.commit_projects([(P1, None), (P2, None)]) == [3, 0]
+        inventory.connection.set_authorizer(None)
+        assert "run_projects" in tables
+        assert "versions" not in tables
+        run.finish()
+    assert writes() == []
+    with Inventory(path) as inventory:
+        assert [(p.project_id, p.outcome, p.sharings) for p in inventory.projects(3)] == [
+            (P1, "ok", 3),
+            (P2, "ok", 0),
+        ]
+    assert [row[:4] for row in _table(path)] == [
+        (P1, "s1", 1, 3),
+        (P1, "s2", 1, 3),
+        (P1, "s3", 1, 3),
+    ]
+    record(path, {P1: [*listing[:2], sharing("s3", P1, P2, status="deleting")], P2: []})
+    assert writes()
+    assert [row[:4] for row in _table(path)] == [
+        (P1, "s1", 1, 4),
+        (P1, "s2", 1, 4),
+        (P1, "s3", 1, 3),
+        (P1, "s3", 4, 4),
+    ]

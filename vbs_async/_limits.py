@@ -4,7 +4,9 @@
 
 - the plain cap on requests in flight (`max_concurrency`);
 - `AnnouncedQuota`, the gateway's own quota when a throttling answer names
-  it (`limit:50,time:1 second` in `APIG.0308`): paced under it exactly;
+  it (`limit:50,time:1 second` in `APIG.0308`): paced under it exactly (a
+  `user` policy refused again for the one project it was ever refused for:
+  that project's requests only, until refused for another's);
 - `AdaptiveRate`, the rate and the number in flight learned from the
   gateway's 429s when nothing is announced, inactive until the first 429;
 - `StartRateLimiter`, the user's explicit `rate_limit`, a hard cap that no
@@ -192,6 +194,10 @@ QUOTA_MAX_PERIOD: Final = 7 * 86400.0
 a day, and a window no call's deadline comes near is never waited for anyway."""
 _PER_API: Final = frozenset({"api"})
 """Scopes of a policy that holds for one API, not for every request to the host."""
+_EVERY_PROJECT: Final = frozenset({"api", "app", "ip"})
+"""Scopes of a policy that count a client's requests whatever project they are for (an API's
+calls, the app's credentials, the client's address); a `user` policy (or one unnamed) may
+count one project's token: it holds for every project once refused for two."""
 QUOTA_MARGIN: Final = 0.02
 """An announced quota is paced this much under its limit (network jitter bunches arrivals)."""
 SHORT_PERIOD: Final = 1.0
@@ -218,6 +224,14 @@ MARGIN_MAX: Final = 0.25
 MARGIN_HALF_LIFE: Final = 10.0
 """A refusal of a start paced evenly under a short quota doubles the margin under its
 limit (up to `MARGIN_MAX`); it halves back every `MARGIN_HALF_LIFE` quiet seconds."""
+QUOTA_NOISE_SHARE: Final = 0.15
+QUOTA_NOISE_WINDOW: Final = 2.0
+"""A refusal under an announced quota that follows a success, while at most this share of
+the requests started in the last `QUOTA_NOISE_WINDOW` seconds (20 of them at least) were
+refused, does not follow the pace once the margin under the limit went to `MARGIN_MAX` and
+refusals went on (a bucket's jitter refuses nothing paced at 75 %): an overloaded backend
+refusing 5 % at random, or one project's policy. It pauses nothing: 5 % of 429s at random
+under a 50/s bucket cost 1.6x to 2.0x the crawl, paused and paced at 75 % after each."""
 PUNISHMENT_WATCH: Final = 3.0
 """Seconds, from the window after a refused probe, in which a refusal at the quota itself
 is the probe's punishment."""
@@ -421,6 +435,10 @@ class AnnouncedQuota:
 
     Attributes:
         quota: The announced quota.
+        project: The one project whose requests it paces, once refused twice
+            for it and never for another; None: every request to its host.
+        refused_for: The projects whose requests it was named for (None: unknown).
+        since: When it was learned.
         higher: A higher quota the same policy announced before, if any.
     """
 
@@ -432,12 +450,16 @@ class AnnouncedQuota:
         *,
         higher: Quota | None = None,
         blocked: bool = True,
+        answers: AdaptiveRate | None = None,
+        project: str | None = None,
     ) -> None:
         self.quota = quota
+        self.project = project
+        self.refused_for: set[str | None] = {project}
         self.higher = higher
         self._clock = clock
         now = clock()
-        self._since = now
+        self.since = now
         # The calendar, for windows aligned on it: the gateway counts in wall time.
         self._wall_offset = time.time() - now if wall_offset is None else wall_offset
         self._pacer = Pacer(clock)
@@ -453,6 +475,10 @@ class AnnouncedQuota:
         self._probe_refused = -math.inf
         self._paused = False  # the last block was a short pause (`BUCKET_PAUSE`)
         self._jitter_margin = QUOTA_MARGIN
+        # The client's answers (successes too), to tell a refusal the pace caused from noise.
+        self._answers = answers
+        self.noisy = False  # refusals went on at the widest margin: noise, not the pace
+        self._blackout_from = now  # the first refusal since something paced got through
 
     def scale(self) -> float:
         """How far above the limit the pace is probing (1 until a quiet stretch)."""
@@ -526,7 +552,7 @@ class AnnouncedQuota:
     def throttled(self, started: float | None = None) -> None:
         """The gateway refused a request (sent at `started`) under this quota."""
         now = self._clock()
-        if started is not None and started < self._since:
+        if started is not None and started < self.since:
             return  # sent before the quota was known: its refusal is the one that taught it
         watch = self._watch
         if self.scale() > 1:
@@ -548,30 +574,75 @@ class AnnouncedQuota:
             self._quiet = math.inf
             self._watch = None
         self._quiet_since = now
+        if self._through_since(self._blackout_from):
+            self._blackout_from = now
         ended = self._blocked_until
-        if self.quota.period <= SHORT_PERIOD and started is not None:
-            # Paced evenly under a short quota: a bucket with a small burst refuses a
-            # request that arrived a little early (arrivals jitter), and admits the
-            # first after a short pause; a spent window refuses that one too. Blocking
-            # until the window rolled over at each refusal let one through a second.
-            interval = 1 / self.rate()
-            if not 0 <= started - ended < BUCKET_PAUSE * interval:
-                # Arrivals jitter more than the margin: widen it (a burst of 1 at 50/s
-                # refused a quarter of an even pace at 98 %).
-                self._jitter_margin = min(MARGIN_MAX, 2 * self._margin())
-                self._paused = True
-                self._blocked_until = max(ended, now + BUCKET_PAUSE * interval)
-                return
-            if self._paused:
-                self._paused = False  # refused after the pause too: a spent window
-                self._blocked_until = max(ended, self._next_window(now))
-                return
+        short = self.quota.period <= SHORT_PERIOD
+        if short and started is not None and self._paced_refusal(now, started, ended):
+            return
         if started is not None and 0 <= started - ended < BLACKOUT_STEP * self.quota.period:
             # Refused right as the last block ended: the window rolling over did not
-            # help (a penalty box, an outage). Look again a step later, not a period.
-            self._blocked_until = now + BLACKOUT_STEP * self.quota.period
+            # help (a penalty box, an outage). Look again a step later, not a period,
+            # on steps counted from the first refusal of the blackout: a penalty box
+            # counts its seconds from the excess (a 2-s box learned in its first
+            # millisecond was looked at 22 ms before its end, then half a second late).
+            step = BLACKOUT_STEP * self.quota.period
+            anchor = self._blackout_from
+            self._blocked_until = anchor + step * (math.floor((now + step / 2 - anchor) / step) + 1)
         else:
             self._blocked_until = max(ended, self._next_window(now))
+
+    def _paced_refusal(self, now: float, started: float, ended: float) -> bool:
+        """A refusal of a start paced evenly under a short quota; True if it is dealt with.
+
+        A bucket with a small burst refuses a request that arrived a little
+        early (arrivals jitter), and admits the first after a short pause; a
+        spent window refuses that one too. Blocking until the window rolled over
+        at each refusal let one through a second.
+        """
+        interval = 1 / self.rate()
+        if not 0 <= started - ended < BUCKET_PAUSE * interval:
+            if self._noise(now, started):
+                return True  # refusals that do not follow the pace: nothing paused
+            if self._through_since(max(self.since, ended)):
+                # Arrivals jitter more than the margin: widen it (a burst of 1 at
+                # 50/s refused a quarter of an even pace at 98 %). Not while nothing
+                # paced got through: a spent window, a penalty box, not jitter.
+                self._jitter_margin = min(MARGIN_MAX, 2 * self._margin())
+            self._paused = True
+            self._blocked_until = max(ended, now + BUCKET_PAUSE * interval)
+            return True
+        if self._paused:
+            self._paused = False  # refused after the pause too: a spent window
+            self._blocked_until = max(ended, self._next_window(now))
+            return True
+        return False
+
+    def _noise(self, now: float, started: float) -> bool:
+        """Whether this refusal (after a success, few refused lately) is noise, not the pace.
+
+        Noise once a refusal came, with the margin widened already, to a start
+        spaced a quarter more than the limit's interval after the one before (no
+        bucket's jitter refuses that), until more than `QUOTA_NOISE_SHARE` of the
+        requests of the last seconds are refused.
+        """
+        answers = self._answers
+        if answers is None or answers.refused_in_a_row() != 1:
+            return False  # refused after a refusal: a spent window, an excess
+        share, judged = answers.share_refused(max(self.since, now - QUOTA_NOISE_WINDOW))
+        if judged >= 20 and share > QUOTA_NOISE_SHARE:  # noqa: PLR2004
+            self.noisy = False
+            return False
+        if not self.noisy and self._jitter_margin > QUOTA_MARGIN:
+            before = max((at for at in self._recent if at < started), default=-math.inf)
+            if started - before >= (1 + MARGIN_MAX) * self.quota.period / self.quota.limit:
+                self.noisy = True
+                self._jitter_margin = QUOTA_MARGIN
+        return self.noisy
+
+    def _through_since(self, since: float) -> bool:
+        answers = self._answers
+        return answers is None or answers.got_through_since(since)
 
 
 def _per_second(quota: Quota) -> float:
@@ -706,6 +777,18 @@ class AdaptiveRate:
             return math.inf
         return grown
 
+    def refused_in_a_row(self) -> int:
+        """Refusals answered since the last success."""
+        return self._refused_run
+
+    def share_refused(self, since: float) -> tuple[float, int]:
+        """(share refused, answers) among the requests started since `since` (10 s at most)."""
+        return self._share_refused(since)
+
+    def got_through_since(self, since: float) -> bool:
+        """Whether a request started since `since` got through."""
+        return any(good for _, started, _, good in self._answers if started >= since)
+
     def noise(self) -> float:
         """The share of refusals taken for noise (decaying), not for the rate."""
         age = self._clock() - self._noise_at
@@ -807,8 +890,8 @@ class AdaptiveRate:
         refused = [in_flight for _, _, in_flight, good in recent if not good]
         if not ok or not refused:
             return None
-        # Answers overtake each other: most, not all, is the pattern.
-        window = ok[min(len(ok) - 1, int(0.9 * len(ok)))]
+        # Answers overtake each other: most, not all, is the pattern (the 90th percentile).
+        window = ok[int(0.9 * len(ok))]
         above = sum(1 for in_flight in refused if in_flight > window)
         if above < 0.9 * len(refused) or (self._window != math.inf and window >= self.window):
             return None
@@ -1044,22 +1127,18 @@ class AdaptiveRate:
             self.estimate = estimate
             return
         if (
-            self._previous is None
+            previous is None
             and NOISE_MIN <= cut.share_before < NOISE_MAX
             and NOISE_KEPT * cut.share_before <= share < NOISE_MAX
         ):
             # Refusals that do not follow the rate: an overloaded backend, not a quota.
+            # Only a first cut is taken back: what it cut was unpaced.
             self.reverted += 1
             self._noise, self._noise_at = max(self.noise(), share), now
-            previous = self._previous
-            if previous is None:
-                self.active = False
-                self._cut = None
-                self.estimate = math.inf
-                self._window = math.inf
-            else:
-                self._cut = attrs.evolve(previous, at=now - APPROACH - previous.plateau)
-                self.estimate = previous.estimate
+            self.active = False
+            self._cut = None
+            self.estimate = math.inf
+            self._window = math.inf
 
 
 class RequestLimiter:
@@ -1103,28 +1182,64 @@ class RequestLimiter:
             (host, pacer.quota) for (host, _), pacer in self._quotas.items() if not pacer.forgotten
         ]
 
-    def announced(self, host: str, api: str, quota: Quota, started: float | None = None) -> bool:
+    def announced(
+        self,
+        host: str,
+        api: str,
+        quota: Quota,
+        started: float | None = None,
+        project: str | None = None,
+    ) -> bool:
         """A throttling answer from `host` for `api` named `quota`; True if it is news.
 
         An answer at a quota already paced under is that quota's window spent
         (unless the request, sent at `started`, left before it was known).
+        Refused again for the one `project` it was ever refused for (a request
+        sent since it was known), it paces only that project's requests, until
+        it is refused for another project's too.
         """
         key = (host, api if quota.per_api else None)
+        if (quota.scope or "").lower() in _EVERY_PROJECT:
+            project = None  # counts every project's requests, whatever it was refused for
         known = self._quotas.get(key)
         if known is not None and not known.forgotten and known.quota == quota:
+            if known.project is not None and known.project != project:
+                # Refused for another project too: the quota counts them all. Its
+                # request was not paced under it: its refusal blocks nothing.
+                known.project = None
+                known.refused_for.add(project)
+                return False
+            if (
+                project is not None
+                and known.refused_for == {project}
+                and started is not None
+                and started >= known.since
+            ):
+                # Refused again, sent under it, and only ever for this project,
+                # while the others' requests went through: not a quota over them.
+                known.project = project
             known.throttled(started)
             return False
         higher = None
+        refused_for = {project}
         if known is not None:
             # A quota lower than the one before (or than a higher one before that) may pass.
             before = known.higher or known.quota
             higher = before if _per_second(before) > _per_second(quota) else None
             known.retired = True
-        self._quotas[key] = AnnouncedQuota(quota, self._clock, self._wall_offset, higher=higher)
+            if not known.forgotten:
+                refused_for |= known.refused_for
+        pacer = AnnouncedQuota(
+            quota, self._clock, self._wall_offset, higher=higher, answers=self.adaptive
+        )
+        pacer.refused_for = refused_for
+        if known is not None and not known.forgotten and known.project == project:
+            pacer.project = project  # the one project's policy, announced anew
+        self._quotas[key] = pacer
         return True
 
-    def quotas_for(self, host: str, api: str) -> list[AnnouncedQuota]:
-        """The announced quotas a request to `host` for `api` is paced under."""
+    def quotas_for(self, host: str, api: str, project: str | None = None) -> list[AnnouncedQuota]:
+        """The announced quotas a request to `host` for `api` (of `project`) is paced under."""
         found = []
         for key in ((host, None), (host, api)):
             pacer = self._quotas.get(key)
@@ -1134,10 +1249,20 @@ class RequestLimiter:
                     del self._quotas[key]
                     continue
                 # Twice the lower quota went through: the higher one is back.
-                pacer = self._quotas[key] = AnnouncedQuota(
-                    pacer.higher, self._clock, self._wall_offset, blocked=False
+                lower, pacer = (
+                    pacer,
+                    AnnouncedQuota(
+                        pacer.higher,
+                        self._clock,
+                        self._wall_offset,
+                        blocked=False,
+                        answers=self.adaptive,
+                        project=pacer.project,
+                    ),
                 )
-            if pacer is not None:
+                pacer.refused_for = lower.refused_for
+                self._quotas[key] = pacer
+            if pacer is not None and pacer.project in {None, project}:
                 found.append(pacer)
         return found
 
@@ -1147,6 +1272,7 @@ class RequestLimiter:
         host: str = "",
         api: str = "",
         *,
+        project: str | None = None,
         queued: Callable[[], contextlib.AbstractContextManager[None]] | None = None,
         urgent: bool = False,
     ) -> AsyncIterator[Ticket]:
@@ -1155,6 +1281,7 @@ class RequestLimiter:
         Args:
             host: Where it goes (announced quotas are per host).
             api: Which API it calls (for quotas a gateway keeps per API).
+            project: The project it is about (for a quota named for one project's requests).
             queued: The context the waiting for the turn runs in (the call's
                 deadline pauses there: the client's own queue is not the server's time).
             urgent: Part of a listing under way (its next page, a throttled
@@ -1171,7 +1298,7 @@ class RequestLimiter:
                 self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
                 try:
                     with waiting():
-                        await self._announced_turn(host, api, urgent=urgent)
+                        await self._announced_turn(host, api, project, urgent=urgent)
                         await self.adaptive.acquire(urgent=urgent)
                         if self._fixed is not None:
                             await self._fixed.acquire(urgent=urgent)
@@ -1186,18 +1313,20 @@ class RequestLimiter:
         finally:
             self._slots.release()
 
-    async def _announced_turn(self, host: str, api: str, *, urgent: bool) -> None:
+    async def _announced_turn(
+        self, host: str, api: str, project: str | None, *, urgent: bool
+    ) -> None:
         """A turn under every quota announced for `host` and `api`, as they are when it comes.
 
         A quota replaced while requests wait under it (announced lower, say)
         lets them go at once, to queue again under the one in force.
         """
         while True:
-            quotas = self.quotas_for(host, api)
+            quotas = self.quotas_for(host, api, project)
             for quota in quotas:
                 await quota.acquire(urgent=urgent)
             if all(not quota.retired for quota in quotas) and len(
-                self.quotas_for(host, api)
+                self.quotas_for(host, api, project)
             ) == len(quotas):
                 return
 

@@ -515,7 +515,7 @@ class Session:
             return
         host, api = _route(url, request)
         self.limiter.adaptive.refused_under_quota(ticket)
-        if self.limiter.announced(host, api, quota, ticket.started):
+        if self.limiter.announced(host, api, quota, ticket.started, request.project_id):
             logger.info(
                 "the gateway at %s announced its quota: %s (%s); pacing under it",
                 host,
@@ -534,7 +534,7 @@ class Session:
         """
         host, api = _route(url, request)
         now = asyncio.get_running_loop().time()
-        for pacer in self.limiter.quotas_for(host, api):
+        for pacer in self.limiter.quotas_for(host, api, request.project_id):
             opens = pacer.due() - now
             if opens >= remaining:
                 when = datetime.fromtimestamp(time.time() + opens, UTC)
@@ -589,7 +589,9 @@ class Session:
         def queued() -> contextlib.AbstractContextManager[None]:
             return self._queued(state.deadline, host)
 
-        async with self.limiter.slot(host, api, queued=queued, urgent=urgent) as ticket:
+        async with self.limiter.slot(
+            host, api, project=request.project_id, queued=queued, urgent=urgent
+        ) as ticket:
             if stats is not None:
                 stats.requests += 1
             began = time.perf_counter()

@@ -41,6 +41,14 @@ project unchanged writes none of its rows (version 1 rewrote every row's
 `last_seen` filled in: it reads as version 1's table did. The migration
 from version 1 empties `last_seen` of each version that ended at its
 project's latest listing.
+
+Version 3: `run_projects.listing_digest`, the SHA-256 of a listed
+project's rows as the run recorded them (their JSON, see
+`_store.encode_page`, whatever the pages). A project whose next listing has
+the same digest is recorded by its `run_projects` row alone: its current
+versions are exactly that listing's rows, so none is read or written. The
+migration from version 2 adds the column, empty (the next listing of each
+project is then merged row by row, once).
 """
 
 from __future__ import annotations
@@ -51,7 +59,7 @@ if TYPE_CHECKING:
     import sqlite3
     from collections.abc import Callable
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 """The schema version this vbs-async writes (`PRAGMA user_version`)."""
 
 APPLICATION_ID: Final = 0x56425341
@@ -164,9 +172,15 @@ def _open_versions(connection: sqlite3.Connection) -> None:
     _run_script(connection, _VERSION_2)
 
 
+def _listing_digests(connection: sqlite3.Connection) -> None:
+    """Version 3: a listing's digest, so that a project listed unchanged costs one row."""
+    connection.execute("ALTER TABLE run_projects ADD COLUMN listing_digest BLOB")
+
+
 MIGRATIONS: Final[dict[int, Callable[[sqlite3.Connection], None]]] = {
     0: _create_version_1,
     1: _open_versions,
+    2: _listing_digests,
 }
 """From each version, the step to the next: `MIGRATIONS[n]` takes a version-n file to n + 1.
 

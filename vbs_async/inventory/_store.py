@@ -683,15 +683,21 @@ class RunRecorder:
         self._held: dict[str, list[bytes]] = {}
         self._held_rows: dict[str, int] = {}
         self._staged: set[str] = set()
-        # Each project's latest listed run before this one: its versions
-        # that ended there are the ones this run may extend.
-        self._previous: dict[str, int] = dict(
-            self._db.execute(
-                "SELECT project_id, max(run_id) FROM run_projects "
-                "WHERE outcome = 'ok' AND run_id < ? GROUP BY project_id",
-                (run_id,),
-            ).fetchall()
-        )
+        # The digest of each project's rows kept so far (see `_listing_digest`).
+        self._digests: dict[str, hashlib._Hash] = {}
+        # Each project's latest listed run before this one (its versions
+        # that ended there are the ones this run may extend), with that
+        # listing's digest and sharings (SQLite takes the bare columns of
+        # a `max()` query from the row of the maximum).
+        self._previous: dict[str, int] = {}
+        self._previous_listing: dict[str, tuple[bytes | None, int | None]] = {}
+        for project_id, previous, digest, sharings in self._db.execute(
+            "SELECT project_id, max(run_id), listing_digest, sharings FROM run_projects "
+            "WHERE outcome = 'ok' AND run_id < ? GROUP BY project_id",
+            (run_id,),
+        ):
+            self._previous[project_id] = previous
+            self._previous_listing[project_id] = (digest, sharings)
 
     def outcomes(self) -> dict[str, str]:
         """The outcome so far of each project of the job."""
@@ -729,6 +735,14 @@ class RunRecorder:
             self._held_rows[project_id] = 0
         held.append(encoded)
         self._held_rows[project_id] += rows
+        digest = self._digests.get(project_id)
+        if digest is None:
+            digest = self._digests[project_id] = hashlib.sha256()
+        if len(encoded) > 2:  # noqa: PLR2004 - not `[]`
+            # The rows, each followed by a comma: the same bytes however the
+            # listing was cut into pages (hashlib lets go of Python's lock).
+            digest.update(encoded[1:-1])
+            digest.update(b",")
         if self._held_rows[project_id] >= HELD_ROWS or project_id in self._staged:
             self._stage([project_id])
 
@@ -805,13 +819,21 @@ class RunRecorder:
         last = dict(outcomes)  # a project given twice is recorded as its last entry says
         listed: dict[str, int] = {}
         self._ended = False
+        digests = {
+            project_id: self._listing_digest(project_id)
+            for project_id, reason in last.items()
+            if reason is None
+        }
         with self._breaking(), _transaction(self._db):
             fresh: list[str] = []
             merged: list[str] = []
+            unchanged: list[str] = []
             for project_id, reason in last.items():
                 self._undo(project_id, self._previous.get(project_id))
                 if reason is not None:
                     self._record_failed(project_id, reason)
+                elif self._previous_listing.get(project_id, (None,))[0] == digests[project_id]:
+                    unchanged.append(project_id)
                 elif self._previous.get(project_id) is None and project_id not in self._staged:
                     fresh.append(project_id)
                 else:
@@ -820,10 +842,42 @@ class RunRecorder:
                 listed.update(self._record_fresh(fresh))
             if merged:
                 listed.update(self._record_merged(merged))
+            listed.update(self._record_unchanged(unchanged, digests))
         for project_id, reason in last.items():
             self._outcomes[project_id] = "ok" if reason is None else "failed"
             self.drop_project(project_id)
         return [listed.get(project_id, 0) for project_id, _ in outcomes]
+
+    def _listing_digest(self, project_id: str) -> bytes:
+        """The SHA-256 of the rows kept for a project (`encode_page`'s JSON, the pages joined)."""
+        digest = self._digests.get(project_id)
+        return (hashlib.sha256() if digest is None else digest).digest()
+
+    def _record_unchanged(
+        self, project_ids: list[str], digests: dict[str, bytes]
+    ) -> dict[str, int]:
+        """Record each listed project's digest; a project listed as before, by that alone.
+
+        A listing whose rows are, byte for byte, those of the project's
+        previous listing leaves its current versions as they are (merging it
+        would find every row unchanged and end none): its `run_projects` row
+        is all it writes, whatever its size.
+        """
+        now_text = now()
+        self._db.executemany(
+            "UPDATE run_projects SET outcome = 'ok', reason = NULL, recorded_at = ?, "
+            "sharings = ?, listing_digest = ? WHERE run_id = ? AND project_id = ?",
+            [
+                (now_text, self._previous_listing[p][1], digests[p], self.run_id, p)
+                for p in project_ids
+            ],
+        )
+        unchanged = set(project_ids)
+        self._db.executemany(
+            "UPDATE run_projects SET listing_digest = ? WHERE run_id = ? AND project_id = ?",
+            [(d, self.run_id, p) for p, d in digests.items() if p not in unchanged],
+        )
+        return {p: self._previous_listing[p][1] or 0 for p in project_ids}
 
     def _record_fresh(self, project_ids: list[str]) -> dict[str, int]:
         """Record projects listed for the first time, every row in memory: a few statements in all.
@@ -927,6 +981,7 @@ class RunRecorder:
         """Forget what was kept for `project_id` without recording an outcome."""
         self._held.pop(project_id, None)
         self._held_rows.pop(project_id, None)
+        self._digests.pop(project_id, None)
         if project_id in self._staged:
             self._staged.discard(project_id)
             self._db.execute("DELETE FROM temp.staging WHERE project_id = ?", (project_id,))
@@ -957,6 +1012,7 @@ class RunRecorder:
         db.execute("DELETE FROM temp.staging")
         self._held.clear()
         self._held_rows.clear()
+        self._digests.clear()
         self._staged.clear()
         return state
 
