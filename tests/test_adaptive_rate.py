@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from vbs_async._limits import BETA, HOLD, AdaptiveRate, Ticket
+from vbs_async._limits import (
+    BETA,
+    CUT_GRACE,
+    HOLD,
+    LASTING,
+    PROBE_AFTERMATH,
+    AdaptiveRate,
+    Ticket,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -200,9 +208,13 @@ def test_a_learned_cap_in_flight_that_carries_twice_the_rate_is_kept_and_the_rat
 # -- a first cut that does not make refusals rarer is taken back (noise) -------------------
 
 
-def first_cut(gateway: Gateway, *, through: int, refused: int, since: float = 10.0) -> float:
+def first_cut(
+    gateway: Gateway, *, through: int, refused: int, since: float = 10.0, slow: float = 0.04
+) -> float:
     """A second at 50/s, a pause, then `through` successes and `refused` refusals started in
-    the last second before the first cut (at the last refusal): return when it came."""
+    the last second before the first cut (at the last refusal): return when it came.
+
+    The refusals come back `slow` seconds after their start."""
     cuts = gateway.rate.cuts
     gateway.stream(since, since + 1.0, 50)
     for i in range(through):
@@ -210,9 +222,9 @@ def first_cut(gateway: Gateway, *, through: int, refused: int, since: float = 10
         gateway.answer(at, at - 0.04)
     for i in range(refused - 1):  # within 50 ms of the first: too soon to judge
         at = since + 2.21 + 0.004 * i
-        gateway.answer(at, at - 0.04, ok=False)
+        gateway.answer(at, at - slow, ok=False)
     cut_at = since + 2.3
-    gateway.answer(cut_at, cut_at - 0.04, ok=False)
+    gateway.answer(cut_at, cut_at - slow, ok=False)
     assert gateway.rate.active
     assert gateway.rate.cuts == cuts + 1
     return cut_at
@@ -367,3 +379,463 @@ def test_a_probe_after_which_the_request_sent_at_its_refusal_got_through_is_not_
     assert gateway.rate.estimate == pytest.approx(40)
     # It holds 1.5 s (the plateau grows by half after a refused probe), then doubles.
     assert gateway.at(probe_at + 0.5 + 1.5 + 0.7).rate == pytest.approx(2 * HOLD * 40)
+
+
+# -- the pace held after a cut, refused: what got through of it is the quota -----------------
+
+
+def held_round(gateway: Gateway, *, climb: int, held: str, span: float) -> float:
+    """After a first cut (33.6/s, its refusals long gone from the last second), `climb`
+    successes of requests started in the 0.5 s climb from it, then the plateau's requests
+    (`held`: `.` through, `x` refused, the last one refused cutting again), started
+    evenly over `span` seconds from the climb's end: return when the plateau began."""
+    cut_at = first_cut(gateway, through=28, refused=12, slow=0.9)
+    assert gateway.rate.estimate == pytest.approx(33.62, rel=0.001)
+    for i in range(climb):
+        started = cut_at + i * 0.5 / climb
+        gateway.answer(started + 0.04, started)
+    plateau = cut_at + 0.5
+    for i, answer in enumerate(held):
+        started = plateau + i * span / len(held)
+        gateway.answer(started + 0.04, started, ok=answer == ".")
+    return plateau
+
+
+def test_a_held_pace_refused_more_than_a_tenth_is_the_quota_not_the_last_second():
+    gateway = Gateway()
+    # 24/s got through in the last second (the climb's 16 and the plateau's 8), but of
+    # the 10 requests started at the held pace 2 were refused: 8 in 0.41 s is the quota.
+    plateau = held_round(gateway, climb=16, held="..x...x...x", span=0.45)
+    assert gateway.rate.cuts == 2
+    assert gateway.rate.estimate == pytest.approx(8 / (gateway.now - 0.04 - plateau))
+    assert gateway.rate.estimate == pytest.approx(19.56, rel=0.001)
+
+
+def test_a_held_pace_with_twice_as_much_through_since_is_history():
+    gateway = Gateway()
+    # 40/s got through in the last second, twice the 19/s of the held pace: the quota rose.
+    held_round(gateway, climb=32, held="..x..x..x..xx", span=0.45)
+    assert gateway.rate.cuts == 2
+    assert gateway.rate.estimate == pytest.approx(40)
+
+
+def test_a_held_pace_with_less_than_half_the_estimate_through_is_no_pace():
+    gateway = Gateway()
+    # 14/s of the held pace got through, under half the estimate (33.6/s): a blackout's
+    # reading, not the quota, and the refusal came just past the plateau: the estimate stays.
+    plateau = held_round(gateway, climb=0, held="..x..x" + "." * 10, span=1.0)
+    assert gateway.rate.cuts == 1  # its refusals came before the cut was judged
+    for i in range(8):  # 8 through since the plateau ended
+        started = plateau + 1.0 + 0.005 * i
+        gateway.answer(started + 0.04, started)
+    gateway.answer(plateau + 1.1, plateau + 1.04, ok=False)
+    assert gateway.rate.cuts == 2
+    assert gateway.rate.estimate == pytest.approx(33.62, rel=0.001)
+
+
+# -- a probe punished: a blackout right after it -----------------------------------------------
+
+
+def blackout_after(gateway: Gateway, probe_at: float, *, first_through: bool = False) -> None:
+    """Every request started after the probe's refusal refused for 1.1 s (`first_through`:
+    but the one started at that refusal), then one through."""
+    if first_through:
+        gateway.answer(probe_at + 0.01, probe_at)
+    for i in range(26):
+        at = probe_at + 0.05 * (i + 1) if i < 4 else probe_at + 0.26 + 0.04 * (i - 4)
+        gateway.answer(at, at - 0.02, ok=False)
+    gateway.answer(probe_at + 1.35, probe_at + 1.3)
+
+
+def test_a_probe_followed_by_a_blackout_goes_back_to_the_pace_before_it_for_8_s():
+    gateway = Gateway()
+    probe_at = probe_refused(gateway)
+    assert gateway.rate.estimate == pytest.approx(40)
+    blackout_after(gateway, probe_at)
+    # 40 got through of the requests started in the 1.04 s before the probe's refusal
+    # (a second and a latency): a twentieth under that, not the probe's 40/s.
+    held = HOLD * 40 / 1.04
+    rate = gateway.rate
+    assert rate.estimate == pytest.approx(held)
+    assert gateway.at(probe_at + 0.4).rate == pytest.approx(
+        BETA * held + 0.8 * (HOLD - BETA) * held
+    )
+    assert gateway.at(probe_at + 0.5 + 7.99).rate == pytest.approx(HOLD * held)
+    assert gateway.at(probe_at + 0.5 + 8 + 0.7).rate == pytest.approx(2 * HOLD * held)
+
+
+def test_a_punished_probe_counts_what_got_through_of_requests_started_before_it_only():
+    gateway = Gateway()
+    probe_at = probe_refused(gateway)
+    blackout_after(gateway, probe_at, first_through=True)
+    assert gateway.rate.estimate == pytest.approx(HOLD * 40 / 1.04)
+
+
+def test_a_second_punished_probe_keeps_the_pace_held_and_waits_16_s_to_probe_again():
+    gateway = Gateway()
+    probe_at = probe_refused(gateway)
+    blackout_after(gateway, probe_at)
+    held = gateway.rate.estimate
+    gateway.stream(probe_at + 1.35, probe_at + 8.5, 34)  # the plateau of 8 s
+    gateway.stream(probe_at + 8.5, probe_at + 9.2, 50)  # the next probe: 50/s got through
+    again = probe_at + 9.22
+    gateway.answer(again, again - 0.05, ok=False)
+    assert gateway.rate.estimate == pytest.approx(45)
+    blackout_after(gateway, again)
+    # Not what got through before this probe (a probe's own pace): the pace held before.
+    assert gateway.rate.estimate == pytest.approx(held)
+    assert gateway.at(again + 0.5 + 15.99).rate == pytest.approx(HOLD * held)
+    assert gateway.at(again + 0.5 + 16 + 0.7).rate == pytest.approx(2 * HOLD * held)
+
+
+def test_a_probe_punished_by_a_blackout_that_begins_2_5_s_after_it():
+    gateway = Gateway()
+    probe_at = probe_refused(gateway)
+    gateway.stream(probe_at, probe_at + 2.2, 40)  # the probe's refusal was the last
+    for i in range(4):
+        at = probe_at + 2.3 + 0.05 * i
+        gateway.answer(at, at - 0.02, ok=False)
+    assert gateway.rate.estimate == pytest.approx(40)
+    gateway.answer(probe_at + 2.5, probe_at + 2.48, ok=False)  # the fifth in a row
+    # 41 through in the second before the probe's refusal: one of them answered after it.
+    assert gateway.rate.estimate == pytest.approx(HOLD * 41 / 1.04)
+
+
+# -- a second cut soon after the first ----------------------------------------------------------
+
+
+def opening(gateway: Gateway, *, until: float, per_second: int, look: float) -> float:
+    """A burst from 10.0 to `until`, ten refusals, the first cut at `look`; then 20/s got
+    through for 0.6 s and a request started then is refused: return the first cut's time."""
+    gateway.stream(10.0, until, per_second)
+    for i in range(9):
+        at = until + 0.005 * (i + 1)
+        gateway.answer(at, at - 0.04, ok=False)
+    gateway.answer(look, look - 0.04, ok=False)
+    assert gateway.rate.cuts == 1
+    for i in range(12):
+        started = look + i / 20
+        gateway.answer(started + 0.04, started)
+    gateway.answer(look + 0.62, look + 0.58, ok=False)
+    assert gateway.rate.cuts == 2
+    return look
+
+
+def test_a_second_cut_within_a_second_of_one_in_the_first_second_counts_what_got_through_since():
+    gateway = Gateway()
+    # 60 in 0.3 s got through, then 20/s: the last second's 72/s holds the opening burst.
+    cut_at = opening(gateway, until=10.3, per_second=200, look=10.37)
+    assert gateway.rate.estimate == pytest.approx(12 / (cut_at + 0.62 - 0.04 - cut_at))
+
+
+def test_a_second_cut_after_a_first_one_a_second_after_the_first_answer_counts_the_last_second():
+    gateway = Gateway()
+    first_answer = 10.0 + 1 / 60
+    opening(gateway, until=10.9, per_second=60, look=first_answer + 1.0)
+    # The last second's 26 through (14 of the burst, 12 since), over 0.96 s.
+    assert gateway.rate.estimate == pytest.approx(26 / 0.96)
+
+
+# -- what a cut is not -------------------------------------------------------------------------
+
+
+def test_a_refusal_when_only_requests_started_over_a_second_ago_get_through_does_not_cut():
+    gateway = Gateway()
+    cut_at = first_cut(gateway, through=30, refused=10)
+    for i in range(31):  # the gateway now answers its successes 1.2 s late
+        started = cut_at + i / 30
+        gateway.answer(started + 1.2, started)
+    # A blackout may be beginning: nothing started in the last second got through yet.
+    gateway.answer(cut_at + 2.25, cut_at + 2.2, ok=False)
+    assert gateway.rate.cuts == 1
+
+
+def test_a_refusal_of_a_request_sent_before_the_probe_while_probing_cuts_to_the_estimate():
+    gateway = Gateway()
+    cut_at = first_cut(gateway, through=30, refused=10)
+    estimate = gateway.rate.estimate
+    gateway.stream(cut_at, cut_at + 2.0, 40)
+    for i in range(5):  # started at the plateau's end, answered once probing
+        gateway.answer(cut_at + 2.0 + 0.001 * i, cut_at + 1.5 + 0.01 * i, ok=False)
+    assert gateway.rate.cuts == 2
+    # 40/s got through, above the estimate (34.5/s): the quota is at least that.
+    assert gateway.rate.estimate == pytest.approx(40)
+    assert estimate < 40
+    assert gateway.rate.rate == pytest.approx(BETA * 40)
+
+
+def test_a_held_pace_refused_is_no_probe_to_be_punished():
+    gateway = Gateway()
+    held_round(gateway, climb=16, held="..x...x...x", span=0.45)
+    cut_at = gateway.now
+    held = gateway.rate.estimate
+    nothing_through_after(gateway, cut_at, first_through=False)
+    assert gateway.rate.estimate == pytest.approx(held)  # not back to the estimate before
+
+
+# -- the user's rate limit ---------------------------------------------------------------------
+
+
+def test_a_rate_limit_caps_the_estimate_and_every_probe():
+    gateway = Gateway(max_rate=20)
+    cut_at = first_cut(gateway, through=30, refused=10)  # 34.5/s got through
+    assert gateway.rate.estimate == 20
+    assert gateway.rate.rate == pytest.approx(BETA * 20)
+    gateway.stream(cut_at, cut_at + 0.5, 18)
+    assert gateway.at(cut_at + 3.0).rate == 20  # probing, but never past the limit
+
+
+def test_refused_at_the_rate_limit_the_estimate_falls_to_what_got_through():
+    gateway = Gateway(max_rate=20)
+    cut_at = first_cut(gateway, through=30, refused=10)
+    gateway.stream(cut_at, cut_at + 2.0, 16)
+    assert gateway.rate.rate == 20  # the probe reached the limit
+    gateway.answer(cut_at + 2.05, cut_at + 2.01, ok=False)
+    gateway.answer(cut_at + 2.06, cut_at + 2.02, ok=False)
+    assert gateway.rate.cuts == 2
+    assert gateway.rate.estimate == pytest.approx(16, rel=0.03)  # not kept at the limit
+
+
+def test_a_rare_refusal_at_the_rate_limit_is_no_refused_probe():
+    gateway = Gateway(max_rate=20)
+    cut_at = first_cut(gateway, through=30, refused=10)
+    gateway.stream(cut_at, cut_at + 2.0, 20)
+    gateway.answer(cut_at + 2.0, cut_at + 1.9, ok=False)  # 1 of 21 in the last second
+    assert gateway.rate.cuts == 1
+
+
+def test_a_held_pace_refused_exactly_a_tenth_is_no_reading_of_the_quota():
+    gateway = Gateway()
+    # 2 of the 20 started at the held pace refused, and one started as the plateau ended.
+    plateau = held_round(gateway, climb=0, held="..x..x" + "." * 14, span=1.0)
+    gateway.answer(plateau + 1.1, plateau + 1.0, ok=False)
+    assert gateway.rate.cuts == 2
+    # Refused as probing began: the quota is not under the estimate.
+    assert gateway.rate.estimate == pytest.approx(33.62, rel=0.001)
+
+
+# -- which refusals cut again -------------------------------------------------------------------
+
+
+def test_a_refusal_of_a_request_started_0_3_s_after_a_cut_cuts_again_one_before_does_not():
+    gateway = Gateway()
+    cut_at = first_cut(gateway, through=30, refused=10)
+    for i in range(12):
+        started = cut_at + i * 0.025
+        gateway.answer(started + 0.04, started)
+    gateway.answer(cut_at + 0.35, cut_at + 0.29, ok=False)  # sent at the old rate
+    assert gateway.rate.cuts == 1
+    gateway.answer(cut_at + 0.4, cut_at + CUT_GRACE, ok=False)
+    assert gateway.rate.cuts == 2
+
+
+def test_after_a_refused_probe_refusals_cut_again_from_2_5_s_on():
+    gateway = Gateway()
+    probe_at = probe_refused(gateway)
+    gateway.stream(probe_at, probe_at + 2.6, 40)
+    gateway.answer(probe_at + 2.6, probe_at + 2.45, ok=False)  # a penalty box's, maybe
+    assert gateway.rate.cuts == 2
+    gateway.answer(probe_at + 2.61, probe_at + PROBE_AFTERMATH, ok=False)
+    assert gateway.rate.cuts == 3
+
+
+def test_after_a_refused_probe_a_refusal_as_nothing_started_since_gets_through_does_not_cut():
+    gateway = Gateway()
+    probe_at = probe_refused(gateway)
+    for i in range(3):  # three requests started at the probe's refusal get through
+        started = probe_at + 0.05 * i
+        gateway.answer(started + 0.04, started)
+    # Nothing started in the last second got through: a penalty box may have begun.
+    gateway.answer(probe_at + 1.3, probe_at + 0.5, ok=False)
+    assert gateway.rate.cuts == 2
+
+
+def test_after_a_refused_probe_refusals_cut_again_when_under_half_the_estimate_gets_through():
+    gateway = Gateway()
+    probe_at = probe_refused(gateway)  # the estimate is 40/s
+    gateway.stream(probe_at, probe_at + 1.0, 15)  # 15/s get through: not a penalty box
+    gateway.answer(probe_at + 1.03, probe_at + 0.99, ok=False)
+    gateway.answer(probe_at + 1.04, probe_at + 1.0, ok=False)
+    assert gateway.rate.cuts == 3
+
+
+def test_a_slow_refusal_of_a_request_sent_while_probing_does_not_cut_if_none_since_was():
+    gateway = Gateway()
+    cut_at = first_cut(gateway, through=30, refused=10)
+    gateway.stream(cut_at, cut_at + 4.2, 40)
+    # 1.6 s to come back, and none of the 40 started in the last second was refused.
+    gateway.answer(cut_at + 4.2, cut_at + 2.6, ok=False)
+    assert gateway.rate.cuts == 1
+
+
+def test_refusals_of_a_tenth_of_the_last_second_only_cut_if_they_last():
+    gateway = Gateway()
+    cut_at = first_cut(gateway, through=30, refused=10, slow=0.9)
+    for i in range(18):
+        started = cut_at + 0.01 + i * 0.045
+        gateway.answer(started + 0.04, started)
+    gateway.answer(cut_at + 0.8, cut_at + 0.4, ok=False)
+    gateway.answer(cut_at + 1.0, cut_at + 0.5, ok=False)  # 2 of the 20 started since
+    assert gateway.rate.cuts == 1
+
+
+def test_refusals_lasting_over_2_s_at_the_rate_limit_cut_from_2_s_after_the_cut():
+    gateway = Gateway(max_rate=20)
+    cut_at = first_cut(gateway, through=30, refused=10)
+    gateway.stream(cut_at, cut_at + 2.5, 20)
+    gateway.answer(cut_at + 2.0, cut_at + 1.9, ok=False)
+    assert gateway.rate.cuts == 1  # 1 in 21 in the last second: a pace a few percent off
+    gateway.answer(cut_at + 2.1, cut_at + LASTING, ok=False)
+    assert gateway.rate.cuts == 2  # 2 in 40 over 2 s: the estimate is high
+
+
+def test_one_refusal_in_50_over_2_s_at_the_rate_limit_does_not_cut():
+    gateway = Gateway(max_rate=25)
+    cut_at = first_cut(gateway, through=30, refused=10)
+    for i in range(49):
+        started = cut_at + 0.31 + i * 0.04
+        gateway.answer(started + 0.04, started)
+    gateway.answer(cut_at + 2.3, cut_at + 2.25, ok=False)
+    assert gateway.rate.cuts == 1
+
+
+def test_refusals_of_requests_started_2_s_into_the_pace_after_a_punishment_cut_again():
+    gateway = Gateway()
+    probe_at = probe_refused(gateway)
+    blackout_after(gateway, probe_at)  # a success at 1.35 s after the probe ended it
+    gateway.stream(probe_at + 1.35, probe_at + 4.0, 36)
+    punished_until = (probe_at + 1.35) + LASTING
+    gateway.answer(probe_at + 3.1, probe_at + 3.0, ok=False)
+    gateway.answer(probe_at + 3.3, probe_at + 3.2, ok=False)
+    assert gateway.rate.cuts == 2  # still the punishment's
+    gateway.answer(probe_at + 3.45, punished_until, ok=False)
+    assert gateway.rate.cuts == 3
+
+
+# -- once refusals were taken for noise, cuts need more of them --------------------------------
+
+
+def after_noise(gateway: Gateway) -> float:
+    """A first cut taken back (a tenth still refused after it: noise of 0.1), then another,
+    heavier, first cut 3 s later: return when it came."""
+    cut_at = first_cut(gateway, through=34, refused=6)  # 0.15 refused
+    judged(gateway, cut_at, refused=2, answers=20)  # 0.1 after
+    assert gateway.rate.reverted == 1
+    assert gateway.rate.noise() == pytest.approx(0.1)
+    cut_at = first_cut(gateway, through=28, refused=12, since=13.0, slow=0.9)  # 0.3
+    assert gateway.rate.cuts == 2
+    return cut_at
+
+
+def refused_in_the_last_second(gateway: Gateway, cut_at: float, *, through: int) -> float:
+    """`through` successes, then 4 refusals: return the share refused of the last second."""
+    for i in range(through):
+        started = cut_at + 0.1 + i * 0.04
+        gateway.answer(started + 0.04, started)
+    for i in range(4):
+        gateway.answer(cut_at + 1.0 + 0.01 * i, cut_at + 0.8 + 0.01 * i, ok=False)
+    return 4 / (through + 4)
+
+
+def test_after_noise_a_share_refused_over_twice_the_noise_cuts():
+    gateway = Gateway()
+    cut_at = after_noise(gateway)
+    share = refused_in_the_last_second(gateway, cut_at, through=16)
+    noise = gateway.rate.noise()  # 0.09: halving every 30 s
+    assert 2 * noise + 0.01 < share <= 3 * noise + 0.01
+    assert gateway.rate.cuts == 3
+
+
+def test_after_noise_a_share_refused_under_twice_the_noise_does_not_cut():
+    gateway = Gateway()
+    cut_at = after_noise(gateway)
+    share = refused_in_the_last_second(gateway, cut_at, through=17)
+    noise = gateway.rate.noise()
+    assert 2 * noise - 0.01 < share <= 2 * noise + 0.01
+    assert gateway.rate.cuts == 2
+
+
+def held_after_noise(gateway: Gateway, held: str) -> None:
+    """After `after_noise`, the plateau's requests (`held`, as in `held_round`, refused
+    before the cut is judged), then refusals of requests started as the plateau ends
+    until one cuts."""
+    cut_at = after_noise(gateway)
+    plateau = cut_at + 0.5
+    for i, answer in enumerate(held):
+        started = plateau + i * 0.9 / len(held)
+        gateway.answer(started + 0.04, started, ok=answer == ".")
+    for i in range(3):
+        gateway.answer(plateau + 1.1 + 0.001 * i, plateau + 1.0 + 0.01 * i, ok=False)
+        if gateway.rate.cuts == 3:
+            return
+    pytest.fail("no cut")
+
+
+def test_after_noise_a_held_pace_refused_over_twice_the_noise_is_the_quota():
+    gateway = Gateway()
+    held_after_noise(gateway, "xx.xx.xx" + "." * 15)  # 6 of 23 refused: 0.26
+    assert 2 * gateway.rate.noise() + 0.01 < 6 / 23 <= 3 * gateway.rate.noise() + 0.01
+    assert gateway.rate.estimate < 17  # not the estimate before (33.8)
+
+
+def test_after_noise_a_held_pace_refused_under_twice_the_noise_is_no_reading():
+    gateway = Gateway()
+    held_after_noise(gateway, "xx.xx" + "." * 18)  # 4 of 23 refused: 0.17
+    assert 2 * gateway.rate.noise() - 0.01 < 4 / 23 <= 2 * gateway.rate.noise() + 0.01
+    assert gateway.rate.estimate == pytest.approx(33.83, rel=0.001)  # refused as probing began
+
+
+# -- the bounds of a cap in flight, met exactly (times in 64ths of a second: no rounding) -----
+
+
+def burst_of_32(latency: float, first_refusal: float) -> Gateway:
+    """32 requests through in the first second (1 to 4 in flight, each `latency` long),
+    then 10 refused with 5 to 8 in flight, the last at 12.0: 16/s got through.
+
+    The 29th (started at 10.875) left with 9 in flight."""
+    gateway = Gateway()
+    for i in range(32):
+        started = 10.0 + i / 32
+        gateway.answer(started + latency, started, in_flight=9 if i == 28 else i % 4 + 1)
+    for j in range(9):
+        at = first_refusal + j / 64
+        gateway.answer(at, at - latency, ok=False, in_flight=5 + j % 4)
+    gateway.answer(12.0, 12.0 - latency, ok=False, in_flight=5)
+    assert gateway.rate.estimate == 16.0
+    return gateway
+
+
+def test_a_burst_through_at_exactly_half_what_its_cap_in_flight_carries_is_capped_and_paced():
+    gateway = burst_of_32(0.125, first_refusal=11.5)  # 4 in flight carry 32/s
+    # Not 9: the answer with 9 in flight came at 11.0, a second before the cut, not within it.
+    assert gateway.rate.window == 4
+    assert gateway.rate.active
+
+
+def test_a_burst_through_at_exactly_twice_what_its_cap_in_flight_carries_is_capped_and_paced():
+    gateway = burst_of_32(0.5, first_refusal=11.2)  # 4 in flight carry 8/s
+    assert gateway.rate.window == 4
+    assert gateway.rate.active
+
+
+def test_a_second_cut_exactly_a_second_after_one_in_the_first_second_counts_the_last_second():
+    gateway = Gateway()
+    gateway.stream(10.0, 10.3, 200)
+    for i in range(10):
+        at = 10.3 + 0.005 * (i + 1) if i < 9 else 10.37
+        gateway.answer(at, at - 0.04, ok=False)
+    cut_at = 10.37
+    assert gateway.rate.cuts == 1
+    # Answers now take 0.6 s: 20 to requests sent before the cut, 10 to requests sent after.
+    for i in range(20):
+        started = cut_at - 0.5 + i * 0.025
+        gateway.answer(started + 0.6, started)
+    for i in range(10):
+        started = cut_at + i * 0.04
+        gateway.answer(started + 0.6, started)
+    gateway.answer(cut_at + 0.995, cut_at + 0.35, ok=False)
+    gateway.answer(cut_at + 1.0, cut_at + 0.36, ok=False)
+    assert gateway.rate.cuts == 2
+    # What got through of the requests started in the last second (10 in the 0.4 s whose
+    # answers are in), not of those started since the cut over the latency (0.6 s).
+    assert gateway.rate.estimate == pytest.approx(25)
