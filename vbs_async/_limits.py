@@ -299,7 +299,7 @@ class Pacer:
         rate: Callable[[], float] | float,
         *,
         not_before: Callable[[], float] | None = None,
-        urgent: bool = False,
+        urgent: bool,
     ) -> float:
         """Wait for this start's turn at `rate` starts per second; return its start time.
 
@@ -323,12 +323,12 @@ class Pacer:
 
     def due(self, pace: float, not_before: float = -math.inf) -> float:
         """When the next start may leave at `pace` a second (and not before `not_before`)."""
-        interval = 1 / pace if 0 < pace < math.inf else 0.0
+        interval = 1 / pace  # every pace is above 0; an infinite one has no interval
         return max(max(self._slot, self._started - interval) + interval, not_before)
 
     def took(self, slot: float, started: float, pace: float) -> None:
         """A start due at `slot` left at `started`."""
-        interval = 1 / pace if 0 < pace < math.inf else 0.0
+        interval = 1 / pace
         # The time it was due, not the time the timer woke it: a timer that
         # fires late (a millisecond or two on a loaded machine) would otherwise
         # push every later start back, and cost that much of each interval
@@ -396,7 +396,8 @@ class StartRateLimiter:
     def __init__(self, rate: float, clock: Callable[[], float] = loop_time) -> None:
         self.rate = rate
         self._pacer = Pacer(clock)
-        self._recent: deque[float] = deque(maxlen=max(1, math.floor(rate)))
+        self._most = max(1, math.floor(rate))  # starts in any window
+        self._recent: deque[float] = deque(maxlen=self._most)
 
     async def acquire(self, *, urgent: bool = False) -> None:
         """Wait for this request's turn to start (an `urgent` one first)."""
@@ -406,7 +407,7 @@ class StartRateLimiter:
 
     def _window_opens(self) -> float:
         """When a start no longer makes the last second hold more than `rate`."""
-        if len(self._recent) < (self._recent.maxlen or 0):
+        if len(self._recent) < self._most:
             return -math.inf
         return self._recent[0] + _WINDOW + _WINDOW_MARGIN
 
@@ -439,7 +440,6 @@ class AnnouncedQuota:
         refused_for: The projects whose requests it was named for (None: unknown).
         since: When it was learned.
         higher: A higher quota the same policy announced before, if any.
-        refused: Refusals seen while pacing under it.
     """
 
     def __init__(
@@ -457,7 +457,6 @@ class AnnouncedQuota:
         self.project = project
         self.refused_for: set[str | None] = {project}
         self.higher = higher
-        self.refused = 0
         self._clock = clock
         now = clock()
         self.since = now
@@ -488,7 +487,7 @@ class AnnouncedQuota:
             return 1.0
         if self.higher is not None:
             return max(1.0, _per_second(self.higher) / _per_second(self.quota))
-        return float(2.0 ** (quiet_for / PROBE_DOUBLING))
+        return float(2.0 ** min(quiet_for / PROBE_DOUBLING, 64))  # no overflow after an idle hour
 
     def rate(self) -> float:
         """Starts per second it paces at."""
@@ -553,7 +552,6 @@ class AnnouncedQuota:
     def throttled(self, started: float | None = None) -> None:
         """The gateway refused a request (sent at `started`) under this quota."""
         now = self._clock()
-        self.refused += 1
         if started is not None and started < self.since:
             return  # sent before the quota was known: its refusal is the one that taught it
         watch = self._watch

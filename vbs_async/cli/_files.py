@@ -93,8 +93,13 @@ def is_stdout(path: Path | None) -> bool:
     return path is None or str(path) in _STDOUT_NAMES
 
 
-def classify(path: Path | None, option: str) -> Target:
+_REPLACED: Final = "the file is written beside its final name, then renamed"
+
+
+def classify(path: Path | None, option: str, *, beside: str = _REPLACED) -> Target:
     """Say what `path` is, checking it can be written.
+
+    `beside` says why its folder must be writable.
 
     Raises:
         PathError: A directory, a missing or read-only directory, a file
@@ -119,13 +124,13 @@ def classify(path: Path | None, option: str) -> Target:
         raise PathError(f"{option} {path}: {exc.strerror}") from None
     real = Path(os.path.realpath(path))
     if status is None:
-        _check_directory(real.parent, option, path)
+        _check_directory(real.parent, option, path, beside)
         return Target(option, path, "new", real)
     identity = (status.st_dev, status.st_ino)
     if stat.S_ISDIR(status.st_mode):
         raise PathError(f"{option} {path} is a directory: give a file name")
     if stat.S_ISREG(status.st_mode):
-        _check_directory(real.parent, option, path)
+        _check_directory(real.parent, option, path, beside)
         return Target(option, path, "regular", real, identity, stat.S_IMODE(status.st_mode))
     if not os.access(path, os.W_OK):
         raise PathError(f"{option} {path} cannot be written (permission denied)")
@@ -140,7 +145,7 @@ def check_database(path: Path) -> None:
     Raises:
         PathError: The path names stdout or something that is not a regular file.
     """
-    target = classify(path, "--db")
+    target = classify(path, "--db", beside="SQLite keeps its journal beside the database")
     if target.kind == "stdout":
         raise PathError(
             f"--db {path} names stdout: the database must be a file of its own "
@@ -161,14 +166,11 @@ def check_database(path: Path) -> None:
         )
 
 
-def _check_directory(directory: Path, option: str, path: Path) -> None:
+def _check_directory(directory: Path, option: str, path: Path, beside: str) -> None:
     if not directory.is_dir():
         raise PathError(f"{option} {path}: the directory {directory} does not exist")
     if not os.access(directory, os.W_OK | os.X_OK):
-        raise PathError(
-            f"{option} {path}: the directory {directory} is not writable "
-            "(the file is written beside its final name, then renamed)"
-        )
+        raise PathError(f"{option} {path}: the directory {directory} is not writable ({beside})")
 
 
 def check_distinct(targets: Iterable[Target]) -> None:

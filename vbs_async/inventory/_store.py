@@ -304,27 +304,58 @@ class Inventory:
             raise InventoryError(f"no inventory at {self.path}: record one with crawl --db")
         if write:
             self._acquire()
+        self._db = self._connect(str(self.path))
         try:
-            # Any thread may use it, one at a time (the command's writer thread).
-            self._db = sqlite3.connect(
-                str(self.path), isolation_level=None, check_same_thread=False
-            )
-        except sqlite3.Error as exc:
-            self._release()
-            raise InventoryError(f"cannot open {self.path}: {exc}") from None
-        try:
-            self._prepare()
+            try:
+                self._prepare()
+            except sqlite3.OperationalError as exc:
+                if write or not self._unchangeable(exc):
+                    raise
+                # A database in a folder nobody can write to, without a write-ahead
+                # log: no process can be changing it, and SQLite cannot make the
+                # shared-memory file it reads a WAL database through. Read the
+                # file as it is.
+                self._db.close()
+                self._db = self._connect(f"{self.path.resolve().as_uri()}?immutable=1")
+                self._prepare()
         except sqlite3.OperationalError as exc:
             self.close()
             if "locked" in str(exc):
                 raise InventoryBusyError(
-                    f"{self.path} is locked by another program (an open transaction, e.g. an "
-                    "sqlite3 shell): end it and run again"
+                    f"{self.path} is locked by another program (a crawl upgrading its schema, "
+                    "or an open transaction, e.g. an sqlite3 shell): run again when it ends"
+                ) from None
+            if exc.sqlite_errorname in _NO_FOLDER and not _writable_folder(self.path):
+                raise InventoryError(
+                    f"cannot use {self.path}: its folder is not writable (SQLite keeps its "
+                    "journal beside the database); it was left as it is"
                 ) from None
             raise InventoryError(f"cannot use {self.path}: {exc}") from None
         except BaseException:
             self.close()
             raise
+
+    def _connect(self, target: str) -> sqlite3.Connection:
+        try:
+            # Any thread may use it, one at a time (the command's writer thread).
+            return sqlite3.connect(
+                target,
+                isolation_level=None,
+                check_same_thread=False,
+                uri=target.startswith("file:"),
+            )
+        except sqlite3.Error as exc:
+            self._release()
+            raise InventoryError(f"cannot open {self.path}: {exc}") from None
+
+    def _unchangeable(self, exc: sqlite3.OperationalError) -> bool:
+        """Whether a reader's failure is a folder no one can write into, with no log in it."""
+        log = Path(f"{self.path}-wal")
+        return (
+            exc.sqlite_errorname in _NO_FOLDER
+            and not _writable_folder(self.path)
+            and not (log.exists() and log.stat().st_size)
+        )
 
     def _acquire(self) -> None:
         try:
@@ -353,6 +384,8 @@ class Inventory:
             application_id = db.execute("PRAGMA application_id").fetchone()[0]
             version = db.execute("PRAGMA user_version").fetchone()[0]
             tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        except sqlite3.OperationalError:
+            raise  # locked, or cannot be opened: not a judgement of the file
         except sqlite3.DatabaseError:
             raise InventoryError(
                 f"{self.path} is not a vbs-async inventory (not an SQLite database); "
@@ -634,6 +667,14 @@ class Inventory:
                     for index, project_id in enumerate(added)
                 ],
             )
+
+
+_NO_FOLDER: Final = frozenset({"SQLITE_CANTOPEN", "SQLITE_READONLY_DIRECTORY"})
+"""SQLite's errors when it cannot make its files (`-wal`, `-shm`, `-journal`) beside a database."""
+
+
+def _writable_folder(path: Path) -> bool:
+    return os.access(path.resolve().parent, os.W_OK | os.X_OK)
 
 
 def _run(row: tuple[Any, ...]) -> Run:
