@@ -827,22 +827,23 @@ def test_a_second_cut_exactly_a_second_after_one_in_the_first_second_counts_the_
     assert gateway.rate.estimate == pytest.approx(25)
 
 
-def paced_at_16() -> Gateway:
-    """`burst_of_32` with one request in flight at a time: no cap in flight, a first cut at
-    12.0 to an estimate of exactly 16/s, its plateau from 12.5 to 13.5."""
+def paced_at(through: int) -> Gateway:
+    """As `burst_of_32`, `through` successes in the first second, one request in flight at a
+    time: no cap in flight, a first cut at 12.0 to an estimate of exactly `through` / 2 a
+    second (over the 2 s from the first start), its plateau from 12.5 to 13.5."""
     gateway = Gateway()
-    gateway.through([10.0 + i / 32 for i in range(32)], latency=0.125)
+    gateway.through([10.0 + i / through for i in range(through)], latency=0.125)
     for j in range(9):
         at = 11.5 + j / 64
         gateway.answer(at, at - 0.125, ok=False)
     gateway.answer(12.0, 11.875, ok=False)
     assert gateway.rate.window == math.inf
-    assert gateway.rate.estimate == 16.0
+    assert gateway.rate.estimate == through / 2
     return gateway
 
 
 def test_a_held_pace_at_exactly_half_the_estimate_with_twice_it_through_since_is_the_quota():
-    gateway = paced_at_16()
+    gateway = paced_at(32)
     for i, answer in enumerate("..x..x...."):  # 8 of 10 through over the 1 s plateau
         started = 12.6 + i * 0.08
         gateway.answer(started + 0.04, started, ok=answer == ".")
@@ -854,7 +855,7 @@ def test_a_held_pace_at_exactly_half_the_estimate_with_twice_it_through_since_is
 
 
 def test_after_a_refused_probe_exactly_half_the_estimate_through_is_not_under_half():
-    gateway = paced_at_16()
+    gateway = paced_at(32)
     gateway.through([12.0 + i / 16 for i in range(24)], latency=1 / 16)
     probe_at = 13.625
     gateway.answer(probe_at, 13.5625, ok=False)  # sent probing past 16/s
@@ -870,7 +871,7 @@ def test_after_a_refused_probe_exactly_half_the_estimate_through_is_not_under_ha
 
 
 def test_a_punished_probe_counts_from_a_second_and_a_latency_before_it_exactly():
-    gateway = paced_at_16()
+    gateway = paced_at(32)
     # 32/s through, each 1/16 s long
     gateway.through([12.0 + i / 32 for i in range(48)], latency=1 / 16)
     probe_at = 13.625
@@ -883,14 +884,7 @@ def test_a_punished_probe_counts_from_a_second_and_a_latency_before_it_exactly()
 
 
 def test_a_probe_refused_with_exactly_the_held_pace_through_keeps_the_estimate():
-    gateway = Gateway()
-    # 40 through in the 2 s from the first start: exactly 20/s
-    gateway.through([10.0 + i / 40 for i in range(40)], latency=0.125)
-    for j in range(9):
-        at = 11.5 + j / 64
-        gateway.answer(at, at - 0.125, ok=False)
-    gateway.answer(12.0, 11.875, ok=False)
-    assert gateway.rate.estimate == 20.0
+    gateway = paced_at(40)  # 20/s
     gateway.through([12.0 + i / 20 for i in range(13)], latency=1 / 16)
     for i in range(19):  # 19 through in the last second: the held pace (0.95 x 20)
         at = 12.8 + i * 0.85 / 18
