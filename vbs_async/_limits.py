@@ -1218,6 +1218,7 @@ class RequestLimiter:
                 # Refused again, sent under it, and only ever for this project,
                 # while the others' requests went through: not a quota over them.
                 known.project = project
+            known.refused_for.add(project)
             known.throttled(started)
             return False
         higher = None
