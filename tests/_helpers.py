@@ -266,3 +266,13 @@ class LoopClock:
         self.moved += seconds
         for _ in range(20):
             await asyncio.sleep(0)
+
+
+class FakeClock:
+    """A clock that moves only when a test moves it (`now`, from 1000.0): exact times."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -21,7 +22,7 @@ import vbs_async
 from vbs_async import TokenAuth, VBSClient, _config
 from vbs_async.testing import Emulator
 
-from ._helpers import FAST_RETRY
+from ._helpers import FAST_RETRY, FakeClock
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator
@@ -181,3 +182,17 @@ def clean_env(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path))
     return monkeypatch
+
+
+@pytest.fixture
+def fake_time(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """A fake clock that `asyncio.sleep` advances instead of waiting (for an injected clock)."""
+    clock = FakeClock()
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds: float, result: object = None) -> object:
+        clock.now += max(0.0, seconds)
+        return await real_sleep(0, result)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    return clock

@@ -12,6 +12,7 @@ import pytest
 
 from vbs_async import RequestTimeoutError, RetryBudget, RetryPolicy, TokenAuth, VBSClient
 from vbs_async._limits import (
+    BLACKOUT_TRICKLE,
     CUT_GRACE,
     QUIET,
     QUOTA_MARGIN,
@@ -26,7 +27,7 @@ from vbs_async._limits import (
 )
 from vbs_async.testing import Emulator
 
-from ._helpers import PATIENT_RETRY, LoopClock
+from ._helpers import PATIENT_RETRY, FakeClock, LoopClock
 
 
 async def test_requests_in_flight_never_exceed_max_concurrency(make_client):
@@ -89,14 +90,6 @@ async def test_a_crawl_with_a_rate_limit_sends_every_request_once(make_client):
 
 
 # -- the rate learned from throttling, on a fake clock -----------------------------------
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def answer(rate: AdaptiveRate, clock: FakeClock, per_second: int, seconds: float, ok=True):
@@ -168,20 +161,6 @@ def test_refusals_that_do_not_follow_the_rate_are_taken_for_noise():
     assert rate.reverted == 1
     assert not rate.active  # the cut was taken back: no quota to pace under
     assert rate.noise() > 0.1
-
-
-@pytest.fixture
-def fake_time(monkeypatch):
-    """A fake clock that `asyncio.sleep` advances instead of waiting."""
-    clock = FakeClock()
-    real_sleep = asyncio.sleep
-
-    async def sleep(seconds: float, result: object = None) -> object:
-        clock.now += max(0.0, seconds)
-        return await real_sleep(0, result)
-
-    monkeypatch.setattr(asyncio, "sleep", sleep)
-    return clock
 
 
 async def test_the_pacer_spaces_starts_on_its_clock(fake_time):
@@ -533,3 +512,171 @@ async def test_a_window_that_grows_admits_a_waiter_within_a_second_without_a_rel
     await clock.advance(0.2)
     assert waiting.done()
     assert gate.held == 2
+
+
+# -- what each limiter does with a start: its order, its timeline, its counts ---------------
+
+
+def learned_rate(
+    clock: FakeClock, *, in_flight: int = 1, refused_in_flight: int = 1
+) -> AdaptiveRate:
+    """A rate learned from a 50/s quota: paced since its first cut."""
+    rate = AdaptiveRate(clock=clock)
+    return learn(rate, clock, in_flight=in_flight, refused_in_flight=refused_in_flight)
+
+
+def learn(
+    rate: AdaptiveRate, clock: FakeClock, *, in_flight: int = 1, refused_in_flight: int = 1
+) -> AdaptiveRate:
+    for _ in range(100):
+        clock.now += 0.02
+        rate.succeeded(Ticket(clock.now - 0.04, in_flight))
+    while not rate.active:
+        for _ in range(5):
+            clock.now += 0.02
+            rate.succeeded(Ticket(clock.now - 0.04, in_flight))
+        rate.throttled(Ticket(clock.now - 0.04, refused_in_flight))
+    return rate
+
+
+@pytest.mark.parametrize("pace", ["rate_limit", "announced", "learned", "slot"])
+async def test_an_urgent_start_goes_before_the_starts_queued_before_it(fake_time, pace):
+    limiter = RequestLimiter(8, None, clock=fake_time, wall_offset=0.0)
+    limiter.announced("gw", "api", Quota(10, 1.0))
+    announced = AnnouncedQuota(Quota(10, 1.0), fake_time, wall_offset=0.0)
+    fixed = StartRateLimiter(10, clock=fake_time)
+    learned = learned_rate(fake_time) if pace == "learned" else None
+
+    async def acquire(*, urgent: bool | None = None) -> None:
+        """A start, as a caller asks it: `urgent` said only when it is."""
+        kwargs = {} if urgent is None else {"urgent": urgent}
+        if pace == "rate_limit":
+            await fixed.acquire(**kwargs)
+        elif pace == "announced":
+            await announced.acquire(**kwargs)
+        elif pace == "learned":
+            assert learned is not None
+            await learned.acquire(**kwargs)
+        else:
+            async with limiter.slot("gw", "api", **kwargs):
+                pass
+
+    order: list[str] = []
+
+    async def start(name: str, *, urgent: bool | None = None) -> None:
+        await acquire(urgent=urgent)
+        order.append(name)
+
+    await acquire()  # the pace's first start leaves at once: the next ones wait
+    await asyncio.gather(start("first"), start("second"), start("urgent", urgent=True))
+    assert order == ["first", "urgent", "second"]
+
+
+async def test_a_start_a_whole_interval_late_restarts_the_timeline_from_it(fake_time):
+    limiter = StartRateLimiter(4, clock=fake_time)
+    fake_time.now = 1024.0
+    await limiter.acquire()
+    fake_time.now = 1024.375  # half an interval late: the next keeps the timeline
+    await limiter.acquire()
+    await limiter.acquire()
+    assert fake_time.now == 1024.5
+    fake_time.now = 1025.0  # a whole interval late (a stall): never two at once after it
+    await limiter.acquire()
+    await limiter.acquire()
+    assert fake_time.now == 1025.25
+
+
+async def test_a_rate_limit_of_one_a_second_never_lets_two_starts_into_one_second(fake_time):
+    limiter = StartRateLimiter(1, clock=fake_time)
+    starts = []
+    for _ in range(3):
+        await limiter.acquire()
+        starts.append(fake_time.now)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
+    assert gaps == pytest.approx([1.01, 1.01], abs=1e-9)
+
+
+async def test_the_limiter_reports_its_settings_and_counts_requests_from_zero(fake_time):
+    limiter = RequestLimiter(max_concurrency=3, rate_limit=20.0, clock=fake_time)
+    assert (limiter.max_concurrency, limiter.rate_limit) == (3, 20.0)
+    assert (limiter.in_flight, limiter.peak_in_flight, limiter.started) == (0, 0, 0)
+
+    async def request() -> None:
+        async with limiter.slot():
+            await asyncio.sleep(0.5)
+
+    await asyncio.gather(*(request() for _ in range(5)))
+    assert (limiter.in_flight, limiter.peak_in_flight, limiter.started) == (0, 3, 5)
+
+
+def test_the_rate_learned_never_exceeds_the_rate_limit():
+    clock = FakeClock()
+    limiter = RequestLimiter(8, 20.0, clock=clock)
+    learn(limiter.adaptive, clock)  # a 50/s quota: 20/s is under it
+    assert limiter.adaptive.estimate == 20.0
+    clock.now += 60.0  # long past the probe's start
+    assert limiter.adaptive.rate == 20.0
+
+
+def test_a_learned_window_in_flight_grows_back_by_one_a_second_to_no_window_at_the_cap():
+    clock = FakeClock()
+    limiter = RequestLimiter(8, None, clock=clock)
+    # Four in flight got through, eight in flight were refused: a cap of four in flight.
+    learn(limiter.adaptive, clock, in_flight=4, refused_in_flight=8)
+    assert limiter.adaptive.window == 4
+    clock.now += 3.5
+    assert limiter.adaptive.window == 7
+    clock.now += 1.0
+    assert limiter.adaptive.window == math.inf  # `max_concurrency` caps it alone again
+    clock.now += 10.0
+    assert limiter.adaptive.window == math.inf
+
+
+def test_the_measured_rate_counts_successes_of_the_last_two_seconds_over_a_second_at_least():
+    clock = FakeClock()
+    rate = AdaptiveRate(clock=clock)
+    for k in range(8):  # 8 successes in the first half second
+        clock.now = 1024.0 + k / 16
+        rate.succeeded(Ticket(clock.now - 1 / 32, 1))
+    assert rate.measured_rate() == 8.0  # over a second, not the half second they took
+    rate.refused_under_quota(Ticket(clock.now, 1))
+    rate.refused_under_quota(Ticket(clock.now, 1))
+    assert rate.throttled_answers == 2
+    assert rate.measured_rate() == 8.0  # refusals are not successes
+    clock.now = 1026.0  # the first success is two seconds old: out
+    assert rate.measured_rate() == 3.5
+    clock.now = 1027.0
+    assert rate.measured_rate() == 0.0
+
+
+def test_refusals_under_an_announced_quota_count_among_those_the_learned_rate_judges():
+    clock = FakeClock()
+    rate = AdaptiveRate(clock=clock)
+    answer(rate, clock, 50, 2)
+    for _ in range(10):  # a sixth refused naming the quota: no cut for those
+        clock.now += 0.01
+        rate.refused_under_quota(Ticket(clock.now - 0.04, 1))
+    assert not rate.active
+    rate.throttled(Ticket(clock.now - 0.04, 1))  # one refusal that names none
+    answer(rate, clock, 50, 0.1)  # the first look, a round later: a sixth refused
+    assert rate.active
+
+
+@pytest.mark.parametrize(
+    ("before", "refusals", "quiet", "blackout"),
+    [(3, 4, 0.5, False), (0, 5, 0.25, True), (0, 5, 0.125, False)],
+    ids=["4-after-a-success", "5-then-a-quarter-second", "5-within-a-quarter-second"],
+)
+def test_five_refusals_in_a_row_and_a_quarter_second_without_a_success_slow_to_a_trickle(
+    before, refusals, quiet, blackout
+):
+    clock = FakeClock()
+    rate = learned_rate(clock)
+    clock.now = 2048.0  # long after the cut: probing far above it
+    for _ in range(before):
+        rate.refused_under_quota(Ticket(clock.now, 1))
+    rate.succeeded(Ticket(clock.now - 0.03125, 1))
+    for _ in range(refusals):
+        rate.refused_under_quota(Ticket(clock.now, 1))
+    clock.now += quiet
+    assert (rate.rate < 2 * BLACKOUT_TRICKLE) is blackout
