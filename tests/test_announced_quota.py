@@ -252,10 +252,12 @@ async def test_a_per_api_quota_still_counts_the_moment_a_host_wide_one_is_forgot
     per_api = Quota(5, 60.0, "api", PER_MINUTE)
     limiter.announced("gw", "a", per_api)
     fake_time.now += 3600.0  # quiet for an hour: the host's quota is probed far above
-    for _ in range(20):  # twice its limit at once: gone
-        async with limiter.slot("gw", "b"):
-            pass
+    (host_wide,) = limiter.quotas_for("gw", "b")
+    for _ in range(20):  # twice its limit at once, scheduled by a caller of its own: gone
+        host_wide.took(host_wide.due(), fake_time.now)
+    assert host_wide.forgotten
     assert [p.quota for p in limiter.quotas_for("gw", "a")] == [per_api]
+    assert limiter.quotas == [("gw", per_api)]
 
 
 async def test_requests_waiting_under_a_quota_also_wait_under_one_announced_meanwhile(
