@@ -51,6 +51,11 @@ class Gateway:
         else:
             self.rate.throttled(ticket)
 
+    def through(self, starts: list[float], *, latency: float) -> None:
+        """Successes of requests started at `starts`, each answered `latency` later."""
+        for started in starts:
+            self.answer(started + latency, started)
+
     def stream(
         self,
         begin: float,
@@ -391,9 +396,7 @@ def held_round(gateway: Gateway, *, climb: int, held: str, span: float) -> float
     evenly over `span` seconds from the climb's end: return when the plateau began."""
     cut_at = first_cut(gateway, through=28, refused=12, slow=0.9)
     assert gateway.rate.estimate == pytest.approx(33.62, rel=0.001)
-    for i in range(climb):
-        started = cut_at + i * 0.5 / climb
-        gateway.answer(started + 0.04, started)
+    gateway.through([cut_at + i * 0.5 / climb for i in range(climb)], latency=0.04)
     plateau = cut_at + 0.5
     for i, answer in enumerate(held):
         started = plateau + i * span / len(held)
@@ -425,9 +428,8 @@ def test_a_held_pace_with_less_than_half_the_estimate_through_is_no_pace():
     # reading, not the quota, and the refusal came just past the plateau: the estimate stays.
     plateau = held_round(gateway, climb=0, held="..x..x" + "." * 10, span=1.0)
     assert gateway.rate.cuts == 1  # its refusals came before the cut was judged
-    for i in range(8):  # 8 through since the plateau ended
-        started = plateau + 1.0 + 0.005 * i
-        gateway.answer(started + 0.04, started)
+    # 8 through since the plateau ended
+    gateway.through([plateau + 1.0 + 0.005 * i for i in range(8)], latency=0.04)
     gateway.answer(plateau + 1.1, plateau + 1.04, ok=False)
     assert gateway.rate.cuts == 2
     assert gateway.rate.estimate == pytest.approx(33.62, rel=0.001)
@@ -513,9 +515,7 @@ def opening(gateway: Gateway, *, until: float, per_second: int, look: float) -> 
         gateway.answer(at, at - 0.04, ok=False)
     gateway.answer(look, look - 0.04, ok=False)
     assert gateway.rate.cuts == 1
-    for i in range(12):
-        started = look + i / 20
-        gateway.answer(started + 0.04, started)
+    gateway.through([look + i / 20 for i in range(12)], latency=0.04)
     gateway.answer(look + 0.62, look + 0.58, ok=False)
     assert gateway.rate.cuts == 2
     return look
@@ -542,9 +542,8 @@ def test_a_second_cut_after_a_first_one_a_second_after_the_first_answer_counts_t
 def test_a_refusal_when_only_requests_started_over_a_second_ago_get_through_does_not_cut():
     gateway = Gateway()
     cut_at = first_cut(gateway, through=30, refused=10)
-    for i in range(31):  # the gateway now answers its successes 1.2 s late
-        started = cut_at + i / 30
-        gateway.answer(started + 1.2, started)
+    # the gateway now answers its successes 1.2 s late
+    gateway.through([cut_at + i / 30 for i in range(31)], latency=1.2)
     # A blackout may be beginning: nothing started in the last second got through yet.
     gateway.answer(cut_at + 2.25, cut_at + 2.2, ok=False)
     assert gateway.rate.cuts == 1
@@ -620,9 +619,7 @@ def test_a_held_pace_refused_exactly_a_tenth_is_no_reading_of_the_quota():
 def test_a_refusal_of_a_request_started_0_3_s_after_a_cut_cuts_again_one_before_does_not():
     gateway = Gateway()
     cut_at = first_cut(gateway, through=30, refused=10)
-    for i in range(12):
-        started = cut_at + i * 0.025
-        gateway.answer(started + 0.04, started)
+    gateway.through([cut_at + i * 0.025 for i in range(12)], latency=0.04)
     gateway.answer(cut_at + 0.35, cut_at + 0.29, ok=False)  # sent at the old rate
     assert gateway.rate.cuts == 1
     gateway.answer(cut_at + 0.4, cut_at + CUT_GRACE, ok=False)
@@ -642,9 +639,8 @@ def test_after_a_refused_probe_refusals_cut_again_from_2_5_s_on():
 def test_after_a_refused_probe_a_refusal_as_nothing_started_since_gets_through_does_not_cut():
     gateway = Gateway()
     probe_at = probe_refused(gateway)
-    for i in range(3):  # three requests started at the probe's refusal get through
-        started = probe_at + 0.05 * i
-        gateway.answer(started + 0.04, started)
+    # three requests started at the probe's refusal get through
+    gateway.through([probe_at + 0.05 * i for i in range(3)], latency=0.04)
     # Nothing started in the last second got through: a penalty box may have begun.
     gateway.answer(probe_at + 1.3, probe_at + 0.5, ok=False)
     assert gateway.rate.cuts == 2
@@ -671,9 +667,7 @@ def test_a_slow_refusal_of_a_request_sent_while_probing_does_not_cut_if_none_sin
 def test_refusals_of_a_tenth_of_the_last_second_only_cut_if_they_last():
     gateway = Gateway()
     cut_at = first_cut(gateway, through=30, refused=10, slow=0.9)
-    for i in range(18):
-        started = cut_at + 0.01 + i * 0.045
-        gateway.answer(started + 0.04, started)
+    gateway.through([cut_at + 0.01 + i * 0.045 for i in range(18)], latency=0.04)
     gateway.answer(cut_at + 0.8, cut_at + 0.4, ok=False)
     gateway.answer(cut_at + 1.0, cut_at + 0.5, ok=False)  # 2 of the 20 started since
     assert gateway.rate.cuts == 1
@@ -692,9 +686,7 @@ def test_refusals_lasting_over_2_s_at_the_rate_limit_cut_from_2_s_after_the_cut(
 def test_one_refusal_in_50_over_2_s_at_the_rate_limit_does_not_cut():
     gateway = Gateway(max_rate=25)
     cut_at = first_cut(gateway, through=30, refused=10)
-    for i in range(49):
-        started = cut_at + 0.31 + i * 0.04
-        gateway.answer(started + 0.04, started)
+    gateway.through([cut_at + 0.31 + i * 0.04 for i in range(49)], latency=0.04)
     gateway.answer(cut_at + 2.3, cut_at + 2.25, ok=False)
     assert gateway.rate.cuts == 1
 
@@ -729,9 +721,7 @@ def after_noise(gateway: Gateway) -> float:
 
 def refused_in_the_last_second(gateway: Gateway, cut_at: float, *, through: int) -> float:
     """`through` successes, then 4 refusals: return the share refused of the last second."""
-    for i in range(through):
-        started = cut_at + 0.1 + i * 0.04
-        gateway.answer(started + 0.04, started)
+    gateway.through([cut_at + 0.1 + i * 0.04 for i in range(through)], latency=0.04)
     for i in range(4):
         gateway.answer(cut_at + 1.0 + 0.01 * i, cut_at + 0.8 + 0.01 * i, ok=False)
     return 4 / (through + 4)
@@ -827,15 +817,79 @@ def test_a_second_cut_exactly_a_second_after_one_in_the_first_second_counts_the_
     cut_at = 10.37
     assert gateway.rate.cuts == 1
     # Answers now take 0.6 s: 20 to requests sent before the cut, 10 to requests sent after.
-    for i in range(20):
-        started = cut_at - 0.5 + i * 0.025
-        gateway.answer(started + 0.6, started)
-    for i in range(10):
-        started = cut_at + i * 0.04
-        gateway.answer(started + 0.6, started)
+    gateway.through([cut_at - 0.5 + i * 0.025 for i in range(20)], latency=0.6)
+    gateway.through([cut_at + i * 0.04 for i in range(10)], latency=0.6)
     gateway.answer(cut_at + 0.995, cut_at + 0.35, ok=False)
     gateway.answer(cut_at + 1.0, cut_at + 0.36, ok=False)
     assert gateway.rate.cuts == 2
     # What got through of the requests started in the last second (10 in the 0.4 s whose
     # answers are in), not of those started since the cut over the latency (0.6 s).
     assert gateway.rate.estimate == pytest.approx(25)
+
+
+def paced_at(through: int) -> Gateway:
+    """As `burst_of_32`, `through` successes in the first second, one request in flight at a
+    time: no cap in flight, a first cut at 12.0 to an estimate of exactly `through` / 2 a
+    second (over the 2 s from the first start), its plateau from 12.5 to 13.5."""
+    gateway = Gateway()
+    gateway.through([10.0 + i / through for i in range(through)], latency=0.125)
+    for j in range(9):
+        at = 11.5 + j / 64
+        gateway.answer(at, at - 0.125, ok=False)
+    gateway.answer(12.0, 11.875, ok=False)
+    assert gateway.rate.window == math.inf
+    assert gateway.rate.estimate == through / 2
+    return gateway
+
+
+def test_a_held_pace_at_exactly_half_the_estimate_with_twice_it_through_since_is_the_quota():
+    gateway = paced_at(32)
+    for i, answer in enumerate("..x..x...."):  # 8 of 10 through over the 1 s plateau
+        started = 12.6 + i * 0.08
+        gateway.answer(started + 0.04, started, ok=answer == ".")
+    # 8 more through since it ended: 16 in the last second
+    gateway.through([13.5 + i * 0.005 for i in range(8)], latency=0.04)
+    gateway.answer(13.6, 13.5, ok=False)
+    assert gateway.rate.cuts == 2
+    assert gateway.rate.estimate == 8.0  # the held pace, exactly half the estimate
+
+
+def test_after_a_refused_probe_exactly_half_the_estimate_through_is_not_under_half():
+    gateway = paced_at(32)
+    gateway.through([12.0 + i / 16 for i in range(24)], latency=1 / 16)
+    probe_at = 13.625
+    gateway.answer(probe_at, 13.5625, ok=False)  # sent probing past 16/s
+    assert gateway.rate.cuts == 2
+    assert gateway.rate.estimate == 16.0
+    # 8/s get through, each 0.5 s long
+    gateway.through([probe_at + i / 8 for i in range(12)], latency=0.5)
+    # 4 through of the requests started between 1 s and 0.5 s (the latency) ago: 8/s,
+    # exactly half the estimate. Only under half (and some) cuts in a refused probe's
+    # aftermath: this refusal does not.
+    gateway.answer(probe_at + 2.0, probe_at + 1.9, ok=False)
+    assert gateway.rate.cuts == 2
+
+
+def test_a_punished_probe_counts_from_a_second_and_a_latency_before_it_exactly():
+    gateway = paced_at(32)
+    # 32/s through, each 1/16 s long
+    gateway.through([12.0 + i / 32 for i in range(48)], latency=1 / 16)
+    probe_at = 13.625
+    gateway.answer(probe_at, 13.5625, ok=False)
+    assert gateway.rate.estimate == 29.0  # what the probe got through in the last second
+    for i in range(1, 5):  # nothing through since: a blackout
+        gateway.answer(probe_at + i / 16, probe_at + i / 16 - 0.01, ok=False)
+    # From 12.5625 (the probe's refusal less a second and 1/16 s) to it: 30 through.
+    assert gateway.rate.estimate == pytest.approx(HOLD * 30 / 1.0625)
+
+
+def test_a_probe_refused_with_exactly_the_held_pace_through_keeps_the_estimate():
+    gateway = paced_at(40)  # 20/s
+    gateway.through([12.0 + i / 20 for i in range(13)], latency=1 / 16)
+    for i in range(19):  # 19 through in the last second: the held pace (0.95 x 20)
+        at = 12.8 + i * 0.85 / 18
+        gateway.answer(at, at - 1 / 16)
+    gateway.answer(13.7, 13.6375, ok=False)  # sent probing, at 21.8/s
+    assert gateway.rate.cuts == 2
+    # No more got through than the plateau sends: the quota is not above the estimate.
+    assert gateway.rate.estimate == 20.0

@@ -232,6 +232,12 @@ refused, does not follow the pace once the margin under the limit went to `MARGI
 refusals went on (a bucket's jitter refuses nothing paced at 75 %): an overloaded backend
 refusing 5 % at random, or one project's policy. It pauses nothing: 5 % of 429s at random
 under a 50/s bucket cost 1.6x to 2.0x the crawl, paused and paced at 75 % after each."""
+QUOTA_NOISE_LOW: Final = 0.1
+"""At most this share of the last seconds' requests refused, at the limit (the margin widened
+once at most), is noise at once: a bucket's jitter refused a quarter there."""
+NOISE_STARTS: Final = 10
+"""The starts before a refused one whose spacing tells the pace it was refused at: one gap
+jitters with the event loop's timers (a pace at 77 % read 80 % to 125 % from one gap)."""
 PUNISHMENT_WATCH: Final = 3.0
 """Seconds, from the window after a refused probe, in which a refusal at the quota itself
 is the probe's punishment."""
@@ -421,8 +427,13 @@ class AnnouncedQuota:
     calendar window the first burst spent refuses the next request, which
     blocks). A refusal of a request paced under it means the gateway's window
     was spent (by others, or before the quota was known): starts wait until the
-    window rolls over on the calendar. Refusals of requests sent before the
-    quota was known say nothing new.
+    window rolls over on the calendar; refused again right as it did (a penalty
+    box), until the next half window counted from the blackout's first refusal.
+    Refusals of requests sent before the quota was known say nothing new.
+    Refusals that do not follow the pace are noise (an overloaded backend's
+    429s at random, naming the quota): few of them at the limit, or one to a
+    start paced well under it, the margin widened already, make every refusal
+    after a success pause nothing while few of the last seconds' are refused.
 
     The quota is probed above only after a long quiet stretch (`QUIET` seconds
     without a refusal, doubling after each refused probe), and never again
@@ -621,10 +632,12 @@ class AnnouncedQuota:
     def _noise(self, now: float, started: float) -> bool:
         """Whether this refusal (after a success, few refused lately) is noise, not the pace.
 
-        Noise once a refusal came, with the margin widened already, to a start
-        spaced a quarter more than the limit's interval after the one before (no
-        bucket's jitter refuses that), until more than `QUOTA_NOISE_SHARE` of the
-        requests of the last seconds are refused.
+        Noise once at most `QUOTA_NOISE_LOW` of the last seconds' requests were
+        refused at the limit, or a refusal came, with the margin widened already,
+        to a start paced a quarter slower than the limit's interval over the
+        `NOISE_STARTS` starts before it since the last pause (no bucket's jitter
+        refuses that); until more than `QUOTA_NOISE_SHARE` of the requests of
+        the last seconds are refused.
         """
         answers = self._answers
         if answers is None or answers.refused_in_a_row() != 1:
@@ -633,9 +646,22 @@ class AnnouncedQuota:
         if judged >= 20 and share > QUOTA_NOISE_SHARE:  # noqa: PLR2004
             self.noisy = False
             return False
+        at_the_limit = self._jitter_margin <= 2 * QUOTA_MARGIN
+        if not self.noisy and at_the_limit and judged >= 20 and share <= QUOTA_NOISE_LOW:  # noqa: PLR2004
+            # Few refused at the limit (a bucket's jitter refused a quarter there).
+            self.noisy = True
+            self._jitter_margin = QUOTA_MARGIN
+            return True
         if not self.noisy and self._jitter_margin > QUOTA_MARGIN:
-            before = max((at for at in self._recent if at < started), default=-math.inf)
-            if started - before >= (1 + MARGIN_MAX) * self.quota.period / self.quota.limit:
+            # The pace over the last starts since the last pause (one gap jitters
+            # with the timers; a pause is no pace).
+            ended = self._blocked_until
+            # Its own start (logged a moment before `started`) and the ones before it.
+            starts = [at for at in self._recent if ended <= at <= started][-NOISE_STARTS - 1 :]
+            gaps = len(starts) - 1
+            spacing = (starts[-1] - starts[0]) / gaps if gaps > 0 else 0.0
+            enough = gaps >= NOISE_STARTS // 2
+            if enough and spacing >= (1 + MARGIN_MAX) * self.quota.period / self.quota.limit:
                 self.noisy = True
                 self._jitter_margin = QUOTA_MARGIN
         return self.noisy
@@ -1218,6 +1244,7 @@ class RequestLimiter:
                 # Refused again, sent under it, and only ever for this project,
                 # while the others' requests went through: not a quota over them.
                 known.project = project
+            known.refused_for.add(project)
             known.throttled(started)
             return False
         higher = None
