@@ -7,6 +7,7 @@ tried higher or forgotten.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -243,3 +244,36 @@ def test_a_refusal_at_the_quota_in_the_3_s_after_a_refused_probe_stops_the_probi
     quota.throttled(started=started)
     clock.now += 200.0
     assert (quota.rate() == pytest.approx(9.8)) is punished
+
+
+async def test_a_per_api_quota_still_counts_the_moment_a_host_wide_one_is_forgotten(fake_time):
+    limiter = RequestLimiter(4, None, clock=fake_time, wall_offset=0.0)
+    limiter.announced("gw", "b", Quota(10, 1.0, "user"))
+    per_api = Quota(5, 60.0, "api", PER_MINUTE)
+    limiter.announced("gw", "a", per_api)
+    fake_time.now += 3600.0  # quiet for an hour: the host's quota is probed far above
+    (host_wide,) = limiter.quotas_for("gw", "b")
+    for _ in range(20):  # twice its limit at once, scheduled by a caller of its own: gone
+        host_wide.took(host_wide.due(), fake_time.now)
+    assert host_wide.forgotten
+    assert [p.quota for p in limiter.quotas_for("gw", "a")] == [per_api]
+    assert limiter.quotas == [("gw", per_api)]
+
+
+async def test_requests_waiting_under_a_quota_also_wait_under_one_announced_meanwhile(
+    fake_time,
+):
+    limiter = RequestLimiter(4, None, clock=fake_time, wall_offset=0.0)
+    limiter.announced("gw", "api", Quota(100, 60.0, "user", PER_MINUTE))  # blocked until 1020 s
+    starts: list[float] = []
+
+    async def request() -> None:
+        async with limiter.slot("gw", "api"):
+            starts.append(fake_time.now)
+
+    waiting = [asyncio.create_task(request()) for _ in range(2)]
+    await asyncio.sleep(0)
+    limiter.announced("gw", "api", Quota(1, 1.0, "api"))  # one a second for this API
+    await asyncio.gather(*waiting)
+    assert starts[0] == 1020.0
+    assert starts[1] - starts[0] >= 1.0

@@ -12,8 +12,13 @@ import pytest
 
 from vbs_async import RequestTimeoutError, RetryBudget, RetryPolicy, TokenAuth, VBSClient
 from vbs_async._limits import (
+    APPROACH,
+    BETA,
     BLACKOUT_TRICKLE,
     CUT_GRACE,
+    FIRST_LOOK,
+    HOLD,
+    NOISE_HALF_LIFE,
     QUIET,
     QUOTA_MARGIN,
     AdaptiveRate,
@@ -160,7 +165,10 @@ def test_refusals_that_do_not_follow_the_rate_are_taken_for_noise():
         answer(rate, clock, 50, 0.04, ok=False)
     assert rate.reverted == 1
     assert not rate.active  # the cut was taken back: no quota to pace under
-    assert rate.noise() > 0.1
+    noise = rate.noise()
+    assert noise > 0.1
+    clock.now += NOISE_HALF_LIFE  # taken for noise less and less, as time goes by
+    assert rate.noise() == pytest.approx(noise / 2)
 
 
 async def test_the_pacer_spaces_starts_on_its_clock(fake_time):
@@ -680,3 +688,52 @@ def test_five_refusals_in_a_row_and_a_quarter_second_without_a_success_slow_to_a
         rate.refused_under_quota(Ticket(clock.now, 1))
     clock.now += quiet
     assert (rate.rate < 2 * BLACKOUT_TRICKLE) is blackout
+
+
+def test_a_cut_paces_at_0_9_of_the_estimate_and_climbs_to_0_95_of_it_in_half_a_second():
+    clock = FakeClock()
+    rate = learned_rate(clock)  # cut a few answers ago
+    estimate = rate.estimate
+    first = rate.rate
+    assert BETA * estimate <= first < HOLD * estimate
+    clock.now += 0.1
+    climbed = (HOLD - BETA) * estimate * 0.1 / APPROACH
+    assert rate.rate - first == pytest.approx(climbed)
+    clock.now += APPROACH
+    assert rate.rate == pytest.approx(HOLD * estimate)
+
+
+@pytest.mark.parametrize(
+    ("idle", "look"), [(0.0, 0.06), (2.0, 0.05)], ids=["a-round-and-a-half", "no-round-to-wait"]
+)
+def test_the_first_cut_comes_a_round_and_a_half_of_answers_after_the_first_refusal(idle, look):
+    clock = FakeClock()
+    rate = AdaptiveRate(clock=clock)
+    answer(rate, clock, 50, 2)  # each answered 40 ms after it left
+    clock.now += idle  # none answered in the last second: no round to wait for
+    first = clock.now
+    while clock.now < first + look + 0.004:  # refused from then on, answered every 5 ms
+        assert not rate.active
+        rate.throttled(Ticket(clock.now - 0.04, 1))
+        clock.now += 0.005
+    assert rate.active
+
+
+def test_a_tenth_of_the_answers_refused_is_not_yet_a_reason_to_cut():
+    clock = FakeClock()
+    rate = AdaptiveRate(clock=clock)
+
+    def answers(outcomes: str) -> None:  # "+" got through, "-" refused
+        for outcome in outcomes:
+            ok = outcome == "+"
+            clock.now += 0.01
+            (rate.succeeded if ok else rate.throttled)(Ticket(clock.now - 0.004, 1))
+
+    answers("+" * 44 + "-" * 5)
+    clock.now += FIRST_LOOK
+    answers("+")  # the first look, a round after the first refusal: 5 of 50
+    assert not rate.active
+    answers("-")
+    clock.now += FIRST_LOOK
+    answers("+")  # 6 of 52
+    assert rate.active

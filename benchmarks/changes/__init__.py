@@ -101,13 +101,13 @@ CHANGES: tuple[Change, ...] = (
     ),
     Change(
         "limits", "vbs_async/_limits.py",
-        "        self._recent: deque[float] = deque(maxlen=max(1, math.floor(rate)))",
-        "        self._recent: deque[float] = deque(maxlen=max(1, math.floor(rate) + 1))",
+        "        self._most = max(1, math.floor(rate))  # starts in any window",
+        "        self._most = max(1, math.floor(rate) + 1)  # starts in any window",
         "the rate limit's window holding one start too many", "_limits",
     ),
     Change(
         "limits", "vbs_async/_limits.py",
-        "        async with self._turn:",
+        "        async with self._turn.hold(urgent=urgent):",
         "        async with asyncio.Lock():",
         "the pacer's turn lock skipped (a fresh lock each time)", "_limits",
     ),
