@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import sqlite3
 import subprocess
 
 import pytest
@@ -76,3 +77,30 @@ def test_json_rows_written_to_a_file_keep_the_exact_text(raw_names):
     result = invoke("audit", "--db", str(raw_names), "--format", "jsonl")
     names = {json.loads(line)["backup"]["name"] for line in result.stdout.split("\n") if line}
     assert set(RAW_IN_JSON) <= names
+
+
+@pytest.mark.parametrize(
+    ("option", "suffix"),
+    [("-o", "-wal"), ("-o", "-shm"), ("-o", "-journal"), ("--report", "-wal"),
+     ("--report", "-shm"), ("--resume", "-wal"), ("--resume", "-journal")],
+)  # fmt: skip
+def test_a_file_of_the_database_s_own_is_refused_before_any_request(
+    tmp_path, clean_env, option, suffix
+):
+    db = tmp_path / "inventory.sqlite"
+    sibling = tmp_path / f"inventory.sqlite{suffix}"
+    extra = [] if option == "-o" else ["-o", str(tmp_path / "rows.jsonl")]
+    with emulator_in_thread() as emu:
+        add_sharing(emu, 1, A1, OUTSIDE1)
+        clean_env.setenv("OS_AUTH_TOKEN", emu.token)
+        assert invoke("crawl", "--endpoint", emu.url, "--db", str(db), "-o",
+                      str(tmp_path / "first.jsonl"), "--quiet", A1).exit_code == 0  # fmt: skip
+        before = emu.requests_received
+        result = invoke("crawl", "--endpoint", emu.url, "--db", str(db), option, str(sibling),
+                        *extra, "--quiet", A1)  # fmt: skip
+        assert emu.requests_received == before
+    assert result.exit_code == 2, result.output
+    assert f"is the database's own {suffix} file" in result.stderr
+    assert not sibling.exists()
+    with sqlite3.connect(db) as check:
+        assert check.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
