@@ -258,3 +258,49 @@ def test_a_newer_schema_version_is_refused_in_one_line_and_left_as_it_is(tmp_pat
     assert not (tmp_path / "out.jsonl").exists()
     with pytest.raises(InventoryError, match="newer than this vbs-async's"):
         Inventory(path)
+
+
+def test_a_crawl_killed_at_once_while_migrating_a_big_file_leaves_it_old_or_new_never_half(
+    tmp_path,
+):
+    """No pause put in: `crawl --db` killed once its migration has written (the log grows)."""
+    path = tmp_path / "inv.sqlite"
+    version_1(path)
+    db = sqlite3.connect(path)
+    db.executemany(
+        "INSERT INTO sharings (project_id, sharing_id, first_seen, last_seen, backup_id, "
+        "from_project_id, to_project_id, backup_name) VALUES (?, ?, 1, 2, ?, ?, ?, 'disk')",
+        ((P1, f"m{index:06d}", f"b{index:06d}", P1, P2) for index in range(60_000)),
+    )
+    db.commit()
+    db.close()
+    before, said = state(path), answers(path)
+    log = tmp_path / "inv.sqlite-wal"
+    process = subprocess.Popen(
+        [
+            *VBS_ASYNC,
+            "crawl",
+            "--emulator",
+            "--emulator-projects",
+            "2",
+            "--db",
+            str(path),
+            "-o",
+            str(tmp_path / "out.jsonl"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while not (log.exists() and log.stat().st_size > 0) and process.poll() is None:
+        assert time.monotonic() < deadline, "the migration never wrote"
+        time.sleep(0.001)
+    process.send_signal(signal.SIGKILL)
+    process.wait(30)
+    after = state(path)
+    if after["version"] == 1:
+        assert after == before
+    else:  # the migration had committed: complete, the old runs as they were
+        assert (after["version"], after["sharings is a"]) == (SCHEMA_VERSION, "view")
+        assert [row for row in after["sharings"] if row[0] in {P1, P2}] == before["sharings"]
+    assert answers(path) == said
