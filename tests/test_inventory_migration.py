@@ -304,3 +304,41 @@ def test_a_crawl_killed_at_once_while_migrating_a_big_file_leaves_it_old_or_new_
         assert (after["version"], after["sharings is a"]) == (SCHEMA_VERSION, "view")
         assert [row for row in after["sharings"] if row[0] in {P1, P2}] == before["sharings"]
     assert answers(path) == said
+
+
+def test_a_version_2_file_gains_an_empty_digest_column_and_records_as_before(tmp_path):
+    """The digests start empty (the next listing is merged row by row); each run records its own."""
+    from vbs_async.inventory._schema import MIGRATIONS  # noqa: PLC0415
+
+    from .test_inventory import record, sharing  # noqa: PLC0415
+
+    path = tmp_path / "inv.sqlite"
+    version_1(path)
+    db = sqlite3.connect(path, isolation_level=None)
+    MIGRATIONS[1](db)
+    db.execute("PRAGMA user_version = 2")
+    db.close()
+    before = state(path)
+    with Inventory(path, write=True):
+        pass
+    after = state(path)
+    assert after["version"] == SCHEMA_VERSION
+    assert after["sharings"] == before["sharings"]
+    assert [row[:-1] for row in after["projects"]] == before["projects"]
+    assert {row[-1] for row in after["projects"]} == {None}  # no digest yet
+    listing = {P1: [sharing("s1", P1, "f" * 32)], P2: [sharing("t1", P2, P1)]}
+    record(path, listing, job_key="job")
+    record(path, listing, job_key="job")
+    assert [row[:4] for row in state(path)["sharings"]] == [
+        (P1, "s1", 1, 4),
+        (P1, "s2", 1, 1),
+        (P2, "t1", 1, 4),  # unchanged since run 1 (P2 failed in run 2)
+    ]
+    db = sqlite3.connect(path)
+    try:
+        digests = db.execute(
+            "SELECT run_id, count(listing_digest) FROM run_projects GROUP BY run_id"
+        ).fetchall()
+    finally:
+        db.close()
+    assert digests == [(1, 0), (2, 0), (3, 2), (4, 2)]
