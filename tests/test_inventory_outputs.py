@@ -104,3 +104,41 @@ def test_a_file_of_the_database_s_own_is_refused_before_any_request(
     assert not sibling.exists()
     with sqlite3.connect(db) as check:
         assert check.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
+
+
+@pytest.fixture
+def info_and_high(tmp_path, clean_env):
+    """A1 shares one backup inside the account (info) and one outside (high)."""
+    db = tmp_path / "inventory.sqlite"
+    with emulator_in_thread() as emu:
+        add_sharing(emu, 1, A1, A2)
+        add_sharing(emu, 2, A1, OUTSIDE1)
+        clean_env.setenv("OS_AUTH_TOKEN", emu.token)
+        result = invoke("crawl", "--endpoint", emu.url, "--db", str(db), "-o",
+                        str(tmp_path / "o.jsonl"), "--quiet", A1, A2)  # fmt: skip
+        assert result.exit_code == 0, result.output
+    return db
+
+
+def test_the_summary_counts_every_finding_and_agrees_with_fail_on(info_and_high):
+    result = invoke("audit", "--db", str(info_and_high), "--format", "jsonl", "--fail-on", "info")
+    assert result.exit_code == 3
+    assert len(result.stdout.splitlines()) == 1  # the info finding is below --min-severity low
+    lines = result.stderr.splitlines()
+    assert lines[0].endswith(": 2 projects; 1 high, 0 medium, 0 low, 1 info")
+    assert "shown: 1 finding at or above low (--min-severity); 1 below it left out" in lines
+    assert lines[-1] == "2 findings at or above info: exit 3"
+
+
+def test_a_higher_min_severity_hides_findings_from_the_output_not_from_the_summary(
+    info_and_high,
+):
+    result = invoke("audit", "--db", str(info_and_high), "--format", "jsonl",
+                    "--min-severity", "high")  # fmt: skip
+    assert result.exit_code == 0
+    assert "1 high, 0 medium, 0 low, 1 info" in result.stderr
+    assert "shown: 1 finding at or above high (--min-severity); 1 below it left out" in (
+        result.stderr
+    )
+    everything = invoke("audit", "--db", str(info_and_high), "--min-severity", "info")
+    assert "shown:" not in everything.stderr  # nothing left out: nothing to say

@@ -236,11 +236,19 @@ def _audit(
         else:
             finding_row(writer, finding)
     writer.close(_TABLE)
+    # The counts are the audit's, every finding; what --min-severity left out is said apart.
     counts = ", ".join(
-        f"{result.counts.get(level, 0):,} {level.label}" for level in reversed(Severity)
+        f"{result.every_count.get(level, 0):,} {level.label}" for level in reversed(Severity)
     )
     runs = "; ".join(_described(inventory.run(run_id)) for run_id in result.run_ids)
     lines = [f"audited {runs}: {result.projects:,} projects; {counts}"]
+    shown = sum(result.counts.values())
+    left_out = sum(result.every_count.values()) - shown
+    if left_out:
+        lines.append(
+            f"shown: {shown:,} {'finding' if shown == 1 else 'findings'} at or above "
+            f"{result.minimum.label} (--min-severity); {left_out:,} below it left out"
+        )
     earlier = sorted(result.seen_runs - set(result.run_ids))
     if earlier:
         sources = ", ".join(
