@@ -142,3 +142,40 @@ def test_a_higher_min_severity_hides_findings_from_the_output_not_from_the_summa
     )
     everything = invoke("audit", "--db", str(info_and_high), "--min-severity", "info")
     assert "shown:" not in everything.stderr  # nothing left out: nothing to say
+
+
+QUOTED_NAMES = ["'=already guarded?", "'plain", "''=twice", "=formula", "-minus", "'", "''"]
+
+
+def test_a_csv_output_read_back_gives_every_name_the_server_sent(tmp_path, clean_env):
+    with emulator_in_thread() as emu:
+        for index, name in enumerate(QUOTED_NAMES):
+            add_sharing(emu, index, A1, OUTSIDE1, name=name)
+        clean_env.setenv("OS_AUTH_TOKEN", emu.token)
+        for form in ("jsonl", "csv"):
+            result = invoke("crawl", "--endpoint", emu.url, "--format", form, "-o",
+                            str(tmp_path / f"o.{form}"), "--report",
+                            str(tmp_path / f"{form}.json"), A1)  # fmt: skip
+            assert result.exit_code == 0, result.output
+    audited = invoke("audit", str(tmp_path / "o.csv"), "--report", str(tmp_path / "csv.json"),
+                     "--format", "jsonl")  # fmt: skip
+    assert audited.exit_code == 0, audited.output  # no --fail-on
+    names = sorted(json.loads(line)["backup"]["name"] for line in audited.stdout.splitlines())
+    assert names == sorted(QUOTED_NAMES)
+    compared = invoke("diff", str(tmp_path / "o.jsonl"), str(tmp_path / "o.csv"), "--report",
+                      str(tmp_path / "jsonl.json"), "--report", str(tmp_path / "csv.json"),
+                      "--format", "jsonl")  # fmt: skip
+    assert compared.exit_code == 0, compared.output
+    assert compared.stdout == ""
+    assert "0 changed, 7 unchanged" in compared.stderr
+
+
+def test_a_csv_written_before_the_guard_marked_quotes_reads_as_it_did():
+    from vbs_async.inventory._files import unguarded  # noqa: PLC0415
+
+    # Before, only `= + - @`, tab and CR were guarded: `'=x` was `=x` guarded.
+    assert unguarded("'=x") == "=x"
+    assert unguarded("'plain") == "'plain"
+    assert unguarded("plain") == "plain"
+    # Now a text starting with `'` is guarded too, so `''=x` is the text `'=x`.
+    assert unguarded("''=x") == "'=x"
