@@ -179,3 +179,17 @@ def test_a_csv_written_before_the_guard_marked_quotes_reads_as_it_did():
     assert unguarded("plain") == "plain"
     # Now a text starting with `'` is guarded too, so `''=x` is the text `'=x`.
     assert unguarded("''=x") == "'=x"
+
+
+def test_trusted_entries_that_match_nothing_are_named_up_to_20_then_counted(
+    info_and_high, tmp_path
+):
+    trusted = tmp_path / "trusted.txt"
+    trusted.write_text("".join(f"junk-{n:06d}\n" for n in range(100_000)))
+    result = invoke("audit", "--db", str(info_and_high), "--trusted", str(trusted),
+                    "--format", "jsonl")  # fmt: skip
+    assert result.exit_code == 0, result.stderr[-500:]
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("--trusted:")]
+    assert len(warnings) == 21
+    assert "'junk-000000' is neither a project ID nor an account" in warnings[0]
+    assert warnings[-1] == "--trusted: ... and 99,980 more entries that match nothing"

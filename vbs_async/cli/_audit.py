@@ -38,6 +38,7 @@ from ._findings import (
     product_version,
     rows_stdout,
 )
+from ._progress import MAX_FAILURE_LINES
 from ._run import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
@@ -188,12 +189,17 @@ def warn_unmatched(inventory: Inventory, trusted: frozenset[str]) -> None:
             "SELECT DISTINCT account FROM run_projects WHERE account IS NOT NULL"
         )
     }
-    for entry in sorted(trusted):
-        if not is_project_id(entry) and entry not in accounts:
-            sys.stderr.write(
-                f"--trusted: {escape(repr(entry))} is neither a project ID nor an account "
-                "recorded in the inventory: it matches nothing\n"
-            )
+    unmatched = sorted(e for e in trusted if not is_project_id(e) and e not in accounts)
+    for entry in unmatched[:MAX_FAILURE_LINES]:  # as many as crawl's failure lines, then a count
+        sys.stderr.write(
+            f"--trusted: {escape(repr(entry))} is neither a project ID nor an account "
+            "recorded in the inventory: it matches nothing\n"
+        )
+    if len(unmatched) > MAX_FAILURE_LINES:
+        sys.stderr.write(
+            f"--trusted: ... and {len(unmatched) - MAX_FAILURE_LINES:,} more entries "
+            "that match nothing\n"
+        )
 
 
 @contextlib.contextmanager
