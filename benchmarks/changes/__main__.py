@@ -40,7 +40,8 @@ HUNG = 150
 def _selection(change: Change) -> list[str]:
     selection = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mutmut"]["selection"]
     files = [*selection[change.module], *change.tests]
-    return [f"tests/{name}" for name in dict.fromkeys(files)]
+    # Entries starting with "-" are pytest options for the module's tests (a `--deselect`).
+    return [name if name.startswith("-") else f"tests/{name}" for name in dict.fromkeys(files)]
 
 
 def _copy(folder: Path) -> None:
@@ -83,7 +84,11 @@ def run_tests(folder: Path, files: list[str]) -> tuple[bool, str, float]:
     elapsed = time.monotonic() - started
     failing = ("FAILED tests", "ERROR tests")
     failed = [line for line in stdout.splitlines() if line.startswith(failing)]
-    return process.returncode != 0, (failed[0] if failed else stdout[-300:]), elapsed
+    if process.returncode not in {0, 1}:
+        # Not a test failing: pytest could not run them (a path not found, no tests):
+        # never taken for the change caught.
+        raise RuntimeError(f"pytest exited {process.returncode}: {stdout[-500:]}")
+    return process.returncode == 1, (failed[0] if failed else stdout[-300:]), elapsed
 
 
 def _check_copy_is_imported(folder: Path) -> None:
