@@ -737,3 +737,49 @@ def test_a_tenth_of_the_answers_refused_is_not_yet_a_reason_to_cut():
     clock.now += FIRST_LOOK
     answers("+")  # 6 of 52
     assert rate.active
+
+
+@pytest.mark.parametrize(("above", "cut"), [(0.0, False), (0.5, True)], ids=["twice", "2.5-times"])
+def test_after_refusals_taken_for_noise_a_first_look_cuts_only_above_twice_the_noise(above, cut):
+    clock = FakeClock()
+    rate = AdaptiveRate(clock=clock)
+    for _ in range(30):  # a fifth of the answers refused, whatever the rate: noise
+        answer(rate, clock, 200, 0.04)
+        answer(rate, clock, 50, 0.04, ok=False)
+    assert rate.reverted == 1
+    assert not rate.active
+    start = clock.now + 2.0  # the noise's second is over
+    look = start + 1.0
+    clock.now = look
+    noise = rate.noise()  # as the look will see it (it decays slowly)
+    share = (2 + above) * noise + (0.01 if above else 0.0)
+    judged = 201
+    refused = math.ceil(share * judged) if cut else math.floor(share * judged)
+    clock.now = start + 0.005
+    for _ in range(judged - 1 - refused):  # got through, in the last second
+        clock.now += 0.8 / judged
+        rate.succeeded(Ticket(clock.now - 0.004, 1))
+    for _ in range(refused):  # refused, together
+        clock.now += 0.0001
+        rate.throttled(Ticket(clock.now - 0.004, 1))
+    clock.now = look
+    rate.succeeded(Ticket(clock.now - 0.004, 1))  # the first look, a round later
+    assert rate.active is cut
+
+
+def test_under_12_per_second_a_blackout_needs_three_intervals_of_the_estimate_without_a_success():
+    clock = FakeClock()
+    rate = AdaptiveRate(clock=clock)
+    while not rate.active:  # a quota of 6 a second
+        answer(rate, clock, 6, 0.5)
+        rate.throttled(Ticket(clock.now - 0.04, 1))
+    gap = 3 / rate.estimate
+    assert gap > 0.25
+    clock.now += 100.0  # long after the cut: probing far above it
+    rate.succeeded(Ticket(clock.now - 0.04, 1))
+    for _ in range(5):
+        rate.refused_under_quota(Ticket(clock.now, 1))
+    clock.now += 0.9 * gap
+    assert rate.rate > 100
+    clock.now += 0.2 * gap
+    assert rate.rate < BLACKOUT_TRICKLE

@@ -36,6 +36,7 @@ from ._findings import (
     finding_row,
     ocsf_event,
     product_version,
+    rows_stdout,
 )
 from ._run import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
@@ -225,7 +226,7 @@ def _audit(
         trusted=trusted,
         minimum=Severity.parse(options["min_severity"]),
     )
-    writer = Writer(sys.stdout, output_format, columns=FINDING_COLUMNS)
+    writer = Writer(rows_stdout(), output_format, columns=FINDING_COLUMNS)
     version = product_version()
     regions = {run_id: inventory.run(run_id).region for run_id in result.run_ids}
     for finding in result:

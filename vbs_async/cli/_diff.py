@@ -25,7 +25,7 @@ from ._audit import (
     trusted_ids,
     warn_unmatched,
 )
-from ._findings import CHANGE_COLUMNS, Writer, change_row, escape
+from ._findings import CHANGE_COLUMNS, Writer, change_row, escape, rows_stdout
 from ._run import EXIT_FAILED, EXIT_OK
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def diff_command(outputs: tuple[Path, ...], reports: tuple[Path, ...], **options
             sys.stderr.write(f"{escape(str(exc))}\n")
             click.get_current_context().exit(EXIT_OK)
         compared = f"{_described(inv, changes.old_run)} -> {_described(inv, changes.new_run)}"
-        writer = Writer(sys.stdout, output_format, columns=CHANGE_COLUMNS)
+        writer = Writer(rows_stdout(), output_format, columns=CHANGE_COLUMNS)
         for change in changes:
             change_row(writer, change)
         writer.close(_TABLE)

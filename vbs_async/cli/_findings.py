@@ -12,6 +12,8 @@ object per line.
 from __future__ import annotations
 
 import csv
+import io
+import sys
 from datetime import datetime
 from importlib import metadata
 from typing import IO, TYPE_CHECKING, Any, Final
@@ -20,7 +22,7 @@ import orjson
 
 from vbs_async.inventory import SharingClass
 
-from ._text import printable
+from ._text import TerminalRows, printable, stdout_for_rows
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -36,6 +38,20 @@ _TITLES: Final = {
     SharingClass.CROSS_ACCOUNT: "VBS backup shared with another inventoried account",
     SharingClass.EXTERNAL: "VBS backup shared outside every inventoried account",
 }
+
+
+def rows_stdout() -> IO[str]:
+    """Stdout for findings and changes: on a terminal, every row escaped as crawl's rows are.
+
+    JSON Lines and OCSF keep non-ASCII as it is (U+202E, U+2028, C1 controls
+    are valid JSON), so on a terminal they go through the same escaping as
+    crawl's rows (`stdout_for_rows`); redirected, the exact bytes.
+    """
+    raw = stdout_for_rows()
+    if not isinstance(raw, TerminalRows):
+        return sys.stdout
+    sys.stdout.flush()
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", newline="\n")
 
 
 def escape(text: str) -> str:

@@ -28,7 +28,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 import orjson
@@ -150,6 +150,12 @@ class CrawlRecorder:
             if other is not None and _same_file(spec.path, other):
                 raise InventoryError(
                     f"--db {spec.path} is also {other}: give the database a file of its own"
+                )
+            suffix = None if other is None else _sqlite_sibling(spec.path, other)
+            if suffix is not None:
+                raise InventoryError(
+                    f"{other} is the database's own {suffix} file (SQLite's, beside --db "
+                    f"{spec.path}): give it a file of its own"
                 )
         try:
             inventory = Inventory(spec.path, write=True)
@@ -404,6 +410,23 @@ def _check_in_step(path: Path, inventory: Inventory, run_id: int | None, state: 
 
 
 _PAGING = frozenset({"sort_key", "sort_dir", "page_size", "end_check", "verify", "prefetch"})
+
+
+_SQLITE_SIBLINGS: Final = ("-wal", "-shm", "-journal")
+
+
+def _sqlite_sibling(database: Path, other: Path) -> str | None:
+    """The suffix of the database's own file (`-wal`, `-shm`, `-journal`) `other` is, if any.
+
+    SQLite makes, empties and deletes them beside the database (beside the
+    file a symlink names, too): rows written there are lost.
+    """
+    databases = {database, database.resolve()}
+    for suffix in _SQLITE_SIBLINGS:
+        for path in databases:
+            if _same_file(path.with_name(path.name + suffix), other):
+                return suffix
+    return None
 
 
 def _same_file(one: Path, other: Path) -> bool:
