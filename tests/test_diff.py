@@ -8,10 +8,13 @@ import json
 
 import pytest
 
+from vbs_async import ProjectSharings
+from vbs_async.inventory import Inventory
 from vbs_async.testing import Emulator, Fault
 
 from .test_audit import A1, A2, OUTSIDE1, add_sharing
 from .test_cli import emulator_in_thread, invoke
+from .test_inventory import OUTSIDE, P1, P2, record, sharing
 
 
 @pytest.fixture
@@ -167,7 +170,8 @@ def test_a_database_of_one_run_has_nothing_to_compare_yet_and_exits_0(tmp_path):
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
     assert (
-        result.stderr == f"nothing to compare yet: one run of account {EMULATOR_ACCOUNT} (run 1)\n"
+        result.stderr
+        == f"nothing to compare yet: one finished run of account {EMULATOR_ACCOUNT} (run 1)\n"
     )
 
 
@@ -222,3 +226,57 @@ def test_a_sharing_made_while_its_projects_listing_failed_is_reported_added_once
     five = invoke("diff", "--db", str(db), "--format", "jsonl", "--fail-on-new", "high")
     assert five.exit_code == 0, five.output  # run 4 -> run 5: not new any more
     assert five.stderr.startswith("run 4 -> run 5: 0 added")
+
+
+def _unfinished_run(db, projects: dict) -> int:
+    """A run started and never finished (a crawl in progress, or killed: `running`)."""
+    with Inventory(db, write=True) as inventory:
+        run = inventory.start_run(list(projects), account="OTC-A")
+        for project_id, sharings in projects.items():
+            run.record(ProjectSharings(project_id, tuple(sharings)))
+        return run.run_id
+
+
+def test_diff_compares_finished_runs_only_and_refuses_an_unfinished_one_named(tmp_path):
+    db = tmp_path / "inventory.sqlite"
+    kept = sharing("s1", P1, P2)
+    record(db, {P1: [kept], P2: []}, account="OTC-A")
+    _unfinished_run(db, {P1: [kept, sharing("s2", P1, OUTSIDE)]})  # half-written, running
+    waiting = invoke("diff", "--db", str(db), "--format", "jsonl")
+    assert waiting.exit_code == 0, waiting.output
+    assert waiting.stderr == "nothing to compare yet: one finished run of account OTC-A (run 1)\n"
+    named = invoke("diff", "--db", str(db), "--new", "2", "--format", "jsonl")
+    assert named.exit_code == 2
+    assert named.stderr == (
+        "vbs-async: error: run 2 is not finished (running): audit and diff read finished runs only; "
+        "finish it with crawl --resume, or name a finished run\n"
+    )
+    _unfinished_run(db, {P1: [kept], P2: []})  # another unfinished run (3)
+    record(db, {P1: [kept, sharing("s3", P1, OUTSIDE)], P2: []}, account="OTC-A")
+    result = invoke("diff", "--db", str(db), "--format", "jsonl")
+    assert result.exit_code == 0, result.output
+    assert [c["change"] for c in changes(result.stdout).values()] == ["added"]
+    assert result.stderr.startswith("run 1 (account OTC-A) -> run 4 (account OTC-A): 1 added")
+    audited = invoke("audit", "--db", str(db), "--run", "2", "--format", "jsonl")
+    assert audited.exit_code == 2
+    assert "run 2 is not finished (running)" in audited.stderr
+
+
+def test_audit_of_an_inventory_without_a_finished_run_says_so(tmp_path):
+    db = tmp_path / "inventory.sqlite"
+    _unfinished_run(db, {P1: [sharing("s1", P1, OUTSIDE)]})
+    result = invoke("audit", "--db", str(db), "--format", "jsonl")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert "the inventory records no finished run yet (run 1 is running)" in result.stderr
+
+
+@pytest.mark.parametrize("option", ["--old", "--new"])
+def test_a_run_number_too_large_for_sqlite_is_no_such_run(tmp_path, option):
+    db = tmp_path / "inventory.sqlite"
+    record(db, {P1: []})
+    for arguments in (["diff", option], ["audit", "--run"]):
+        result = invoke(*arguments, "99999999999999999999999", "--db", str(db))
+        assert result.exit_code == 2
+        assert "no run 99999999999999999999999 in the inventory" in result.stderr
+        assert "Overflow" not in result.stderr

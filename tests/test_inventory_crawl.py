@@ -560,3 +560,18 @@ def test_db_locked_by_another_program_at_startup_names_the_file_and_the_way_out(
     assert result.exit_code == 2
     assert result.output.splitlines()[-1].startswith(f"vbs-async: error: --db {db}: ")
     assert "locked by another program" in result.output
+
+
+def test_a_crawl_refused_before_its_first_request_records_no_run(tmp_path):
+    db, out = tmp_path / "inv.sqlite", tmp_path / "out.jsonl"
+    crawl = ("crawl", "--emulator", "--emulator-projects", "3", "--db", str(db), "-o", str(out),
+             "--quiet")  # fmt: skip
+    assert invoke(*crawl).exit_code == 0
+    before = dump(db)
+    # A new state file over an output that holds rows: refused before any request.
+    refused = invoke(*crawl, "--resume", str(tmp_path / "new.state"))
+    assert refused.exit_code == 2, refused.output
+    assert dump(db) == before
+    result = invoke("diff", "--db", str(db))
+    assert result.exit_code == 0
+    assert result.stderr.startswith("nothing to compare yet: one finished run")

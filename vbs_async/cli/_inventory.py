@@ -323,6 +323,25 @@ class CrawlRecorder:
         self._send(self._run.finish, [])
         self._settle(wait=True)
 
+    def discard(self) -> None:
+        """Forget the run this crawl started, refused before its first request.
+
+        Only a run started by this crawl (not one it resumed) in which no
+        project was recorded: nothing then tells the run was ever there.
+        """
+        run = self._run
+        if run.resumed or self._sent:
+            return
+        db = self._inventory.connection
+        with _store._transaction(db):  # noqa: SLF001 - the store's own transaction
+            recorded = db.execute(
+                "SELECT 1 FROM run_projects WHERE run_id = ? AND outcome IN ('ok', 'failed')",
+                (run.run_id,),
+            ).fetchone()
+            if recorded is None:
+                db.execute("DELETE FROM run_projects WHERE run_id = ?", (run.run_id,))
+                db.execute("DELETE FROM runs WHERE run_id = ?", (run.run_id,))
+
     def close(self) -> None:
         """Stop the writer (after the work handed to it) and close the database.
 

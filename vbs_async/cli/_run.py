@@ -151,7 +151,14 @@ async def run_crawl(
                 state=state,
                 others=[job.output, job.state, job.report],
             )
-        return await _run(client, job, state, stderr, recorder, signals)
+        try:
+            return await _run(client, job, state, stderr, recorder, signals)
+        except (StateError, PathError):
+            # Refused before the first request (the output or state cannot
+            # be used): the run it opened is no run.
+            if recorder is not None:
+                recorder.discard()
+            raise
     finally:
         if recorder is not None:
             recorder.close()

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from ._classify import SEVERITY, Classifier, Severity, SharingClass, classifier_for_run
-from ._findings import VERSION_COLUMNS, SharingVersion, version
+from ._findings import FINISHED, VERSION_COLUMNS, SharingVersion, finished_run, version
 from ._store import InventoryError
 
 if TYPE_CHECKING:
@@ -134,34 +134,45 @@ class NothingToCompareError(InventoryError):
 def runs_to_compare(
     db: sqlite3.Connection, old_run: int | None, new_run: int | None
 ) -> tuple[int, int]:
-    """The two runs: as given, or the latest run and the one before it of the same account.
+    """The two runs: as given, or the latest finished run and the one before it of the same account.
 
-    By default the new run is the latest, and the old one the latest
-    earlier run of the same account (and listing), so a database shared
-    by several accounts never compares one account's run with another's.
+    Only finished runs (`complete` or `partial`) are compared: a run in
+    progress, or one stopped or killed before its end (`running`,
+    `interrupted`), is never picked, and naming one is refused. By default
+    the new run is the latest finished one, and the old one the latest
+    earlier finished run of the same account (and listing), so a database
+    shared by several accounts never compares one account's run with
+    another's.
 
     Raises:
         NothingToCompareError: No run given and no earlier run to compare with.
-        InventoryError: Unknown runs, or the old one is not earlier.
+        InventoryError: Unknown or unfinished runs, or the old one is not earlier.
     """
+    for run_id in (old_run, new_run):
+        if run_id is not None:
+            finished_run(db, run_id)
     runs = {
         row[0]: (row[1], row[2])
-        for row in db.execute("SELECT run_id, account, listing FROM runs ORDER BY run_id")
+        for row in db.execute(
+            "SELECT run_id, account, listing FROM runs WHERE state IN (?, ?) ORDER BY run_id",
+            FINISHED,
+        )
     }
     ids = list(runs)
-    for run_id in (old_run, new_run):
-        if run_id is not None and run_id not in runs:
-            raise InventoryError(f"no run {run_id} in the inventory")
     if new_run is None:
         if not ids:
-            raise NothingToCompareError("nothing to compare yet: the inventory records no run")
+            raise NothingToCompareError(
+                "nothing to compare yet: the inventory records no finished run"
+            )
         new_run = ids[-1]
     if old_run is None:
         same = [run_id for run_id in ids if run_id < new_run and runs[run_id] == runs[new_run]]
         if not same:
             account = runs[new_run][0]
             whose = "" if account is None else f" of account {account}"
-            raise NothingToCompareError(f"nothing to compare yet: one run{whose} (run {new_run})")
+            raise NothingToCompareError(
+                f"nothing to compare yet: one finished run{whose} (run {new_run})"
+            )
         old_run = same[-1]
     if old_run >= new_run:
         raise InventoryError(f"run {old_run} is not earlier than run {new_run}")

@@ -147,28 +147,58 @@ class Audit:
         return sum(count for level, count in self.every_count.items() if level >= severity)
 
 
-def audited_runs(db: sqlite3.Connection, run_id: int | None) -> list[int]:
-    """The runs to audit: `run_id`, else each account's latest finished run, else the latest run.
+FINISHED: Final = ("complete", "partial")
+"""The states of a finished run: audit and diff read these only (`running` and
+`interrupted` runs may be resumed, and hold some projects only)."""
+
+_LARGEST_ID: Final = 2**63 - 1
+"""SQLite's largest integer: no run has a greater ID."""
+
+
+def finished_run(db: sqlite3.Connection, run_id: int) -> int:
+    """`run_id`, if the inventory records it finished.
 
     Raises:
-        InventoryError: No such run, or no run at all.
+        InventoryError: No such run, or it is not finished.
+    """
+    row = (
+        db.execute("SELECT state FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if 0 < run_id <= _LARGEST_ID
+        else None
+    )
+    if row is None:
+        raise InventoryError(f"no run {run_id} in the inventory")
+    if row[0] not in FINISHED:
+        raise InventoryError(
+            f"run {run_id} is not finished ({row[0]}): audit and diff read finished runs only; "
+            "finish it with crawl --resume, or name a finished run"
+        )
+    return run_id
+
+
+def audited_runs(db: sqlite3.Connection, run_id: int | None) -> list[int]:
+    """The runs to audit: `run_id`, else each account's latest finished run.
+
+    Raises:
+        InventoryError: No such run, or it is not finished; or no finished run at all.
     """
     if run_id is not None:
-        if db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
-            raise InventoryError(f"no run {run_id} in the inventory")
-        return [run_id]
+        return [finished_run(db, run_id)]
     finished = [
         row[0]
         for row in db.execute(
-            "SELECT max(run_id) FROM runs WHERE state IN ('complete', 'partial') GROUP BY account"
+            "SELECT max(run_id) FROM runs WHERE state IN (?, ?) GROUP BY account", FINISHED
         )
     ]
     if finished:
         return sorted(finished, reverse=True)
-    latest = db.execute("SELECT max(run_id) FROM runs").fetchone()[0]
+    latest = db.execute("SELECT run_id, state FROM runs ORDER BY run_id DESC LIMIT 1").fetchone()
     if latest is None:
         raise InventoryError("the inventory records no run yet")
-    return [int(latest)]
+    raise InventoryError(
+        f"the inventory records no finished run yet (run {latest[0]} is {latest[1]}): "
+        "audit reads finished runs only"
+    )
 
 
 def version(row: tuple[Any, ...]) -> SharingVersion:
