@@ -183,6 +183,33 @@ def test_a_partial_run_replaces_the_output_and_one_with_no_success_keeps_it(emu,
     assert out.read_text() == "yesterday's rows\n"
 
 
+def test_a_crawl_removes_only_its_own_temporaries_left_by_a_dead_process(emu, tmp_path):
+    # `.out.jsonl.<pid>.<8 random>.partial` is a temporary of out.jsonl; a crawl writing
+    # `out.jsonl.<n>` names its own `.out.jsonl.<n>.<pid>.<random>.partial`, and <n> is no
+    # process ID however dead a process of that number is.
+    dead = next(pid for pid in range(4_000_000, 4_100_000) if not _running(pid))
+    stale = tmp_path / f".out.jsonl.{dead}.k3j2h1g0.partial"
+    live = tmp_path / f".out.jsonl.{os.getpid()}.zzzzzzzz.partial"
+    other_output = tmp_path / f".out.jsonl.{dead}.{os.getpid()}.abcd_123.partial"
+    for path in (stale, live, other_output):
+        path.write_text("rows\n")
+    result = crawl(emu, "-o", str(tmp_path / "out.jsonl"))
+    assert result.exit_code == 0, result.output
+    assert not stale.exists()
+    assert live.read_text() == "rows\n"
+    assert other_output.read_text() == "rows\n"
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 # -- stop early on what cannot get better -----------------------------------------------------
 
 

@@ -104,3 +104,92 @@ def test_a_file_of_the_database_s_own_is_refused_before_any_request(
     assert not sibling.exists()
     with sqlite3.connect(db) as check:
         assert check.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
+
+
+@pytest.fixture
+def info_and_high(tmp_path, clean_env):
+    """A1 shares one backup inside the account (info) and one outside (high)."""
+    db = tmp_path / "inventory.sqlite"
+    with emulator_in_thread() as emu:
+        add_sharing(emu, 1, A1, A2)
+        add_sharing(emu, 2, A1, OUTSIDE1)
+        clean_env.setenv("OS_AUTH_TOKEN", emu.token)
+        result = invoke("crawl", "--endpoint", emu.url, "--db", str(db), "-o",
+                        str(tmp_path / "o.jsonl"), "--quiet", A1, A2)  # fmt: skip
+        assert result.exit_code == 0, result.output
+    return db
+
+
+def test_the_summary_counts_every_finding_and_agrees_with_fail_on(info_and_high):
+    result = invoke("audit", "--db", str(info_and_high), "--format", "jsonl", "--fail-on", "info")
+    assert result.exit_code == 3
+    assert len(result.stdout.splitlines()) == 1  # the info finding is below --min-severity low
+    lines = result.stderr.splitlines()
+    assert lines[0].endswith(": 2 projects; 1 high, 0 medium, 0 low, 1 info")
+    assert "shown: 1 finding at or above low (--min-severity); 1 below it left out" in lines
+    assert lines[-1] == "2 findings at or above info: exit 3"
+
+
+def test_a_higher_min_severity_hides_findings_from_the_output_not_from_the_summary(
+    info_and_high,
+):
+    result = invoke("audit", "--db", str(info_and_high), "--format", "jsonl",
+                    "--min-severity", "high")  # fmt: skip
+    assert result.exit_code == 0
+    assert "1 high, 0 medium, 0 low, 1 info" in result.stderr
+    assert "shown: 1 finding at or above high (--min-severity); 1 below it left out" in (
+        result.stderr
+    )
+    everything = invoke("audit", "--db", str(info_and_high), "--min-severity", "info")
+    assert "shown:" not in everything.stderr  # nothing left out: nothing to say
+
+
+QUOTED_NAMES = ["'=already guarded?", "'plain", "''=twice", "=formula", "-minus", "'", "''"]
+
+
+def test_a_csv_output_read_back_gives_every_name_the_server_sent(tmp_path, clean_env):
+    with emulator_in_thread() as emu:
+        for index, name in enumerate(QUOTED_NAMES):
+            add_sharing(emu, index, A1, OUTSIDE1, name=name)
+        clean_env.setenv("OS_AUTH_TOKEN", emu.token)
+        for form in ("jsonl", "csv"):
+            result = invoke("crawl", "--endpoint", emu.url, "--format", form, "-o",
+                            str(tmp_path / f"o.{form}"), "--report",
+                            str(tmp_path / f"{form}.json"), A1)  # fmt: skip
+            assert result.exit_code == 0, result.output
+    audited = invoke("audit", str(tmp_path / "o.csv"), "--report", str(tmp_path / "csv.json"),
+                     "--format", "jsonl")  # fmt: skip
+    assert audited.exit_code == 0, audited.output  # no --fail-on
+    names = sorted(json.loads(line)["backup"]["name"] for line in audited.stdout.splitlines())
+    assert names == sorted(QUOTED_NAMES)
+    compared = invoke("diff", str(tmp_path / "o.jsonl"), str(tmp_path / "o.csv"), "--report",
+                      str(tmp_path / "jsonl.json"), "--report", str(tmp_path / "csv.json"),
+                      "--format", "jsonl")  # fmt: skip
+    assert compared.exit_code == 0, compared.output
+    assert compared.stdout == ""
+    assert "0 changed, 7 unchanged" in compared.stderr
+
+
+def test_a_csv_written_before_the_guard_marked_quotes_reads_as_it_did():
+    from vbs_async.inventory._files import unguarded  # noqa: PLC0415
+
+    # Before, only `= + - @`, tab and CR were guarded: `'=x` was `=x` guarded.
+    assert unguarded("'=x") == "=x"
+    assert unguarded("'plain") == "'plain"
+    assert unguarded("plain") == "plain"
+    # Now a text starting with `'` is guarded too, so `''=x` is the text `'=x`.
+    assert unguarded("''=x") == "'=x"
+
+
+def test_trusted_entries_that_match_nothing_are_named_up_to_20_then_counted(
+    info_and_high, tmp_path
+):
+    trusted = tmp_path / "trusted.txt"
+    trusted.write_text("".join(f"junk-{n:06d}\n" for n in range(100_000)))
+    result = invoke("audit", "--db", str(info_and_high), "--trusted", str(trusted),
+                    "--format", "jsonl")  # fmt: skip
+    assert result.exit_code == 0, result.stderr[-500:]
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("--trusted:")]
+    assert len(warnings) == 21
+    assert "'junk-000000' is neither a project ID nor an account" in warnings[0]
+    assert warnings[-1] == "--trusted: ... and 99,980 more entries that match nothing"

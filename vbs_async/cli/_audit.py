@@ -38,6 +38,7 @@ from ._findings import (
     product_version,
     rows_stdout,
 )
+from ._progress import MAX_FAILURE_LINES
 from ._run import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
@@ -188,12 +189,17 @@ def warn_unmatched(inventory: Inventory, trusted: frozenset[str]) -> None:
             "SELECT DISTINCT account FROM run_projects WHERE account IS NOT NULL"
         )
     }
-    for entry in sorted(trusted):
-        if not is_project_id(entry) and entry not in accounts:
-            sys.stderr.write(
-                f"--trusted: {escape(repr(entry))} is neither a project ID nor an account "
-                "recorded in the inventory: it matches nothing\n"
-            )
+    unmatched = sorted(e for e in trusted if not is_project_id(e) and e not in accounts)
+    for entry in unmatched[:MAX_FAILURE_LINES]:  # as many as crawl's failure lines, then a count
+        sys.stderr.write(
+            f"--trusted: {escape(repr(entry))} is neither a project ID nor an account "
+            "recorded in the inventory: it matches nothing\n"
+        )
+    if len(unmatched) > MAX_FAILURE_LINES:
+        sys.stderr.write(
+            f"--trusted: ... and {len(unmatched) - MAX_FAILURE_LINES:,} more entries "
+            "that match nothing\n"
+        )
 
 
 @contextlib.contextmanager
@@ -236,11 +242,19 @@ def _audit(
         else:
             finding_row(writer, finding)
     writer.close(_TABLE)
+    # The counts are the audit's, every finding; what --min-severity left out is said apart.
     counts = ", ".join(
-        f"{result.counts.get(level, 0):,} {level.label}" for level in reversed(Severity)
+        f"{result.every_count.get(level, 0):,} {level.label}" for level in reversed(Severity)
     )
     runs = "; ".join(_described(inventory.run(run_id)) for run_id in result.run_ids)
     lines = [f"audited {runs}: {result.projects:,} projects; {counts}"]
+    shown = sum(result.counts.values())
+    left_out = sum(result.every_count.values()) - shown
+    if left_out:
+        lines.append(
+            f"shown: {shown:,} {'finding' if shown == 1 else 'findings'} at or above "
+            f"{result.minimum.label} (--min-severity); {left_out:,} below it left out"
+        )
     earlier = sorted(result.seen_runs - set(result.run_ids))
     if earlier:
         sources = ", ".join(

@@ -340,14 +340,14 @@ def remove_stale_temporaries(target: Target) -> list[Path]:
     if target.real is None:
         return []
     removed = []
-    prefix = f".{target.real.name}."
+    # Exactly `.NAME.PID.RANDOM.partial`, RANDOM being mkstemp's eight letters, digits or
+    # underscores: `.out.jsonl.999.1234.x8f2k3j2.partial` is the temporary of another
+    # output, `out.jsonl.999`, written by process 1234 - not one of process 999's.
+    own = re.compile(re.escape(f".{target.real.name}.") + r"([0-9]+)\.[a-z0-9_]{8}\.partial")
     with contextlib.suppress(OSError):
         for entry in target.real.parent.iterdir():
-            name = entry.name
-            if not (name.startswith(prefix) and name.endswith(".partial")):
-                continue
-            pid_text = name[len(prefix) :].split(".", 1)[0]
-            if pid_text.isdigit() and not _alive(int(pid_text)):
+            found = own.fullmatch(entry.name)
+            if found is not None and not _alive(int(found[1])):
                 with contextlib.suppress(OSError):
                     entry.unlink()
                     removed.append(entry)

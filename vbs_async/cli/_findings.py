@@ -5,7 +5,7 @@ here, so every text cell of the table and of CSV is escaped as the
 command's other output is (`_text.printable`: control characters, DEL, C1,
 line separators and direction overrides become `\x1b`, `\n`, `\u202e`), and
 a CSV cell that a spreadsheet would take for a formula (`= + - @`, a tab or
-CR first) gets a leading `'`. JSON Lines are escaped by orjson itself: one
+CR first), or that starts with `'`, gets a leading `'`. JSON Lines are escaped by orjson itself: one
 object per line.
 """
 
@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING, Any, Final
 import orjson
 
 from vbs_async.inventory import SharingClass
+from vbs_async.inventory._files import guarded
 
 from ._text import TerminalRows, printable, stdout_for_rows
 
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 
     from vbs_async.inventory import Change, Finding, SharingVersion
 
-_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
 OCSF_VERSION: Final = "1.5.0"
 _SEVERITY_CAPTIONS: Final = {1: "Informational", 2: "Low", 3: "Medium", 4: "High"}
 _TITLES: Final = {
@@ -68,7 +68,7 @@ def csv_cell(value: object) -> object:
     if isinstance(value, int):
         return value
     text = escape(str(value))
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+    return guarded(text)
 
 
 def _sharing_document(sharing: SharingVersion) -> dict[str, Any]:

@@ -6,7 +6,9 @@ holding a lone carriage return unquoted (every reader then splits the row):
 - a field holding a comma, a quote, CR, LF or NUL, or starting or ending
   with white space, is quoted (quotes doubled), so any byte survives;
 - formula cells: a text value that begins with `=`, `+`, `-`, `@`, a tab
-  or a CR is written with a `'` before it, as OWASP advises, because a
+  or a CR is written with a `'` before it, as OWASP advises (and one that
+  begins with `'`, so that the guard is told from the text and reading
+  drops exactly one `'`: `vbs_async.inventory._files.unguarded`), because a
   spreadsheet opening the file would run it (`=HYPERLINK(...)`,
   `=cmd|...`) and a backup's name and description are anyone's text.
   Numbers, timestamps and IDs are never touched. CSV is the format people
@@ -23,6 +25,7 @@ import attrs
 import orjson
 
 from vbs_async._models import Backup, BackupSharing
+from vbs_async.inventory._files import guarded
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -46,7 +49,6 @@ def jsonl(project_id: str, sharings: Iterable[BackupSharing]) -> bytes:
     return b"".join(orjson.dumps(_document(project_id, s)) + b"\n" for s in sharings)
 
 
-_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
 _QUOTED_IF_HELD: Final = frozenset(',"\r\n\x00')
 
 
@@ -58,7 +60,7 @@ def _cell(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return "'" + value if value.startswith(_FORMULA_STARTS) else value
+        return guarded(value)
     return str(value)
 
 

@@ -191,13 +191,35 @@ def _row(row: Mapping[str, Any], backup: Mapping[str, Any]) -> SharingRow:
 
 
 _FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+# A text that starts with `'` is guarded too: else the guard's `'` before
+# `=x` and a server's own `'=x` are one cell, and reading it back loses one.
+_GUARDED_STARTS: Final = (*_FORMULA_STARTS, "'")
+
+
+def guarded(text: str) -> str:
+    """A text as a CSV cell no spreadsheet runs as a formula: `'` before a guarded start.
+
+    `=`, `+`, `-`, `@`, a tab or a CR first (OWASP's formula cells), and a
+    `'` first, so that `unguarded` gives back exactly the text.
+    """
+    return "'" + text if text.startswith(_GUARDED_STARTS) else text
+
+
+def unguarded(value: str) -> str:
+    """The text of a cell `guarded` wrote: the exact inverse.
+
+    A file written before `'` was guarded reads as it did, except a server's
+    own text beginning with `''` (or with `'` then a formula character),
+    which loses its first `'` (then, it was one cell with a guarded text).
+    """
+    if value.startswith("'") and value[1:].startswith(_GUARDED_STARTS):
+        return value[1:]
+    return value
 
 
 def _unprotected(value: str | None) -> str | None:
-    """A CSV cell without the `'` the crawl puts before a formula-like text."""
-    if value is not None and value.startswith("'") and value[1:].startswith(_FORMULA_STARTS):
-        return value[1:]
-    return value
+    """A CSV cell without the `'` the crawl puts before a guarded text."""
+    return None if value is None else unguarded(value)
 
 
 def _json_row(row: dict[str, Any]) -> SharingRow:
