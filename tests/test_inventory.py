@@ -588,3 +588,37 @@ def test_a_project_listed_as_before_is_recorded_without_reading_its_versions(tmp
         (P1, "s3", 1, 3),
         (P1, "s3", 4, 4),
     ]
+
+
+def _classes(path, trusted=()) -> dict[str, tuple[SharingClass, str | None]]:
+    with Inventory(path) as inventory:
+        return {
+            f.sharing.sharing_id: (f.sharing_class, f.to_account)
+            for f in audit(inventory, trusted=trusted, minimum=Severity.INFO)
+        }
+
+
+def test_project_ids_are_compared_whatever_their_case(tmp_path):
+    path = tmp_path / "inv.sqlite"
+    record(path, {P1: [sharing("s1", P1, P2.upper())], P2: []}, account="OTC-A")
+    record(path, {P3.upper(): [sharing("s3", P3, P1)]}, account="OTC-B")
+    record(path, {OUTSIDE: [sharing("s4", OUTSIDE, P3)]}, account="OTC-C")
+    classes = _classes(path)
+    assert classes["s1"] == (SharingClass.INTERNAL, "OTC-A")  # P2 crawled as aaa…, shared as AAA…
+    assert classes["s4"] == (SharingClass.CROSS_ACCOUNT, "OTC-B")  # crawled as CCC…
+    assert _classes(path, trusted={P3})["s4"][0] is SharingClass.TRUSTED
+
+
+def test_account_labels_are_compared_whatever_their_case(tmp_path):
+    path = tmp_path / "inv.sqlite"
+    record(path, {P1: [sharing("s1", P1, P2)]}, account="OTC-A")
+    record(path, {P2: [sharing("s2", P2, P1)]}, account="otc-a")
+    record(path, {P3: [sharing("s3", P3, P1)]}, account="OTC-B")
+    classes = _classes(path)
+    assert classes["s1"][0] is SharingClass.INTERNAL
+    assert classes["s2"][0] is SharingClass.INTERNAL
+    assert classes["s3"][0] is SharingClass.CROSS_ACCOUNT
+    assert _classes(path, trusted={"Otc-A"})["s3"][0] is SharingClass.TRUSTED
+    with Inventory(path) as inventory:
+        assert audit(inventory).run_ids == [3, 2]  # one account: its latest run
+        assert (diff(inventory, new_run=2).old_run, diff(inventory, new_run=2).new_run) == (1, 2)

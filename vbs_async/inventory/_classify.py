@@ -105,9 +105,24 @@ def is_project_id(entry: str) -> bool:
     return _PROJECT_ID.fullmatch(entry.casefold()) is not None
 
 
+def _project_set(projects: Iterable[str]) -> frozenset[str]:
+    return frozenset(normalised(p) for p in projects)
+
+
+def _project_map(accounts: Mapping[str, Iterable[str]]) -> Mapping[str, frozenset[str]]:
+    merged: dict[str, set[str]] = {}
+    for project_id, labels in accounts.items():
+        merged.setdefault(normalised(project_id), set()).update(labels)
+    return {project_id: frozenset(labels) for project_id, labels in merged.items()}
+
+
 @attrs.frozen
 class Classifier:
     """Classifies sharings of one run.
+
+    Project IDs are compared whatever their case (they are hex: `0A1B…` is
+    `0a1b…`), and so are account labels (`otc-a` is the account recorded as
+    `OTC-A`), as in the trusted list.
 
     Attributes:
         internal: The projects of the run's account.
@@ -117,16 +132,17 @@ class Classifier:
             whatever their case).
     """
 
-    internal: frozenset[str]
-    accounts: Mapping[str, frozenset[str]]
-    trusted: frozenset[str] = frozenset()
+    internal: frozenset[str] = attrs.field(converter=_project_set)
+    accounts: Mapping[str, frozenset[str]] = attrs.field(converter=_project_map)
+    trusted: frozenset[str] = attrs.field(default=frozenset(), converter=_project_set)
 
     def classify(self, to_project_id: str) -> SharingClass:
         """The class of a sharing with `to_project_id`."""
-        if to_project_id in self.internal:
+        project_id = normalised(to_project_id)
+        if project_id in self.internal:
             return SharingClass.INTERNAL
-        accounts = self.accounts.get(to_project_id)
-        if normalised(to_project_id) in self.trusted or (
+        accounts = self.accounts.get(project_id)
+        if project_id in self.trusted or (
             accounts and any(normalised(account) in self.trusted for account in accounts)
         ):
             return SharingClass.TRUSTED
@@ -136,14 +152,20 @@ class Classifier:
 
     def account_of(self, project_id: str) -> str | None:
         """The account a project was recorded under, if one is known."""
-        accounts = self.accounts.get(project_id)
+        accounts = self.accounts.get(normalised(project_id))
         return min(accounts) if accounts else None
 
 
 def classifier_for_run(
     db: sqlite3.Connection, run_id: int, trusted: Iterable[str] = ()
 ) -> Classifier:
-    """The classifier of a run of an inventory."""
+    """The classifier of a run of an inventory.
+
+    Its account's projects are internal: those the run recorded under its
+    account (or, for a run of unknown account, its projects of unknown
+    account), and every project any run recorded under the same account,
+    whatever the case of its label.
+    """
     account = db.execute("SELECT account FROM runs WHERE run_id = ?", (run_id,)).fetchone()[0]
     # The run's projects of its account (a project IAM did not list under
     # the account the run detected is not one of them).
@@ -154,13 +176,7 @@ def classifier_for_run(
             (run_id, account),
         )
     }
-    if account is not None:
-        internal.update(
-            row[0]
-            for row in db.execute(
-                "SELECT DISTINCT project_id FROM run_projects WHERE account = ?", (account,)
-            )
-        )
+    same = None if account is None else normalised(account)
     accounts: dict[str, set[str]] = {}
     for project_id, project_account in db.execute(
         "SELECT DISTINCT project_id, account FROM run_projects"
@@ -168,8 +184,6 @@ def classifier_for_run(
         known = accounts.setdefault(project_id, set())
         if project_account is not None:
             known.add(project_account)
-    return Classifier(
-        internal=frozenset(internal),
-        accounts={k: frozenset(v) for k, v in accounts.items()},
-        trusted=frozenset(normalised(entry) for entry in trusted),
-    )
+            if same is not None and normalised(project_account) == same:
+                internal.add(project_id)
+    return Classifier(internal=frozenset(internal), accounts=accounts, trusted=frozenset(trusted))

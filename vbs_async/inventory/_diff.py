@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
-from ._classify import SEVERITY, Classifier, Severity, SharingClass, classifier_for_run
+from ._classify import (
+    SEVERITY,
+    Classifier,
+    Severity,
+    SharingClass,
+    classifier_for_run,
+    normalised,
+)
 from ._findings import FINISHED, VERSION_COLUMNS, SharingVersion, finished_run, version
 from ._store import InventoryError
 
@@ -152,7 +159,7 @@ def runs_to_compare(
         if run_id is not None:
             finished_run(db, run_id)
     runs = {
-        row[0]: (row[1], row[2])
+        row[0]: (None if row[1] is None else normalised(row[1]), row[2])
         for row in db.execute(
             "SELECT run_id, account, listing FROM runs WHERE state IN (?, ?) ORDER BY run_id",
             FINISHED,
@@ -168,7 +175,9 @@ def runs_to_compare(
     if old_run is None:
         same = [run_id for run_id in ids if run_id < new_run and runs[run_id] == runs[new_run]]
         if not same:
-            account = runs[new_run][0]
+            account = db.execute(
+                "SELECT account FROM runs WHERE run_id = ?", (new_run,)
+            ).fetchone()[0]
             whose = "" if account is None else f" of account {account}"
             raise NothingToCompareError(
                 f"nothing to compare yet: one finished run{whose} (run {new_run})"

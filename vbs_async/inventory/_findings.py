@@ -10,13 +10,21 @@ never listed is `unknown`, and its sharings cannot be audited.
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from ._classify import SEVERITY, Classifier, Severity, SharingClass, classifier_for_run
+from ._classify import (
+    SEVERITY,
+    Classifier,
+    Severity,
+    SharingClass,
+    classifier_for_run,
+    normalised,
+)
 from ._store import InventoryError
 
 if TYPE_CHECKING:
@@ -184,19 +192,18 @@ def audited_runs(db: sqlite3.Connection, run_id: int | None) -> list[int]:
     """
     if run_id is not None:
         return [finished_run(db, run_id)]
-    finished = [
-        row[0]
-        for row in db.execute(
-            "SELECT max(run_id) FROM runs WHERE state IN (?, ?) GROUP BY account", FINISHED
-        )
-    ]
-    if finished:
-        return sorted(finished, reverse=True)
-    latest = db.execute("SELECT run_id, state FROM runs ORDER BY run_id DESC LIMIT 1").fetchone()
-    if latest is None:
+    latest: dict[str | None, int] = {}  # by account, whatever the case of its label
+    for finished_id, account in db.execute(
+        "SELECT run_id, account FROM runs WHERE state IN (?, ?) ORDER BY run_id", FINISHED
+    ):
+        latest[None if account is None else normalised(account)] = finished_id
+    if latest:
+        return sorted(latest.values(), reverse=True)
+    last = db.execute("SELECT run_id, state FROM runs ORDER BY run_id DESC LIMIT 1").fetchone()
+    if last is None:
         raise InventoryError("the inventory records no run yet")
     raise InventoryError(
-        f"the inventory records no finished run yet (run {latest[0]} is {latest[1]}): "
+        f"the inventory records no finished run yet (run {last[0]} is {last[1]}): "
         "audit reads finished runs only"
     )
 
@@ -242,13 +249,12 @@ def _findings(
         # Every project the account's runs up to this one recorded: the run's
         # own first (in its order), then those only earlier runs listed (a
         # crawl of other projects of the same account does not hide them).
-        account = db.execute("SELECT account FROM runs WHERE run_id = ?", (run_id,)).fetchone()[0]
+        same = _same_account(db, run_id)
         rows = db.execute(
-            "SELECT run_projects.project_id, run_projects.outcome, run_projects.run_id "
-            "FROM run_projects JOIN runs USING (run_id) "
-            "WHERE runs.account IS ? AND run_projects.run_id <= ? "
-            "ORDER BY run_projects.run_id = ? DESC, run_projects.run_id DESC, position",
-            (account, run_id, run_id),
+            "SELECT project_id, outcome, run_id FROM run_projects "
+            "WHERE run_id IN (SELECT value FROM json_each(?)) "
+            "ORDER BY run_id = ? DESC, run_id DESC, position",
+            (json.dumps(same), run_id),
         ).fetchall()
         projects: dict[str, str] = {}
         for project_id, outcome, seen in rows:
@@ -261,6 +267,19 @@ def _findings(
         audited.update(projects)
         result.projects += len(projects)
         yield from _project_findings(db, run_id, list(projects.items()), classifier, result)
+
+
+def _same_account(db: sqlite3.Connection, run_id: int) -> list[int]:
+    """The runs up to `run_id` of its account (whatever the case of the label), or of none."""
+    account = db.execute("SELECT account FROM runs WHERE run_id = ?", (run_id,)).fetchone()[0]
+    same = None if account is None else normalised(account)
+    return [
+        earlier
+        for earlier, label in db.execute(
+            "SELECT run_id, account FROM runs WHERE run_id <= ?", (run_id,)
+        )
+        if (None if label is None else normalised(label)) == same
+    ]
 
 
 def _project_findings(
