@@ -193,3 +193,23 @@ def test_trusted_entries_that_match_nothing_are_named_up_to_20_then_counted(
     assert len(warnings) == 21
     assert "'junk-000000' is neither a project ID nor an account" in warnings[0]
     assert warnings[-1] == "--trusted: ... and 99,980 more entries that match nothing"
+
+
+def test_the_table_is_sorted_by_severity_and_a_huge_name_does_not_widen_it(tmp_path, clean_env):
+    db = tmp_path / "inventory.sqlite"
+    huge = "x" * 200_000
+    with emulator_in_thread() as emu:
+        add_sharing(emu, 1, A1, A2, name="inside")  # info, listed first
+        add_sharing(emu, 2, A1, OUTSIDE1, name=huge)  # high
+        add_sharing(emu, 3, A2, A1, name="inside too")  # info
+        add_sharing(emu, 4, A2, OUTSIDE1, name="outside")  # high
+        clean_env.setenv("OS_AUTH_TOKEN", emu.token)
+        assert invoke("crawl", "--endpoint", emu.url, "--db", str(db), "-o",
+                      str(tmp_path / "o.jsonl"), "--quiet", A1, A2).exit_code == 0  # fmt: skip
+    result = invoke("audit", "--db", str(db), "--format", "table", "--min-severity", "info")
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == ["SEVERITY", "high", "high", "info", "info"]
+    assert max(map(len, lines)) < 400  # not 200 KB a row
+    assert "x" * 39 + "…" in result.stdout  # cut to 40 columns, and said so
+    whole = invoke("audit", "--db", str(db), "--format", "jsonl")
+    assert huge in whole.stdout  # the exact value is in JSON Lines

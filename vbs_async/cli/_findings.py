@@ -14,13 +14,14 @@ from __future__ import annotations
 import csv
 import io
 import sys
+import tempfile
 from datetime import datetime
 from importlib import metadata
 from typing import IO, TYPE_CHECKING, Any, Final
 
 import orjson
 
-from vbs_async.inventory import SharingClass
+from vbs_async.inventory import Severity, SharingClass
 from vbs_async.inventory._files import guarded
 
 from ._text import TerminalRows, printable, stdout_for_rows
@@ -253,15 +254,28 @@ def ocsf_event(finding: Finding, *, region: str | None, product_version: str) ->
     }
 
 
+TABLE_WIDTH: Final = 40
+"""The widest a table column gets: a longer cell is cut, with `…` (the whole in JSON Lines)."""
+_SEVERITY_ORDER: Final = [level.label for level in reversed(Severity)]
+
+
 class Writer:
-    """Writes findings or changes to a stream in one format."""
+    """Writes findings or changes to a stream in one format.
+
+    JSON Lines, OCSF and CSV are streamed. The table is sorted by severity
+    (high first) and its columns are as wide as their widest cell, up to
+    `TABLE_WIDTH`: its rows wait in temporary files, one per severity, not
+    in memory, so a table of a million rows takes what JSON Lines does.
+    """
 
     def __init__(self, stream: IO[str], output_format: str, *, columns: Sequence[str]) -> None:
         self._stream = stream
         self._format = output_format
         self._columns = columns
         self._csv = csv.writer(stream, lineterminator="\n") if output_format == "csv" else None
-        self._table: list[list[str]] = []
+        self._severity = columns.index("severity")
+        self._spools: dict[str, IO[bytes]] = {}
+        self._widths = [0] * len(columns)
         if self._csv is not None:
             self._csv.writerow(columns)
 
@@ -272,7 +286,15 @@ class Writer:
         elif self._csv is not None:
             self._csv.writerow([csv_cell(cell) for cell in cells])
         else:
-            self._table.append(["" if cell is None else escape(str(cell)) for cell in cells])
+            shown = ["" if cell is None else escape(str(cell)) for cell in cells]
+            self._widths = [
+                max(width, min(len(cell), TABLE_WIDTH))
+                for width, cell in zip(self._widths, shown, strict=True)
+            ]
+            spool = self._spools.get(shown[self._severity])
+            if spool is None:
+                spool = self._spools[shown[self._severity]] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
+            spool.write(orjson.dumps(shown) + b"\n")
 
     def event(self, document: dict[str, Any]) -> None:
         """One OCSF event (a JSON line)."""
@@ -280,16 +302,34 @@ class Writer:
 
     def close(self, shown: Sequence[str]) -> None:
         """Write the table (the `shown` columns), if the format is one."""
-        if self._format != "table" or not self._table:
-            self._stream.flush()
-            return
-        indexes = [self._columns.index(name) for name in shown]
-        rows = [[name.upper() for name in shown], *([r[i] for i in indexes] for r in self._table)]
-        widths = [max(len(r[i]) for r in rows) for i in range(len(shown))]
-        for row in rows:
-            line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-            self._stream.write(line.rstrip() + "\n")
+        try:
+            if self._format == "table" and self._spools:
+                self._table(shown)
+        finally:
+            for spool in self._spools.values():
+                spool.close()
+            self._spools = {}
         self._stream.flush()
+
+    def _table(self, shown: Sequence[str]) -> None:
+        indexes = [self._columns.index(name) for name in shown]
+        widths = [max(self._widths[i], len(name)) for i, name in zip(indexes, shown, strict=True)]
+        self._line([name.upper() for name in shown], widths)
+        order = [label for label in _SEVERITY_ORDER if label in self._spools]
+        order += sorted(set(self._spools) - set(order))
+        for label in order:
+            spool = self._spools[label]
+            spool.seek(0)
+            for line in spool:
+                cells = orjson.loads(line)
+                self._line([cells[i] for i in indexes], widths)
+
+    def _line(self, cells: Sequence[str], widths: Sequence[int]) -> None:
+        fitted = (
+            (cell if len(cell) <= width else cell[: width - 1] + "…").ljust(width)
+            for cell, width in zip(cells, widths, strict=True)
+        )
+        self._stream.write("  ".join(fitted).rstrip() + "\n")
 
 
 def finding_row(writer: Writer, finding: Finding) -> None:

@@ -22,7 +22,7 @@ from ._store import InventoryError, SharingRow, sharing_row
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
-    from ._store import Inventory
+    from ._store import Inventory, RunRecorder
 
 _BATCH: Final = 1000
 
@@ -70,30 +70,55 @@ def load_crawl_output(
     )
     listed = {p for p, entry in outcomes.items() if entry.get("status") in {"ok", "skipped"}}
     _check_same_crawl(output, report, job)
+    # A project is committed once its rows reach the report's count (a
+    # crawl writes each project's rows together), so that memory holds a
+    # batch, not the file; a row of it after that makes the counts differ.
+    expected = {
+        project_id: entry["sharings"]
+        for project_id, entry in outcomes.items()
+        if entry.get("status") == "ok" and isinstance(entry.get("sharings"), int)
+    }
     counted: dict[str, int] = {}
     batch: list[SharingRow] = []
+    complete: list[str] = []
+    committed: set[str] = set()
+
+    def flush() -> None:
+        recorder.add_rows(batch)
+        batch.clear()
+        recorder.commit_projects([(project_id, None) for project_id in complete])
+        committed.update(complete)
+        complete.clear()
+
     for row in _rows(output):
-        counted[row[0]] = counted.get(row[0], 0) + 1
-        if row[0] not in outcomes:
+        project_id = row[0]
+        counted[project_id] = counted.get(project_id, 0) + 1
+        if project_id not in outcomes:
             raise InventoryError(
-                f"{output} has rows of project {row[0]}, which {report} does not name: "
+                f"{output} has rows of project {project_id}, which {report} does not name: "
                 "give the report of the same crawl"
             )
-        if row[0] in listed:
+        if project_id in listed:
             batch.append(row)
+            if counted[project_id] == expected.get(project_id):
+                complete.append(project_id)
         if len(batch) >= _BATCH:
-            recorder.add_rows(batch)
-            batch = []
-    recorder.add_rows(batch)
+            flush()
+    flush()
     _check_counts(output, report, outcomes, counted)
+    _commit_rest(recorder, outcomes, listed - committed)
+    recorder.finish()
+    return recorder.run_id
+
+
+def _commit_rest(recorder: RunRecorder, outcomes: Mapping[str, Any], listed: set[str]) -> None:
+    """Record the projects not committed yet: those `listed`, and those that failed."""
     for project_id, entry in outcomes.items():
         if project_id in listed:
             recorder.commit_project(project_id)
         elif entry.get("status") == "failed":
             error = entry.get("error") or {}
             recorder.fail_project(project_id, str(error.get("message") or "failed"))
-    recorder.finish()
-    return recorder.run_id
 
 
 def _account_projects(report: Path, job: Mapping[str, Any]) -> list[Project]:
