@@ -433,3 +433,34 @@ def test_the_files_of_an_all_projects_crawl_know_every_project_of_the_account(tm
         row["to_project_id"]: row["class"] for row in map(json.loads, result.stdout.splitlines())
     }
     assert classes == {disabled: "internal", OUTSIDE1: "external"}
+
+
+def test_the_accounts_mos_project_is_of_the_account_with_all_projects(tmp_path, clean_env):
+    from .test_inventory import record, sharing  # noqa: PLC0415 - the library's recording
+
+    mos = hashlib.sha256(b"eu-de/MOS").hexdigest()[:32]  # IAM lists it, named MOS
+    db = tmp_path / "inventory.sqlite"
+    with emulator_in_thread(projects=2, users={"alice": "alice-password-1"}) as emu:
+        add_sharing(emu, 1, emu.project_ids[0], mos)
+        password_env(clean_env, emu)
+        crawl = invoke("crawl", "--all-projects", "--db", str(db), "--account", "OTC-B",
+                       "-o", str(tmp_path / "b.jsonl"), "--report", str(tmp_path / "b.json"))  # fmt: skip
+    assert crawl.exit_code == 0, crawl.output
+    report = json.loads((tmp_path / "b.json").read_text())
+    assert mos in {p["id"] for p in report["job"]["account_projects"]}
+    assert mos not in {p["project_id"] for p in report["projects"]}  # never crawled
+    files = invoke("audit", str(tmp_path / "b.jsonl"), "--report", str(tmp_path / "b.json"),
+                   "--min-severity", "info", "--format", "jsonl")  # fmt: skip
+    assert [json.loads(line)["class"] for line in files.stdout.splitlines()] == ["internal"]
+    record(db, {A1: [sharing("from-a", A1, mos)]}, account="OTC-A")  # another account's run
+    trusted = tmp_path / "trusted.txt"
+    trusted.write_text("otc-b\n")
+    for extra, expected in (([], "cross-account"), (["--trusted", str(trusted)], "trusted")):
+        result = invoke("audit", "--db", str(db), "--min-severity", "info", "--format", "jsonl",
+                        *extra)  # fmt: skip
+        assert result.exit_code == 0, result.output
+        classes = {
+            (row["from_project_id"], row["class"])
+            for row in map(json.loads, result.stdout.splitlines())
+        }
+        assert classes == {(emu.project_ids[0], "internal"), (A1, expected)}

@@ -271,7 +271,9 @@ async def test_list_projects_gives_the_enabled_projects_of_the_region_without_mo
         async with client:
             mine = await client.list_projects(region="eu-de")
             every = await client.list_projects(include_disabled=True)
+            with_mos = await client.list_projects(include_disabled=True, include_mos=True)
     assert sorted(p.id for p in mine) == sorted(emu.project_ids)
+    assert {p.name for p in with_mos} - {p.name for p in every} == {"MOS"}
     assert all(p.enabled and p.region == "eu-de" for p in mine)
     assert mine[0] == Project(
         emu.project_ids[0], "eu-de_p00000", "eu-de", enabled=True, domain_id=emu.identity.domain_id
@@ -279,7 +281,7 @@ async def test_list_projects_gives_the_enabled_projects_of_the_region_without_mo
     names = {p.name for p in every}
     assert "MOS" not in names
     assert {"eu-de_disabled", "eu-xx_elsewhere"} <= names
-    # One domain-scoped token served both listings.
+    # One domain-scoped token served every listing.
     assert emu.identity.token_requests == [("alice", None)]
 
 

@@ -526,16 +526,23 @@ class VBSClient:
     # -- projects ----------------------------------------------------------------
 
     async def list_projects(
-        self, region: str | None = None, *, include_disabled: bool = False
+        self,
+        region: str | None = None,
+        *,
+        include_disabled: bool = False,
+        include_mos: bool = False,
     ) -> list[Project]:
         """The projects the credentials may use (IAM `GET /v3/auth/projects`).
 
-        IAM's built-in `MOS` project is left out, and disabled projects unless
+        IAM's built-in `MOS` project is left out, and disabled projects, unless
         asked for.
 
         Args:
             region: Only the projects of this region (`eu-de`); None for all.
             include_disabled: Also the disabled projects.
+            include_mos: Also the account's `MOS` project (its region is
+                `MOS`, so a `region` leaves it out): a project of the
+                account, though no crawl may list it.
 
         Raises:
             ConfigurationError: No IAM endpoint is known (give `iam_endpoint`).
@@ -544,13 +551,15 @@ class VBSClient:
             raise ValueError("region must be a non-empty string or None")
         if not isinstance(include_disabled, bool):
             raise ValueError("include_disabled must be a bool")
+        if not isinstance(include_mos, bool):
+            raise ValueError("include_mos must be a bool")
         if self._iam_endpoint is None:
             raise ConfigurationError(
                 "no IAM endpoint to list projects from: give iam_endpoint= (OS_AUTH_URL) "
                 "or a known region"
             )
         request = list_projects_request(self._iam_endpoint)
-        projects = read_projects((await self._call(request)).body, request)
+        projects = read_projects((await self._call(request)).body, request, mos=include_mos)
         return [
             project
             for project in projects

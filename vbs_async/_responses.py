@@ -219,10 +219,11 @@ def read_count(body: bytes, request: Request) -> int:
     return count
 
 
-def read_projects(body: bytes, request: Request) -> list[Project]:
+def read_projects(body: bytes, request: Request, *, mos: bool = False) -> list[Project]:
     """The projects of IAM's `{"projects": [{"id", "name", "enabled", "domain_id"}, ...]}`.
 
-    IAM's built-in MOS project is left out; a `domain_id` that is not text is none.
+    IAM's built-in MOS project is left out unless `mos`; a `domain_id` that
+    is not text is none.
     """
     items = _load_object(body, request).get("projects")
     if not isinstance(items, list):
@@ -236,7 +237,7 @@ def read_projects(body: bytes, request: Request) -> list[Project]:
             raise _decode_error("a project has no text id or name", request)
         if not isinstance(enabled, bool):
             raise _decode_error(f"project {project_id}'s 'enabled' is not a bool", request)
-        if name == MOS_PROJECT:
+        if name == MOS_PROJECT and not mos:
             continue
         domain_id = item.get("domain_id")
         if not isinstance(domain_id, str) or not domain_id:

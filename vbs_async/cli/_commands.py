@@ -468,9 +468,12 @@ async def _crawl_with(ids: list[str], options: dict[str, Any], signals: StopSign
         client, resolved = await _client(stack, ids, options, settings)
         account_projects: tuple[Any, ...] = ()
         if options["all_projects"] and (options["db"] is not None or options["report"]):
-            # Every project of the account (other regions, disabled ones): what
-            # audit calls internal, from the database or from the report.
-            account_projects = tuple(await client.list_projects(include_disabled=True))
+            # Every project of the account (other regions, disabled ones, its
+            # MOS project): what audit calls internal, from the database or
+            # from the report.
+            account_projects = tuple(
+                await client.list_projects(include_disabled=True, include_mos=True)
+            )
         detected: tuple[str | None, frozenset[str]] = (None, frozenset())
         if options["db"] is not None and options["account"] is None:
             detected = await _account_of(client, resolved.ids, account_projects)
