@@ -233,3 +233,35 @@ def test_a_csv_output_with_a_200_kb_name_reads_back_whole(tmp_path, clean_env):
     assert result.exit_code == 2
     assert "is not a sharing row of vbs-async crawl" in result.stderr
     assert "unexpected" not in result.stderr
+
+
+def test_a_resumed_crawl_s_files_read_alike_when_its_skipped_projects_spill_to_disk(
+    tmp_path, clean_env, monkeypatch
+):
+    from vbs_async.inventory import Inventory, Severity, audit, load_crawl_output  # noqa: PLC0415
+    from vbs_async.inventory import _files  # noqa: PLC0415
+
+    with emulator_in_thread() as emu:
+        for index in range(12):
+            add_sharing(emu, index, (A1, A2)[index % 2], OUTSIDE1)
+        clean_env.setenv("OS_AUTH_TOKEN", emu.token)
+        assert invoke("crawl", "--endpoint", emu.url, "-o", str(tmp_path / "o.jsonl"),
+                      "--report", str(tmp_path / "r.json"), A1, A2).exit_code == 0  # fmt: skip
+    document = json.loads((tmp_path / "r.json").read_text())
+    for entry in document["projects"]:  # as a resumed crawl reports those done before it
+        entry["status"] = "skipped"
+        entry.pop("sharings", None)
+    (tmp_path / "skipped.json").write_text(json.dumps(document))
+
+    def findings(report: str) -> list[tuple[str, str]]:
+        with Inventory(tmp_path / f"{report}.sqlite", write=True) as inventory:
+            load_crawl_output(inventory, tmp_path / "o.jsonl", tmp_path / report)
+            return sorted(
+                (f.sharing.sharing_id, f.sharing.backup_name or "")
+                for f in audit(inventory, minimum=Severity.INFO)
+            )
+
+    whole = findings("r.json")
+    monkeypatch.setattr(_files, "HELD_UNCOUNTED", 2)
+    assert findings("skipped.json") == whole
+    assert len(whole) == 12

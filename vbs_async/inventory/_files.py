@@ -83,6 +83,7 @@ def load_crawl_output(
     batch: list[SharingRow] = []
     complete: list[str] = []
     committed: set[str] = set()
+    uncounted = _Uncounted(expected)
 
     def flush() -> None:
         recorder.add_rows(batch)
@@ -90,6 +91,7 @@ def load_crawl_output(
         recorder.commit_projects([(project_id, None) for project_id in complete])
         committed.update(complete)
         complete.clear()
+        uncounted.bound(recorder)
 
     for row in _rows(output):
         project_id = row[0]
@@ -101,6 +103,7 @@ def load_crawl_output(
             )
         if project_id in listed:
             batch.append(row)
+            uncounted.add(project_id)
             if counted[project_id] == expected.get(project_id):
                 complete.append(project_id)
         if len(batch) >= _BATCH:
@@ -110,6 +113,36 @@ def load_crawl_output(
     _commit_rest(recorder, outcomes, listed - committed)
     recorder.finish()
     return recorder.run_id
+
+
+HELD_UNCOUNTED: Final = 50_000
+"""Rows of projects without a count (`skipped` by a resumed crawl) held before they are staged."""
+
+
+class _Uncounted:
+    """The rows held for projects the report gives no count of, spilled past a bound.
+
+    A project with a count is committed when its rows are all read; one
+    without (a resumed crawl's `skipped` projects) only at the end, so its
+    rows would stay in memory until then: past `HELD_UNCOUNTED` rows they
+    wait in the temporary table, as a big project's do.
+    """
+
+    def __init__(self, expected: Mapping[str, int]) -> None:
+        self._expected = expected
+        self._held: set[str] = set()
+        self._rows = 0
+
+    def add(self, project_id: str) -> None:
+        if project_id not in self._expected:
+            self._held.add(project_id)
+            self._rows += 1
+
+    def bound(self, recorder: RunRecorder) -> None:
+        if self._rows >= HELD_UNCOUNTED:
+            recorder._stage(sorted(self._held))  # noqa: SLF001 - the recorder's own spill
+            self._held.clear()
+            self._rows = 0
 
 
 def _commit_rest(recorder: RunRecorder, outcomes: Mapping[str, Any], listed: set[str]) -> None:
