@@ -213,3 +213,23 @@ def test_the_table_is_sorted_by_severity_and_a_huge_name_does_not_widen_it(tmp_p
     assert "x" * 39 + "…" in result.stdout  # cut to 40 columns, and said so
     whole = invoke("audit", "--db", str(db), "--format", "jsonl")
     assert huge in whole.stdout  # the exact value is in JSON Lines
+
+
+def test_a_csv_output_with_a_200_kb_name_reads_back_whole(tmp_path, clean_env):
+    huge = "y" * 200_000
+    with emulator_in_thread() as emu:
+        add_sharing(emu, 1, A1, OUTSIDE1, name=huge)
+        clean_env.setenv("OS_AUTH_TOKEN", emu.token)
+        assert invoke("crawl", "--endpoint", emu.url, "--format", "csv", "-o",
+                      str(tmp_path / "o.csv"), "--report", str(tmp_path / "r.json"),
+                      A1).exit_code == 0  # fmt: skip
+    result = invoke("audit", str(tmp_path / "o.csv"), "--report", str(tmp_path / "r.json"),
+                    "--format", "jsonl")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["backup"]["name"] == huge
+    broken = tmp_path / "o.csv"
+    broken.write_bytes(broken.read_bytes().replace(b"yyyy", b"\xff\xfe", 1))
+    result = invoke("audit", str(broken), "--report", str(tmp_path / "r.json"))
+    assert result.exit_code == 2
+    assert "is not a sharing row of vbs-async crawl" in result.stderr
+    assert "unexpected" not in result.stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -252,16 +253,23 @@ def _json_row(row: dict[str, Any]) -> SharingRow:
 
 
 def _csv_rows(output: Path, text: io.TextIOWrapper) -> Iterator[SharingRow]:
+    # A field may be as large as the file (a 200 KB backup name): the csv
+    # module's limit of 128 KiB would call such a row an error.
+    before = csv.field_size_limit()
+    csv.field_size_limit(max(before, os.fstat(text.fileno()).st_size + 1))
     reader = csv.DictReader(text)
-    for row in reader:
-        backup = {
-            k.removeprefix("backup_"): _unprotected(v)
-            for k, v in row.items()
-            if k.startswith("backup_")
-        }
-        try:
+    try:
+        for row in reader:
+            backup = {
+                k.removeprefix("backup_"): _unprotected(v)
+                for k, v in row.items()
+                if k.startswith("backup_")
+            }
             yield _row(row, backup)
-        except (KeyError, TypeError, ValueError):
-            raise InventoryError(
-                f"{output} line {reader.line_num} is not a sharing row of vbs-async crawl"
-            ) from None
+    except (KeyError, TypeError, ValueError, csv.Error) as exc:
+        reason = f" ({exc})" if isinstance(exc, (csv.Error, UnicodeDecodeError)) else ""
+        raise InventoryError(
+            f"{output} line {reader.line_num} is not a sharing row of vbs-async crawl{reason}"
+        ) from None
+    finally:
+        csv.field_size_limit(before)
