@@ -148,7 +148,7 @@ def test_csv_and_table_formats(two_runs):
         ),
         (["{tmp}/a.jsonl"], "diff compares two crawl output files: OLD NEW"),
         (
-            ["{tmp}/a.jsonl", "{tmp}/a.jsonl", "--report", "{tmp}/a.json"],
+            ["{tmp}/a.jsonl", "{tmp}/b.jsonl", "--report", "{tmp}/a.json"],
             "each crawl output needs its --report",
         ),
         (["--db", "{tmp}/one.sqlite", "--new", "7"], "no run 7"),
@@ -280,3 +280,46 @@ def test_a_run_number_too_large_for_sqlite_is_no_such_run(tmp_path, option):
         assert result.exit_code == 2
         assert "no run 99999999999999999999999 in the inventory" in result.stderr
         assert "Overflow" not in result.stderr
+
+
+@pytest.mark.usefixtures("two_runs")
+def test_output_files_refuse_the_options_of_a_database(tmp_path):
+    files = [str(tmp_path / "old.jsonl"), str(tmp_path / "new.jsonl"),
+             "--report", str(tmp_path / "old.json"), "--report", str(tmp_path / "new.json")]  # fmt: skip
+    for option in ("--old", "--new"):
+        result = invoke("diff", *files, option, "1")
+        assert result.exit_code == 2
+        assert "--old and --new name runs of --db" in result.stderr
+    same = invoke("diff", files[0], files[0], "--report", files[3], "--report", files[3])
+    assert same.exit_code == 2
+    assert f"OLD and NEW are the same file ({files[0]})" in same.stderr
+    audited = invoke("audit", files[0], "--report", files[3], "--run", "3")
+    assert audited.exit_code == 2
+    assert "--run names a run of --db, not of a crawl output file" in audited.stderr
+
+
+def test_account_picks_the_runs_of_that_account_in_a_shared_database(tmp_path):
+    db = tmp_path / "inventory.sqlite"
+    record(db, {P1: [sharing("s1", P1, P2)]}, account="OTC-A")
+    record(db, {P1: [sharing("s1", P1, P2), sharing("s2", P1, OUTSIDE)]}, account="OTC-A")
+    record(db, {P2: []}, account="OTC-B")
+    latest = invoke("diff", "--db", str(db), "--format", "jsonl")
+    assert latest.exit_code == 0
+    assert latest.stderr == "nothing to compare yet: one finished run of account OTC-B (run 3)\n"
+    chosen = invoke("diff", "--db", str(db), "--account", "otc-a", "--format", "jsonl")
+    assert chosen.exit_code == 0, chosen.output
+    assert [c["change"] for c in changes(chosen.stdout).values()] == ["added"]
+    assert chosen.stderr.startswith("run 1 (account OTC-A) -> run 2 (account OTC-A): 1 added")
+    none = invoke("diff", "--db", str(db), "--account", "OTC-C")
+    assert none.exit_code == 0
+    assert none.stderr == "nothing to compare yet: no finished run of account OTC-C\n"
+    audited = invoke("audit", "--db", str(db), "--account", "OTC-A", "--format", "jsonl")
+    assert audited.exit_code == 0, audited.output
+    assert sorted(json.loads(line)["sharing_id"] for line in audited.stdout.splitlines()) == [
+        "s1",
+        "s2",
+    ]
+    assert audited.stderr.startswith("audited run 2 ")
+    both = invoke("diff", "--db", str(db), "--account", "OTC-A", "--new", "2")
+    assert both.exit_code == 2
+    assert "--account picks the runs: not with --old or --new" in both.stderr

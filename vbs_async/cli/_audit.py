@@ -125,7 +125,9 @@ def source_options(formats: list[str]) -> Callable[[Callable[..., Any]], Callabl
                 help="Trusted project or account IDs, one per line (# comments).",
             ),
             click.option(
-                "--account", help="For OUTPUT files: the account their projects belong to."
+                "--account",
+                help="For OUTPUT files: the account their projects belong to; "
+                "with --db: that account's runs only.",
             ),
             click.option(
                 "--format",
@@ -169,6 +171,8 @@ def audit_command(outputs: tuple[Path, ...], reports: tuple[Path, ...], **option
     """
     if len(outputs) > 1:
         raise AuditUsageError("audit reads one crawl output file")
+    if outputs and options["run_id"] is not None:
+        raise AuditUsageError("--run names a run of --db, not of a crawl output file")
     trusted = trusted_ids(options["trusted"])
     fail_on = severity_option(options["fail_on"])
     output_format = options["output_format"] or ("table" if sys.stdout.isatty() else "jsonl")
@@ -231,6 +235,7 @@ def _audit(
         run_id=options["run_id"],
         trusted=trusted,
         minimum=Severity.parse(options["min_severity"]),
+        account=options["account"] if options["db"] is not None else None,
     )
     writer = Writer(rows_stdout(), output_format, columns=FINDING_COLUMNS)
     version = product_version()

@@ -7,6 +7,7 @@ makes its sharings unknown: counted, never reported removed.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import TYPE_CHECKING, Any, Final
 
@@ -58,6 +59,8 @@ def diff_command(outputs: tuple[Path, ...], reports: tuple[Path, ...], **options
     """
     if outputs and len(outputs) != 2:  # noqa: PLR2004 - old and new
         raise AuditUsageError("diff compares two crawl output files: OLD NEW")
+    if outputs:
+        _check_files(outputs, options)
     trusted = trusted_ids(options["trusted"])
     fail_on_new = severity_option(options["fail_on_new"])
     output_format = options["output_format"] or ("table" if sys.stdout.isatty() else "jsonl")
@@ -68,7 +71,11 @@ def diff_command(outputs: tuple[Path, ...], reports: tuple[Path, ...], **options
         warn_unmatched(inv, trusted)
         try:
             changes = diff(
-                inv, old_run=options["old_run"], new_run=options["new_run"], trusted=trusted
+                inv,
+                old_run=options["old_run"],
+                new_run=options["new_run"],
+                trusted=trusted,
+                account=options["account"] if options["db"] is not None else None,
             )
         except NothingToCompareError as exc:
             sys.stderr.write(f"{escape(str(exc))}\n")
@@ -102,6 +109,21 @@ def diff_command(outputs: tuple[Path, ...], reports: tuple[Path, ...], **options
         )
         click.get_current_context().exit(EXIT_FINDINGS)
     click.get_current_context().exit(EXIT_FAILED if summary.unknown_projects else EXIT_OK)
+
+
+def _check_files(outputs: tuple[Path, ...], options: dict[str, Any]) -> None:
+    """Refuse what output files cannot honour: run numbers, one file compared with itself."""
+    if options["old_run"] is not None or options["new_run"] is not None:
+        raise AuditUsageError(
+            "--old and --new name runs of --db: with crawl output files, "
+            "OLD is the first file and NEW the second"
+        )
+    old, new = outputs
+    with contextlib.suppress(OSError):
+        if old.resolve() == new.resolve() or old.samefile(new):
+            raise AuditUsageError(
+                f"OLD and NEW are the same file ({old}): give the outputs of two crawls"
+            )
 
 
 def _described(inventory: Inventory, run_id: int) -> str:

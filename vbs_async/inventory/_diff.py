@@ -139,7 +139,10 @@ class NothingToCompareError(InventoryError):
 
 
 def runs_to_compare(
-    db: sqlite3.Connection, old_run: int | None, new_run: int | None
+    db: sqlite3.Connection,
+    old_run: int | None,
+    new_run: int | None,
+    account: str | None = None,
 ) -> tuple[int, int]:
     """The two runs: as given, or the latest finished run and the one before it of the same account.
 
@@ -149,7 +152,8 @@ def runs_to_compare(
     the new run is the latest finished one, and the old one the latest
     earlier finished run of the same account (and listing), so a database
     shared by several accounts never compares one account's run with
-    another's.
+    another's. `account` picks that account's latest two finished runs
+    (whatever the case of its label) instead of the latest run's account.
 
     Raises:
         NothingToCompareError: No run given and no earlier run to compare with.
@@ -165,7 +169,7 @@ def runs_to_compare(
             FINISHED,
         )
     }
-    ids = list(runs)
+    ids = list(runs) if account is None else _of_account(runs, account, old_run, new_run)
     if new_run is None:
         if not ids:
             raise NothingToCompareError(
@@ -188,20 +192,36 @@ def runs_to_compare(
     return old_run, new_run
 
 
+def _of_account(
+    runs: dict[int, tuple[str | None, str]],
+    account: str,
+    old_run: int | None,
+    new_run: int | None,
+) -> list[int]:
+    """The finished runs of `account` (`runs`: each run's normalised account and listing)."""
+    if old_run is not None or new_run is not None:
+        raise InventoryError("--account picks the runs: not with --old or --new")
+    ids = [run_id for run_id, (label, _) in runs.items() if label == normalised(account)]
+    if not ids:
+        raise NothingToCompareError(f"nothing to compare yet: no finished run of account {account}")
+    return ids
+
+
 def diff(
     inventory: Inventory,
     *,
     old_run: int | None = None,
     new_run: int | None = None,
     trusted: Iterable[str] = (),
+    account: str | None = None,
 ) -> RunDiff:
-    """The changes between two runs (by default the last two).
+    """The changes between two runs (by default the last two finished ones of an account).
 
     Raises:
         InventoryError: See `runs_to_compare`.
     """
     db = inventory.connection
-    old_run, new_run = runs_to_compare(db, old_run, new_run)
+    old_run, new_run = runs_to_compare(db, old_run, new_run, account)
     trusted = frozenset(trusted)
     result = RunDiff(old_run=old_run, new_run=new_run)
     result._changes = _changes(  # noqa: SLF001

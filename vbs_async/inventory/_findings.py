@@ -184,19 +184,27 @@ def finished_run(db: sqlite3.Connection, run_id: int) -> int:
     return run_id
 
 
-def audited_runs(db: sqlite3.Connection, run_id: int | None) -> list[int]:
-    """The runs to audit: `run_id`, else each account's latest finished run.
+def audited_runs(
+    db: sqlite3.Connection, run_id: int | None, account: str | None = None
+) -> list[int]:
+    """The runs to audit: `run_id`, else each account's latest finished run (or `account`'s).
 
     Raises:
         InventoryError: No such run, or it is not finished; or no finished run at all.
     """
     if run_id is not None:
+        if account is not None:
+            raise InventoryError("--account picks the run: not with --run")
         return [finished_run(db, run_id)]
     latest: dict[str | None, int] = {}  # by account, whatever the case of its label
-    for finished_id, account in db.execute(
+    for finished_id, label in db.execute(
         "SELECT run_id, account FROM runs WHERE state IN (?, ?) ORDER BY run_id", FINISHED
     ):
-        latest[None if account is None else normalised(account)] = finished_id
+        latest[None if label is None else normalised(label)] = finished_id
+    if account is not None:
+        if normalised(account) not in latest:
+            raise InventoryError(f"the inventory records no finished run of account {account}")
+        return [latest[normalised(account)]]
     if latest:
         return sorted(latest.values(), reverse=True)
     last = db.execute("SELECT run_id, state FROM runs ORDER BY run_id DESC LIMIT 1").fetchone()
@@ -219,6 +227,7 @@ def audit(
     run_id: int | None = None,
     trusted: Iterable[str] = (),
     minimum: Severity = Severity.LOW,
+    account: str | None = None,
 ) -> Audit:
     """The findings of a run's state (by default the latest finished run's).
 
@@ -228,12 +237,14 @@ def audit(
         trusted: Trusted project and account IDs.
         minimum: Leave out findings below this severity (`Severity.INFO`
             includes internal sharings).
+        account: Only this account's latest finished run (whatever the
+            case of its label); None for every account's.
 
     Raises:
         InventoryError: No such run, or none recorded.
     """
     db = inventory.connection
-    run_ids = audited_runs(db, run_id)
+    run_ids = audited_runs(db, run_id, account)
     result = Audit(run_ids=run_ids, minimum=minimum)
     trusted = frozenset(trusted)
     classifiers = {run: classifier_for_run(db, run, trusted) for run in run_ids}
