@@ -10,6 +10,8 @@ import subprocess
 
 import pytest
 
+from vbs_async.inventory import Inventory, Severity, _files, audit, load_crawl_output
+
 from .test_audit import A1, A2, OUTSIDE1, add_sharing
 from .test_cli import VBS_ASYNC, emulator_in_thread, invoke
 
@@ -238,9 +240,6 @@ def test_a_csv_output_with_a_200_kb_name_reads_back_whole(tmp_path, clean_env):
 def test_a_resumed_crawl_s_files_read_alike_when_its_skipped_projects_spill_to_disk(
     tmp_path, clean_env, monkeypatch
 ):
-    from vbs_async.inventory import Inventory, Severity, audit, load_crawl_output  # noqa: PLC0415
-    from vbs_async.inventory import _files  # noqa: PLC0415
-
     with emulator_in_thread() as emu:
         for index in range(12):
             add_sharing(emu, index, (A1, A2)[index % 2], OUTSIDE1)
