@@ -252,10 +252,11 @@ def test_a_cut_is_judged_noise_no_sooner_than_0_3_s_after_it():
     assert gateway.rate.active
     assert gateway.rate.reverted == 0
     gateway.answer(cut_at + 0.3, cut_at + 0.26)
-    assert not gateway.rate.active  # taken back: no pace, no estimate
+    assert not gateway.rate.active  # taken back: no pace, no estimate, no cap in flight
     assert gateway.rate.reverted == 1
     assert gateway.rate.rate == math.inf
     assert gateway.rate.estimate == math.inf
+    assert gateway.rate.window == math.inf
 
 
 def test_ten_answers_after_a_cut_judge_it_at_once():

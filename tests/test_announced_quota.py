@@ -17,9 +17,11 @@ from vbs_async._limits import (
     QUIET,
     QUOTA_MARGIN,
     RESTORE_QUIET,
+    AdaptiveRate,
     AnnouncedQuota,
     Quota,
     RequestLimiter,
+    Ticket,
     parse_quota,
 )
 
@@ -277,3 +279,219 @@ async def test_requests_waiting_under_a_quota_also_wait_under_one_announced_mean
     await asyncio.gather(*waiting)
     assert starts[0] == 1020.0
     assert starts[1] - starts[0] >= 1.0
+
+
+# -- refusals at random that name the quota (noise), on the client's answers -----------------
+
+
+class Answered:
+    """A quota of `limit` a second learned at 1000 s, judged on the client's answers."""
+
+    def __init__(self, limit: int = 40) -> None:
+        self.clock = FakeClock()
+        self.answers = AdaptiveRate(clock=self.clock)
+        self.quota = AnnouncedQuota(
+            Quota(limit, 1.0), self.clock, wall_offset=0.0, answers=self.answers
+        )
+
+    def start(self, started: float) -> None:
+        self.clock.now = started
+        self.quota.took(self.quota.due(), started)
+
+    def answer(self, started: float, at: float, *, ok: bool = True) -> bool:
+        """The answer at `at` to the request sent at `started`; True if a refusal paused starts."""
+        self.clock.now = at
+        ticket = Ticket(started, 1)
+        if ok:
+            self.answers.succeeded(ticket)
+            return False
+        self.answers.refused_under_quota(ticket)
+        self.quota.throttled(started)
+        # Unpaused, the next start is due an interval after this one; paused, two after now.
+        return self.quota.due() - started > 1.5 / self.quota.rate()
+
+    def request(self, started: float, *, ok: bool = True, latency: float = 1 / 64) -> bool:
+        """One request sent at `started`, answered `latency` later; True if its refusal paused."""
+        self.start(started)
+        return self.answer(started, started + latency, ok=ok)
+
+
+def test_one_refusal_in_20_answers_at_the_limit_is_noise_and_later_ones_pause_nothing():
+    under = Answered(50)
+    assert not any(under.request(1000.0 + i * 0.02) for i in range(19))
+    assert not under.request(1000.0 + 19 * 0.02, ok=False)  # 1 of 20 refused: noise
+    assert under.quota.rate() == pytest.approx(49.0)  # the margin not widened either
+    # Seconds later, a refusal after a success, with few answers to judge by: noise still.
+    assert not under.request(1003.0)
+    assert not under.request(1003.02, ok=False)
+
+
+def test_noise_ends_when_over_15_percent_of_20_answers_are_refused():
+    under = Answered(50)
+    for i in range(20):
+        under.request(1000.0 + i * 0.02, ok=i != 19)  # noise, as above
+    refused = {3, 8, 13, 19}
+    paused = [under.request(1005.0 + i * 0.02, ok=i not in refused) for i in range(20)]
+    # The first three judged on under 20 answers: noise still; 4 of 20 (a fifth): the pace.
+    assert paused == [i == 19 for i in range(20)]
+    # No longer noise: a refusal a few seconds later pauses, with few answers to judge by.
+    assert not any(under.request(1008.0 + i * 0.02) for i in range(4))
+    assert under.request(1008.08, ok=False)
+
+
+def test_a_refusal_of_a_request_sent_as_the_quota_was_learned_that_got_through_widens_it():
+    under = Answered(50)
+    under.request(1000.0)  # sent the moment it was learned: it got through under it
+    assert under.request(1000.1, ok=False)
+    assert under.quota.rate() == pytest.approx(50 * (1 - 2 * QUOTA_MARGIN))
+
+
+def widened(under: Answered) -> None:
+    """Six requests a quarter slower than 40/s, the sixth refused: paused, the margin widened."""
+    assert not any(under.request(1000.0 + i / 32) for i in range(5))
+    # Slow as it is, the margin was not widened yet: no reason to call it noise.
+    assert under.request(1000.0 + 5 / 32, ok=False)
+    assert under.quota.rate() == pytest.approx(40 * (1 - 2 * QUOTA_MARGIN))
+
+
+@pytest.mark.parametrize(
+    ("first", "gaps", "noise"),
+    [
+        (None, [0.04] * 5, True),  # from the pause's end exactly, 0.04 s apart
+        (1000.25, [1 / 32] * 5, True),  # a quarter slower than 40/s exactly
+        (1000.25, [1 / 32] * 4, False),  # 4 gaps: too few to tell a pace
+        (1000.25, [3 / 128] * 5, False),  # under a quarter slower: jitter
+        # The last 10 gaps, not 8 or 11: 0.0325 s apart on average.
+        (1000.25, [0.0, 1 / 16, 1 / 16, *[0.025] * 8], True),
+    ],
+    ids=["from-the-pause", "a-quarter-slower", "four-gaps", "jitter", "ten-gaps"],
+)
+def test_a_refusal_after_starts_a_quarter_slower_than_the_limit_is_noise_once_widened(
+    first, gaps, noise
+):
+    under = Answered(40)
+    widened(under)
+    at = under.quota.due() if first is None else first
+    starts = [at]
+    for gap in gaps:
+        starts.append(starts[-1] + gap)
+    assert not any(under.request(started) for started in starts[:-1])
+    assert under.request(starts[-1], ok=False) is not noise
+    # Noise: the margin is back at the limit's; not noise: it widens again.
+    margin = QUOTA_MARGIN if noise else 4 * QUOTA_MARGIN
+    assert under.quota.rate() == pytest.approx(40 * (1 - margin))
+
+
+def test_a_refusal_of_the_only_start_since_the_pause_is_no_pace_to_call_noise():
+    under = Answered(40)
+    for i in range(5):
+        under.request(1000.0 + i / 32)
+    under.start(1000.15625)
+    under.start(1000.1875)  # left before the refusal came back
+    assert under.answer(1000.15625, 1000.21, ok=False)
+    under.answer(1000.1875, 1000.23)
+    assert under.request(1000.4, ok=False)  # alone since the pause: paused again
+
+
+def test_a_minute_quota_refused_on_and_on_looks_again_on_half_minutes_from_the_first_refusal():
+    # Nothing got through since it was learned (1000 s): the blackout counts from there.
+    clock = FakeClock()
+    quota = AnnouncedQuota(minute(100), clock, wall_offset=0.0, answers=AdaptiveRate(clock=clock))
+    assert quota.due() == 1020.0
+    clock.now = 1046.0
+    quota.throttled(started=1045.0)  # refused 25 s after the block ended
+    assert quota.due() == 1090.0  # 46 s into the blackout: the half minute after next
+
+
+# -- a quota named for one project's requests --------------------------------------------------
+
+P, Q, R = "p" * 32, "q" * 32, "r" * 32
+
+
+def paced_projects(limiter: RequestLimiter) -> list[str]:
+    return [project for project in (P, Q, R) if limiter.quotas_for("gw", "api", project)]
+
+
+def test_a_quota_refused_again_for_one_project_then_for_another_paces_every_project():
+    clock = FakeClock()
+    limiter = RequestLimiter(4, None, clock=clock, wall_offset=0.0)
+    user = Quota(50, 1.0, "user")
+    assert limiter.announced("gw", "api", user, started=clock.now, project=P)
+    # Refused again, sent the moment it was learned: that project's alone.
+    assert not limiter.announced("gw", "api", user, started=clock.now, project=P)
+    assert paced_projects(limiter) == [P]
+    clock.now += 0.1
+    assert not limiter.announced("gw", "api", user, started=clock.now, project=Q)  # no news
+    assert paced_projects(limiter) == [P, Q, R]
+
+
+def test_a_quota_counting_every_project_is_not_narrowed_to_the_one_refused():
+    clock = FakeClock()
+    limiter = RequestLimiter(4, None, clock=clock, wall_offset=0.0)
+    app = parse_quota("APIG.0308: policy app over ratelimit,limit:50,time:1 second")
+    assert app is not None
+    assert app.scope == "app"
+    limiter.announced("gw", "api", app, started=clock.now, project=P)
+    clock.now += 0.1
+    limiter.announced("gw", "api", app, started=clock.now, project=P)
+    assert paced_projects(limiter) == [P, Q, R]
+
+
+def test_refusals_of_a_project_s_first_burst_do_not_stop_the_quota_narrowing_to_it():
+    clock = FakeClock()
+    limiter = RequestLimiter(4, None, clock=clock, wall_offset=0.0)
+    user = Quota(50, 1.0, "user")
+    limiter.announced("gw", "api", user, started=999.9, project=P)
+    limiter.announced("gw", "api", user, started=999.95, project=P)  # sent before it was known
+    assert paced_projects(limiter) == [P, Q, R]
+    clock.now = 1000.5
+    limiter.announced("gw", "api", user, started=1000.4, project=P)  # sent under it
+    assert paced_projects(limiter) == [P]
+
+
+@pytest.mark.parametrize(
+    ("refused_before", "announced_for"),
+    [([P, Q], P), ([P], Q)],
+    ids=["two-projects-then-one-of-them", "one-project-then-another"],
+)
+def test_a_quota_announced_anew_remembers_the_projects_the_one_before_was_refused_for(
+    refused_before, announced_for
+):
+    clock = FakeClock()
+    limiter = RequestLimiter(4, None, clock=clock, wall_offset=0.0)
+    for project in refused_before:
+        limiter.announced("gw", "api", Quota(50, 1.0, "user"), started=clock.now, project=project)
+    lower = Quota(40, 1.0, "user")
+    assert limiter.announced("gw", "api", lower, started=clock.now, project=announced_for)
+    clock.now += 0.1
+    # Refused again for P: named for two projects' requests, so it counts them all.
+    limiter.announced("gw", "api", lower, started=clock.now, project=P)
+    assert paced_projects(limiter) == [P, Q, R]
+
+
+async def test_a_project_s_quota_announced_lower_and_restored_stays_that_project_s(fake_time):
+    limiter = RequestLimiter(4, None, clock=fake_time, wall_offset=0.0)
+    user, lower = Quota(50, 1.0, "user"), Quota(5, 1.0, "user")
+    limiter.announced("gw", "api", user, started=fake_time.now, project=P)
+    limiter.announced("gw", "api", user, started=fake_time.now, project=P)
+    assert limiter.announced("gw", "api", lower, started=fake_time.now, project=P)
+    assert paced_projects(limiter) == [P]  # the one project's policy, announced lower
+    (pacer,) = limiter.quotas_for("gw", "api", P)
+    fake_time.now += 2 * RESTORE_QUIET  # quiet: the higher pace is tried
+    for _ in range(10):  # twice the lower limit in a second: the higher one is back
+        pacer.took(pacer.due(), fake_time.now)
+    assert paced_projects(limiter) == [P]
+    (restored,) = limiter.quotas_for("gw", "api", P)
+    assert restored.quota == user
+    # Judged on the client's answers: 1 refused of 20 at the limit is noise, no pause.
+    began = fake_time.now
+    for i in range(20):
+        fake_time.now = began + i * 0.02
+        restored.took(restored.due(), fake_time.now)
+        ticket = Ticket(fake_time.now, 1)
+        if i < 19:
+            limiter.adaptive.succeeded(ticket)
+    limiter.adaptive.refused_under_quota(ticket)
+    before = restored.due()
+    assert not limiter.announced("gw", "api", user, started=ticket.started, project=P)
+    assert restored.due() == before
