@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import selectors
 import time
@@ -836,3 +837,119 @@ def test_an_announced_quota_and_zero_waits_end_by_the_deadline():
     error, took = on_virtual_clock(lambda: refused_call(transport, policy))
     assert isinstance(error, RateLimitedError)
     assert took <= 4.0
+
+
+def test_a_call_queued_while_the_gateway_refuses_everything_fails_at_its_deadline_in_words():
+    # The second call never gets a turn (one request per 10 s) while the gateway refuses
+    # the first: the wait counts, and what it raises says so, for its project and offset.
+    transport = always_throttled()
+
+    async def two_calls() -> list[BaseException | None]:
+        async with VBSClient(
+            "https://vbs.example",
+            auth=TokenAuth("t"),
+            transport=transport,
+            retry=RetryPolicy(timeout=5.0),
+            rate_limit=0.1,
+        ) as client:
+            first = asyncio.create_task(client.list_sharings("p1"))
+            await asyncio.sleep(0.01)  # refused by then
+            second = asyncio.create_task(client.list_sharings("p2"))
+            return await asyncio.gather(first, second, return_exceptions=True)
+
+    (first, second), took = on_virtual_clock(two_calls)
+    assert len(transport.sent) == 1
+    assert took == pytest.approx(5.01)
+    assert isinstance(first, RateLimitedError)
+    assert "still throttled" in str(first)
+    assert isinstance(second, RateLimitedError)
+    assert (second.status, second.project_id, second.offset) == (429, "p2", 0)
+    assert str(second) == (
+        "HTTP 429: the gateway refused every request while this call waited for its turn, "
+        "until the call's deadline of 5.0s (RetryPolicy.timeout; --deadline on the command) "
+        "(project p2, offset 0)"
+    )
+
+
+def test_calls_queued_behind_a_refusal_stop_their_deadline_once_the_gateway_answers_again():
+    # One 429, then every request answered, one a second: five calls queued behind the
+    # refusal, five more after the next answer. The first five's deadlines ran while
+    # nothing got through, and stop again once one did (time queued for the client's
+    # own rate limit counts for no call); the last five's never run while queued.
+    transport = MockTransport(
+        lambda _: response(429) if not transport.sent[:-1] else response(200, {"shared": []})
+    )
+
+    async def calls() -> list[BaseException | list[Any]]:
+        async with VBSClient(
+            "https://vbs.example",
+            auth=TokenAuth("t"),
+            transport=transport,
+            retry=RetryPolicy(timeout=5.0),
+            rate_limit=1.0,
+        ) as client:
+            first = asyncio.create_task(client.list_sharings("p0"))
+            await asyncio.sleep(0.01)  # refused by then
+            early = [asyncio.create_task(client.list_sharings(f"p{n}")) for n in range(1, 6)]
+            await asyncio.wait([first])  # through again
+            late = [asyncio.create_task(client.list_sharings(f"p{n}")) for n in range(6, 11)]
+            return await asyncio.gather(first, *early, *late, return_exceptions=True)
+
+    outcomes, took = on_virtual_clock(calls)
+    assert outcomes == [[]] * 11
+    assert len(transport.sent) == 12
+    assert took > 10.0  # one a second: the last ones queued past a deadline of 5 s
+
+
+def test_a_quota_s_reopening_past_the_deadline_is_told_in_utc_after_the_gateway_s_words(
+    monkeypatch,
+):
+    # Whatever the machine's time zone: the time is UTC, as the words say.
+    monkeypatch.setattr(time, "time", lambda: 20_000 * 86_400 + 1.0)  # 2024-10-04 00:00:01 UTC
+    transport = always_throttled(DAY_QUOTA)
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "Asia/Tokyo"
+    time.tzset()
+    try:
+        error, _ = on_virtual_clock(lambda: refused_call(transport, RetryPolicy(timeout=5)))
+    finally:
+        if before is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
+    assert isinstance(error, RateLimitedError)
+    assert error.message.startswith(f"{DAY_QUOTA} (the gateway's quota (1000 per ")
+    assert " lets no request through before 2024-10-05 00:00:00 UTC, in 86399." in error.message
+
+
+def test_a_call_timing_out_on_the_wire_after_the_gateway_answered_again_is_a_timeout():
+    # One 429, then an answer: the gateway refuses nothing any more. A call sent after
+    # that and never answered times out on the wire, not "refused while it waited".
+    async def answer(_: SentRequest) -> Response:
+        if len(transport.sent) == 1:
+            return response(429)
+        if len(transport.sent) == 2:
+            return response(200, {"shared": []})
+        await asyncio.sleep(3_600)
+        raise AssertionError("never answered")
+
+    transport = MockTransport(answer)
+
+    async def two_calls() -> BaseException | None:
+        async with VBSClient(
+            "https://vbs.example",
+            auth=TokenAuth("t"),
+            transport=transport,
+            retry=RetryPolicy(timeout=5.0, attempts=1),
+        ) as client:
+            assert await client.list_sharings("p0") == []
+            try:
+                await client.list_sharings("p1")
+            except Exception as error:  # noqa: BLE001 - what the caller sees
+                return error
+            return None
+
+    error, _ = on_virtual_clock(two_calls)
+    assert isinstance(error, RequestTimeoutError)
+    assert "did not finish within its deadline of 5.0s" in str(error)
