@@ -28,6 +28,7 @@ from vbs_async import (
     TokenAuth,
     TransportError,
     VBSClient,
+    _retry,
 )
 from vbs_async._limits import parse_quota
 from vbs_async._requests import Request
@@ -837,6 +838,45 @@ def test_an_announced_quota_and_zero_waits_end_by_the_deadline():
     error, took = on_virtual_clock(lambda: refused_call(transport, policy))
     assert isinstance(error, RateLimitedError)
     assert took <= 4.0
+
+
+# -- the waits after a 429, value by value ------------------------------------------------------
+
+
+def test_a_429_waits_its_back_off_plus_jitter_never_less(monkeypatch):
+    # Jitter lengthens a wait, it never shortens it: drawn at both ends of its range.
+    policy = RetryPolicy(wait_initial=1.0, wait_jitter=0.5, wait_max=100.0)
+    for drawn, expected in ((0.0, 1.0), (1.0, 1.5)):
+        monkeypatch.setattr(_retry.random, "uniform", lambda a, b, f=drawn: a + f * (b - a))
+        assert policy.throttle_backoff(1, None) == pytest.approx(expected)
+        assert policy.throttle_backoff(3, None) == pytest.approx(4.0 + 0.5 * drawn)
+
+
+def test_retry_after_is_a_floor_that_jitter_only_lengthens(monkeypatch):
+    policy = RetryPolicy(wait_initial=0.1, wait_jitter=0.5, wait_max=100.0)
+    for drawn in (0.0, 1.0):
+        monkeypatch.setattr(_retry.random, "uniform", lambda a, b, f=drawn: a + f * (b - a))
+        assert policy.throttle_backoff(1, 3.0) == pytest.approx(3.0 + 0.5 * drawn)
+
+
+def test_after_five_429s_in_a_row_the_floor_doubles_from_a_tenth_of_a_second_to_one():
+    # Whatever the policy says (here: no wait at all), a request refused on and on slows
+    # down: 0.1, 0.2, 0.4, 0.8, then 1 s for ever, and a run of thousands overflows nothing.
+    policy = RetryPolicy(wait_initial=0.0, wait_jitter=0.0, wait_max=0.0)
+    waits = [policy.throttle_backoff(n, None) for n in range(1, 11)]
+    assert waits == pytest.approx([0, 0, 0, 0, 0, 0.1, 0.2, 0.4, 0.8, 1.0])
+    assert policy.throttle_backoff(5_000, 0.0) == 1.0
+
+
+def test_a_run_of_429s_too_long_to_double_waits_wait_max():
+    policy = RetryPolicy(wait_initial=0.5, wait_jitter=0.0, wait_max=7.0)
+    assert policy.throttle_backoff(2_000, None) == 7.0
+
+
+@pytest.mark.parametrize("option", ["wait_initial", "wait_jitter", "wait_max"])
+def test_an_infinite_wait_is_refused_by_name(option):
+    with pytest.raises(ValueError, match=rf"^RetryPolicy\.{option} must be finite$"):
+        RetryPolicy(**{option: float("inf")})
 
 
 def test_a_call_queued_while_the_gateway_refuses_everything_fails_at_its_deadline_in_words():
