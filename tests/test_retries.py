@@ -993,3 +993,58 @@ def test_a_call_timing_out_on_the_wire_after_the_gateway_answered_again_is_a_tim
     error, _ = on_virtual_clock(two_calls)
     assert isinstance(error, RequestTimeoutError)
     assert "did not finish within its deadline of 5.0s" in str(error)
+
+
+def test_a_per_api_quota_s_window_past_the_deadline_raises_at_once(monkeypatch):
+    # The gateway counts this API's requests alone (policy api): its quota is found
+    # under the API the request was for, and its day told at once.
+    monkeypatch.setattr(time, "time", lambda: 20_000 * 86_400 + 1.0)
+    transport = always_throttled(DAY_QUOTA.replace("policy user", "policy api"))
+    error, took = on_virtual_clock(lambda: refused_call(transport, RetryPolicy(timeout=5)))
+    assert took < 1.0
+    assert len(transport.sent) == 1
+    assert isinstance(error, RateLimitedError)
+    assert "the gateway's quota (1000 per 1 day) lets no request through before " in str(error)
+
+
+def test_a_day_quota_refused_again_for_one_project_holds_that_project_s_calls_only(monkeypatch):
+    # p1 refused twice under a 50/s user policy (sent under it, for p1 alone): the
+    # policy is p1's. Its day quota announced next is p1's too: p1's call ends at once,
+    # its next call is never sent (it waits, at the gateway's refusal, to its
+    # deadline), and p2's goes through.
+    monkeypatch.setattr(time, "time", lambda: 20_000 * 86_400 + 1.0)
+
+    def answer(sent: SentRequest) -> Response:
+        if "/p2/" in str(sent.url):
+            return response(200, {"shared": []})
+        refused = sum("/p1/" in str(earlier.url) for earlier in transport.sent)
+        message = SECOND_QUOTA if refused <= 2 else DAY_QUOTA
+        return response(429, {"error_code": "APIG.0308", "error_msg": message})
+
+    transport = MockTransport(answer)
+
+    async def calls() -> tuple[list[BaseException | list[Any]], list[int]]:
+        outcomes: list[BaseException | list[Any]] = []
+        sent: list[int] = []
+        async with VBSClient(
+            "https://vbs.example",
+            auth=TokenAuth("t"),
+            transport=transport,
+            retry=RetryPolicy(timeout=5.0),
+        ) as client:
+            for project in ("p1", "p1", "p2"):
+                async with asyncio.timeout(60):  # were the deadline not kept: fail, not hang
+                    try:
+                        outcomes.append(await client.list_sharings(project))
+                    except Exception as error:  # noqa: BLE001 - what the caller sees
+                        outcomes.append(error)
+                sent.append(len(transport.sent))
+        return outcomes, sent
+
+    ((day, queued, listed), sent), _ = on_virtual_clock(calls)
+    assert isinstance(day, RateLimitedError)
+    assert "quota (1000 per 1 day) lets no request through before " in str(day)
+    assert isinstance(queued, RateLimitedError)
+    assert "refused every request while this call waited for its turn" in str(queued)
+    assert listed == []
+    assert sent == [3, 3, 4]
