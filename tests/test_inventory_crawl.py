@@ -6,6 +6,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import threading
 import time
 
 import pytest
@@ -575,3 +576,24 @@ def test_a_crawl_refused_before_its_first_request_records_no_run(tmp_path):
     result = invoke("diff", "--db", str(db))
     assert result.exit_code == 0
     assert result.stderr.startswith("nothing to compare yet: one finished run")
+
+
+def test_the_database_is_written_by_a_thread_that_yields_to_the_crawl(tmp_path, monkeypatch):
+    # Recording must not slow the crawl: its writer thread lowers its own priority (nice 10),
+    # so on a busy machine the crawl's threads get the cores first.
+    asked = []
+    real = os.setpriority
+
+    def setpriority(which, who, priority):
+        asked.append((which, who, priority, threading.current_thread().name))
+        real(which, who, priority)
+
+    monkeypatch.setattr(os, "setpriority", setpriority)
+    db = tmp_path / "inv.sqlite"
+    result = invoke("crawl", "--emulator", "--emulator-projects", "2", "--emulator-sharings", "3",
+                    "--db", str(db), "-o", str(tmp_path / "out.jsonl"))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert [(which, priority, name) for which, _, priority, name in asked] == [
+        (os.PRIO_PROCESS, 10, f"vbs-async --db {db}")
+    ]
+    assert asked[0][1] != os.getpid()  # the thread's own ID, not the whole process's
