@@ -276,3 +276,18 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def read_until_closed(controller: int) -> bytes:
+    """Everything a pseudo-terminal's other end wrote, until it closed; then close ours."""
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the terminal closed: the command ended
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(controller)
+    return seen

@@ -26,6 +26,7 @@ from ._helpers import (
     command_emulator,
     command_env,
     emulator_in_thread,
+    read_until_closed,
     stop_process,
     wait_for_lines,
 )
@@ -483,17 +484,8 @@ def test_on_a_real_terminal_the_progress_bar_fits_80_columns_and_shows_an_eta(tm
         command, stderr=terminal, stdout=subprocess.DEVNULL, env=env, cwd=tmp_path
     )
     os.close(terminal)
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(controller, 65536)
-        except OSError:  # the terminal closed: the command ended
-            break
-        if not chunk:
-            break
-        seen += chunk
+    seen = read_until_closed(controller)
     process.wait(60)
-    os.close(controller)
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode(errors="replace"))
     lines = [line for line in re.split(r"[\r\n]+", text) if line.strip()]
     assert process.returncode == 0

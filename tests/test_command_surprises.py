@@ -28,6 +28,7 @@ from ._helpers import (
     command_emulator,
     command_env,
     emulator_in_thread,
+    read_until_closed,
     stop_process,
 )
 from .test_cli import invoke, rows_by_project
@@ -330,16 +331,7 @@ def run_on_a_terminal(tmp_path: Path, term: str, *arguments: str) -> tuple[int, 
         stdout=terminal, stderr=terminal, env=env, cwd=tmp_path,
     )  # fmt: skip
     os.close(terminal)
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(controller, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        seen += chunk
-    os.close(controller)
+    seen = read_until_closed(controller)
     return process.wait(60), seen.decode(errors="replace")
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from vbs_async.inventory import Inventory, Severity, _files, audit, load_crawl_output
 
+from ._helpers import read_until_closed
 from .test_audit import A1, A2, OUTSIDE1, add_sharing
 from .test_cli import VBS_ASYNC, emulator_in_thread, invoke
 
@@ -28,17 +29,8 @@ def on_a_terminal(*arguments: str) -> tuple[int, bytes]:
         env={**os.environ, "TERM": "xterm-256color"},
     )  # fmt: skip
     os.close(terminal)
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(controller, 65536)
-        except OSError:  # the terminal closed: the command ended
-            break
-        if not chunk:
-            break
-        seen += chunk
+    seen = read_until_closed(controller)
     process.wait(60)
-    os.close(controller)
     return process.returncode, seen
 
 
