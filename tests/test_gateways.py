@@ -390,6 +390,17 @@ def test_an_announced_quota_is_used_from_the_first_refusal_with_no_429_after_it(
     assert run.refused_after_the_first <= 0.01 * run.sent_after_the_first
 
 
+@pytest.mark.parametrize(
+    ("model", "rate", "before"),
+    [("5:5", 5, 0.81), ("2:2", 2, 0.51), ("3:1", 3, 0.66), ("window:5/1", 5, 0.8)],
+)
+def test_a_slow_announced_quota_is_used_whole(model, rate, before):
+    # Before: the starts a window may hold were 98 % of the limit rounded down, so a
+    # quota under 50 a second lost a whole request a window: 4 of 5 a second, 1 of 2.
+    run = named_crawl(model, requests=400)
+    assert (400 / rate) / run.ended >= 0.95 > before
+
+
 def test_an_announced_penalty_box_is_provoked_by_the_first_burst_only():
     # Before: a probe above the quota 5 s later provoked it again, and the next
     # calendar second after each refusal was waited for: 0.66 of the quota.
