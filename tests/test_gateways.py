@@ -132,6 +132,18 @@ def test_the_trickle_through_a_spent_window_slows_as_it_lasts():
     assert run.ended <= 760 / 20
 
 
+@pytest.mark.parametrize(("latency", "before"), [(0.9, 0.49), (1.2, 0.81), (2.0, 0.69)])
+def test_a_gateway_answering_in_over_a_second_is_learned_from(latency, before):
+    # Before: the refusals were judged by the requests started in the last second,
+    # none of them answered yet: at 1.2 s and 2 s nothing was ever cut, and the
+    # share of 429s after 20 s was `before` (a 5/s bucket, 32 in flight).
+    run = simulate(GatewayQuota(5, 5, **quiet()), seconds=60, latency=latency)
+    late = [ok for started, ok in run.starts if started >= 20]
+    assert run.controller.cuts >= 1
+    assert late.count(False) / len(late) <= 0.15 < before
+    assert late.count(True) / 40 >= 0.8 * 5
+
+
 def test_a_cap_on_requests_in_flight_is_met_by_fewer_in_flight():
     # Before: efficiency 0.30. Here the gateway holds a request for half of the
     # 40 ms latency, so 4 in flight carry 200/s.

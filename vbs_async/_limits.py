@@ -56,6 +56,13 @@ botocore's adaptive mode, the first anchor, failed each as said):
   count that straddled two calendar windows) lowers the estimate to what
   the held pace got through, rather than the probe after it keeping it.
 
+- A gateway that answers in more than a second. Judged by the requests
+  started in the last second, none of which were answered yet, its 429s never
+  cut (81 % of a 5/s bucket's answers refused at 1.2 s). Here: the last
+  second's share and goodput count starts early enough for half of them to be
+  answered, and a cut's steps (`CUT_GRACE`, `APPROACH`, the plateau, probing)
+  stretch with the latency past `SLOW_ANSWERS`: a round trip, not a second.
+
 Not done: a slow start of requests in flight (TCP's: few at first, doubling
 each round trip until the first refusal). Against a bucket's saved-up burst
 (50 at 50/s) the doubling reaches 32 in flight in five round trips, before
@@ -105,6 +112,11 @@ MIN_RATE: Final = 0.5
 FIRST_LOOK: Final = 0.05
 """Seconds (one and a half latencies at least) after the first 429 before the first cut: the answers
 to the first burst are in by then, and a few early answers say little."""
+SLOW_ANSWERS: Final = 0.2
+"""A median latency above this many seconds stretches the steps after a cut (its grace,
+climb, plateau, probing and checks) by as many times: they are a round trip or a few, and
+behind a gateway answering in 1.2 s the rate doubled three times before a probe's refusals
+came back (45 % of a 5/s bucket's answers refused)."""
 LASTING: Final = 2.0
 LASTING_SHARE: Final = 0.02
 """Refusals over `LASTING` seconds since a cut above this share cut too (a pace a few
@@ -703,6 +715,7 @@ class _Cut:
     share_before: float
     probe: bool = False
     punished: bool = False
+    rounds: float = 1.0  # the time constants' scale: slower answers, slower steps
 
 
 class AdaptiveRate:
@@ -785,7 +798,7 @@ class AdaptiveRate:
         cut = self._cut
         if not self.active or cut is None:
             return math.inf
-        since = when - cut.at
+        since = (when - cut.at) / cut.rounds
         if since < APPROACH:
             hold = HOLD * cut.estimate
             rate = cut.rate + (hold - cut.rate) * max(0.0, since / APPROACH)
@@ -877,8 +890,8 @@ class AdaptiveRate:
         probe (or now), answered by now, more than `CUT_SHARE` refused and at
         least half the estimate through.
         """
-        begin = cut.at + APPROACH
-        end = min(begin + cut.plateau, now - self._latency(now))
+        begin = cut.at + APPROACH * cut.rounds
+        end = min(begin + cut.plateau * cut.rounds, now - self._latency(now))
         if cut.punished:
             begin = max(begin, self._punished_until)  # the blackout is not the pace's
         held = [good for _, started, _, good in self._answers if begin <= started < end]
@@ -898,7 +911,9 @@ class AdaptiveRate:
     def _recent_goodput(self, now: float) -> float:
         """Successes a second among the requests started in the last `RECENT` seconds."""
         until = now - self._latency(now)
-        since = now - RECENT
+        # A quarter window at least, however long the answers take (none were
+        # counted behind a gateway answering in more than `RECENT` seconds).
+        since = min(now - RECENT, until - RECENT / 4)
         ok = sum(1 for _, started, _, good in self._answers if good and since <= started < until)
         return ok / max(until - since, 1e-3)
 
@@ -962,15 +977,15 @@ class AdaptiveRate:
         # may punish the excess): each request backs off on its own meanwhile.
         if (
             not self._checked
-            or ticket.started < cut.at + CUT_GRACE
+            or ticket.started < cut.at + CUT_GRACE * cut.rounds
             or (
                 cut.probe
-                and ticket.started < cut.at + PROBE_AFTERMATH
+                and ticket.started < cut.at + PROBE_AFTERMATH * cut.rounds
                 and not 0 < self._recent_goodput(now) < cut.estimate / 2
             )
         ):
             return
-        share, _ = self._share_refused(now - SHORT_WINDOW)
+        share, _ = self._share_refused(self._answered_from(now, SHORT_WINDOW))
         if self._rate_at(ticket.started) > cut.estimate and share > self.noise():
             # Refused while probing beyond the estimate: the first refusal says
             # enough, and waiting for more costs more of them.
@@ -981,7 +996,7 @@ class AdaptiveRate:
             # As few as a pace off by a few percent gives, or the gateway's usual
             # noise: only if they last (the estimate is a few percent high) do
             # they cut, else the probe goes on and finds the quota.
-            lasting, _ = self._share_refused(now - LASTING)
+            lasting, _ = self._share_refused(self._answered_from(now, LASTING))
             if not (ticket.started >= cut.at + LASTING and lasting > max(LASTING_SHARE, floor)):
                 return
         self._cut_now(now, share)
@@ -1005,7 +1020,7 @@ class AdaptiveRate:
             or previous is None
             or not cut.probe
             or cut.punished
-            or now > cut.at + PROBE_AFTERMATH
+            or now > cut.at + PROBE_AFTERMATH * cut.rounds
             or not self._blackout(now)
         ):
             return False
@@ -1038,9 +1053,19 @@ class AdaptiveRate:
         if first is None or now < first + max(FIRST_LOOK, 1.5 * self._latency(now)):
             return
         self._first_refusal = None
-        share, _ = self._share_refused(now - SHORT_WINDOW)
+        share, _ = self._share_refused(self._answered_from(now, SHORT_WINDOW))
         if share > max(CUT_SHARE, 2 * self.noise() + 0.01):
             self._cut_now(now, share)
+
+    def _answered_from(self, now: float, seconds: float) -> float:
+        """The first start of `seconds` of starts of which half at least are answered by now.
+
+        Judging the requests started in the last second judged none behind a
+        gateway answering in more than a second: it was never cut (81 % of a
+        5/s bucket's answers refused, at 1.2 s latency).
+        """
+        latency = self._latency(now)
+        return now - seconds - (latency - seconds / 2 if latency > seconds else 0.0)
 
     def _latency(self, now: float) -> float:
         answered = [a - s for a, s, _, good in self._answers if good and a > now - SHORT_WINDOW]
@@ -1127,7 +1152,10 @@ class AdaptiveRate:
             plateau, probe = min(PROBE_PLATEAU_MAX, previous.plateau * 1.5), True
         estimate = max(MIN_RATE, min(estimate, self.max_rate or math.inf))
         self._previous = previous
-        self._cut = _Cut(now, max(MIN_RATE, BETA * estimate), estimate, plateau, share, probe)
+        rounds = max(1.0, self._latency(now) / SLOW_ANSWERS)
+        self._cut = _Cut(
+            now, max(MIN_RATE, BETA * estimate), estimate, plateau, share, probe, rounds=rounds
+        )
         self._checked = False
         self.estimate = estimate
         self.active = True
@@ -1136,10 +1164,10 @@ class AdaptiveRate:
     def _check_cut(self, now: float) -> None:
         """`NOISE_CHECK` after a cut: take it back if the refusals did not become rarer."""
         cut = self._cut
-        if self._checked or cut is None or now < cut.at + NOISE_CHECK:
+        if self._checked or cut is None or now < cut.at + NOISE_CHECK * cut.rounds:
             return
         share, answers = self._share_refused(cut.at)
-        if answers < 10 and (answers < 3 or now < cut.at + 4 * NOISE_CHECK):  # noqa: PLR2004
+        if answers < 10 and (answers < 3 or now < cut.at + 4 * NOISE_CHECK * cut.rounds):  # noqa: PLR2004
             return  # too few to judge by yet
         self._checked = True
         previous = self._previous
