@@ -205,14 +205,19 @@ def test_a_refusal_of_a_request_sent_as_the_quota_was_learned_counts():
     assert quota.due() == pytest.approx(1000.05 + 2 / 9.8)
 
 
-def test_an_even_pace_refused_widens_its_margin_which_halves_back_every_10_quiet_seconds():
+@pytest.mark.parametrize(("limit", "half_life"), [(50, 10.0), (5, 100.0)])
+def test_an_even_pace_refused_widens_its_margin_which_halves_back_in_10_s_or_500_intervals(
+    limit, half_life
+):
+    # 500 of a 5/s quota's intervals. Before: 10 s, and refusals at random seconds apart
+    # never found the margin wide enough to tell them from the pace's (see below).
     clock = FakeClock()
-    quota = AnnouncedQuota(Quota(50, 1.0), clock, wall_offset=0.0)
+    quota = AnnouncedQuota(Quota(limit, 1.0), clock, wall_offset=0.0)
     clock.now += 0.5
     quota.throttled(started=clock.now - 0.01)
-    assert quota.rate() == pytest.approx(50 * (1 - 2 * QUOTA_MARGIN))
-    clock.now += 10.0
-    assert quota.rate() == pytest.approx(50 * (1 - QUOTA_MARGIN))
+    assert quota.rate() == pytest.approx(limit * (1 - 2 * QUOTA_MARGIN))
+    clock.now += half_life / 2  # under the quiet minute that probes above it
+    assert quota.rate() == pytest.approx(limit * (1 - 2 * QUOTA_MARGIN * 0.5**0.5))
 
 
 def refused_probe(clock: FakeClock) -> AnnouncedQuota:
@@ -285,13 +290,13 @@ async def test_requests_waiting_under_a_quota_also_wait_under_one_announced_mean
 
 
 class Answered:
-    """A quota of `limit` a second learned at 1000 s, judged on the client's answers."""
+    """A quota of `limit` per `period` (a second) learned at 1000 s, judged on the client's answers."""
 
-    def __init__(self, limit: int = 40) -> None:
+    def __init__(self, limit: int = 40, period: float = 1.0) -> None:
         self.clock = FakeClock()
         self.answers = AdaptiveRate(clock=self.clock)
         self.quota = AnnouncedQuota(
-            Quota(limit, 1.0), self.clock, wall_offset=0.0, answers=self.answers
+            Quota(limit, period), self.clock, wall_offset=0.0, answers=self.answers
         )
 
     def start(self, started: float) -> None:
@@ -332,8 +337,9 @@ def test_noise_ends_when_over_15_percent_of_20_answers_are_refused():
         under.request(1000.0 + i * 0.02, ok=i != 19)  # noise, as above
     refused = {3, 8, 13, 19}
     paused = [under.request(1005.0 + i * 0.02, ok=i not in refused) for i in range(20)]
-    # The first three judged on under 20 answers: noise still; 4 of 20 (a fifth): the pace.
-    assert paused == [i == 19 for i in range(20)]
+    # Judged on the last 20 answers (back into the first burst when two seconds hold
+    # fewer): 2 and 3 of them refused, noise still; 4 of 20 (a fifth): the pace.
+    assert paused == [i in {13, 19} for i in range(20)]
     # No longer noise: a refusal a few seconds later pauses, with few answers to judge by.
     assert not any(under.request(1008.0 + i * 0.02) for i in range(4))
     assert under.request(1008.08, ok=False)
@@ -401,6 +407,72 @@ def test_a_minute_quota_refused_on_and_on_looks_again_on_half_minutes_from_the_f
     clock.now = 1046.0
     quota.throttled(started=1045.0)  # refused 25 s after the block ended
     assert quota.due() == 1090.0  # 46 s into the blackout: the half minute after next
+
+
+# -- noise under a slow quota: judged over answers and starts, not over seconds ----------------
+
+
+def test_one_refusal_in_the_last_20_answers_of_a_5_per_second_pace_is_noise():
+    # Before: judged on the last two seconds only, which hold 10 answers at 5/s: never
+    # enough to judge, so it paused the pace and widened the margin.
+    under = Answered(5)
+    assert not any(under.request(1000.0 + i * 0.2) for i in range(19))
+    assert not under.request(1000.0 + 19 * 0.2, ok=False)
+    assert under.quota.rate() == pytest.approx(4.9)
+
+
+def test_a_refusal_of_a_5_per_second_pace_a_quarter_slower_than_its_limit_is_noise():
+    # Before: the spacing was read from the log of one period's starts (5 at most at
+    # 5/s), never the 5 gaps it needs: paused, and the margin widened again.
+    under = Answered(5)
+    for i in range(4):
+        under.request(1000.0 + i * 0.25)
+    assert under.request(1001.0, ok=False)  # on 5 answers: the pace's, widened
+    at = under.quota.due()
+    starts = [at + i * 0.26 for i in range(6)]
+    assert not any(under.request(started) for started in starts[:-1])
+    assert not under.request(starts[-1], ok=False)
+    assert under.quota.rate() == pytest.approx(4.9)
+
+
+def test_two_refusals_in_a_row_among_noise_pause_the_pace_but_widen_nothing():
+    # One in twenty refusals at random at 5 % follows another: each widened the margin,
+    # which refusals seconds apart never let narrow again (a 5/s pace at 84 %).
+    under = Answered(5)
+    for i in range(19):
+        under.request(1000.0 + i * 0.2)
+    assert not under.request(1003.8, ok=False)
+    assert under.quota.noisy
+    assert under.request(1004.0, ok=False)  # in a row: a spent window, paused
+    assert under.quota.rate() == pytest.approx(4.9)
+
+
+def test_a_lone_refusal_among_a_minute_quotas_answers_is_noise_a_second_in_a_row_is_not():
+    # Before: each waited for the next minute, or half of one (2.4x the crawl at 5 %).
+    under = Answered(100, 60.0)
+    assert under.quota.due() == 1020.0  # the burst that taught it spent this minute
+    for i in range(30):
+        under.request(1020.0 + i * 0.01)
+    assert not under.request(1020.3, ok=False)
+    assert under.quota.due() <= under.clock.now
+    under.request(1020.31, ok=False)
+    # Right after the block ended (a penalty box?): half a minute from the first refusal.
+    assert under.quota.due() == pytest.approx(1020.3 + 30.0, abs=0.02)
+
+
+@pytest.mark.parametrize(("refused_started", "lifted"), [(1020.0, True), (1020.1, False)])
+def test_a_minute_quotas_block_is_lifted_when_a_request_sent_no_earlier_gets_through(
+    refused_started, lifted
+):
+    # The first answer of a burst, a refusal, with nothing to judge it by, blocks; a
+    # request sent with it that gets through says the window was not spent. One sent
+    # before it may have been what spent it.
+    under = Answered(100, 60.0)
+    for started in (1020.0, 1020.0, refused_started):
+        under.start(started)
+    assert under.answer(refused_started, refused_started + 0.002, ok=False)
+    under.answer(1020.0, refused_started + 0.04)
+    assert (under.quota.due() <= under.clock.now) is lifted
 
 
 # -- a quota named for one project's requests --------------------------------------------------

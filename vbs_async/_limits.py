@@ -236,12 +236,16 @@ start for: a bucket has a token again after one, a calendar window spent refuses
 start after it, which then waits for the window to roll over."""
 MARGIN_MAX: Final = 0.25
 MARGIN_HALF_LIFE: Final = 10.0
+MARGIN_HALF_LIFE_INTERVALS: Final = 500
 """A refusal of a start paced evenly under a short quota doubles the margin under its
-limit (up to `MARGIN_MAX`); it halves back every `MARGIN_HALF_LIFE` quiet seconds."""
+limit (up to `MARGIN_MAX`); it halves back every `MARGIN_HALF_LIFE` quiet seconds, or
+`MARGIN_HALF_LIFE_INTERVALS` of the limit's intervals if longer (10 s of 50/s): refusals
+at random, a few per cent of a slow pace's, come seconds apart, and the margin, halved back
+between them, never stayed wide enough to tell that the pace was not what they followed."""
 QUOTA_NOISE_SHARE: Final = 0.15
 QUOTA_NOISE_WINDOW: Final = 2.0
 """A refusal under an announced quota that follows a success, while at most this share of
-the requests started in the last `QUOTA_NOISE_WINDOW` seconds (20 of them at least) were
+the requests started in the last `QUOTA_NOISE_WINDOW` seconds (`QUOTA_NOISE_ANSWERS`) were
 refused, does not follow the pace once the margin under the limit went to `MARGIN_MAX` and
 refusals went on (a bucket's jitter refuses nothing paced at 75 %): an overloaded backend
 refusing 5 % at random, or one project's policy. It pauses nothing: 5 % of 429s at random
@@ -249,6 +253,14 @@ under a 50/s bucket cost 1.6x to 2.0x the crawl, paused and paced at 75 % after 
 QUOTA_NOISE_LOW: Final = 0.1
 """At most this share of the last seconds' requests refused, at the limit (the margin widened
 once at most), is noise at once: a bucket's jitter refused a quarter there."""
+QUOTA_NOISE_ANSWERS: Final = 20
+"""The fewest answers the share of refusals is judged on. It is judged over the last
+`QUOTA_NOISE_WINDOW` seconds, or over the last starts under the quota that hold this many
+answers if they took longer (twice this many starts at most): a pace under 10 a second
+has fewer than 20 answers in two seconds, so under a 5/s quota no refusal was ever judged
+noise and each random 429 paused the pace (1.2x to 1.4x the crawl at 5 %); under a quota
+of 100 a minute, each waited for the next minute (2.1x to 3.4x). Below about 2 a second the
+client's answers (`AdaptiveRate`'s last 10 s) hold fewer: the spacing rule judges there."""
 NOISE_STARTS: Final = 10
 """The starts before a refused one whose spacing tells the pace it was refused at: one gap
 jitters with the event loop's timers (a pace at 77 % read 80 % to 125 % from one gap)."""
@@ -447,7 +459,10 @@ class AnnouncedQuota:
     Refusals that do not follow the pace are noise (an overloaded backend's
     429s at random, naming the quota): few of them at the limit, or one to a
     start paced well under it, the margin widened already, make every refusal
-    after a success pause nothing while few of the last seconds' are refused.
+    after a success pause nothing while few of the last seconds' are refused
+    (or of the last 20 answers, at a slow pace). Under a window longer than a
+    second, a refusal waits for nothing once a request sent no earlier got
+    through (a burst's first answer may be its one random refusal).
 
     The quota is probed above only after a long quiet stretch (`QUIET` seconds
     without a refusal, doubling after each refused probe), and never again
@@ -489,6 +504,9 @@ class AnnouncedQuota:
         self._wall_offset = time.time() - now if wall_offset is None else wall_offset
         self._pacer = Pacer(clock)
         self._recent: deque[float] = deque()
+        # Starts judged for noise: the window log above keeps a period's only (a 5/s quota's
+        # 5 starts, under the `NOISE_STARTS` the spacing rule needs).
+        self._starts: deque[float] = deque(maxlen=2 * QUOTA_NOISE_ANSWERS)
         # A long window was spent in the burst that learned it; a short one is paced at once.
         even = quota.period <= SHORT_PERIOD
         self._blocked_until = self._next_window(now) if blocked and not even else -math.inf
@@ -504,6 +522,8 @@ class AnnouncedQuota:
         self._answers = answers
         self.noisy = False  # refusals went on at the widest margin: noise, not the pace
         self._blackout_from = now  # the first refusal since something paced got through
+        # The latest refused start a block waits for, and the block before the refusals.
+        self._lifted_by: tuple[float, float] | None = None
 
     def scale(self) -> float:
         """How far above the limit the pace is probing (1 until a quiet stretch)."""
@@ -523,7 +543,9 @@ class AnnouncedQuota:
         if self._jitter_margin <= QUOTA_MARGIN:
             return QUOTA_MARGIN
         quiet_for = max(0.0, self._clock() - self._quiet_since)
-        return max(QUOTA_MARGIN, self._jitter_margin * math.pow(0.5, quiet_for / MARGIN_HALF_LIFE))
+        intervals = MARGIN_HALF_LIFE_INTERVALS * self.quota.period / self.quota.limit
+        half_life = max(MARGIN_HALF_LIFE, intervals)
+        return max(QUOTA_MARGIN, self._jitter_margin * math.pow(0.5, quiet_for / half_life))
 
     async def acquire(self, *, urgent: bool = False) -> float:
         """Wait for this start's turn (an `urgent` one first); return its start time."""
@@ -548,6 +570,7 @@ class AnnouncedQuota:
 
     def _started(self, started: float) -> None:
         self._recent.append(started)
+        self._starts.append(started)
         if len(self._recent) >= 2 * self.quota.limit:
             self.forgotten = True  # twice the quota went through in a period: it is gone
 
@@ -564,6 +587,14 @@ class AnnouncedQuota:
         now = self._clock()
         while recent and recent[0] <= now - period:
             recent.popleft()
+        lifted_by = self._lifted_by
+        if lifted_by is not None and now < self._blocked_until:
+            refused_started, before = lifted_by
+            if self._through_since(refused_started):
+                # A request sent no earlier than the refused one got through: the window
+                # was not spent, the refusal came at random (an overloaded backend naming
+                # the quota; a window of a minute waited for each: 2.1x to 3.4x the crawl).
+                self._blocked_until, self._lifted_by = before, None
         allowed = self._allowed()
         while len(recent) > allowed:
             recent.popleft()  # a probe that ended: keep the log to the limit
@@ -607,6 +638,8 @@ class AnnouncedQuota:
         short = self.quota.period <= SHORT_PERIOD
         if short and started is not None and self._paced_refusal(now, started, ended):
             return
+        if not short and started is not None and self._noise(now, started):
+            return  # a long window's refusals that do not follow it: nothing waits for the next
         if started is not None and 0 <= started - ended < BLACKOUT_STEP * self.quota.period:
             # Refused right as the last block ended: the window rolling over did not
             # help (a penalty box, an outage). Look again a step later, not a period,
@@ -618,6 +651,21 @@ class AnnouncedQuota:
             self._blocked_until = anchor + step * (math.floor((now + step / 2 - anchor) / step) + 1)
         else:
             self._blocked_until = max(ended, self._next_window(now))
+        self._lift_when_through(started, ended)
+
+    def _lift_when_through(self, started: float | None, ended: float) -> None:
+        """Lift the block a refusal set once a request sent no earlier gets through.
+
+        `started`: when the refused request left; `ended`: the block before it.
+        `_window_opens` lifts it.
+        """
+        if started is None or self._answers is None:
+            return  # nothing to tell the window's refusals from noise by
+        pending = self._lifted_by
+        if pending is None:
+            self._lifted_by = (started, ended)
+        else:  # the latest refused start, and the block before the first of them
+            self._lifted_by = (max(started, pending[0]), pending[1])
 
     def _paced_refusal(self, now: float, started: float, ended: float) -> bool:
         """A refusal of a start paced evenly under a short quota; True if it is dealt with.
@@ -631,10 +679,13 @@ class AnnouncedQuota:
         if not 0 <= started - ended < BUCKET_PAUSE * interval:
             if self._noise(now, started):
                 return True  # refusals that do not follow the pace: nothing paused
-            if self._through_since(max(self.since, ended)):
+            if not self.noisy and self._through_since(max(self.since, ended)):
                 # Arrivals jitter more than the margin: widen it (a burst of 1 at
                 # 50/s refused a quarter of an even pace at 98 %). Not while nothing
-                # paced got through: a spent window, a penalty box, not jitter.
+                # paced got through: a spent window, a penalty box, not jitter. Nor
+                # among refusals at random: two in a row (one in twenty of them at 5 %)
+                # are no jitter either, and the margin they widened stayed (a 5/s pace
+                # at 84 % after three such pairs).
                 self._jitter_margin = min(MARGIN_MAX, 2 * self._margin())
             self._paused = True
             self._blocked_until = max(ended, now + BUCKET_PAUSE * interval)
@@ -658,12 +709,13 @@ class AnnouncedQuota:
         answers = self._answers
         if answers is None or answers.refused_in_a_row() != 1:
             return False  # refused after a refusal: a spent window, an excess
-        share, judged = answers.share_refused(max(self.since, now - QUOTA_NOISE_WINDOW))
-        if judged >= 20 and share > QUOTA_NOISE_SHARE:  # noqa: PLR2004
+        share, judged = self._share_refused(answers, now)
+        if judged >= QUOTA_NOISE_ANSWERS and share > QUOTA_NOISE_SHARE:
             self.noisy = False
             return False
         at_the_limit = self._jitter_margin <= 2 * QUOTA_MARGIN
-        if not self.noisy and at_the_limit and judged >= 20 and share <= QUOTA_NOISE_LOW:  # noqa: PLR2004
+        enough = judged >= QUOTA_NOISE_ANSWERS
+        if not self.noisy and at_the_limit and enough and share <= QUOTA_NOISE_LOW:
             # Few refused at the limit (a bucket's jitter refused a quarter there).
             self.noisy = True
             self._jitter_margin = QUOTA_MARGIN
@@ -673,7 +725,7 @@ class AnnouncedQuota:
             # with the timers; a pause is no pace).
             ended = self._blocked_until
             # Its own start (logged a moment before `started`) and the ones before it.
-            starts = [at for at in self._recent if ended <= at <= started][-NOISE_STARTS - 1 :]
+            starts = [at for at in self._starts if ended <= at <= started][-NOISE_STARTS - 1 :]
             gaps = len(starts) - 1
             spacing = (starts[-1] - starts[0]) / gaps if gaps > 0 else 0.0
             enough = gaps >= NOISE_STARTS // 2
@@ -681,6 +733,22 @@ class AnnouncedQuota:
                 self.noisy = True
                 self._jitter_margin = QUOTA_MARGIN
         return self.noisy
+
+    def _share_refused(self, answers: AdaptiveRate, now: float) -> tuple[float, int]:
+        """(share refused, answers) of the last seconds, or of the last starts at a slow pace.
+
+        Back over the starts under this quota, newest first, until the requests
+        started since hold `QUOTA_NOISE_ANSWERS` answers (some of the last are in flight).
+        """
+        since = max(self.since, now - QUOTA_NOISE_WINDOW)
+        share, judged = answers.share_refused(since)
+        for started in reversed(self._starts):
+            if judged >= QUOTA_NOISE_ANSWERS or started < self.since:
+                break
+            if started < since:
+                since = started
+                share, judged = answers.share_refused(since)
+        return share, judged
 
     def _through_since(self, since: float) -> bool:
         answers = self._answers
