@@ -475,6 +475,21 @@ def test_a_minute_quotas_block_is_lifted_when_a_request_sent_no_earlier_gets_thr
     assert (under.quota.due() <= under.clock.now) is lifted
 
 
+def test_a_block_that_ended_lifts_no_pause_set_after_it():
+    # Refused after a pause, then after the calendar second: a penalty box? A block
+    # that a request sent no earlier getting through would lift; it ends first. Before:
+    # the refusal's lift, still armed, took the pause of a later refusal back at once.
+    under = Answered(5)
+    assert under.request(1000.5, ok=False)  # paused
+    under.request(under.quota.due(), ok=False)  # the first after the pause: the calendar
+    assert under.request(under.quota.due(), ok=False)  # the first after that: a step
+    at = under.quota.due()
+    for i in range(3):
+        under.request(at + i * 0.21)  # after the step, sent after the refused one: through
+    assert under.request(at + 3 * 0.21, ok=False)  # paused again, and stays so
+    assert under.quota.due() > under.clock.now + 1.5 / under.quota.rate()  # asked again
+
+
 # -- a quota named for one project's requests --------------------------------------------------
 
 P, Q, R = "p" * 32, "q" * 32, "r" * 32

@@ -522,8 +522,9 @@ class AnnouncedQuota:
         self._answers = answers
         self.noisy = False  # refusals went on at the widest margin: noise, not the pace
         self._blackout_from = now  # the first refusal since something paced got through
-        # The latest refused start a block waits for, and the block before the refusals.
-        self._lifted_by: tuple[float, float] | None = None
+        # The latest refused start a block waits for, the block before the refusals, and
+        # the block they set (any other block since, or its end, and it lifts nothing).
+        self._lifted_by: tuple[float, float, float] | None = None
 
     def scale(self) -> float:
         """How far above the limit the pace is probing (1 until a quiet stretch)."""
@@ -588,9 +589,11 @@ class AnnouncedQuota:
         while recent and recent[0] <= now - period:
             recent.popleft()
         lifted_by = self._lifted_by
-        if lifted_by is not None and now < self._blocked_until:
-            refused_started, before = lifted_by
-            if self._through_since(refused_started):
+        if lifted_by is not None:
+            refused_started, before, block = lifted_by
+            if block != self._blocked_until or now >= block:
+                self._lifted_by = None  # blocked otherwise since (a pause), or over
+            elif self._through_since(refused_started):
                 # A request sent no earlier than the refused one got through: the window
                 # was not spent, the refusal came at random (an overloaded backend naming
                 # the quota; a window of a minute waited for each: 2.1x to 3.4x the crawl).
@@ -662,10 +665,10 @@ class AnnouncedQuota:
         if started is None or self._answers is None:
             return  # nothing to tell the window's refusals from noise by
         pending = self._lifted_by
-        if pending is None:
-            self._lifted_by = (started, ended)
-        else:  # the latest refused start, and the block before the first of them
-            self._lifted_by = (max(started, pending[0]), pending[1])
+        if pending is not None and pending[2] == ended:
+            # Refused again while blocked: the latest refused start, the block before them.
+            started, ended = max(started, pending[0]), pending[1]
+        self._lifted_by = (started, ended, self._blocked_until)
 
     def _paced_refusal(self, now: float, started: float, ended: float) -> bool:
         """A refusal of a start paced evenly under a short quota; True if it is dealt with.
