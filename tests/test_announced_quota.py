@@ -475,6 +475,17 @@ def test_a_minute_quotas_block_is_lifted_when_a_request_sent_no_earlier_gets_thr
     assert (under.quota.due() <= under.clock.now) is lifted
 
 
+def test_two_refusals_of_a_minute_quotas_burst_are_lifted_together():
+    # Refusals come back before the successes sent with them: two in a row, each blocking.
+    under = Answered(100, 60.0)
+    for _ in range(3):
+        under.start(1020.0)
+    assert under.answer(1020.0, 1020.002, ok=False)
+    assert under.answer(1020.0, 1020.003, ok=False)
+    under.answer(1020.0, 1020.04)
+    assert under.quota.due() <= under.clock.now
+
+
 def test_a_block_that_ended_lifts_no_pause_set_after_it():
     # Refused after a pause, then after the calendar second: a penalty box? A block
     # that a request sent no earlier getting through would lift; it ends first. Before:
