@@ -34,12 +34,20 @@ def minute(limit: int) -> Quota:
     return Quota(limit, 60.0, None, PER_MINUTE)
 
 
-async def starts_of(limiter: RequestLimiter, clock: FakeClock, count: int) -> list[float]:
-    """When each of `count` requests to `gw`'s `api`, one after the other, started."""
+async def starts_of(
+    limiter: RequestLimiter, clock: FakeClock, count: int, *, through: bool = False
+) -> list[float]:
+    """When each of `count` requests to `gw`'s `api`, one after the other, started.
+
+    `through`: each got through, answered as it started (the client's answers,
+    which a probe above a quota is judged on).
+    """
     starts = []
     for _ in range(count):
-        async with limiter.slot("gw", "api"):
+        async with limiter.slot("gw", "api") as ticket:
             starts.append(clock.now)
+        if through:
+            limiter.adaptive.succeeded(ticket)
     return starts
 
 
@@ -114,8 +122,35 @@ async def test_a_quota_quiet_for_an_hour_is_probed_far_above_and_requests_still_
     fake_time.now += 3600.0
     (pacer,) = limiter.quotas_for("gw", "api")
     assert pacer.rate() > 1e18
-    assert await starts_of(limiter, fake_time, 20) == [4600.0] * 20
-    assert limiter.quotas == []  # twice its limit went through at once: it is gone
+    assert await starts_of(limiter, fake_time, 21, through=True) == [4600.0] * 21
+    assert limiter.quotas == []  # more than twice its limit went through at once: it is gone
+
+
+async def test_a_probe_forgets_a_quota_on_its_own_requests_answers_not_on_their_starts(
+    fake_time,
+):
+    # Before: twice the limit started in a second, none answered yet, forgot it (a 2/s
+    # quota's probe did that before its first refusal came back: 52 of 500 refused).
+    limiter = RequestLimiter(32, None, clock=fake_time, wall_offset=0.0)
+    limiter.announced("gw", "a", Quota(2, 1.0, "api"))
+    fake_time.now += QUIET + 3 * PROBE_DOUBLING  # quiet: probed at 8 times the limit
+    probe = []
+    for _ in range(5):
+        async with limiter.slot("gw", "a") as ticket:
+            probe.append(ticket)
+    assert fake_time.now - probe[0].started < 1.0
+    assert [quota for _, quota in limiter.quotas] == [Quota(2, 1.0, "api")]  # none answered
+    # Another API's requests, not under it, got through meanwhile: they say nothing of it.
+    for _ in range(5):
+        fake_time.now += 0.01
+        async with limiter.slot("gw", "b") as ticket:
+            limiter.adaptive.succeeded(ticket)
+    assert [quota for _, quota in limiter.quotas] == [Quota(2, 1.0, "api")]
+    for ticket in probe[:4]:  # twice its limit through: a calendar second's and the next's
+        limiter.adaptive.succeeded(ticket)
+    assert [quota for _, quota in limiter.quotas] == [Quota(2, 1.0, "api")]
+    limiter.adaptive.succeeded(probe[4])  # more than twice: raised, forgotten
+    assert limiter.quotas == []
 
 
 def test_a_lower_quota_tries_the_higher_one_after_a_quiet_second_at_the_higher_pace():
@@ -156,15 +191,17 @@ async def test_a_lower_minute_quota_that_lets_twice_its_limit_through_gives_way_
     limiter = RequestLimiter(4, None, clock=fake_time, wall_offset=0.0)
     limiter.announced("gw", "api", minute(600))
     limiter.announced("gw", "api", minute(100), started=fake_time.now)
-    starts = await starts_of(limiter, fake_time, 200)  # at 1020 s, when the minute rolls over
+    # At 1020 s, when the minute rolls over, each answered at once.
+    starts = await starts_of(limiter, fake_time, 201, through=True)
     assert starts[0] == starts[-1] == 1020.0
-    # Twice the lower quota went through in its minute: the higher one is back, unblocked.
+    # More than twice the lower quota went through in its minute: the higher one is back.
     assert [p.quota for p in limiter.quotas_for("gw", "api")] == [minute(600)]
     assert limiter.quotas == [("gw", minute(600))]
-    assert await starts_of(limiter, fake_time, 1) == [1020.0]
-    # Refused under it: until the injected calendar's minute rolls over.
+    fake_time.now = 1020.5
+    assert await starts_of(limiter, fake_time, 1) == [1020.5]
+    # Refused under it, sent after all that got through: until the calendar's minute rolls over.
     fake_time.now = 1021.0
-    assert not limiter.announced("gw", "api", minute(600), started=1020.0)
+    assert not limiter.announced("gw", "api", minute(600), started=1020.5)
     assert await starts_of(limiter, fake_time, 1) == [1080.0]
 
 
@@ -172,8 +209,8 @@ async def test_a_per_second_quota_comes_back_over_a_lower_per_minute_one(fake_ti
     limiter = RequestLimiter(4, None, clock=fake_time, wall_offset=0.0)
     limiter.announced("gw", "api", Quota(10, 1.0))
     limiter.announced("gw", "api", minute(100), started=fake_time.now)  # 1.7/s: lower
-    await starts_of(limiter, fake_time, 201)
-    assert fake_time.now == 1020.0  # at six times 100 a minute, 200 went through at once
+    await starts_of(limiter, fake_time, 201, through=True)
+    assert fake_time.now == 1020.0  # at six times 100 a minute, 201 went through at once
     assert limiter.quotas == [("gw", Quota(10, 1.0))]
 
 
@@ -260,8 +297,9 @@ async def test_a_per_api_quota_still_counts_the_moment_a_host_wide_one_is_forgot
     limiter.announced("gw", "a", per_api)
     fake_time.now += 3600.0  # quiet for an hour: the host's quota is probed far above
     (host_wide,) = limiter.quotas_for("gw", "b")
-    for _ in range(20):  # twice its limit at once, scheduled by a caller of its own: gone
+    for _ in range(21):  # over twice its limit through at once, scheduled by its own caller
         host_wide.took(host_wide.due(), fake_time.now)
+        limiter.adaptive.succeeded(Ticket(fake_time.now, 1))
     assert host_wide.forgotten
     assert [p.quota for p in limiter.quotas_for("gw", "a")] == [per_api]
     assert limiter.quotas == [("gw", per_api)]
@@ -475,6 +513,24 @@ def test_a_minute_quotas_block_is_lifted_when_a_request_sent_no_earlier_gets_thr
     assert (under.quota.due() <= under.clock.now) is lifted
 
 
+@pytest.mark.parametrize(("through_started", "lifted"), [(999.99, True), (999.98, False)])
+def test_a_minute_quota_learned_from_a_refusal_lets_requests_go_once_one_sent_with_it_got_through(
+    through_started, lifted
+):
+    # The refusal that taught it came at random (an overloaded backend naming the quota).
+    # Before: blocked until the next minute all the same (1.25x a crawl of 400 pages
+    # under 100 a minute). One sent before the refused one may have spent the minute.
+    clock = FakeClock()
+    limiter = RequestLimiter(4, None, clock=clock, wall_offset=0.0)
+    limiter.adaptive.refused_under_quota(Ticket(999.99, 1))
+    assert limiter.announced("gw", "api", minute(100), started=999.99)
+    (pacer,) = limiter.quotas_for("gw", "api")
+    assert pacer.due() == 1020.0  # the burst that taught it may have spent this minute
+    clock.now = 1000.01
+    limiter.adaptive.succeeded(Ticket(through_started, 1))
+    assert (pacer.due() <= clock.now) is lifted
+
+
 def test_two_refusals_of_a_minute_quotas_burst_are_lifted_together():
     # Refusals come back before the successes sent with them: two in a row, each blocking.
     under = Answered(100, 60.0)
@@ -576,8 +632,9 @@ async def test_a_project_s_quota_announced_lower_and_restored_stays_that_project
     assert paced_projects(limiter) == [P]  # the one project's policy, announced lower
     (pacer,) = limiter.quotas_for("gw", "api", P)
     fake_time.now += 2 * RESTORE_QUIET  # quiet: the higher pace is tried
-    for _ in range(10):  # twice the lower limit in a second: the higher one is back
+    for _ in range(11):  # over twice the lower limit through in a second: the higher is back
         pacer.took(pacer.due(), fake_time.now)
+        limiter.adaptive.succeeded(Ticket(fake_time.now, 1))
     assert paced_projects(limiter) == [P]
     (restored,) = limiter.quotas_for("gw", "api", P)
     assert restored.quota == user

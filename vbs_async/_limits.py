@@ -223,6 +223,23 @@ doubles after each refused probe, up to `QUIET_MAX`); a probe that succeeds abov
 forgets it. Long: the gateway names its quota, a probe above it costs 429s (a spent
 window, a penalty box), and only a quota raised since is found by it."""
 QUIET_MAX: Final = 300.0
+RAISED: Final = 2
+"""A probe above an announced quota forgets it once more than this many times its limit got
+through (answered, not only sent) among the probe's requests started within one period.
+Judged on starts, before any answer, a probe of 1 or 2 a second started twice its limit in
+a period before its first refusal came back: the quota was dropped, the crawl's listings
+fired at once, and it was learned again, a burst of 429s each quiet minute (52 of 500
+requests refused at 2/s, 70 of 369 at 1 per calendar second). More than twice, not twice:
+a period straddles two calendar windows (or a bucket's burst and its refill), which admit
+twice the limit of a quota that was not raised (20 % of a crawl at 1 per calendar second
+refused, the calendar 0.3 s off). The probe's pace still doubles every `PROBE_DOUBLING`
+seconds: its first refusal ends it a round trip later (one start, at a slow quota), and a
+raised quota is found within seconds."""
+PROBE_LOG: Final = 20.0
+"""Seconds of a probe's requests kept to judge it by (twice the client's log of answers,
+`LONG_WINDOW`, which holds no answer to a request sent earlier). Under a quota longer than
+that log, only what got through in it counts: a raised quota a crawl cannot send twice the
+limit of in 10 s is not forgotten, but its probe, unrefused, soon paces nothing."""
 RESTORE_QUIET: Final = 1.0
 """Seconds without a refusal at a quota announced lower than one before it, before the
 higher one is tried again (doubling while refused, up to `QUIET`): a drop may pass."""
@@ -470,13 +487,21 @@ class AnnouncedQuota:
     window rolled over: a penalty box). A quota announced lower than one
     before it (`higher`) may come back: after `RESTORE_QUIET` seconds the pace
     tries the higher one (the gap doubling while it is refused), and takes it
-    again once twice the lower limit went through in a period. Any other quota
-    is forgotten once twice its limit goes through in a period.
+    again once more than twice the lower limit got through in a period. Any
+    other quota is forgotten once a probe gets more than twice its limit
+    through in a period (`RAISED`): judged on the client's answers to the
+    probe's requests, not on their starts.
+
+    Learned from a refusal under a window longer than a second, it blocks
+    until the window rolls over (the burst that taught it may have spent it),
+    unless a request sent no earlier than the refused one gets through (the
+    refusal came at random).
 
     Attributes:
         quota: The announced quota.
         project: The one project whose requests it paces, once refused twice
             for it and never for another; None: every request to its host.
+        forgotten: Whether a probe found it raised (see `RAISED`): no longer paced under.
         refused_for: The projects whose requests it was named for (None: unknown).
         since: When it was learned.
         higher: A higher quota the same policy announced before, if any.
@@ -492,6 +517,7 @@ class AnnouncedQuota:
         blocked: bool = True,
         answers: AdaptiveRate | None = None,
         project: str | None = None,
+        started: float | None = None,
     ) -> None:
         self.quota = quota
         self.project = project
@@ -507,13 +533,18 @@ class AnnouncedQuota:
         # Starts judged for noise: the window log above keeps a period's only (a 5/s quota's
         # 5 starts, under the `NOISE_STARTS` the spacing rule needs).
         self._starts: deque[float] = deque(maxlen=2 * QUOTA_NOISE_ANSWERS)
+        # The requests a probe above it sent (their tickets' starts), to judge it by their answers.
+        self._probe_sent: deque[float] = deque()
         # A long window was spent in the burst that learned it; a short one is paced at once.
         even = quota.period <= SHORT_PERIOD
         self._blocked_until = self._next_window(now) if blocked and not even else -math.inf
+        # The latest refused start a block waits for, the block before the refusals, and
+        # the block they set (any other block since, or its end, and it lifts nothing).
+        self._lifted_by: tuple[float, float, float] | None = None
         self._quiet_since = now
         self._quiet = RESTORE_QUIET if higher is not None else QUIET
         self._watch: tuple[float, float] | None = None  # after a refused probe: (from, until)
-        self.forgotten = False
+        self._forgotten = False
         self.retired = False  # replaced: its waiters go, to queue under what replaced it
         self._probe_refused = -math.inf
         self._paused = False  # the last block was a short pause (`BUCKET_PAUSE`)
@@ -522,9 +553,11 @@ class AnnouncedQuota:
         self._answers = answers
         self.noisy = False  # refusals went on at the widest margin: noise, not the pace
         self._blackout_from = now  # the first refusal since something paced got through
-        # The latest refused start a block waits for, the block before the refusals, and
-        # the block they set (any other block since, or its end, and it lifts nothing).
-        self._lifted_by: tuple[float, float, float] | None = None
+        if self._blocked_until > now:
+            # The refusal that taught it (sent at `started`) may have come at random (an
+            # overloaded backend naming the quota): its window was not spent if a request
+            # sent no earlier gets through (a minute waited for nothing: 1.25x a crawl).
+            self._lift_when_through(started, -math.inf)
 
     def scale(self) -> float:
         """How far above the limit the pace is probing (1 until a quiet stretch)."""
@@ -559,9 +592,25 @@ class AnnouncedQuota:
         return self._pacer.due(self._pace(), self._window_opens())
 
     def took(self, slot: float, started: float) -> None:
-        """A start due at `slot` (from `due`) left at `started`."""
+        """A start due at `slot` (from `due`) left at `started` (its `Ticket`'s start)."""
         self._pacer.took(slot, started, self._pace())
         self._started(started)
+        self.sent(started)
+
+    def sent(self, started: float) -> None:
+        """A request paced under it left at `started`, as its `Ticket` says.
+
+        While probing above the quota, the probe's requests are logged: the
+        client's answers to them, and to no other request (another API's,
+        another project's), say whether the quota was raised.
+        """
+        probe = self._probe_sent
+        if self.scale() <= 1:
+            probe.clear()
+            return
+        probe.append(started)
+        while probe[0] < started - PROBE_LOG:
+            probe.popleft()
 
     def _pace(self) -> float:
         """Starts per second, evenly: a short period's (it may be a bucket), else unpaced."""
@@ -572,8 +621,28 @@ class AnnouncedQuota:
     def _started(self, started: float) -> None:
         self._recent.append(started)
         self._starts.append(started)
-        if len(self._recent) >= 2 * self.quota.limit:
-            self.forgotten = True  # twice the quota went through in a period: it is gone
+        if self._answers is None and len(self._recent) >= 2 * self.quota.limit:
+            self._forgotten = True  # no answers to judge by: twice the quota started in a period
+
+    @property
+    def forgotten(self) -> bool:
+        """Whether it is gone: a probe above it got more than `RAISED` times its limit through.
+
+        Judged on the client's answers to the probe's requests: more than that
+        many successes among them started within one period.
+        """
+        most = RAISED * self.quota.limit  # one more in a period is above any such quota
+        answers = self._answers
+        if self._forgotten or answers is None or len(self._probe_sent) <= most:
+            return self._forgotten
+        probe = set(self._probe_sent)
+        through = [at for at in answers.started_through(self._probe_sent[0]) if at in probe]
+        period = self.quota.period
+        self._forgotten = any(
+            later - earlier < period
+            for earlier, later in zip(through, through[most:], strict=False)
+        )
+        return self._forgotten
 
     def _allowed(self) -> int:
         # The margin in whole requests: a slow quota's floor of 98 % lost one in a few.
@@ -902,6 +971,16 @@ class AdaptiveRate:
     def got_through_since(self, since: float) -> bool:
         """Whether a request started since `since` got through."""
         return any(good for _, started, _, good in self._answers if started >= since)
+
+    def started_through(self, since: float) -> list[float]:
+        """When each request started since `since` that got through left, in order (10 s)."""
+        found = []
+        for answered, started, _, good in reversed(self._answers):
+            if answered < since:
+                break  # answered before `since`, and every one before it: started before too
+            if good and started >= since:
+                found.append(started)
+        return sorted(found)
 
     def noise(self) -> float:
         """The share of refusals taken for noise (decaying), not for the rate."""
@@ -1307,9 +1386,8 @@ class RequestLimiter:
     @property
     def quotas(self) -> list[tuple[str, Quota]]:
         """The quotas gateways announced and are paced under: (host, quota), per scope."""
-        return [
-            (host, pacer.quota) for (host, _), pacer in self._quotas.items() if not pacer.forgotten
-        ]
+        in_force = ((key[0], self._in_force(key)) for key in list(self._quotas))
+        return [(host, pacer.quota) for host, pacer in in_force if pacer is not None]
 
     def announced(
         self,
@@ -1360,7 +1438,12 @@ class RequestLimiter:
             if not known.forgotten:
                 refused_for |= known.refused_for
         pacer = AnnouncedQuota(
-            quota, self._clock, self._wall_offset, higher=higher, answers=self.adaptive
+            quota,
+            self._clock,
+            self._wall_offset,
+            higher=higher,
+            answers=self.adaptive,
+            started=started,
         )
         pacer.refused_for = refused_for
         if known is not None and not known.forgotten and known.project == project:
@@ -1372,29 +1455,35 @@ class RequestLimiter:
         """The announced quotas a request to `host` for `api` (of `project`) is paced under."""
         found = []
         for key in ((host, None), (host, api)):
-            pacer = self._quotas.get(key)
-            if pacer is not None and pacer.forgotten:
-                pacer.retired = True
-                if pacer.higher is None:
-                    del self._quotas[key]
-                    continue
-                # Twice the lower quota went through: the higher one is back.
-                lower, pacer = (
-                    pacer,
-                    AnnouncedQuota(
-                        pacer.higher,
-                        self._clock,
-                        self._wall_offset,
-                        blocked=False,
-                        answers=self.adaptive,
-                        project=pacer.project,
-                    ),
-                )
-                pacer.refused_for = lower.refused_for
-                self._quotas[key] = pacer
+            pacer = self._in_force(key)
             if pacer is not None and pacer.project in {None, project}:
                 found.append(pacer)
         return found
+
+    def _in_force(self, key: tuple[str, str | None]) -> AnnouncedQuota | None:
+        """The quota in force for `key`: none once forgotten, or the higher one it gave way to."""
+        pacer = self._quotas.get(key)
+        if pacer is None or not pacer.forgotten:
+            return pacer
+        pacer.retired = True
+        if pacer.higher is None:
+            del self._quotas[key]
+            return None
+        # More than twice the lower quota went through: the higher one is back.
+        lower, pacer = (
+            pacer,
+            AnnouncedQuota(
+                pacer.higher,
+                self._clock,
+                self._wall_offset,
+                blocked=False,
+                answers=self.adaptive,
+                project=pacer.project,
+            ),
+        )
+        pacer.refused_for = lower.refused_for
+        self._quotas[key] = pacer
+        return pacer
 
     @contextlib.asynccontextmanager
     async def slot(
@@ -1428,14 +1517,17 @@ class RequestLimiter:
                 self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
                 try:
                     with waiting():
-                        await self._announced_turn(host, api, project, urgent=urgent)
+                        quotas = await self._announced_turn(host, api, project, urgent=urgent)
                         await self.adaptive.acquire(urgent=urgent)
                         if self._fixed is not None:
                             await self._fixed.acquire(urgent=urgent)
                     self.started += 1
                     # After every wait: what a throttled answer is judged by is when
                     # the request really left.
-                    yield Ticket(self._clock(), self.in_flight)
+                    started = self._clock()
+                    for quota in quotas:
+                        quota.sent(started)
+                    yield Ticket(started, self.in_flight)
                 finally:
                     self.in_flight -= 1
             finally:
@@ -1445,7 +1537,7 @@ class RequestLimiter:
 
     async def _announced_turn(
         self, host: str, api: str, project: str | None, *, urgent: bool
-    ) -> None:
+    ) -> list[AnnouncedQuota]:
         """A turn under every quota announced for `host` and `api`, as they are when it comes.
 
         A quota replaced while requests wait under it (announced lower, say)
@@ -1458,7 +1550,7 @@ class RequestLimiter:
             if all(not quota.retired for quota in quotas) and len(
                 self.quotas_for(host, api, project)
             ) == len(quotas):
-                return
+                return quotas
 
 
 class _Gate:
