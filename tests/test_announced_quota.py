@@ -123,7 +123,9 @@ async def test_a_quota_quiet_for_an_hour_is_probed_far_above_and_requests_still_
     (pacer,) = limiter.quotas_for("gw", "api")
     assert pacer.rate() > 1e18
     assert await starts_of(limiter, fake_time, 21, through=True) == [4600.0] * 21
-    assert limiter.quotas == []  # more than twice its limit went through at once: it is gone
+    fake_time.now += 1.0
+    assert await starts_of(limiter, fake_time, 21, through=True) == [4601.0] * 21
+    assert limiter.quotas == []  # more than twice its limit through, two seconds running: gone
 
 
 async def test_a_probe_forgets_a_quota_on_its_own_requests_answers_not_on_their_starts(
@@ -134,22 +136,33 @@ async def test_a_probe_forgets_a_quota_on_its_own_requests_answers_not_on_their_
     limiter = RequestLimiter(32, None, clock=fake_time, wall_offset=0.0)
     limiter.announced("gw", "a", Quota(2, 1.0, "api"))
     fake_time.now += QUIET + 3 * PROBE_DOUBLING  # quiet: probed at 8 times the limit
-    probe = []
-    for _ in range(5):
-        async with limiter.slot("gw", "a") as ticket:
-            probe.append(ticket)
-    assert fake_time.now - probe[0].started < 1.0
-    assert [quota for _, quota in limiter.quotas] == [Quota(2, 1.0, "api")]  # none answered
+
+    async def probe_for_a_second() -> list[Ticket]:
+        began, probe = fake_time.now, []
+        for _ in range(5):
+            async with limiter.slot("gw", "a") as ticket:
+                probe.append(ticket)
+        assert fake_time.now - began < 1.0
+        fake_time.now = began + 1.0
+        return probe
+
+    known = [Quota(2, 1.0, "api")]
+    first = await probe_for_a_second()
+    assert [quota for _, quota in limiter.quotas] == known  # none answered
     # Another API's requests, not under it, got through meanwhile: they say nothing of it.
     for _ in range(5):
         fake_time.now += 0.01
         async with limiter.slot("gw", "b") as ticket:
             limiter.adaptive.succeeded(ticket)
-    assert [quota for _, quota in limiter.quotas] == [Quota(2, 1.0, "api")]
-    for ticket in probe[:4]:  # twice its limit through: a calendar second's and the next's
+    assert [quota for _, quota in limiter.quotas] == known
+    for ticket in first[:4]:  # twice its limit through: a calendar second's and the next's
         limiter.adaptive.succeeded(ticket)
-    assert [quota for _, quota in limiter.quotas] == [Quota(2, 1.0, "api")]
-    limiter.adaptive.succeeded(probe[4])  # more than twice: raised, forgotten
+    assert [quota for _, quota in limiter.quotas] == known
+    limiter.adaptive.succeeded(first[4])  # more than twice, in one second: a bucket's burst?
+    assert [quota for _, quota in limiter.quotas] == known
+    second = await probe_for_a_second()
+    for ticket in second:  # and in the next second too: raised, forgotten
+        limiter.adaptive.succeeded(ticket)
     assert limiter.quotas == []
 
 
@@ -297,7 +310,8 @@ async def test_a_per_api_quota_still_counts_the_moment_a_host_wide_one_is_forgot
     limiter.announced("gw", "a", per_api)
     fake_time.now += 3600.0  # quiet for an hour: the host's quota is probed far above
     (host_wide,) = limiter.quotas_for("gw", "b")
-    for _ in range(21):  # over twice its limit through at once, scheduled by its own caller
+    for i in range(42):  # over twice its limit through, two seconds running (its own caller)
+        fake_time.now = 4600.0 + (i >= 21)
         host_wide.took(host_wide.due(), fake_time.now)
         limiter.adaptive.succeeded(Ticket(fake_time.now, 1))
     assert host_wide.forgotten
@@ -632,7 +646,9 @@ async def test_a_project_s_quota_announced_lower_and_restored_stays_that_project
     assert paced_projects(limiter) == [P]  # the one project's policy, announced lower
     (pacer,) = limiter.quotas_for("gw", "api", P)
     fake_time.now += 2 * RESTORE_QUIET  # quiet: the higher pace is tried
-    for _ in range(11):  # over twice the lower limit through in a second: the higher is back
+    began = fake_time.now
+    for i in range(22):  # over twice the lower limit, two seconds running: the higher is back
+        fake_time.now = began + (i >= 11)
         pacer.took(pacer.due(), fake_time.now)
         limiter.adaptive.succeeded(Ticket(fake_time.now, 1))
     assert paced_projects(limiter) == [P]

@@ -526,7 +526,13 @@ def test_a_random_429_that_teaches_a_minute_quota_does_not_wait_out_its_first_mi
 
 @pytest.mark.parametrize(
     ("model", "limit", "requests", "calendar"),
-    [("2:2", 2, 450, 0.0), ("window:1/1", 1, 300, 0.3), ("5:5", 5, 1000, 0.0)],
+    [
+        ("2:2", 2, 450, 0.0),
+        ("window:1/1", 1, 300, 0.3),
+        ("5:5", 5, 1000, 0.0),
+        ("2:4", 2, 450, 0.0),
+        ("5:10", 5, 1000, 0.0),
+    ],
 )
 def test_a_probe_above_a_slow_announced_quota_costs_a_refusal_not_a_burst(
     model, limit, requests, calendar
@@ -535,7 +541,10 @@ def test_a_probe_above_a_slow_announced_quota_costs_a_refusal_not_a_burst(
     # twice the limit within a second before its first refusal came back, which forgot
     # the quota on those starts alone; the crawl's 16 listings then fired at once and
     # learned it again: 52 of 500 requests after the first refusal refused at 2/s, 70 of
-    # 369 at 1 per calendar second, 49 of 1044 at 5/s. Judged on the probe's answers: one
+    # 369 at 1 per calendar second, 49 of 1044 at 5/s; behind a bucket whose burst is twice
+    # the limit, 46 of 492 (2/s) and 40 of 1030 (5/s), and still 50 of 496 and 46 of 1036
+    # judged on one second's answers (the saved-up burst and a second's refill got more than
+    # twice the limit through). Judged on the probe's answers, two seconds running: one
     # refusal per probe (and one as the quota is learned), the quota known throughout.
     run = simulate(
         parse_gateway(model),

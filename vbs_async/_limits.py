@@ -81,6 +81,7 @@ again (a quota that went away leaves a pace too fast to matter).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import heapq
 import itertools
@@ -235,6 +236,13 @@ twice the limit of a quota that was not raised (20 % of a crawl at 1 per calenda
 refused, the calendar 0.3 s off). The probe's pace still doubles every `PROBE_DOUBLING`
 seconds: its first refusal ends it a round trip later (one start, at a slow quota), and a
 raised quota is found within seconds."""
+RAISED_PERIODS: Final = 2
+"""Periods running in each of which a probe above a quota of a second or less must get more
+than `RAISED` times its limit through to forget it: such a gateway may be a bucket, whose
+burst saved up while paced under it lets a probe through above twice the limit in the
+first period only (a bucket of 2 a second with a burst of 4 was forgotten at each probe,
+and learned again in a burst of refusals: 50 of 496 requests refused). A longer window is
+judged on one period: calendar windows, no saved-up burst, and 10 s of answers to see by."""
 PROBE_LOG: Final = 20.0
 """Seconds of a probe's requests kept to judge it by (twice the client's log of answers,
 `LONG_WINDOW`, which holds no answer to a request sent earlier). Under a quota longer than
@@ -629,12 +637,27 @@ class AnnouncedQuota:
         """Whether it is gone: a probe above it got more than `RAISED` times its limit through.
 
         Judged on the client's answers to the probe's requests: more than that
-        many successes among them started within one period.
+        many successes among them started within one period (in each of
+        `RAISED_PERIODS` periods running, under a quota of a second or less).
         """
         most = RAISED * self.quota.limit  # one more in a period is above any such quota
+        periods = RAISED_PERIODS if self.quota.period <= SHORT_PERIOD else 1
         answers = self._answers
-        if self._forgotten or answers is None or len(self._probe_sent) <= most:
+        if self._forgotten or answers is None or len(self._probe_sent) <= periods * most:
             return self._forgotten
+        probe = set(self._probe_sent)
+        through = [at for at in answers.started_through(self._probe_sent[0]) if at in probe]
+        period = self.quota.period
+
+        def above(begin: float) -> bool:
+            """More than `most` through among the starts of the period from `begin`."""
+            end = bisect.bisect_left(through, begin + period)
+            return end - bisect.bisect_left(through, begin) > most
+
+        self._forgotten = any(
+            all(above(first + i * period) for i in range(periods)) for first in through
+        )
+        return self._forgotten
         probe = set(self._probe_sent)
         through = [at for at in answers.started_through(self._probe_sent[0]) if at in probe]
         period = self.quota.period
