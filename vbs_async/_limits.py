@@ -61,7 +61,9 @@ botocore's adaptive mode, the first anchor, failed each as said):
   cut (81 % of a 5/s bucket's answers refused at 1.2 s). Here: the last
   second's share and goodput count starts early enough for half of them to be
   answered, and a cut's steps (`CUT_GRACE`, `APPROACH`, the plateau, probing)
-  stretch with the latency past `SLOW_ANSWERS`: a round trip, not a second.
+  stretch with the latency past `SLOW_ANSWERS`: a round trip, not a second
+  (at the cost of a slower climb back: a restored quota behind answers of a
+  second is found in 6 to 8 s, not 5).
 
 Not done: a slow start of requests in flight (TCP's: few at first, doubling
 each round trip until the first refusal). Against a bucket's saved-up burst
@@ -113,11 +115,14 @@ MIN_RATE: Final = 0.5
 FIRST_LOOK: Final = 0.05
 """Seconds (one and a half latencies at least) after the first 429 before the first cut: the answers
 to the first burst are in by then, and a few early answers say little."""
-SLOW_ANSWERS: Final = 0.2
+SLOW_ANSWERS: Final = 0.4
 """A median latency above this many seconds stretches the steps after a cut (its grace,
 climb, plateau, probing and checks) by as many times: they are a round trip or a few, and
 behind a gateway answering in 1.2 s the rate doubled three times before a probe's refusals
-came back (45 % of a 5/s bucket's answers refused)."""
+came back (81 % of a 5/s bucket's answers refused; about 10 % now). Not lower: at 0.2 s, a
+quota restored behind 0.55-s answers was found 4 to 8 s later instead of 1 to 1.5 s (the
+climb back is stretched too); stretching only the doubling and the grace, not the plateau,
+refused half the answers at 1.2 s again."""
 LASTING: Final = 2.0
 LASTING_SHARE: Final = 0.02
 """Refusals over `LASTING` seconds since a cut above this share cut too (a pace a few
