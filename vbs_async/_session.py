@@ -67,6 +67,7 @@ if TYPE_CHECKING:
     from ._transport import Transport
 
 logger: Final = logging.getLogger("vbs_async")
+_DEADLINE_HINT: Final = "(RetryPolicy.timeout; --deadline on the command)"
 _FAILURES_OF_CALLS_ON_OUR_BEHALF: Final = (APIError, TransportError)
 """What a call made for this one (an IAM token, a catalog) raises after its own retries."""
 
@@ -461,56 +462,35 @@ class Session:
         timeout = self.retry.timeout
         deadline = state.deadline
         spent = deadline.spent()
-        where = "RetryPolicy.timeout; --deadline on the command"
         queue = deadline.expired_queued
-        if (
-            queue is not None
-            and state.throttled is None
-            and not (deadline.wire or deadline.backoff)
-        ):
-            # Never sent: the whole deadline went by in the queue, nothing through.
+        if queue is not None:
+            if state.throttled is None and not (deadline.wire or deadline.backoff):
+                # Never sent: the whole deadline went by in the queue, nothing through.
+                why = "the gateway refused every request while this call waited for its turn"
+            else:
+                waiting = "its retry" if state.throttled is not None else "it"
+                why = (
+                    f"{waiting} waited {queue:.2f} s for its turn while the gateway let "
+                    f"nothing through ({spent})"
+                )
+            if state.throttled is not None:
+                return self._still_throttled(state.throttled, why)
             return RateLimitedError(
-                "the gateway refused every request while this call waited for its turn, "
-                f"until the call's deadline of {timeout}s ({where})",
+                f"{why}, until the call's deadline of {timeout}s {_DEADLINE_HINT}",
                 status=HTTPStatus.TOO_MANY_REQUESTS,
                 project_id=request.project_id or None,
                 offset=request.offset,
             )
-        if queue is not None:
-            waiting = "its retry" if state.throttled is not None else "it"
-            why = (
-                f"{waiting} waited {queue:.2f} s for its turn while the gateway let nothing "
-                f"through ({spent})"
-            )
-        elif state.on_the_wire:
-            # Nothing but the wire: the words say it all.
-            what = (
-                f": its request in flight got no answer ({spent}, {state.throttles} "
-                f"refused (429); {where})"
-                if deadline.backoff or deadline.queued or state.throttles
-                else f" ({where})"
-            )
-            return RequestTimeoutError(
-                f"the call did not finish within its deadline of {timeout}s, retries "
-                f"included{what}",
-                project_id=request.project_id,
-                offset=request.offset,
-            )
-        else:
-            why = spent
-        if state.throttled is not None:
-            return self._still_throttled(state.throttled, why)
-        if queue is not None:
-            return RateLimitedError(
-                f"the gateway let nothing through until the call's deadline of {timeout}s: "
-                f"{why} ({where})",
-                status=HTTPStatus.TOO_MANY_REQUESTS,
-                project_id=request.project_id or None,
-                offset=request.offset,
-            )
+        if state.throttled is not None and not state.on_the_wire:
+            return self._still_throttled(state.throttled, spent)
+        # Nothing but the wire: the words say it all.
+        what = ""
+        if deadline.backoff or deadline.queued or state.throttles:
+            unanswered = ", its request in flight unanswered" if state.on_the_wire else ""
+            what = f" ({spent}, {state.throttles} refused with 429{unanswered})"
         return RequestTimeoutError(
             f"the call did not finish within its deadline of {timeout}s, retries "
-            f"included ({spent}; {where})",
+            f"included{what} {_DEADLINE_HINT}",
             project_id=request.project_id,
             offset=request.offset,
         )
