@@ -67,6 +67,7 @@ if TYPE_CHECKING:
     from ._transport import Transport
 
 logger: Final = logging.getLogger("vbs_async")
+_DEADLINE_HINT: Final = "(RetryPolicy.timeout; --deadline on the command)"
 _FAILURES_OF_CALLS_ON_OUR_BEHALF: Final = (APIError, TransportError)
 """What a call made for this one (an IAM token, a catalog) raises after its own retries."""
 
@@ -104,22 +105,36 @@ class _Deadline:
     """A call's deadline that runs only while the call is the server's business.
 
     Time on the wire and in back-off counts; time queued for the client's own
-    limits (`max_concurrency`, `rate_limit`, the learned pace) does not: the
-    deadline is stopped around it, so a healthy server never makes a call time
-    out, however deep the client's own queue. Unless the gateway refuses every
-    request meanwhile (`Session._queued`): then the queue is the gateway's.
+    limits (`max_concurrency`, `rate_limit`, the pace learned or announced)
+    does not: the deadline is stopped around it, so a healthy server never
+    makes a call time out, however deep the client's own queue. Unless the
+    gateway lets nothing through meanwhile (`Session._queued`): then the
+    clock runs while queued (`count_queue`), and is given back as soon as
+    anything gets through (`forgive_queue`), or, for a call the gateway never
+    refused itself, when its request is sent: the bound is for a call that
+    never gets its turn, not a charge on one that does.
+
+    Attributes:
+        wire: Seconds its requests spent on the wire.
+        backoff: Seconds it spent in back-off (throttled waits included).
+        queued: Seconds queued that counted (the gateway letting nothing through).
     """
 
     def __init__(self, timeout: asyncio.Timeout) -> None:
         self._timeout = timeout
-        self._left: float | None = None  # seconds left while stopped
+        self._left: float | None = None  # seconds left while stopped (or when the queue began)
+        self._counting_since: float | None = None  # queued, the clock running, since
+        self.wire = 0.0
+        self.backoff = 0.0
+        self.queued = 0.0
+        self.expired_queued: float | None = None
 
     def remaining(self) -> float:
         """Seconds left (inf without a deadline)."""
-        if self._left is not None:
+        if self._left is not None and self._counting_since is None:
             return self._left
         when = self._timeout.when()
-        return math.inf if when is None else when - asyncio.get_running_loop().time()
+        return math.inf if when is None else when - _now()
 
     def stop(self) -> None:
         """Stop the deadline's clock (until `run`)."""
@@ -131,8 +146,37 @@ class _Deadline:
     def run(self) -> None:
         """Run the deadline's clock again, with the time it had left when stopped."""
         left, self._left = self._left, None
+        self._counting_since = None
         if left is not None and not self._timeout.expired():
-            self._timeout.reschedule(asyncio.get_running_loop().time() + left)
+            self._timeout.reschedule(_now() + left)
+
+    def count_queue(self) -> None:
+        """Queued (stopped) while the gateway lets nothing through: the clock runs."""
+        if self._left is not None and self._counting_since is None:
+            self._counting_since = _now()
+            if not self._timeout.expired():
+                self._timeout.reschedule(_now() + self._left)
+
+    def forgive_queue(self) -> None:
+        """Something got through: the queue's counted time is given back, the clock stopped."""
+        if self._counting_since is not None:
+            self._counting_since = None
+            if not self._timeout.expired():
+                self._timeout.reschedule(None)
+
+    def leave_queue(self) -> None:
+        """The call's turn came: the clock runs on, the queue's counted time kept.
+
+        Left because the deadline passed while queued: `expired_queued` says how long
+        the queue counted.
+        """
+        if self._counting_since is not None and self._timeout.expired():
+            self.expired_queued = _now() - self._counting_since
+        if self._counting_since is not None and self._left is not None:
+            counted = _now() - self._counting_since
+            self.queued += counted
+            self._left = max(0.0, self._left - counted)
+        self.run()
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
@@ -146,6 +190,27 @@ class _Deadline:
         finally:
             self.run()
 
+    @contextlib.contextmanager
+    def measuring(self, what: str) -> Iterator[None]:
+        """Add the block's duration to `wire` or `backoff`."""
+        began = _now()
+        try:
+            yield
+        finally:
+            setattr(self, what, getattr(self, what) + _now() - began)
+
+    def spent(self) -> str:
+        """What the call's deadline went to, in words: wire, back-off, the queue that counted."""
+        queued = self.queued + (self.expired_queued or 0.0)
+        words = f"{self.wire:.2f} s on the wire, {self.backoff:.2f} s in back-off"
+        if queued:
+            words += f", {queued:.2f} s queued while the gateway let nothing through"
+        return words
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
+
 
 @attrs.define
 class _CallState:
@@ -154,8 +219,9 @@ class _CallState:
     deadline: _Deadline
     attempt: int = 1
     throttles: int = 0
-    throttled: APIError | None = None
-    queued_refused: bool = False  # queued while the gateway refused everything
+    throttled: APIError | None = None  # its last refusal, while its last answer was one
+    sent: int = 0  # the number of its last request among those sent to its host
+    on_the_wire: bool = False  # a request of it is out, unanswered
     outcome_unknown: bool = False  # an attempt may have reached the service, its answer lost
 
 
@@ -236,6 +302,10 @@ class Session:
         # Hosts whose last answer was a throttling one (nothing gets through), and the
         # deadlines of calls queued for their turn to one of them.
         self._refusing: set[str] = set()
+        # Requests sent to each host, and how many had been when one last got through:
+        # a refusal of a request sent before that says only that a burst was too big.
+        self._sent: dict[str, int] = {}
+        self._sent_when_served: dict[str, int] = {}
         self._queued_calls: dict[_Deadline, str] = {}
 
     @property
@@ -318,25 +388,40 @@ class Session:
             self._idle.set()
 
     @contextlib.contextmanager
-    def _queued(self, deadline: _Deadline, host: str) -> Iterator[None]:
+    def _queued(self, state: _CallState, host: str) -> Iterator[None]:
         """Wait for a turn under the client's limits, the deadline stopped meanwhile.
 
-        Unless the gateway at `host` refuses every request (its last answer
-        throttled, none through since): then the wait is the gateway's, not the
-        client's, and counts. A crawl against a gateway refusing everything
-        ended after projects times the deadline, one request a second taking turns.
+        Unless the gateway at `host` lets nothing through (its last answer
+        throttled, none through since): then the wait is the gateway's and
+        counts, until anything gets through (the time waited so far is given
+        back: a call never fails while the gateway serves others). A call the
+        gateway never refused itself has it given back too when its turn
+        comes: it counts only for a call that never gets one. A crawl against
+        a gateway refusing everything ended after projects times the
+        deadline, one request a second taking turns.
         """
+        deadline = state.deadline
         self._queued_calls[deadline] = host
-        if host not in self._refusing:
-            deadline.stop()
+        deadline.stop()
+        if host in self._refusing:
+            deadline.count_queue()
         try:
             yield
         finally:
             del self._queued_calls[deadline]
-            deadline.run()
+            deadline.leave_queue()
 
-    def _answered(self, host: str, *, throttled: bool) -> None:
-        """The gateway at `host` answered: queued calls' deadlines run while it refuses."""
+    def _answered(self, host: str, sent: int, *, throttled: bool) -> None:
+        """The gateway at `host` answered request number `sent` to it.
+
+        Queued calls' deadlines run while it lets nothing through: refused a
+        request sent after one last got through (or none ever did); they stop,
+        the time given back, once one gets through.
+        """
+        if not throttled:
+            self._sent_when_served[host] = self._sent.get(host, 0)
+        elif sent <= self._sent_when_served.get(host, 0):
+            return  # sent with others that got through: a burst too big, not a refusal of all
         if throttled == (host in self._refusing):
             return
         if throttled:
@@ -346,9 +431,9 @@ class Session:
         for deadline, queued_for in self._queued_calls.items():
             if queued_for == host:
                 if throttled:
-                    deadline.run()
+                    deadline.count_queue()
                 else:
-                    deadline.stop()
+                    deadline.forgive_queue()
 
     async def _call(
         self, request: Request, stats: ListingStats | None, auth: Auth | None
@@ -366,29 +451,57 @@ class Session:
         except TimeoutError as exc:
             if isinstance(exc, VBSError):
                 raise redact_error(exc, self.auth.secrets()) from None
-            if state is not None and state.throttled is None and state.queued_refused:
-                raise RateLimitedError(
-                    "the gateway refused every request while this call waited for its turn, "
-                    f"until the call's deadline of {policy.timeout}s (RetryPolicy.timeout; "
-                    "--deadline on the command)",
-                    status=HTTPStatus.TOO_MANY_REQUESTS,
-                    project_id=request.project_id or None,
-                    offset=request.offset,
-                ) from None
-            if state is not None and state.throttled is not None:
-                state.throttled.message += (
-                    f" (still throttled at the call's deadline of {policy.timeout}s: "
-                    "RetryPolicy.timeout; --deadline on the command)"
-                )
-                raise redact_error(state.throttled, self.auth.secrets()) from None
-            raise RequestTimeoutError(
-                f"the call did not finish within its deadline of {policy.timeout}s, retries "
-                "included (RetryPolicy.timeout; --deadline on the command)",
-                project_id=request.project_id,
-                offset=request.offset,
-            ) from None
+            if state is None:
+                raise
+            raise redact_error(self._deadline_error(request, state), self.auth.secrets()) from None
         except VBSError as error:
             raise redact_error(error, self.auth.secrets()) from None
+
+    def _deadline_error(self, request: Request, state: _CallState) -> VBSError:
+        """What a call whose deadline passed raises, with what its deadline went to."""
+        timeout = self.retry.timeout
+        deadline = state.deadline
+        spent = deadline.spent()
+        queue = deadline.expired_queued
+        if queue is not None:
+            if state.throttled is None and not (deadline.wire or deadline.backoff):
+                # Never sent: the whole deadline went by in the queue, nothing through.
+                why = "the gateway refused every request while this call waited for its turn"
+            else:
+                waiting = "its retry" if state.throttled is not None else "it"
+                why = (
+                    f"{waiting} waited {queue:.2f} s for its turn while the gateway let "
+                    f"nothing through ({spent})"
+                )
+            if state.throttled is not None:
+                return self._still_throttled(state.throttled, why)
+            return RateLimitedError(
+                f"{why}, until the call's deadline of {timeout}s {_DEADLINE_HINT}",
+                status=HTTPStatus.TOO_MANY_REQUESTS,
+                project_id=request.project_id or None,
+                offset=request.offset,
+            )
+        if state.throttled is not None and not state.on_the_wire:
+            return self._still_throttled(state.throttled, spent)
+        # Nothing but the wire: the words say it all.
+        what = ""
+        if deadline.backoff or deadline.queued or state.throttles:
+            unanswered = ", its request in flight unanswered" if state.on_the_wire else ""
+            what = f" ({spent}, {state.throttles} refused with 429{unanswered})"
+        return RequestTimeoutError(
+            f"the call did not finish within its deadline of {timeout}s, retries "
+            f"included{what} {_DEADLINE_HINT}",
+            project_id=request.project_id,
+            offset=request.offset,
+        )
+
+    def _still_throttled(self, refusal: APIError, why: str) -> APIError:
+        """`refusal`, told that the call's deadline ends its waiting, and what it went to."""
+        refusal.message += (
+            f" ({why}) (still throttled at the call's deadline of {self.retry.timeout}s: "
+            "RetryPolicy.timeout; --deadline on the command)"
+        )
+        return refusal
 
     async def _attempts(
         self, request: Request, auth: Auth, state: _CallState, stats: ListingStats | None
@@ -404,6 +517,7 @@ class Session:
                     return Response(HTTPStatus.NO_CONTENT, _error_headers(error), b"")
                 raise
             except VBSError as error:
+                state.throttled = None  # its last answer (or failure) is this one
                 wait = self._retry_wait(error, request, state.attempt)
                 if wait is None:
                     raise
@@ -411,7 +525,8 @@ class Session:
                 _log_retry(request, error, state.attempt, wait)
                 if stats is not None:
                     stats.retries += 1
-                await asyncio.sleep(wait)
+                with state.deadline.measuring("backoff"):
+                    await asyncio.sleep(wait)
                 state.attempt += 1
 
     def _retry_wait(self, error: VBSError, request: Request, attempt: int) -> float | None:
@@ -449,7 +564,7 @@ class Session:
             ticket, response = await self._exchange(request, url, credentials, state, stats)
             host = _route(url, request)[0]
             if 200 <= response.status < 300:  # noqa: PLR2004
-                self._answered(host, throttled=False)
+                self._answered(host, state.sent, throttled=False)
                 self.limiter.adaptive.succeeded(ticket)
                 self.budget.refund()
                 return response
@@ -457,7 +572,8 @@ class Session:
                 response, project_id=request.project_id or None, offset=request.offset
             )
             throttling = is_throttling(refusal.status, refusal.code)
-            self._answered(host, throttled=throttling)
+            self._answered(host, state.sent, throttled=throttling)
+            state.throttled = None  # its last answer is this one
             if throttling:
                 # Flow control, not failure: the gateway did not act on it.
                 self._learn(refusal, url, request, ticket)
@@ -466,10 +582,18 @@ class Session:
                     stats.throttled += 1
                 wait = self._throttle_wait(refusal, state)
                 remaining = state.deadline.remaining()
-                self._check_quota_reopens(refusal, url, request, remaining)
+                self._check_quota_reopens(refusal, url, request, state)
                 if wait >= remaining:
-                    raise TimeoutError  # no use waiting: the deadline comes first
-                await asyncio.sleep(wait)
+                    # No use waiting: the deadline comes first.
+                    raise _GiveUp(
+                        self._still_throttled(
+                            refusal,
+                            f"its next wait, {wait:.2f} s, would pass the deadline: "
+                            f"{remaining:.2f} s left after {state.deadline.spent()}",
+                        )
+                    )
+                with state.deadline.measuring("backoff"):
+                    await asyncio.sleep(wait)
                 continue
             self.limiter.adaptive.succeeded(ticket)
             if (
@@ -524,7 +648,7 @@ class Session:
             )
 
     def _check_quota_reopens(
-        self, refusal: APIError, url: URL, request: Request, remaining: float
+        self, refusal: APIError, url: URL, request: Request, state: _CallState
     ) -> None:
         """Raise `refusal` at once if an announced quota lets nothing through before the deadline.
 
@@ -534,6 +658,7 @@ class Session:
         """
         host, api = _route(url, request)
         now = asyncio.get_running_loop().time()
+        remaining = state.deadline.remaining()
         for pacer in self.limiter.quotas_for(host, api, request.project_id):
             opens = pacer.due() - now
             if opens >= remaining:
@@ -541,7 +666,8 @@ class Session:
                 refusal.message += (
                     f" (the gateway's quota ({pacer.quota}) lets no request through before "
                     f"{when:%Y-%m-%d %H:%M:%S} UTC, in {opens:.1f} s: past the call's deadline "
-                    f"of {self.retry.timeout}s (RetryPolicy.timeout; --deadline on the command))"
+                    f"of {self.retry.timeout}s (RetryPolicy.timeout; --deadline on the command), "
+                    f"which has {remaining:.2f} s left after {state.deadline.spent()})"
                 )
                 raise _GiveUp(refusal)
 
@@ -583,23 +709,27 @@ class Session:
         # way: paced first, so that a large project's sequential pages are not
         # a tail of single requests at the crawl's end.
         urgent = bool(request.offset) or state.throttles > 0
-        if host in self._refusing:
-            state.queued_refused = True
 
         def queued() -> contextlib.AbstractContextManager[None]:
-            return self._queued(state.deadline, host)
+            return self._queued(state, host)
 
         async with self.limiter.slot(
             host, api, project=request.project_id, queued=queued, urgent=urgent
         ) as ticket:
             if stats is not None:
                 stats.requests += 1
+            state.sent = self._sent[host] = self._sent.get(host, 0) + 1
             began = time.perf_counter()
+            state.on_the_wire = True
             try:
-                response = await self.transport.send(request, url, headers)
+                with state.deadline.measuring("wire"):
+                    response = await self.transport.send(request, url, headers)
             except VBSError as error:
                 _log(request, state.attempt, began, type(error).__name__)
                 raise
+            finally:
+                if not asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                    state.on_the_wire = False
         _log(request, state.attempt, began, response.status)
         return ticket, response
 
