@@ -5,8 +5,10 @@
 - the plain cap on requests in flight (`max_concurrency`);
 - `AnnouncedQuota`, the gateway's own quota when a throttling answer names
   it (`limit:50,time:1 second` in `APIG.0308`): paced under it exactly (a
-  `user` policy refused again for the one project it was ever refused for:
-  that project's requests only, until refused for another's);
+  `user` policy plainly exceeded across projects without refusal: a copy
+  for each project refused; else, refused again for the one project it was
+  ever refused for: that project's requests only, until refused for
+  another's; a long window found not to be the calendar's: a sliding one);
 - `AdaptiveRate`, the rate and the number in flight learned from the
   gateway's 429s when nothing is announced, inactive until the first 429;
 - `StartRateLimiter`, the user's explicit `rate_limit`, a hard cap that no
@@ -593,6 +595,17 @@ class AnnouncedQuota:
             # overloaded backend naming the quota): its window was not spent if a request
             # sent no earlier gets through (a minute waited for nothing: 1.25x a crawl).
             self._lift_when_through(started, -math.inf)
+
+    def pause(self) -> None:
+        """Pause every start for `BUCKET_PAUSE` intervals of the pace (a quota of a second or less).
+
+        For a quota learned when the requests it paces had just spent its
+        window (one project's, refused): its first start at once was refused
+        again (a project's second 429 of two, under 2/s per project).
+        """
+        if self.quota.period <= SHORT_PERIOD:
+            self._paused = True
+            self._blocked_until = self._clock() + BUCKET_PAUSE / self.rate()
 
     def scale(self) -> float:
         """How far above the limit the pace is probing (1 until a quiet stretch)."""
@@ -1615,7 +1628,7 @@ class RequestLimiter:
         copies = self._copies[key]
         copy = copies.get(project)
         if copy is None or copy.forgotten:
-            copies[project] = AnnouncedQuota(
+            copies[project] = copy = AnnouncedQuota(
                 quota,
                 self._clock,
                 self._wall_offset,
@@ -1623,6 +1636,7 @@ class RequestLimiter:
                 project=project,
                 started=started,
             )
+            copy.pause()  # the project's own requests spent its window just now
             return news
         copy.throttled(started)
         if started is not None and started >= copy.since:
