@@ -664,7 +664,8 @@ taken."""
     callback=lambda _, __, value: _parse_quota(value),
     metavar="MODEL",
     help="A gateway model: RATE[:BURST] (a token bucket), window:LIMIT/SECONDS, "
-    "inflight:LIMIT, random:SHARE, penalty:SECONDS+MODEL, A&B, 0=A;5=B; options "
+    "sliding:LIMIT/SECONDS, inflight:LIMIT, random:SHARE, penalty:SECONDS+MODEL, A&B, "
+    "0=A;5=B; options "
     ",announce=on|off ,retry-after=none|zero|past|now|huge|garbage|SECONDS "
     "(README: Throttling).",
 )

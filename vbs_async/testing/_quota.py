@@ -9,6 +9,7 @@ announce its quota or not and send any form of `Retry-After`:
 
 - `GatewayQuota` (alias `TokenBucket`): `rate` tokens a second, `burst` saved up;
 - `FixedWindow`: `limit` requests per `period` seconds, windows on the calendar;
+- `SlidingWindow`: at most `limit` requests admitted in any `period` seconds;
 - `PenaltyBox`: another model, and after any refusal everything refused for a while;
 - `InFlightCap`: at most `limit` requests being handled at once;
 - `Sporadic`: a share of requests refused at random (an overloaded backend);
@@ -23,6 +24,7 @@ same model serves the emulator and a simulation on a fake clock.
 from __future__ import annotations
 
 import abc
+import collections
 import math
 import random
 import time
@@ -176,12 +178,10 @@ class GatewayQuota(GatewayModel):
 TokenBucket = GatewayQuota
 
 
-class FixedWindow(GatewayModel):
-    """At most `limit` requests per window of `period` seconds, windows on the calendar.
+class _Window(GatewayModel):
+    """At most `limit` requests per `period` seconds, counted as the subclass says."""
 
-    A window may be spent in a burst; then everything is refused until it
-    rolls over (at a multiple of `period` of wall-clock time).
-    """
+    _kind = "a window"
 
     def __init__(
         self,
@@ -194,9 +194,31 @@ class FixedWindow(GatewayModel):
     ) -> None:
         super().__init__(announce=announce, retry_after=retry_after, scope=scope)
         if limit < 1 or not period > 0:
-            raise ValueError("a fixed window needs limit >= 1 and period > 0")
+            raise ValueError(f"{self._kind} needs limit >= 1 and period > 0")
         self.limit = limit
         self.period = float(period)
+        self._start_counting()
+
+    @abc.abstractmethod
+    def _start_counting(self) -> None:
+        """Set up what the window counts with."""
+
+    def quota(self, now: float | None = None) -> tuple[int, str] | None:
+        """`limit` per `period`, as the gateway names it."""
+        del now
+        return self.limit, _period_text(self.period)
+
+
+class FixedWindow(_Window):
+    """At most `limit` requests per window of `period` seconds, windows on the calendar.
+
+    A window may be spent in a burst; then everything is refused until it
+    rolls over (at a multiple of `period` of wall-clock time).
+    """
+
+    _kind = "a fixed window"
+
+    def _start_counting(self) -> None:
         self._wall_offset = time.time() - time.monotonic()
         self._window = -1
         self._count = 0
@@ -210,10 +232,28 @@ class FixedWindow(GatewayModel):
             return True
         return False
 
-    def quota(self, now: float | None = None) -> tuple[int, str] | None:
-        """`limit` per `period`, as the gateway names it."""
-        del now
-        return self.limit, _period_text(self.period)
+
+class SlidingWindow(_Window):
+    """At most `limit` requests admitted in any `period` seconds: a sliding window.
+
+    Unlike `FixedWindow`, nothing rolls over on the calendar: a request is
+    admitted once fewer than `limit` were admitted in the `period` before it
+    arrived (refusals count nothing).
+    """
+
+    _kind = "a sliding window"
+
+    def _start_counting(self) -> None:
+        self._admitted: collections.deque[float] = collections.deque()
+
+    def _admit(self, now: float) -> bool:
+        admitted = self._admitted
+        while admitted and admitted[0] <= now - self.period:
+            admitted.popleft()
+        if len(admitted) < self.limit:
+            admitted.append(now)
+            return True
+        return False
 
 
 class PenaltyBox(GatewayModel):
@@ -388,6 +428,7 @@ def parse_gateway(spec: str) -> GatewayModel:
 
     - `RATE[:BURST]` or `bucket:RATE[:BURST]`: a token bucket;
     - `window:LIMIT/SECONDS`: a fixed window on the calendar;
+    - `sliding:LIMIT/SECONDS`: a sliding window (LIMIT in any SECONDS);
     - `inflight:LIMIT`: a cap on requests in flight;
     - `random:SHARE`: 429 on a share of requests at random;
     - `penalty:SECONDS+MODEL`: a penalty box around another model;
@@ -435,7 +476,8 @@ def _inner_models(model: GatewayModel) -> list[GatewayModel]:
 
 
 _FORMS: Final = (
-    "RATE[:BURST], bucket:RATE[:BURST], window:LIMIT/SECONDS, inflight:LIMIT, random:SHARE, "
+    "RATE[:BURST], bucket:RATE[:BURST], window:LIMIT/SECONDS, sliding:LIMIT/SECONDS, "
+    "inflight:LIMIT, random:SHARE, "
     "penalty:SECONDS+MODEL, A&B, 0=A;5=B"
 )
 
@@ -468,6 +510,11 @@ def _window(text: str) -> GatewayModel:
     return FixedWindow(int(limit), float(seconds.rstrip("s") or 1))
 
 
+def _sliding(text: str) -> GatewayModel:
+    limit, _, seconds = text.partition("/")
+    return SlidingWindow(int(limit), float(seconds.rstrip("s") or 1))
+
+
 def _penalty(text: str) -> GatewayModel:
     seconds, plus, inner = text.partition("+")
     if not plus:
@@ -477,6 +524,7 @@ def _penalty(text: str) -> GatewayModel:
 
 _SIMPLE_MODELS: Final = {
     "window": _window,
+    "sliding": _sliding,
     "inflight": lambda text: InFlightCap(int(text)),
     "random": lambda text: Sporadic(float(text)),
     "penalty": _penalty,
