@@ -109,10 +109,9 @@ class _Deadline:
     does not: the deadline is stopped around it, so a healthy server never
     makes a call time out, however deep the client's own queue. Unless the
     gateway lets nothing through meanwhile (`Session._queued`): then the
-    clock runs while queued (`count_queue`), and is given back as soon as
-    anything gets through (`forgive_queue`), or, for a call the gateway never
-    refused itself, when its request is sent: the bound is for a call that
-    never gets its turn, not a charge on one that does.
+    clock runs while queued (`count_queue`), and the time is given back as
+    soon as anything gets through (`forgive_queue`): a call never fails in
+    the queue while the gateway serves others.
 
     Attributes:
         wire: Seconds its requests spent on the wire.
@@ -201,10 +200,10 @@ class _Deadline:
 
     def spent(self) -> str:
         """What the call's deadline went to, in words: wire, back-off, the queue that counted."""
-        queued = self.queued + (self.expired_queued or 0.0)
+        queued = self.queued
         words = f"{self.wire:.2f} s on the wire, {self.backoff:.2f} s in back-off"
-        if queued:
-            words += f", {queued:.2f} s queued while the gateway let nothing through"
+        if queued >= 0.005:  # noqa: PLR2004 - what shows as 0.01 s
+            words += f", {queued:.2f} s queued while nothing got through"
         return words
 
 
@@ -394,11 +393,9 @@ class Session:
         Unless the gateway at `host` lets nothing through (its last answer
         throttled, none through since): then the wait is the gateway's and
         counts, until anything gets through (the time waited so far is given
-        back: a call never fails while the gateway serves others). A call the
-        gateway never refused itself has it given back too when its turn
-        comes: it counts only for a call that never gets one. A crawl against
-        a gateway refusing everything ended after projects times the
-        deadline, one request a second taking turns.
+        back: a call never fails while the gateway serves others). A crawl
+        against a gateway refusing everything ended after projects times the
+        deadline, one request a second taking turns, when that wait did not count.
         """
         deadline = state.deadline
         self._queued_calls[deadline] = host
@@ -469,10 +466,7 @@ class Session:
                 why = "the gateway refused every request while this call waited for its turn"
             else:
                 waiting = "its retry" if state.throttled is not None else "it"
-                why = (
-                    f"{waiting} waited {queue:.2f} s for its turn while the gateway let "
-                    f"nothing through ({spent})"
-                )
+                why = f"{waiting} queued while the gateway let nothing through: {spent}"
             if state.throttled is not None:
                 return self._still_throttled(state.throttled, why)
             return RateLimitedError(

@@ -1,0 +1,241 @@
+"""What `RetryPolicy.timeout` counts: the server's time, not the client's own queue.
+
+On a virtual clock (`on_virtual_clock`): the gateways below answer after set
+latencies, and nothing depends on the machine's speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from vbs_async import (
+    RateLimitedError,
+    RequestTimeoutError,
+    RetryPolicy,
+    TokenAuth,
+    VBSClient,
+    _retry,
+)
+from vbs_async.testing import MockTransport, SentRequest, response
+
+from .test_retries import on_virtual_clock
+
+if TYPE_CHECKING:
+    from vbs_async._responses import Response
+
+MINUTE_QUOTA = (
+    "The throttling threshold has been reached: policy user over ratelimit,limit:{limit},"
+    "time:1 {unit}"
+)
+
+
+class SlidingGateway:
+    """At most `limit` requests accepted in any `period` seconds (a sliding window).
+
+    Successes are answered after `ok_latency`, refusals after `refused_latency` (each
+    a function of the request's number), the quota named in the 429 or not.
+    """
+
+    def __init__(
+        self,
+        limit: int,
+        period: float,
+        *,
+        ok_latency: Any,
+        refused_latency: Any,
+        announce: str | None,
+    ) -> None:
+        self.limit = limit
+        self.period = period
+        self.ok_latency = ok_latency
+        self.refused_latency = refused_latency
+        self.announce = announce
+        self.accepted: list[float] = []
+        self.served = 0
+        self.refused = 0
+        self.transport = MockTransport(self.answer)
+
+    async def answer(self, _: SentRequest) -> Response:
+        number = len(self.transport.sent)
+        now = asyncio.get_running_loop().time()
+        in_window = [t for t in self.accepted if t > now - self.period]
+        if len(in_window) < self.limit:
+            self.accepted.append(now)
+            await asyncio.sleep(self.ok_latency(number))
+            self.served += 1
+            return response(200, {"shared": []})
+        await asyncio.sleep(self.refused_latency(number))
+        self.refused += 1
+        body = {"error_code": "APIG.0308", "error_msg": self.announce} if self.announce else None
+        return response(429, body)
+
+
+async def outcomes(gateway: SlidingGateway, calls: int, **options: Any) -> list[Any]:
+    """What `calls` calls of `list_sharings`, one per project, all at once, return or raise."""
+    async with VBSClient(
+        "https://vbs.example", auth=TokenAuth("t"), transport=gateway.transport, **options
+    ) as client:
+        async with asyncio.timeout(3_600):  # were a deadline not kept: fail, not hang
+            return await asyncio.gather(
+                *(client.list_sharings(f"p{n}") for n in range(calls)), return_exceptions=True
+            )
+
+
+@pytest.mark.parametrize(
+    "announce", [MINUTE_QUOTA.format(limit=3, unit="second"), None], ids=["announced", "unnamed"]
+)
+def test_a_call_never_fails_while_the_gateway_serves_others_and_no_200_is_thrown_away(announce):
+    # Outsider's deadline3.py: 3 a second over a sliding second, every answer 0.5 to 1 s,
+    # timeout=3, 60 projects at once: 1 of 60 failed announced (its retry waited 3.8 s in
+    # the client, then its 200 came after the deadline), 10 to 13 unannounced. Every
+    # call's server time stays under the deadline; only the queue (others being served)
+    # was long.
+    gateway = SlidingGateway(
+        3,
+        1.0,
+        ok_latency=lambda n: 0.5 + (n * 7 % 6) / 10,
+        refused_latency=lambda n: 0.5 + (n * 5 % 6) / 10,
+        announce=announce,
+    )
+    results, _ = on_virtual_clock(lambda: outcomes(gateway, 60, retry=RetryPolicy(timeout=3)))
+    failed = [r for r in results if isinstance(r, BaseException)]
+    assert gateway.served == 60 - len(failed)  # every 200 the gateway sent reached its caller
+    if announce is not None:
+        assert failed == []  # paced under the quota, a call is refused once at most
+    # Unnamed, a call refused three times in 0.5 to 1 s each has spent its deadline on
+    # the wire and in back-off: the server's time, and the words say so.
+    for error in failed:
+        assert isinstance(error, RateLimitedError | RequestTimeoutError)
+        assert sum(deadline_figures(str(error))) == pytest.approx(3.0, abs=0.03)
+
+
+def deadline_figures(message: str) -> list[float]:
+    """The seconds a deadline error says its deadline went to (and had left, if any)."""
+    found = re.search(
+        r"(?:([0-9.]+) s left after )?([0-9.]+) s on the wire, ([0-9.]+) s in back-off"
+        r"(?:, ([0-9.]+) s queued while nothing got through)?",
+        message,
+    )
+    assert found is not None, message
+    return [float(figure) for figure in found.groups() if figure is not None]
+
+
+def test_refusals_in_a_burst_that_others_got_through_do_not_charge_the_queue(monkeypatch):
+    # Outsider's minute_sliding.py on a virtual clock: 30 a minute announced, counted over
+    # a sliding 60 s; 45 calls at once, 30 served, 15 refused in the same burst (answers
+    # of 0.05 to 0.3 s, interleaved). The client holds them to the calendar minute, 40 s
+    # later: refused again (the window slides), and the next minute is 60 s away. The
+    # 40 s queued counted, as if the gateway refused everything, so all 15 failed with
+    # "in 59.7 s: past the call's deadline of 100s" with 60 s of it left; now they wait.
+    monkeypatch.setattr(time, "time", lambda: 20_000 * 86_400 + 20.0)  # wall second :20
+    monkeypatch.setattr(_retry.random, "uniform", lambda a, _: a)
+    gateway = SlidingGateway(
+        30,
+        60.0,
+        ok_latency=lambda n: 0.05 + (n * 7 % 26) / 100,
+        refused_latency=lambda n: 0.05 + (n * 11 % 26) / 100,
+        announce=MINUTE_QUOTA.format(limit=30, unit="minute"),
+    )
+    results, _ = on_virtual_clock(lambda: outcomes(gateway, 45, retry=RetryPolicy(timeout=100)))
+    assert results == [[]] * 45
+    assert gateway.served == 45
+
+
+def _answer_after(latency: float, answers: list[Response | None]):
+    """A transport answering each request after `latency` s with the next of `answers`.
+
+    None is no answer at all (the request hangs); after the list, no answer either.
+    """
+
+    async def answer(_: SentRequest) -> Response:
+        await asyncio.sleep(latency)
+        number = len(transport.sent) - 1
+        given = answers[number] if number < len(answers) else None
+        if given is None:
+            await asyncio.sleep(3_600)
+            raise AssertionError("never answered")
+        return given
+
+    transport = MockTransport(answer)
+    return transport
+
+
+async def the_error(transport: MockTransport, policy: RetryPolicy) -> BaseException:
+    async with VBSClient(
+        "https://vbs.example", auth=TokenAuth("t"), transport=transport, retry=policy
+    ) as client:
+        try:
+            async with asyncio.timeout(600):
+                await client.list_sharings("p1")
+        except Exception as error:  # noqa: BLE001 - what the caller sees
+            return error
+    raise AssertionError("the call succeeded")
+
+
+def test_a_request_cut_on_the_wire_at_the_deadline_is_a_timeout_with_its_figures(monkeypatch):
+    # Refused twice (1 s each on the wire), then a request that gets no answer before the
+    # deadline: "still throttled" said the 429s decided, when the last request was cut
+    # unanswered (its 200 may have been on its way).
+    monkeypatch.setattr(_retry.random, "uniform", lambda a, _: a)
+    transport = _answer_after(1.0, [response(429), response(429)])
+    error, took = on_virtual_clock(lambda: the_error(transport, RetryPolicy(timeout=5)))
+    assert took == pytest.approx(5.0)
+    assert isinstance(error, RequestTimeoutError)
+    assert str(error) == (
+        "the call did not finish within its deadline of 5s, retries included (4.70 s on the "
+        "wire, 0.30 s in back-off, 2 refused with 429, its request in flight unanswered) "
+        "(RetryPolicy.timeout; --deadline on the command) (project p1, offset 0)"
+    )
+
+
+def test_a_429_wait_past_the_deadline_says_how_much_was_left_and_where_it_went(monkeypatch):
+    # "still throttled at the call's deadline of 5s" was said 1 s into the call: the next
+    # wait (Retry-After: 30) would pass it. The words now say so, with the figures.
+    monkeypatch.setattr(_retry.random, "uniform", lambda a, _: a)
+    refused = response(429, headers={"Retry-After": "30"})
+    transport = _answer_after(1.0, [refused])
+    error, took = on_virtual_clock(
+        lambda: the_error(transport, RetryPolicy(timeout=5, wait_max=60))
+    )
+    assert took == pytest.approx(1.0)
+    assert isinstance(error, RateLimitedError)
+    assert error.message == (
+        "(no body) (its next wait, 30.00 s, would pass the deadline: 4.00 s left "
+        "after 1.00 s on the wire, 0.00 s in back-off) (still throttled at the call's "
+        "deadline of 5s: RetryPolicy.timeout; --deadline on the command)"
+    )
+
+
+def test_a_retry_queued_while_the_gateway_refuses_everything_says_how_long_it_waited():
+    # The first call's retry never gets a turn (one start every 10 s) while the gateway
+    # refuses everything: its deadline runs in the queue, and the words say for how long.
+    transport = _answer_after(0.0, [response(429)] * 10)
+
+    async def call() -> BaseException:
+        async with VBSClient(
+            "https://vbs.example",
+            auth=TokenAuth("t"),
+            transport=transport,
+            retry=RetryPolicy(timeout=5.0, wait_initial=1.0, wait_jitter=0.0),
+            rate_limit=0.1,
+        ) as client:
+            try:
+                await client.list_sharings("p1")
+            except RateLimitedError as error:
+                return error
+        raise AssertionError("the call succeeded")
+
+    error, took = on_virtual_clock(call)
+    assert took == pytest.approx(5.0)
+    assert len(transport.sent) == 1
+    assert isinstance(error, RateLimitedError)
+    assert error.message.endswith(
+        " (its retry queued while the gateway let nothing through: 0.00 s on the wire, "
+        "1.00 s in back-off, 4.00 s queued while nothing got through) (still throttled at the "
+        "call's deadline of 5.0s: RetryPolicy.timeout; --deadline on the command)"
+    )
