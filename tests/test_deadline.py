@@ -129,9 +129,9 @@ def test_refusals_in_a_burst_that_others_got_through_do_not_charge_the_queue(mon
     # Outsider's minute_sliding.py on a virtual clock: 30 a minute announced, counted over
     # a sliding 60 s; 45 calls at once, 30 served, 15 refused in the same burst (answers
     # of 0.05 to 0.3 s, interleaved). The client holds them to the calendar minute, 40 s
-    # later: refused again (the window slides), and the next minute is 60 s away. The
+    # later: refused again (the window slides), and the window reopens 20.4 s after. The
     # 40 s queued counted, as if the gateway refused everything, so all 15 failed with
-    # "in 59.7 s: past the call's deadline of 100s" with 60 s of it left; now they wait.
+    # "in 20.4 s: past the call's deadline of 45s" with 44 s of it left; now they wait.
     monkeypatch.setattr(time, "time", lambda: 20_000 * 86_400 + 20.0)  # wall second :20
     monkeypatch.setattr(_retry.random, "uniform", lambda a, _: a)
     gateway = SlidingGateway(
@@ -141,7 +141,7 @@ def test_refusals_in_a_burst_that_others_got_through_do_not_charge_the_queue(mon
         refused_latency=lambda n: 0.05 + (n * 11 % 26) / 100,
         announce=MINUTE_QUOTA.format(limit=30, unit="minute"),
     )
-    results, _ = on_virtual_clock(lambda: outcomes(gateway, 45, retry=RetryPolicy(timeout=100)))
+    results, _ = on_virtual_clock(lambda: outcomes(gateway, 45, retry=RetryPolicy(timeout=45)))
     assert results == [[]] * 45
     assert gateway.served == 45
 
