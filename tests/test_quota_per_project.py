@@ -12,11 +12,19 @@ import asyncio
 import collections
 from typing import TYPE_CHECKING
 
+import orjson
 import pytest
 
 from vbs_async import RetryPolicy, TokenAuth, VBSClient
 from vbs_async._limits import AdaptiveRate, Quota, RequestLimiter, Ticket
-from vbs_async.testing import MockTransport, SentRequest, SlidingWindow, parse_gateway, response
+from vbs_async.testing import (
+    GatewayQuota,
+    MockTransport,
+    SentRequest,
+    SlidingWindow,
+    parse_gateway,
+    response,
+)
 
 from ._helpers import FakeClock, LoopClock, sharing_document
 from ._throttle_sim import simulate
@@ -86,6 +94,42 @@ async def test_a_quota_per_project_paces_each_refused_project_under_its_own_copy
     # Each project's copy pauses as it is learned (its window spent just now): 54 refused
     # without it (each project's first request under its copy refused again), now 34.
     assert len(refused) < 40
+
+
+async def test_a_shared_quota_whose_burst_passed_for_one_per_project_paces_every_request_again(
+    monkeypatch,
+):
+    # A 10/s bucket over every project with a burst of 60 lets 60 through at once: more than
+    # four times the limit, evidence of a quota per project. Copies refused for three projects
+    # within a second while the client's total stays at the limit make it shared again:
+    # 26 refused (12 paced as one quota from the start; 99 when only refusals under copies
+    # were counted, and over the last 10 s of answers, which held the burst).
+    clock = LoopClock(monkeypatch)
+    bucket = GatewayQuota(10, 60)
+
+    async def answer(sent: SentRequest) -> Response:
+        for _ in range(LATENCY_TURNS):
+            await asyncio.sleep(0)
+        project = sent.request.project_id or ""
+        if not bucket.admit(asyncio.get_running_loop().time()):
+            return response(429, orjson.loads(bucket.refusal("r")[0]))
+        offset = sent.request.offset or 0
+        page = [
+            sharing_document(f"{project}-{i}", project)
+            for i in range(offset, min(550, offset + 100))
+        ]
+        return response(200, {"shared": page, "count": 550})
+
+    retry = RetryPolicy(wait_initial=0.01, wait_max=0.02, wait_jitter=0.01)
+    async with VBSClient(
+        "https://vbs.example", auth=TokenAuth("t"), transport=MockTransport(answer), retry=retry
+    ) as client:
+        results = [result async for result in client.crawl([f"{i:032x}" for i in range(1, 41)])]
+        (pacer,) = client.limiter.quotas_for("vbs.example:443", "", "f" * 32)
+        assert pacer.project is None  # every project's requests, those never refused too
+    assert all(result.ok for result in results)
+    assert bucket.throttled < 40
+    assert clock.moved < (240 - 60) / 10 * 1.1
 
 
 def got_through(limiter: RequestLimiter, clock: FakeClock, starts: list[float]) -> None:

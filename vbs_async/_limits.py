@@ -1543,9 +1543,10 @@ class RequestLimiter:
         without refusal (more than `EACH_PROJECT` times it got through, across
         projects, within one period) counts each project apart: each project
         refused is paced under its own copy, the others not until refused
-        themselves; unless copies of it are refused for more than `RAISED`
-        projects within a period while at most `RAISED` times its limit got
-        through: then it counts them all, and paces every request from then on.
+        themselves; unless more than `RAISED` projects are refused (under their
+        copies, or to learn them) within a period while at most `RAISED` times
+        its limit got through in the last one: then it counts them all, and
+        paces every request from then on.
         """
         key = (host, api if quota.per_api else None)
         if (quota.scope or "").lower() in _EVERY_PROJECT:
@@ -1597,12 +1598,14 @@ class RequestLimiter:
         self._quotas[key] = pacer
         return True
 
-    def _through_above(self, quota: Quota, times: int) -> bool:
+    def _through_above(self, quota: Quota, times: int, *, lately: bool = False) -> bool:
         """Whether more than `times` its limit got through within one of `quota`'s periods.
 
-        Judged on the client's requests answered in the last `LONG_WINDOW` seconds.
+        Judged on the client's requests answered in the last `LONG_WINDOW`
+        seconds, or (`lately`) started in the last period.
         """
-        through = self.adaptive.started_through(self._clock() - LONG_WINDOW - quota.period)
+        span = quota.period if lately else LONG_WINDOW + quota.period
+        through = self.adaptive.started_through(self._clock() - span)
         most = times * quota.limit
         return any(
             later - earlier < quota.period
@@ -1637,6 +1640,8 @@ class RequestLimiter:
                 started=started,
             )
             copy.pause()  # the project's own requests spent its window just now
+            if not news:
+                self._copy_refused(key, quota, project)
             return news
         copy.throttled(started)
         if started is not None and started >= copy.since:
@@ -1644,14 +1649,19 @@ class RequestLimiter:
         return news
 
     def _copy_refused(self, key: tuple[str, str | None], quota: Quota, project: str) -> None:
-        """A project's copy refused a request it paced: enough projects so, and it is shared."""
+        """A project refused under its copy (or to learn it): enough so, and it is shared.
+
+        More than `RAISED` projects refused within a period while at most
+        `RAISED` times the limit got through in the last one: a quota over them
+        all (a bucket whose saved-up burst passed for evidence of one per project).
+        """
         now = self._clock()
         refusals = self._copy_refusals[key]
         refusals.append((now, project))
         while refusals[0][0] <= now - quota.period:
             refusals.popleft()
         projects = {refused_for for _, refused_for in refusals}
-        if len(projects) <= RAISED or self._through_above(quota, RAISED):
+        if len(projects) <= RAISED or self._through_above(quota, RAISED, lately=True):
             return
         # Several projects, each paced under its copy, refused while the client's total
         # stayed near the limit: the policy counts them all.
