@@ -171,6 +171,22 @@ def test_a_user_quota_not_exceeded_counts_every_project_as_before():
     assert paced(limiter) == [P, Q, R, S]
 
 
+def test_a_shared_quota_that_dropped_is_not_taken_apart_by_what_got_through_before():
+    # 50 a second announced, then 10: the last second's 50 through were the old quota's.
+    # Before: read as a quota per project (50 > 4 x 10), each project was paced under its
+    # own 10/s and the gateway's benchmark crawl ran at 0.27 of the quota (64.8 s, not 18).
+    clock = FakeClock()
+    limiter = RequestLimiter(16, None, clock=clock, wall_offset=0.0)
+    high, low = Quota(50, 1.0, "user"), Quota(10, 1.0, "user")
+    limiter.announced("gw", "api", high, started=clock.now, project=P)
+    got_through(limiter, clock, [clock.now + 0.1 + i / 50 for i in range(50)])
+    clock.now += 0.1
+    limiter.announced("gw", "api", low, started=clock.now, project=Q)
+    assert paced(limiter) == [P, Q, R, S]
+    (shared,) = limiter.quotas_for("gw", "api", S)
+    assert shared.quota == low
+
+
 def test_copies_refused_for_several_projects_with_the_total_at_the_limit_pace_every_request():
     # Taken apart on a burst's evidence (a bucket's saved-up burst), then refused under the
     # copies for three projects while the client's total stayed at the limit: shared.

@@ -1553,8 +1553,8 @@ class RequestLimiter:
             project = None  # counts every project's requests, whatever it was refused for
         known = self._quotas.get(key)
         if project is not None and key not in self._shared:
-            same = known is not None and known.each_project and known.quota == quota
-            if same or self._through_above(quota, EACH_PROJECT):
+            apart = known is not None and known.each_project
+            if apart or self._through_above(self._ceiling(known, quota), EACH_PROJECT):
                 return self._announced_for(key, quota, started, project)
         if known is not None and not known.forgotten and known.quota == quota:
             if known.project is not None and known.project != project:
@@ -1597,6 +1597,21 @@ class RequestLimiter:
             pacer.project = project  # the one project's policy, announced anew
         self._quotas[key] = pacer
         return True
+
+    @staticmethod
+    def _ceiling(known: AnnouncedQuota | None, quota: Quota) -> Quota:
+        """The quota what got through lately was sent under: a higher one before `quota`.
+
+        A quota that dropped (50 a second, then 10) leaves the last seconds' 50
+        through, more than `EACH_PROJECT` times the new limit: read as evidence
+        of a quota per project, a shared 10/s was taken apart for each project,
+        and the crawl ran at 10/s long after the gateway was back at 50 (0.27
+        of the quota, the benchmark's quota change).
+        """
+        if known is None or known.forgotten:
+            return quota
+        before = known.higher or known.quota
+        return before if _per_second(before) > _per_second(quota) else quota
 
     def _through_above(self, quota: Quota, times: int, *, lately: bool = False) -> bool:
         """Whether more than `times` its limit got through within one of `quota`'s periods.
