@@ -698,14 +698,6 @@ class AnnouncedQuota:
             all(above(first + i * period) for i in range(periods)) for first in through
         )
         return self._forgotten
-        probe = set(self._probe_sent)
-        through = [at for at in answers.started_through(self._probe_sent[0]) if at in probe]
-        period = self.quota.period
-        self._forgotten = any(
-            later - earlier < period
-            for earlier, later in zip(through, through[most:], strict=False)
-        )
-        return self._forgotten
 
     def _allowed(self) -> int:
         # The margin in whole requests: a slow quota's floor of 98 % lost one in a few.
