@@ -138,7 +138,7 @@ def simulate(  # noqa: C901, PLR0915 - one event loop, kept in one place to read
             interval = 1 / rate if rate < math.inf else 0.0
             due = max(slot, started_last - interval) + interval
             quotas = [(quota, quota.due()) for quota in limiter.quotas_for("gateway", "api")]
-            due = max([due, *(when for _, when in quotas)])
+            due = max([due, controller.opens(), *(when for _, when in quotas)])
             if due > now:
                 if not wake_pending:
                     wake_pending = True
@@ -154,6 +154,7 @@ def simulate(  # noqa: C901, PLR0915 - one event loop, kept in one place to read
             slot, started_last = max(now, due), now
             for quota, when in quotas:
                 quota.took(when, now)
+            controller.sent(now)
             in_flight += 1
             ticket = Ticket(now, in_flight)
             jitter = 0.9 + 0.2 * rng.random()

@@ -1,0 +1,107 @@
+"""A fixed window read from the order of a gateway's answers, when it names no quota.
+
+`WindowWatch` alone, fed answers as a client receives them: each test is a
+gateway's pattern and what must (or must not) be read from it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from vbs_async._windows import WindowWatch
+
+LATENCY = 0.04
+
+
+def window_answers(limit: int, period: float, windows: int, *, sent: float = 0.01):
+    """A client sending every `sent` seconds at a window of `limit` per `period`:
+    (started, ok) in the order the requests left."""
+    answers = []
+    for k in range(windows):
+        begin = k * period
+        answers += [(begin + i * sent, True) for i in range(limit)]
+        # Refused from then until the window rolls over, a trickle a quarter second apart.
+        at = begin + limit * sent
+        while at < begin + period:
+            answers.append((at, False))
+            at += 0.25
+    return answers
+
+
+def feed(watch: WindowWatch, answers, *, answered_after: float = 0.3):
+    """Each answer `answered_after` its start; the windows read, in order."""
+    read = []
+    for started, ok in answers:
+        window = watch.answered(started, ok, started + answered_after, LATENCY)
+        if window is not None:
+            read.append(window)
+    return read
+
+
+def test_100_per_5_second_window_is_read_at_its_second_edge():
+    read = feed(WindowWatch(), window_answers(100, 5.0, 4))
+    assert read, "not read"
+    window = read[0]
+    assert (window.limit, window.period) == (100, 5.0)
+    assert window.rate == 20.0
+    # The crawl's first window and the one after it agree: read at the edge at 10 s.
+    assert window.read_at == pytest.approx(10.0)
+
+
+def test_a_calendar_second_is_read():
+    read = feed(WindowWatch(), window_answers(50, 1.0, 4, sent=0.01))
+    assert [(w.limit, w.period) for w in read][:1] == [(50, 1.0)]
+
+
+def test_answers_that_overtake_each_other_are_read_in_the_order_the_requests_left():
+    # A refusal comes back at once, a success after the backend's latency: by the time
+    # they are answered a refused start may come in before the successes sent before it.
+    answers = window_answers(100, 5.0, 4)
+    watch = WindowWatch()
+    read = []
+    for started, ok in answers:
+        answered = started + (0.04 if ok else 0.002)
+        window = watch.answered(started, ok, answered, LATENCY)
+        read += [window] if window is not None else []
+    assert [(w.limit, w.period) for w in read][:1] == [(100, 5.0)]
+
+
+def test_a_bucket_drawn_a_little_over_its_rate_is_not_read():
+    # 51 a second at a 50/s bucket: one refusal a second, a success right after it.
+    answers = []
+    for i in range(51 * 6):
+        at = i / 51
+        answers.append((at, i % 51 != 50))
+    assert feed(WindowWatch(), answers) == []
+
+
+def test_edges_under_a_second_apart_are_a_buckets_interval_not_a_window():
+    # Two refused, then ten through, every half second: no policy counts half seconds.
+    answers = []
+    for k in range(20):
+        begin = k * 0.5
+        answers += [(begin + i * 0.03, True) for i in range(10)]
+        answers += [(begin + 0.35, False), (begin + 0.42, False)]
+    assert feed(WindowWatch(), answers) == []
+
+
+def test_windows_that_let_through_different_counts_are_not_read():
+    answers = window_answers(100, 5.0, 1)
+    answers += [(5 + at, ok) for at, ok in window_answers(60, 5.0, 1)]
+    answers += [(10 + at, ok) for at, ok in window_answers(100, 5.0, 1)]
+    assert feed(WindowWatch(), answers) == []
+
+
+def test_edges_off_one_period_of_whole_seconds_are_not_read():
+    # Windows of 5 s, then 6.5 s, then 5 s: a penalty box's, as long as the client took.
+    answers = window_answers(100, 5.0, 1)
+    answers += [(5 + at, ok) for at, ok in window_answers(100, 6.5, 1)]
+    answers += [(11.5 + at, ok) for at, ok in window_answers(100, 5.0, 1)]
+    assert feed(WindowWatch(), answers) == []
+
+
+def test_what_is_kept_stays_bounded_however_long_the_answers_run():
+    watch = WindowWatch()
+    feed(watch, window_answers(100, 1.0, 300))
+    assert len(watch._pending) < 100  # the memory bound is the behaviour
+    assert len(watch._edges) <= 3
