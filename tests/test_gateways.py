@@ -240,6 +240,25 @@ def test_a_calendar_second_read_from_the_answers_is_paced_just_under():
     assert len(run.starts) <= 1.1 * 760
 
 
+def test_a_5_second_window_read_is_sent_in_a_burst_at_each_rollover():
+    # Held under evenly it would send 19.6 a second; in a burst, each window's
+    # count goes in its first second, as the gateway allows.
+    run = crawl(FixedWindow(100, 5, **quiet()))
+    for begin in (20, 25, 30):
+        assert run.sent_between(begin, begin + 1) >= 90, begin
+
+
+def test_a_second_read_as_a_window_is_probed_within_seconds_when_raised():
+    # A bucket drawn a little over its rate may pass for a window of a second: such a
+    # window is probed as often as after any cut, and a quota raised is found in 5 s.
+    gateway = Schedule(
+        [(0, FixedWindow(50, 1, **quiet())), (12, GatewayQuota(150, 150, **quiet()))]
+    )
+    run = simulate(gateway, seconds=20)
+    assert run.controller.cuts > 0
+    assert run.succeeded_between(17, 19) >= 0.9 * 2 * 150
+
+
 def test_a_window_read_and_then_raised_is_found_by_the_probes():
     # A 5-second window read, then the gateway is a 100/s bucket: the held window's
     # probes find it (its plateau is seconds, not the crawl).

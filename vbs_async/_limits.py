@@ -1360,7 +1360,6 @@ class AdaptiveRate:
                 return
             # Refused under it: another client spends it, or it is not what was read:
             # learned from as after any cut (and read again at its edges, if it is one).
-            self._window_held = None
         if self._punished(now) or ticket.started < self._punished_until:
             return  # a punishment's refusals say nothing of the rate
         cut = self._cut

@@ -33,9 +33,6 @@ CYCLES: Final = 2
 COUNT_SLACK: Final = 0.05
 """How far apart (a share of the larger) two windows' counts may be and still agree
 (another client's requests in the window, a request answered late)."""
-SHORTEST: Final = 1.0
-"""The shortest period read: a gateway's policies count whole seconds at least; faster
-edges are a bucket's interval."""
 RUN: Final = 2
 """The fewest refusals in a row an edge follows: a bucket drawn a little over its rate
 refuses one at a time, a second or more apart (a 6/s bucket read as 5 a second, and held
@@ -137,7 +134,8 @@ class WindowWatch:
             for j, other in enumerate(edges[k + 1 :], start=k + 1):
                 low = max(low, (other.refused - one.admitted) / (j - k))
                 high = min(high, (other.admitted - one.refused) / (j - k))
-        period = float(max(math.ceil(low), SHORTEST))
+        # Whole seconds: the shortest is one (edges under a second apart are a bucket's interval).
+        period = float(math.ceil(low))
         if period > high or period > LONGEST:
             return None
         window = Window(min(counts), period, edge.admitted)
