@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import re
 import selectors
 import time
@@ -866,6 +867,52 @@ def test_after_five_429s_in_a_row_the_floor_doubles_from_a_tenth_of_a_second_to_
     waits = [policy.throttle_backoff(n, None) for n in range(1, 11)]
     assert waits == pytest.approx([0, 0, 0, 0, 0, 0.1, 0.2, 0.4, 0.8, 1.0])
     assert policy.throttle_backoff(5_000, 0.0) == 1.0
+
+
+def test_429s_past_wait_max_spread_over_the_whole_of_it(monkeypatch):
+    # Before: min(wait_max, base + jitter), exactly 5.00 s once the doubling reached it.
+    policy = RetryPolicy()
+    for drawn, expected in ((0.0, 1.0), (0.5, 2.5), (1.0, 5.0)):  # 1 s: the floor after 10
+        monkeypatch.setattr(_retry.random, "uniform", lambda a, b, f=drawn: a + f * (b - a))
+        assert policy.throttle_backoff(12, None) == pytest.approx(expected)
+
+
+def test_calls_refused_until_a_gateway_opens_a_second_in_five_get_through():
+    # An outsider's gateway: everything refused for 8 s, then open one second in every
+    # five. Before: retries exactly 5 s apart stayed in the phase where they began, and
+    # 5 to 7 of 10 calls failed within their 30 s (here 15 to 20 of 30; now 4 to 10:
+    # virtual clock, the global random seeded).
+    random.seed(5)
+    began: list[float] = []
+
+    def answer(_: SentRequest) -> Response:
+        now = asyncio.get_running_loop().time()
+        began[:] = began or [now]
+        since = now - began[0]
+        if since >= 8 and (since - 8) % 5 >= 4:
+            return response(200, {"count": 1})
+        return response(429, {"error_code": "APIG.0308", "error_msg": "throttled"})
+
+    transport = MockTransport(answer)
+
+    async def calls() -> list[bool]:
+        async def one(i: int) -> bool:
+            async with VBSClient(
+                "https://vbs.example",
+                auth=TokenAuth("t"),
+                transport=transport,
+                retry=RetryPolicy(timeout=30),
+            ) as client:
+                try:
+                    await client.count_sharings(f"p{i}")
+                except RateLimitedError:
+                    return False
+                return True
+
+        return await asyncio.gather(*(one(i) for i in range(30)))
+
+    done, _ = on_virtual_clock(calls)
+    assert sum(done) >= 20
 
 
 def test_a_run_of_429s_too_long_to_double_waits_wait_max():
