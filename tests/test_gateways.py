@@ -269,6 +269,22 @@ def test_a_window_read_and_then_raised_is_found_by_the_probes():
     assert run.succeeded_between(40, 45) >= 0.8 * 5 * 100
 
 
+@pytest.mark.parametrize("calendar", [0.5, 0.7])
+def test_a_held_pace_boxed_after_a_punished_probe_is_held_lower_not_at_the_long_run(calendar):
+    # An outsider's gateway: 20 per calendar second, and 3 s refusing everything after
+    # any refusal. The probe's second before its refusal counted two calendar windows
+    # (28/s), the pace held under that was boxed in its turn, and each such blackout
+    # was cut to the long run's 7/s, from which the next probe climbed and was boxed:
+    # a box every 5 s, 117 to 121 refused from 8 s on, 39 to 41 s for 300 requests.
+    random.seed(1)
+    gateway = parse_gateway("penalty:3+window:20/1,announce=off")
+    run = simulate(
+        gateway, seconds=120, requests=300, listings=16, network=0.002, seed=1, calendar=calendar
+    )
+    assert sum(1 for started, ok in run.starts if not ok and started >= 8) <= 80
+    assert run.ended <= 36
+
+
 # -- a property: random gateway schedules --------------------------------------------------
 
 phase = st.tuples(

@@ -1037,6 +1037,8 @@ class AdaptiveRate:
         self._window_at = -math.inf
         self._first_refusal: float | None = None
         self._refused_run = 0  # refusals answered since the last success
+        self._run_began = -math.inf  # when the first of those left
+        self._back_at = -math.inf  # when the first success after a blackout left
         self._last_success = -math.inf
         self._punished_plateau = 0.0
         self._punished_until = -math.inf  # refusals of requests started before: no cut
@@ -1142,6 +1144,10 @@ class AdaptiveRate:
             self._first_answer = now
         answers = self._answers
         answers.append((now, ticket.started, ticket.in_flight, ok))
+        if ok and self._refused_run >= BLACKOUT_RUN:
+            self._back_at = ticket.started  # the first through after refusals in a row
+        elif not ok and not self._refused_run:
+            self._run_began = ticket.started
         self._refused_run = 0 if ok else self._refused_run + 1
         if ok:
             self._last_success = now
@@ -1442,6 +1448,38 @@ class AdaptiveRate:
         self._punished_until = math.inf
         return True
 
+    def _punished_again(self, previous: _Cut, now: float) -> bool:
+        """Whether the pace held after a punished probe was punished too: held a tenth lower.
+
+        A second without a success, in a blackout that began with a refusal of
+        the held pace (not a probe) after a punishment: the held estimate was
+        high (the second before the
+        probe counted two calendar windows: 28/s of 20 a second, then a 3-s box
+        after each held second, the long run's 7/s read as the rate between).
+        The estimate goes to a tenth under the least of it and what got
+        through since the last blackout ended (over a second at least); the
+        punishment's plateau goes on, and the blackout's refusals cut nothing.
+        """
+        began = self._run_began
+        if (
+            self._goodput(now, SHORT_WINDOW) > 0
+            or not previous.punished
+            or previous is self._window_cut
+            or began < previous.at + APPROACH * previous.rounds
+            or self._rate_at(began) > HOLD * previous.estimate * (1 + 1e-9)
+        ):
+            return False
+        since = max(self._back_at, previous.at)
+        through = sum(1 for _, at, _, good in self._answers if good and since <= at < began)
+        estimate = BETA * min(previous.estimate, through / max(began - since, SHORT_WINDOW))
+        estimate = max(MIN_RATE, estimate)
+        self._cut = attrs.evolve(previous, at=now, rate=BETA * estimate, estimate=estimate)
+        self.estimate = estimate
+        self._checked = True
+        self._punished_until = math.inf
+        self.cuts += 1
+        return True
+
     def _first_look(self, now: float) -> None:
         """The first cut, once a round of answers is in (a few answers say little)."""
         first = self._first_refusal
@@ -1492,10 +1530,13 @@ class AdaptiveRate:
 
     def _cut_now(self, now: float, share: float, refused_at: float | None = None) -> None:
         previous = self._cut if self.active else None
-        if previous is None and not any(good for _, _, _, good in self._answers):
+        if (previous is None and not any(good for _, _, _, good in self._answers)) or (
+            previous is not None and self._punished_again(previous, now)
+        ):
             # Nothing got through yet: no basis for a rate (the quota is spent by
             # others, or this is the first request). Each refused request backs off
-            # on its own meanwhile, and the first successes give the basis.
+            # on its own meanwhile, and the first successes give the basis. Or the
+            # pace held after a punishment was punished too (held lower already).
             return
         rate_now = self.rate
         if previous is None:
