@@ -1165,11 +1165,11 @@ class AdaptiveRate:
     def _hold_under(self, window: Window, now: float, *, refused: bool = False) -> None:
         """Pace just under a fixed window read from the answers (see `_windows`).
 
-        A window of a second is paced evenly; a longer one is sent in a
-        burst of its limit at most in any of its periods (a log of starts,
-        as under an announced quota). Held for a plateau, then probed above
-        as after any cut; a probe the window refused (`refused`) waits for
-        its next edge, and the plateau doubles.
+        A window of a second is paced evenly just under its count; a longer
+        one is sent in a burst of its whole count at most in any of its
+        periods (a log of starts, as under an announced quota). Held for a
+        plateau, then probed above as after any cut; a probe the window
+        refused (`refused`) waits for its next edge, and the plateau doubles.
         """
         cut = self._cut
         if self._holding() is not None and not refused:
@@ -1205,8 +1205,9 @@ class AdaptiveRate:
 
     @staticmethod
     def _window_edge(window: Window, now: float) -> float:
-        """When the window read next rolls over, counted from the edge it was read at."""
-        return window.read_at + window.period * math.ceil((now - window.read_at) / window.period)
+        """When the window read next rolls over after `now` (a start at an edge opens one)."""
+        passed = math.floor((now - window.read_at) / window.period)
+        return window.read_at + window.period * (passed + 1)
 
     def _holding(self) -> Window | None:
         """The window paced under, if its hold is the cut in force."""
@@ -1229,10 +1230,9 @@ class AdaptiveRate:
         if window.period <= SHORT_PERIOD:
             return self._held_block  # paced evenly by `rate`
         now = self._clock()
-        limit = window.limit
-        allowed = max(
-            1, math.floor(limit * self._probing_window(now)) - math.floor(limit * QUOTA_MARGIN)
-        )
+        # Its whole count: the log spaces every start a period and a hundredth from the
+        # one its count before (2 % under left a crawl's last 2 of 100 a window later).
+        allowed = max(1, math.floor(window.limit * self._probing_window(now)))
         period = window.period * (1 + _WINDOW_MARGIN)
         starts = self._held_starts
         while starts and starts[0] <= now - period:
@@ -1453,9 +1453,9 @@ class AdaptiveRate:
 
         A second without a success, in a blackout that began with a refusal of
         the held pace (not a probe) after a punishment: the held estimate was
-        high (the second before the
-        probe counted two calendar windows: 28/s of 20 a second, then a 3-s box
-        after each held second, the long run's 7/s read as the rate between).
+        high (the second before the probe counted two calendar windows: 28/s
+        of 20 a second, then a 3-s box after each held second, the long run's
+        7/s read as the rate between).
         The estimate goes to a tenth under the least of it and what got
         through since the last blackout ended (over a second at least); the
         punishment's plateau goes on, and the blackout's refusals cut nothing.

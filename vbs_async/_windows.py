@@ -136,8 +136,8 @@ class WindowWatch:
                 high = min(high, (other.admitted - one.refused) / (j - k))
         # Whole seconds: the shortest is one (edges under a second apart are a bucket's interval).
         period = float(math.ceil(low))
-        if period > high or period > LONGEST:
-            return None
+        if not period <= high < period + 1 or period > LONGEST:
+            return None  # no whole second fits, or more than one does (edges seen loosely)
         window = Window(min(counts), period, edge.admitted)
         self.window = window
         return window
