@@ -987,6 +987,7 @@ class _Cut:
     probe: bool = False
     punished: bool = False
     rounds: float = 1.0  # the time constants' scale: slower answers, slower steps
+    lasting: bool = False  # made by refusals that lasted, a few per cent (`LASTING_SHARE`)
 
 
 class AdaptiveRate:
@@ -1387,7 +1388,8 @@ class AdaptiveRate:
         ):
             return
         share, _ = self._share_refused(self._answered_from(now, SHORT_WINDOW))
-        if self._rate_at(ticket.started) > cut.estimate and share > self.noise():
+        before = share
+        if self._rate_at(ticket.started) > cut.estimate and share > self._noise_floor(cut):
             # Refused while probing beyond the estimate: the first refusal says
             # enough, and waiting for more costs more of them.
             self._cut_now(now, share, refused_at=self._rate_at(ticket.started))
@@ -1400,7 +1402,27 @@ class AdaptiveRate:
             lasting, _ = self._share_refused(self._answered_from(now, LASTING))
             if not (ticket.started >= cut.at + LASTING and lasting > max(LASTING_SHARE, floor)):
                 return
-        self._cut_now(now, share)
+            share = lasting
+        self._cut_now(now, share, lasting=share != before)
+
+    def _noise_floor(self, cut: _Cut) -> float:
+        """The share of refusals a probe after `cut` must exceed to be the quota's.
+
+        Twice what the pace held before the probe had refused (and a point, up to
+        `CUT_SHARE`), once 20 answers say: refusals at random refused a probe's first score of
+        requests (5 % of them), each stopped short of the quota and raised the
+        estimate 3 % (a 50/s bucket, 5 % at random: paced at 25/s for good).
+        """
+        begin = cut.at + APPROACH * cut.rounds
+        end = begin + cut.plateau * cut.rounds
+        if cut.punished:
+            begin = max(begin, self._punished_until)  # the blackout is not the pace's
+        held = [good for _, started, _, good in self._answers if begin <= started < end]
+        if len(held) < QUOTA_NOISE_ANSWERS or all(held):
+            return self.noise()
+        # No more than a cut needs: refusals above that are a quota's (one that dropped
+        # while held), and a probe let run on through them doubled past twice a quota.
+        return max(self.noise(), min(CUT_SHARE, 2 * held.count(False) / len(held) + 0.01))
 
     def _punished(self, now: float) -> bool:
         """Whether a refused probe has just turned out punished: back to the pace that held.
@@ -1528,7 +1550,9 @@ class AdaptiveRate:
             return True
         return False
 
-    def _cut_now(self, now: float, share: float, refused_at: float | None = None) -> None:
+    def _cut_now(
+        self, now: float, share: float, refused_at: float | None = None, *, lasting: bool = False
+    ) -> None:
         previous = self._cut if self.active else None
         if (previous is None and not any(good for _, _, _, good in self._answers)) or (
             previous is not None and self._punished_again(previous, now)
@@ -1590,7 +1614,14 @@ class AdaptiveRate:
         self._previous = previous
         rounds = max(1.0, self._latency(now) / SLOW_ANSWERS)
         self._cut = _Cut(
-            now, max(MIN_RATE, BETA * estimate), estimate, plateau, share, probe, rounds=rounds
+            now,
+            max(MIN_RATE, BETA * estimate),
+            estimate,
+            plateau,
+            share,
+            probe,
+            rounds=rounds,
+            lasting=lasting,
         )
         self._checked = False
         self.estimate = estimate
@@ -1620,11 +1651,20 @@ class AdaptiveRate:
             self._cut = attrs.evolve(cut, rate=BETA * estimate, estimate=estimate, plateau=plateau)
             self.estimate = estimate
             return
-        if (
-            previous is None
-            and NOISE_MIN <= cut.share_before < NOISE_MAX
-            and NOISE_KEPT * cut.share_before <= share < NOISE_MAX
-        ):
+        noise = NOISE_MIN <= cut.share_before < NOISE_MAX and (
+            NOISE_KEPT * cut.share_before <= share < NOISE_MAX
+        )
+        if noise and previous is not None and cut.lasting:
+            # A few per cent refused for seconds, and as many after the cut: not a
+            # pace a little over the quota, noise on top of it (10 % at random on a
+            # 30/s bucket cut the pace every few seconds, to a third). Taken for noise
+            # from then on (no more such cuts below twice it); the cut stands, and
+            # its probes find the quota again. (Going back to the pace before it
+            # sent twice a quota raised since: the schedule property.)
+            self.reverted += 1
+            self._noise, self._noise_at = max(self.noise(), share), now
+            return
+        if previous is None and noise:
             # Refusals that do not follow the rate: an overloaded backend, not a quota.
             # Only a first cut is taken back: what it cut was unpaced.
             self.reverted += 1
