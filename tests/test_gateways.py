@@ -223,18 +223,18 @@ def test_random_429s_on_top_of_a_quota_do_not_pull_it_down():
     assert efficiency(run, 50, 5, 30) >= 0.8
 
 
+def noisy_crawl(spec: str) -> Simulated:
+    """450 pages behind `spec`, 16 projects at once, the global random seeded (back-off
+    jitter): the fake clock's crawl for random 429s on top of a quota."""
+    random.seed(0)
+    return simulate(parse_gateway(spec), seconds=120, requests=450, listings=16, network=0.002)
+
+
 def test_random_429s_do_not_stop_the_probes_short_of_a_bucket_with_a_small_burst():
     # Before: the first refusal of a probe above the estimate ended it, and 5 % at
     # random refused one of its first score of requests: each probe stopped at 35 to
     # 43/s and raised the estimate 3 %, a 50/s bucket paced at 25/s (17.8 s; now 12.2).
-    random.seed(0)
-    run = simulate(
-        parse_gateway("50:10&random:0.05,announce=off"),
-        seconds=120,
-        requests=450,
-        listings=16,
-        network=0.002,
-    )
+    run = noisy_crawl("50:10&random:0.05,announce=off")
     assert run.ended <= 13.5
 
 
@@ -243,14 +243,7 @@ def test_ten_per_cent_of_429s_at_random_on_a_quota_do_not_ratchet_its_pace_down(
     # a few per cent above the held pace cut it again every few seconds, to a third
     # of the quota (23 s for 450 requests; now 16). A cut after which as many are
     # refused makes that share noise: no more such cuts for it.
-    random.seed(0)
-    run = simulate(
-        parse_gateway("30:30&random:0.1,announce=off"),
-        seconds=120,
-        requests=450,
-        listings=16,
-        network=0.002,
-    )
+    run = noisy_crawl("30:30&random:0.1,announce=off")
     assert run.ended <= 19
     assert run.controller.reverted >= 1
 
