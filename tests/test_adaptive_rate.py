@@ -896,3 +896,18 @@ def test_a_probe_refused_with_exactly_the_held_pace_through_keeps_the_estimate()
     assert gateway.rate.cuts == 2
     # No more got through than the plateau sends: the quota is not above the estimate.
     assert gateway.rate.estimate == 20.0
+
+
+def test_a_window_read_that_carries_less_than_lately_got_through_is_not_held():
+    # An outsider's gateway, down 2 s in every 5 and 30 a second otherwise: edges as
+    # regular as a window's, read as "30 per 3 s", held, and the hold's own 28 a window
+    # read again as its count: the crawl ran at 5.6/s of 18. A count that ran out lets
+    # through at least what got through lately.
+    gateway = Gateway()
+    gateway.stream(10.0, 21.0, 40)
+    for begin in (21.0, 24.0, 27.0):
+        gateway.stream(begin, begin + 1.0, 30)  # 30 through in the window's first second
+        gateway.stream(begin + 1.0, begin + 3.0, 10, refused=lambda _: True)
+    gateway.stream(30.0, 30.5, 30)
+    assert gateway.rate.estimate != pytest.approx(0.98 * 30 / 3 / HOLD)
+    assert gateway.rate.opens() == -math.inf

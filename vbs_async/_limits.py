@@ -310,6 +310,11 @@ times its limit got through, across projects, among the client's requests starte
 period: a quota counting them all lets twice its limit through at most (a calendar window
 straddled), three times from a bucket whose burst is twice its rate. A quota per project
 taken for every request's paced a crawl of 20 projects at 2/s in all: 45.6 s, not 7."""
+WINDOW_GOODPUT: Final = 0.9
+"""A window read is held under only if it carries this share of the goodput of the last
+`LONG_WINDOW` seconds at least: a gateway refusing everything 2 s in every 5 (an outage,
+not a count) was read as the count a hold had sent per window, and held there (28 per
+5 s of 90)."""
 WINDOW_PLATEAU: Final = 8.0
 """Seconds a pace just under a fixed window read from the answers holds before it is probed
 above (doubling each time the window refused the probe, up to `PENALTY_PLATEAU_MAX`)."""
@@ -1175,6 +1180,10 @@ class AdaptiveRate:
         cut = self._cut
         if self._holding() is not None and not refused:
             return  # held under it already, and nothing refused since
+        if not refused and window.rate < WINDOW_GOODPUT * self._goodput(now, LONG_WINDOW):
+            # Less than the gateway let through lately: not a count that ran out (an
+            # outage every 5 s, read as the 30 a hold of its own had sent per window).
+            return
         if window.period <= SHORT_PERIOD:
             # A bucket drawn a little over its rate may pass for a window of a second:
             # probed as often as after any cut (a quota raised is found within seconds).
