@@ -904,7 +904,7 @@ def test_a_window_read_that_carries_less_than_lately_got_through_is_not_held():
     # read again as its count: the crawl ran at 5.6/s of 18. A count that ran out lets
     # through at least what got through lately.
     gateway = Gateway()
-    gateway.stream(10.0, 21.0, 40)
+    gateway.stream(10.0, 21.0, 100)
     for begin in (21.0, 24.0, 27.0):
         gateway.stream(begin, begin + 1.0, 30)  # 30 through in the window's first second
         gateway.stream(begin + 1.0, begin + 3.0, 10, refused=lambda _: True)
