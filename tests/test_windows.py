@@ -32,7 +32,7 @@ def feed(watch: WindowWatch, answers, *, answered_after: float = 0.3):
     """Each answer `answered_after` its start; the windows read, in order."""
     read = []
     for started, ok in answers:
-        window = watch.answered(started, ok, started + answered_after, LATENCY)
+        window = watch.answered(started, ok, started + answered_after, lambda: LATENCY)
         if window is not None:
             read.append(window)
     return read
@@ -61,7 +61,7 @@ def test_answers_that_overtake_each_other_are_read_in_the_order_the_requests_lef
     read = []
     for started, ok in answers:
         answered = started + (0.04 if ok else 0.002)
-        window = watch.answered(started, ok, answered, LATENCY)
+        window = watch.answered(started, ok, answered, lambda: LATENCY)
         read += [window] if window is not None else []
     assert [(w.limit, w.period) for w in read][:1] == [(100, 5.0)]
 

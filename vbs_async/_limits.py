@@ -1164,7 +1164,7 @@ class AdaptiveRate:
                 self._punished_until = now + LASTING
         while answers and answers[0][0] <= now - LONG_WINDOW:
             answers.popleft()
-        window = self._windows.answered(ticket.started, ok, now, self._latency(now))
+        window = self._windows.answered(ticket.started, ok, now, lambda: self._latency(now))
         if window is not None:
             self._hold_under(window, now)
         return now
@@ -1398,13 +1398,13 @@ class AdaptiveRate:
         ):
             return
         share, _ = self._share_refused(self._answered_from(now, SHORT_WINDOW))
-        before = share
         if self._rate_at(ticket.started) > cut.estimate and share > self._noise_floor(cut):
             # Refused while probing beyond the estimate: the first refusal says
             # enough, and waiting for more costs more of them.
             self._cut_now(now, share, refused_at=self._rate_at(ticket.started))
             return
         floor = 2 * self.noise() + 0.01
+        lasting_cut = False
         if share <= max(CUT_SHARE, floor):
             # As few as a pace off by a few percent gives, or the gateway's usual
             # noise: only if they last (the estimate is a few percent high) do
@@ -1412,8 +1412,8 @@ class AdaptiveRate:
             lasting, _ = self._share_refused(self._answered_from(now, LASTING))
             if not (ticket.started >= cut.at + LASTING and lasting > max(LASTING_SHARE, floor)):
                 return
-            share = lasting
-        self._cut_now(now, share, lasting=share != before)
+            share, lasting_cut = lasting, True
+        self._cut_now(now, share, lasting=lasting_cut)
 
     def _noise_floor(self, cut: _Cut) -> float:
         """The share of refusals a probe after `cut` must exceed to be the quota's.

@@ -24,9 +24,12 @@ from __future__ import annotations
 import bisect
 import math
 from collections import deque
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import attrs
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 CYCLES: Final = 2
 """Windows in a row that must agree on the period and the count before one is read."""
@@ -86,10 +89,17 @@ class WindowWatch:
         self._edges: deque[_Edge] = deque(maxlen=CYCLES + 1)
         self.window: Window | None = None
 
-    def answered(self, started: float, ok: bool, now: float, latency: float) -> Window | None:
-        """An answer to a request that left at `started`; a window newly read, if any."""
+    def answered(
+        self, started: float, ok: bool, now: float, latency: Callable[[], float]
+    ) -> Window | None:
+        """An answer to a request that left at `started`; a window newly read, if any.
+
+        `latency`: the median latency lately (asked for only when an answer may settle).
+        """
         bisect.insort(self._pending, (started, ok))
-        horizon = now - max(SETTLED, 3 * latency)
+        if self._pending[0][0] >= now - SETTLED:
+            return None  # nothing can settle yet: no median latency taken
+        horizon = now - max(SETTLED, 3 * latency())
         settled = bisect.bisect_left(self._pending, (horizon, False))
         if not settled:
             return None
