@@ -296,6 +296,20 @@ def test_a_window_read_and_then_raised_is_found_by_the_probes():
     assert run.succeeded_between(40, 45) >= 0.8 * 5 * 100
 
 
+@pytest.mark.parametrize("seed", [0, 7])
+def test_a_pace_held_a_few_per_cent_over_a_bucket_is_lowered_and_stays_lowered(seed):
+    # A 50/s bucket with a burst of 10. Each probe's last second counted the burst saved
+    # up under the held pace (53/s), so the pace held at 95 % of it was refused 2 times a
+    # second; the refusals that lasted came as the next probe began and were taken for
+    # its refusals, the estimate kept: 18 refused from 6 s on. Lowered to what got
+    # through but raised again by the next probe: 11 to 12.
+    random.seed(seed)
+    gateway = parse_gateway("50:10,announce=off")
+    run = simulate(gateway, seconds=60, requests=760, listings=16, network=0.002, seed=seed)
+    assert sum(1 for started, ok in run.starts if not ok and started >= 6) <= 9
+    assert run.ended <= 16.5
+
+
 @pytest.mark.parametrize("calendar", [0.5, 0.7])
 def test_a_held_pace_boxed_after_a_punished_probe_is_held_lower_not_at_the_long_run(calendar):
     # An outsider's gateway: 20 per calendar second, and 3 s refusing everything after

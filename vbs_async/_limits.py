@@ -165,6 +165,7 @@ that punished a probe, up to `PENALTY_PLATEAU_MAX`)."""
 PENALTY_PLATEAU_MAX: Final = 30.0
 """The longest plateau between probes of a gateway that punishes an excess."""
 PROBE_DOUBLING: Final = 0.7
+"""Seconds in which a probing rate doubles."""
 PROBE_GAIN: Final = 1.03
 """A refused probe raises the estimate by at most this factor (its pace, refused, is
 above the quota by as much as the refusal took to come back). Small: what carried the
@@ -174,7 +175,13 @@ second all along); a fast bucket with a tiny burst (400/s, 3) still climbs by it
 PROBE_PLATEAU_MAX: Final = 2.0
 """The plateau grows after each refused probe, up to this many seconds (a restored
 quota must still be found within seconds)."""
-"""Seconds in which a probing rate doubles."""
+CEILING_MEMORY: Final = 20.0
+"""Seconds during which a probe refused raises the estimate no higher than what got
+through of a pace held under it and refused for seconds (a few per cent, `LASTING`).
+The probe's last second counts a bucket's burst saved up while held under the quota
+(53/s of a 50/s bucket with a burst of 10): held at 95 % of that, 2 429s a second all
+along, each probe raising it again. Forgotten after that long: a quota raised by less
+than twice is found by the next probe after it (raised by more, by any probe)."""
 BLACKOUT_RUN: Final = 5
 BLACKOUT_SHARE: Final = 0.2
 BLACKOUT_TRICKLE: Final = 10.0
@@ -198,13 +205,13 @@ PUNISHED_PLATEAU: Final = 8.0
 NOISE_CHECK: Final = 0.3
 """Seconds after a cut at which it is checked that the cut lowered the share of refusals."""
 NOISE_HALF_LIFE: Final = 30.0
+"""Seconds in which the share of refusals taken for noise halves."""
 NOISE_MIN: Final = 0.03
 """Fewer refusals than this share before a cut are too few to call noise."""
 NOISE_MAX: Final = 0.3
 """More refusals than this share are a quota's, not noise."""
 NOISE_KEPT: Final = 0.6
 """A cut that leaves this much of the share of refusals did not help: noise."""
-"""Seconds in which the share of refusals taken for noise halves."""
 
 _ANNOUNCED: Final = re.compile(
     r"(?:policy\s+(?P<scope>[a-z]+)\b.*?)?limit\s*:\s*(?P<limit>[0-9]{1,12})\s*,\s*"
@@ -1056,6 +1063,8 @@ class AdaptiveRate:
         self._window_held: Window | None = None
         self._held_starts: deque[float] = deque()
         self._held_block = -math.inf
+        # (when, rate): the quota as last read from a held pace refused for seconds.
+        self._ceiling = (-math.inf, math.inf)
 
     # -- what is in force now ------------------------------------------------------------
 
@@ -1277,12 +1286,13 @@ class AdaptiveRate:
         refused_from = min((s for _, s, _, good in self._answers if not good), default=now)
         return max(over_a_second, self._goodput_since(now, refused_from))
 
-    def _held(self, cut: _Cut, now: float) -> float | None:
+    def _held(self, cut: _Cut, now: float, *, lasting: bool = False) -> float | None:
         """The goodput of the pace held after `cut`, if more of it was refused than lasts.
 
         That is: among the requests started between the climb's end and the
-        probe (or now), answered by now, more than `CUT_SHARE` refused and at
-        least half the estimate through.
+        probe (or now), answered by now, more than `CUT_SHARE` refused (more
+        than `LASTING_SHARE`, for refusals that lasted) and at least half the
+        estimate through.
         """
         begin = cut.at + APPROACH * cut.rounds
         end = min(begin + cut.plateau * cut.rounds, now - self._latency(now))
@@ -1290,7 +1300,8 @@ class AdaptiveRate:
             begin = max(begin, self._punished_until)  # the blackout is not the pace's
         held = [good for _, started, _, good in self._answers if begin <= started < end]
         refused = held.count(False)
-        if len(held) < 10 or refused / len(held) <= max(CUT_SHARE, 2 * self.noise() + 0.01):  # noqa: PLR2004
+        least = LASTING_SHARE if lasting else CUT_SHARE
+        if len(held) < 10 or refused / len(held) <= max(least, 2 * self.noise() + 0.01):  # noqa: PLR2004
             return None
         goodput = (len(held) - refused) / (end - begin)
         # Less than half through is a blackout (a penalty box, a spent window), not a pace.
@@ -1601,23 +1612,22 @@ class AdaptiveRate:
         if self._cap_in_flight(now, estimate, first=previous is None):
             return
         plateau, probe = PLATEAU, False
-        held = self._held(previous, now) if previous is not None else None
-        if held is not None and estimate <= 2 * held:
+        held = self._held(previous, now, lasting=lasting) if previous is not None else None
+        if held is not None and previous is not None and estimate <= 2 * held:
             # Refused at the pace held under the estimate already, before the probe
             # (the estimate is high: a 1-second count straddling two calendar
             # windows, a bucket's saved-up burst): what got through of it is the quota.
             # Unless twice as much got through in the last second: the quota rose
             # since (6/s held, then 42/s restored: the held pace is history).
             estimate, probe = min(estimate, held), False
+            if lasting:
+                # A few per cent refused for seconds at the pace held: the quota lies
+                # just under it, and what got through is the quota. Remembered: a
+                # probe's last second may count a bucket's saved-up burst again.
+                self._ceiling = (now, estimate)
+                plateau = previous.plateau
         elif previous is not None and rate_now > previous.estimate:
-            # Refused while probing beyond the estimate: the quota lies between
-            # the estimate and the pace refused (the last second's goodput mostly
-            # counts the plateau, under the estimate: it would ratchet down).
-            if refused_at is not None and estimate > HOLD * previous.estimate:
-                # More got through than the plateau sends: the quota is above it.
-                estimate = max(estimate, min(refused_at, PROBE_GAIN * previous.estimate))
-            # Refused above the estimate says nothing against the estimate itself.
-            estimate = max(estimate, previous.estimate)
+            estimate = self._probe_refused(previous, now, estimate, refused_at)
             # Probe less often.
             plateau, probe = min(PROBE_PLATEAU_MAX, previous.plateau * 1.5), True
         estimate = max(MIN_RATE, min(estimate, self.max_rate or math.inf))
@@ -1637,6 +1647,24 @@ class AdaptiveRate:
         self.estimate = estimate
         self.active = True
         self.cuts += 1
+
+    def _probe_refused(
+        self, previous: _Cut, now: float, estimate: float, refused_at: float | None
+    ) -> float:
+        """The estimate after a probe beyond `previous` was refused (`estimate`: the goodput).
+
+        The quota lies between the estimate and the pace refused (the last
+        second's goodput mostly counts the plateau, under the estimate: it
+        would ratchet down).
+        """
+        if refused_at is not None and estimate > HOLD * previous.estimate:
+            # More got through than the plateau sends: the quota is above it.
+            estimate = max(estimate, min(refused_at, PROBE_GAIN * previous.estimate))
+        at, ceiling = self._ceiling
+        if now < at + CEILING_MEMORY:
+            estimate = min(estimate, ceiling)
+        # Refused above the estimate says nothing against the estimate itself.
+        return max(estimate, previous.estimate)
 
     def _check_cut(self, now: float) -> None:
         """`NOISE_CHECK` after a cut: take it back if the refusals did not become rarer."""
@@ -1673,6 +1701,7 @@ class AdaptiveRate:
             # sent twice a quota raised since: the schedule property.)
             self.reverted += 1
             self._noise, self._noise_at = max(self.noise(), share), now
+            self._ceiling = (-math.inf, math.inf)  # noise's reading, not the quota's
             return
         if previous is None and noise:
             # Refusals that do not follow the rate: an overloaded backend, not a quota.
