@@ -63,6 +63,11 @@ botocore's adaptive mode, the first anchor, failed each as said):
   got through; and a held pace refused more than `CUT_SHARE` (a 1-second
   count that straddled two calendar windows) lowers the estimate to what
   the held pace got through, rather than the probe after it keeping it.
+- A bucket with a small burst (50/s, 10). Each refused probe's last second
+  counted the burst saved up under the held pace (53/s), and the pace held
+  at 95 % of that was refused twice a second for good. Here: refusals that
+  last at a held pace (`LASTING`) lower it to what got through of it, and
+  for `CEILING_MEMORY` seconds a refused probe raises the estimate no higher.
 
 - A gateway that answers in more than a second. Judged by the requests
   started in the last second, none of which were answered yet, its 429s never
