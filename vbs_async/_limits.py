@@ -63,11 +63,17 @@ botocore's adaptive mode, the first anchor, failed each as said):
   got through; and a held pace refused more than `CUT_SHARE` (a 1-second
   count that straddled two calendar windows) lowers the estimate to what
   the held pace got through, rather than the probe after it keeping it.
-- A bucket with a small burst (50/s, 10). Each refused probe's last second
-  counted the burst saved up under the held pace (53/s), and the pace held
-  at 95 % of that was refused twice a second for good. Here: refusals that
-  last at a held pace (`LASTING`) lower it to what got through of it, and
-  for `CEILING_MEMORY` seconds a refused probe raises the estimate no higher.
+- A bucket with a small burst (50/s, 10). The first burst's requests leave
+  together and reach the gateway in any order: the 10 of its burst that got
+  through counted as sent since the first refused one, 228/s in 40 ms, and
+  0.3 s at 205/s cost 20 429s. Here: the first cut is lowered to what got
+  through of the requests sent since the first refusal came back, once a
+  round of them is answered (`_refine_first_cut`). Each refused probe's last
+  second counted the burst saved up under the held pace (53/s), and the pace
+  held at 95 % of that was refused twice a second for good. Here: refusals
+  that last at a held pace (`LASTING`) lower it to what got through of it,
+  and for `CEILING_MEMORY` seconds a refused probe raises the estimate no
+  higher; such a cut is judged noise or not over as long as it took.
 
 - A gateway that answers in more than a second. Judged by the requests
   started in the last second, none of which were answered yet, its 429s never
@@ -130,6 +136,9 @@ MIN_RATE: Final = 0.5
 FIRST_LOOK: Final = 0.05
 """Seconds (one and a half latencies at least) after the first 429 before the first cut: the answers
 to the first burst are in by then, and a few early answers say little."""
+FIRST_LOOK_LONGEST: Final = 0.3
+"""Seconds after the first cut during which it may still be lowered to the refill rate
+(`_refine_first_cut`) once requests sent since the first refusal came back are answered."""
 SLOW_ANSWERS: Final = 0.4
 """A median latency above this many seconds stretches the steps after a cut (its grace,
 climb, plateau, probing and checks) by as many times: they are a round trip or a few, and
@@ -182,11 +191,15 @@ PROBE_PLATEAU_MAX: Final = 2.0
 quota must still be found within seconds)."""
 CEILING_MEMORY: Final = 20.0
 """Seconds during which a probe refused raises the estimate no higher than what got
-through of a pace held under it and refused for seconds (a few per cent, `LASTING`).
-The probe's last second counts a bucket's burst saved up while held under the quota
-(53/s of a 50/s bucket with a burst of 10): held at 95 % of that, 2 429s a second all
-along, each probe raising it again. Forgotten after that long: a quota raised by less
-than twice is found by the next probe after it (raised by more, by any probe)."""
+through of a pace held under it and refused for seconds (a few per cent, `LASTING`),
+unless it read more than `CEILING_BURST` times that. The probe's last second counts a
+bucket's burst saved up while held under the quota (53/s of a 50/s bucket with a burst
+of 10): held at 95 % of that, 2 429s a second all along, each probe raising it again.
+Forgotten after that long (a quota raised by less than a quarter is found then), and
+when the refusals turn out to be noise."""
+CEILING_BURST: Final = 1.25
+"""A probe's reading over this many times that ceiling is a quota raised since, not a
+bucket's saved-up burst (10 of a 50/s bucket's in a second read 53 to 55/s): taken."""
 BLACKOUT_RUN: Final = 5
 BLACKOUT_SHARE: Final = 0.2
 BLACKOUT_TRICKLE: Final = 10.0
@@ -1070,6 +1083,9 @@ class AdaptiveRate:
         self._held_block = -math.inf
         # (when, rate): the quota as last read from a held pace refused for seconds.
         self._ceiling = (-math.inf, math.inf)
+        # (the first cut, the first refusal, what got through over a second): see
+        # `_refine_first_cut`.
+        self._refine: tuple[_Cut, float, float] | None = None
 
     # -- what is in force now ------------------------------------------------------------
 
@@ -1285,11 +1301,52 @@ class AdaptiveRate:
         all that got through, over a second at least, is a calendar second's
         quota (whose refusals let nothing through until it rolls over).
         """
+        refused_from = min((s for _, s, _, good in self._answers if not good), default=now)
+        return max(self._over_a_second(now), self._goodput_since(now, refused_from))
+
+    def _over_a_second(self, now: float) -> float:
+        """All that got through since the first request left, over a second at least."""
         first_start = min((started for _, started, _, _ in self._answers), default=now)
         ok = sum(1 for *_, good in self._answers if good)
-        over_a_second = ok / max(now - first_start, SHORT_WINDOW)
-        refused_from = min((s for _, s, _, good in self._answers if not good), default=now)
-        return max(over_a_second, self._goodput_since(now, refused_from))
+        return ok / max(now - first_start, SHORT_WINDOW)
+
+    def _refill_since(self, now: float, first_refusal: float) -> float | None:
+        """The first start since the first refusal came back, once a round of them is answered."""
+        latency = self._latency(now)
+        since = min((s for _, s, _, _ in self._answers if s >= first_refusal), default=None)
+        return since if since is not None and now - latency - since >= latency else None
+
+    def _refine_first_cut(self, now: float) -> None:
+        """Lower the first cut to the refill rate, once requests sent since it say it.
+
+        The first burst's requests leave together and reach the gateway in any
+        order: among those that left with the first refused one or after it,
+        what got through may be a bucket's saved-up burst (10 of a 50/s
+        bucket's in 40 ms read 228/s; 0.3 s at 205/s cost 20 429s before the
+        next cut). What got through of the requests sent since the first
+        refusal came back, a round of them, is the refill rate.
+
+        Not behind slow answers (over `SLOW_ANSWERS`): there the lower first
+        cut moved the later ones, and a quota dropped for 5 s and restored
+        was found over 5 s late in 6 of 12 runs at 0.55-s answers (none
+        before): the next probe was refused by the dropped quota just before
+        it came back, and the one after it came seconds later.
+        """
+        pending = self._refine
+        if pending is None:
+            return
+        cut, first_refusal, floor = pending
+        since = self._refill_since(now, first_refusal)
+        if self._cut is not cut or (since is None and now > cut.at + FIRST_LOOK_LONGEST):
+            self._refine = None
+            return
+        if since is None:
+            return
+        self._refine = None
+        refill = max(floor, self._goodput_since(now, since))
+        if refill < cut.estimate:
+            self._cut = attrs.evolve(cut, rate=max(MIN_RATE, BETA * refill), estimate=refill)
+            self.estimate = refill
 
     def _held(self, cut: _Cut, now: float, *, lasting: bool = False) -> float | None:
         """The goodput of the pace held after `cut`, if more of it was refused than lasts.
@@ -1369,6 +1426,7 @@ class AdaptiveRate:
     def succeeded(self, ticket: Ticket) -> None:
         """A request was answered without throttling."""
         now = self._record(ticket, ok=True)
+        self._refine_first_cut(now)
         self._check_cut(now)
         if not self.active:
             self._first_look(now)
@@ -1377,6 +1435,7 @@ class AdaptiveRate:
         """A request was throttled: cut once per round, unless refusals look like noise."""
         self.throttled_answers += 1
         now = self._record(ticket, ok=False)
+        self._refine_first_cut(now)
         self._check_cut(now)
         held = self._holding()
         cut = self._cut
@@ -1536,7 +1595,13 @@ class AdaptiveRate:
         self._first_refusal = None
         share, _ = self._share_refused(self._answered_from(now, SHORT_WINDOW))
         if share > max(CUT_SHARE, 2 * self.noise() + 0.01):
+            cuts = self.cuts
             self._cut_now(now, share)
+            cut, floor = self._cut, self._over_a_second(now)
+            if self.cuts > cuts and cut is not None and cut.rounds == 1 and cut.estimate > floor:
+                # Read from the requests sent since the first refused one left: a
+                # refill rate, or a burst that reached the gateway before it.
+                self._refine = (cut, first, floor)
 
     def _answered_from(self, now: float, seconds: float) -> float:
         """The first start of `seconds` of starts of which half at least are answered by now.
@@ -1626,10 +1691,11 @@ class AdaptiveRate:
             # since (6/s held, then 42/s restored: the held pace is history).
             estimate, probe = min(estimate, held), False
             if lasting:
-                # A few per cent refused for seconds at the pace held: the quota lies
-                # just under it, and what got through is the quota. Remembered: a
-                # probe's last second may count a bucket's saved-up burst again.
-                self._ceiling = (now, estimate)
+                # A few per cent for seconds: the quota lies just under the pace held.
+                # Remembered, for a probe's last second may count a bucket's saved-up
+                # burst again; a step of `HOLD` over what got through, which read a
+                # few per cent low (19.5/s of a 20/s bucket, held at 18.5 for good).
+                self._ceiling = (now, max(estimate, HOLD * previous.estimate))
                 plateau = previous.plateau
         elif previous is not None and rate_now > previous.estimate:
             estimate = self._probe_refused(previous, now, estimate, refused_at)
@@ -1666,7 +1732,8 @@ class AdaptiveRate:
             # More got through than the plateau sends: the quota is above it.
             estimate = max(estimate, min(refused_at, PROBE_GAIN * previous.estimate))
         at, ceiling = self._ceiling
-        if now < at + CEILING_MEMORY:
+        if now < at + CEILING_MEMORY and estimate <= CEILING_BURST * ceiling:
+            # No more than a saved-up burst over it: the probe found no higher quota.
             estimate = min(estimate, ceiling)
         # Refused above the estimate says nothing against the estimate itself.
         return max(estimate, previous.estimate)
@@ -1679,6 +1746,12 @@ class AdaptiveRate:
         share, answers = self._share_refused(cut.at)
         if answers < 10 and (answers < 3 or now < cut.at + 4 * NOISE_CHECK * cut.rounds):  # noqa: PLR2004
             return  # too few to judge by yet
+        if cut.lasting and now < cut.at + LASTING * cut.rounds:
+            # Made by a few per cent over `LASTING` seconds: judged over as long (5 % at
+            # random, 20 a second: the 10 answers after 0.5 s held none of them three
+            # times in five, the cut was taken for the quota's, and each such cut
+            # lowered the pace another 5 %: 16 s for 450 requests at 50/s, now 12).
+            return
         self._checked = True
         previous = self._previous
         nothing_through = not any(
