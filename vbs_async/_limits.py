@@ -136,6 +136,8 @@ MIN_RATE: Final = 0.5
 FIRST_LOOK: Final = 0.05
 """Seconds (one and a half latencies at least) after the first 429 before the first cut: the answers
 to the first burst are in by then, and a few early answers say little."""
+REFILL_FEWEST: Final = 3
+"""The fewest successes the refill rate that lowers a first cut is read from."""
 FIRST_LOOK_LONGEST: Final = 0.3
 """Seconds after the first cut during which it may still be lowered to the refill rate
 (`_refine_first_cut`) once requests sent since the first refusal came back are answered."""
@@ -1341,6 +1343,14 @@ class AdaptiveRate:
             self._refine = None
             return
         if since is None:
+            return
+        until = now - self._latency(now)
+        through = sum(1 for _, at, _, good in self._answers if good and since <= at < until)
+        if through < REFILL_FEWEST:
+            # Too few to be a rate (a 20/s bucket with a burst of 1 read 1/s: none of
+            # the first requests sent since had got through yet). A round more.
+            if now > cut.at + FIRST_LOOK_LONGEST:
+                self._refine = None
             return
         self._refine = None
         refill = max(floor, self._goodput_since(now, since))
