@@ -384,6 +384,17 @@ phase = st.tuples(
 @example(phases=[(3.0, 5.0, 0.1), (10.0, 131.0, 0.1)], seed=0)
 @example(phases=[(6.0, 5.0, 1.0), (7.0, 37.0, 1.0)], seed=136)
 @example(phases=[(8.0, 6.0, 0.5), (7.0, 42.0, 1.0)], seed=0)
+# Drawn (a quota dropped from 159/s to 25/s while a cut made by lasting refusals was
+# judged, which held off any cut for 2 s: 71 sent in a second):
+@example(
+    phases=[
+        (3.367258482220155, 193.7868161104955, 0.7652066539270246),
+        (9.28145642904613, 26.655228776138003, 0.22758130541597404),
+        (9.467432927672501, 159.03592730202286, 0.18523422172529458),
+        (3.80168191033393, 25.317941231745884, 0.28918706770241526),
+    ],
+    seed=267,
+)
 # Drawn (a few per cent at random-looking refusals cut again and again: 19/s of 43.4):
 @example(
     phases=[

@@ -1473,7 +1473,9 @@ class AdaptiveRate:
         # After a refused probe more refusals say little for a while (a gateway
         # may punish the excess): each request backs off on its own meanwhile.
         if (
-            not self._checked
+            # A cut made by lasting refusals is judged over seconds: meanwhile a
+            # quota's share of refusals (one that dropped since) cuts again.
+            (not self._checked and not (cut.lasting and self._quota_refusing(now)))
             or ticket.started < cut.at + CUT_GRACE * cut.rounds
             or (
                 cut.probe
@@ -1499,6 +1501,11 @@ class AdaptiveRate:
                 return
             share, lasting_cut = lasting, True
         self._cut_now(now, share, lasting=lasting_cut)
+
+    def _quota_refusing(self, now: float) -> bool:
+        """Whether more of the last second's requests were refused than noise refuses."""
+        share, _ = self._share_refused(self._answered_from(now, SHORT_WINDOW))
+        return share >= NOISE_MAX
 
     def _noise_floor(self, cut: _Cut) -> float:
         """The share of refusals a probe after `cut` must exceed to be the quota's.
