@@ -1338,17 +1338,13 @@ class AdaptiveRate:
         if pending is None:
             return
         cut, first_refusal, floor = pending
+        if self._cut is not cut:
+            self._refine = None  # cut again since: read anew
+            return
         since = self._refill_since(now, first_refusal)
-        if self._cut is not cut or (since is None and now > cut.at + FIRST_LOOK_LONGEST):
-            self._refine = None
-            return
-        if since is None:
-            return
-        until = now - self._latency(now)
-        through = sum(1 for _, at, _, good in self._answers if good and since <= at < until)
-        if through < REFILL_FEWEST:
-            # Too few to be a rate (a 20/s bucket with a burst of 1 read 1/s: none of
-            # the first requests sent since had got through yet). A round more.
+        if since is None or self._through_since(now, since) < REFILL_FEWEST:
+            # None sent since is answered yet, or too few got through to be a rate (a
+            # 20/s bucket with a burst of 1 read 1/s). A round more, for a while.
             if now > cut.at + FIRST_LOOK_LONGEST:
                 self._refine = None
             return
@@ -1382,8 +1378,12 @@ class AdaptiveRate:
     def _goodput_since(self, now: float, since: float) -> float:
         """Successes a second among the requests started since `since` (and answered by now)."""
         until = now - self._latency(now)
-        ok = sum(1 for _, started, _, good in self._answers if good and since <= started < until)
-        return ok / max(until - since, self._latency(now), 1e-3)
+        return self._through_since(now, since) / max(until - since, self._latency(now), 1e-3)
+
+    def _through_since(self, now: float, since: float) -> int:
+        """Successes among the requests started since `since`, a latency before now at most."""
+        until = now - self._latency(now)
+        return sum(1 for _, started, _, good in self._answers if good and since <= started < until)
 
     def _recent_goodput(self, now: float) -> float:
         """Successes a second among the requests started in the last `RECENT` seconds."""
@@ -1447,23 +1447,12 @@ class AdaptiveRate:
         now = self._record(ticket, ok=False)
         self._refine_first_cut(now)
         self._check_cut(now)
-        held = self._holding()
-        cut = self._cut
-        if held is not None and cut is not None and ticket.started >= cut.at:
-            opened = self._window_edge(held, ticket.started) - held.period
-            through = sum(1 for at in self.started_through(opened) if at <= ticket.started)
-            if self._probing_window(ticket.started) > 1 and through <= held.limit * (
-                1 + COUNT_SLACK
-            ):
-                # A probe above the window, refused once its limit got through: back
-                # under it from its next edge. (More through: it was raised, or is
-                # no window, a bucket refusing the probe's burst: learned from.)
-                self._hold_under(held, now, refused=True)
-                return
-            # Refused under it: another client spends it, or it is not what was read:
-            # learned from as after any cut (and read again at its edges, if it is one).
-        if self._punished(now) or ticket.started < self._punished_until:
-            return  # a punishment's refusals say nothing of the rate
+        if (
+            self._window_probe_refused(ticket, now)
+            or self._punished(now)
+            or ticket.started < self._punished_until
+        ):
+            return  # back under a held window, or a punishment's: nothing of the rate
         cut = self._cut
         if not self.active or cut is None:
             if self._first_refusal is None:
@@ -1472,19 +1461,17 @@ class AdaptiveRate:
             return
         # After a refused probe more refusals say little for a while (a gateway
         # may punish the excess): each request backs off on its own meanwhile.
-        if (
-            # A cut made by lasting refusals is judged over seconds: meanwhile a
-            # quota's share of refusals (one that dropped since) cuts again.
-            (not self._checked and not (cut.lasting and self._quota_refusing(now)))
-            or ticket.started < cut.at + CUT_GRACE * cut.rounds
-            or (
-                cut.probe
-                and ticket.started < cut.at + PROBE_AFTERMATH * cut.rounds
-                and not 0 < self._recent_goodput(now) < cut.estimate / 2
-            )
+        if ticket.started < cut.at + CUT_GRACE * cut.rounds or (
+            cut.probe
+            and ticket.started < cut.at + PROBE_AFTERMATH * cut.rounds
+            and not 0 < self._recent_goodput(now) < cut.estimate / 2
         ):
             return
         share, _ = self._share_refused(self._answered_from(now, SHORT_WINDOW))
+        if not self._checked and not (cut.lasting and share >= NOISE_MAX):
+            # Not judged yet. A cut made by lasting refusals is judged over seconds:
+            # meanwhile a quota's share of refusals (one that dropped since) cuts again.
+            return
         if self._rate_at(ticket.started) > cut.estimate and share > self._noise_floor(cut):
             # Refused while probing beyond the estimate: the first refusal says
             # enough, and waiting for more costs more of them.
@@ -1502,10 +1489,24 @@ class AdaptiveRate:
             share, lasting_cut = lasting, True
         self._cut_now(now, share, lasting=lasting_cut)
 
-    def _quota_refusing(self, now: float) -> bool:
-        """Whether more of the last second's requests were refused than noise refuses."""
-        share, _ = self._share_refused(self._answered_from(now, SHORT_WINDOW))
-        return share >= NOISE_MAX
+    def _window_probe_refused(self, ticket: Ticket, now: float) -> bool:
+        """Whether `ticket` was a probe above a held window, refused: back under it.
+
+        Refused once the window's count got through: back under it from its next
+        edge. (More through: it was raised, or is no window, a bucket refusing the
+        probe's burst. Refused under it: another client spends it, or it is not
+        what was read. Either is learned from as after any cut, and a window is
+        read again at its edges, if it is one.)
+        """
+        held, cut = self._holding(), self._cut
+        if held is None or cut is None or ticket.started < cut.at:
+            return False
+        opened = self._window_edge(held, ticket.started) - held.period
+        through = sum(1 for at in self.started_through(opened) if at <= ticket.started)
+        if self._probing_window(ticket.started) > 1 and through <= held.limit * (1 + COUNT_SLACK):
+            self._hold_under(held, now, refused=True)
+            return True
+        return False
 
     def _noise_floor(self, cut: _Cut) -> float:
         """The share of refusals a probe after `cut` must exceed to be the quota's.
