@@ -52,7 +52,11 @@ botocore's adaptive mode, the first anchor, failed each as said):
   come late: 4 in flight read as 8/s), the window alone is set, unpaced.
 - 5 % of answers 429 at random. botocore: every round cuts again. Here: a
   cut that does not make refusals rarer within `NOISE_CHECK` is taken back,
-  and that share of refusals is noise from then on (decaying).
+  and that share of refusals is noise from then on (decaying). At 10 %, ten
+  answers after a cut are too few to tell, and the pace was cut a second at a
+  time, to a third of a 50/s bucket: two paces held a tenth apart and refused
+  alike make the share noise too (`_held_noise`), and a probe then needs twice
+  it to end.
 - A calendar second; a bucket with a generous burst. botocore: a burst in
   the first moments sets the first cut. Here: the first sample is what got
   through over a second at least, or what got through of the requests sent
@@ -232,6 +236,17 @@ NOISE_MAX: Final = 0.3
 """More refusals than this share are a quota's, not noise."""
 NOISE_KEPT: Final = 0.6
 """A cut that leaves this much of the share of refusals did not help: noise."""
+HELD_ANSWERS: Final = 12
+HELD_STEP: Final = 0.9
+HELD_MEMORY: Final = 20.0
+NOISE_ALIKE: Final = 0.8
+"""Two paces held under the estimate, one at most `HELD_STEP` of the other, each with this
+many answers at least, within `HELD_MEMORY` seconds, the lower refused `NOISE_ALIKE` as
+often as the higher at least: refusals that do not follow the pace are noise (see
+`_held_noise`). Paces both over a quota are refused 1 - quota/pace each: the lower, a tenth
+lower, less than 0.75 as often while the higher is refused under `NOISE_MAX` (0.6 took a
+pace held 24 % over a calendar second, where a probe had raised the estimate, and the pace
+held just under it next, 15 % and 14 % refused, for noise: 16 refused from 7 s on, not 2)."""
 
 _ANNOUNCED: Final = re.compile(
     r"(?:policy\s+(?P<scope>[a-z]+)\b.*?)?limit\s*:\s*(?P<limit>[0-9]{1,12})\s*,\s*"
@@ -1023,6 +1038,20 @@ class _Cut:
     lasting: bool = False  # made by refusals that lasted, a few per cent (`LASTING_SHARE`)
 
 
+@attrs.define
+class _Stretch:
+    """The answers to requests started at one held pace (after one cut, not probing)."""
+
+    cut_at: float
+    pace: float
+    answers: int = 0
+    refused: int = 0
+
+    @property
+    def share(self) -> float:
+        return self.refused / self.answers
+
+
 class AdaptiveRate:
     """The rate (and number in flight) a throttling gateway sustains, learned from its 429s.
 
@@ -1088,6 +1117,9 @@ class AdaptiveRate:
         # (the first cut, the first refusal, what got through over a second): see
         # `_refine_first_cut`.
         self._refine: tuple[_Cut, float, float] | None = None
+        # Answers to requests started at a held pace: (answered, ok), `HELD_MEMORY` long.
+        self._held_answers: deque[tuple[float, bool]] = deque()
+        self._stretches: deque[_Stretch] = deque(maxlen=4)
 
     # -- what is in force now ------------------------------------------------------------
 
@@ -1196,10 +1228,65 @@ class AdaptiveRate:
                 self._punished_until = now + LASTING
         while answers and answers[0][0] <= now - LONG_WINDOW:
             answers.popleft()
+        self._note_held(ticket, ok, now)
         window = self._windows.answered(ticket.started, ok, now, lambda: self._latency(now))
         if window is not None:
             self._hold_under(window, now)
         return now
+
+    def _note_held(self, ticket: Ticket, ok: bool, now: float) -> None:
+        """Count an answer to a request started at a held pace, and mark noise they show."""
+        cut = self._cut
+        if (
+            not self.active
+            or cut is None
+            or ticket.started < cut.at + CUT_GRACE * cut.rounds
+            or ticket.started < self._punished_until
+            or self._rate_at(ticket.started) > HOLD * cut.estimate * (1 + 1e-9)
+        ):
+            return  # the old pace's answers, a punishment's, or a probe's
+        held, stretches = self._held_answers, self._stretches
+        held.append((now, ok))
+        while held and held[0][0] <= now - HELD_MEMORY:
+            held.popleft()
+        if not stretches or stretches[-1].cut_at != cut.at:
+            stretches.append(_Stretch(cut.at, HOLD * cut.estimate))
+        stretches[-1].answers += 1
+        stretches[-1].refused += not ok
+        level = self._held_noise(now)
+        if level > self.noise():
+            self._noise, self._noise_at = level, now
+
+    def _held_noise(self, now: float) -> float:
+        """The share of refusals at random that paces held lately show (0: none shown).
+
+        A pace held under the estimate and refused, then held a tenth lower or
+        more and refused about as often: the refusals do not follow the pace
+        (over the quota, the lower pace is refused much less, or not at all).
+        Then all that the held paces of the last `HELD_MEMORY` seconds were refused
+        is the noise's share, up to `NOISE_MAX`. Needed beside the check of each
+        cut: at 10 % at random, the ten answers a cut is checked on held none of
+        them one time in three, and each cut was taken for the quota's; a cut
+        a second (a second's share over `CUT_SHARE` half the time) ratcheted a
+        50/s bucket's pace down to 14/s, and each probe was refused by the noise
+        (23 s for 450 requests, not 9.6; now 13).
+        """
+        judged = [
+            x for x in self._stretches if x.answers >= HELD_ANSWERS and x.cut_at > now - HELD_MEMORY
+        ]
+        found = 0.0
+        for i, higher in enumerate(judged):
+            if not NOISE_MIN <= higher.share < NOISE_MAX:
+                continue
+            for lower in judged[i + 1 :]:
+                if lower.pace <= HELD_STEP * higher.pace and (
+                    NOISE_ALIKE * higher.share <= lower.share < NOISE_MAX
+                ):
+                    found = max(found, min(higher.share, lower.share))
+        if not found:
+            return 0.0
+        refused = sum(1 for _, ok in self._held_answers if not ok)
+        return max(found, min(NOISE_MAX, refused / len(self._held_answers)))
 
     def _hold_under(self, window: Window, now: float, *, refused: bool = False) -> None:
         """Pace just under a fixed window read from the answers (see `_windows`).
@@ -1521,11 +1608,16 @@ class AdaptiveRate:
         if cut.punished:
             begin = max(begin, self._punished_until)  # the blackout is not the pace's
         held = [good for _, started, _, good in self._answers if begin <= started < end]
+        # Twice the noise taken, as a cut needs (a probe ended by the noise's share
+        # found no quota: 17/s to 30/s of a 50/s bucket, at 10 % at random), but no
+        # more than twice a cut's share (a probe let run on through a quota that
+        # dropped since, noise taken from paces over it, sent twice that quota).
+        noise = min(2 * CUT_SHARE, 2 * self.noise()) + 0.01 if self.noise() else 0.0
         if len(held) < QUOTA_NOISE_ANSWERS or all(held):
-            return self.noise()
+            return noise
         # No more than a cut needs: refusals above that are a quota's (one that dropped
         # while held), and a probe let run on through them doubled past twice a quota.
-        return max(self.noise(), min(CUT_SHARE, 2 * held.count(False) / len(held) + 0.01))
+        return max(noise, min(CUT_SHARE, 2 * held.count(False) / len(held) + 0.01))
 
     def _punished(self, now: float) -> bool:
         """Whether a refused probe has just turned out punished: back to the pace that held.
