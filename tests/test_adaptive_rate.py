@@ -23,7 +23,6 @@ from vbs_async._limits import (
     CUT_GRACE,
     HOLD,
     LASTING,
-    PROBE_AFTERMATH,
     AdaptiveRate,
     Ticket,
 )
@@ -491,17 +490,28 @@ def test_a_second_punished_probe_keeps_the_pace_held_and_waits_16_s_to_probe_aga
     assert gateway.at(again + 0.5 + 16 + 0.7).rate == pytest.approx(2 * HOLD * held)
 
 
-def test_a_probe_punished_by_a_blackout_that_begins_2_5_s_after_it():
+def test_a_probe_punished_by_a_blackout_that_begins_late_in_the_pace_held_after_it():
     gateway = Gateway()
     probe_at = probe_refused(gateway)
-    gateway.stream(probe_at, probe_at + 2.2, 40)  # the probe's refusal was the last
+    gateway.stream(probe_at, probe_at + 1.7, 40)  # the probe's refusal was the last
     for i in range(4):
-        at = probe_at + 2.3 + 0.05 * i
+        at = probe_at + 1.75 + 0.05 * i
         gateway.answer(at, at - 0.02, ok=False)
     assert gateway.rate.estimate == pytest.approx(40)
-    gateway.answer(probe_at + 2.5, probe_at + 2.48, ok=False)  # the fifth in a row
+    gateway.answer(probe_at + 1.95, probe_at + 1.93, ok=False)  # the fifth in a row
     # 41 through in the second before the probe's refusal: one of them answered after it.
     assert gateway.rate.estimate == pytest.approx(HOLD * 41 / 1.04)
+
+
+def test_a_next_probe_refused_in_a_refused_ones_aftermath_is_refused_at_once():
+    # Before: the 2.5 s after a refused probe covered the next one, begun 2 s after it:
+    # a bucket's refusals of it were let run on to 84/s of 50/s (8 refusals each).
+    gateway = Gateway()
+    probe_at = probe_refused(gateway)
+    gateway.stream(probe_at, probe_at + 2.1, 40)
+    assert gateway.rate.rate > gateway.rate.estimate  # probing again
+    gateway.answer(probe_at + 2.16, probe_at + 2.12, ok=False)
+    assert gateway.rate.cuts == 3
 
 
 # -- a second cut soon after the first ----------------------------------------------------------
@@ -629,14 +639,14 @@ def test_a_refusal_of_a_request_started_0_3_s_after_a_cut_cuts_again_one_before_
     assert gateway.rate.cuts == 2
 
 
-def test_after_a_refused_probe_refusals_cut_again_from_2_5_s_on():
+def test_after_a_refused_probe_refusals_of_the_pace_held_do_not_cut():
     gateway = Gateway()
     probe_at = probe_refused(gateway)
-    gateway.stream(probe_at, probe_at + 2.6, 40)
-    gateway.answer(probe_at + 2.6, probe_at + 2.45, ok=False)  # a penalty box's, maybe
+    gateway.stream(probe_at, probe_at + 1.95, 40)
+    assert gateway.rate.rate <= gateway.rate.estimate  # held, before the next probe
+    for i in range(10):  # a penalty box's, maybe: a fifth of the last second's answers
+        gateway.answer(probe_at + 1.96 + 0.001 * i, probe_at + 1.9, ok=False)
     assert gateway.rate.cuts == 2
-    gateway.answer(probe_at + 2.61, probe_at + PROBE_AFTERMATH, ok=False)
-    assert gateway.rate.cuts == 3
 
 
 def test_after_a_refused_probe_a_refusal_as_nothing_started_since_gets_through_does_not_cut():

@@ -283,6 +283,15 @@ def test_paces_held_lower_and_refused_as_often_make_the_refusals_noise(spec, see
     assert run.controller.noise() > 0.05
 
 
+@pytest.mark.parametrize("burst", [10, 50])
+def test_a_buckets_next_probe_is_ended_by_its_first_refusals(burst):
+    # Before: the 2.5 s after a refused probe, in which refusals of the pace held make no
+    # cut (a penalty box may punish the probe), covered the next probe, begun 2 s after:
+    # it ran on to 84/s of the 50/s (793 and 795 requests for 760; now 785 and 788).
+    run = crawl(GatewayQuota(50, burst, **quiet()))
+    assert len(run.starts) <= 1.04 * 760
+
+
 def test_a_5_second_window_read_from_the_answers_is_sent_in_bursts_without_429s():
     # Before: the window's burst at each rollover read as the rate, probed and cut all
     # along: 131 to 137 refused among the requests sent from 11 s on, 1.28x the requests.
