@@ -1283,10 +1283,14 @@ class AdaptiveRate:
                     NOISE_ALIKE * higher.share <= lower.share < NOISE_MAX
                 ):
                     found = max(found, min(higher.share, lower.share))
-        if not found:
+        return max(found, self._held_share(1)) if found else 0.0
+
+    def _held_share(self, fewest: int) -> float:
+        """The share of the paces held lately refused, up to `NOISE_MAX` (0: fewer answers)."""
+        held = self._held_answers
+        if len(held) < fewest:
             return 0.0
-        refused = sum(1 for _, ok in self._held_answers if not ok)
-        return max(found, min(NOISE_MAX, refused / len(self._held_answers)))
+        return min(NOISE_MAX, sum(1 for _, ok in held if not ok) / len(held))
 
     def _hold_under(self, window: Window, now: float, *, refused: bool = False) -> None:
         """Pace just under a fixed window read from the answers (see `_windows`).
@@ -1901,8 +1905,11 @@ class AdaptiveRate:
             # lowered the pace another fifth, a cut every half second: 200 projects of
             # an unlimited backend, 20 % refused, took 28 s on the fake clock, now 3;
             # a 100/s bucket's 58 s, now 18. Only the first cut was taken back.)
+            # The noise's share: what the paces held lately were refused, if they say
+            # (the ten answers checked read 10 % of 15 %: a second's 33 % cut again).
             self.reverted += 1
-            self._noise, self._noise_at = max(self.noise(), share), now
+            level = max(share, self._held_share(QUOTA_NOISE_ANSWERS))
+            self._noise, self._noise_at = max(self.noise(), level), now
             self._cut = attrs.evolve(cut, rate=BETA * previous.estimate, estimate=previous.estimate)
             self.estimate = previous.estimate
             return
