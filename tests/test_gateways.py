@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from vbs_async import ProjectSharings, RetryPolicy, TokenAuth, VBSClient
-from vbs_async._limits import Quota, parse_quota
+from vbs_async._limits import HELD_MEMORY, Quota, parse_quota
 from vbs_async.testing import (
     AllOf,
     Emulator,
@@ -299,6 +299,17 @@ def test_cuts_of_the_pace_held_after_which_as_many_are_refused_are_taken_back(sp
     # checked read 10 % of 15 % on a 50/s bucket, and a second's 33 % cut again (23 s; 15.6).
     run = noisy_crawl(spec + ",announce=off", 1)
     assert run.ended <= most
+
+
+def test_the_paces_held_are_remembered_for_seconds_not_for_the_whole_crawl():
+    # What the noise is read from stays as long as `HELD_MEMORY` whatever the crawl's
+    # length: two minutes at 50/s, 10 % at random, endless listings.
+    random.seed(0)
+    run = simulate(parse_gateway("50:10&random:0.1,announce=off"), seconds=120)
+    held = run.controller._held_answers
+    assert held
+    assert held[-1][0] - held[0][0] <= HELD_MEMORY
+    assert run.controller._held_refused == sum(1 for _, ok in held if not ok)
 
 
 @pytest.mark.parametrize("burst", [10, 50])

@@ -1119,6 +1119,7 @@ class AdaptiveRate:
         self._refine: tuple[_Cut, float, float] | None = None
         # Answers to requests started at a held pace: (answered, ok), `HELD_MEMORY` long.
         self._held_answers: deque[tuple[float, bool]] = deque()
+        self._held_refused = 0  # of them (summed on every answer, they were a hot path)
         self._stretches: deque[_Stretch] = deque(maxlen=4)
 
     # -- what is in force now ------------------------------------------------------------
@@ -1247,8 +1248,9 @@ class AdaptiveRate:
             return  # the old pace's answers, a punishment's, or a probe's
         held, stretches = self._held_answers, self._stretches
         held.append((now, ok))
+        self._held_refused += not ok
         while held and held[0][0] <= now - HELD_MEMORY:
-            held.popleft()
+            self._held_refused -= not held.popleft()[1]
         if not stretches or stretches[-1].cut_at != cut.at:
             stretches.append(_Stretch(cut.at, HOLD * cut.estimate))
         stretches[-1].answers += 1
@@ -1290,7 +1292,7 @@ class AdaptiveRate:
         held = self._held_answers
         if len(held) < fewest:
             return 0.0
-        return min(NOISE_MAX, sum(1 for _, ok in held if not ok) / len(held))
+        return min(NOISE_MAX, self._held_refused / len(held))
 
     def _hold_under(self, window: Window, now: float, *, refused: bool = False) -> None:
         """Pace just under a fixed window read from the answers (see `_windows`).
@@ -1620,7 +1622,8 @@ class AdaptiveRate:
         # found no quota: 17/s to 30/s of a 50/s bucket, at 10 % at random), but no
         # more than twice a cut's share (a probe let run on through a quota that
         # dropped since, noise taken from paces over it, sent twice that quota).
-        noise = min(2 * CUT_SHARE, 2 * self.noise()) + 0.01 if self.noise() else 0.0
+        taken = self.noise()
+        noise = min(2 * CUT_SHARE, 2 * taken) + 0.01 if taken else 0.0
         if len(held) < QUOTA_NOISE_ANSWERS or all(held):
             return noise
         # No more than a cut needs: refusals above that are a quota's (one that dropped
@@ -1888,30 +1891,30 @@ class AdaptiveRate:
         noise = NOISE_MIN <= cut.share_before < NOISE_MAX and (
             NOISE_KEPT * cut.share_before <= share < NOISE_MAX
         )
-        if noise and previous is not None and cut.lasting:
-            # A few per cent refused for seconds, and as many after the cut: not a
-            # pace a little over the quota, noise on top of it (10 % at random on a
-            # 30/s bucket cut the pace every few seconds, to a third). Taken for noise
-            # from then on (no more such cuts below twice it); the cut stands, and
-            # its probes find the quota again. (Going back to the pace before it
-            # sent twice a quota raised since: the schedule property.)
+        if noise and previous is not None and (cut.lasting or not cut.probe):
+            # Refused as often after the cut: noise from then on (no more cuts below
+            # twice it).
             self.reverted += 1
-            self._noise, self._noise_at = max(self.noise(), share), now
-            self._ceiling = (-math.inf, math.inf)  # noise's reading, not the quota's
-            return
-        if noise and previous is not None and not cut.probe and not cut.lasting:
-            # A cut of the pace held, after which as many are refused: taken back, and
-            # that share is noise from then on. (At 15 to 20 % at random, each such cut
-            # lowered the pace another fifth, a cut every half second: 200 projects of
-            # an unlimited backend, 20 % refused, took 28 s on the fake clock, now 3;
-            # a 100/s bucket's 58 s, now 18. Only the first cut was taken back.)
-            # The noise's share: what the paces held lately were refused, if they say
-            # (the ten answers checked read 10 % of 15 %: a second's 33 % cut again).
-            self.reverted += 1
-            level = max(share, self._held_share(QUOTA_NOISE_ANSWERS))
+            level = share
+            if cut.lasting:
+                # A few per cent for seconds, not a pace a little over the quota (10 %
+                # at random on a 30/s bucket cut it every few seconds, to a third).
+                # The cut stands, and its probes find the quota again. (Going back to
+                # the pace before it sent twice a quota raised since: the property.)
+                self._ceiling = (-math.inf, math.inf)  # noise's reading, not the quota's
+            else:
+                # A cut of the pace held: taken back. (At 15 to 20 % at random, each
+                # lowered the pace another fifth, a cut every half second: 450 requests
+                # of an unlimited backend, 20 % refused, took 28 s on the fake clock,
+                # now 3; a 100/s bucket's 58 s, now 18.) The noise's share is what the
+                # paces held lately were refused, if they say (the ten answers checked
+                # read 10 % of 15 %, and a second's 33 % cut again).
+                level = max(share, self._held_share(QUOTA_NOISE_ANSWERS))
+                self._cut = attrs.evolve(
+                    cut, rate=BETA * previous.estimate, estimate=previous.estimate
+                )
+                self.estimate = previous.estimate
             self._noise, self._noise_at = max(self.noise(), level), now
-            self._cut = attrs.evolve(cut, rate=BETA * previous.estimate, estimate=previous.estimate)
-            self.estimate = previous.estimate
             return
         if previous is None and noise:
             # Refusals that do not follow the rate: an overloaded backend, not a quota.
