@@ -449,7 +449,7 @@ def blackout_after(gateway: Gateway, probe_at: float, *, first_through: bool = F
     gateway.answer(probe_at + 1.35, probe_at + 1.3)
 
 
-def test_a_probe_followed_by_a_blackout_goes_back_to_the_pace_before_it_for_8_s():
+def test_a_probe_followed_by_a_blackout_goes_back_to_the_pace_before_it_for_20_s():
     gateway = Gateway()
     probe_at = probe_refused(gateway)
     assert gateway.rate.estimate == pytest.approx(40)
@@ -462,8 +462,8 @@ def test_a_probe_followed_by_a_blackout_goes_back_to_the_pace_before_it_for_8_s(
     assert gateway.at(probe_at + 0.4).rate == pytest.approx(
         BETA * held + 0.8 * (HOLD - BETA) * held
     )
-    assert gateway.at(probe_at + 0.5 + 7.99).rate == pytest.approx(HOLD * held)
-    assert gateway.at(probe_at + 0.5 + 8 + 0.7).rate == pytest.approx(2 * HOLD * held)
+    assert gateway.at(probe_at + 0.5 + 19.99).rate == pytest.approx(HOLD * held)
+    assert gateway.at(probe_at + 0.5 + 20 + 0.7).rate == pytest.approx(2 * HOLD * held)
 
 
 def test_a_punished_probe_counts_what_got_through_of_requests_started_before_it_only():
@@ -473,21 +473,40 @@ def test_a_punished_probe_counts_what_got_through_of_requests_started_before_it_
     assert gateway.rate.estimate == pytest.approx(HOLD * 40 / 1.04)
 
 
-def test_a_second_punished_probe_keeps_the_pace_held_and_waits_16_s_to_probe_again():
+def test_a_second_punished_probe_keeps_the_pace_held_and_waits_30_s_to_probe_again():
     gateway = Gateway()
     probe_at = probe_refused(gateway)
     blackout_after(gateway, probe_at)
     held = gateway.rate.estimate
-    gateway.stream(probe_at + 1.35, probe_at + 8.5, 34)  # the plateau of 8 s
-    gateway.stream(probe_at + 8.5, probe_at + 9.2, 50)  # the next probe: 50/s got through
-    again = probe_at + 9.22
+    gateway.stream(probe_at + 1.35, probe_at + 20.5, 34)  # the plateau of 20 s
+    gateway.stream(probe_at + 20.5, probe_at + 21.2, 50)  # the next probe: 50/s got through
+    again = probe_at + 21.22
     gateway.answer(again, again - 0.05, ok=False)
     assert gateway.rate.estimate == pytest.approx(45)
     blackout_after(gateway, again)
     # Not what got through before this probe (a probe's own pace): the pace held before.
     assert gateway.rate.estimate == pytest.approx(held)
-    assert gateway.at(again + 0.5 + 15.99).rate == pytest.approx(HOLD * held)
-    assert gateway.at(again + 0.5 + 16 + 0.7).rate == pytest.approx(2 * HOLD * held)
+    assert gateway.at(again + 0.5 + 29.99).rate == pytest.approx(HOLD * held)
+    assert gateway.at(again + 0.5 + 30 + 0.7).rate == pytest.approx(2 * HOLD * held)
+
+
+def test_a_pace_cut_in_a_blackout_doubles_from_the_first_success_after_it():
+    # 50 through in a second, then everything refused for 2 s (a penalty box the first
+    # burst set off): each cut in it reads the long run's goodput, a floor (18/s), not a
+    # quota. Before: the floor held for a plateau after the blackout's end, then climbed,
+    # 4 s at a tenth of a 50/s box's quota.
+    gateway = Gateway()
+    gateway.stream(10.0, 11.0, 50)
+    for i in range(40):
+        at = 11.0 + 0.05 * (i + 1)
+        gateway.answer(at, at - 0.04, ok=False)
+    floor = gateway.rate.estimate
+    assert floor == pytest.approx(50 / (12.8 - 10.02))  # the last cut, at 12.8 s
+    back = 13.1
+    gateway.answer(back, back - 0.04)
+    assert gateway.at(back).rate == pytest.approx(HOLD * floor)
+    assert gateway.at(back + 0.7).rate == pytest.approx(2 * HOLD * floor)
+    assert gateway.at(back + 1.4).rate == pytest.approx(4 * HOLD * floor)
 
 
 def test_a_probe_punished_by_a_blackout_that_begins_late_in_the_pace_held_after_it():

@@ -113,6 +113,15 @@ def test_a_penalty_box_costs_one_blackout_per_probe_not_one_every_5_s():
     assert run.ended <= 32
 
 
+def test_a_penalty_box_set_off_by_the_first_burst_is_probed_soon_after_and_rarely_again():
+    # Before: the cuts in the first box (10 through, then 2 s refused) read 5.8/s, held
+    # for 4 s after it; then a probe every 8 s set the box off again: 25.7 s, 844 requests.
+    # Either alone: 24.6 s (the climb from the box's end) or 23.9 s (a probe every 20 s).
+    run = crawl(PenaltyBox(GatewayQuota(50, 10, **quiet()), 2.0))
+    assert run.ended <= 23.5
+    assert len(run.starts) <= 830
+
+
 def test_a_spent_5_second_window_is_waited_out_with_few_requests():
     # Before: paced at the estimate until the window rolled over: 1.59x the requests.
     run = crawl(FixedWindow(100, 5, **quiet()))
@@ -604,6 +613,20 @@ def test_the_gateway_models_admit_as_documented():
     assert headers["Retry-After"] == "0"
     body, _ = GatewayQuota(5, announce=False).refusal("r3")
     assert b"limit" not in body
+
+
+def test_a_penalty_box_names_its_quota_and_retry_after_as_the_model_inside_it_does():
+    # Before: announcing by default around a quiet bucket, so that the suite's own tests
+    # of a penalty box with the quota unknown rehearsed a named one.
+    quiet_box = PenaltyBox(GatewayQuota(50, 10, announce=False, retry_after="zero"))
+    body, headers = quiet_box.refusal("r1")
+    assert b"limit" not in body
+    assert headers["Retry-After"] == "0"
+    body, headers = PenaltyBox(GatewayQuota(50, 10)).refusal("r2")
+    assert b"limit:50,time:1 second" in body
+    assert "Retry-After" not in headers
+    body, _ = PenaltyBox(GatewayQuota(50, 10, announce=False), announce=True).refusal("r3")
+    assert b"limit:50,time:1 second" in body
 
 
 # -- the quota announced, on the fake clock: the benchmark's crawl ---------------------------
