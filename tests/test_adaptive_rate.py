@@ -316,6 +316,44 @@ def test_refusals_of_30_percent_before_a_cut_are_a_quota_not_noise():
     assert gateway.rate.active
 
 
+def test_a_later_cut_refused_as_often_after_over_30_percent_marks_noise_and_stands():
+    # At 20 % at random a second of ten answers reads over 30 % one time in three, and
+    # before, each such cut was a quota's: a 100/s bucket cut six times in four seconds,
+    # to 4/s. Now noise (at most 0.245: a cut still needs over half refused), and the
+    # cut stands.
+    gateway = Gateway()
+    cut_at = first_cut(gateway, through=30, refused=10)
+    answered_after(gateway, cut_at, [False] * 10, until=cut_at + 0.3)  # the cut helped
+    at = cut_at + 1.3  # its plateau: a second cut, of the pace held, a third refused
+    gateway.answer(at, at - 0.04)
+    gateway.answer(at + 0.05, at + 0.01)
+    gateway.answer(at + 0.1, at + 0.06, ok=False)
+    rate = gateway.rate
+    assert rate.cuts == 2
+    estimate, second = rate.estimate, at + 0.1
+    refused = [True, False, False, True, False, False, True, False, True, False]  # 0.4
+    answered_after(gateway, second, refused, until=second + 0.5)
+    assert rate.noise() == pytest.approx(0.245)
+    assert (rate.reverted, rate.estimate) == (0, estimate)
+    # 0.4 refused again: under twice the noise and a point, no cut.
+    answered_after(gateway, second + 0.5, refused, until=second + 1.0)
+    assert rate.cuts == 2
+
+
+def test_a_later_cut_after_which_half_are_refused_is_a_quota_not_noise():
+    gateway = Gateway()
+    cut_at = first_cut(gateway, through=30, refused=10)
+    answered_after(gateway, cut_at, [False] * 10, until=cut_at + 0.3)
+    at = cut_at + 1.3
+    gateway.answer(at, at - 0.04)
+    gateway.answer(at + 0.05, at + 0.01)
+    gateway.answer(at + 0.1, at + 0.06, ok=False)
+    second = at + 0.1
+    answered_after(gateway, second, [False, True] * 5, until=second + 0.5)
+    assert gateway.rate.noise() == 0
+    assert gateway.rate.cuts == 3  # judged, the next refusal cut again
+
+
 def test_each_cut_taken_back_is_counted_and_the_noise_fades_in_a_minute():
     gateway = Gateway()
     cut_at = first_cut(gateway, through=30, refused=10)

@@ -269,10 +269,11 @@ def test_ten_per_cent_of_429s_at_random_on_a_quota_do_not_ratchet_its_pace_down(
     # An outsider's: 30/s bucket, 10 % refused at random. Before: the refusals lasting
     # a few per cent above the held pace cut it again every few seconds, to a third
     # of the quota (23 s for 450 requests; now 16). A cut after which as many are
-    # refused makes that share noise: no more such cuts for it.
+    # refused makes that share noise: no more such cuts for it (taken back, or, over
+    # `NOISE_MAX`, standing).
     run = noisy_crawl("30:30&random:0.1,announce=off")
     assert run.ended <= 19
-    assert run.controller.reverted >= 1
+    assert run.controller.noise() > 0.05
 
 
 @pytest.mark.parametrize(
@@ -308,6 +309,21 @@ def test_cuts_of_the_pace_held_after_which_as_many_are_refused_are_taken_back(sp
     # checked read 10 % of 15 % on a 50/s bucket, and a second's 33 % cut again (23 s; 15.6).
     run = noisy_crawl(spec + ",announce=off", 1)
     assert run.ended <= most
+
+
+@pytest.mark.parametrize("seed", [2, 4])
+def test_a_fifth_refused_at_random_on_a_100_per_s_bucket_is_not_paced_at_a_few_per_s(seed):
+    # An outsider's: 400 projects unfinished after 58 s, a loop sleeping 1 s on each 429
+    # done in 28. The tests above draw one sequence of refusals (`Sporadic`'s seed 0);
+    # others bunch early: ten answers a second read over 30 % one time in three, each
+    # cut that left as many refused was taken for a quota's (a pace of 4/s after 4 s), and
+    # twice the noise, capped at 0.21, ended each probe by chance. 1,200 requests, ideal
+    # 15 s: 44.7 and 49.6 s before; 34.4 and 31.4 with the probes' fix alone, 32.6 and
+    # 39.5 with the cuts' alone; now 18.8 and 18.7.
+    random.seed(0)
+    gateway = AllOf([GatewayQuota(100, 10, **quiet()), Sporadic(0.2, seed=seed)])
+    run = simulate(gateway, seconds=120, requests=1200, listings=16)
+    assert run.ended <= 24
 
 
 def test_the_paces_held_are_remembered_for_seconds_not_for_the_whole_crawl():

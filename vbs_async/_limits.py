@@ -56,7 +56,10 @@ botocore's adaptive mode, the first anchor, failed each as said):
   answers after a cut are too few to tell, and the pace was cut a second at a
   time, to a third of a 50/s bucket: two paces held a tenth apart and refused
   alike make the share noise too (`_held_noise`), and a probe then needs twice
-  it to end.
+  it to end, or a cut's share more than the pace held. At 20 %, a second of
+  ten answers reads over `NOISE_MAX` one time in three: a later cut that left
+  as many refused is noise as well, up to `NOISE_MOST` (a 100/s bucket was cut
+  six times in four seconds, to 4/s).
 - A calendar second; a bucket with a generous burst. botocore: a burst in
   the first moments sets the first cut. Here: the first sample is what got
   through over a second at least, or what got through of the requests sent
@@ -239,6 +242,10 @@ NOISE_MAX: Final = 0.3
 """More refusals than this share are a quota's, not noise."""
 NOISE_KEPT: Final = 0.6
 """A cut that leaves this much of the share of refusals did not help: noise."""
+NOISE_MOST: Final = 0.245
+"""The most noise a cut that left as many refused, over `NOISE_MAX`, marks: a cut then
+needs more than twice it and a point, half the answers, and a pace refused more than half
+is over twice any quota (more refused after the cut than that: a quota's, not noise)."""
 HELD_ANSWERS: Final = 12
 HELD_STEP: Final = 0.9
 HELD_MEMORY: Final = 20.0
@@ -1641,7 +1648,16 @@ class AdaptiveRate:
             return noise
         # No more than a cut needs: refusals above that are a quota's (one that dropped
         # while held), and a probe let run on through them doubled past twice a quota.
-        return max(noise, min(CUT_SHARE, 2 * held.count(False) / len(held) + 0.01))
+        share = held.count(False) / len(held)
+        floor = max(noise, min(CUT_SHARE, 2 * share + 0.01))
+        if taken:
+            # Noise taken: a cut's share more than the pace held was refused, up to
+            # `NOISE_MAX` (a probe over a quota is refused 1 - quota/pace more: under
+            # 1.5 times it). Twice the noise, capped at 0.21, ended a probe at 20 % at
+            # random one time in two, by chance, at 35 to 58/s of a 100/s bucket: each
+            # raised the estimate to what got through, 26/s for 40 s (fake clock).
+            floor = max(floor, min(NOISE_MAX, share + CUT_SHARE))
+        return floor
 
     def _punished(self, now: float) -> bool:
         """Whether a refused probe has just turned out punished: back to the pace that held.
@@ -1930,6 +1946,21 @@ class AdaptiveRate:
                 )
                 self.estimate = previous.estimate
             self._noise, self._noise_at = max(self.noise(), level), now
+            return
+        if (
+            previous is not None
+            and not cut.probe
+            and answers >= 10  # noqa: PLR2004 - as above: ten answers at least
+            and NOISE_KEPT * cut.share_before <= share < 2 * NOISE_MOST + 0.01
+            and max(share, cut.share_before) >= NOISE_MAX
+        ):
+            # Refused as often after the cut or more, and over `NOISE_MAX` before or
+            # after: a second of ten answers at 20 % at random reads over it one time in
+            # three, and each such cut was taken for a quota's: six cuts in four seconds,
+            # a 100/s bucket paced at 4/s (the outsider's gateway: unfinished after 58 s).
+            # Noise, up to `NOISE_MOST`; the cut stands (a quota that went on dropping
+            # is refused as often too, and taken back it sent twice that quota).
+            self._noise, self._noise_at = max(self.noise(), min(share, NOISE_MOST)), now
             return
         if previous is None and noise:
             # Refusals that do not follow the rate: an overloaded backend, not a quota.
