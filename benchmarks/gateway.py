@@ -14,12 +14,13 @@ time a client that knew the quota and the listing in advance would take,
 the fewest requests the listing needs ÷ the quota, ÷ the time the gateway
 saw the crawl take, from its first request's arrival to its last one's:
 1.0 is that client; for random 429s, the same crawl's span without them ÷
-its span), requests sent ÷ the minimum, the share of 429s (all of them, and
-those after the first: of requests that reached the gateway after the client
-had taken in its first 429, for the library and the naive loop as the client
-saw it, for the command as the gateway answered it), and the wall time
-(from the call or the command's start to its end: a command's first second
-is Python starting, which is no request's time).
+its span, each the median of three runs), requests sent ÷ the minimum, the
+share of 429s (all of them, and those after the first: of requests that
+reached the gateway after the client had taken in its first 429, for the
+library and the naive loop as the client saw it, for the command as the
+gateway answered it), and the wall time (from the call or the command's
+start to its end: a command's first second is Python starting, which is no
+request's time).
 Scaled (150 projects, 10,000 sharings) to run in a few minutes
 (`VBS_BENCH_MODELS=window` runs the models whose name holds it,
 `VBS_BENCH_WAYS=library` the ways); `VBS_BENCH_FULL=1`
@@ -288,6 +289,12 @@ async def run(runs: int) -> list[Row]:  # noqa: C901, PLR0912, PLR0915 - one mat
                         continue
                     suffix = "" if announced else ",announce=off"
                     wall, seen = await measure(text + suffix, job)
+                    if quota is None:
+                        # Random 429s: the run of median span of three, as the baseline is
+                        # (a 4-s crawl; one run read 0.71 and 0.90 of it, alone, at one commit).
+                        runs = [(wall, seen)]
+                        runs += [await measure(text + suffix, job) for _ in range(2)]
+                        wall, seen = sorted(runs, key=lambda run: run[1]["span"])[1]
                     if quota is None:
                         assert baseline is not None
                         efficiency = baseline / seen["span"]
