@@ -672,10 +672,10 @@ def test_refusals_under_an_announced_quota_count_among_those_the_learned_rate_ju
 
 @pytest.mark.parametrize(
     ("before", "refusals", "quiet", "blackout"),
-    [(3, 4, 0.5, False), (0, 5, 0.25, True), (0, 5, 0.125, False)],
-    ids=["4-after-a-success", "5-then-a-quarter-second", "5-within-a-quarter-second"],
+    [(3, 4, 0.5, False), (0, 5, 0.125, True), (0, 5, 0.0625, False)],
+    ids=["4-after-a-success", "5-then-a-tenth-second", "5-within-a-tenth-second"],
 )
-def test_five_refusals_in_a_row_and_a_quarter_second_without_a_success_slow_to_a_trickle(
+def test_five_refusals_in_a_row_and_a_tenth_second_without_a_success_slow_to_a_trickle(
     before, refusals, quiet, blackout
 ):
     clock = FakeClock()
