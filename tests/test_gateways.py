@@ -318,8 +318,8 @@ def test_a_fifth_refused_at_random_on_a_100_per_s_bucket_is_not_paced_at_a_few_p
     # others bunch early: ten answers a second read over 30 % one time in three, each
     # cut that left as many refused was taken for a quota's (a pace of 4/s after 4 s), and
     # twice the noise, capped at 0.21, ended each probe by chance. 1,200 requests, ideal
-    # 15 s: 44.7 and 49.6 s before; 34.4 and 31.4 with the probes' fix alone, 32.6 and
-    # 39.5 with the cuts' alone; now 18.8 and 18.7.
+    # 15 s: 44.7 and 49.6 s before; 34.4 and 31.4 with the cuts' fix alone, 32.6 and
+    # 39.5 with the probes' alone; 18.8 and 18.7 with both.
     random.seed(0)
     gateway = AllOf([GatewayQuota(100, 10, **quiet()), Sporadic(0.2, seed=seed)])
     run = simulate(gateway, seconds=120, requests=1200, listings=16)
