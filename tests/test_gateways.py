@@ -96,13 +96,13 @@ def test_a_penalty_box_is_not_provoked_over_and_over():
     assert efficiency(run, 50, 15, 30) >= 0.6
 
 
-def crawl(gateway: GatewayModel) -> Simulated:
+def crawl(gateway: GatewayModel, seed: int = 0) -> Simulated:
     """The benchmark's crawl on the fake clock: 760 pages, 16 projects at once, 40 ms
     of backend latency behind a gateway that answers a refusal at once. The global
     random (back-off jitter) is seeded: left as the tests before had it, a calendar
     second's crawl was refused 14 times from 7 s on in one order, 2 or 3 in others."""
-    random.seed(0)
-    return simulate(gateway, seconds=120, requests=760, listings=16, network=0.002)
+    random.seed(seed)
+    return simulate(gateway, seconds=120, requests=760, listings=16, network=0.002, seed=seed)
 
 
 def test_a_penalty_box_costs_one_blackout_per_probe_not_one_every_5_s():
@@ -326,17 +326,29 @@ def test_a_fifth_refused_at_random_on_a_100_per_s_bucket_is_not_paced_at_a_few_p
     assert run.ended <= 24
 
 
-@pytest.mark.parametrize(("seed", "most"), [(8, 20), (9, 27)])
-def test_a_fifth_refused_at_random_on_a_20_per_s_bucket_is_judged_on_ten_answers(seed, most):
+@pytest.mark.parametrize(("seed", "most"), [(8, 20), (9, 27), (19, 28), (28, 28)])
+def test_a_fifth_refused_at_random_on_a_20_per_s_bucket_is_not_paced_at_a_few_per_s(seed, most):
     # At a few requests a second, a second's three to six answers read 0.3 to 0.67 of a
     # fifth refused at random: each such second cut again, its share over `NOISE_MAX`, so
     # no check found the noise (a pace of 1 to 3/s for a minute). Now judged on the last
     # ten answers at least. 240 requests, ideal 15 s: 43.0 and 67.4 s at bb910a2; 22.6 and
     # 31.5 s with the fixes above but this one; now 17.0 and 24.8.
+    # Sequences 19 and 28: cut to a few requests a second, each pace held was answered 5
+    # to 13 times, none the dozen that noise was read from, and the pace went on down.
+    # Now the paces held before a step down and after it are pooled: 40.2 and 68.4 s at
+    # cc904b3, 24.9 and 18.8 now.
     random.seed(0)
     gateway = AllOf([GatewayQuota(20, 10, **quiet()), Sporadic(0.2, seed=seed)])
     run = simulate(gateway, seconds=120, requests=240, listings=16)
     assert run.ended <= most
+
+
+def test_a_clean_pace_pooled_with_a_refused_one_is_not_read_as_noise():
+    # A pace held clean before a quota dropped and one refused after, pooled, read as
+    # refused about as often as the paces held under the lower quota: noise (0.21) was
+    # taken, and no cut came below twice it (888 requests for 760, 805 before pooling).
+    # A pace pooled must be refused about as often as the pool, within two deviations.
+    assert len(crawl(parse_gateway("0=50:10;2=10:10;5=50:10,announce=off"), 5).starts) <= 830
 
 
 def test_the_first_burst_into_a_spent_window_or_a_penalty_box_trickles_soon():
