@@ -354,6 +354,28 @@ def test_a_fifth_refused_at_random_on_a_bucket_is_not_paced_at_a_few_per_s(
     assert run.ended <= most
 
 
+class DrawnAsTheOutsiderDrew(Sporadic):
+    """`Sporadic`, its refusals drawn as an outsider's gateway drew them (asked before the
+    bucket, from `random.Random(seed)`): its sequence 16 refuses a third and more for
+    seconds, from 20 %."""
+
+    def __init__(self, share: float, seed: int) -> None:
+        super().__init__(share)
+        self._random = random.Random(seed)
+
+
+def test_a_third_refused_at_every_pace_as_it_is_cut_fivefold_is_noise():
+    # The outsider's 200 projects of a 50/s bucket, a fifth refused at random: six cuts
+    # from 33/s to 2/s in four seconds, each pace refused a third to a half, so no rule
+    # under `NOISE_MAX` read noise; 88 projects done in 60 s, in two runs (a loop sleeping
+    # 1 s on each 429: 18.9 s). Paces 0.6 apart or more, refused alike, are noise now
+    # (up to `NOISE_MOST`). 550 requests, ideal 11 s: 80.7 s before, 27.4 now.
+    random.seed(0)
+    gateway = AllOf([DrawnAsTheOutsiderDrew(0.2, 16), GatewayQuota(50, 10, **quiet())])
+    run = simulate(gateway, seconds=120, requests=550, listings=16)
+    assert run.ended <= 35
+
+
 def test_a_clean_pace_pooled_with_a_refused_one_is_not_read_as_noise():
     # A pace held clean before a quota dropped and one refused after, pooled, read as
     # refused about as often as the paces held under the lower quota: noise (0.21) was

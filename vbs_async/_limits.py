@@ -255,6 +255,9 @@ NOISE_MOST: Final = 0.245
 """The most noise a cut that left as many refused, over `NOISE_MAX`, marks: a cut then
 needs more than twice it and a point, half the answers, and a pace refused more than half
 is over twice any quota (more refused after the cut than that: a quota's, not noise)."""
+NOISE_SPREAD: Final = 0.6
+"""Paces held this far apart (the lower over the higher) and refused alike are noise even
+over `NOISE_MAX`, up to `NOISE_MOST` (see `_held_noise`)."""
 HELD_ANSWERS: Final = 12
 HELD_STEP: Final = 0.9
 HELD_MEMORY: Final = 20.0
@@ -1324,12 +1327,23 @@ class AdaptiveRate:
                     NOISE_ALIKE * higher.share <= lower.share < NOISE_MAX
                 ):
                     found = max(found, min(higher.share, lower.share))
-        # Pooled: the paces held before a step down (a tenth at least, as above), and
-        # those held after it. Cut to a few requests a second, each pace held was
-        # answered 5 to 13 times, none the dozen a pair is judged on, and the pace went
-        # on down: a 20/s bucket, a fifth at random, paced at 1 to 3/s (240 requests in
-        # 40 and 68 s, ideal 15; now 25 and 19; fake clock).
+        pooled, wide = self._pooled_noise(now)
+        found = max(found, pooled)
+        if found:
+            return max(found, self._held_share(1))
+        return min(NOISE_MOST, max(wide, self._held_share(1))) if wide else 0.0
+
+    def _pooled_noise(self, now: float) -> tuple[float, float]:
+        """(noise, noise over `NOISE_MAX`) the paces held lately show, taken together.
+
+        The paces held before a step down (a tenth at least, as in `_held_noise`),
+        and those held after it. Cut to a few requests a second, each pace held was
+        answered 5 to 13 times, none the dozen a pair is judged on, and the pace went
+        on down: a 20/s bucket, a fifth at random, paced at 1 to 3/s (240 requests in
+        40 and 68 s, ideal 15; now 25 and 19; fake clock).
+        """
         recent = [x for x in self._stretches if x.cut_at > now - HELD_MEMORY]
+        found = wide = 0.0
         for i in range(1, len(recent)):
             high, low = recent[:i], recent[i:]
             if max(x.pace for x in low) > HELD_STEP * min(x.pace for x in high):
@@ -1339,7 +1353,19 @@ class AdaptiveRate:
                 continue
             if NOISE_MIN <= hs < NOISE_MAX and NOISE_ALIKE * hs <= ls < NOISE_MAX:
                 found = max(found, min(hs, ls))
-        return max(found, self._held_share(1)) if found else 0.0
+            elif (
+                max(x.pace for x in low) <= NOISE_SPREAD * min(x.pace for x in high)
+                and NOISE_MIN <= hs < 2 * NOISE_MOST + 0.01
+                and NOISE_ALIKE * hs <= ls < 2 * NOISE_MOST + 0.01
+            ):
+                # Refused about alike over `NOISE_SPREAD` of the pace or more, over
+                # `NOISE_MAX` too: a quota would have to have dropped as fast as the pace
+                # did. Noise, up to `NOISE_MOST` as for a later cut (a cut then needs half
+                # refused, over twice any quota). An outsider's gateway drew a third
+                # refused for seconds from 20 % at random: six cuts from 33/s to 2/s, all
+                # refused a third to a half, and 88 of 200 projects in 60 s (now 27 s).
+                wide = max(wide, min(hs, ls))
+        return found, wide
 
     def _held_share(self, fewest: int) -> float:
         """The share of the paces held lately refused, up to `NOISE_MAX` (0: fewer answers)."""
