@@ -501,6 +501,23 @@ def test_a_probe_followed_by_a_blackout_goes_back_to_the_pace_before_it_for_20_s
     assert gateway.at(probe_at + 0.5 + 20 + 0.7).rate == pytest.approx(2 * HOLD * held)
 
 
+def test_with_noise_known_a_punishment_needs_a_run_of_refusals_the_noise_seldom_draws():
+    # A fifth at random draws five refusals in a row about once in 3,000: after a probe at
+    # 15/s of a 50/s bucket it did, and the pace was held there 20 s as punished (an
+    # outsider's gateway: 32 s for 200 projects; a loop sleeping 1 s on each 429, 19 s).
+    gateway = Gateway()
+    probe_at = probe_refused(gateway)
+    rate = gateway.rate
+    rate._noise, rate._noise_at = 0.21, probe_at  # a fifth refused at random, known
+    for i in range(6):
+        at = probe_at + 0.05 * (i + 1)
+        gateway.answer(at, at - 0.02, ok=False)
+    assert rate.refused_in_a_row() == 7  # the probe's refusal, then six: 0.3 s without one
+    assert not rate._cut.punished
+    gateway.answer(probe_at + 0.35, probe_at + 0.33, ok=False)  # 0.21 ** 8: 4 in a million
+    assert rate._cut.punished
+
+
 def test_a_punished_probe_counts_what_got_through_of_requests_started_before_it_only():
     gateway = Gateway()
     probe_at = probe_refused(gateway)

@@ -235,6 +235,8 @@ BLACKOUT_GAP: Final = 0.25
 """Seconds (or three of the estimate's intervals, if longer) without a success after a
 refused probe that make a punishment: a penalty box or a spent fixed window refuses
 everything after an excess, a bucket overdrawn still lets one through each interval."""
+NOISE_RUN_ODDS: Final = 1e-5
+"""How seldom the noise known may draw the refusals in a row that tell a punishment."""
 PUNISHED_PLATEAU: Final = 20.0
 """The plateau after a first punished probe (doubling with each, up to
 `PENALTY_PLATEAU_MAX`): each probe of such a gateway costs a blackout (2 s of a box's
@@ -1755,6 +1757,7 @@ class AdaptiveRate:
             or cut.punished
             or now > cut.at + PROBE_AFTERMATH * cut.rounds
             or not self._blackout(now)
+            or self._refused_run < self._run_beyond_noise()
         ):
             return False
         plateau = min(PENALTY_PLATEAU_MAX, max(PUNISHED_PLATEAU, 2 * self._punished_plateau))
@@ -1779,6 +1782,20 @@ class AdaptiveRate:
         self._checked = True
         self._punished_until = math.inf
         return True
+
+    def _run_beyond_noise(self) -> int:
+        """The refusals in a row that tell a punishment: more than the noise known draws.
+
+        `BLACKOUT_RUN`, or as many as the noise draws in a row one time in
+        `NOISE_RUN_ODDS` (8 at a fifth at random). A fifth at random drew five in a
+        row after a probe at 15/s of a 50/s bucket: held there 20 s as punished (an
+        outsider's gateway, in real time: 32 s for 200 projects, a loop sleeping 1 s
+        on each 429 19 s).
+        """
+        noise = self.noise()
+        if noise <= 0:
+            return BLACKOUT_RUN
+        return max(BLACKOUT_RUN, math.ceil(math.log(NOISE_RUN_ODDS) / math.log(noise)))
 
     def _punished_again(self, previous: _Cut, now: float) -> bool:
         """Whether the pace held after a punished probe was punished too: held a tenth lower.
