@@ -295,7 +295,6 @@ async def run(runs: int) -> list[Row]:  # noqa: C901, PLR0912, PLR0915 - one mat
                         runs = [(wall, seen)]
                         runs += [await measure(text + suffix, job) for _ in range(2)]
                         wall, seen = sorted(runs, key=lambda run: run[1]["span"])[1]
-                    if quota is None:
                         assert baseline is not None
                         efficiency = baseline / seen["span"]
                     else:

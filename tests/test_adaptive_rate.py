@@ -23,8 +23,10 @@ from vbs_async._limits import (
     CUT_GRACE,
     HOLD,
     LASTING,
+    NOISE_MOST,
     AdaptiveRate,
     Ticket,
+    _Stretch,
 )
 
 if TYPE_CHECKING:
@@ -516,6 +518,18 @@ def test_with_noise_known_a_punishment_needs_a_run_of_refusals_the_noise_seldom_
     assert not rate._cut.punished
     gateway.answer(probe_at + 0.35, probe_at + 0.33, ok=False)  # 0.21 ** 8: 4 in a million
     assert rate._cut.punished
+
+
+@pytest.mark.parametrize(("lower", "noise"), [((12, 10), NOISE_MOST), ((22, 20), 0.0)])
+def test_paces_far_apart_refused_alike_over_30_percent_are_noise_a_cut_still_ends(lower, noise):
+    # 30/s and 25/s held, then `lower`, each answered 20 times and refused 8 (40 %): a
+    # quota would have dropped as fast as the pace did. Noise, but no more than
+    # `NOISE_MOST`, so a share of half still cuts (a pace refused more than half is over
+    # twice any quota). A step of 0.88 says nothing over 30 %: a quota refuses 12 % less.
+    rate = AdaptiveRate(clock=lambda: 100.0)
+    for at, pace in zip((90.0, 92.0, 94.0, 96.0), (30, 25, *lower), strict=True):
+        rate._stretches.append(_Stretch(at, pace, answers=20, refused=8))
+    assert rate._held_noise(100.0) == noise
 
 
 def test_a_punished_probe_counts_what_got_through_of_requests_started_before_it_only():

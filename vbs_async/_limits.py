@@ -257,6 +257,8 @@ NOISE_MOST: Final = 0.245
 """The most noise a cut that left as many refused, over `NOISE_MAX`, marks: a cut then
 needs more than twice it and a point, half the answers, and a pace refused more than half
 is over twice any quota (more refused after the cut than that: a quota's, not noise)."""
+NOISE_CEILING: Final = 2 * NOISE_MOST + 0.01
+"""A share refused that no noise explains: half, what a cut needs once `NOISE_MOST` is taken."""
 NOISE_SPREAD: Final = 0.6
 """Paces held this far apart (the lower over the higher) and refused alike are noise even
 over `NOISE_MAX`, up to `NOISE_MOST` (see `_held_noise`)."""
@@ -1063,6 +1065,11 @@ class _Cut:
     blind: bool = False  # read in a blackout: the long run's goodput, a floor, not a quota
 
 
+def _refused_alike(higher: float, lower: float, most: float = NOISE_MAX) -> bool:
+    """Whether a lower pace was refused about as often as a higher one, both under `most`."""
+    return NOISE_MIN <= higher < most and NOISE_ALIKE * higher <= lower < most
+
+
 def _pooled_share(stretches: list[_Stretch]) -> float | None:
     """The share refused of `stretches` taken together, if they are alike (None: not).
 
@@ -1070,7 +1077,7 @@ def _pooled_share(stretches: list[_Stretch]) -> float | None:
     often as the pool within two deviations and one answer. A clean pace held before
     a quota dropped (37 answers, none refused) pooled with one refused after it (11
     of 15) read 21 %, as often as the paces held under the lower quota were: noise
-    was taken (a 50 -> 10 -> 50/s schedule: 891 requests for 760, not 810).
+    was taken (a 50 -> 10 -> 50/s schedule: 888 requests for 760, not 805).
     """
     answers = sum(x.answers for x in stretches)
     if answers < HELD_ANSWERS:
@@ -1322,11 +1329,9 @@ class AdaptiveRate:
         ]
         found = 0.0
         for i, higher in enumerate(judged):
-            if not NOISE_MIN <= higher.share < NOISE_MAX:
-                continue
             for lower in judged[i + 1 :]:
-                if lower.pace <= HELD_STEP * higher.pace and (
-                    NOISE_ALIKE * higher.share <= lower.share < NOISE_MAX
+                if lower.pace <= HELD_STEP * higher.pace and _refused_alike(
+                    higher.share, lower.share
                 ):
                     found = max(found, min(higher.share, lower.share))
         pooled, wide = self._pooled_noise(now)
@@ -1348,18 +1353,15 @@ class AdaptiveRate:
         found = wide = 0.0
         for i in range(1, len(recent)):
             high, low = recent[:i], recent[i:]
-            if max(x.pace for x in low) > HELD_STEP * min(x.pace for x in high):
+            step = max(x.pace for x in low) / min(x.pace for x in high)
+            if step > HELD_STEP:
                 continue
             hs, ls = _pooled_share(high), _pooled_share(low)
             if hs is None or ls is None:
                 continue
-            if NOISE_MIN <= hs < NOISE_MAX and NOISE_ALIKE * hs <= ls < NOISE_MAX:
+            if _refused_alike(hs, ls):
                 found = max(found, min(hs, ls))
-            elif (
-                max(x.pace for x in low) <= NOISE_SPREAD * min(x.pace for x in high)
-                and NOISE_MIN <= hs < 2 * NOISE_MOST + 0.01
-                and NOISE_ALIKE * hs <= ls < 2 * NOISE_MOST + 0.01
-            ):
+            elif step <= NOISE_SPREAD and _refused_alike(hs, ls, NOISE_CEILING):
                 # Refused about alike over `NOISE_SPREAD` of the pace or more, over
                 # `NOISE_MAX` too: a quota would have to have dropped as fast as the pace
                 # did. Noise, up to `NOISE_MOST` as for a later cut (a cut then needs half
@@ -1715,18 +1717,19 @@ class AdaptiveRate:
         # dropped since, noise taken from paces over it, sent twice that quota).
         taken = self.noise()
         noise = min(2 * CUT_SHARE, 2 * taken) + 0.01 if taken else 0.0
-        if len(held) < QUOTA_NOISE_ANSWERS and taken:
+        if len(held) >= QUOTA_NOISE_ANSWERS and not all(held):
+            # No more than a cut needs: refusals above that are a quota's (one that dropped
+            # while held), and a probe let run on through them doubled past twice a quota.
+            share = held.count(False) / len(held)
+            floor = max(noise, min(CUT_SHARE, 2 * share + 0.01))
+        elif len(held) < QUOTA_NOISE_ANSWERS and taken:
             # Too few held to say (a plateau at a few requests a second): the noise taken
-            # stands for what they were refused, as below. Twice it, capped at 0.21, ended
-            # nearly every probe from 3/s at 20 % at random: a 20/s bucket paced at 3 to
-            # 5/s for 25 s (fake clock).
-            return max(noise, min(NOISE_MAX, taken + CUT_SHARE))
-        if len(held) < QUOTA_NOISE_ANSWERS or all(held):
+            # stands for what they were refused. Twice it, capped at 0.21, ended nearly
+            # every probe from 3/s at 20 % at random: a 20/s bucket paced at 3 to 5/s for
+            # 25 s (fake clock).
+            share, floor = taken, noise
+        else:
             return noise
-        # No more than a cut needs: refusals above that are a quota's (one that dropped
-        # while held), and a probe let run on through them doubled past twice a quota.
-        share = held.count(False) / len(held)
-        floor = max(noise, min(CUT_SHARE, 2 * share + 0.01))
         if taken:
             # Noise taken: a cut's share more than the pace held was refused, up to
             # `NOISE_MAX` (a probe over a quota is refused 1 - quota/pace more: under
@@ -2055,7 +2058,7 @@ class AdaptiveRate:
             previous is not None
             and not cut.probe
             and answers >= 10  # noqa: PLR2004 - as above: ten answers at least
-            and NOISE_KEPT * cut.share_before <= share < 2 * NOISE_MOST + 0.01
+            and NOISE_KEPT * cut.share_before <= share < NOISE_CEILING
             and max(share, cut.share_before) >= NOISE_MAX
         ):
             # Refused as often after the cut or more, and over `NOISE_MAX` before or
