@@ -18,6 +18,7 @@ from . import (
     inventory,
     memory,
     rate,
+    simulated,
     throughput,
 )
 from ._harness import Row, markdown
@@ -30,6 +31,7 @@ BENCHMARKS = {
     "memory": memory.run,
     "rate": rate.run,
     "gateway": gateway.run,
+    "simulated": simulated.run,
     "command": command.run,
     "inventory": inventory.run,
 }

@@ -22,13 +22,23 @@ import orjson
 
 from vbs_async import RetryPolicy
 from vbs_async._limits import AdaptiveRate, RequestLimiter, Ticket, parse_quota
-from vbs_async.testing import FixedWindow
+from vbs_async.testing import FixedWindow, Sporadic
 from vbs_async.testing._quota import _inner_models
 
 if TYPE_CHECKING:
     from vbs_async.testing import GatewayModel
 
 _NAP = 0.25  # as the pacer: a long wait looks again this often
+
+
+class DrawnAsTheOutsiderDrew(Sporadic):
+    """`Sporadic`, its refusals drawn as two outsiders' gateways drew them (asked before the
+    bucket, from `random.Random(seed)`, a new sequence per seed): the test's sequence 16
+    refuses a third and more for seconds, from 20 %."""
+
+    def __init__(self, share: float, seed: int) -> None:
+        super().__init__(share)
+        self._random = random.Random(seed)
 
 
 @attrs.define

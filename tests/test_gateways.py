@@ -36,7 +36,7 @@ from vbs_async.testing import (
 )
 
 from ._helpers import LoopClock, sharing_document
-from ._throttle_sim import Simulated, simulate
+from ._throttle_sim import DrawnAsTheOutsiderDrew, Simulated, simulate
 
 if TYPE_CHECKING:
     from vbs_async._responses import Response
@@ -352,16 +352,6 @@ def test_a_fifth_refused_at_random_on_a_bucket_is_not_paced_at_a_few_per_s(
     gateway = AllOf([GatewayQuota(rate, 10, **quiet()), Sporadic(0.2, seed=seed)])
     run = simulate(gateway, seconds=120, requests=requests, listings=16)
     assert run.ended <= most
-
-
-class DrawnAsTheOutsiderDrew(Sporadic):
-    """`Sporadic`, its refusals drawn as an outsider's gateway drew them (asked before the
-    bucket, from `random.Random(seed)`): its sequence 16 refuses a third and more for
-    seconds, from 20 %."""
-
-    def __init__(self, share: float, seed: int) -> None:
-        super().__init__(share)
-        self._random = random.Random(seed)
 
 
 def test_a_third_refused_at_every_pace_as_it_is_cut_fivefold_is_noise():
