@@ -88,6 +88,8 @@ class WindowWatch:
         self._count = 0
         self._edges: deque[_Edge] = deque(maxlen=CYCLES + 1)
         self.window: Window | None = None
+        # The first edge seen (its admitted start), and what got through before it.
+        self.first_edge, self.first_count = math.inf, 0
 
     def answered(
         self, started: float, ok: bool, now: float, latency: Callable[[], float]
@@ -121,6 +123,8 @@ class WindowWatch:
         elif self._last_ok is False and self._run >= RUN:
             edge = _Edge(self._last_refused, started, self._count)
             self._count, self._run = 1, 0
+            if self.first_edge == math.inf:
+                self.first_edge, self.first_count = started, edge.count
         else:
             self._count, self._run = self._count + 1, 0
         self._last_ok = ok
