@@ -36,8 +36,10 @@ class DrawnAsTheOutsiderDrew(Sporadic):
     bucket, from `random.Random(seed)`, a new sequence per seed): the test's sequence 16
     refuses a third and more for seconds, from 20 %."""
 
-    def __init__(self, share: float, seed: int) -> None:
-        super().__init__(share)
+    def __init__(
+        self, share: float, seed: int, *, limit: int = 1000, announce: bool = False
+    ) -> None:
+        super().__init__(share, limit=limit, announce=announce)
         self._random = random.Random(seed)
 
 
