@@ -25,7 +25,7 @@ import random
 import statistics
 from typing import TYPE_CHECKING
 
-from tests._throttle_sim import DrawnAsTheOutsiderDrew, simulate
+from tests._throttle_sim import DrawnAsTheOutsiderDrew, TakenByOthers, simulate
 from vbs_async.testing import AllOf, GatewayQuota, parse_gateway
 
 from ._harness import Row
@@ -139,6 +139,29 @@ def noise_row(share: float, *, named: bool = False, pages: int = 550) -> Row:
     )
 
 
+def shared_row(taken: float, pages: int = 550) -> Row:
+    """The quota named, `taken` of it spent by other clients: time ÷ ideal, and 429s."""
+    ratios, refused = [], []
+    for seed in range(SEEDS):
+        random.seed(seed)
+        run = simulate(
+            TakenByOthers(taken), seconds=600, requests=pages, listings=LISTINGS, seed=seed
+        )
+        assert run.completed == pages, (taken, seed)
+        ratios.append(run.ended / (pages / (50 - taken)))
+        refused.append(run.refused / len(run.starts))
+    return Row(
+        f"a 50/s quota named, {taken:.0f}/s of it taken by other clients ({SEEDS} seeds, "
+        "fake clock)",
+        f"time {statistics.mean(ratios):.2f}x (worst {max(ratios):.2f}x), "
+        f"{statistics.mean(refused):.1%} of requests refused",
+        "the time at what is left of the quota",
+        statistics.mean(ratios),
+        "none (the client cannot see the others)",
+        met=True,
+    )
+
+
 async def run(runs: int) -> list[Row]:
     """The matrix and the noise rows (deterministic: `runs` is not used)."""
     del runs
@@ -150,4 +173,6 @@ async def run(runs: int) -> list[Row]:
     if not only or only in "random":
         rows += [noise_row(share) for share in (0.05, 0.1, 0.2, 0.25, 0.3)]
         rows += [noise_row(share, named=True) for share in (0.05, 0.1, 0.15, 0.2)]
+    if not only or only in "shared":
+        rows += [shared_row(taken) for taken in (10, 20, 30, 40)]
     return rows

@@ -22,7 +22,7 @@ import orjson
 
 from vbs_async import RetryPolicy
 from vbs_async._limits import AdaptiveRate, RequestLimiter, Ticket, parse_quota
-from vbs_async.testing import FixedWindow, Sporadic
+from vbs_async.testing import FixedWindow, GatewayQuota, Sporadic
 from vbs_async.testing._quota import _inner_models
 
 if TYPE_CHECKING:
@@ -41,6 +41,19 @@ class DrawnAsTheOutsiderDrew(Sporadic):
     ) -> None:
         super().__init__(share, limit=limit, announce=announce)
         self._random = random.Random(seed)
+
+
+class TakenByOthers(GatewayQuota):
+    """A 50/s quota named in every 429, of which the account's other clients take `taken` a
+    second (an OTC `user` policy counts every client of the account): a bucket of the rest,
+    burst 10."""
+
+    def __init__(self, taken: float) -> None:
+        super().__init__(50 - taken, 10)
+
+    def quota(self, now: float | None = None) -> tuple[int, str] | None:
+        del now
+        return 50, "1 second"
 
 
 @attrs.define
