@@ -1041,7 +1041,8 @@ class AnnouncedQuota:
         A fifth refused at random, each 429 naming a 50/s quota: the share of the
         last seconds went over 15 % every few seconds, and each refusal then paused
         the pace and widened its margin to a quarter (2.72x the time at the quota,
-        fake clock; 1.41x now, and a quota shared with others as before).
+        fake clock; 1.45x now, and a quota the account's other clients spend too as
+        before).
         """
         answers = self._answers
         if answers is None or not 1 <= answers.refused_in_a_row() <= self._noise_run(now):
@@ -1456,12 +1457,13 @@ class AdaptiveRate:
         if self._holding() is not None and not refused:
             return  # held under it already, and nothing refused since
         lately, watch = LONG_WINDOW, self._windows
-        if watch.first_count <= window.limit * (1 + COUNT_SLACK):
+        if watch.first_edge < now and watch.first_count <= window.limit * (1 + COUNT_SLACK):
             # The crawl's first window, begun anywhere in it, is no whole period: its count
             # says more than its rate (begun 4 s into a calendar window of 100 per 5 s, it
             # and the next let 31 a second through, and the window read was turned away at
-            # each edge: 1.12x the crawl's requests, 1.09x now; fake clock). More through
-            # before the first edge than the count read: no count that ran out.
+            # each edge: 1.10x to 1.13x the crawl's requests, 1.07x to 1.09x now; fake
+            # clock). More through before the first edge than the count read: no count
+            # that ran out.
             lately = min(lately, now - watch.first_edge)
         if not refused and window.rate < WINDOW_GOODPUT * self._goodput(now, lately):
             # Less than the gateway let through lately: not a count that ran out (an
