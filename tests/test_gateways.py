@@ -137,6 +137,30 @@ def test_a_spent_5_second_window_is_waited_out_with_few_requests():
     assert run.ended <= 760 / 20
 
 
+def outages(begun: float, seconds: float = 200.0) -> Schedule:
+    """90/s (burst 10), down 2 s in every calendar 5 (from 3 to 5), begun `begun` s into the 5."""
+    phases: list[tuple[float, GatewayModel]] = []
+    at = 0.0
+    while at < seconds:
+        down = (at + begun) % 5 >= 3
+        phases.append((at, Sporadic(1.0) if down else GatewayQuota(90, 10, **quiet())))
+        at += (5 - (at + begun) % 5) if down else (3 - (at + begun) % 5)
+    return Schedule(phases)
+
+
+@pytest.mark.parametrize(("begun", "seed"), [(4.0, 1), (4.5, 2), (3.5, 2)])
+def test_a_crawl_begun_in_an_outage_is_not_paced_at_the_one_success_it_saw(begun, seed):
+    # An outsider's gateway, 90/s but down 2 s in every 5, the crawl begun in an outage:
+    # a second of refusals and the first success made the first sample, 1 a second, and
+    # from that pace the outages read as a window of 5 per 5 s (1.3x to 3x the time of a
+    # loop sleeping 1 s on each 429). The blackout the crawl began in is forgotten at its
+    # first success. 570 requests, 10.6 s at 54/s: 133.5, 133.4 and 82.0 s before; 13.5,
+    # 16.2 and 14.4 s now.
+    random.seed(seed)
+    run = simulate(outages(begun), seconds=300, requests=570, listings=16, network=0.002, seed=seed)
+    assert run.ended <= 25
+
+
 @pytest.mark.parametrize("calendar", [3.5, 4.0])
 def test_a_window_read_after_a_crawl_began_late_in_one_is_held_under(calendar):
     # Begun 3.5 or 4 s into a calendar window of 100 per 5 s, the crawl spent it and the

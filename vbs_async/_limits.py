@@ -1688,6 +1688,14 @@ class AdaptiveRate:
     def succeeded(self, ticket: Ticket) -> None:
         """A request was answered without throttling."""
         back = self._blackout(self._clock())
+        first = self._first_refusal
+        if (
+            not self.active
+            and first is not None
+            and ticket.started > first
+            and not any(ok for *_, ok in self._answers)
+        ):
+            self._begin_again()
         now = self._record(ticket, ok=True)
         cut = self._cut
         if back and cut is not None and cut.blind and self.active:
@@ -1906,6 +1914,21 @@ class AdaptiveRate:
         self._punished_until = math.inf
         self.cuts += 1
         return True
+
+    def _begin_again(self) -> None:
+        """Forget a blackout the crawl began in, at its first success: it says nothing of the rate.
+
+        Begun 4 s into an outage of 2 s in every 5 (90/s otherwise), a second of
+        refusals and one success made the first sample: 1 a second. The crawl was
+        paced from there, read the outages as a window of 5 per 5 s, and took 133 s
+        for 10.6 at the gateway's pace (fake clock). The first refusals after it
+        make the first sample now, as if the crawl began with that success.
+        """
+        self._answers.clear()
+        self._first_answer = -math.inf
+        self._first_refusal = None
+        self._refused_run = 0
+        self._windows = WindowWatch()
 
     def _first_look(self, now: float) -> None:
         """The first cut, once a round of answers is in (a few answers say little)."""
