@@ -1688,11 +1688,10 @@ class AdaptiveRate:
     def succeeded(self, ticket: Ticket) -> None:
         """A request was answered without throttling."""
         back = self._blackout(self._clock())
-        first = self._first_refusal
         if (
             not self.active
-            and first is not None
-            and ticket.started > first
+            and ticket.started > self._first_answer
+            and self._answers
             and not any(ok for *_, ok in self._answers)
         ):
             self._begin_again()
