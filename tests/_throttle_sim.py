@@ -43,17 +43,23 @@ class DrawnAsTheOutsiderDrew(Sporadic):
         self._random = random.Random(seed)
 
 
-class TakenByOthers(GatewayQuota):
-    """A 50/s quota named in every 429, of which the account's other clients take `taken` a
-    second (an OTC `user` policy counts every client of the account): a bucket of the rest,
-    burst 10."""
+class SharedWithOthers(GatewayQuota):
+    """A 50/s bucket (burst 10) named in every 429, which another client of the account sends
+    `others` requests a second to, evenly (an OTC `user` policy counts every client of the
+    account): each of theirs takes a token if one is there, before the client's next."""
 
-    def __init__(self, taken: float) -> None:
-        super().__init__(50 - taken, 10)
+    def __init__(self, others: float) -> None:
+        super().__init__(50, 10)
+        self.others = others
+        self.others_sent = self.others_served = 0
+        self._next_other = 0.0
 
-    def quota(self, now: float | None = None) -> tuple[int, str] | None:
-        del now
-        return 50, "1 second"
+    def _admit(self, now: float) -> bool:
+        while self._next_other <= now:
+            self.others_sent += 1
+            self.others_served += super()._admit(self._next_other)
+            self._next_other += 1 / self.others
+        return super()._admit(now)
 
 
 @attrs.define

@@ -36,7 +36,7 @@ from vbs_async.testing import (
 )
 
 from ._helpers import LoopClock, sharing_document
-from ._throttle_sim import DrawnAsTheOutsiderDrew, Simulated, TakenByOthers, simulate
+from ._throttle_sim import DrawnAsTheOutsiderDrew, SharedWithOthers, Simulated, simulate
 
 if TYPE_CHECKING:
     from vbs_async._responses import Response
@@ -833,34 +833,20 @@ def test_random_429s_naming_the_quota_cost_little_more_than_none(seed):
     assert noisy.ended <= 1.3 * clean.ended
 
 
-@pytest.mark.parametrize("seed", [0, 1, 4])
-def test_a_fifth_refused_at_random_naming_the_quota_is_noise_once_a_slower_pace_is_as_refused(
-    seed,
-):
-    # An outsider's gateway named its 50/s quota in every 429, a fifth of them at random:
-    # over 15 % of the last seconds' answers refused every few seconds, and each refusal
-    # then paused the pace and widened its margin to a quarter, a refusal after the pause
-    # waiting for the next second (30 s where a loop sleeping 1 s on each 429 took 18).
-    # Paced at 75 % and refused as often as at the limit, the refusals do not follow the
-    # pace: noise at that level. 550 requests, 13.75 s at the quota: 38.6, 31.5 and 39.4 s
-    # before; 16.2, 18.7 and 19.4 now.
+@pytest.mark.parametrize("others", [20, 30])
+def test_a_named_quota_other_clients_spend_too_is_not_taken_from_them(others):
+    # A quota the account's other clients spend too (an OTC `user` policy counts them
+    # all) refuses the client's pace and theirs alike as the client's pace drops, so
+    # refusals alike at 98 % and 75 % of the limit tell noise from it no better than
+    # chance. Taken for noise that way (an earlier change of this session), the client
+    # paced at the limit and took the others' tokens: a client sending 30 a second got
+    # 15 to 20 through, not 26 (an outsider's gateway: 16 to 18).
     random.seed(0)
-    noise = DrawnAsTheOutsiderDrew(0.2, seed, limit=50, announce=True)
-    run = simulate(AllOf([noise, GatewayQuota(50, 10)]), seconds=120, requests=550, listings=16)
-    assert run.ended <= 25
-
-
-@pytest.mark.parametrize("taken", [20, 30])
-def test_a_named_quota_others_spend_too_is_not_taken_for_noise(taken):
-    # Paced at 75 % of the limit, a quota the account's other clients spend too (an OTC
-    # `user` policy counts them all) refuses less than at the limit: its refusals follow
-    # the pace, and each pauses it. Taken for noise (a pace at 75 % refused at any share
-    # under half), the crawl went on at the limit: 19 and 21 % of its requests refused, not
-    # 16 and 17 %.
-    random.seed(0)
-    run = simulate(TakenByOthers(taken), seconds=600, requests=550, listings=16)
-    assert run.refused <= 0.19 * len(run.starts)
-    assert run.ended <= 1.15 * 550 / (50 - taken)
+    gateway = SharedWithOthers(others)
+    run = simulate(gateway, seconds=600, requests=550, listings=16)
+    assert run.completed == 550
+    assert gateway.others_served >= 0.65 * gateway.others_sent
+    assert run.refused <= 0.2 * len(run.starts)
 
 
 class Overloaded(Sporadic):

@@ -358,11 +358,6 @@ refused, does not follow the pace once the margin under the limit went to `MARGI
 refusals went on (a bucket's jitter refuses nothing paced at 75 %): an overloaded backend
 refusing 5 % at random, or one project's policy. It pauses nothing: 5 % of 429s at random
 under a 50/s bucket cost 1.6x to 2.0x the crawl, paused and paced at 75 % after each."""
-QUOTA_NOISE_RUN_ODDS: Final = 1e-3
-"""With a noise level read (`AnnouncedQuota._refused_alike_wide`), as many refusals in a row
-as it draws one time in a thousand at least are noise too (4 at a fifth, 2 at a tenth): two
-in a row paused the pace, and the first start after the pause, refused a fifth of the time
-too, was taken for a spent window that waited for the next second."""
 QUOTA_NOISE_LOW: Final = 0.1
 """At most this share of the last seconds' requests refused, at the limit (the margin widened
 once at most), is noise at once: a bucket's jitter refused a quarter there."""
@@ -673,12 +668,6 @@ class AnnouncedQuota:
         # The client's answers (successes too), to tell a refusal the pace caused from noise.
         self._answers = answers
         self.noisy = False  # refusals went on at the widest margin: noise, not the pace
-        # What the last seconds refused when the margin was last widened from the limit (None:
-        # fewer than `CUT_ANSWERS` answers), since when it is at its widest, and the noise
-        # level those two read alike, and when (it halves every `NOISE_HALF_LIFE` seconds).
-        self._limit_share: float | None = None
-        self._wide_since = math.inf
-        self._noise_level, self._noise_at = 0.0, -math.inf
         self._blackout_from = now  # the first refusal since something paced got through
         self.sliding = False
         self.each_project = False
@@ -974,7 +963,7 @@ class AnnouncedQuota:
                 # among refusals at random: two in a row (one in twenty of them at 5 %)
                 # are no jitter either, and the margin they widened stayed (a 5/s pace
                 # at 84 % after three such pairs).
-                self._widen(now)
+                self._jitter_margin = min(MARGIN_MAX, 2 * self._margin())
             self._paused = True
             self._blocked_until = max(ended, now + BUCKET_PAUSE * interval)
             return True
@@ -984,48 +973,6 @@ class AnnouncedQuota:
             return True
         return False
 
-    def _widen(self, now: float) -> None:
-        """Double the margin under the limit; from the limit, note what the last seconds refused."""
-        answers = self._answers
-        if self._jitter_margin <= 2 * QUOTA_MARGIN and answers is not None:
-            share, judged = self._share_refused(answers, now)
-            self._limit_share = share if judged >= CUT_ANSWERS else None
-        widened = min(MARGIN_MAX, 2 * self._margin())
-        if widened >= MARGIN_MAX > self._jitter_margin:
-            self._wide_since = now
-        self._jitter_margin = widened
-
-    def _noise_level_now(self, now: float) -> float:
-        return self._noise_level * math.pow(0.5, (now - self._noise_at) / NOISE_HALF_LIFE)
-
-    def _refused_alike_wide(self, answers: AdaptiveRate, now: float) -> bool:
-        """Whether the pace at the widest margin is refused about as often as it was at the limit.
-
-        Paced a quarter under its limit, no quota refuses a client alone. One
-        shared with the account's other clients refuses less of the slower pace
-        (others sending 30 % of the limit leave 29 % of a pace at 98 % refused,
-        7 % of one at 75 %): refused alike (`_refused_alike`, 20 answers at the
-        widest margin at least), the refusals do not follow the pace, and their
-        share is the noise's level (up to `NOISE_MOST`). Not over `NOISE_MAX`
-        refused at the limit: others sending more than that leave both paces
-        refused nearly alike.
-        """
-        limit = self._limit_share
-        if limit is None or limit > NOISE_MAX or self._jitter_margin < MARGIN_MAX:
-            return False
-        share, judged = answers.share_refused(self._wide_since)
-        if judged < QUOTA_NOISE_ANSWERS or not _refused_alike(limit, share, NOISE_CEILING):
-            return False
-        self._noise_level, self._noise_at = min(share, NOISE_MOST), now
-        return True
-
-    def _noise_run(self, now: float) -> int:
-        """The most refusals in a row taken for noise: one, or as many as its level often draws."""
-        level = self._noise_level_now(now) if self.noisy else 0.0
-        if level < NOISE_MIN:
-            return 1
-        return max(1, math.floor(math.log(QUOTA_NOISE_RUN_ODDS) / math.log(level)))
-
     def _noise(self, now: float, started: float) -> bool:
         """Whether this refusal (after a success, few refused lately) is noise, not the pace.
 
@@ -1033,27 +980,14 @@ class AnnouncedQuota:
         refused at the limit, or a refusal came, with the margin widened already,
         to a start paced a quarter slower than the limit's interval over the
         `NOISE_STARTS` starts before it since the last pause (no bucket's jitter
-        refuses that), or the pace at the widest margin was refused about as often
-        as at the limit (`_refused_alike_wide`); until more of the requests of
-        the last seconds are refused than `QUOTA_NOISE_SHARE`, or than twice the
-        level read that way and a point.
-
-        A fifth refused at random, each 429 naming a 50/s quota: the share of the
-        last seconds went over 15 % every few seconds, and each refusal then paused
-        the pace and widened its margin to a quarter (2.72x the time at the quota,
-        fake clock; 1.45x now, and a quota the account's other clients spend too as
-        before).
+        refuses that); until more than `QUOTA_NOISE_SHARE` of the requests of
+        the last seconds are refused.
         """
         answers = self._answers
-        if answers is None or not 1 <= answers.refused_in_a_row() <= self._noise_run(now):
+        if answers is None or answers.refused_in_a_row() != 1:
             return False  # refused after a refusal: a spent window, an excess
-        if not self.noisy and self._refused_alike_wide(answers, now):
-            self.noisy = True
-            self._jitter_margin = QUOTA_MARGIN
-            return True
         share, judged = self._share_refused(answers, now)
-        ceiling = max(QUOTA_NOISE_SHARE, 2 * self._noise_level_now(now) + 0.01)
-        if judged >= QUOTA_NOISE_ANSWERS and share > ceiling:
+        if judged >= QUOTA_NOISE_ANSWERS and share > QUOTA_NOISE_SHARE:
             self.noisy = False
             return False
         at_the_limit = self._jitter_margin <= 2 * QUOTA_MARGIN
