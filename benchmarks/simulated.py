@@ -30,6 +30,7 @@ from tests._throttle_sim import DrawnAsTheOutsiderDrew, SharedWithOthers, simula
 from vbs_async.testing import AllOf, GatewayQuota, parse_gateway
 
 from ._harness import Row
+from .gateway import MODELS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -38,27 +39,19 @@ if TYPE_CHECKING:
     from vbs_async.testing import GatewayModel
 
 PAGES, LISTINGS = 760, 16
-SEEDS = int(os.environ.get("VBS_BENCH_SEEDS", "16"))
 
 
-def constant(rate: float) -> Callable[[float], float]:
-    return lambda _: rate
+def seeds() -> int:
+    """`VBS_BENCH_SEEDS`: the seeds each row is the mean of (16)."""
+    text = os.environ.get("VBS_BENCH_SEEDS", "16")
+    if not text.isdigit() or int(text) < 1:
+        raise SystemExit(f"VBS_BENCH_SEEDS must be a whole number of 1 or more, not {text!r}")
+    return int(text)
 
 
-# name: (model text, the quota's rate over time, its fixed window's period or 0)
-MODELS: dict[str, tuple[str, Callable[[float], float], float]] = {
-    "bucket 50/s, burst 50": ("50:50", constant(50.0), 0.0),
-    "bucket 50/s, burst 10": ("50:10", constant(50.0), 0.0),
-    "fixed window 50 per 1 s": ("window:50/1", constant(50.0), 1.0),
-    "fixed window 100 per 5 s": ("window:100/5", constant(20.0), 5.0),
-    "penalty box 2 s, bucket 50/10": ("penalty:2+50:10", constant(50.0), 0.0),
-    "in-flight cap 4": ("inflight:4", constant(100.0), 0.0),
-    "50/s, 10/s from 2 s to 5 s": (
-        "0=50:10;2=10:10;5=50:10",
-        lambda t: 10.0 if 2 <= t < 5 else 50.0,
-        0.0,
-    ),
-}
+def window_period(text: str) -> float:
+    """A fixed window's period in seconds (`window:100/5`: 5), or 0 for any other model."""
+    return float(text.rsplit("/", 1)[1]) if text.startswith("window:") else 0.0
 
 
 def ideal(rate: Callable[[float], float], pages: int = PAGES) -> float:
@@ -83,17 +76,19 @@ def crawl(gateway: GatewayModel, seed: int, calendar: float = 0.0) -> Simulated:
     )
 
 
-def model_rows(name: str, text: str, rate: Callable[[float], float], period: float) -> list[Row]:
+def model_rows(
+    name: str, text: str, rate: Callable[[float], float], period: float, count: int
+) -> list[Row]:
     rows = []
     for named in (False, True):
         requests, efficiency = [], []
-        for seed in range(SEEDS):
-            calendar = period * seed / SEEDS
+        for seed in range(count):
+            calendar = period * seed / count
             run = crawl(parse_gateway(text + ("" if named else ",announce=off")), seed, calendar)
             assert run.completed == PAGES, (name, named, seed)
             requests.append(len(run.starts) / PAGES)
             efficiency.append(ideal(rate) / run.ended)
-        label = f"{name}, quota {'named' if named else 'unknown'} ({SEEDS} seeds, fake clock)"
+        label = f"{name}, quota {'named' if named else 'unknown'} ({count} seeds, fake clock)"
         least = 0.6 if name.startswith("in-flight") else (0.95 if named else 0.8)
         most = 1.05
         mean_requests, mean_efficiency = statistics.mean(requests), statistics.mean(efficiency)
@@ -111,14 +106,14 @@ def model_rows(name: str, text: str, rate: Callable[[float], float], period: flo
     return rows
 
 
-def noise_row(share: float, *, named: bool = False, pages: int = 550) -> Row:
+def noise_row(share: float, count: int, *, named: bool = False, pages: int = 550) -> Row:
     """A 50/s bucket (burst 10), `share` refused at random before it: time ÷ the ideal.
 
     `named`: every 429 names the bucket's quota, the random ones too (as one
     outsider's gateway did; an overloaded backend behind OTC's gateway would not).
     """
     ratios = []
-    for seed in range(2 * SEEDS):
+    for seed in range(2 * count):
         random.seed(0)
         noise = DrawnAsTheOutsiderDrew(share, seed, limit=50, announce=named)
         gateway = AllOf([noise, GatewayQuota(50, 10, announce=named)])
@@ -130,7 +125,7 @@ def noise_row(share: float, *, named: bool = False, pages: int = 550) -> Row:
     target = 1.3 if share <= 0.05 else None
     return Row(
         f"{share:.0%} of 429s at random before a 50/s bucket, quota "
-        f"{'named in every 429' if named else 'unknown'} ({2 * SEEDS} sequences, fake clock)",
+        f"{'named in every 429' if named else 'unknown'} ({2 * count} sequences, fake clock)",
         f"median {median:.2f}x, p90 {p90:.2f}x, worst {ratios[-1]:.2f}x, "
         f"over 2x {sum(ratio > 2 for ratio in ratios)}",
         "the time at the quota, the share refused on top",
@@ -140,10 +135,10 @@ def noise_row(share: float, *, named: bool = False, pages: int = 550) -> Row:
     )
 
 
-def shared_row(others: float, pages: int = 550) -> Row:
+def shared_row(others: float, count: int, pages: int = 550) -> Row:
     """A 50/s quota named, which another client sends `others` a second to: time, 429s, theirs."""
     ratios, refused, served = [], [], []
-    for seed in range(SEEDS):
+    for seed in range(count):
         random.seed(seed)
         gateway = SharedWithOthers(others)
         run = simulate(gateway, seconds=600, requests=pages, listings=LISTINGS, seed=seed)
@@ -152,7 +147,7 @@ def shared_row(others: float, pages: int = 550) -> Row:
         refused.append(run.refused / len(run.starts))
         served.append(gateway.others_served / run.ended)
     return Row(
-        f"a 50/s quota named, another client sending {others:.0f}/s to it ({SEEDS} seeds, "
+        f"a 50/s quota named, another client sending {others:.0f}/s to it ({count} seeds, "
         "fake clock)",
         f"time {statistics.mean(ratios):.2f}x (worst {max(ratios):.2f}x), "
         f"{statistics.mean(refused):.1%} of requests refused, the other client served "
@@ -167,14 +162,15 @@ def shared_row(others: float, pages: int = 550) -> Row:
 async def run(runs: int) -> list[Row]:
     """The matrix and the noise rows (deterministic: `runs` is not used)."""
     del runs
+    count = seeds()
     only = os.environ.get("VBS_BENCH_MODELS")
     rows = []
-    for name, (text, rate, period) in MODELS.items():
-        if not only or only in name:
-            rows += model_rows(name, text, rate, period)
+    for name, (text, rate) in MODELS.items():
+        if rate is not None and (not only or only in name):
+            rows += model_rows(name, text, rate, window_period(text), count)
     if not only or only in "random":
-        rows += [noise_row(share) for share in (0.05, 0.1, 0.2, 0.25, 0.3)]
-        rows += [noise_row(share, named=True) for share in (0.05, 0.1, 0.15, 0.2)]
+        rows += [noise_row(share, count) for share in (0.05, 0.1, 0.2, 0.25, 0.3)]
+        rows += [noise_row(share, count, named=True) for share in (0.05, 0.1, 0.15, 0.2)]
     if not only or only in "shared":
-        rows += [shared_row(others) for others in (10, 20, 30, 40)]
+        rows += [shared_row(others, count) for others in (10, 20, 30, 40)]
     return rows

@@ -838,7 +838,7 @@ def test_a_named_quota_other_clients_spend_too_is_not_taken_from_them(others):
     # A quota the account's other clients spend too (an OTC `user` policy counts them
     # all) refuses the client's pace and theirs alike as the client's pace drops, so
     # refusals alike at 98 % and 75 % of the limit tell noise from it no better than
-    # chance. Taken for noise that way (an earlier change of this session), the client
+    # chance. Taken for noise that way (a rule tried in a8b6ddb and reverted), the client
     # paced at the limit and took the others' tokens: a client sending 30 a second got
     # 15 to 20 through, not 26 (an outsider's gateway: 16 to 18).
     random.seed(0)

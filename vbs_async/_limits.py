@@ -1622,12 +1622,9 @@ class AdaptiveRate:
     def succeeded(self, ticket: Ticket) -> None:
         """A request was answered without throttling."""
         back = self._blackout(self._clock())
-        if (
-            not self.active
-            and ticket.started > self._first_answer
-            and self._answers
-            and not any(ok for *_, ok in self._answers)
-        ):
+        # The first success ever, of a request sent after the first answer (a refusal).
+        first_success = self._last_success == -math.inf
+        if not self.active and first_success and -math.inf < self._first_answer < ticket.started:
             self._begin_again()
         now = self._record(ticket, ok=True)
         cut = self._cut
