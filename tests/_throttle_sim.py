@@ -21,7 +21,9 @@ import attrs
 import orjson
 
 from vbs_async import RetryPolicy
-from vbs_async._limits import AdaptiveRate, RequestLimiter, Ticket, parse_quota
+from vbs_async._adaptive import AdaptiveRate, Ticket
+from vbs_async._announced import parse_quota
+from vbs_async._limits import RequestLimiter
 from vbs_async.testing import FixedWindow, GatewayQuota, Sporadic
 from vbs_async.testing._quota import _inner_models
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from vbs_async._limits import (
+from vbs_async._adaptive import (
     BETA,
     CUT_GRACE,
     HOLD,

@@ -12,18 +12,17 @@ import time
 
 import pytest
 
-from vbs_async._limits import (
+from vbs_async._adaptive import AdaptiveRate, Ticket
+from vbs_async._announced import (
     PROBE_DOUBLING,
     QUIET,
     QUOTA_MARGIN,
     RESTORE_QUIET,
-    AdaptiveRate,
     AnnouncedQuota,
     Quota,
-    RequestLimiter,
-    Ticket,
     parse_quota,
 )
+from vbs_async._limits import RequestLimiter
 
 from ._helpers import FakeClock
 

@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from vbs_async import ProjectSharings, RetryPolicy, TokenAuth, VBSClient
-from vbs_async._limits import HELD_MEMORY, Quota, parse_quota
+from vbs_async._adaptive import HELD_MEMORY
+from vbs_async._announced import Quota, parse_quota
 from vbs_async.testing import (
     AllOf,
     Emulator,

@@ -11,7 +11,7 @@ import random
 import pytest
 
 from vbs_async import RequestTimeoutError, RetryBudget, RetryPolicy, TokenAuth, VBSClient
-from vbs_async._limits import (
+from vbs_async._adaptive import (
     APPROACH,
     BETA,
     BLACKOUT_TRICKLE,
@@ -19,17 +19,12 @@ from vbs_async._limits import (
     FIRST_LOOK,
     HOLD,
     NOISE_HALF_LIFE,
-    QUIET,
-    QUOTA_MARGIN,
     AdaptiveRate,
-    AnnouncedQuota,
-    Quota,
-    RequestLimiter,
-    StartRateLimiter,
     Ticket,
-    _Gate,
-    _Turns,
 )
+from vbs_async._announced import QUIET, QUOTA_MARGIN, AnnouncedQuota, Quota
+from vbs_async._limits import RequestLimiter, _Gate
+from vbs_async._pacing import StartRateLimiter, _Turns
 from vbs_async.testing import Emulator
 
 from ._helpers import PATIENT_RETRY, FakeClock, LoopClock

@@ -16,7 +16,9 @@ import orjson
 import pytest
 
 from vbs_async import RetryPolicy, TokenAuth, VBSClient
-from vbs_async._limits import AdaptiveRate, Quota, RequestLimiter, Ticket
+from vbs_async._adaptive import AdaptiveRate, Ticket
+from vbs_async._announced import Quota
+from vbs_async._limits import RequestLimiter
 from vbs_async.testing import (
     GatewayQuota,
     MockTransport,

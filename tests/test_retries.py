@@ -31,7 +31,7 @@ from vbs_async import (
     VBSClient,
     _retry,
 )
-from vbs_async._limits import parse_quota
+from vbs_async._announced import parse_quota
 from vbs_async._requests import Request
 from vbs_async._responses import Response  # noqa: TC001 - the handler's annotation
 from vbs_async._retry import is_transient, parse_retry_after

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
+from ._adaptive import BLACKOUT_RUN, BLACKOUT_TRICKLE
 from ._errors import APIError, TransportError
-from ._limits import BLACKOUT_RUN, BLACKOUT_TRICKLE
 from ._validation import check_int, check_positive_number, validator
 
 if TYPE_CHECKING:

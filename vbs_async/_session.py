@@ -39,6 +39,7 @@ import attrs
 import stamina
 from yarl import URL
 
+from ._announced import parse_quota
 from ._endpoints import KNOWN_REGIONS, VBS_SERVICE_TYPES, catalog_endpoint
 from ._errors import (
     APIError,
@@ -51,7 +52,6 @@ from ._errors import (
     TransportError,
     VBSError,
 )
-from ._limits import Ticket, parse_quota
 from ._redaction import redact_error
 from ._responses import Response, api_error
 from ._retry import is_throttling, is_transient
@@ -59,6 +59,7 @@ from ._retry import is_throttling, is_transient
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from ._adaptive import Ticket
     from ._auth import Auth
     from ._limits import RequestLimiter
     from ._models import ListingStats

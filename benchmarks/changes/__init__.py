@@ -94,22 +94,22 @@ CHANGES: tuple[Change, ...] = (
     ),
     # -- limits (3) ---------------------------------------------------------------
     Change(
-        "limits", "vbs_async/_limits.py",
+        "limits", "vbs_async/_adaptive.py",
         "            or ticket.started < cut.at + CUT_GRACE",
         "            or ticket.started < cut.at",
-        "a 429 inside the grace period after a cut cutting again", "_limits", named=True,
+        "a 429 inside the grace period after a cut cutting again", "_adaptive", named=True,
     ),
     Change(
-        "limits", "vbs_async/_limits.py",
+        "limits", "vbs_async/_pacing.py",
         "        self._most = max(1, math.floor(rate))  # starts in any window",
         "        self._most = max(1, math.floor(rate) + 1)  # starts in any window",
-        "the rate limit's window holding one start too many", "_limits",
+        "the rate limit's window holding one start too many", "_pacing",
     ),
     Change(
-        "limits", "vbs_async/_limits.py",
+        "limits", "vbs_async/_pacing.py",
         "        async with self._turn.hold(urgent=urgent):",
         "        async with asyncio.Lock():",
-        "the pacer's turn lock skipped (a fresh lock each time)", "_limits",
+        "the pacer's turn lock skipped (a fresh lock each time)", "_pacing",
     ),
     # -- retry (5) ----------------------------------------------------------------
     Change(

@@ -1,0 +1,635 @@
+"""The gateway's own quota, when a throttling answer names it: read and paced under.
+
+`parse_quota` reads `limit:50,time:1 second` from an `APIG.0308` answer;
+`AnnouncedQuota` paces a client's requests under it exactly, probes above it
+after a long quiet stretch, finds a window that is not the calendar's (a
+sliding one), and tells a refusal the pace caused from an overloaded
+backend's noise by the client's answers (`_adaptive.AdaptiveRate`).
+`_limits.RequestLimiter` keeps one per policy scope.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import re
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Final
+
+import attrs
+
+from ._pacing import WINDOW_MARGIN, Pacer, loop_time
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ._adaptive import AdaptiveRate
+
+PROBE_DOUBLING: Final = 0.7
+"""Seconds in which a probing rate doubles."""
+_ANNOUNCED: Final = re.compile(
+    r"(?:policy\s+(?P<scope>[a-z]+)\b.*?)?limit\s*:\s*(?P<limit>[0-9]{1,12})\s*,\s*"
+    r"time\s*:\s*(?P<count>[0-9]{1,12})\s*(?P<unit>second|minute|hour|day)s?",
+    re.IGNORECASE | re.ASCII,
+)
+_UNITS: Final = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
+QUOTA_MAX_RATE: Final = 10_000.0
+"""An announced quota faster than this many requests a second is not believed: no client
+on one event loop sends that many (the benchmark's reach a few hundred), so the refusal
+that named it was not this client's excess, and a pace above what it sends paces nothing
+(a 20/s bucket announcing 10^23 a second: 151 of 177 answers 429). Learned from instead."""
+QUOTA_MAX_PERIOD: Final = 7 * 86400.0
+"""An announced window longer than a week is not believed: the gateway's longest unit is
+a day, and a window no call's deadline comes near is never waited for anyway."""
+_PER_API: Final = frozenset({"api"})
+"""Scopes of a policy that holds for one API, not for every request to the host."""
+QUOTA_MARGIN: Final = 0.02
+"""An announced quota is paced this much under its limit (network jitter bunches arrivals).
+The starts a window holds are that much under its limit in whole requests only: a quota
+under 50 holds its limit, paced evenly under it (4.9 of 5 a second read 4: 0.8 of it)."""
+SHORT_PERIOD: Final = 1.0
+"""A quota over at most this many seconds is also paced evenly: such a gateway may be a
+bucket with a small burst. A longer window may be spent in a burst."""
+QUIET: Final = 60.0
+"""Seconds without a refusal at an announced quota before it is probed above (the gap
+doubles after each refused probe, up to `QUIET_MAX`); a probe that succeeds above it
+forgets it. Long: the gateway names its quota, a probe above it costs 429s (a spent
+window, a penalty box), and only a quota raised since is found by it."""
+QUIET_MAX: Final = 300.0
+RAISED: Final = 2
+"""A probe above an announced quota forgets it once more than this many times its limit got
+through (answered, not only sent) among the probe's requests started within one period.
+Judged on starts, before any answer, a probe of 1 or 2 a second started twice its limit in
+a period before its first refusal came back: the quota was dropped, the crawl's listings
+fired at once, and it was learned again, a burst of 429s each quiet minute (52 of 500
+requests refused at 2/s, 70 of 369 at 1 per calendar second). More than twice, not twice:
+a period straddles two calendar windows (or a bucket's burst and its refill), which admit
+twice the limit of a quota that was not raised (20 % of a crawl at 1 per calendar second
+refused, the calendar 0.3 s off). The probe's pace still doubles every `PROBE_DOUBLING`
+seconds: its first refusal ends it a round trip later (one start, at a slow quota), and a
+raised quota is found within seconds."""
+RAISED_PERIODS: Final = 2
+"""Periods running in each of which a probe above a quota of a second or less must get more
+than `RAISED` times its limit through to forget it: such a gateway may be a bucket, whose
+burst saved up while paced under it lets a probe through above twice the limit in the
+first period only (a bucket of 2 a second with a burst of 4 was forgotten at each probe,
+and learned again in a burst of refusals: 50 of 496 requests refused). A longer window is
+judged on one period: calendar windows, no saved-up burst, and 10 s of answers to see by."""
+PROBE_LOG: Final = 20.0
+"""Seconds of a probe's requests kept to judge it by (twice the client's log of answers,
+`LONG_WINDOW`, which holds no answer to a request sent earlier). Under a quota longer than
+that log, only what got through in it counts: a raised quota a crawl cannot send twice the
+limit of in 10 s is not forgotten, but its probe, unrefused, soon paces nothing."""
+RESTORE_QUIET: Final = 1.0
+"""Seconds without a refusal at a quota announced lower than one before it, before the
+higher one is tried again (doubling while refused, up to `QUIET`): a drop may pass."""
+BLACKOUT_STEP: Final = 0.5
+"""The share of an announced quota's period a request waits, refused again right after
+the window rolled over (a penalty box): the next calendar window would waste more, a
+quarter cost a 429 each quarter second of a 2-s penalty box (1.8 % of a crawl's requests)."""
+BUCKET_PAUSE: Final = 2.0
+"""Intervals of the pace a request refused under a quota of a second or less pauses every
+start for: a bucket has a token again after one, a calendar window spent refuses the first
+start after it, which then waits for the window to roll over."""
+MARGIN_MAX: Final = 0.25
+MARGIN_HALF_LIFE: Final = 10.0
+MARGIN_HALF_LIFE_INTERVALS: Final = 500
+"""A refusal of a start paced evenly under a short quota doubles the margin under its
+limit (up to `MARGIN_MAX`); it halves back every `MARGIN_HALF_LIFE` quiet seconds, or
+`MARGIN_HALF_LIFE_INTERVALS` of the limit's intervals if longer (10 s of 50/s): refusals
+at random, a few per cent of a slow pace's, come seconds apart, and the margin, halved back
+between them, never stayed wide enough to tell that the pace was not what they followed."""
+QUOTA_NOISE_SHARE: Final = 0.15
+QUOTA_NOISE_WINDOW: Final = 2.0
+"""A refusal under an announced quota that follows a success, while at most this share of
+the requests started in the last `QUOTA_NOISE_WINDOW` seconds (`QUOTA_NOISE_ANSWERS`) were
+refused, does not follow the pace once the margin under the limit went to `MARGIN_MAX` and
+refusals went on (a bucket's jitter refuses nothing paced at 75 %): an overloaded backend
+refusing 5 % at random, or one project's policy. It pauses nothing: 5 % of 429s at random
+under a 50/s bucket cost 1.6x to 2.0x the crawl, paused and paced at 75 % after each."""
+QUOTA_NOISE_LOW: Final = 0.1
+"""At most this share of the last seconds' requests refused, at the limit (the margin widened
+once at most), is noise at once: a bucket's jitter refused a quarter there."""
+QUOTA_NOISE_ANSWERS: Final = 20
+"""The fewest answers the share of refusals is judged on. It is judged over the last
+`QUOTA_NOISE_WINDOW` seconds, or over the last starts under the quota that hold this many
+answers if they took longer (twice this many starts at most): a pace under 10 a second
+has fewer than 20 answers in two seconds, so under a 5/s quota no refusal was ever judged
+noise and each random 429 paused the pace (1.2x to 1.4x the crawl at 5 %); under a quota
+of 100 a minute, each waited for the next minute (2.1x to 3.4x). Below about 2 a second the
+client's answers (`AdaptiveRate`'s last 10 s) hold fewer: the spacing rule judges there."""
+NOISE_STARTS: Final = 10
+"""The starts before a refused one whose spacing tells the pace it was refused at: one gap
+jitters with the event loop's timers (a pace at 77 % read 80 % to 125 % from one gap)."""
+PUNISHMENT_WATCH: Final = 3.0
+"""Seconds, from the window after a refused probe, in which a refusal at the quota itself
+is the probe's punishment."""
+
+
+@attrs.frozen
+class Quota:
+    """A quota the gateway announced in a throttling answer.
+
+    Attributes:
+        limit: Requests allowed per period.
+        period: The period, in seconds.
+        scope: Whom the policy counts (`user`, `app`, `ip`, `api`), if it said.
+        unit: The period as the gateway wrote it (`1 second`, `1 minute`).
+    """
+
+    limit: int
+    period: float
+    scope: str | None = None
+    unit: str = ""
+
+    def __str__(self) -> str:
+        period = f"{self.period:g} s" if self.period < 60 else self.unit  # noqa: PLR2004
+        return f"{self.limit} per {period}"
+
+    @property
+    def per_api(self) -> bool:
+        """Whether the policy counts one API's requests rather than all of the host's."""
+        return (self.scope or "").lower() in _PER_API
+
+
+def parse_quota(message: str | None) -> Quota | None:
+    """The quota an `APIG.0308`/`APIGW.0308` message announces (`limit:N,time:K unit`), if any."""
+    found = _ANNOUNCED.search(message or "")
+    if found is None:
+        return None
+    limit, count = int(found["limit"]), int(found["count"])
+    unit = found["unit"].lower()
+    period = count * _UNITS[unit]
+    if limit < 1 or count < 1 or limit / period > QUOTA_MAX_RATE or period > QUOTA_MAX_PERIOD:
+        return None  # not a quota to pace under: learned from instead, as if unnamed
+    return Quota(limit, period, found["scope"], f"{count} {unit}")
+
+
+class AnnouncedQuota:
+    """Paces starts under a quota the gateway announced: `limit` per `period` seconds.
+
+    At most `limit` (less `QUOTA_MARGIN`, in whole requests) starts in any window of `period`
+    seconds (a sliding window holds a fixed one too); a short period is also
+    paced evenly, from the moment it is learned (a bucket refills at once; a
+    calendar window the first burst spent refuses the next request, which
+    blocks). A refusal of a request paced under it means the gateway's window
+    was spent (by others, or before the quota was known): starts wait until the
+    window rolls over on the calendar; refused again right as it did (a penalty
+    box), until the next half window counted from the blackout's first refusal.
+    Refusals of requests sent before the quota was known say nothing new.
+    Refusals that do not follow the pace are noise (an overloaded backend's
+    429s at random, naming the quota): few of them at the limit, or one to a
+    start paced well under it, the margin widened already, make every refusal
+    after a success pause nothing while few of the last seconds' are refused
+    (or of the last 20 answers, at a slow pace). Under a window longer than a
+    second, a refusal waits for nothing once a request sent no earlier got
+    through (a burst's first answer may be its one random refusal).
+
+    The quota is probed above only after a long quiet stretch (`QUIET` seconds
+    without a refusal, doubling after each refused probe), and never again
+    once a probe was punished (refusals at the quota itself after the probe's
+    window rolled over: a penalty box). A quota announced lower than one
+    before it (`higher`) may come back: after `RESTORE_QUIET` seconds the pace
+    tries the higher one (the gap doubling while it is refused), and takes it
+    again once more than twice the lower limit got through in a period. Any
+    other quota is forgotten once a probe gets more than twice its limit
+    through in a period (`RAISED`): judged on the client's answers to the
+    probe's requests, not on their starts.
+
+    Learned from a refusal under a window longer than a second, it blocks
+    until the window rolls over (the burst that taught it may have spent it),
+    unless a request sent no earlier than the refused one gets through (the
+    refusal came at random). Refused right after the calendar window rolled
+    over, while its own log of starts says the window is fresh, the gateway's
+    window is not the calendar's (sliding, or aligned elsewhere): from then on
+    (`sliding`) at most `limit` start in any period, counted over the log (the
+    successes started before it was learned included, its refused starts not:
+    a gateway counts what it admits), and a refusal waits until the oldest
+    start in the log leaves the window, not for the next calendar window.
+
+    Attributes:
+        quota: The announced quota.
+        project: The one project whose requests it paces, once refused twice
+            for it and never for another; None: every request to its host.
+        forgotten: Whether a probe found it raised (see `RAISED`): no longer paced under.
+        refused_for: The projects whose requests it was named for (None: unknown).
+        since: When it was learned.
+        higher: A higher quota the same policy announced before, if any.
+        sliding: Whether the gateway's window was found not to be the calendar's.
+        each_project: A policy found to count each project's requests apart:
+            it paces nothing itself, each project refused has its own copy
+            (see `RequestLimiter.announced`).
+    """
+
+    def __init__(
+        self,
+        quota: Quota,
+        clock: Callable[[], float] = loop_time,
+        wall_offset: float | None = None,
+        *,
+        higher: Quota | None = None,
+        blocked: bool = True,
+        answers: AdaptiveRate | None = None,
+        project: str | None = None,
+        started: float | None = None,
+    ) -> None:
+        self.quota = quota
+        self.project = project
+        self.refused_for: set[str | None] = {project}
+        self.higher = higher
+        self._clock = clock
+        now = clock()
+        self.since = now
+        # The calendar, for windows aligned on it: the gateway counts in wall time.
+        self._wall_offset = time.time() - now if wall_offset is None else wall_offset
+        self._pacer = Pacer(clock)
+        self._recent: deque[float] = deque()
+        # Starts judged for noise: the window log above keeps a period's only (a 5/s quota's
+        # 5 starts, under the `NOISE_STARTS` the spacing rule needs).
+        self._starts: deque[float] = deque(maxlen=2 * QUOTA_NOISE_ANSWERS)
+        # The requests a probe above it sent (their tickets' starts), to judge it by their answers.
+        self._probe_sent: deque[float] = deque()
+        # A long window was spent in the burst that learned it; a short one is paced at once.
+        even = quota.period <= SHORT_PERIOD
+        self._blocked_until = self._next_window(now) if blocked and not even else -math.inf
+        # The latest refused start a block waits for, the block before the refusals, and
+        # the block they set (any other block since, or its end, and it lifts nothing).
+        self._lifted_by: tuple[float, float, float] | None = None
+        self._quiet_since = now
+        self._quiet = RESTORE_QUIET if higher is not None else QUIET
+        self._watch: tuple[float, float] | None = None  # after a refused probe: (from, until)
+        self._forgotten = False
+        self.retired = False  # replaced: its waiters go, to queue under what replaced it
+        self._probe_refused = -math.inf
+        self._paused = False  # the last block was a short pause (`BUCKET_PAUSE`)
+        self._jitter_margin = QUOTA_MARGIN
+        # The client's answers (successes too), to tell a refusal the pace caused from noise.
+        self._answers = answers
+        self.noisy = False  # refusals went on at the widest margin: noise, not the pace
+        self._blackout_from = now  # the first refusal since something paced got through
+        self.sliding = False
+        self.each_project = False
+        # The successes started in the period before it was learned: a sliding window
+        # still counts them (refreshed while their answers come in).
+        self._before: list[float] = []
+        self._note_before()
+        if self._blocked_until > now:
+            # The refusal that taught it (sent at `started`) may have come at random (an
+            # overloaded backend naming the quota): its window was not spent if a request
+            # sent no earlier gets through (a minute waited for nothing: 1.25x a crawl).
+            self._lift_when_through(started, -math.inf)
+
+    def pause(self) -> None:
+        """Pause every start for `BUCKET_PAUSE` intervals of the pace (a quota of a second or less).
+
+        For a quota learned when the requests it paces had just spent its
+        window (one project's, refused): its first start at once was refused
+        again (a project's second 429 of two, under 2/s per project).
+        """
+        if self.quota.period <= SHORT_PERIOD:
+            self._paused = True
+            self._blocked_until = self._clock() + BUCKET_PAUSE / self.rate()
+
+    def scale(self) -> float:
+        """How far above the limit the pace is probing (1 until a quiet stretch)."""
+        quiet_for = self._clock() - self._quiet_since - self._quiet
+        if quiet_for <= 0:
+            return 1.0
+        if self.higher is not None:
+            return max(1.0, per_second(self.higher) / per_second(self.quota))
+        return float(2.0 ** min(quiet_for / PROBE_DOUBLING, 64))  # no overflow after an idle hour
+
+    def rate(self) -> float:
+        """Starts per second it paces at."""
+        return self.quota.limit * (1 - self._margin()) * self.scale() / self.quota.period
+
+    def _margin(self) -> float:
+        """The share under the limit paced at: wider after refusals of an even pace, for a while."""
+        if self._jitter_margin <= QUOTA_MARGIN:
+            return QUOTA_MARGIN
+        quiet_for = max(0.0, self._clock() - self._quiet_since)
+        intervals = MARGIN_HALF_LIFE_INTERVALS * self.quota.period / self.quota.limit
+        half_life = max(MARGIN_HALF_LIFE, intervals)
+        return max(QUOTA_MARGIN, self._jitter_margin * math.pow(0.5, quiet_for / half_life))
+
+    async def acquire(self, *, urgent: bool = False) -> float:
+        """Wait for this start's turn (an `urgent` one first); return its start time."""
+        started = await self._pacer.wait(self._pace, not_before=self._window_opens, urgent=urgent)
+        self._started(started)
+        return started
+
+    def due(self) -> float:
+        """When the next start may leave (for a caller that schedules starts itself)."""
+        return self._pacer.due(self._pace(), self._window_opens())
+
+    def took(self, slot: float, started: float) -> None:
+        """A start due at `slot` (from `due`) left at `started` (its `Ticket`'s start)."""
+        self._pacer.took(slot, started, self._pace())
+        self._started(started)
+        self.sent(started)
+
+    def sent(self, started: float) -> None:
+        """A request paced under it left at `started`, as its `Ticket` says.
+
+        While probing above the quota, the probe's requests are logged: the
+        client's answers to them, and to no other request (another API's,
+        another project's), say whether the quota was raised.
+        """
+        probe = self._probe_sent
+        if self.scale() <= 1:
+            probe.clear()
+            return
+        probe.append(started)
+        while probe[0] < started - PROBE_LOG:
+            probe.popleft()
+
+    def _pace(self) -> float:
+        """Starts per second, evenly: a short period's (it may be a bucket), else unpaced."""
+        if self.retired:
+            return math.inf
+        return self.rate() if self.quota.period <= SHORT_PERIOD else math.inf
+
+    def _started(self, started: float) -> None:
+        self._recent.append(started)
+        self._starts.append(started)
+        if self._answers is None and len(self._recent) >= 2 * self.quota.limit:
+            self._forgotten = True  # no answers to judge by: twice the quota started in a period
+
+    @property
+    def forgotten(self) -> bool:
+        """Whether it is gone: a probe above it got more than `RAISED` times its limit through.
+
+        Judged on the client's answers to the probe's requests: more than that
+        many successes among them started within one period (in each of
+        `RAISED_PERIODS` periods running, under a quota of a second or less).
+        """
+        most = RAISED * self.quota.limit  # one more in a period is above any such quota
+        periods = RAISED_PERIODS if self.quota.period <= SHORT_PERIOD else 1
+        answers = self._answers
+        if self._forgotten or answers is None or len(self._probe_sent) <= periods * most:
+            return self._forgotten
+        probe = set(self._probe_sent)
+        through = [at for at in answers.started_through(self._probe_sent[0]) if at in probe]
+        period = self.quota.period
+
+        def above(begin: float) -> bool:
+            """More than `most` through among the starts of the period from `begin`."""
+            end = bisect.bisect_left(through, begin + period)
+            return end - bisect.bisect_left(through, begin) > most
+
+        self._forgotten = any(
+            all(above(first + i * period) for i in range(periods)) for first in through
+        )
+        return self._forgotten
+
+    def _allowed(self) -> int:
+        # The margin in whole requests: a slow quota's floor of 98 % lost one in a few.
+        limit = self.quota.limit
+        return max(1, math.floor(limit * self.scale()) - math.floor(limit * QUOTA_MARGIN))
+
+    def _window_opens(self) -> float:
+        if self.retired:
+            return -math.inf
+        period = self.quota.period * (1 + WINDOW_MARGIN)
+        recent = self._recent
+        now = self._clock()
+        while recent and recent[0] <= now - period:
+            recent.popleft()
+        lifted_by = self._lifted_by
+        if lifted_by is not None:
+            refused_started, before, block = lifted_by
+            if block != self._blocked_until or now >= block:
+                self._lifted_by = None  # blocked otherwise since (a pause), or over
+            elif self._through_since(refused_started):
+                # A request sent no earlier than the refused one got through: the window
+                # was not spent, the refusal came at random (an overloaded backend naming
+                # the quota; a window of a minute waited for each: 2.1x to 3.4x the crawl).
+                self._blocked_until, self._lifted_by = before, None
+        allowed = self._allowed()
+        while len(recent) > allowed and not self.sliding:
+            # A probe that ended: keep the log to the limit (a sliding one loses refused
+            # starts from it, and keeps every start of the period to count what is left).
+            recent.popleft()
+        opens = recent[len(recent) - allowed] + period if len(recent) >= allowed else -math.inf
+        return max(opens, self._blocked_until)
+
+    def _note_before(self) -> None:
+        """Log the successes started in the period before it was learned, answered since."""
+        answers = self._answers
+        if answers is None or self.sliding:
+            return
+        begin = self.since - self.quota.period
+        found = [at for at in answers.started_through(begin) if at < self.since]
+        if len(found) > len(self._before):  # more answered since (the log only loses the old)
+            self._before = found
+
+    def _not_the_calendar(self, started: float, ended: float) -> bool:
+        """Whether a refusal (sent at `started`) shows a window that is not the calendar's.
+
+        Refused right after the block ended at the calendar window's rollover,
+        while its own log holds fewer than the limit since the rollover, and
+        the limit at least in the period before the refused start, counting the
+        successes started before it was learned: a window counted back from
+        each request. (Nothing of its own in that period: a penalty box, an
+        outage, waited for in steps.) The log takes those successes in, and
+        the quota is `sliding` from then on.
+        """
+        if self.sliding:
+            return True
+        if not 0 <= started - ended < BLACKOUT_STEP * self.quota.period:
+            return False
+        allowed = self._allowed()
+        if sum(1 for at in self._recent if ended <= at < started) >= allowed:
+            return False  # its own log says the window was spent: the calendar's may be right
+        logged = sorted([*self._before, *self._recent])
+        if sum(1 for at in logged if started - self.quota.period < at < started) < allowed:
+            return False
+        self.sliding = True
+        self._recent = deque(logged)
+        return True
+
+    def _oldest_leaves(self, now: float) -> float:
+        """When the oldest start of the log leaves the (sliding) window."""
+        period = self.quota.period * (1 + WINDOW_MARGIN)
+        logged = [at for at in self._recent if at > now - period]
+        if not logged:
+            # Nothing of its own counted: others spend the window; look again a step later.
+            return now + BLACKOUT_STEP * self.quota.period
+        return logged[0] + period
+
+    def _next_window(self, now: float) -> float:
+        """When the gateway's current window ends, on the calendar (`now` on this clock)."""
+        period = self.quota.period
+        wall = now + self._wall_offset
+        return (math.floor(wall / period) + 1) * period - self._wall_offset
+
+    def throttled(self, started: float | None = None) -> None:
+        """The gateway refused a request (sent at `started`) under this quota."""
+        now = self._clock()
+        if started is not None and started < self.since:
+            return  # sent before the quota was known: its refusal is the one that taught it
+        watch = self._watch
+        if self.scale() > 1:
+            self._quiet = min(QUIET_MAX, self._quiet * 2)  # a refused probe: wait longer
+            if self.higher is None:
+                # Refusals of requests sent at the quota once this window rolled over
+                # (and a while after) would be the probe's punishment.
+                begin = self._next_window(now)
+                self._watch = (begin, begin + PUNISHMENT_WATCH)
+            # Back to the quota, no block: its log of starts spaces the next ones,
+            # and a window the probe spent refuses the next request, which blocks.
+            self._quiet_since = self._probe_refused = now
+            return
+        if started is not None and started < self._probe_refused:
+            return  # sent by the probe that was refused
+        if watch is not None and started is not None and watch[0] <= started < watch[1]:
+            # Refused at the quota itself after a refused probe: the gateway
+            # punishes an excess (a penalty box). Each probe would cost that much.
+            self._quiet = math.inf
+            self._watch = None
+        self._quiet_since = now
+        if self._through_since(self._blackout_from):
+            self._blackout_from = now
+        ended = self._blocked_until
+        short = self.quota.period <= SHORT_PERIOD
+        if short and started is not None and self._paced_refusal(now, started, ended):
+            return
+        if not short and started is not None and self._long_refusal(now, started, ended):
+            return
+        if started is not None and 0 <= started - ended < BLACKOUT_STEP * self.quota.period:
+            # Refused right as the last block ended: the window rolling over did not
+            # help (a penalty box, an outage). Look again a step later, not a period,
+            # on steps counted from the first refusal of the blackout: a penalty box
+            # counts its seconds from the excess (a 2-s box learned in its first
+            # millisecond was looked at 22 ms before its end, then half a second late).
+            step = BLACKOUT_STEP * self.quota.period
+            anchor = self._blackout_from
+            self._blocked_until = anchor + step * (math.floor((now + step / 2 - anchor) / step) + 1)
+        else:
+            self._blocked_until = max(ended, self._next_window(now))
+        self._lift_when_through(started, ended)
+
+    def _long_refusal(self, now: float, started: float, ended: float) -> bool:
+        """A refusal under a window longer than a second; True if it is dealt with.
+
+        Noise waits for nothing; a window found not to be the calendar's waits
+        until the oldest start in the log leaves it.
+        """
+        if self._noise(now, started):
+            return True  # refusals that do not follow it: nothing waits for the next window
+        self._note_before()
+        if not self._not_the_calendar(started, ended):
+            return False
+        # A sliding window counts what it admitted: not the refused start.
+        refused = [at for at in self._recent if at <= started]
+        if refused:
+            self._recent.remove(refused[-1])
+        self._blocked_until = max(ended, self._oldest_leaves(now))
+        self._lift_when_through(started, ended)
+        return True
+
+    def _lift_when_through(self, started: float | None, ended: float) -> None:
+        """Lift the block a refusal set once a request sent no earlier gets through.
+
+        `started`: when the refused request left; `ended`: the block before it.
+        `_window_opens` lifts it.
+        """
+        if started is None or self._answers is None:
+            return  # nothing to tell the window's refusals from noise by
+        pending = self._lifted_by
+        if pending is not None and pending[2] == ended:
+            # Refused again while blocked: the latest refused start, the block before them.
+            started, ended = max(started, pending[0]), pending[1]
+        self._lifted_by = (started, ended, self._blocked_until)
+
+    def _paced_refusal(self, now: float, started: float, ended: float) -> bool:
+        """A refusal of a start paced evenly under a short quota; True if it is dealt with.
+
+        A bucket with a small burst refuses a request that arrived a little
+        early (arrivals jitter), and admits the first after a short pause; a
+        spent window refuses that one too. Blocking until the window rolled over
+        at each refusal let one through a second.
+        """
+        interval = 1 / self.rate()
+        if not 0 <= started - ended < BUCKET_PAUSE * interval:
+            if self._noise(now, started):
+                return True  # refusals that do not follow the pace: nothing paused
+            if not self.noisy and self._through_since(max(self.since, ended)):
+                # Arrivals jitter more than the margin: widen it (a burst of 1 at
+                # 50/s refused a quarter of an even pace at 98 %). Not while nothing
+                # paced got through: a spent window, a penalty box, not jitter. Nor
+                # among refusals at random: two in a row (one in twenty of them at 5 %)
+                # are no jitter either, and the margin they widened stayed (a 5/s pace
+                # at 84 % after three such pairs).
+                self._jitter_margin = min(MARGIN_MAX, 2 * self._margin())
+            self._paused = True
+            self._blocked_until = max(ended, now + BUCKET_PAUSE * interval)
+            return True
+        if self._paused:
+            self._paused = False  # refused after the pause too: a spent window
+            self._blocked_until = max(ended, self._next_window(now))
+            return True
+        return False
+
+    def _noise(self, now: float, started: float) -> bool:
+        """Whether this refusal (after a success, few refused lately) is noise, not the pace.
+
+        Noise once at most `QUOTA_NOISE_LOW` of the last seconds' requests were
+        refused at the limit, or a refusal came, with the margin widened already,
+        to a start paced a quarter slower than the limit's interval over the
+        `NOISE_STARTS` starts before it since the last pause (no bucket's jitter
+        refuses that); until more than `QUOTA_NOISE_SHARE` of the requests of
+        the last seconds are refused.
+        """
+        answers = self._answers
+        if answers is None or answers.refused_in_a_row() != 1:
+            return False  # refused after a refusal: a spent window, an excess
+        share, judged = self._share_refused(answers, now)
+        if judged >= QUOTA_NOISE_ANSWERS and share > QUOTA_NOISE_SHARE:
+            self.noisy = False
+            return False
+        at_the_limit = self._jitter_margin <= 2 * QUOTA_MARGIN
+        enough = judged >= QUOTA_NOISE_ANSWERS
+        if not self.noisy and at_the_limit and enough and share <= QUOTA_NOISE_LOW:
+            # Few refused at the limit (a bucket's jitter refused a quarter there).
+            self.noisy = True
+            self._jitter_margin = QUOTA_MARGIN
+            return True
+        if not self.noisy and self._jitter_margin > QUOTA_MARGIN:
+            # The pace over the last starts since the last pause (one gap jitters
+            # with the timers; a pause is no pace).
+            ended = self._blocked_until
+            # Its own start (logged a moment before `started`) and the ones before it.
+            starts = [at for at in self._starts if ended <= at <= started][-NOISE_STARTS - 1 :]
+            gaps = len(starts) - 1
+            spacing = (starts[-1] - starts[0]) / gaps if gaps > 0 else 0.0
+            enough = gaps >= NOISE_STARTS // 2
+            if enough and spacing >= (1 + MARGIN_MAX) * self.quota.period / self.quota.limit:
+                self.noisy = True
+                self._jitter_margin = QUOTA_MARGIN
+        return self.noisy
+
+    def _share_refused(self, answers: AdaptiveRate, now: float) -> tuple[float, int]:
+        """(share refused, answers) of the last seconds, or of the last starts at a slow pace.
+
+        Back over the starts under this quota, newest first, until the requests
+        started since hold `QUOTA_NOISE_ANSWERS` answers (some of the last are in flight).
+        """
+        since = max(self.since, now - QUOTA_NOISE_WINDOW)
+        share, judged = answers.share_refused(since)
+        for started in reversed(self._starts):
+            if judged >= QUOTA_NOISE_ANSWERS or started < self.since:
+                break
+            if started < since:
+                since = started
+                share, judged = answers.share_refused(since)
+        return share, judged
+
+    def _through_since(self, since: float) -> bool:
+        answers = self._answers
+        return answers is None or answers.got_through_since(since)
+
+
+def per_second(quota: Quota) -> float:
+    return quota.limit / quota.period
