@@ -97,7 +97,9 @@ def test_a_penalty_box_is_not_provoked_over_and_over():
     assert efficiency(run, 50, 15, 30) >= 0.6
 
 
-def crawl(gateway: GatewayModel, seed: int = 0, calendar: float = 0.0) -> Simulated:
+def crawl(
+    gateway: GatewayModel, seed: int = 0, calendar: float = 0.0, seconds: float = 120
+) -> Simulated:
     """The benchmark's crawl on the fake clock: 760 pages, 16 projects at once, 40 ms
     of backend latency behind a gateway that answers a refusal at once. The global
     random (back-off jitter) is seeded: left as the tests before had it, a calendar
@@ -105,7 +107,7 @@ def crawl(gateway: GatewayModel, seed: int = 0, calendar: float = 0.0) -> Simula
     random.seed(seed)
     return simulate(
         gateway,
-        seconds=120,
+        seconds=seconds,
         requests=760,
         listings=16,
         network=0.002,
@@ -172,6 +174,29 @@ def test_a_window_read_after_a_crawl_began_late_in_one_is_held_under(calendar):
     # 832 begun as a window rolls over).
     run = crawl(FixedWindow(100, 5, **quiet()), calendar=calendar)
     assert len(run.starts) <= 835
+
+
+def test_a_gateway_refusing_everything_for_a_minute_is_asked_less_as_it_lasts():
+    # A trickle of 4 a second found the end of a blackout within a quarter second, and
+    # sent 247 requests into an outage of a minute. Slowed once it lasted 5 s (to 5 %
+    # of its length between requests), 75; the end seen at most 3 s late.
+    bucket, down = GatewayQuota(50, 10, **quiet()), Sporadic(1.0, **quiet())
+    gateway = Schedule([(0.0, bucket), (2.0, down), (62.0, GatewayQuota(50, 10, **quiet()))])
+    run = crawl(gateway, seconds=300)
+    assert run.sent_between(2, 62) <= 100
+    assert run.completed == 760
+    assert min(started for started, ok in run.starts if ok and started >= 62) < 64
+
+
+@pytest.mark.parametrize(("calendar", "seed"), [(0.0, 0), (17.3, 1)])
+def test_a_window_of_a_minute_costs_no_refusal_a_second_while_spent(calendar, seed):
+    # 300 a minute on the calendar, the quota unknown: each minute spent in its first
+    # seconds was trickled through at 4 a second until it rolled over, 1.31x to 1.40x
+    # the requests (fake clock). The trickle slows as the blackout lasts, and the edges
+    # it sees seconds wide are read as the minute they fit: 1.17x to 1.18x.
+    run = crawl(FixedWindow(300, 60, **quiet()), seed, calendar, seconds=600)
+    assert run.completed == 760
+    assert len(run.starts) <= 1.25 * 760
 
 
 def test_a_bucket_with_a_burst_of_50_settles_at_its_rate_not_above():

@@ -105,3 +105,43 @@ def test_what_is_kept_stays_bounded_however_long_the_answers_run():
     feed(watch, window_answers(100, 1.0, 300))
     assert len(watch._pending) < 100  # the memory bound is the behaviour
     assert len(watch._edges) <= 3
+
+
+def loose_window_answers(limit: int, period: float, windows: int, *, wide: float):
+    """As `window_answers`, but each edge seen `wide` seconds wide (the trickle through a
+    long blackout slows as it lasts): its last refusal half of that before the window
+    rolls over, its first success half of it after."""
+    answers = []
+    for k in range(windows):
+        begin = k * period
+        admitted = begin + wide / 2 if k else begin
+        answers += [(admitted + i * 0.01, True) for i in range(limit)]
+        last = begin + period - wide / 2
+        at = admitted + limit * 0.01
+        while at < last:
+            answers.append((at, False))
+            at = min(last, at + wide)
+    return answers
+
+
+@pytest.mark.parametrize("wide", [2.0, 4.0, 6.0])
+def test_a_minute_s_window_seen_a_few_seconds_loosely_is_read_as_a_minute(wide):
+    # Edges seen seconds wide fit many whole seconds: the one whole minute among them is
+    # a policy's unit. A trickle a quarter second apart read them closely, at 4 refusals a
+    # second for the whole minute (1.40x a crawl's requests behind 300 a minute); slowed
+    # as the blackout lasts, the window went unread.
+    read = feed(WindowWatch(), loose_window_answers(300, 60.0, 4, wide=wide))
+    assert read, "not read"
+    assert (read[0].limit, read[0].period) == (300, 60.0)
+
+
+@pytest.mark.parametrize("period", [50.0, 70.0, 120.0])
+def test_a_window_other_than_a_minute_seen_loosely_is_not_read(period):
+    # Many whole seconds fit and no minute among them (or more than a minute): not read.
+    assert feed(WindowWatch(), loose_window_answers(300, period, 4, wide=6.0)) == []
+
+
+def test_a_window_of_whole_seconds_seen_closely_is_read_as_such_near_a_minute():
+    # Edges a fraction of a second wide: 59 s is read as 59, not taken for a minute.
+    read = feed(WindowWatch(), loose_window_answers(300, 59.0, 4, wide=0.5))
+    assert [(w.limit, w.period) for w in read][:1] == [(300, 59.0)]

@@ -201,10 +201,16 @@ CUT_ANSWERS: Final = 10
 """The fewest answers a cut's share of refusals is judged on (`_judged_from`)."""
 BLACKOUT_PATIENCE: Final = 4.0
 BLACKOUT_SLOWEST: Final = 4.0
+BLACKOUT_LONG: Final = 5.0
 """The trickle slows as the blackout lasts, to `BLACKOUT_PATIENCE` divided by the seconds
 it has lasted (a quarter of that between requests), but not under `BLACKOUT_SLOWEST` a
-second: at 10 a second, a 5-second window spent in its first half second cost about 30
-refusals a window; slower, it cost 17, and its end is seen at most a quarter second late."""
+second for the first `BLACKOUT_LONG` seconds: at 10 a second, a 5-second window spent in
+its first half second cost about 30 refusals a window; slower, it cost 17, and its end is
+seen at most a quarter second late. Past that, a request each twentieth of the time it
+has lasted: 4 a second into a minute's window spent in its first seconds, or an outage of
+a minute, cost 1.40x a crawl's requests behind 300 a minute (247 sent into the outage,
+75 now; its end seen up to 3 s late, not a quarter second). Edges seen that loosely fit
+many whole seconds: `_windows` reads the one whole minute among them."""
 BLACKOUT_GAP: Final = 0.25
 """Seconds (or three of the estimate's intervals, if longer) without a success after a
 refused probe that make a punishment: a penalty box or a spent fixed window refuses
@@ -407,7 +413,8 @@ class AdaptiveRate:
             # Slower as it lasts (a spent window may last seconds).
             trickle = max(BLACKOUT_TRICKLE, BLACKOUT_SHARE * self.estimate)
             lasted = max(now - self._last_success, 1e-3)
-            return min(rate, trickle, max(BLACKOUT_SLOWEST, BLACKOUT_PATIENCE / lasted))
+            slowest = BLACKOUT_SLOWEST * min(1.0, BLACKOUT_LONG / lasted)  # a long one: slower
+            return min(rate, trickle, max(slowest, BLACKOUT_PATIENCE / lasted))
         return rate
 
     def _blackout(self, now: float, gap: float = BLACKOUT_GAP) -> bool:

@@ -7,7 +7,9 @@ refusals, then successes again from the next window on. Each change from a
 refusal to a success is a window's edge, somewhere between the refused start
 and the admitted one; `WindowWatch` reads a window once `CYCLES` windows in a
 row fit one period of whole seconds (a gateway's policies count in seconds,
-minutes, hours or days) and let through the same number each.
+minutes, hours or days) and let through the same number each; edges seen
+seconds wide (a minute's, through a slowed trickle) that fit a whole minute
+among other periods, a minute.
 
 A token bucket overdrawn lets one through each interval (refusals and
 successes interleave, windows under a second: not read); a penalty box's
@@ -43,6 +45,12 @@ there after it rose to 42/s)."""
 LONGEST: Final = 60.0
 """The longest period read from edges (a minute's window shows three edges in three minutes:
 the controller's long-window goodput serves better meanwhile)."""
+MINUTE: Final = 60.0
+"""Edges that fit many whole seconds, a whole minute among them and all within half a
+minute of each other, read a minute: a trickle through a long blackout slows as it lasts
+(`_adaptive.BLACKOUT_LONG`), and sees a minute's edges seconds wide. A policy counts whole
+minutes; a window a few seconds off one, read so, lets through a few per cent less (or
+refuses the next probe, and goes back to what the controller learns)."""
 SETTLED: Final = 0.25
 """Seconds (or three median latencies, if longer) after a request left before its answer
 is taken in order: answers overtake each other (a refusal comes back before an earlier
@@ -150,7 +158,9 @@ class WindowWatch:
                 high = min(high, (other.admitted - one.refused) / (j - k))
         # Whole seconds: the shortest is one (edges under a second apart are a bucket's interval).
         period = float(math.ceil(low))
-        if not period <= high < period + 1 or period > LONGEST:
+        if low <= MINUTE <= high and high - low < MINUTE / 2:
+            period = MINUTE
+        elif not period <= high < period + 1 or period > LONGEST:
             return None  # no whole second fits, or more than one does (edges seen loosely)
         window = Window(min(counts), period, edge.admitted)
         self.window = window
