@@ -109,10 +109,12 @@ class _Deadline:
     limits (`max_concurrency`, `rate_limit`, the pace learned or announced)
     does not: the deadline is stopped around it, so a healthy server never
     makes a call time out, however deep the client's own queue. Unless the
-    gateway lets nothing through meanwhile (`Session._queued`): then the
-    clock runs while queued (`count_queue`), and the time is given back as
-    soon as anything gets through (`forgive_queue`): a call never fails in
-    the queue while the gateway serves others.
+    gateway has let nothing through for as long as the deadline
+    (`Session._queued`): then the clock runs while queued (`count_queue`),
+    and the time is given back as soon as anything gets through
+    (`forgive_queue`): a call never fails in the queue while the gateway
+    serves others, nor while it waits out a window that reopens within a
+    deadline (a minute's quota spent in its first second).
 
     Attributes:
         wire: Seconds its requests spent on the wire.
@@ -150,12 +152,15 @@ class _Deadline:
         if left is not None and not self._timeout.expired():
             self._timeout.reschedule(_now() + left)
 
-    def count_queue(self) -> None:
-        """Queued (stopped) while the gateway lets nothing through: the clock runs."""
+    def count_queue(self, since: float) -> None:
+        """Queued (stopped) while the gateway lets nothing through: the clock runs from `since`.
+
+        `since` may be later than now: the clock runs from then (see `Session._queued`).
+        """
         if self._left is not None and self._counting_since is None:
-            self._counting_since = _now()
+            self._counting_since = max(since, _now())
             if not self._timeout.expired():
-                self._timeout.reschedule(_now() + self._left)
+                self._timeout.reschedule(self._counting_since + self._left)
 
     def forgive_queue(self) -> None:
         """Something got through: the queue's counted time is given back, the clock stopped."""
@@ -173,7 +178,7 @@ class _Deadline:
         if self._counting_since is not None and self._timeout.expired():
             self.expired_queued = _now() - self._counting_since
         if self._counting_since is not None and self._left is not None:
-            counted = _now() - self._counting_since
+            counted = max(0.0, _now() - self._counting_since)
             self.queued += counted
             self._left = max(0.0, self._left - counted)
         self.run()
@@ -299,9 +304,9 @@ class Session:
         self._running: set[asyncio.Task[object]] = set()
         self._cancelled_by_close: set[asyncio.Task[object]] = set()
         self._idle = asyncio.Event()
-        # Hosts whose last answer was a throttling one (nothing gets through), and the
-        # deadlines of calls queued for their turn to one of them.
-        self._refusing: set[str] = set()
+        # Hosts whose last answer was a throttling one (nothing gets through), since
+        # when, and the deadlines of calls queued for their turn to one of them.
+        self._refusing: dict[str, float] = {}
         # Requests sent to each host, and how many had been when one last got through:
         # a refusal of a request sent before that says only that a burst was too big.
         self._sent: dict[str, int] = {}
@@ -391,18 +396,22 @@ class Session:
     def _queued(self, state: _CallState, host: str) -> Iterator[None]:
         """Wait for a turn under the client's limits, the deadline stopped meanwhile.
 
-        Unless the gateway at `host` lets nothing through (its last answer
-        throttled, none through since): then the wait is the gateway's and
-        counts, until anything gets through (the time waited so far is given
-        back: a call never fails while the gateway serves others). A crawl
-        against a gateway refusing everything ended after projects times the
-        deadline, one request a second taking turns, when that wait did not count.
+        Unless the gateway at `host` has let nothing through (its last answer
+        throttled, none through since) for as long as the deadline: then the
+        wait is the gateway's and counts, until anything gets through (the
+        time waited so far is given back: a call never fails while the gateway
+        serves others). A crawl against a gateway refusing everything ended
+        after projects times the deadline, one request a second taking turns,
+        when that wait did not count; counted from the first refusal, a call
+        refused as a minute's window was spent could not wait for the next
+        one under the default deadline of a minute (10 of 50 calls failed
+        behind 20 a minute, begun as a calendar minute rolled over).
         """
         deadline = state.deadline
         self._queued_calls[deadline] = host
         deadline.stop()
         if host in self._refusing:
-            deadline.count_queue()
+            deadline.count_queue(self._refusing[host] + self._grace())
         try:
             yield
         finally:
@@ -423,15 +432,27 @@ class Session:
         if throttled == (host in self._refusing):
             return
         if throttled:
-            self._refusing.add(host)
+            self._refusing[host] = _now()
         else:
-            self._refusing.discard(host)
+            del self._refusing[host]
         for deadline, queued_for in self._queued_calls.items():
             if queued_for == host:
                 if throttled:
-                    deadline.count_queue()
+                    deadline.count_queue(_now() + self._grace())
                 else:
                     deadline.forgive_queue()
+
+    def _grace(self) -> float:
+        """Seconds a gateway may let nothing through before queued calls' deadlines run.
+
+        As long as a deadline: a window that reopens within one is waited out.
+        """
+        return self.retry.timeout if self.retry.timeout is not None else 0.0
+
+    def _grace_left(self, host: str) -> float:
+        """Seconds before a call queued now for `host` would have its deadline run."""
+        now = _now()
+        return max(0.0, self._refusing.get(host, now) + self._grace() - now)
 
     async def _call(
         self, request: Request, stats: ListingStats | None, auth: Auth | None
@@ -647,16 +668,19 @@ class Session:
     ) -> None:
         """Raise `refusal` at once if an announced quota lets nothing through before the deadline.
 
-        A quota per minute, hour or day refused until its window rolls over on
-        the calendar: waiting for it would only end at the deadline (or, queued
-        while nothing got through, never).
+        A quota per hour or day refused until its window rolls over on the
+        calendar: waiting for it would only end at the deadline. The deadline
+        of a call queued runs only after its grace (`_grace_left`): a minute's
+        window is waited out under a deadline of a minute.
         """
         host, api = _route(url, request)
         now = asyncio.get_running_loop().time()
         remaining = state.deadline.remaining()
+        # Queued, the deadline runs only once the gateway let nothing through for its grace.
+        waitable = remaining + self._grace_left(host)
         for pacer in self.limiter.quotas_for(host, api, request.project_id):
             opens = pacer.due() - now
-            if opens >= remaining:
+            if opens >= waitable:
                 when = datetime.fromtimestamp(time.time() + opens, UTC)
                 refusal.message += (
                     f" (the gateway's quota ({pacer.quota}) lets no request through before "
