@@ -300,3 +300,31 @@ def test_a_crawl_behind_a_quota_per_minute_finishes_with_the_default_deadline(
     assert failed == []
     assert len(results) == 50
     assert took < 3 * 60  # three windows of 20
+
+
+def test_calls_queued_behind_a_quota_spent_for_the_hour_fail_at_once_not_one_by_one(
+    monkeypatch,
+):
+    # An outsider's gateway: 20 a second in truth, but its 429s name 20 an hour, taken at
+    # its word. The refused calls failed at once ("lets no request through before ...");
+    # the ones queued behind the quota each waited out its deadline in the queue first,
+    # 16 a minute: 0 of 100 projects done and 48 failed after 3 minutes. A call about to
+    # queue behind a window that opens past its deadline fails at once too.
+    monkeypatch.setattr(time, "time", lambda: 20_000 * 86_400 + 1.0)  # 1 s into an hour
+    gateway = CalendarWindow(20, 3_600.0, announce=MINUTE_QUOTA.format(limit=20, unit="hour"))
+
+    async def crawl() -> list[Any]:
+        async with VBSClient(
+            "https://vbs.example", auth=TokenAuth("t"), transport=gateway.transport
+        ) as client:
+            async with asyncio.timeout(3_600):  # were a deadline not kept: fail, not hang
+                return [r async for r in client.crawl([f"p{n}" for n in range(100)])]
+
+    results, took = on_virtual_clock(crawl)
+    failed = [r.error for r in results if r.error is not None]
+    assert len(results) == 100
+    assert len(failed) == 80
+    assert all(isinstance(error, RateLimitedError) for error in failed)
+    assert all("quota (20 per 1 hour) lets no request through before" in str(e) for e in failed)
+    assert took < 5  # not a deadline (and its grace) per round of projects
+    assert len(gateway.transport.sent) <= 20 + 16  # the queued ones sent nothing

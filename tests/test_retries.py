@@ -1060,8 +1060,8 @@ def test_a_per_api_quota_s_window_past_the_deadline_raises_at_once(monkeypatch):
 def test_a_day_quota_refused_again_for_one_project_holds_that_project_s_calls_only(monkeypatch):
     # p1 refused twice under a 50/s user policy (sent under it, for p1 alone): the
     # policy is p1's. Its day quota announced next is p1's too: p1's call ends at once,
-    # its next call is never sent (it waits, at the gateway's refusal, to its
-    # deadline), and p2's goes through.
+    # its next call is never sent (it fails at once too: the window it would queue for
+    # opens past its deadline), and p2's goes through.
     monkeypatch.setattr(time, "time", lambda: 20_000 * 86_400 + 1.0)
 
     def answer(sent: SentRequest) -> Response:
@@ -1091,10 +1091,12 @@ def test_a_day_quota_refused_again_for_one_project_holds_that_project_s_calls_on
                 sent.append(len(transport.sent))
         return outcomes, sent
 
-    ((day, queued, listed), sent), _ = on_virtual_clock(calls)
+    ((day, queued, listed), sent), took = on_virtual_clock(calls)
     assert isinstance(day, RateLimitedError)
     assert "quota (1000 per 1 day) lets no request through before " in str(day)
     assert isinstance(queued, RateLimitedError)
-    assert "refused every request while this call waited for its turn" in str(queued)
+    assert "quota (1000 per 1 day) lets no request through before " in str(queued)
+    assert (queued.status, queued.project_id) == (429, "p1")
+    assert took < 1.0  # neither waited out a deadline
     assert listed == []
     assert sent == [3, 3, 4]

@@ -384,9 +384,16 @@ class AnnouncedQuota:
         return self._forgotten
 
     def _allowed(self) -> int:
-        # The margin in whole requests: a slow quota's floor of 98 % lost one in a few.
+        """Starts a period may hold: a short quota's limit less its margin, a longer one's all.
+
+        The margin in whole requests (a slow quota's floor of 98 % lost one in a few).
+        A longer window is spent in bursts, not paced evenly: no jitter bunches its
+        arrivals, and 294 of 300 a minute left the last 6 of 900 requests a fourth
+        minute to wait (an outsider's crawl: 160 s and 176 s where 99 and 115 would do).
+        """
         limit = self.quota.limit
-        return max(1, math.floor(limit * self.scale()) - math.floor(limit * QUOTA_MARGIN))
+        margin = math.floor(limit * QUOTA_MARGIN) if self.quota.period <= SHORT_PERIOD else 0
+        return max(1, math.floor(limit * self.scale()) - margin)
 
     def _window_opens(self) -> float:
         if self.retired:

@@ -674,21 +674,51 @@ class Session:
         window is waited out under a deadline of a minute.
         """
         host, api = _route(url, request)
+        closed = self._closed_past_deadline(host, api, request, state)
+        if closed is not None:
+            refusal.message += f" ({closed})"
+            raise _GiveUp(refusal)
+
+    def _check_quota_open(self, host: str, api: str, request: Request, state: _CallState) -> None:
+        """Raise at once, before queueing, if an announced quota opens only past the deadline.
+
+        Calls that queued behind a quota per hour or day the gateway said was
+        spent each waited out their deadline (and its grace) in the queue: a
+        crawl of 100 projects behind 20 an hour failed 16 of them a minute.
+        """
+        closed = self._closed_past_deadline(host, api, request, state)
+        if closed is not None:
+            raise _GiveUp(
+                RateLimitedError(
+                    closed,
+                    status=HTTPStatus.TOO_MANY_REQUESTS,
+                    project_id=request.project_id or None,
+                    offset=request.offset,
+                )
+            )
+
+    def _closed_past_deadline(
+        self, host: str, api: str, request: Request, state: _CallState
+    ) -> str | None:
+        """Why a request waiting now for its turn would wait past its call's deadline, if so.
+
+        An announced quota whose window reopens only after the deadline has run
+        out, counting the grace before a queued call's deadline runs.
+        """
         now = asyncio.get_running_loop().time()
         remaining = state.deadline.remaining()
-        # Queued, the deadline runs only once the gateway let nothing through for its grace.
         waitable = remaining + self._grace_left(host)
         for pacer in self.limiter.quotas_for(host, api, request.project_id):
             opens = pacer.due() - now
             if opens >= waitable:
                 when = datetime.fromtimestamp(time.time() + opens, UTC)
-                refusal.message += (
-                    f" (the gateway's quota ({pacer.quota}) lets no request through before "
+                return (
+                    f"the gateway's quota ({pacer.quota}) lets no request through before "
                     f"{when:%Y-%m-%d %H:%M:%S} UTC, in {opens:.1f} s: past the call's deadline "
                     f"of {self.retry.timeout}s (RetryPolicy.timeout; --deadline on the command), "
-                    f"which has {remaining:.2f} s left after {state.deadline.spent()})"
+                    f"which has {remaining:.2f} s left after {state.deadline.spent()}"
                 )
-                raise _GiveUp(refusal)
+        return None
 
     def _throttle_wait(self, refusal: APIError, state: _CallState) -> float:
         """Seconds a throttled request waits before it queues again for its turn."""
@@ -732,6 +762,8 @@ class Session:
         def queued() -> contextlib.AbstractContextManager[None]:
             return self._queued(state, host)
 
+        if not state.throttles:  # a refused request was checked at its refusal
+            self._check_quota_open(host, api, request, state)
         async with self.limiter.slot(
             host, api, project=request.project_id, queued=queued, urgent=urgent
         ) as ticket:
