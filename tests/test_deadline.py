@@ -270,6 +270,26 @@ class CalendarWindow:
         return response(429, body)
 
 
+def crawl_from(
+    wall: float, gateway: CalendarWindow, projects: int, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[Any], float]:
+    """A crawl of `projects` projects of a page each through `gateway`, library defaults,
+    on a virtual clock, the calendar (`time.time()`) at `wall` as it begins: (results,
+    seconds)."""
+
+    async def crawl() -> list[Any]:
+        loop = asyncio.get_running_loop()
+        offset = wall - loop.time()
+        monkeypatch.setattr(time, "time", lambda: loop.time() + offset)
+        async with VBSClient(
+            "https://vbs.example", auth=TokenAuth("t"), transport=gateway.transport
+        ) as client:
+            async with asyncio.timeout(3_600):  # were a deadline not kept: fail, not hang
+                return [r async for r in client.crawl([f"p{n}" for n in range(projects)])]
+
+    return on_virtual_clock(crawl)
+
+
 @pytest.mark.parametrize("behind", [0.0, 0.2])
 @pytest.mark.parametrize(
     "announce", [MINUTE_QUOTA.format(limit=20, unit="minute"), None], ids=["announced", "unnamed"]
@@ -284,18 +304,7 @@ def test_a_crawl_behind_a_quota_per_minute_finishes_with_the_default_deadline(
     # "the gateway refused every request while this call waited for its turn"). A
     # quota per minute is the gateway's commonest: normal weather, waited out.
     gateway = CalendarWindow(20, 60.0, announce=announce, behind=behind)
-
-    async def crawl() -> list[Any]:
-        loop = asyncio.get_running_loop()
-        offset = 20_000 * 86_400 + 0.3 - loop.time()  # 0.3 s past a calendar minute
-        monkeypatch.setattr(time, "time", lambda: loop.time() + offset)
-        async with VBSClient(
-            "https://vbs.example", auth=TokenAuth("t"), transport=gateway.transport
-        ) as client:
-            async with asyncio.timeout(3_600):  # were a deadline not kept: fail, not hang
-                return [r async for r in client.crawl([f"p{n}" for n in range(50)])]
-
-    results, took = on_virtual_clock(crawl)
+    results, took = crawl_from(20_000 * 86_400 + 0.3, gateway, 50, monkeypatch)
     failed = [str(r.error) for r in results if r.error is not None]
     assert failed == []
     assert len(results) == 50
@@ -310,17 +319,8 @@ def test_calls_queued_behind_a_quota_spent_for_the_hour_fail_at_once_not_one_by_
     # the ones queued behind the quota each waited out its deadline in the queue first,
     # 16 a minute: 0 of 100 projects done and 48 failed after 3 minutes. A call about to
     # queue behind a window that opens past its deadline fails at once too.
-    monkeypatch.setattr(time, "time", lambda: 20_000 * 86_400 + 1.0)  # 1 s into an hour
     gateway = CalendarWindow(20, 3_600.0, announce=MINUTE_QUOTA.format(limit=20, unit="hour"))
-
-    async def crawl() -> list[Any]:
-        async with VBSClient(
-            "https://vbs.example", auth=TokenAuth("t"), transport=gateway.transport
-        ) as client:
-            async with asyncio.timeout(3_600):  # were a deadline not kept: fail, not hang
-                return [r async for r in client.crawl([f"p{n}" for n in range(100)])]
-
-    results, took = on_virtual_clock(crawl)
+    results, took = crawl_from(20_000 * 86_400 + 1.0, gateway, 100, monkeypatch)  # 1 s in
     failed = [r.error for r in results if r.error is not None]
     assert len(results) == 100
     assert len(failed) == 80
