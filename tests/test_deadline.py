@@ -328,3 +328,74 @@ def test_calls_queued_behind_a_quota_spent_for_the_hour_fail_at_once_not_one_by_
     assert all("quota (20 per 1 hour) lets no request through before" in str(e) for e in failed)
     assert took < 5  # not a deadline (and its grace) per round of projects
     assert len(gateway.transport.sent) <= 20 + 16  # the queued ones sent nothing
+
+
+def closed_until(reopens: float) -> MockTransport:
+    """A gateway refusing every request, its 429 naming 20 a minute, until the calendar
+    (`time.time()`) reads `reopens`; then answering each at once."""
+
+    def answer(_: SentRequest) -> Response:
+        if time.time() >= reopens:
+            return response(200, {"shared": []})
+        message = MINUTE_QUOTA.format(limit=20, unit="minute")
+        return response(429, {"error_code": "APIG.0308", "error_msg": message})
+
+    return MockTransport(answer)
+
+
+def calls_at(
+    wall: float, transport: MockTransport, starts: list[float], monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[Any], list[float]]:
+    """`list_sharings` of project p0, p1, ... begun `starts` seconds in, deadline 30 s, the
+    calendar at `wall` as the first begins: what each returned or raised, and when it ended."""
+
+    async def calls() -> tuple[list[Any], list[float]]:
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        monkeypatch.setattr(time, "time", lambda: loop.time() - began + wall)
+        ended: list[float] = []
+        async with VBSClient(
+            "https://vbs.example",
+            auth=TokenAuth("t"),
+            transport=transport,
+            retry=RetryPolicy(timeout=30.0),
+        ) as client:
+
+            async def call(n: int, start: float) -> Any:
+                await asyncio.sleep(start)
+                try:
+                    return await client.list_sharings(f"p{n}")
+                except RateLimitedError as error:
+                    return error
+                finally:
+                    ended.append(loop.time() - began)
+
+            async with asyncio.timeout(600):  # were a deadline not kept: fail, not hang
+                outcomes = await asyncio.gather(*(call(n, s) for n, s in enumerate(starts)))
+        return outcomes, ended
+
+    return on_virtual_clock(calls)[0]
+
+
+def test_a_minute_s_window_that_reopens_within_deadline_and_grace_is_waited_out(monkeypatch):
+    # 20 s into a calendar minute, deadline 30 s: refused under 20 a minute, the window
+    # reopens in 40 s, past the deadline's 30 but within it and its grace in the queue
+    # (30 s more while the gateway lets nothing through): waited out, not given up.
+    minute = 20_000 * 86_400
+    (outcome,), (ended,) = calls_at(minute + 20, closed_until(minute + 60), [0.0], monkeypatch)
+    assert outcome == []
+    assert 40 <= ended < 42
+
+
+def test_a_call_begun_late_in_a_blackout_has_less_grace_left(monkeypatch):
+    # Refused from the minute's first second, deadline 30 s: the first call's window
+    # reopens (60.6 s, its margin in) past its deadline and grace (60 s): it ends at
+    # once. A second call begun 20 s later has 10 s of the grace left: 40 s in all, and
+    # the window 40.6 s away: it ends at once too, not waiting to its deadline.
+    minute = 20_000 * 86_400
+    transport = closed_until(minute + 60)
+    (first, second), ended = calls_at(minute, transport, [0.0, 20.0], monkeypatch)
+    assert isinstance(first, RateLimitedError)
+    assert isinstance(second, RateLimitedError)
+    assert "lets no request through before" in str(second)
+    assert max(ended) < 21  # neither waited

@@ -120,7 +120,8 @@ def loose_window_answers(limit: int, period: float, windows: int, *, wide: float
         at = admitted + limit * 0.01
         while at < last:
             answers.append((at, False))
-            at = min(last, at + wide)
+            at += wide
+        answers.append((last, False))  # the last refused, `wide` before the next admitted
     return answers
 
 
@@ -145,3 +146,8 @@ def test_a_window_of_whole_seconds_seen_closely_is_read_as_such_near_a_minute():
     # Edges a fraction of a second wide: 59 s is read as 59, not taken for a minute.
     read = feed(WindowWatch(), loose_window_answers(300, 59.0, 4, wide=0.5))
     assert [(w.limit, w.period) for w in read][:1] == [(300, 59.0)]
+
+
+def test_edges_seen_over_half_a_minute_wide_are_not_read_as_a_minute():
+    # Edges 40 s wide: periods from 40 s to 80 s fit; a minute no more than the others.
+    assert feed(WindowWatch(), loose_window_answers(300, 60.0, 5, wide=40.0)) == []
