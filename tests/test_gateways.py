@@ -189,7 +189,7 @@ def test_a_gateway_refusing_everything_for_a_minute_is_asked_less_as_it_lasts():
 
 
 @pytest.mark.parametrize(("calendar", "seed"), [(0.0, 0), (17.3, 1)])
-def test_a_window_of_a_minute_costs_no_refusal_a_second_while_spent(calendar, seed):
+def test_a_window_of_a_minute_spent_early_is_asked_less_as_it_lasts(calendar, seed):
     # 300 a minute on the calendar, the quota unknown: each minute spent in its first
     # seconds was trickled through at 4 a second until it rolled over, 1.31x to 1.40x
     # the requests (fake clock). The trickle slows as the blackout lasts, and the edges
@@ -197,6 +197,10 @@ def test_a_window_of_a_minute_costs_no_refusal_a_second_while_spent(calendar, se
     run = crawl(FixedWindow(300, 60, **quiet()), seed, calendar, seconds=600)
     assert run.completed == 760
     assert len(run.starts) <= 1.25 * 760
+    # From 20 s into the first blackout to its end (the first window spent at once):
+    # a request a second at most on average, not 4.
+    rolls_over = 60 - calendar
+    assert run.sent_between(20, rolls_over - 2) <= rolls_over - 22
 
 
 def test_a_bucket_with_a_burst_of_50_settles_at_its_rate_not_above():

@@ -705,10 +705,13 @@ class Session:
         An announced quota whose window reopens only after the deadline has run
         out, counting the grace before a queued call's deadline runs.
         """
+        quotas = self.limiter.quotas_for(host, api, request.project_id)
+        if not quotas:
+            return None  # every request asks: most are under no quota named
         now = asyncio.get_running_loop().time()
         remaining = state.deadline.remaining()
         waitable = remaining + self._grace_left(host)
-        for pacer in self.limiter.quotas_for(host, api, request.project_id):
+        for pacer in quotas:
             opens = pacer.due() - now
             if opens >= waitable:
                 when = datetime.fromtimestamp(time.time() + opens, UTC)
