@@ -97,6 +97,23 @@ def test_a_quota_is_news_once_and_paces_one_api_only_when_its_policy_counts_per_
     assert limiter.quotas == [("gw", per_api), ("gw", per_user)]
 
 
+def test_a_minute_window_counts_only_its_own_starts_and_those_sent_just_before_it():
+    # The window on the calendar rolls over at 1020 s. Starts from the minute before it
+    # are not in it (counted as a sliding window counts, a refused probe's kept a whole
+    # window from a crawl); starts sent a moment before it may arrive after it, and are.
+    def window_after(sent_at: float) -> float:
+        clock = FakeClock()
+        quota = AnnouncedQuota(minute(2), clock, wall_offset=0.0, blocked=False)
+        clock.now = sent_at
+        for _ in range(2):
+            quota.took(quota.due(), clock.now)
+        clock.now = 1020.1
+        return quota.due()
+
+    assert window_after(1010.0) <= 1020.1  # at once
+    assert window_after(1019.8) > 1079.0
+
+
 # -- probing above it, and a lower quota that passes ------------------------------------------
 
 

@@ -84,6 +84,9 @@ limit of in 10 s is not forgotten, but its probe, unrefused, soon paces nothing.
 RESTORE_QUIET: Final = 1.0
 """Seconds without a refusal at a quota announced lower than one before it, before the
 higher one is tried again (doubling while refused, up to `QUIET`): a drop may pass."""
+BEFORE_ANSWERED: Final = 10.0
+"""Seconds after a quota was learned in which the answers to the burst that taught it are
+looked for (the client's log of answers keeps 10 s: `_adaptive.LONG_WINDOW`)."""
 BLACKOUT_STEP: Final = 0.5
 """The share of an announced quota's period a request waits, refused again right after
 the window rolled over (a penalty box): the next calendar window would waste more, a
@@ -170,7 +173,9 @@ class AnnouncedQuota:
     """Paces starts under a quota the gateway announced: `limit` per `period` seconds.
 
     At most `limit` (less `QUOTA_MARGIN`, in whole requests) starts in any window of `period`
-    seconds (a sliding window holds a fixed one too); a short period is also
+    seconds (a sliding window holds a fixed one too), or, under a window longer than a
+    second on the calendar, since it rolled over (and a moment before: a request sent
+    then may arrive after); a refused start counts in no window. A short period is also
     paced evenly, from the moment it is learned (a bucket refills at once; a
     calendar window the first burst spent refuses the next request, which
     blocks). A refusal of a request paced under it means the gateway's window
@@ -403,6 +408,11 @@ class AnnouncedQuota:
         now = self._clock()
         while recent and recent[0] <= now - period:
             recent.popleft()
+        if now - self.since < BEFORE_ANSWERED and self.quota.period > SHORT_PERIOD:
+            # The burst that taught it is still being answered: a success answered after
+            # the refusal is in the window too (13 of 60 left out, a sliding minute's
+            # window was taken for a penalty box, and a whole minute waited).
+            self._note_before()
         lifted_by = self._lifted_by
         if lifted_by is not None:
             refused_started, before, block = lifted_by
@@ -413,6 +423,13 @@ class AnnouncedQuota:
                 # was not spent, the refusal came at random (an overloaded backend naming
                 # the quota; a window of a minute waited for each: 2.1x to 3.4x the crawl).
                 self._blocked_until, self._lifted_by = before, None
+        if not self.sliding and self.quota.period > SHORT_PERIOD:
+            # A calendar window counts only its own starts: those before it rolled over
+            # (less a margin: one sent just before may arrive after) are no longer in
+            # it (a refused probe's 16 kept a minute's window from 44 of its 60).
+            rolled = self._next_window(now) - self.quota.period * (1 + WINDOW_MARGIN)
+            while recent and recent[0] < rolled:
+                recent.popleft()
         allowed = self._allowed()
         while len(recent) > allowed and not self.sliding:
             # A probe that ended: keep the log to the limit (a sliding one loses refused
@@ -456,6 +473,23 @@ class AnnouncedQuota:
         self._recent = deque(logged)
         return True
 
+    def _unlog(self, started: float | None) -> None:
+        """Take a refused start (sent at `started`, if known) out of a sliding log of starts.
+
+        A sliding window counts what it admitted: not a refused start (a refused
+        probe's 15 counted kept 15 requests of a crawl a minute more). A calendar
+        window's log holds the starts since it rolled over: a refused one there
+        says the window is spent, as the block it sets does.
+
+        The log's entry is the latest logged no later: its turn under this
+        quota came a moment before the request left (after the other limits).
+        """
+        if not self.sliding:
+            return
+        refused = [at for at in self._recent if started is not None and at <= started]
+        if refused:
+            self._recent.remove(refused[-1])
+
     def _oldest_leaves(self, now: float) -> float:
         """When the oldest start of the log leaves the (sliding) window."""
         period = self.quota.period * (1 + WINDOW_MARGIN)
@@ -476,6 +510,7 @@ class AnnouncedQuota:
         now = self._clock()
         if started is not None and started < self.since:
             return  # sent before the quota was known: its refusal is the one that taught it
+        self._unlog(started)
         watch = self._watch
         if self.scale() > 1:
             self._quiet = min(QUIET_MAX, self._quiet * 2)  # a refused probe: wait longer
@@ -526,12 +561,11 @@ class AnnouncedQuota:
         if self._noise(now, started):
             return True  # refusals that do not follow it: nothing waits for the next window
         self._note_before()
+        was_sliding = self.sliding
         if not self._not_the_calendar(started, ended):
             return False
-        # A sliding window counts what it admitted: not the refused start.
-        refused = [at for at in self._recent if at <= started]
-        if refused:
-            self._recent.remove(refused[-1])
+        if not was_sliding:
+            self._unlog(started)  # a sliding log from now on: see `throttled`
         self._blocked_until = max(ended, self._oldest_leaves(now))
         self._lift_when_through(started, ended)
         return True
