@@ -34,17 +34,30 @@ def minute(limit: int) -> Quota:
 
 
 async def starts_of(
-    limiter: RequestLimiter, clock: FakeClock, count: int, *, through: bool = False
+    limiter: RequestLimiter,
+    clock: FakeClock,
+    count: int,
+    *,
+    through: bool = False,
+    closed: tuple[Quota, float] | None = None,
 ) -> list[float]:
     """When each of `count` requests to `gw`'s `api`, one after the other, started.
 
     `through`: each got through, answered as it started (the client's answers,
-    which a probe above a quota is judged on).
+    which a probe above a quota is judged on). `closed`: (quota, until): the
+    gateway's window is spent until then; a request sent earlier (a probe of
+    where a minute's window rolls over) is refused under that quota, answered as
+    it started, and sent again: not listed.
     """
-    starts = []
-    for _ in range(count):
+    starts: list[float] = []
+    while len(starts) < count:
         async with limiter.slot("gw", "api") as ticket:
-            starts.append(clock.now)
+            started = clock.now
+        if closed is not None and started < closed[1]:
+            limiter.adaptive.refused_under_quota(ticket)
+            limiter.announced("gw", "api", closed[0], started=ticket.started)
+            continue
+        starts.append(started)
         if through:
             limiter.adaptive.succeeded(ticket)
     return starts
@@ -62,7 +75,7 @@ async def test_one_request_a_minute_announced_lets_one_through_each_minute(fake_
     limiter = RequestLimiter(4, None, clock=fake_time, wall_offset=50.0)
     assert limiter.announced("gw", "api", quota)
     began = fake_time.now
-    first, second = await starts_of(limiter, fake_time, 2)
+    first, second = await starts_of(limiter, fake_time, 2, closed=(quota, began + 30.0))
     assert first - began == 30.0
     assert second > first + 30.0  # not in that minute: when a quiet minute's probe comes
 
@@ -75,7 +88,9 @@ async def test_a_minute_quota_holds_requests_until_the_gateway_s_minute_rolls_ov
     limiter = RequestLimiter(4, None, clock=fake_time)
     limiter.announced("gw", "api", minute(100))
     began = fake_time.now
-    starts = await starts_of(limiter, fake_time, 101)
+    starts = await starts_of(
+        limiter, fake_time, 101, through=True, closed=(minute(100), began + 30.0)
+    )
     # The burst that taught the quota spent this minute: its whole 100 from the next.
     assert starts[0] - began == pytest.approx(30.0)
     assert starts[99] == starts[0]
@@ -112,6 +127,17 @@ def test_a_minute_window_counts_only_its_own_starts_and_those_sent_just_before_i
 
     assert window_after(1010.0) <= 1020.1  # at once
     assert window_after(1019.8) > 1079.0
+
+
+@pytest.mark.parametrize(("period", "probed"), [(60.0, True), (3600.0, False), (5.0, False)])
+def test_only_a_minute_s_spent_window_is_probed_for_where_it_rolls_over(period, probed):
+    # A call's deadline is shorter than an hour's probes' steps; a 5-s window is a few
+    # seconds lost at most.
+    clock = FakeClock()
+    quota = AnnouncedQuota(
+        Quota(20, period), clock, wall_offset=0.0, answers=AdaptiveRate(clock=clock)
+    )
+    assert (quota.due() < quota.reopens()) is probed
 
 
 # -- probing above it, and a lower quota that passes ------------------------------------------
@@ -221,7 +247,7 @@ async def test_a_lower_minute_quota_that_lets_twice_its_limit_through_gives_way_
     limiter.announced("gw", "api", minute(600))
     limiter.announced("gw", "api", minute(100), started=fake_time.now)
     # At 1020 s, when the minute rolls over, each answered at once.
-    starts = await starts_of(limiter, fake_time, 201, through=True)
+    starts = await starts_of(limiter, fake_time, 201, through=True, closed=(minute(100), 1020.0))
     assert starts[0] == starts[-1] == 1020.0
     # More than twice the lower quota went through in its minute: the higher one is back.
     assert [p.quota for p in limiter.quotas_for("gw", "api")] == [minute(600)]
@@ -231,14 +257,14 @@ async def test_a_lower_minute_quota_that_lets_twice_its_limit_through_gives_way_
     # Refused under it, sent after all that got through: until the calendar's minute rolls over.
     fake_time.now = 1021.0
     assert not limiter.announced("gw", "api", minute(600), started=1020.5)
-    assert await starts_of(limiter, fake_time, 1) == [1080.0]
+    assert await starts_of(limiter, fake_time, 1, closed=(minute(600), 1080.0)) == [1080.0]
 
 
 async def test_a_per_second_quota_comes_back_over_a_lower_per_minute_one(fake_time):
     limiter = RequestLimiter(4, None, clock=fake_time, wall_offset=0.0)
     limiter.announced("gw", "api", Quota(10, 1.0))
     limiter.announced("gw", "api", minute(100), started=fake_time.now)  # 1.7/s: lower
-    await starts_of(limiter, fake_time, 201, through=True)
+    await starts_of(limiter, fake_time, 201, through=True, closed=(minute(100), 1020.0))
     assert fake_time.now == 1020.0  # at six times 100 a minute, 201 went through at once
     assert limiter.quotas == [("gw", Quota(10, 1.0))]
 
@@ -339,12 +365,20 @@ async def test_requests_waiting_under_a_quota_also_wait_under_one_announced_mean
     fake_time,
 ):
     limiter = RequestLimiter(4, None, clock=fake_time, wall_offset=0.0)
-    limiter.announced("gw", "api", Quota(100, 60.0, "user", PER_MINUTE))  # blocked until 1020 s
+    per_minute = Quota(100, 60.0, "user", PER_MINUTE)
+    limiter.announced("gw", "api", per_minute)  # blocked until 1020 s
     starts: list[float] = []
 
     async def request() -> None:
-        async with limiter.slot("gw", "api"):
-            starts.append(fake_time.now)
+        while True:
+            async with limiter.slot("gw", "api") as ticket:
+                started = fake_time.now
+            if started >= 1020.0:
+                starts.append(started)
+                return
+            # A probe of where the minute rolls over, refused: sent again.
+            limiter.adaptive.refused_under_quota(ticket)
+            limiter.announced("gw", "api", per_minute, started=ticket.started)
 
     waiting = [asyncio.create_task(request()) for _ in range(2)]
     await asyncio.sleep(0)
@@ -369,7 +403,7 @@ class Answered:
 
     def start(self, started: float) -> None:
         self.clock.now = started
-        self.quota.took(self.quota.due(), started)
+        self.quota.took(self.quota.reopens(), started)  # due when the window opened
 
     def answer(self, started: float, at: float, *, ok: bool = True) -> bool:
         """The answer at `at` to the request sent at `started`; True if a refusal paused starts."""
@@ -471,10 +505,10 @@ def test_a_minute_quota_refused_on_and_on_looks_again_on_half_minutes_from_the_f
     # Nothing got through since it was learned (1000 s): the blackout counts from there.
     clock = FakeClock()
     quota = AnnouncedQuota(minute(100), clock, wall_offset=0.0, answers=AdaptiveRate(clock=clock))
-    assert quota.due() == 1020.0
+    assert quota.reopens() == 1020.0  # (probes of where it rolls over aside)
     clock.now = 1046.0
     quota.throttled(started=1045.0)  # refused 25 s after the block ended
-    assert quota.due() == 1090.0  # 46 s into the blackout: the half minute after next
+    assert quota.reopens() == 1090.0  # 46 s into the blackout: the half minute after next
 
 
 # -- noise under a slow quota: judged over answers and starts, not over seconds ----------------
@@ -518,7 +552,7 @@ def test_two_refusals_in_a_row_among_noise_pause_the_pace_but_widen_nothing():
 def test_a_lone_refusal_among_a_minute_quotas_answers_is_noise_a_second_in_a_row_is_not():
     # Before: each waited for the next minute, or half of one (2.4x the crawl at 5 %).
     under = Answered(100, 60.0)
-    assert under.quota.due() == 1020.0  # the burst that taught it spent this minute
+    assert under.quota.reopens() == 1020.0  # the burst that taught it spent this minute
     for i in range(30):
         under.request(1020.0 + i * 0.01)
     assert not under.request(1020.3, ok=False)
@@ -555,7 +589,7 @@ def test_a_minute_quota_learned_from_a_refusal_lets_requests_go_once_one_sent_wi
     limiter.adaptive.refused_under_quota(Ticket(999.99, 1))
     assert limiter.announced("gw", "api", minute(100), started=999.99)
     (pacer,) = limiter.quotas_for("gw", "api")
-    assert pacer.due() == 1020.0  # the burst that taught it may have spent this minute
+    assert pacer.reopens() == 1020.0  # the burst that taught it may have spent this minute
     clock.now = 1000.01
     limiter.adaptive.succeeded(Ticket(through_started, 1))
     assert (pacer.due() <= clock.now) is lifted

@@ -84,6 +84,14 @@ limit of in 10 s is not forgotten, but its probe, unrefused, soon paces nothing.
 RESTORE_QUIET: Final = 1.0
 """Seconds without a refusal at a quota announced lower than one before it, before the
 higher one is tried again (doubling while refused, up to `QUIET`): a drop may pass."""
+PHASE_PROBED: Final = (30.0, 60.0)
+"""Windows this long (at least, at most) are probed for where they roll over: a minute's.
+A gateway's minutes may count from another second than the client's (or its clock may be
+behind): waited out on the client's calendar, a crawl lost up to a window (an outsider's
+36 requests at 20 a minute took 60.7 s where the gateway reopened at 24 s). An hour's or a
+day's quota is not: a call's deadline is shorter than the probes' steps."""
+PHASE_PROBES: Final = 12
+"""Probes of a spent window's rollover per period (a minute's: one each 5 s, one at a time)."""
 BEFORE_ANSWERED: Final = 10.0
 """Seconds after a quota was learned in which the answers to the burst that taught it are
 looked for (the client's log of answers keeps 10 s: `_adaptive.LONG_WINDOW`)."""
@@ -213,6 +221,14 @@ class AnnouncedQuota:
     a gateway counts what it admits), and a refusal waits until the oldest
     start in the log leaves the window, not for the next calendar window.
 
+    Under a minute's window (`PHASE_PROBED`), where it rolls over is probed
+    until seen: while it is spent, one request each `PHASE_PROBES`-th of a
+    period, one at a time (their refusals teach nothing else), and at the
+    opening the client believes in, its first request alone. A probe through
+    before that opening moves the client's calendar to the gateway's: the
+    window rolled over by then (sliding or not), and the next one is a period
+    later. A probe through at it says the client's calendar was right.
+
     Attributes:
         quota: The announced quota.
         project: The one project whose requests it paces, once refused twice
@@ -258,6 +274,17 @@ class AnnouncedQuota:
         # A long window was spent in the burst that learned it; a short one is paced at once.
         even = quota.period <= SHORT_PERIOD
         self._blocked_until = self._next_window(now) if blocked and not even else -math.inf
+        # Where the window rolls over, while not yet seen (see `PHASE_PROBED`): the next
+        # probe's time, and the one probe out (its start, and the opening believed then).
+        shortest, longest = PHASE_PROBED
+        self._phase_unknown = (
+            answers is not None  # nothing to judge a probe by
+            and self._blocked_until > now
+            and shortest <= quota.period <= longest
+        )
+        self._probe_next = now + quota.period / PHASE_PROBES
+        self._probe_out: tuple[float, float] | None = None
+        self._counted = -math.inf  # when the client's own count of starts lets the next go
         # The latest refused start a block waits for, the block before the refusals, and
         # the block they set (any other block since, or its end, and it lifts nothing).
         self._lifted_by: tuple[float, float, float] | None = None
@@ -328,6 +355,10 @@ class AnnouncedQuota:
         """When the next start may leave (for a caller that schedules starts itself)."""
         return self._pacer.due(self._pace(), self._window_opens())
 
+    def reopens(self) -> float:
+        """When the window lets starts through, as far as the client knows (no probe of it)."""
+        return self._pacer.due(self._pace(), self._believed_open())
+
     def took(self, slot: float, started: float) -> None:
         """A start due at `slot` (from `due`) left at `started` (its `Ticket`'s start)."""
         self._pacer.took(slot, started, self._pace())
@@ -356,6 +387,11 @@ class AnnouncedQuota:
         return self.rate() if self.quota.period <= SHORT_PERIOD else math.inf
 
     def _started(self, started: float) -> None:
+        if self._phase_unknown and not self._probe_through():
+            # A probe of where the window rolls over: the only start until it is answered
+            # (or a step has passed: an error answers nothing).
+            self._probe_out = (started, self._believed_open())
+            self._probe_next = started + self.quota.period / PHASE_PROBES
         self._recent.append(started)
         self._starts.append(started)
         if self._answers is None and len(self._recent) >= 2 * self.quota.limit:
@@ -401,6 +437,63 @@ class AnnouncedQuota:
         return max(1, math.floor(limit * self.scale()) - margin)
 
     def _window_opens(self) -> float:
+        """When the next start may leave: the window's opening, or a probe of it (`PHASE_PROBED`).
+
+        While where the window rolls over is not yet seen, one start at a time
+        (a probe) until one gets through: before the opening the client
+        believes, each `PHASE_PROBES`-th of a period; at it, the first alone.
+        """
+        opens = self._believed_open()
+        if not self._phase_unknown or self.retired:
+            return opens
+        if self._probe_through():
+            return self._believed_open()
+        out = self._probe_out
+        # A probe passes the gateway's block, and a sliding window (which may be a
+        # calendar's minute read from another second): never the client's own count of
+        # starts since the window rolled over.
+        counted = -math.inf if self.sliding else self._counted
+        if out is not None:
+            return max(counted, out[0] + self.quota.period / PHASE_PROBES)  # its answer first
+        if opens <= self._clock():
+            return opens
+        return max(counted, min(opens, self._probe_next))
+
+    def _probe_refused_early(self, started: float | None) -> bool:
+        """Whether a refusal (sent at `started`) is of a probe sent before the believed opening.
+
+        The probe out is answered either way: the next one goes a step after it.
+        """
+        out = self._probe_out
+        if out is None or (started is not None and started < out[0]):
+            return False
+        self._probe_out = None
+        return started is not None and started < out[1]
+
+    def _probe_through(self) -> bool:
+        """Whether the probe out got through: where the window rolls over is seen."""
+        out = self._probe_out
+        if out is None or not self._through_since(out[0]):
+            return False
+        self._rolled_over(*out)
+        return True
+
+    def _rolled_over(self, probed: float, believed: float) -> None:
+        """A probe sent at `probed` got through; the window was believed to open at `believed`.
+
+        Sent before that, the gateway's window rolls over elsewhere than the
+        client's calendar (sliding or not): by then, a whole period before the
+        next. Sent after: where the client believed.
+        """
+        self._phase_unknown, self._probe_out = False, None
+        if probed >= believed:
+            return
+        self._wall_offset = -probed % self.quota.period
+        self.sliding = False  # its log now counts from the rollover: the probe on
+        self._blocked_until, self._lifted_by = -math.inf, None
+
+    def _believed_open(self) -> float:
+        """When the window lets the next start through, as far as the client knows."""
         if self.retired:
             return -math.inf
         period = self.quota.period * (1 + WINDOW_MARGIN)
@@ -436,6 +529,7 @@ class AnnouncedQuota:
             # starts from it, and keeps every start of the period to count what is left).
             recent.popleft()
         opens = recent[len(recent) - allowed] + period if len(recent) >= allowed else -math.inf
+        self._counted = opens
         return max(opens, self._blocked_until)
 
     def _note_before(self) -> None:
@@ -508,8 +602,10 @@ class AnnouncedQuota:
     def throttled(self, started: float | None = None) -> None:
         """The gateway refused a request (sent at `started`) under this quota."""
         now = self._clock()
-        if started is not None and started < self.since:
-            return  # sent before the quota was known: its refusal is the one that taught it
+        if (started is not None and started < self.since) or self._probe_refused_early(started):
+            # Sent before the quota was known (its refusal is the one that taught it), or
+            # a probe sent into the window the gateway said was spent: nothing new.
+            return
         self._unlog(started)
         watch = self._watch
         if self.scale() > 1:

@@ -712,7 +712,7 @@ class Session:
         remaining = state.deadline.remaining()
         waitable = remaining + self._grace_left(host)
         for pacer in quotas:
-            opens = pacer.due() - now
+            opens = pacer.reopens() - now  # a probe of where it rolls over is no opening
             if opens >= waitable:
                 when = datetime.fromtimestamp(time.time() + opens, UTC)
                 return (
