@@ -140,6 +140,15 @@ def test_only_a_minute_s_spent_window_is_probed_for_where_it_rolls_over(period, 
     assert (quota.due() < quota.reopens()) is probed
 
 
+def test_a_project_s_own_copy_of_a_minute_quota_is_not_probed_for_where_it_rolls_over():
+    # A policy counting each project apart has a copy per project refused: each probing,
+    # a thousand projects would send 200 probes a second.
+    clock = FakeClock()
+    answers = AdaptiveRate(clock=clock)
+    copy = AnnouncedQuota(minute(20), clock, wall_offset=0.0, answers=answers, project="p")
+    assert copy.due() == copy.reopens() == 1020.0
+
+
 # -- probing above it, and a lower quota that passes ------------------------------------------
 
 

@@ -279,6 +279,7 @@ class AnnouncedQuota:
         shortest, longest = PHASE_PROBED
         self._phase_unknown = (
             answers is not None  # nothing to judge a probe by
+            and project is None  # each project's copy probing: a probe each 5 s per project
             and self._blocked_until > now
             and shortest <= quota.period <= longest
         )
