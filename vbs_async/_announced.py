@@ -460,6 +460,23 @@ class AnnouncedQuota:
             return opens
         return max(counted, min(opens, self._probe_next))
 
+    def _probe_above_refused(self, now: float) -> None:
+        """A probe above the quota was refused: back to the quota, and wait longer to probe."""
+        self._quiet = min(QUIET_MAX, self._quiet * 2)
+        if self.higher is None:
+            # Refusals of requests sent at the quota once this window rolled over
+            # (and a while after) would be the probe's punishment.
+            begin = self._next_window(now)
+            self._watch = (begin, begin + PUNISHMENT_WATCH)
+        # Back to the quota: under a short one, no block (its log of starts spaces the
+        # next ones, and a window the probe spent refuses the next request, which
+        # blocks); a long window the probe spent refuses until it rolls over (its log
+        # counts no refused start: a minute's probe sent 23 into a spent window, not 16).
+        self._quiet_since = self._probe_refused = now
+        if self.quota.period > SHORT_PERIOD:
+            rolls = self._oldest_leaves(now) if self.sliding else self._next_window(now)
+            self._blocked_until = max(self._blocked_until, rolls)
+
     def _probe_refused_early(self, started: float | None) -> bool:
         """Whether a refusal (sent at `started`) is of a probe sent before the believed opening.
 
@@ -525,13 +542,25 @@ class AnnouncedQuota:
             while recent and recent[0] < rolled:
                 recent.popleft()
         allowed = self._allowed()
-        while len(recent) > allowed and not self.sliding:
-            # A probe that ended: keep the log to the limit (a sliding one loses refused
-            # starts from it, and keeps every start of the period to count what is left).
-            recent.popleft()
         opens = recent[len(recent) - allowed] + period if len(recent) >= allowed else -math.inf
-        self._counted = opens
+        self._counted = opens = self._calendar_opens(opens, now)
         return max(opens, self._blocked_until)
+
+    def _calendar_opens(self, counted: float, now: float) -> float:
+        """When a calendar window longer than a second full by its count (at `counted`) opens.
+
+        As it rolls over, all the same, unless the starts sent just before fill
+        the next one (counted as a sliding window, a call waiting 60.6 s for its
+        minute's start failed at once under a deadline of 60: two processes
+        sharing a quota).
+        """
+        if self.sliding or self.quota.period <= SHORT_PERIOD:
+            return counted
+        rollover = self._next_window(now)
+        carried = rollover - self.quota.period * WINDOW_MARGIN
+        if sum(1 for at in self._recent if at >= carried) < self._allowed():
+            return min(counted, rollover)
+        return counted
 
     def _note_before(self) -> None:
         """Log the successes started in the period before it was learned, answered since."""
@@ -569,17 +598,18 @@ class AnnouncedQuota:
         return True
 
     def _unlog(self, started: float | None) -> None:
-        """Take a refused start (sent at `started`, if known) out of a sliding log of starts.
+        """Take a refused start (sent at `started`, if known) out of a long window's log.
 
-        A sliding window counts what it admitted: not a refused start (a refused
-        probe's 15 counted kept 15 requests of a crawl a minute more). A calendar
-        window's log holds the starts since it rolled over: a refused one there
-        says the window is spent, as the block it sets does.
+        A window counts what it admitted: not a refused start (a sliding one's
+        15 refused of a probe kept 15 requests of a crawl a minute more; at 1 a
+        minute, one refused probe stopped the probes for a minute; one refused
+        at random kept its request a minute although the window had room). A
+        window the gateway said was spent is held by the block the refusal sets.
 
         The log's entry is the latest logged no later: its turn under this
         quota came a moment before the request left (after the other limits).
         """
-        if not self.sliding:
+        if self.quota.period <= SHORT_PERIOD:
             return
         refused = [at for at in self._recent if started is not None and at <= started]
         if refused:
@@ -603,22 +633,14 @@ class AnnouncedQuota:
     def throttled(self, started: float | None = None) -> None:
         """The gateway refused a request (sent at `started`) under this quota."""
         now = self._clock()
-        if (started is not None and started < self.since) or self._probe_refused_early(started):
-            # Sent before the quota was known (its refusal is the one that taught it), or
-            # a probe sent into the window the gateway said was spent: nothing new.
-            return
+        if started is not None and started < self.since:
+            return  # sent before the quota was known: its refusal is the one that taught it
         self._unlog(started)
+        if self._probe_refused_early(started):
+            return  # a probe sent into the window the gateway said was spent: nothing new
         watch = self._watch
         if self.scale() > 1:
-            self._quiet = min(QUIET_MAX, self._quiet * 2)  # a refused probe: wait longer
-            if self.higher is None:
-                # Refusals of requests sent at the quota once this window rolled over
-                # (and a while after) would be the probe's punishment.
-                begin = self._next_window(now)
-                self._watch = (begin, begin + PUNISHMENT_WATCH)
-            # Back to the quota, no block: its log of starts spaces the next ones,
-            # and a window the probe spent refuses the next request, which blocks.
-            self._quiet_since = self._probe_refused = now
+            self._probe_above_refused(now)
             return
         if started is not None and started < self._probe_refused:
             return  # sent by the probe that was refused
@@ -658,11 +680,8 @@ class AnnouncedQuota:
         if self._noise(now, started):
             return True  # refusals that do not follow it: nothing waits for the next window
         self._note_before()
-        was_sliding = self.sliding
         if not self._not_the_calendar(started, ended):
             return False
-        if not was_sliding:
-            self._unlog(started)  # a sliding log from now on: see `throttled`
         self._blocked_until = max(ended, self._oldest_leaves(now))
         self._lift_when_through(started, ended)
         return True
