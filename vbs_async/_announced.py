@@ -550,9 +550,8 @@ class AnnouncedQuota:
         """When a calendar window longer than a second full by its count (at `counted`) opens.
 
         As it rolls over, all the same, unless the starts sent just before fill
-        the next one (counted as a sliding window, a call waiting 60.6 s for its
-        minute's start failed at once under a deadline of 60: two processes
-        sharing a quota).
+        the next one (counted as a sliding window, it opened 60.6 s after its
+        starts, and a call waiting for it failed at once under a deadline of 60).
         """
         if self.sliding or self.quota.period <= SHORT_PERIOD:
             return counted
