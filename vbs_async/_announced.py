@@ -11,6 +11,7 @@ backend's noise by the client's answers (`_adaptive.AdaptiveRate`).
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import re
 import time
@@ -285,7 +286,6 @@ class AnnouncedQuota:
         )
         self._probe_next = now + quota.period / PHASE_PROBES
         self._probe_out: tuple[float, float] | None = None
-        self._counted = -math.inf  # when the client's own count of starts lets the next go
         # The latest refused start a block waits for, the block before the refusals, and
         # the block they set (any other block since, or its end, and it lifts nothing).
         self._lifted_by: tuple[float, float, float] | None = None
@@ -359,6 +359,10 @@ class AnnouncedQuota:
     def reopens(self) -> float:
         """When the window lets starts through, as far as the client knows (no probe of it)."""
         return self._pacer.due(self._pace(), self._believed_open())
+
+    def _believed_open(self) -> float:
+        """When the window lets the next start through, as far as the client knows."""
+        return max(self._openings())
 
     def took(self, slot: float, started: float) -> None:
         """A start due at `slot` (from `due`) left at `started` (its `Ticket`'s start)."""
@@ -444,7 +448,8 @@ class AnnouncedQuota:
         (a probe) until one gets through: before the opening the client
         believes, each `PHASE_PROBES`-th of a period; at it, the first alone.
         """
-        opens = self._believed_open()
+        counted, blocked = self._openings()
+        opens = max(counted, blocked)
         if not self._phase_unknown or self.retired:
             return opens
         if self._probe_through():
@@ -453,7 +458,7 @@ class AnnouncedQuota:
         # A probe passes the gateway's block, and a sliding window (which may be a
         # calendar's minute read from another second): never the client's own count of
         # starts since the window rolled over.
-        counted = -math.inf if self.sliding else self._counted
+        counted = -math.inf if self.sliding else counted
         if out is not None:
             return max(counted, out[0] + self.quota.period / PHASE_PROBES)  # its answer first
         if opens <= self._clock():
@@ -510,10 +515,13 @@ class AnnouncedQuota:
         self.sliding = False  # its log now counts from the rollover: the probe on
         self._blocked_until, self._lifted_by = -math.inf, None
 
-    def _believed_open(self) -> float:
-        """When the window lets the next start through, as far as the client knows."""
+    def _openings(self) -> tuple[float, float]:
+        """When the window opens, as far as the client knows: (by its count of starts, blocked).
+
+        The block is the gateway's word (a refusal); the count, the client's own starts.
+        """
         if self.retired:
-            return -math.inf
+            return -math.inf, -math.inf
         period = self.quota.period * (1 + WINDOW_MARGIN)
         recent = self._recent
         now = self._clock()
@@ -543,8 +551,7 @@ class AnnouncedQuota:
                 recent.popleft()
         allowed = self._allowed()
         opens = recent[len(recent) - allowed] + period if len(recent) >= allowed else -math.inf
-        self._counted = opens = self._calendar_opens(opens, now)
-        return max(opens, self._blocked_until)
+        return self._calendar_opens(opens, now), self._blocked_until
 
     def _calendar_opens(self, counted: float, now: float) -> float:
         """When a calendar window longer than a second full by its count (at `counted`) opens.
@@ -556,10 +563,12 @@ class AnnouncedQuota:
         if self.sliding or self.quota.period <= SHORT_PERIOD:
             return counted
         rollover = self._next_window(now)
+        if counted <= rollover:
+            return counted
+        # The log is in order: the starts carried into the next window are its last.
         carried = rollover - self.quota.period * WINDOW_MARGIN
-        if sum(1 for at in self._recent if at >= carried) < self._allowed():
-            return min(counted, rollover)
-        return counted
+        kept = sum(1 for _ in itertools.takewhile(lambda at: at >= carried, reversed(self._recent)))
+        return rollover if kept < self._allowed() else counted
 
     def _note_before(self) -> None:
         """Log the successes started in the period before it was learned, answered since."""
@@ -608,11 +617,13 @@ class AnnouncedQuota:
         The log's entry is the latest logged no later: its turn under this
         quota came a moment before the request left (after the other limits).
         """
-        if self.quota.period <= SHORT_PERIOD:
+        if self.quota.period <= SHORT_PERIOD or started is None:
             return
-        refused = [at for at in self._recent if started is not None and at <= started]
-        if refused:
-            self._recent.remove(refused[-1])
+        recent = self._recent
+        for index in range(len(recent) - 1, -1, -1):  # in order: the latest first
+            if recent[index] <= started:
+                del recent[index]
+                return
 
     def _oldest_leaves(self, now: float) -> float:
         """When the oldest start of the log leaves the (sliding) window."""
