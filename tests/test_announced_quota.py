@@ -590,8 +590,49 @@ def test_a_lone_refusal_among_a_minute_quotas_answers_is_noise_a_second_in_a_row
     assert not under.request(1020.3, ok=False)
     assert under.quota.due() <= under.clock.now
     under.request(1020.31, ok=False)
-    # Right after the block ended (a penalty box?): half a minute from the first refusal.
-    assert under.quota.due() == pytest.approx(1020.3 + 30.0, abs=0.02)
+    # Right after the block ended (a penalty box?), with requests sent since through:
+    # half a minute from the rollover, so that the look after is at the next minute's.
+    assert under.quota.due() == pytest.approx(1020.0 + 30.0, abs=0.02)
+    under.request(under.quota.due(), ok=False)  # others spent this minute: at its rollover
+    assert under.quota.due() == pytest.approx(1080.0, abs=0.02)
+
+
+@pytest.mark.parametrize(
+    ("before", "through", "sliding"),
+    [(19, 1, True), (20, 1, False), (15, 5, True), (15, 6, False)],
+    ids=["20-a-sliding-window", "21-the-calendar", "20-from-the-rollover", "21-from-it"],
+)
+def test_a_refusal_at_the_rollover_is_a_sliding_window_only_if_it_admitted_no_more_than_its_limit(
+    before, through, sliding
+):
+    # 20 a minute, learned at 1000 s: `before` got through 5 s before, `through` more as
+    # the calendar minute rolled over (1020 s), and the next was refused. A sliding window
+    # admits at most 20 in a minute: it opens as the oldest leaves it. More than 20 in a
+    # minute: the calendar's window rolled over, and others spent it (two processes
+    # sharing one quota: read as sliding, one came 0.6 s after each rollover, where the
+    # other spent the window whole, and 9 of its 40 calls failed).
+    clock = FakeClock()
+    answers = AdaptiveRate(clock=clock)
+    clock.now = 995.0
+    for _ in range(before):
+        answers.succeeded(Ticket(995.0, 1))
+    clock.now = 1000.0
+    quota = AnnouncedQuota(minute(20), clock, wall_offset=0.0, answers=answers)
+    at = 1020.0
+    for sent in range(through + 1):
+        clock.now = at
+        quota.took(quota.due(), at)
+        clock.now = at + 0.04
+        if sent < through:
+            answers.succeeded(Ticket(at, 1))
+        else:
+            answers.refused_under_quota(Ticket(at, 1))
+            quota.throttled(at)
+        at += 0.05
+    assert quota.sliding is sliding
+    # Sliding: as the oldest (at 995 s) leaves it, and a margin. Else half a minute from
+    # the rollover (refused at random, perhaps), then at the next minute's.
+    assert quota.reopens() == pytest.approx(995.0 + 60.6 if sliding else 1050.0)
 
 
 @pytest.mark.parametrize(("refused_started", "lifted"), [(1020.0, True), (1020.1, False)])

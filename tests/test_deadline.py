@@ -7,6 +7,7 @@ latencies, and nothing depends on the machine's speed.
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import time
 from typing import TYPE_CHECKING, Any
@@ -399,3 +400,48 @@ def test_a_call_begun_late_in_a_blackout_has_less_grace_left(monkeypatch):
     assert isinstance(second, RateLimitedError)
     assert "lets no request through before" in str(second)
     assert max(ended) < 21  # neither waited
+
+
+def crawls_sharing(
+    wall: float, gateway: CalendarWindow, later: float, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[list[Any]], float]:
+    """Two crawls of 40 projects (two processes' worth: a client each) through one
+    `gateway`, library defaults, the second begun `later` seconds after the first, on a
+    virtual clock, the calendar at `wall` as the first begins: (their results, seconds)."""
+
+    async def crawl(name: str, delay: float) -> list[Any]:
+        await asyncio.sleep(delay)
+        async with VBSClient(
+            "https://vbs.example", auth=TokenAuth("t"), transport=gateway.transport
+        ) as client:
+            return [r async for r in client.crawl([f"{name}{n}" for n in range(40)])]
+
+    async def both() -> list[list[Any]]:
+        loop = asyncio.get_running_loop()
+        offset = wall - loop.time()
+        monkeypatch.setattr(time, "time", lambda: loop.time() + offset)
+        async with asyncio.timeout(3_600):  # were a deadline not kept: fail, not hang
+            return list(await asyncio.gather(crawl("a", 0.0), crawl("b", later)))
+
+    return on_virtual_clock(both)
+
+
+@pytest.mark.parametrize(("second", "later"), [(10.0, 3.0), (59.7, 0.0), (30.0, 15.0)])
+def test_two_crawls_sharing_a_minute_s_quota_both_finish_with_the_default_deadline(
+    second, later, monkeypatch
+):
+    # Two processes crawling 40 projects each behind one quota of 20 a minute, named (an
+    # outsider's gateway, in real time): one finished, the other's calls failed, 29 to
+    # 33 of its 40 ("lets no request through before ..., past the call's deadline"). It
+    # was refused as each minute rolled over, after the other had spent it whole: it
+    # read a refusal at the rollover, with some of its own through, as a sliding window
+    # (waiting for its oldest start to leave it, 0.6 s past each rollover) or as a
+    # penalty box (a look half a minute on, then 0.3 s past the next rollover).
+    random.seed(0)
+    gateway = CalendarWindow(20, 60.0, announce=MINUTE_QUOTA.format(limit=20, unit="minute"))
+    crawls, took = crawls_sharing(20_000 * 86_400 + second, gateway, later, monkeypatch)
+    failed = [str(r.error) for results in crawls for r in results if r.error is not None]
+    assert failed == []
+    assert [len(results) for results in crawls] == [40, 40]
+    # The 80 requests hold four windows: the first, begun at `second`, and three more.
+    assert took < (60 - second) + 3 * 60 + 5

@@ -190,7 +190,9 @@ class AnnouncedQuota:
     blocks). A refusal of a request paced under it means the gateway's window
     was spent (by others, or before the quota was known): starts wait until the
     window rolls over on the calendar; refused again right as it did (a penalty
-    box), until the next half window counted from the blackout's first refusal.
+    box), until the next half window counted from the blackout's first refusal
+    (from the rollover, once a request sent since got through: others spent the
+    window too, and the look after next is at the next rollover, with theirs).
     Refusals of requests sent before the quota was known say nothing new.
     Refusals that do not follow the pace are noise (an overloaded backend's
     429s at random, naming the quota): few of them at the limit, or one to a
@@ -216,7 +218,9 @@ class AnnouncedQuota:
     unless a request sent no earlier than the refused one gets through (the
     refusal came at random). Refused right after the calendar window rolled
     over, while its own log of starts says the window is fresh, the gateway's
-    window is not the calendar's (sliding, or aligned elsewhere): from then on
+    window is not the calendar's (sliding, or aligned elsewhere), unless more of
+    its own got through within a period than the limit (the calendar's window
+    rolled over, and others spent it: two processes sharing a quota): from then on
     (`sliding`) at most `limit` start in any period, counted over the log (the
     successes started before it was learned included, its refused starts not:
     a gateway counts what it admits), and a refusal waits until the oldest
@@ -593,17 +597,41 @@ class AnnouncedQuota:
         """
         if self.sliding:
             return True
-        if not 0 <= started - ended < BLACKOUT_STEP * self.quota.period:
+        right_after = 0 <= started - ended < BLACKOUT_STEP * self.quota.period
+        # Right after the calendar window's end, not after a step of a blackout's: a
+        # look half a minute into a window others spent read as a sliding one.
+        if not right_after or not self._rolls_over_at(ended):
             return False
         allowed = self._allowed()
         if sum(1 for at in self._recent if ended <= at < started) >= allowed:
             return False  # its own log says the window was spent: the calendar's may be right
         logged = sorted([*self._before, *self._recent])
-        if sum(1 for at in logged if started - self.quota.period < at < started) < allowed:
+        counted = sum(1 for at in logged if started - self.quota.period < at < started)
+        if counted < allowed or self._admitted_past_sliding(started, ended):
             return False
         self.sliding = True
         self._recent = deque(logged)
         return True
+
+    def _admitted_past_sliding(self, started: float, ended: float) -> bool:
+        """Whether more of its own got through in a period than a sliding window admits.
+
+        Counted over the successes started in the period before the refused start
+        (at `started`): those before the quota was learned, and those since the
+        block ended (at `ended`, the calendar's rollover). Then the window rolled
+        over on the calendar, and others spent it: read as sliding, a client
+        sharing a minute's quota with another waited for its oldest start to leave
+        the window, 0.6 s after each rollover, where the other spent it whole at
+        the rollover (9 of 40 calls failed, the other process's all done).
+        """
+        answers = self._answers
+        if answers is None:
+            return False
+        # Started before it was learned, or since the block: no start is in both.
+        through = [*self._before, *(at for at in answers.started_through(ended) if at < started)]
+        # Less a margin: starts a period apart may arrive less than one apart.
+        begin = started - self.quota.period * (1 - WINDOW_MARGIN)
+        return sum(1 for at in through if at > begin) > self.quota.limit
 
     def _unlog(self, started: float | None) -> None:
         """Take a refused start (sent at `started`, if known) out of a long window's log.
@@ -633,6 +661,11 @@ class AnnouncedQuota:
             # Nothing of its own counted: others spend the window; look again a step later.
             return now + BLACKOUT_STEP * self.quota.period
         return logged[0] + period
+
+    def _rolls_over_at(self, at: float) -> bool:
+        """Whether the calendar window rolls over at `at` (a block's end `_next_window` set)."""
+        period = self.quota.period
+        return math.isclose(self._next_window(at - period / 2), at, abs_tol=period * 1e-9)
 
     def _next_window(self, now: float) -> float:
         """When the gateway's current window ends, on the calendar (`now` on this clock)."""
@@ -669,17 +702,30 @@ class AnnouncedQuota:
         if not short and started is not None and self._long_refusal(now, started, ended):
             return
         if started is not None and 0 <= started - ended < BLACKOUT_STEP * self.quota.period:
-            # Refused right as the last block ended: the window rolling over did not
-            # help (a penalty box, an outage). Look again a step later, not a period,
-            # on steps counted from the first refusal of the blackout: a penalty box
-            # counts its seconds from the excess (a 2-s box learned in its first
-            # millisecond was looked at 22 ms before its end, then half a second late).
-            step = BLACKOUT_STEP * self.quota.period
-            anchor = self._blackout_from
-            self._blocked_until = anchor + step * (math.floor((now + step / 2 - anchor) / step) + 1)
+            self._blocked_until = self._blackout_step(now, ended)
         else:
             self._blocked_until = max(ended, self._next_window(now))
         self._lift_when_through(started, ended)
+
+    def _blackout_step(self, now: float, ended: float) -> float:
+        """When to look again, refused right as the last block ended (at `ended`).
+
+        The window rolling over did not help (a penalty box, an outage). Look
+        again a step later, not a period, on steps counted from the first refusal
+        of the blackout: a penalty box counts its seconds from the excess (a 2-s
+        box learned in its first millisecond was looked at 22 ms before its end,
+        then half a second late).
+        """
+        step = BLACKOUT_STEP * self.quota.period
+        if self.quota.period > SHORT_PERIOD and self._answered_through_since(ended):
+            # A request sent since got through: the rollover helped, and others
+            # spent the window with this client (or refused at random): steps from
+            # the rollover, the next one on the calendar's. From the refusal, a
+            # client sharing a minute's quota came 0.3 s after each rollover, where
+            # the other spent the window whole (12 of its 40 calls failed).
+            self._blackout_from = ended
+        anchor = self._blackout_from
+        return anchor + step * (math.floor((now + step / 2 - anchor) / step) + 1)
 
     def _long_refusal(self, now: float, started: float, ended: float) -> bool:
         """A refusal under a window longer than a second; True if it is dealt with.
@@ -792,6 +838,11 @@ class AnnouncedQuota:
                 since = started
                 share, judged = answers.share_refused(since)
         return share, judged
+
+    def _answered_through_since(self, since: float) -> bool:
+        """Whether the client's answers show a request started since `since` got through."""
+        answers = self._answers
+        return answers is not None and answers.got_through_since(since)
 
     def _through_since(self, since: float) -> bool:
         answers = self._answers
