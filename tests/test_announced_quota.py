@@ -313,7 +313,7 @@ def test_refusals_of_a_minute_quota_wait_for_the_next_minute_or_half_one_after_a
     assert quota.due() == 1080.0
     clock.now = 1081.0
     quota.throttled(started=1080.5)  # right after it rolled over: a penalty box?
-    assert quota.due() == 1111.0
+    assert quota.due() == 1110.0  # half a minute from the rollover: the next look at one
     other = FakeClock()
     boundary = AnnouncedQuota(minute(100), other, wall_offset=0.0)
     other.now = 1050.5
@@ -533,14 +533,15 @@ def test_a_refusal_of_the_only_start_since_the_pause_is_no_pace_to_call_noise():
     assert under.request(1000.4, ok=False)  # alone since the pause: paused again
 
 
-def test_a_minute_quota_refused_on_and_on_looks_again_on_half_minutes_from_the_first_refusal():
-    # Nothing got through since it was learned (1000 s): the blackout counts from there.
+def test_a_minute_quota_refused_on_and_on_looks_again_on_the_calendar_s_half_minutes():
+    # Nothing got through since it was learned (1000 s). Counted from the first refusal
+    # (1090 s), every look missed the rollover, where others sharing the quota spend it.
     clock = FakeClock()
     quota = AnnouncedQuota(minute(100), clock, wall_offset=0.0, answers=AdaptiveRate(clock=clock))
     assert quota.reopens() == 1020.0  # (probes of where it rolls over aside)
     clock.now = 1046.0
     quota.throttled(started=1045.0)  # refused 25 s after the block ended
-    assert quota.reopens() == 1090.0  # 46 s into the blackout: the half minute after next
+    assert quota.reopens() == 1080.0  # the half minute after next: the next rollover
 
 
 # -- noise under a slow quota: judged over answers and starts, not over seconds ----------------
@@ -633,6 +634,90 @@ def test_a_refusal_at_the_rollover_is_a_sliding_window_only_if_it_admitted_no_mo
     # Sliding: as the oldest (at 995 s) leaves it, and a margin. Else half a minute from
     # the rollover (refused at random, perhaps), then at the next minute's.
     assert quota.reopens() == pytest.approx(995.0 + 60.6 if sliding else 1050.0)
+
+
+def test_a_sliding_window_refused_with_room_by_the_client_s_count_waits_for_the_calendar_s():
+    # Read as sliding (20 a minute: 19 through at 995 s, one at the rollover, 1020 s, the
+    # next refused), it opens as the 19 leave it. Refused then, with room by its own
+    # count: others spend the window, which may be the calendar's after all. Waiting for
+    # its own oldest start to leave (1080.6 s), a client sharing a minute's quota with
+    # two others came 0.6 s after each rollover, where they had spent it whole.
+    clock = FakeClock()
+    answers = AdaptiveRate(clock=clock)
+    clock.now = 995.0
+    for _ in range(19):
+        answers.succeeded(Ticket(995.0, 1))
+    clock.now = 1000.0
+    quota = AnnouncedQuota(minute(20), clock, wall_offset=0.0, answers=answers)
+    for at, ok in [(1020.0, True), (1020.05, False), (1055.6, False)]:
+        clock.now = at
+        assert quota.due() <= at
+        quota.took(quota.due(), at)
+        clock.now = at + 0.04
+        if ok:
+            answers.succeeded(Ticket(at, 1))
+        else:
+            answers.refused_under_quota(Ticket(at, 1))
+            quota.throttled(at)
+        if at == 1020.05:
+            assert quota.sliding
+            assert quota.reopens() == pytest.approx(995.0 + 60.6)
+    assert not quota.sliding
+    assert quota.reopens() == pytest.approx(1080.0)
+
+
+def sent_at(
+    quota: AnnouncedQuota, answers: AdaptiveRate, clock: FakeClock, at: float, *, ok: bool
+) -> None:
+    """A request left at `at` (due by then), answered 40 ms later: through, or refused."""
+    clock.now = at
+    assert quota.due() <= at
+    quota.took(quota.due(), at)
+    clock.now = at + 0.04
+    if ok:
+        answers.succeeded(Ticket(at, 1))
+    else:
+        answers.refused_under_quota(Ticket(at, 1))
+        quota.throttled(at)
+
+
+def test_a_probe_through_just_after_the_calendar_s_rollover_leaves_the_calendar_as_it_is():
+    # 20 per 30 s, learned at 1019.95 s after 20 got through at 1019.9 s; its opening
+    # probe at the rollover (1020 s) refused: read as sliding, believed to open at
+    # 1050.2 s. A probe at 1050.1 s gets through: the gateway rolled over in the step
+    # before it, where the calendar's rollover (1050 s) is. Moved to 1050.1 s, a client
+    # sharing a minute's quota came that late to each rollover after, spent by others.
+    clock = FakeClock()
+    answers = AdaptiveRate(clock=clock)
+    clock.now = 1019.9
+    for _ in range(20):
+        answers.succeeded(Ticket(1019.9, 1))
+    clock.now = 1019.95
+    quota = AnnouncedQuota(Quota(20, 30.0), clock, wall_offset=0.0, answers=answers)
+    sent_at(quota, answers, clock, 1020.0, ok=False)
+    assert quota.reopens() == pytest.approx(1019.9 + 30.3)
+    for _ in range(20):
+        sent_at(quota, answers, clock, 1050.1, ok=True)
+    assert quota.reopens() == pytest.approx(1080.0)  # the calendar's next, not 1080.1 s
+
+
+def test_a_minute_s_rollover_is_no_longer_probed_once_two_openings_refused_their_probe():
+    # Learned at 1000 s, every request refused (others spend each window as it rolls
+    # over): probes each 5 s, and at each opening believed in (1020 s, then 1050 s on
+    # the blackout's steps) its first request alone. After two such, no more probes;
+    # the next opening (1080 s) sends all that wait, not one alone to lose the race
+    # (a client sharing a minute's quota with two others: every call failed).
+    clock = FakeClock()
+    answers = AdaptiveRate(clock=clock)
+    quota = AnnouncedQuota(minute(20), clock, wall_offset=0.0, answers=answers)
+    probes = []
+    while quota.due() < 1080.0:
+        probes.append(quota.due())
+        sent_at(quota, answers, clock, quota.due(), ok=False)
+    assert probes == [1005.0 + 5 * step for step in range(10)]  # 1005 s to 1050 s
+    clock.now = 1080.0
+    quota.took(quota.due(), 1080.0)
+    assert quota.due() == 1080.0  # the next at once, unanswered as the first is
 
 
 @pytest.mark.parametrize(("refused_started", "lifted"), [(1020.0, True), (1020.1, False)])

@@ -93,6 +93,9 @@ behind): waited out on the client's calendar, a crawl lost up to a window (an ou
 day's quota is not: a call's deadline is shorter than the probes' steps."""
 PHASE_PROBES: Final = 12
 """Probes of a spent window's rollover per period (a minute's: one each 5 s, one at a time)."""
+OPENINGS_REFUSED: Final = 2
+"""Probes at the opening the client believes in, refused, after which the rollover is not
+probed for any more (see `PHASE_PROBED`): the probes a step apart found none between them."""
 BEFORE_ANSWERED: Final = 10.0
 """Seconds after a quota was learned in which the answers to the burst that taught it are
 looked for (the client's log of answers keeps 10 s: `_adaptive.LONG_WINDOW`)."""
@@ -191,8 +194,8 @@ class AnnouncedQuota:
     was spent (by others, or before the quota was known): starts wait until the
     window rolls over on the calendar; refused again right as it did (a penalty
     box), until the next half window counted from the blackout's first refusal
-    (from the rollover, once a request sent since got through: others spent the
-    window too, and the look after next is at the next rollover, with theirs).
+    (from the rollover under a window longer than a second: others sharing the
+    quota spend each window as it rolls over, and every other look is at one).
     Refusals of requests sent before the quota was known say nothing new.
     Refusals that do not follow the pace are noise (an overloaded backend's
     429s at random, naming the quota): few of them at the limit, or one to a
@@ -224,7 +227,9 @@ class AnnouncedQuota:
     (`sliding`) at most `limit` start in any period, counted over the log (the
     successes started before it was learned included, its refused starts not:
     a gateway counts what it admits), and a refusal waits until the oldest
-    start in the log leaves the window, not for the next calendar window.
+    start in the log leaves the window, not for the next calendar window;
+    refused with room by that count, others spend the window, and it is read
+    as the calendar's again.
 
     Under a minute's window (`PHASE_PROBED`), where it rolls over is probed
     until seen: while it is spent, one request each `PHASE_PROBES`-th of a
@@ -232,7 +237,10 @@ class AnnouncedQuota:
     opening the client believes in, its first request alone. A probe through
     before that opening moves the client's calendar to the gateway's: the
     window rolled over by then (sliding or not), and the next one is a period
-    later. A probe through at it says the client's calendar was right.
+    later, unless the calendar's rollover was in the step before it. A probe
+    through at it says the client's calendar was right. Two openings whose
+    probe was refused (`OPENINGS_REFUSED`) end the probes: others spend each
+    window as it rolls over, and a lone request there loses the race.
 
     Attributes:
         quota: The announced quota.
@@ -290,6 +298,7 @@ class AnnouncedQuota:
         )
         self._probe_next = now + quota.period / PHASE_PROBES
         self._probe_out: tuple[float, float] | None = None
+        self._openings_refused = 0  # probes at the believed opening refused
         # The latest refused start a block waits for, the block before the refusals, and
         # the block they set (any other block since, or its end, and it lifts nothing).
         self._lifted_by: tuple[float, float, float] | None = None
@@ -495,7 +504,17 @@ class AnnouncedQuota:
         if out is None or (started is not None and started < out[0]):
             return False
         self._probe_out = None
-        return started is not None and started < out[1]
+        early = started is not None and started < out[1]
+        if not early:
+            self._openings_refused += 1
+            if self._openings_refused >= OPENINGS_REFUSED:
+                # Refused at the opening believed in, and nothing through a step before
+                # it either, a minute running: others spend each window as it rolls
+                # over (or nothing gets through at all), and a lone probe at each
+                # rollover only lost it (a client sharing a minute's quota with two
+                # others, its 16 requests waiting behind it: every call failed).
+                self._phase_unknown = False
+        return early
 
     def _probe_through(self) -> bool:
         """Whether the probe out got through: where the window rolls over is seen."""
@@ -515,7 +534,14 @@ class AnnouncedQuota:
         self._phase_unknown, self._probe_out = False, None
         if probed >= believed:
             return
-        self._wall_offset = -probed % self.quota.period
+        period = self.quota.period
+        if probed - (self._next_window(probed) - period) >= period / PHASE_PROBES:
+            # The calendar's rollover is not in the step before the probe (the one
+            # before it was refused): the gateway's is. Within that step, the calendar
+            # stands: believed later than it (read as sliding), a client sharing a
+            # minute's quota moved its calendar to its probe, 0.18 s after the
+            # rollover, and came that late to each after, which the others had spent.
+            self._wall_offset = -probed % period
         self.sliding = False  # its log now counts from the rollover: the probe on
         self._blocked_until, self._lifted_by = -math.inf, None
 
@@ -702,13 +728,13 @@ class AnnouncedQuota:
         if not short and started is not None and self._long_refusal(now, started, ended):
             return
         if started is not None and 0 <= started - ended < BLACKOUT_STEP * self.quota.period:
-            self._blocked_until = self._blackout_step(now, ended)
+            self._blocked_until = self._blackout_step(now)
         else:
             self._blocked_until = max(ended, self._next_window(now))
         self._lift_when_through(started, ended)
 
-    def _blackout_step(self, now: float, ended: float) -> float:
-        """When to look again, refused right as the last block ended (at `ended`).
+    def _blackout_step(self, now: float) -> float:
+        """When to look again, refused right as the last block ended.
 
         The window rolling over did not help (a penalty box, an outage). Look
         again a step later, not a period, on steps counted from the first refusal
@@ -716,15 +742,16 @@ class AnnouncedQuota:
         box learned in its first millisecond was looked at 22 ms before its end,
         then half a second late).
         """
-        step = BLACKOUT_STEP * self.quota.period
-        if self.quota.period > SHORT_PERIOD and self._answered_through_since(ended):
-            # A request sent since got through: the rollover helped, and others
-            # spent the window with this client (or refused at random): steps from
-            # the rollover, the next one on the calendar's. From the refusal, a
-            # client sharing a minute's quota came 0.3 s after each rollover, where
-            # the other spent the window whole (12 of its 40 calls failed).
-            self._blackout_from = ended
+        period = self.quota.period
+        step = BLACKOUT_STEP * period
         anchor = self._blackout_from
+        if period > SHORT_PERIOD:
+            # A window longer than a second: on steps from the calendar's rollover, so
+            # that every other look is at one. Others sharing the quota spend each
+            # window as it rolls over: on steps from a refusal, a client sharing a
+            # minute's quota came 0.3 s (or 1 s) after each rollover, where the others
+            # had spent it whole (12 of its 40 calls failed; 16 with two others).
+            anchor = self._next_window(now) - period
         return anchor + step * (math.floor((now + step / 2 - anchor) / step) + 1)
 
     def _long_refusal(self, now: float, started: float, ended: float) -> bool:
@@ -736,11 +763,25 @@ class AnnouncedQuota:
         if self._noise(now, started):
             return True  # refusals that do not follow it: nothing waits for the next window
         self._note_before()
+        if self.sliding and self._room_by_its_count(started):
+            # Refused with room in a sliding window by its own count: others spend the
+            # window, which may be the calendar's after all (read as sliding, a client
+            # sharing a minute's quota with two others looked again as its own oldest
+            # start left it, 0.3 s after the others had spent it whole at the rollover).
+            self.sliding = False
+            self._blocked_until = max(ended, self._next_window(now))
+            self._lift_when_through(started, ended)
+            return True
         if not self._not_the_calendar(started, ended):
             return False
         self._blocked_until = max(ended, self._oldest_leaves(now))
         self._lift_when_through(started, ended)
         return True
+
+    def _room_by_its_count(self, started: float) -> bool:
+        """Whether its log had room for a start at `started` (counted as the window opens)."""
+        period = self.quota.period * (1 + WINDOW_MARGIN)  # as `_oldest_leaves` counts
+        return sum(1 for at in self._recent if at < started < at + period) < self._allowed()
 
     def _lift_when_through(self, started: float | None, ended: float) -> None:
         """Lift the block a refusal set once a request sent no earlier gets through.
@@ -838,11 +879,6 @@ class AnnouncedQuota:
                 since = started
                 share, judged = answers.share_refused(since)
         return share, judged
-
-    def _answered_through_since(self, since: float) -> bool:
-        """Whether the client's answers show a request started since `since` got through."""
-        answers = self._answers
-        return answers is not None and answers.got_through_since(since)
 
     def _through_since(self, since: float) -> bool:
         answers = self._answers
