@@ -598,72 +598,17 @@ def test_a_lone_refusal_among_a_minute_quotas_answers_is_noise_a_second_in_a_row
     assert under.quota.due() == pytest.approx(1080.0, abs=0.02)
 
 
-@pytest.mark.parametrize(
-    ("before", "through", "sliding"),
-    [(19, 1, True), (20, 1, False), (15, 5, True), (15, 6, False)],
-    ids=["20-a-sliding-window", "21-the-calendar", "20-from-the-rollover", "21-from-it"],
-)
-def test_a_refusal_at_the_rollover_is_a_sliding_window_only_if_it_admitted_no_more_than_its_limit(
-    before, through, sliding
-):
-    # 20 a minute, learned at 1000 s: `before` got through 5 s before, `through` more as
-    # the calendar minute rolled over (1020 s), and the next was refused. A sliding window
-    # admits at most 20 in a minute: it opens as the oldest leaves it. More than 20 in a
-    # minute: the calendar's window rolled over, and others spent it (two processes
-    # sharing one quota: read as sliding, one came 0.6 s after each rollover, where the
-    # other spent the window whole, and 9 of its 40 calls failed).
+def learned_after(
+    quota: Quota, through: int, at: float, learned: float
+) -> tuple[AnnouncedQuota, AdaptiveRate, FakeClock]:
+    """`quota`, learned at `learned` after `through` requests sent at `at` got through."""
     clock = FakeClock()
     answers = AdaptiveRate(clock=clock)
-    clock.now = 995.0
-    for _ in range(before):
-        answers.succeeded(Ticket(995.0, 1))
-    clock.now = 1000.0
-    quota = AnnouncedQuota(minute(20), clock, wall_offset=0.0, answers=answers)
-    at = 1020.0
-    for sent in range(through + 1):
-        clock.now = at
-        quota.took(quota.due(), at)
-        clock.now = at + 0.04
-        if sent < through:
-            answers.succeeded(Ticket(at, 1))
-        else:
-            answers.refused_under_quota(Ticket(at, 1))
-            quota.throttled(at)
-        at += 0.05
-    assert quota.sliding is sliding
-    # Sliding: as the oldest (at 995 s) leaves it, and a margin. Else half a minute from
-    # the rollover (refused at random, perhaps), then at the next minute's.
-    assert quota.reopens() == pytest.approx(995.0 + 60.6 if sliding else 1050.0)
-
-
-def test_a_sliding_window_refused_with_room_by_the_client_s_count_waits_for_the_calendar_s():
-    # Read as sliding (20 a minute: 19 through at 995 s, one at the rollover, 1020 s, the
-    # next refused), it opens as the 19 leave it. Refused then, with room by its own
-    # count: others spend the window, which may be the calendar's after all. Waiting for
-    # its own oldest start to leave (1080.6 s), a client sharing a minute's quota with
-    # two others came 0.6 s after each rollover, where they had spent it whole.
-    clock = FakeClock()
-    answers = AdaptiveRate(clock=clock)
-    clock.now = 995.0
-    for _ in range(19):
-        answers.succeeded(Ticket(995.0, 1))
-    clock.now = 1000.0
-    quota = AnnouncedQuota(minute(20), clock, wall_offset=0.0, answers=answers)
-    for at, ok in [(1020.0, True), (1020.05, False), (1055.6, False)]:
-        clock.now = at
-        assert quota.due() <= at
-        quota.took(quota.due(), at)
-        clock.now = at + 0.04
-        if ok:
-            answers.succeeded(Ticket(at, 1))
-        else:
-            answers.refused_under_quota(Ticket(at, 1))
-            quota.throttled(at)
-        if at == 1020.05:
-            assert quota.sliding
-            assert quota.reopens() == pytest.approx(995.0 + 60.6)
-    assert not quota.sliding
-    assert quota.reopens() == pytest.approx(1080.0)
+    clock.now = at
+    for _ in range(through):
+        answers.succeeded(Ticket(at, 1))
+    clock.now = learned
+    return AnnouncedQuota(quota, clock, wall_offset=0.0, answers=answers), answers, clock
 
 
 def sent_at(
@@ -681,19 +626,52 @@ def sent_at(
         quota.throttled(at)
 
 
+@pytest.mark.parametrize(
+    ("before", "through", "sliding"),
+    [(19, 1, True), (20, 1, False), (15, 5, True), (15, 6, False)],
+    ids=["20-a-sliding-window", "21-the-calendar", "20-from-the-rollover", "21-from-it"],
+)
+def test_a_refusal_at_the_rollover_is_a_sliding_window_only_if_it_admitted_no_more_than_its_limit(
+    before, through, sliding
+):
+    # 20 a minute, learned at 1000 s: `before` got through 5 s before, `through` more as
+    # the calendar minute rolled over (1020 s), and the next was refused. A sliding window
+    # admits at most 20 in a minute: it opens as the oldest leaves it. More than 20 in a
+    # minute: the calendar's window rolled over, and others spent it (two processes
+    # sharing one quota: read as sliding, one came 0.6 s after each rollover, where the
+    # other spent the window whole, and 9 of its 40 calls failed).
+    quota, answers, clock = learned_after(minute(20), before, 995.0, 1000.0)
+    for sent in range(through + 1):
+        sent_at(quota, answers, clock, 1020.0 + sent * 0.05, ok=sent < through)
+    assert quota.sliding is sliding
+    # Sliding: as the oldest (at 995 s) leaves it, and a margin. Else half a minute from
+    # the rollover (refused at random, perhaps), then at the next minute's.
+    assert quota.reopens() == pytest.approx(995.0 + 60.6 if sliding else 1050.0)
+
+
+def test_a_sliding_window_refused_with_room_by_the_client_s_count_waits_for_the_calendar_s():
+    # Read as sliding (20 a minute: 19 through at 995 s, one at the rollover, 1020 s, the
+    # next refused), it opens as the 19 leave it. Refused then, with room by its own
+    # count: others spend the window, which may be the calendar's after all. Waiting for
+    # its own oldest start to leave (1080.6 s), a client sharing a minute's quota with
+    # two others came 0.6 s after each rollover, where they had spent it whole.
+    quota, answers, clock = learned_after(minute(20), 19, 995.0, 1000.0)
+    sent_at(quota, answers, clock, 1020.0, ok=True)
+    sent_at(quota, answers, clock, 1020.05, ok=False)
+    assert quota.sliding
+    assert quota.reopens() == pytest.approx(995.0 + 60.6)
+    sent_at(quota, answers, clock, 1055.6, ok=False)
+    assert not quota.sliding
+    assert quota.reopens() == pytest.approx(1080.0)
+
+
 def test_a_probe_through_just_after_the_calendar_s_rollover_leaves_the_calendar_as_it_is():
     # 20 per 30 s, learned at 1019.95 s after 20 got through at 1019.9 s; its opening
     # probe at the rollover (1020 s) refused: read as sliding, believed to open at
     # 1050.2 s. A probe at 1050.1 s gets through: the gateway rolled over in the step
     # before it, where the calendar's rollover (1050 s) is. Moved to 1050.1 s, a client
     # sharing a minute's quota came that late to each rollover after, spent by others.
-    clock = FakeClock()
-    answers = AdaptiveRate(clock=clock)
-    clock.now = 1019.9
-    for _ in range(20):
-        answers.succeeded(Ticket(1019.9, 1))
-    clock.now = 1019.95
-    quota = AnnouncedQuota(Quota(20, 30.0), clock, wall_offset=0.0, answers=answers)
+    quota, answers, clock = learned_after(Quota(20, 30.0), 20, 1019.9, 1019.95)
     sent_at(quota, answers, clock, 1020.0, ok=False)
     assert quota.reopens() == pytest.approx(1019.9 + 30.3)
     for _ in range(20):
