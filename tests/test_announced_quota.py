@@ -679,25 +679,6 @@ def test_a_probe_through_just_after_the_calendar_s_rollover_leaves_the_calendar_
     assert quota.reopens() == pytest.approx(1080.0)  # the calendar's next, not 1080.1 s
 
 
-def test_a_minute_s_rollover_is_no_longer_probed_once_two_openings_refused_their_probe():
-    # Learned at 1000 s, every request refused (others spend each window as it rolls
-    # over): probes each 5 s, and at each opening believed in (1020 s, then 1050 s on
-    # the blackout's steps) its first request alone. After two such, no more probes;
-    # the next opening (1080 s) sends all that wait, not one alone to lose the race
-    # (a client sharing a minute's quota with two others: every call failed).
-    clock = FakeClock()
-    answers = AdaptiveRate(clock=clock)
-    quota = AnnouncedQuota(minute(20), clock, wall_offset=0.0, answers=answers)
-    probes = []
-    while quota.due() < 1080.0:
-        probes.append(quota.due())
-        sent_at(quota, answers, clock, quota.due(), ok=False)
-    assert probes == [1005.0 + 5 * step for step in range(10)]  # 1005 s to 1050 s
-    clock.now = 1080.0
-    quota.took(quota.due(), 1080.0)
-    assert quota.due() == 1080.0  # the next at once, unanswered as the first is
-
-
 @pytest.mark.parametrize(("refused_started", "lifted"), [(1020.0, True), (1020.1, False)])
 def test_a_minute_quotas_block_is_lifted_when_a_request_sent_no_earlier_gets_through(
     refused_started, lifted

@@ -93,9 +93,6 @@ behind): waited out on the client's calendar, a crawl lost up to a window (an ou
 day's quota is not: a call's deadline is shorter than the probes' steps."""
 PHASE_PROBES: Final = 12
 """Probes of a spent window's rollover per period (a minute's: one each 5 s, one at a time)."""
-OPENINGS_REFUSED: Final = 2
-"""Probes at the opening the client believes in, refused, after which the rollover is not
-probed for any more (see `PHASE_PROBED`): the probes a step apart found none between them."""
 BEFORE_ANSWERED: Final = 10.0
 """Seconds after a quota was learned in which the answers to the burst that taught it are
 looked for (the client's log of answers keeps 10 s: `_adaptive.LONG_WINDOW`)."""
@@ -238,9 +235,7 @@ class AnnouncedQuota:
     before that opening moves the client's calendar to the gateway's: the
     window rolled over by then (sliding or not), and the next one is a period
     later, unless the calendar's rollover was in the step before it. A probe
-    through at it says the client's calendar was right. Two openings whose
-    probe was refused (`OPENINGS_REFUSED`) end the probes: others spend each
-    window as it rolls over, and a lone request there loses the race.
+    through at it says the client's calendar was right.
 
     Attributes:
         quota: The announced quota.
@@ -298,7 +293,6 @@ class AnnouncedQuota:
         )
         self._probe_next = now + quota.period / PHASE_PROBES
         self._probe_out: tuple[float, float] | None = None
-        self._openings_refused = 0  # probes at the believed opening refused
         # The latest refused start a block waits for, the block before the refusals, and
         # the block they set (any other block since, or its end, and it lifts nothing).
         self._lifted_by: tuple[float, float, float] | None = None
@@ -504,17 +498,7 @@ class AnnouncedQuota:
         if out is None or (started is not None and started < out[0]):
             return False
         self._probe_out = None
-        early = started is not None and started < out[1]
-        if not early:
-            self._openings_refused += 1
-            if self._openings_refused >= OPENINGS_REFUSED:
-                # Refused at the opening believed in, and nothing through a step before
-                # it either, a minute running: others spend each window as it rolls
-                # over (or nothing gets through at all), and a lone probe at each
-                # rollover only lost it (a client sharing a minute's quota with two
-                # others, its 16 requests waiting behind it: every call failed).
-                self._phase_unknown = False
-        return early
+        return started is not None and started < out[1]
 
     def _probe_through(self) -> bool:
         """Whether the probe out got through: where the window rolls over is seen."""
