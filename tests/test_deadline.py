@@ -119,7 +119,7 @@ def deadline_figures(message: str) -> list[float]:
     """The seconds a deadline error says its deadline went to (and had left, if any)."""
     found = re.search(
         r"(?:([0-9.]+) s left after )?([0-9.]+) s on the wire, ([0-9.]+) s in back-off"
-        r"(?:, ([0-9.]+) s queued while nothing got through)?",
+        r"(?:, ([0-9.]+) s queued while none of the client's requests got through)?",
         message,
     )
     assert found is not None, message
@@ -237,8 +237,10 @@ def test_a_retry_queued_while_the_gateway_refuses_everything_says_how_long_it_wa
     assert len(transport.sent) == 1
     assert isinstance(error, RateLimitedError)
     assert error.message.endswith(
-        " (its retry queued while the gateway let nothing through: 0.00 s on the wire, "
-        "1.00 s in back-off, 4.00 s queued while nothing got through) (still throttled at the "
+        " (its retry queued while the gateway let none of the client's requests through: "
+        "0.00 s on the wire, "
+        "1.00 s in back-off, 4.00 s queued while none of the client's requests got through) "
+        "(still throttled at the "
         "call's deadline of 5.0s: RetryPolicy.timeout; --deadline on the command)"
     )
 
@@ -485,10 +487,10 @@ def test_three_crawls_sharing_a_minute_s_quota_all_finish_with_the_default_deadl
 ):
     # Three processes of 40 projects behind 20 a minute: each rollover is a race, won by
     # whichever requests arrive first. A client that lost one (read as sliding, it came
-    # 0.3 s late to the next; refusals answered before its successes; a lone probe of
-    # where the window rolls over; a blackout's look on steps from its first refusal,
-    # a second after each rollover) failed every call it had queued, the grace spent: on
-    # 48 shapes, 35 with failed calls (570 calls), then 12 (168) once two finished.
+    # 0.3 s late to the next; refusals answered before its successes; a blackout's look
+    # on steps from its first refusal, a second after each rollover) failed every call
+    # it had queued, the grace spent: on 48 shapes, 35 with failed calls (570 calls),
+    # then 12 (168) once two finished.
     random.seed(seed)
     gateway = JitteredCalendarWindow(
         20,

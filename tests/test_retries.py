@@ -955,7 +955,8 @@ def test_a_call_queued_while_the_gateway_refuses_everything_fails_at_its_deadlin
     assert isinstance(second, RateLimitedError)
     assert (second.status, second.project_id, second.offset) == (429, "p2", 0)
     assert str(second) == (
-        "HTTP 429: the gateway refused every request while this call waited for its turn, "
+        "HTTP 429: the gateway refused every request of the client while this call waited for "
+        "its turn, "
         "until the call's deadline of 5.0s (RetryPolicy.timeout; --deadline on the command) "
         "(project p2, offset 0)"
     )

@@ -209,7 +209,7 @@ class _Deadline:
         queued = self.queued
         words = f"{self.wire:.2f} s on the wire, {self.backoff:.2f} s in back-off"
         if queued >= 0.005:  # noqa: PLR2004 - what shows as 0.01 s
-            words += f", {queued:.2f} s queued while nothing got through"
+            words += f", {queued:.2f} s queued while none of the client's requests got through"
         return words
 
 
@@ -495,10 +495,16 @@ class Session:
         if queue is not None:
             if state.throttled is None and not (deadline.wire or deadline.backoff):
                 # Never sent: the whole deadline went by in the queue, nothing through.
-                why = "the gateway refused every request while this call waited for its turn"
+                why = (
+                    "the gateway refused every request of the client while this call waited "
+                    "for its turn"
+                )
             else:
                 waiting = "its retry" if state.throttled is not None else "it"
-                why = f"{waiting} queued while the gateway let nothing through: {spent}"
+                why = (
+                    f"{waiting} queued while the gateway let none of the client's requests "
+                    f"through: {spent}"
+                )
             if state.throttled is not None:
                 return self._still_throttled(state.throttled, why)
             return RateLimitedError(
