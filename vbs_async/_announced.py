@@ -519,7 +519,7 @@ class AnnouncedQuota:
         if probed >= believed:
             return
         period = self.quota.period
-        if probed - (self._next_window(probed) - period) >= period / PHASE_PROBES:
+        if probed - self._window_began(probed) >= period / PHASE_PROBES:
             # The calendar's rollover is not in the step before the probe (the one
             # before it was refused): the gateway's is. Within that step, the calendar
             # stands: believed later than it (read as sliding), a client sharing a
@@ -560,7 +560,7 @@ class AnnouncedQuota:
             # A calendar window counts only its own starts: those before it rolled over
             # (less a margin: one sent just before may arrive after) are no longer in
             # it (a refused probe's 16 kept a minute's window from 44 of its 60).
-            rolled = self._next_window(now) - self.quota.period * (1 + WINDOW_MARGIN)
+            rolled = self._window_began(now) - self.quota.period * WINDOW_MARGIN
             while recent and recent[0] < rolled:
                 recent.popleft()
         allowed = self._allowed()
@@ -677,6 +677,10 @@ class AnnouncedQuota:
         period = self.quota.period
         return math.isclose(self._next_window(at - period / 2), at, abs_tol=period * 1e-9)
 
+    def _window_began(self, now: float) -> float:
+        """When the gateway's current window began, on the calendar (`now` on this clock)."""
+        return self._next_window(now) - self.quota.period
+
     def _next_window(self, now: float) -> float:
         """When the gateway's current window ends, on the calendar (`now` on this clock)."""
         period = self.quota.period
@@ -735,7 +739,7 @@ class AnnouncedQuota:
             # window as it rolls over: on steps from a refusal, a client sharing a
             # minute's quota came 0.3 s (or 1 s) after each rollover, where the others
             # had spent it whole (12 of its 40 calls failed; 16 with two others).
-            anchor = self._next_window(now) - period
+            anchor = self._window_began(now)
         return anchor + step * (math.floor((now + step / 2 - anchor) / step) + 1)
 
     def _long_refusal(self, now: float, started: float, ended: float) -> bool:

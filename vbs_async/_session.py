@@ -434,12 +434,13 @@ class Session:
             return
         if throttled:
             self._refusing[host] = _now()
+            runs_from = self._refusing[host] + self._grace(host)  # once, not per queued call
         else:
             del self._refusing[host]
         for deadline, queued_for in self._queued_calls.items():
             if queued_for == host:
                 if throttled:
-                    deadline.count_queue(_now() + self._grace(host))
+                    deadline.count_queue(runs_from)
                 else:
                     deadline.forgive_queue()
 
