@@ -25,6 +25,7 @@ from vbs_async._announced import (
 from vbs_async._limits import RequestLimiter
 
 from ._helpers import FakeClock
+from .test_retries import on_virtual_clock
 
 PER_MINUTE = "1 minute"
 
@@ -663,6 +664,95 @@ def test_a_sliding_window_refused_with_room_by_the_client_s_count_waits_for_the_
     sent_at(quota, answers, clock, 1055.6, ok=False)
     assert not quota.sliding
     assert quota.reopens() == pytest.approx(1080.0)
+
+
+def refused_at_the_rollover() -> tuple[AnnouncedQuota, AdaptiveRate, FakeClock]:
+    """20 a minute, learned at 1000 s (5 through at 995 s): its probe at the rollover
+    (1020 s) through, the burst after it refused (3 sent at 1020.05 s), as others sharing
+    the quota spent the window as it rolled over."""
+    quota, answers, clock = learned_after(minute(20), 5, 995.0, 1000.0)
+    sent_at(quota, answers, clock, 1020.0, ok=True)
+    for _ in range(3):
+        quota.took(quota.due(), 1020.05)
+    clock.now = 1020.052
+    for _ in range(3):
+        answers.refused_under_quota(Ticket(1020.05, 1))
+        quota.throttled(1020.05)
+    return quota, answers, clock
+
+
+def test_refusals_sent_with_the_one_that_set_a_blackout_s_look_leave_the_look_where_it_is():
+    # Refused right as the window rolled over, it looks again half a minute on. The
+    # burst's next refusals, sent with the first, say nothing more: they moved the look to
+    # the next rollover, and a client sharing a sliding minute waited a whole one, the
+    # room the others left unused (three processes: 180 s where 150 do).
+    quota, _, _ = refused_at_the_rollover()
+    assert quota.reopens() == pytest.approx(1050.0)
+
+
+@pytest.mark.parametrize("through", [True, False], ids=["through", "refused"])
+def test_a_blackout_s_look_within_the_window_is_one_request_the_rest_after_its_answer(through):
+    # The look half a minute on goes alone: sent whole into a window others spent, a
+    # queue costs a refusal each. Through, the rest follow at once; refused, the next
+    # look is at the rollover, where the whole queue goes (the race with the others).
+    quota, answers, clock = refused_at_the_rollover()
+    sent_at(quota, answers, clock, 1050.0, ok=through)
+    if through:
+        assert quota.due() <= clock.now
+        return
+    assert quota.due() == pytest.approx(1080.0)
+    clock.now = 1080.0
+    for _ in range(3):
+        quota.took(quota.due(), 1080.0)  # no answer waited for
+    assert quota.due() <= clock.now
+
+
+def test_a_blackout_s_look_holds_the_rest_until_it_is_answered():
+    quota, _, clock = refused_at_the_rollover()
+    clock.now = 1050.0
+    assert quota.due() <= clock.now
+    quota.took(quota.due(), 1050.0)
+    assert quota.due() > clock.now  # asked again shortly, its answer not in
+    clock.now = 1051.0
+    assert quota.due() > clock.now
+    clock.now = 1080.0  # never answered (an error): held a step at most
+    assert quota.due() <= clock.now
+
+
+def test_the_rest_follow_a_blackout_s_look_as_soon_as_it_got_through():
+    # In real time (a virtual clock): the requests held behind the look go once its
+    # answer is in, not when their pacer next wakes (a quarter second on).
+    async def scenario() -> tuple[float, float]:
+        loop = asyncio.get_running_loop()
+        answers = AdaptiveRate(clock=loop.time)
+        await asyncio.sleep(995.0 - loop.time())
+        for _ in range(5):
+            answers.succeeded(Ticket(995.0, 1))
+        await asyncio.sleep(1000.0 - loop.time())
+        quota = AnnouncedQuota(minute(20), loop.time, wall_offset=0.0, answers=answers)
+        await asyncio.sleep(1020.0 - loop.time())
+        probe = await quota.acquire()  # at the rollover, through
+        await asyncio.sleep(0.04)
+        answers.succeeded(Ticket(probe, 1))
+        burst = [await quota.acquire() for _ in range(3)]
+        await asyncio.sleep(0.002)
+        for started in burst:
+            answers.refused_under_quota(Ticket(started, 1))
+            quota.throttled(started)
+        look = await quota.acquire()
+
+        async def through() -> None:
+            await asyncio.sleep(0.04)
+            answers.succeeded(Ticket(look, 1))
+
+        answered = asyncio.ensure_future(through())
+        after = await quota.acquire()
+        await answered
+        return look, after
+
+    (look, after), _ = on_virtual_clock(scenario)
+    assert look == pytest.approx(1050.0)
+    assert look + 0.04 <= after < look + 0.1
 
 
 def test_a_probe_through_just_after_the_calendar_s_rollover_leaves_the_calendar_as_it_is():

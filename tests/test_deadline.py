@@ -429,23 +429,45 @@ def test_a_call_begun_late_in_a_blackout_has_less_grace_left(monkeypatch):
     assert max(ended) < 21  # neither waited
 
 
+class JitteredSlidingWindow(JitteredCalendarWindow):
+    """A `JitteredCalendarWindow` whose window slides: at most `limit` admitted in any
+    `period` seconds before a request arrives, nothing on the calendar."""
+
+    def __init__(self, limit: int, period: float, *, announce: str, seed: int) -> None:
+        super().__init__(limit, period, announce=announce, seed=seed, refused_after=0.02)
+        self.admitted: list[float] = []
+
+    async def answer(self, _: SentRequest) -> Response:
+        await asyncio.sleep(0.02 + self.random.uniform(0.0, 0.01))
+        now = asyncio.get_running_loop().time()
+        admitted = sum(1 for at in self.admitted if at > now - self.period) < self.limit
+        if admitted:
+            self.admitted.append(now)
+        await asyncio.sleep(0.04 if admitted else self.refused_after)
+        if admitted:
+            return response(200, {"shared": []})
+        return response(429, {"error_code": "APIG.0308", "error_msg": self.announce})
+
+
 def crawls_sharing(
     wall: float,
     gateway: CalendarWindow,
     later: float,
     monkeypatch: pytest.MonkeyPatch,
     crawls: int = 2,
+    *,
+    projects: int = 40,
 ) -> tuple[list[list[Any]], float]:
-    """`crawls` crawls of 40 projects (processes' worth: a client each) through one
-    `gateway`, library defaults, each begun `later` seconds after the one before, on a
-    virtual clock, the calendar at `wall` as the first begins: (their results, seconds)."""
+    """`crawls` crawls of `projects` projects (processes' worth: a client each) through
+    one `gateway`, library defaults, each begun `later` seconds after the one before, on
+    a virtual clock, the calendar at `wall` as the first begins: (their results, seconds)."""
 
     async def crawl(name: str, delay: float) -> list[Any]:
         await asyncio.sleep(delay)
         async with VBSClient(
             "https://vbs.example", auth=TokenAuth("t"), transport=gateway.transport
         ) as client:
-            return [r async for r in client.crawl([f"{name}{n}" for n in range(40)])]
+            return [r async for r in client.crawl([f"{name}{n}" for n in range(projects)])]
 
     async def both() -> list[list[Any]]:
         loop = asyncio.get_running_loop()
@@ -505,3 +527,26 @@ def test_three_crawls_sharing_a_minute_s_quota_all_finish_with_the_default_deadl
     assert [len(results) for results in crawls] == [40, 40, 40]
     # The 120 requests hold six windows: the first, begun at `second`, and five more.
     assert took < (60 - second) + 5 * 60 + 5
+
+
+@pytest.mark.parametrize(
+    ("second", "later", "seed"), [(5.0, 0.0, 2), (5.0, 2.0, 1), (20.0, 0.0, 3), (20.0, 7.0, 5)]
+)
+def test_three_crawls_sharing_a_sliding_minute_find_the_room_others_left(
+    second, later, seed, monkeypatch
+):
+    # Three processes of 20 projects behind 20 a sliding minute: room comes free as each
+    # one's starts leave the window, at no rollover. Refused in a burst as its calendar
+    # rolled over, a client set a look half a minute on, and the burst's next refusal
+    # (sent with the first) moved it to the next rollover: a whole minute waited, with
+    # room left by the others (180 s for the three windows these shapes need).
+    random.seed(seed)
+    gateway = JitteredSlidingWindow(
+        20, 60.0, announce=MINUTE_QUOTA.format(limit=20, unit="minute"), seed=seed
+    )
+    crawls, took = crawls_sharing(
+        20_000 * 86_400 + second, gateway, later, monkeypatch, 3, projects=20
+    )
+    assert [r.error for results in crawls for r in results if r.error is not None] == []
+    # The 60 requests hold three windows; room left in one is found within half a window.
+    assert took < 2.5 * 60 + 5

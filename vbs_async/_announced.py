@@ -100,6 +100,8 @@ BLACKOUT_STEP: Final = 0.5
 """The share of an announced quota's period a request waits, refused again right after
 the window rolled over (a penalty box): the next calendar window would waste more, a
 quarter cost a 429 each quarter second of a 2-s penalty box (1.8 % of a crawl's requests)."""
+LOOK_POLL: Final = 0.02
+"""Seconds between looks at whether a blackout's look got through, while it is out."""
 BUCKET_PAUSE: Final = 2.0
 """Intervals of the pace a request refused under a quota of a second or less pauses every
 start for: a bucket has a token again after one, a calendar window spent refuses the first
@@ -192,7 +194,10 @@ class AnnouncedQuota:
     window rolls over on the calendar; refused again right as it did (a penalty
     box), until the next half window counted from the blackout's first refusal
     (from the rollover under a window longer than a second: others sharing the
-    quota spend each window as it rolls over, and every other look is at one).
+    quota spend each window as it rolls over, and every other look is at one;
+    a look within the window is one request, the rest after it got through).
+    Refused again for a request sent no later than the one that set the block,
+    nothing new is learned, and the block stands.
     Refusals of requests sent before the quota was known say nothing new.
     Refusals that do not follow the pace are noise (an overloaded backend's
     429s at random, naming the quota): few of them at the limit, or one to a
@@ -293,6 +298,12 @@ class AnnouncedQuota:
         )
         self._probe_next = now + quota.period / PHASE_PROBES
         self._probe_out: tuple[float, float] | None = None
+        # A blackout's look within a long window: the block it ends (while in force), then
+        # the one start sent at it, which the rest wait for (its answer, or a step).
+        self._look_at: float | None = None
+        self._look_out: float | None = None
+        # The refused start that set the block, and the block it set.
+        self._block_set = (-math.inf, -math.inf)
         # The latest refused start a block waits for, the block before the refusals, and
         # the block they set (any other block since, or its end, and it lifts nothing).
         self._lifted_by: tuple[float, float, float] | None = None
@@ -399,6 +410,8 @@ class AnnouncedQuota:
         return self.rate() if self.quota.period <= SHORT_PERIOD else math.inf
 
     def _started(self, started: float) -> None:
+        if self._look_at is not None and self._look_at == self._blocked_until <= started:
+            self._look_at, self._look_out = None, started
         if self._phase_unknown and not self._probe_through():
             # A probe of where the window rolls over: the only start until it is answered
             # (or a step has passed: an error answers nothing).
@@ -457,6 +470,14 @@ class AnnouncedQuota:
         """
         counted, blocked = self._openings()
         opens = max(counted, blocked)
+        look = self._look_out
+        if look is not None and not self.retired:
+            if self._through_since(look):
+                self._look_out = None  # through: the rest go
+            else:
+                # Its answer first: asked again soon (the pacer naps a quarter second).
+                answered = min(look + BLACKOUT_STEP * self.quota.period, self._clock() + LOOK_POLL)
+                opens = max(opens, answered)
         if not self._phase_unknown or self.retired:
             return opens
         if self._probe_through():
@@ -690,11 +711,8 @@ class AnnouncedQuota:
     def throttled(self, started: float | None = None) -> None:
         """The gateway refused a request (sent at `started`) under this quota."""
         now = self._clock()
-        if started is not None and started < self.since:
-            return  # sent before the quota was known: its refusal is the one that taught it
-        self._unlog(started)
-        if self._probe_refused_early(started):
-            return  # a probe sent into the window the gateway said was spent: nothing new
+        if self._nothing_new(started, now):
+            return
         watch = self._watch
         if self.scale() > 1:
             self._probe_above_refused(now)
@@ -715,11 +733,45 @@ class AnnouncedQuota:
             return
         if not short and started is not None and self._long_refusal(now, started, ended):
             return
+        self._block(now, started, ended)
+
+    def _block(self, now: float, started: float | None, ended: float) -> None:
+        """Block until the window rolls over, or a blackout's step: refused (sent at `started`).
+
+        `ended`: the block before it.
+        """
+        short = self.quota.period <= SHORT_PERIOD
         if started is not None and 0 <= started - ended < BLACKOUT_STEP * self.quota.period:
             self._blocked_until = self._blackout_step(now)
+            if not short and not self._rolls_over_at(self._blocked_until):
+                # Within the window, one request looks: sent whole into a window others
+                # spent, the queue cost a refusal each. At a rollover the queue goes (a
+                # race with the others, were they there).
+                self._look_at = self._blocked_until
         else:
             self._blocked_until = max(ended, self._next_window(now))
         self._lift_when_through(started, ended)
+        if started is not None and not short:
+            self._block_set = (started, self._blocked_until)
+
+    def _nothing_new(self, started: float | None, now: float) -> bool:
+        """Whether a refusal (of a request sent at `started`) teaches nothing new.
+
+        Its start leaves the log either way (a window counts what it admitted).
+        """
+        if started is not None and started < self.since:
+            return True  # sent before the quota was known: its refusal is the one that taught it
+        self._unlog(started)
+        if self._probe_refused_early(started):
+            return True  # a probe sent into the window the gateway said was spent
+        if started is None:
+            return False
+        if self._look_out is not None and started >= self._look_out:
+            self._look_out = None  # the look was refused (the step it sets sets the next)
+        set_by, block = self._block_set
+        # Sent with the refused start that set the block, or before it (a burst's next
+        # refusal moved a look half a minute on to the next rollover).
+        return started <= set_by and block == self._blocked_until > now
 
     def _blackout_step(self, now: float) -> float:
         """When to look again, refused right as the last block ended.
