@@ -668,24 +668,25 @@ def test_a_sliding_window_refused_with_room_by_the_client_s_count_waits_for_the_
 
 def refused_at_the_rollover() -> tuple[AnnouncedQuota, AdaptiveRate, FakeClock]:
     """20 a minute, learned at 1000 s (5 through at 995 s): its probe at the rollover
-    (1020 s) through, the burst after it refused (3 sent at 1020.05 s), as others sharing
-    the quota spent the window as it rolled over."""
+    (1020 s) through, the burst after it refused (3 sent from 1020.05 s, a millisecond
+    apart), as others sharing the quota spent the window as it rolled over."""
     quota, answers, clock = learned_after(minute(20), 5, 995.0, 1000.0)
     sent_at(quota, answers, clock, 1020.0, ok=True)
-    for _ in range(3):
-        quota.took(quota.due(), 1020.05)
-    clock.now = 1020.052
-    for _ in range(3):
-        answers.refused_under_quota(Ticket(1020.05, 1))
-        quota.throttled(1020.05)
+    burst = [1020.05, 1020.051, 1020.052]
+    for started in burst:
+        quota.took(quota.due(), started)
+    for started in burst:  # answered in order, 20 ms on
+        clock.now = started + 0.02
+        answers.refused_under_quota(Ticket(started, 1))
+        quota.throttled(started)
     return quota, answers, clock
 
 
 def test_refusals_sent_with_the_one_that_set_a_blackout_s_look_leave_the_look_where_it_is():
     # Refused right as the window rolled over, it looks again half a minute on. The
-    # burst's next refusals, sent with the first, say nothing more: they moved the look to
-    # the next rollover, and a client sharing a sliding minute waited a whole one, the
-    # room the others left unused (three processes: 180 s where 150 do).
+    # burst's next refusals, sent before the first came back, say nothing more: they moved
+    # the look to the next rollover, and a client sharing a sliding minute waited a whole
+    # one, the room the others left unused (three processes: 180 s where 150 do).
     quota, _, _ = refused_at_the_rollover()
     assert quota.reopens() == pytest.approx(1050.0)
 

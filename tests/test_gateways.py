@@ -12,6 +12,7 @@ import collections
 import itertools
 import os
 import random
+import statistics
 from typing import TYPE_CHECKING
 
 import pytest
@@ -1011,26 +1012,34 @@ def test_at_the_client_s_minute_one_request_asks_first_while_the_rollover_is_uns
     assert [at for at, ok in run.starts if not ok and 4.9 < at < 6.9] == [pytest.approx(5.0)]
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_a_random_429_that_teaches_a_minute_quota_does_not_wait_out_its_first_minute(seed):
+def test_a_random_429_that_teaches_a_minute_quota_does_not_wait_out_its_first_minute():
     # 100 a minute, 5 % refused at random (naming it): the first refusal came at random,
     # before the crawl's burst spent the minute, and the quota learned from it waited for
     # the next minute: 1.25x to 1.26x the crawl of 400 pages without them (9 of 10 seeds).
     # A request sent no earlier than the refused one got through: the minute was not
-    # spent, and the block lifts (1.004x to 1.007x on the 10 seeds). 330 pages: four
-    # minutes' whole counts hold them and their 5 % refused again (400 did not, once the
-    # count was used whole: a fifth minute for the noise alone).
-    random.seed(seed)  # the back-off's jitter
+    # spent, and the block lifts. 330 pages: four minutes' whole counts hold them and
+    # their 5 % refused again (400 did not, once the count was used whole: a fifth minute
+    # for the noise alone). Over 12 sequences of refusals: a minute lost mid-crawl read
+    # 1.33x (one of them, and 2 of 40); the crawl's last request refused at random may
+    # wait for a look half a minute on (1.167x, 2 of them).
+    ratios = []
+    for seed in range(12):
+        random.seed(seed)  # the back-off's jitter
 
-    def crawl_refusing(share: float) -> Simulated:
-        refusing = AllOf([FixedWindow(100, 60), Overloaded(share, seed, 100, "1 minute")])
-        return simulate(
-            refusing, seconds=10_000, requests=330, listings=16, network=0.002, seed=seed
-        )
+        def crawl_refusing(share: float, seed: int = seed) -> Simulated:
+            refusing = AllOf([FixedWindow(100, 60), Overloaded(share, seed, 100, "1 minute")])
+            return simulate(
+                refusing, seconds=10_000, requests=330, listings=16, network=0.002, seed=seed
+            )
 
-    clean, noisy = crawl_refusing(0.0), crawl_refusing(0.05)
-    assert noisy.refused >= 0.04 * 330
-    assert noisy.ended <= 1.05 * clean.ended
+        clean, noisy = crawl_refusing(0.0), crawl_refusing(0.05)
+        assert noisy.refused >= 0.04 * 330
+        assert noisy.first_refusal is not None
+        assert noisy.first_refusal < 1.0
+        assert noisy.succeeded_between(0, 60) > 50  # the first minute used, not waited out
+        ratios.append(noisy.ended / clean.ended)
+    assert max(ratios) < 1.2
+    assert statistics.mean(ratios) < 1.05
 
 
 @pytest.mark.parametrize(
@@ -1109,12 +1118,14 @@ def test_a_minute_window_spent_by_another_client_still_blocks_until_it_rolls_ove
     # minute. Taken for noise (every refusal), 130 of 490 requests after the first
     # refusal were refused; 32 of 392 here, as before refusals were judged under it.
     # Each window the other client spent refuses the requests in flight when its
-    # first refusal came (16 listings), and no more: those after it wait for the next.
-    # In the first, where the rollover is not yet seen, a probe of it each 5 s too.
+    # first refusal came (16 listings), and one look half a minute on (a sliding window
+    # has room again by then, as the others' starts leave it), and no more: those after
+    # it wait for the next. In the first, where the rollover is not yet seen, a probe of
+    # it each 5 s too.
     run = simulate(SharedWindow(100, 60, 60), seconds=10_000, requests=400, listings=16)
     refused = collections.Counter(int(at // 60) for at, ok in run.starts if not ok)
     assert refused[0] <= 16 + PHASE_PROBES
-    assert max(count for window, count in refused.items() if window) <= 16
+    assert max(count for window, count in refused.items() if window) <= 16 + 1
     assert (400 / (100 / 60)) / run.ended >= 0.75
 
 

@@ -196,8 +196,8 @@ class AnnouncedQuota:
     (from the rollover under a window longer than a second: others sharing the
     quota spend each window as it rolls over, and every other look is at one;
     a look within the window is one request, the rest after it got through).
-    Refused again for a request sent no later than the one that set the block,
-    nothing new is learned, and the block stands.
+    Refused again for a request sent before the refusal that set the block came
+    back, nothing new is learned, and the block stands.
     Refusals of requests sent before the quota was known say nothing new.
     Refusals that do not follow the pace are noise (an overloaded backend's
     429s at random, naming the quota): few of them at the limit, or one to a
@@ -302,7 +302,7 @@ class AnnouncedQuota:
         # the one start sent at it, which the rest wait for (its answer, or a step).
         self._look_at: float | None = None
         self._look_out: float | None = None
-        # The refused start that set the block, and the block it set.
+        # When a refusal last set the block (the answer came), and the block it set.
         self._block_set = (-math.inf, -math.inf)
         # The latest refused start a block waits for, the block before the refusals, and
         # the block they set (any other block since, or its end, and it lifts nothing).
@@ -752,7 +752,7 @@ class AnnouncedQuota:
             self._blocked_until = max(ended, self._next_window(now))
         self._lift_when_through(started, ended)
         if started is not None and not short:
-            self._block_set = (started, self._blocked_until)
+            self._block_set = (now, self._blocked_until)
 
     def _nothing_new(self, started: float | None, now: float) -> bool:
         """Whether a refusal (of a request sent at `started`) teaches nothing new.
@@ -768,10 +768,10 @@ class AnnouncedQuota:
             return False
         if self._look_out is not None and started >= self._look_out:
             self._look_out = None  # the look was refused (the step it sets sets the next)
-        set_by, block = self._block_set
-        # Sent with the refused start that set the block, or before it (a burst's next
+        set_at, block = self._block_set
+        # Sent before the refusal that set the block came back: with it (a burst's next
         # refusal moved a look half a minute on to the next rollover).
-        return started <= set_by and block == self._blocked_until > now
+        return started < set_at and block == self._blocked_until > now
 
     def _blackout_step(self, now: float) -> float:
         """When to look again, refused right as the last block ended.
