@@ -720,6 +720,31 @@ def test_a_blackout_s_look_holds_the_rest_until_it_is_answered():
     assert quota.due() <= clock.now
 
 
+def test_a_look_goes_as_the_client_s_own_oldest_start_leaves_a_sliding_window_once_a_window():
+    # 20 a minute: 10 of its own through as the minute rolled over (1020 s), the rest of
+    # the window others' (refused at 1020.05 s and at 1050 s); at the next rollover (1080 s)
+    # its burst is refused. A sliding
+    # window has room again as the starts in it leave: its own, at least, from 1080.6 s
+    # (a period and a margin after them), where the half minute's look came at 1110 s
+    # (three processes sharing a sliding minute: 137 s on average where 121 s do).
+    quota, answers, clock = learned_after(minute(20), 5, 995.0, 1000.0)
+    for _ in range(10):
+        sent_at(quota, answers, clock, 1020.0, ok=True)
+    sent_at(quota, answers, clock, 1020.05, ok=False)  # others spent the rest
+    sent_at(quota, answers, clock, 1050.0, ok=False)  # the half minute's look
+    for started in (1080.0, 1080.001):
+        quota.took(quota.due(), started)
+    clock.now = 1080.02
+    for started in (1080.0, 1080.001):
+        answers.refused_under_quota(Ticket(started, 1))
+        quota.throttled(started)
+    assert quota.reopens() == pytest.approx(1020.0 + 60.6)
+    # Refused there too (a calendar's minute others spent): once a window, then the half
+    # minute's look, as before.
+    sent_at(quota, answers, clock, 1080.6, ok=False)
+    assert quota.reopens() == pytest.approx(1110.0)
+
+
 def test_the_rest_follow_a_blackout_s_look_as_soon_as_it_got_through():
     # In real time (a virtual clock): the requests held behind the look go once its
     # answer is in, not when their pacer next wakes (a quarter second on).
