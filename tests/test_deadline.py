@@ -553,3 +553,25 @@ def test_three_crawls_sharing_a_sliding_minute_find_the_room_others_left(
     # room is found as it comes free (its own starts leaving the window among the
     # others'), not half a minute on (150 s), nor at the next rollover (180 s).
     assert took < 2 * 60 + 5
+
+
+def test_calls_refused_behind_a_quota_spent_for_the_hour_fail_at_once_with_others_out(
+    monkeypatch,
+):
+    # An outsider's gateway, 20 an hour named, 20 projects of 2 pages: the refusals came
+    # back while the burst's successes were still out, and each refused call waited a
+    # window more than it could (an hour, for the successes that might give the time
+    # back), then its deadline in the queue: 15 of 16 failed after 2 minutes, not at once.
+    random.seed(0)
+    gateway = JitteredCalendarWindow(
+        20,
+        3_600.0,
+        announce=MINUTE_QUOTA.format(limit=20, unit="hour"),
+        seed=0,
+        refused_after=0.02,
+    )
+    results, took = crawl_from(20_000 * 86_400 + 1.0, gateway, 40, monkeypatch)
+    failed = [r.error for r in results if r.error is not None]
+    assert len(failed) == 20
+    assert all("quota (20 per 1 hour) lets no request through before" in str(e) for e in failed)
+    assert took < 5
