@@ -663,3 +663,13 @@ def test_a_state_that_is_a_fifo_is_refused_in_words_before_anything_runs(tmp_pat
     with pytest.raises(PathError) as caught:
         check_paths(tmp_path / "out.jsonl", fifo, None)
     assert str(caught.value) == f"--resume {fifo} is not a regular file"
+
+
+def test_the_summary_shows_a_slow_crawl_s_rates_to_a_tenth(monkeypatch):
+    # An outsider's crawl behind 20 a minute: 93 requests in 206 s read "0 requests/s".
+    counts = Tally(total=1, requests=93, sharings=40)
+    monkeypatch.setattr(Tally, "elapsed", property(lambda _: 206.0))
+    lines, _ = counts.summary("out.jsonl")
+    assert "(0.2 rows/s, 0.5 requests/s)" in lines[4]
+    counts.requests, counts.sharings = 20_600, 206_000
+    assert "(1,000 rows/s, 100 requests/s)" in counts.summary("out.jsonl")[0][4]
