@@ -673,3 +673,5 @@ def test_the_summary_shows_a_slow_crawl_s_rates_to_a_tenth(monkeypatch):
     assert "(0.2 rows/s, 0.5 requests/s)" in lines[4]
     counts.requests, counts.sharings = 20_600, 206_000
     assert "(1,000 rows/s, 100 requests/s)" in counts.summary("out.jsonl")[0][4]
+    counts.requests, counts.sharings = 2_054, 2_047  # 9.97 and 9.94 a second
+    assert "(9.9 rows/s, 10 requests/s)" in counts.summary("out.jsonl")[0][4]

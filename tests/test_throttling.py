@@ -33,7 +33,7 @@ def test_the_command_waits_out_throttling_and_reports_it(tmp_path):
         )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert output.read_text().count("\n") == 40 * 5
-    assert "3 throttled and waited out" in result.stderr
+    assert "(0 retries, 3 answered 429)" in result.stderr
     progress = [line for line in result.stderr.splitlines() if line.startswith("progress:")]
     assert any("throttled" in line for line in progress)  # the progress lines say so too
     assert "stamina" not in result.stderr

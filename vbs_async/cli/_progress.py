@@ -40,7 +40,8 @@ class Tally:
             (and of failed ones) included: what the progress shows.
         requests: HTTP requests sent.
         retries: Retries among them.
-        throttled: Throttling answers (429) among them, waited out.
+        throttled: Throttling answers (429) among them (waited out, or their
+            projects failed: a quota that reopens past the deadline).
         shifts: Listing shifts detected and re-aligned.
         duplicates: Duplicate items dropped.
         started: `time.monotonic()` at the start.
@@ -126,7 +127,7 @@ class Tally:
             f"sharings: {self.sharings:,} written to {destination}",
             (
                 f"requests: {self.requests:,} ({self.retries:,} retries, "
-                f"{self.throttled:,} throttled and waited out)"
+                f"{self.throttled:,} answered 429)"
             ),
             f"shifts re-aligned: {self.shifts:,}, duplicates dropped: {self.duplicates:,}",
             (
@@ -229,4 +230,4 @@ class Display:
 
 def per_second(rate: float) -> str:
     """A rate in words: a tenth under 10 a second (93 requests in 206 s read "0 requests/s")."""
-    return f"{rate:,.1f}" if rate < 10 else f"{rate:,.0f}"  # noqa: PLR2004 - where a tenth shows
+    return f"{rate:,.1f}" if round(rate, 1) < 10 else f"{rate:,.0f}"  # noqa: PLR2004 - a tenth shows
