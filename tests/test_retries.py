@@ -1011,7 +1011,10 @@ def test_a_quota_s_reopening_past_the_deadline_is_told_in_utc_after_the_gateway_
         time.tzset()
     assert isinstance(error, RateLimitedError)
     assert error.message.startswith(f"{DAY_QUOTA} (the gateway's quota (1000 per ")
-    assert " lets no request through before 2024-10-05 00:00:00 UTC, in 86399." in error.message
+    assert (
+        " lets no request through before 2024-10-05 00:00:00 UTC (its window taken to roll over"
+        " on the calendar), in 86399." in error.message
+    )
 
 
 def test_a_call_timing_out_on_the_wire_after_the_gateway_answered_again_is_a_timeout():
