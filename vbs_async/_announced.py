@@ -701,19 +701,27 @@ class AnnouncedQuota:
                     del log[index]
                     break
 
-    def _own_leave(self, now: float) -> float:
-        """When its oldest admitted start of the last period leaves a sliding window (inf: none)."""
+    def _leaves(self, log: deque[float], now: float) -> float:
+        """When the oldest start of `log` still in a sliding window leaves it (inf: none)."""
         period = self.quota.period * (1 + WINDOW_MARGIN)
-        return next((at + period for at in self._kept if at + period > now), math.inf)
+        return next((at + period for at in log if at + period > now), math.inf)
 
     def _oldest_leaves(self, now: float) -> float:
         """When the oldest start of the log leaves the (sliding) window."""
-        period = self.quota.period * (1 + WINDOW_MARGIN)
-        logged = [at for at in self._recent if at > now - period]
-        if not logged:
+        leaves = self._leaves(self._recent, now)
+        if leaves == math.inf:
             # Nothing of its own counted: others spend the window; look again a step later.
             return now + BLACKOUT_STEP * self.quota.period
-        return logged[0] + period
+        return leaves
+
+    @property
+    def calendar_assumed(self) -> bool:
+        """Whether where its window rolls over is taken from the calendar, never looked for.
+
+        A window longer than a minute's (an hour's, a day's): a call's deadline is
+        shorter than the probes' steps.
+        """
+        return self.quota.period > PHASE_PROBED[1]
 
     def _rolls_over_at(self, at: float) -> bool:
         """Whether the calendar window rolls over at `at` (a block's end `_next_window` set)."""
@@ -765,7 +773,7 @@ class AnnouncedQuota:
         short = self.quota.period <= SHORT_PERIOD
         if started is not None and 0 <= started - ended < BLACKOUT_STEP * self.quota.period:
             self._blocked_until = self._blackout_step(now)
-            own = self._own_leave(now) if not short else math.inf
+            own = self._leaves(self._kept, now) if not short else math.inf
             if own < self._blocked_until and self._own_looked != self._window_began(own):
                 # Sooner, once a window: as its own oldest start of the last period leaves
                 # it (a sliding window has room again as starts leave it: three processes

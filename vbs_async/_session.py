@@ -39,7 +39,7 @@ import attrs
 import stamina
 from yarl import URL
 
-from ._announced import PHASE_PROBED, parse_quota
+from ._announced import parse_quota
 from ._endpoints import KNOWN_REGIONS, VBS_SERVICE_TYPES, catalog_endpoint
 from ._errors import (
     APIError,
@@ -458,7 +458,12 @@ class Session:
         if timeout is None:
             return 0.0
         periods = (quota.period for at, quota in self.limiter.quotas if at == host)
-        return timeout + max((period for period in periods if period <= timeout), default=0.0)
+        return timeout + max(map(self._window_more, periods), default=0.0)
+
+    def _window_more(self, period: float) -> float:
+        """A window of `period` more to wait, if it reopens within a deadline (else none)."""
+        timeout = self.retry.timeout
+        return period if timeout is not None and period <= timeout else 0.0
 
     def _grace_left(self, host: str) -> float:
         """Seconds before a call queued now for `host` would have its deadline run."""
@@ -742,20 +747,18 @@ class Session:
         now = asyncio.get_running_loop().time()
         remaining = state.deadline.remaining()
         waitable = remaining + self._grace_left(host)
-        timeout = self.retry.timeout
         for pacer in quotas:
             opens = pacer.reopens() - now  # a probe of where it rolls over is no opening
             # A period more only for a window that reopens within a deadline (a minute's,
             # as the grace): an hour's kept refused calls waiting their deadline in the
             # queue, a refused request not asked again (15 of 16 failed after 2 minutes).
-            period = pacer.quota.period
-            more = period if others_out and timeout is not None and period <= timeout else 0.0
+            more = self._window_more(pacer.quota.period) if others_out else 0.0
             if opens >= waitable + more:
                 when = datetime.fromtimestamp(time.time() + opens, UTC)
                 # An hour's or a day's rollover is not looked for: the calendar's is assumed
                 # (an outsider's gateway rolled its hour over 25 s on; the words said 47 min).
                 calendar = " (its window taken to roll over on the calendar)"
-                assumed = calendar if period > PHASE_PROBED[1] else ""
+                assumed = calendar if pacer.calendar_assumed else ""
                 return (
                     f"the gateway's quota ({pacer.quota}) lets no request through before "
                     f"{when:%Y-%m-%d %H:%M:%S} UTC{assumed}, in {opens:.1f} s: past the "
