@@ -1100,7 +1100,11 @@ def test_a_day_quota_refused_again_for_one_project_holds_that_project_s_calls_on
     assert "quota (1000 per 1 day) lets no request through before " in str(day)
     assert isinstance(queued, RateLimitedError)
     assert "quota (1000 per 1 day) lets no request through before " in str(queued)
-    assert (queued.status, queued.project_id) == (429, "p1")
+    assert (queued.status, queued.project_id, queued.request_sent) == (429, "p1", False)
+    # Never sent: no "HTTP 429" of its own to quote (the one sent says it).
+    assert str(queued).startswith("not sent: the gateway's quota (1000 per 1 day)")
+    assert str(day).startswith("HTTP 429 APIG.0308: ")
+    assert day.request_sent
     assert took < 1.0  # neither waited out a deadline
     assert listed == []
     assert sent == [3, 3, 4]

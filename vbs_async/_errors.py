@@ -66,6 +66,9 @@ class APIError(VBSError):
         code: The service's error code (`VolumeBackup.0041`, `APIGW.0301`), if given.
         request_id: The request id from the body or the `X-Request-Id` header, if given.
         retry_after: Seconds the server asked to wait (`Retry-After` on 429/503), if any.
+        request_sent: False for a call failed before its request was sent: `status` is what the
+            gateway answered earlier requests (a 429 naming a quota spent past the call's
+            deadline), and the message says "not sent", not "HTTP 429".
     """
 
     def __init__(
@@ -78,12 +81,14 @@ class APIError(VBSError):
         retry_after: float | None = None,
         project_id: str | None = None,
         offset: int | None = None,
+        request_sent: bool = True,
     ) -> None:
         super().__init__(message, project_id=project_id, offset=offset)
         self.status = status
         self.code = code
         self.request_id = request_id
         self.retry_after = retry_after
+        self.request_sent = request_sent
 
     def __str__(self) -> str:
         # IAM's code is the status again ({"error": {"code": 401, ...}}): not "HTTP 401 401".
@@ -92,7 +97,10 @@ class APIError(VBSError):
         if self.request_id:
             context.append(f"request {self.request_id}")
         where = f" ({', '.join(context)})" if context else ""
-        return f"HTTP {self.status}{code}: {self.message}{where}"
+        # A call failed before sending: no answer of its own to quote (an outsider read
+        # "HTTP 429" as the gateway's answer to a request it never saw).
+        said = f"HTTP {self.status}{code}" if self.request_sent else "not sent"
+        return f"{said}: {self.message}{where}"
 
 
 class BadRequestError(APIError):

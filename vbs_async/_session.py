@@ -722,6 +722,7 @@ class Session:
                     status=HTTPStatus.TOO_MANY_REQUESTS,
                     project_id=request.project_id or None,
                     offset=request.offset,
+                    request_sent=False,
                 )
             )
 
