@@ -32,7 +32,7 @@ from vbs_async import (
 )
 from vbs_async.testing import Emulator
 
-from ._helpers import VBS_ASYNC, EchoServer
+from ._helpers import VBS_ASYNC, EchoServer, close_loop
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -196,7 +196,7 @@ def echo_in_thread(status: int):
             ready.set()
             loop.run_forever()
             loop.run_until_complete(server.__aexit__(None, None, None))
-            loop.close()
+            close_loop(loop)
 
         thread = threading.Thread(target=serve, daemon=True)
         thread.start()

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
+from yarl import URL
 
 from benchmarks.random_order import machine_environment
 
+from ._helpers import emulator_in_thread
 from .conftest import CREDENTIAL_VARIABLES
 
 # The variables issue 24 found leaking, each read by the configuration.
@@ -71,3 +76,21 @@ def test_a_pytest_run_leaves_nothing_in_the_temporary_folder(tmp_path, ci):
     assert " passed" in result.stdout
     left = [p.name for p in temporary.iterdir() if not p.name.startswith("pytest-of-")]
     assert left == []  # pytest's own base folder (its last three runs) is pytest's to keep
+
+
+def test_a_server_thread_stopped_mid_answer_leaves_no_task_pending(caplog):
+    # A test's server thread stopped while a handler sleeps (a silent endpoint): the
+    # handler ends with its loop, not destroyed pending when the interpreter exits (24
+    # "Task was destroyed but it is pending!" lines after a run of the suite).
+    with emulator_in_thread(projects=1, latency=5) as emulator:
+        url = URL(emulator.url)
+        with socket.create_connection((url.host, url.port), timeout=5) as client:
+            path = f"/v2/{emulator.project_ids[0]}/os-vendor-backup-sharing/detail"
+            client.sendall(f"GET {path} HTTP/1.1\r\nHost: {url.host}\r\n\r\n".encode())
+            deadline = time.monotonic() + 5
+            while emulator.requests_received == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert emulator.requests_received == 1  # its handler asleep for 5 s
+    gc.collect()
+    destroyed = [r.getMessage() for r in caplog.records if "destroyed" in r.getMessage()]
+    assert destroyed == []
