@@ -22,7 +22,7 @@ from vbs_async import RetryPolicy
 from vbs_async.testing import Emulator
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Awaitable, Callable, Iterator
     from pathlib import Path
 
     import pytest
@@ -76,43 +76,44 @@ def closed_port() -> int:
 
 
 @contextlib.contextmanager
-def emulator_in_thread(**options: Any) -> Iterator[Emulator]:
-    """An emulator serving from a thread of its own, so the command can run its own loop."""
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    emulator = Emulator(**options)
+def served_in_thread(
+    start: Callable[[], Awaitable[object]], stop: Callable[[], Awaitable[object]]
+) -> Iterator[None]:
+    """A server started by `start` on an event loop of its own in a thread, until the block ends.
+
+    The command under test runs its own loop. `asyncio.Runner` closes this one: the
+    handlers still running (a silent endpoint's, asleep) are cancelled and awaited first,
+    where a loop closed straight after aiohttp's shutdown (which only asks them to stop)
+    left them destroyed pending at the interpreter's exit ("Task was destroyed but it is
+    pending!", 24 of them after a run with the silent endpoints' tests).
+    """
+    ready = threading.Event()
+    loops: list[asyncio.AbstractEventLoop] = []
 
     def serve() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(emulator.start())
-        started.set()
-        loop.run_forever()
-        loop.run_until_complete(emulator.close())
-        close_loop(loop)
+        with asyncio.Runner() as runner:
+            runner.run(start())
+            loops.append(runner.get_loop())
+            ready.set()
+            runner.get_loop().run_forever()
+            runner.run(stop())
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    assert started.wait(10)
+    assert ready.wait(10)
     try:
-        yield emulator
+        yield
     finally:
-        loop.call_soon_threadsafe(loop.stop)
+        loops[0].call_soon_threadsafe(loops[0].stop)
         thread.join(10)
 
 
-def close_loop(loop: asyncio.AbstractEventLoop) -> None:
-    """Close a server thread's `loop` once what it left running (a handler asleep) has ended.
-
-    aiohttp's shutdown cancels the handlers still running past its timeout, but a
-    cancellation happens on the loop: closed at once, those handlers were destroyed
-    pending when the interpreter exited ("Task was destroyed but it is pending!", 24
-    of them after a run with a silent endpoint's tests).
-    """
-    pending = asyncio.all_tasks(loop)
-    for task in pending:
-        task.cancel()
-    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-    loop.close()
+@contextlib.contextmanager
+def emulator_in_thread(**options: Any) -> Iterator[Emulator]:
+    """An emulator serving from a thread of its own, so the command can run its own loop."""
+    emulator = Emulator(**options)
+    with served_in_thread(emulator.start, emulator.close):
+        yield emulator
 
 
 @contextlib.contextmanager

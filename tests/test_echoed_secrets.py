@@ -10,13 +10,11 @@ Without the redaction on the call path these tests fail.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
 import pickle
 import subprocess
-import threading
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -32,7 +30,7 @@ from vbs_async import (
 )
 from vbs_async.testing import Emulator
 
-from ._helpers import VBS_ASYNC, EchoServer, close_loop
+from ._helpers import VBS_ASYNC, EchoServer, served_in_thread
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -186,25 +184,8 @@ def echo_in_thread(status: int):
 
     @contextlib.contextmanager
     def serving():
-        loop = asyncio.new_event_loop()
         server = EchoServer(status)
-        ready = threading.Event()
-
-        def serve() -> None:
-            asyncio.set_event_loop(loop)
-            loop.run_until_complete(server.__aenter__())
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(server.__aexit__(None, None, None))
-            close_loop(loop)
-
-        thread = threading.Thread(target=serve, daemon=True)
-        thread.start()
-        assert ready.wait(10)
-        try:
+        with served_in_thread(server.__aenter__, lambda: server.__aexit__(None, None, None)):
             yield server.url
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(10)
 
     return serving()

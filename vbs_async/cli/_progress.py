@@ -115,7 +115,7 @@ class Tally:
         throttled = f" {self.throttled:,} throttled," if self.throttled else ""
         return (
             f"{self.done:,}/{total} projects, {self.listed:,} sharings, "
-            f"{len(self.failed):,} failed,{throttled} {per_second(self.rate())} req/s, "
+            f"{len(self.failed):,} failed,{throttled} {rate_text(self.rate())} req/s, "
             f"ETA {self.eta()}"
         )
 
@@ -131,8 +131,8 @@ class Tally:
             ),
             f"shifts re-aligned: {self.shifts:,}, duplicates dropped: {self.duplicates:,}",
             (
-                f"elapsed: {self.elapsed:.2f}s ({per_second(self.rows_per_second())} rows/s, "
-                f"{per_second(self.rate())} requests/s)"
+                f"elapsed: {self.elapsed:.2f}s ({rate_text(self.rows_per_second())} rows/s, "
+                f"{rate_text(self.rate())} requests/s)"
             ),
             *(f"gateway quota: {quota}, announced" for quota in (self.quotas or list)()),
         ]
@@ -228,6 +228,6 @@ class Display:
             self._console.print(line, markup=False)
 
 
-def per_second(rate: float) -> str:
+def rate_text(rate: float) -> str:
     """A rate in words: a tenth under 10 a second (93 requests in 206 s read "0 requests/s")."""
     return f"{rate:,.1f}" if round(rate, 1) < 10 else f"{rate:,.0f}"  # noqa: PLR2004 - a tenth shows
