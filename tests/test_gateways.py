@@ -499,6 +499,16 @@ def test_a_calendar_second_read_from_the_answers_is_paced_just_under():
     assert len(run.starts) <= 1.1 * 760
 
 
+def test_a_calendar_second_probed_every_3_s_is_never_sent_a_longer_window_s_burst():
+    # Begun 0.625 s into a calendar second (seed 10): the probes every 3 s were its only
+    # edges, 145 let through between each, read as 145 per 3 s; the pace gave way to a
+    # burst of 56 in 0.2 s, and the second refused 28 of them (74 refused in all, 50 now).
+    run = crawl(FixedWindow(50, 1, **quiet()), seed=10, calendar=0.625)
+    busiest = max(run.sent_between(at / 10, at / 10 + 1) for at in range(20, 140))
+    assert busiest <= 60
+    assert len(run.starts) <= 1.075 * 760
+
+
 def test_a_5_second_window_read_is_sent_in_a_burst_at_each_rollover():
     # Held under evenly it would send 19.6 a second; in a burst, each window's
     # count goes in its first second, as the gateway allows.

@@ -151,3 +151,35 @@ def test_a_window_of_whole_seconds_seen_closely_is_read_as_such_near_a_minute():
 def test_edges_seen_over_half_a_minute_wide_are_not_read_as_a_minute():
     # Edges 40 s wide: periods from 40 s to 80 s fit; a minute no more than the others.
     assert feed(WindowWatch(), loose_window_answers(300, 60.0, 5, wide=40.0)) == []
+
+
+def probed_second_answers(limit: int, probes: int, *, every: float = 3.0):
+    """A client paced just under `limit` a calendar second, probing above it every
+    `every` seconds: each probe spends its second's count and is refused to the end of
+    it (a run of refusals a tenth of a second long), every other second goes through."""
+    pace = 0.97 * limit
+    answers = []
+    for second in range(round(every * probes) + 1):
+        if second % round(every) == 0 and second:
+            # The probe: the whole count in 0.9 s, then refused until the rollover.
+            answers += [(second + i * 0.9 / limit, True) for i in range(limit)]
+            answers += [(second + 0.9 + i * 0.02, False) for i in range(5)]
+        else:
+            answers += [(second + i / pace, True) for i in range(round(pace))]
+    return answers
+
+
+def test_a_second_s_window_probed_every_few_seconds_is_not_read_as_a_longer_one():
+    # Edges 3 s apart, as many let through between each: 50 per 1 s fits them as well as
+    # 145 per 3 s, and the longer read lets the whole count go in a burst, which a
+    # second's window refuses most of (28 refused in one second, fake clock).
+    read = feed(WindowWatch(), probed_second_answers(50, 6))
+    assert all(window.period == 1.0 for window in read), read
+
+
+@pytest.mark.parametrize(("limit", "period"), [(150, 3.0), (100, 2.0), (200, 4.0)])
+def test_a_window_refused_longer_than_any_shorter_window_is_read_at_its_length(limit, period):
+    # The count spent in a burst, then refused for the rest of the window: a shorter
+    # window dividing it would have reopened during the refusals.
+    read = feed(WindowWatch(), window_answers(limit, period, 4, sent=0.005))
+    assert [(w.limit, w.period) for w in read][:1] == [(limit, period)]

@@ -7,9 +7,10 @@ refusals, then successes again from the next window on. Each change from a
 refusal to a success is a window's edge, somewhere between the refused start
 and the admitted one; `WindowWatch` reads a window once `CYCLES` windows in a
 row fit one period of whole seconds (a gateway's policies count in seconds,
-minutes, hours or days) and let through the same number each; edges seen
-seconds wide (a minute's, through a slowed trickle) that fit a whole minute
-among other periods, a minute.
+minutes, hours or days), let through the same number each, and a run of
+refusals outlasted every shorter window that divides the period
+(`_rules_out_shorter`); edges seen seconds wide (a minute's, through a
+slowed trickle) that fit a whole minute among other periods, a minute.
 
 A token bucket overdrawn lets one through each interval (refusals and
 successes interleave, windows under a second: not read); a penalty box's
@@ -82,6 +83,12 @@ class _Edge:
     refused: float  # the last refused start before it
     admitted: float  # the first admitted start after the refusals
     count: int  # successes in the window it ends (since the edge before)
+    refused_from: float = -math.inf  # the first refused start of the run before it
+
+    @property
+    def refused_for(self) -> float:
+        """Seconds from the first refused start of the run before it to its admitted one."""
+        return self.admitted - self.refused_from
 
 
 class WindowWatch:
@@ -93,6 +100,7 @@ class WindowWatch:
         self._last_ok: bool | None = None
         self._last_refused = -math.inf
         self._run = 0  # refusals in a row, in the order the requests left
+        self._run_from = -math.inf  # the first of them
         self._count = 0
         self._edges: deque[_Edge] = deque(maxlen=CYCLES + 1)
         self.window: Window | None = None
@@ -126,10 +134,12 @@ class WindowWatch:
             # spent in its opening burst, is one of those read).
             self._edges.append(_Edge(-math.inf, started, 0))
         if not ok:
+            if not self._run:
+                self._run_from = started
             self._last_refused = started
             self._run += 1
         elif self._last_ok is False and self._run >= RUN:
-            edge = _Edge(self._last_refused, started, self._count)
+            edge = _Edge(self._last_refused, started, self._count, self._run_from)
             self._count, self._run = 1, 0
             if self.first_edge == math.inf:
                 self.first_edge, self.first_count = started, edge.count
@@ -162,6 +172,24 @@ class WindowWatch:
             period = MINUTE
         elif not period <= high < period + 1 or period > LONGEST:
             return None  # no whole second fits, or more than one does (edges seen loosely)
+        elif not _rules_out_shorter(period, edges[1:]):
+            return None
         window = Window(min(counts), period, edge.admitted)
         self.window = window
         return window
+
+
+def _rules_out_shorter(period: float, edges: list[_Edge]) -> bool:
+    """Whether a run of refusals lasted longer than any window that divides `period`.
+
+    A client paced just under a calendar second's quota, probing above it every
+    3 s, is refused only as each probe spends a second's count: edges 3 s apart,
+    145 let through between each, which fit 145 per 3 s as well as 50 per 1 s.
+    Read as 3 s, the pace gave way to a burst of the whole count, and a second's
+    window refused 28 of it (fake clock). A window of `d` seconds reopens within
+    any `d` of refusals, so refusals that lasted longer rule it out; the edges
+    alone cannot, for the windows between them were never spent.
+    """
+    whole = round(period)
+    divisor = max((d for d in range(1, whole) if whole % d == 0), default=0)
+    return divisor == 0 or max(edge.refused_for for edge in edges) > divisor
