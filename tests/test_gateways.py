@@ -509,6 +509,16 @@ def test_a_calendar_second_probed_every_3_s_is_never_sent_a_longer_window_s_burs
     assert len(run.starts) <= 1.075 * 760
 
 
+def test_a_probe_refused_as_a_blackout_begins_is_a_probe_not_a_cut_of_the_pace_held():
+    # Begun 5/32 s into a calendar second: each probe's refusals came back as the trickle
+    # through the blackout began, were judged against the trickle's rate, not the probe's,
+    # and made a cut of the pace held that raised the estimate (33 to 67/s), taken back
+    # as noise half a second later: another probe 3 s on, 19 refused each (107 in all).
+    run = crawl(FixedWindow(50, 1, **quiet()), seed=5, calendar=5 / 32)
+    assert sum(1 for started, ok in run.starts if not ok and started >= 6) <= 25
+    assert len(run.starts) <= 1.1 * 760
+
+
 def test_a_5_second_window_read_is_sent_in_a_burst_at_each_rollover():
     # Held under evenly it would send 19.6 a second; in a burst, each window's
     # count goes in its first second, as the gateway allows.

@@ -1167,7 +1167,13 @@ class AdaptiveRate:
             # on its own meanwhile, and the first successes give the basis. Or the
             # pace held after a punishment was punished too (held lower already).
             return
-        rate_now = self.rate
+        # The pace scheduled, not the trickle through a blackout in force: a probe's
+        # refusals that came back as a blackout began were taken for the held pace's, the
+        # last second's count (the probe's, two calendar seconds: 67/s of 50) raised the
+        # estimate from 33/s as a cut of it, and that cut was taken back as noise: a
+        # probe refused every 3 s, 19 refusals each (fake clock: 1.14x a crawl's
+        # requests, 1.09x now).
+        rate_now = self._rate_at(now)
         blind = False
         if previous is None:
             # The first sample: what got through since the first request left,
