@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -258,6 +259,32 @@ def test_a_crawl_stopped_part_way_and_resumed_loses_and_repeats_nothing(tmp_path
         assert second.returncode == 0, second.stderr
         assert f"{finished} already done".encode() in second.stderr
         assert rows_by_project(out.read_text()) == held(emu)
+
+
+def test_a_crawl_interrupted_while_throttled_counts_every_request_it_sent(tmp_path):
+    # Every request refused but the window's first 3: the summary and the report counted
+    # only the projects that finished, "requests: 0 (0 retries, 0 answered 429)" after 80
+    # requests and 80 refusals (an outsider's gateway), beside "22 requests/s".
+    quota = "window:3/60,announce=off"
+    with emulator_in_thread(projects=20, sharings_per_project=5, quota=quota) as emu:
+        report = tmp_path / "report.json"
+        arguments = [*VBS_ASYNC, "crawl", "--output", str(tmp_path / "out.jsonl"),
+                     "--report", str(report), *emu.project_ids]  # fmt: skip
+        process = subprocess.Popen(
+            arguments, env=command_env(emu), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + 30
+        while emu.quota.throttled < 30 and time.monotonic() < deadline:  # type: ignore[union-attr]
+            time.sleep(0.01)
+        _, stderr = stop_process(process, signal.SIGINT)
+        sent, refused = emu.requests_received, emu.quota.throttled  # type: ignore[union-attr]
+    assert process.returncode == 130, stderr
+    totals = json.loads(report.read_text())["totals"]
+    # The requests in flight at the signal may or may not have reached the emulator.
+    assert sent - 16 <= totals["requests"] <= sent
+    assert refused - 16 <= totals["throttled"] <= refused
+    summary = f"requests: {totals['requests']:,} ({totals['retries']} retries, "
+    assert f"{summary}{totals['throttled']:,} answered 429)".encode() in stderr
 
 
 def test_emulator_command_prints_its_url_and_a_token():

@@ -10,6 +10,8 @@ from vbs_async import (
     AuthenticationError,
     PasswordAuth,
     PermissionDeniedError,
+    RateLimitedError,
+    RequestTimeoutError,
     ServerError,
     TokenAuth,
     TransportError,
@@ -114,6 +116,21 @@ def test_an_endpoint_that_never_answered_stops_at_once_one_that_stopped_after_th
         f"the endpoint {ENDPOINT} stopped answering: the last 3 projects failed without an "
         "answer (could not connect); check the endpoint and the network (proxy, firewall)"
     )
+
+
+def test_a_deadline_run_out_behind_a_throttling_endpoint_is_not_an_endpoint_that_never_answered():
+    # Every request answered 429, `--deadline 5`: the calls failed as throttled, then one
+    # as cut at its deadline mid-request. It read "the endpoint ... does not answer: ...
+    # check --endpoint ... and the network" (an outsider's gateway: 443 requests answered).
+    watcher = policy(window=3)
+    for _ in range(5):
+        watcher.failed(RateLimitedError("HTTP 429: throttled", status=429))
+    watcher.failed(RequestTimeoutError("no answer within the call's deadline"))
+    # Nor does a call failed before it was sent (behind a quota) count as an answer.
+    never = policy()
+    never.failed(RateLimitedError("not sent: the quota", status=429, request_sent=False))
+    with pytest.raises(CrawlStoppedError, match="does not answer"):
+        never.failed(RequestTimeoutError("no answer within the call's deadline"))
 
 
 def test_max_failures_counts_every_failed_project_once():

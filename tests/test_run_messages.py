@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from vbs_async import BackupSharing, ServerError, SharingPage
+from vbs_async import BackupSharing, ListingStats, ServerError, SharingPage
 from vbs_async._models import Project, ProjectDone
 from vbs_async.cli import _output, _run
 from vbs_async.cli._failures import CrawlStoppedError
@@ -261,7 +261,9 @@ def watched(
     """(what the watchdog said, or None if it kept waiting; its clock)."""
     adaptive = SimpleNamespace(throttled_answers=3, rate=0.0)
     adaptive.measured_rate = lambda: adaptive.rate
-    client = SimpleNamespace(limiter=SimpleNamespace(started=10, adaptive=adaptive))
+    client = SimpleNamespace(
+        limiter=SimpleNamespace(started=10, adaptive=adaptive), listings=ListingStats()
+    )
     counts = Tally(total=1)
 
     def changes(now: float) -> None:
@@ -452,6 +454,7 @@ def fake_client(events: Callable[[], AsyncIterator[object]]) -> Any:
     adaptive = SimpleNamespace(throttled_answers=0, measured_rate=lambda: 0.0)
     return SimpleNamespace(
         limiter=SimpleNamespace(started=0, quotas=[], adaptive=adaptive),
+        listings=ListingStats(),
         auth=None,
         crawl_pages=lambda *_args, **_options: events(),
     )

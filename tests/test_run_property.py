@@ -21,7 +21,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vbs_async import BackupSharing, ProjectDone, ServerError, SharingPage, TokenAuth
+from vbs_async import (
+    BackupSharing,
+    ListingStats,
+    ProjectDone,
+    ServerError,
+    SharingPage,
+    TokenAuth,
+)
 from vbs_async.cli._run import CrawlJob, run_crawl
 from vbs_async.cli._state import State
 
@@ -47,6 +54,7 @@ class ScriptedClient:
         self.plan, self.order, self.die_at = plan, order, die_at
         self.auth = TokenAuth("t")
         self.limiter = SimpleNamespace(started=0, quotas=[])
+        self.listings = ListingStats()
 
     async def crawl_pages(self, pending: list[str], **_: Any):
         streams = {p: self._events(p) for p in pending}

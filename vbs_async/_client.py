@@ -33,6 +33,7 @@ from ._iam import PasswordAuth, normalise_auth_url
 from ._limits import RequestLimiter
 from ._models import (
     BackupSharing,
+    ListingStats,
     Project,
     ProjectDone,
     ProjectSharings,
@@ -288,6 +289,15 @@ class VBSClient:
     def limiter(self) -> RequestLimiter:
         """The client's request limiter (in-flight counts and the learned rate)."""
         return self._limiter
+
+    @property
+    def listings(self) -> ListingStats:
+        """Every listing's requests, retries and throttled answers so far, counted live.
+
+        The sum of the `ListingStats` of each listing, those still running (or
+        stopped midway, whose own figures never come) included.
+        """
+        return self._session.listings
 
     @property
     def retry_budget(self) -> RetryBudget:

@@ -52,6 +52,7 @@ from ._errors import (
     TransportError,
     VBSError,
 )
+from ._models import ListingStats
 from ._redaction import redact_error
 from ._responses import Response, api_error
 from ._retry import is_throttling, is_transient
@@ -62,7 +63,6 @@ if TYPE_CHECKING:
     from ._adaptive import Ticket
     from ._auth import Auth
     from ._limits import RequestLimiter
-    from ._models import ListingStats
     from ._requests import Request
     from ._retry import RetryBudget, RetryPolicy
     from ._transport import Transport
@@ -273,6 +273,9 @@ class Session:
 
     Attributes:
         closed: Set when the client closes; later calls are refused.
+        listings: Every listing's requests, retries and throttled answers so far,
+            counted as each is sent or answered (a crawl stopped midway has no
+            figures of its own for the projects it stopped).
     """
 
     def __init__(
@@ -298,6 +301,7 @@ class Session:
         # The known table's endpoint, used when no catalog names the service.
         self.fallback_endpoint = service.known_endpoint(region)
         self.closed = False
+        self.listings = ListingStats()
         self._loop: asyncio.AbstractEventLoop | None = None
         # Tasks inside `call` now; those `close()` cancelled, to tell its
         # cancellation from any other.
@@ -563,6 +567,7 @@ class Session:
                 _log_retry(request, error, state.attempt, wait)
                 if stats is not None:
                     stats.retries += 1
+                    self.listings.retries += 1
                 with state.deadline.measuring("backoff"):
                     await asyncio.sleep(wait)
                 state.attempt += 1
@@ -618,6 +623,7 @@ class Session:
                 state.throttled = refusal
                 if stats is not None:
                     stats.throttled += 1
+                    self.listings.throttled += 1
                 wait = self._throttle_wait(refusal, state)
                 remaining = state.deadline.remaining()
                 self._check_quota_reopens(refusal, url, request, state)
@@ -818,6 +824,7 @@ class Session:
         ) as ticket:
             if stats is not None:
                 stats.requests += 1
+                self.listings.requests += 1
             state.sent = self._sent[host] = self._sent.get(host, 0) + 1
             began = time.perf_counter()
             state.on_the_wire = True

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Final
 
 from vbs_async._agency import AgencyAuth
 from vbs_async._errors import (
+    APIError,
     AuthenticationError,
     ConfigurationError,
     PermissionDeniedError,
@@ -75,12 +76,14 @@ class FailurePolicy:
         self._window = unreachable_window
         self._succeeded = 0
         self._failed = 0
+        self._answered = False  # any HTTP answer at all: a success, a 429, a 500
         self._refused_in_a_row = 0
         self._unreachable_in_a_row = 0
 
     def succeeded(self) -> None:
         """A project finished well."""
         self._succeeded += 1
+        self._answered = True
         self._refused_in_a_row = 0
         self._unreachable_in_a_row = 0
 
@@ -91,6 +94,7 @@ class FailurePolicy:
             CrawlStoppedError: The crawl should stop now.
         """
         self._failed += 1
+        self._answered = self._answered or (isinstance(error, APIError) and error.request_sent)
         if isinstance(error, ConfigurationError):  # the same for every project
             raise CrawlStoppedError(str(error))
         # IAM refusing one project's token after it accepted the credentials
@@ -109,7 +113,9 @@ class FailurePolicy:
             raise CrawlStoppedError(
                 f"credentials refused ({error}); check {what_to_check(self._auth)}"
             )
-        if (unreachable or isinstance(error, TimeoutError)) and self._succeeded == 0:
+        # A deadline that ran out once the endpoint had answered (every request 429,
+        # a call cut at its deadline) is no endpoint that never answers.
+        if (unreachable or isinstance(error, TimeoutError)) and not self._answered:
             raise CrawlStoppedError(
                 f"the endpoint {self._endpoint} does not answer: {error}; check --endpoint "
                 "(VBS_ENDPOINT) and the network, or raise --timeout for a slow one"

@@ -47,6 +47,9 @@ class Tally:
         started: `time.monotonic()` at the start.
         requests_started: Requests started so far, counted live (the
             per-project figures arrive only when a project ends).
+        listings: The listings' requests, retries and throttled answers so far,
+            counted live: a crawl stopped midway (Ctrl-C) has no figures of its
+            own for the projects it stopped, and read "requests: 0" after 80.
         quotas: The quotas gateways announced (`50 per 1 s`), asked at the end.
     """
 
@@ -63,6 +66,7 @@ class Tally:
     duplicates: int = 0
     started: float = attrs.field(factory=time.monotonic)
     requests_started: Callable[[], int] | None = None
+    listings: Callable[[], tuple[int, int, int]] | None = None
     quotas: Callable[[], list[str]] | None = None  # the gateway's, as announced
 
     def record(self, result: ProjectDone) -> None:
@@ -88,6 +92,12 @@ class Tally:
     def elapsed(self) -> float:
         """Seconds since the start."""
         return time.monotonic() - self.started
+
+    def sent(self) -> tuple[int, int, int]:
+        """(requests, retries, throttled answers) of the listings so far, stopped ones included."""
+        if self.listings is not None:
+            return self.listings()
+        return self.requests, self.retries, self.throttled
 
     def rate(self) -> float:
         """Requests per second so far."""
@@ -122,13 +132,11 @@ class Tally:
     def summary(self, destination: str) -> tuple[list[str], list[str]]:
         """The closing report: (totals and where the rows went, the failed projects)."""
         skipped = f", {self.skipped:,} already done" if self.skipped else ""
+        requests, retries, throttled = self.sent()
         lines = [
             f"projects: {self.ok:,} ok, {len(self.failed):,} failed{skipped}",
             f"sharings: {self.sharings:,} written to {destination}",
-            (
-                f"requests: {self.requests:,} ({self.retries:,} retries, "
-                f"{self.throttled:,} answered 429)"
-            ),
+            f"requests: {requests:,} ({retries:,} retries, {throttled:,} answered 429)",
             f"shifts re-aligned: {self.shifts:,}, duplicates dropped: {self.duplicates:,}",
             (
                 f"elapsed: {self.elapsed:.2f}s ({rate_text(self.rows_per_second())} rows/s, "

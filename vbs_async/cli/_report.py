@@ -95,9 +95,7 @@ class Report:
                     for status in ("ok", "failed", "skipped", "not_crawled", "gone")
                 },
                 "sharings": tally.sharings,
-                "requests": tally.requests,
-                "retries": tally.retries,
-                "throttled": tally.throttled,
+                **dict(zip(("requests", "retries", "throttled"), tally.sent(), strict=True)),
                 "shifts": tally.shifts,
                 "elapsed": round(tally.elapsed, 3),
                 "rows_per_second": round(tally.rows_per_second(), 1),

@@ -218,10 +218,17 @@ async def _run(  # noqa: PLR0917 - a private step of run_crawl
     report = Report(job.project_ids, finished)
     _tell_gone(job, finished, report, stderr)
     started_before = client.limiter.started
+    listings = client.listings
+    before = (listings.requests, listings.retries, listings.throttled)
     tally = Tally(
         total=len(pending),
         skipped=len(job.project_ids) - len(pending),
         requests_started=lambda: client.limiter.started - started_before,
+        listings=lambda: (
+            listings.requests - before[0],
+            listings.retries - before[1],
+            listings.throttled - before[2],
+        ),
         quotas=lambda: [str(quota) for _, quota in client.limiter.quotas],
     )
     if state is not None and not state.is_new and not pending:
