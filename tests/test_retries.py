@@ -290,8 +290,19 @@ def test_retry_after_accepts_seconds_and_http_dates():
 def test_backoff_after_retry_after_adds_jitter_within_the_cap():
     policy = RetryPolicy(wait_max=5.0, wait_jitter=1.0)
     assert all(2.0 <= policy.backoff_after(1, 2.0) <= 3.0 for _ in range(100))
-    assert policy.backoff_after(1, 60.0) == 5.0
     assert all(0.1 <= policy.backoff_after(1, 0.0) <= 1.1 for _ in range(100))
+    assert all(4.5 <= policy.backoff_after(1, 4.5) <= 5.0 for _ in range(100))
+
+
+@pytest.mark.parametrize("wait", ["backoff_after", "throttle_backoff"])
+def test_a_retry_after_beyond_the_cap_is_spread_under_it_not_clipped_to_it(wait):
+    # `Retry-After: 30` capped at 5 s sent every request refused together back together
+    # 5 s later: a herd the gateway refused again (a 20/s bucket with a burst of 5: 21
+    # requests each 5 s, 16 refused each time, 25.5 s for a crawl of 3.8; an outsider's).
+    policy = RetryPolicy(wait_max=5.0, wait_jitter=1.0)
+    waits = [getattr(policy, wait)(1, 30.0) for _ in range(200)]
+    assert all(4.0 <= one <= 5.0 for one in waits)
+    assert max(waits) - min(waits) > 0.8
 
 
 async def test_attempts_one_means_no_retry(make_client, emu):
