@@ -661,6 +661,27 @@ def test_a_refusal_of_a_request_sent_before_the_probe_while_probing_cuts_to_the_
     assert gateway.rate.rate == pytest.approx(BETA * 40)
 
 
+def test_a_blackout_begun_before_the_probe_is_no_probe_punished():
+    # The crawl's first burst set off a 3-s penalty box around a 5/s bucket; the first
+    # sample read 2/s; the probe after its plateau began in the box and was refused
+    # there. Taken for a probe the gateway punished, it held the estimate at what "got
+    # through" and probed again only after 20 s, then 30: 2 a second of 5 for 30 s
+    # (an outsider's gateway: 53 s for 60 projects, now 27 s). Refused since before it
+    # began, it is the blackout going on: a floor read from the long run.
+    gateway = Gateway()
+    for i in range(14):  # the first burst: 2 through (a new connection answers late)
+        gateway.answer(10.04 + 0.001 * i, 10.0, ok=False, in_flight=3 + i)
+    gateway.answer(10.08, 10.0, in_flight=1)
+    gateway.answer(10.081, 10.0, in_flight=2)
+    started = 10.1
+    while started < 13.0:  # the box: each refused request tries again on its own
+        gateway.answer(started + 0.04, started, ok=False)
+        started += 0.2 if started < 11 else 0.4
+    assert gateway.rate.cuts >= 2
+    assert gateway.rate.estimate < 2  # what got through in the long run: a floor
+    assert gateway.at(13.0).rate < 2 < gateway.at(15.5).rate  # probed up from it once back
+
+
 def test_a_held_pace_refused_is_no_probe_to_be_punished():
     gateway = Gateway()
     held_round(gateway, climb=16, held="..x...x...x", span=0.45)

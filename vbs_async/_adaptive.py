@@ -1218,7 +1218,9 @@ class AdaptiveRate:
                 # few per cent low (19.5/s of a 20/s bucket, held at 18.5 for good).
                 self._ceiling = (now, max(estimate, HOLD * previous.estimate))
                 plateau = previous.plateau
-        elif previous is not None and rate_now > previous.estimate:
+        elif (
+            previous is not None and rate_now > previous.estimate and not self._still_out(previous)
+        ):
             estimate = self._probe_refused(previous, now, estimate, refused_at)
             # Probe less often.
             plateau, probe = min(PROBE_PLATEAU_MAX, previous.plateau * 1.5), True
@@ -1240,6 +1242,18 @@ class AdaptiveRate:
         self.estimate = estimate
         self.active = True
         self.cuts += 1
+
+    def _still_out(self, previous: _Cut) -> bool:
+        """Whether nothing got through since before the probe after `previous` began.
+
+        A probe that began in a blackout (a penalty box set off by the crawl's
+        first burst, 3 s long) found nothing that its pace provoked: refused
+        since before it began, it is the blackout going on, not a probe
+        punished (a 5/s bucket in a 3-s box, its first sample 2/s: that pace
+        held as punished for 30 s, 2 of 5 a second; an outsider's gateway).
+        """
+        probing = previous.at + (APPROACH + previous.plateau) * previous.rounds
+        return self._refused_run >= BLACKOUT_RUN and self._run_began < probing
 
     def _probe_refused(
         self, previous: _Cut, now: float, estimate: float, refused_at: float | None
