@@ -279,7 +279,9 @@ def test_a_crawl_interrupted_while_throttled_counts_every_request_it_sent(tmp_pa
         _, stderr = stop_process(process, signal.SIGINT)
         sent, refused = emu.requests_received, emu.quota.throttled  # type: ignore[union-attr]
     assert process.returncode == 130, stderr
-    totals = json.loads(report.read_text())["totals"]
+    written = json.loads(report.read_text())
+    assert written["stopped"] == "interrupted: SIGINT (Ctrl-C)"  # it said null
+    totals = written["totals"]
     # The requests in flight at the signal may or may not have reached the emulator.
     assert sent - 16 <= totals["requests"] <= sent
     assert refused - 16 <= totals["throttled"] <= refused

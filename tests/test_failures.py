@@ -126,6 +126,12 @@ def test_a_deadline_run_out_behind_a_throttling_endpoint_is_not_an_endpoint_that
     for _ in range(5):
         watcher.failed(RateLimitedError("HTTP 429: throttled", status=429))
     watcher.failed(RequestTimeoutError("no answer within the call's deadline"))
+    # Nor is a call answered with 429s, then cut at its deadline with a request on the
+    # wire (a gateway answering in 1 s): first, or ten in a row, not "does not answer",
+    # not "stopped answering".
+    slow = policy(window=3)
+    for _ in range(10):
+        slow.failed(RequestTimeoutError("deadline (5 refused with 429)", answered=True))
     # Nor does a call failed before it was sent (behind a quota) count as an answer.
     never = policy()
     never.failed(RateLimitedError("not sent: the quota", status=429, request_sent=False))

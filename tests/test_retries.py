@@ -845,6 +845,27 @@ def test_a_crawl_against_a_gateway_refusing_everything_ends_near_its_deadline(me
     assert took <= 2 * (2 * 5.0) + 1.0
 
 
+def test_a_call_cut_at_its_deadline_after_429s_says_the_endpoint_answered():
+    # A gateway answering every request with 429 in a second: the deadline cut the call
+    # with a request on the wire, a `RequestTimeoutError`, which the command took for an
+    # endpoint that never answered (an outsider's: "stopped answering ... check the
+    # network", exit 2). It says it had answers now.
+    async def answer(_: SentRequest) -> Response:
+        await asyncio.sleep(1.0)
+        return response(429, {"error_code": "APIG.0308", "error_msg": "throttled"})
+
+    transport = MockTransport(answer)
+    policy = RetryPolicy(timeout=3.5, wait_initial=0.0, wait_jitter=0.0, wait_max=0.0)
+    error, _ = on_virtual_clock(lambda: refused_call(transport, policy))  # sent at 0, 1, 2, 3
+    assert isinstance(error, RequestTimeoutError), error
+    assert "refused with 429, its request in flight unanswered" in str(error)
+    assert error.answered
+    silent = MockTransport(lambda _: asyncio.sleep(10, response(200, {"count": 0})))
+    error, _ = on_virtual_clock(lambda: refused_call(silent, RetryPolicy(timeout=3.5)))
+    assert isinstance(error, RequestTimeoutError)
+    assert not error.answered
+
+
 def test_an_announced_quota_and_zero_waits_end_by_the_deadline():
     # a16: the call was still running at 40 s with timeout=4, queued behind the quota.
     transport = always_throttled(SECOND_QUOTA)

@@ -187,6 +187,9 @@ class TransportError(VBSError):
             request left, so that even a non-idempotent call may be retried.
         retryable: False when trying again cannot help (a certificate that
             does not verify).
+        answered: True when the call had HTTP answers before this failure (429s it
+            waited out, then its deadline cut a request on the wire): the endpoint
+            answers, however this one ended.
     """
 
     def __init__(
@@ -197,10 +200,12 @@ class TransportError(VBSError):
         retryable: bool = True,
         project_id: str | None = None,
         offset: int | None = None,
+        answered: bool = False,
     ) -> None:
         super().__init__(message, project_id=project_id, offset=offset)
         self.request_sent = request_sent
         self.retryable = retryable
+        self.answered = answered
 
 
 class RequestTimeoutError(TransportError, TimeoutError):

@@ -535,6 +535,7 @@ class Session:
             f"included{what} {_DEADLINE_HINT}",
             project_id=request.project_id,
             offset=request.offset,
+            answered=state.throttles > 0,
         )
 
     def _still_throttled(self, refusal: APIError, why: str) -> APIError:

@@ -94,7 +94,10 @@ class FailurePolicy:
             CrawlStoppedError: The crawl should stop now.
         """
         self._failed += 1
-        self._answered = self._answered or (isinstance(error, APIError) and error.request_sent)
+        answered = (isinstance(error, APIError) and error.request_sent) or (
+            isinstance(error, TransportError) and error.answered
+        )
+        self._answered = self._answered or answered
         if isinstance(error, ConfigurationError):  # the same for every project
             raise CrawlStoppedError(str(error))
         # IAM refusing one project's token after it accepted the credentials
@@ -102,7 +105,10 @@ class FailurePolicy:
         alone = isinstance(error, AuthenticationError) and error.credentials_refused is False
         refused = isinstance(error, AuthenticationError | PermissionDeniedError) and not alone
         self._refused_in_a_row = self._refused_in_a_row + 1 if refused else 0
-        transport = isinstance(error, TransportError)
+        # A call whose requests were answered (429s), then cut at its deadline with
+        # one on the wire, is no project failed without an answer: behind a gateway
+        # answering every request with 429 in 1 s, ten such read "stopped answering".
+        transport = isinstance(error, TransportError) and not error.answered
         unreachable = isinstance(error, TransportError) and not error.request_sent
         self._unreachable_in_a_row = self._unreachable_in_a_row + 1 if transport else 0
         if refused and (

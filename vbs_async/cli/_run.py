@@ -290,7 +290,9 @@ async def _run(  # noqa: PLR0917 - a private step of run_crawl
     if recorder is not None and stopped_by.signal is None and stopped is None:
         recorder.finish()  # else the run stays open, to be resumed
     status = _status(tally, stopped_by, stopped)
-    _write_report(job, report, tally, status, stopped)
+    # A signal is a stop's reason too (the report said null for SIGINT, SIGTERM, SIGHUP).
+    why = f"interrupted: {stopped_by.name}" if stopped_by.signal is not None else stopped
+    _write_report(job, report, tally, status, why)
     # Last, as stderr may be gone (SIGHUP: the terminal closed); the files are done.
     with contextlib.suppress(OSError):
         display.summary(_destination(job, output))
