@@ -519,6 +519,20 @@ def test_a_probe_refused_as_a_blackout_begins_is_a_probe_not_a_cut_of_the_pace_h
     assert len(run.starts) <= 1.1 * 760
 
 
+@pytest.mark.parametrize(("box", "rate", "burst", "before"), [(5, 10, 5, 253), (3, 10, 5, 184)])
+def test_a_penalty_box_around_a_bucket_with_a_big_burst_does_not_cycle_for_good(
+    box, rate, burst, before
+):
+    # The probe's last second counted the bucket's burst, the pace held after its
+    # punishment set the box off again, and the probe from the blind floor was punished
+    # at the same pace: a box every 7 s (an outsider's gateways: 0.26 to 0.45 of the
+    # quota; here 253 s and 184 s for 76). The pace refused so now bounds the next one.
+    run = crawl(PenaltyBox(GatewayQuota(rate, burst, **quiet()), box), seconds=300)
+    ideal = 760 / rate
+    assert run.ended <= 0.65 * before
+    assert ideal / run.ended >= 0.55
+
+
 def test_a_5_second_window_read_is_sent_in_a_burst_at_each_rollover():
     # Held under evenly it would send 19.6 a second; in a burst, each window's
     # count goes in its first second, as the gateway allows.

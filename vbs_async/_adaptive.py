@@ -393,6 +393,8 @@ class AdaptiveRate:
         self._held_block = -math.inf
         # (when, rate): the quota as last read from a held pace refused for seconds.
         self._ceiling = (-math.inf, math.inf)
+        # When a pace held after a punishment was refused again, and the lowest such pace.
+        self._set_off = (-math.inf, math.inf)
         # (the first cut, the first refusal, what got through over a second): see
         # `_refine_first_cut`.
         self._refine: tuple[_Cut, float, float] | None = None
@@ -1020,6 +1022,11 @@ class AdaptiveRate:
             if previous.punished
             else max(previous.estimate, HOLD * min(held, cut.estimate))
         )
+        off_at, off_pace = self._set_off
+        if now < off_at + CEILING_MEMORY:
+            # A pace held after a punishment lately set the gateway off again: the
+            # second before this probe counted a bucket's saved-up burst as well.
+            estimate = max(previous.estimate, min(estimate, BETA * off_pace))
         self._cut = attrs.evolve(
             cut, rate=BETA * estimate, estimate=estimate, plateau=plateau, punished=True
         )
@@ -1174,6 +1181,7 @@ class AdaptiveRate:
         # probe refused every 3 s, 19 refusals each (fake clock: 1.14x a crawl's
         # requests, 1.09x now).
         rate_now = self._rate_at(now)
+        self._note_set_off(previous, rate_now, now)
         blind = False
         if previous is None:
             # The first sample: what got through since the first request left,
@@ -1242,6 +1250,24 @@ class AdaptiveRate:
         self.estimate = estimate
         self.active = True
         self.cuts += 1
+
+    def _note_set_off(self, previous: _Cut | None, rate_now: float, now: float) -> None:
+        """Remember a pace held after a punishment (`previous`) that the gateway refused again.
+
+        Behind a penalty box around a bucket whose burst is half its rate (5 s
+        around 10/s, 5), the probe's second before its refusal counted the burst
+        (13.6/s), the pace held after the punishment (12.2/s) set the box off
+        within seconds, the blind cuts fell to the long run (2.5/s), and the next
+        probe from there was punished at the same 12.8/s: a box every 7 s, 253 s
+        for a crawl of 76 (fake clock; an outsider's gateways, 0.26 to 0.45 of
+        their quota). For `CEILING_MEMORY` seconds a punished probe's estimate
+        stays a tenth under the lowest pace refused so: 124 s.
+        """
+        if previous is None or not previous.punished or rate_now > previous.estimate:
+            return  # no punishment, or probing beyond it
+        at, pace = self._set_off
+        held = self._rate_at(self._run_began)
+        self._set_off = (now, min(pace, held) if now < at + CEILING_MEMORY else held)
 
     def _still_out(self, previous: _Cut) -> bool:
         """Whether nothing got through since before the probe after `previous` began.
