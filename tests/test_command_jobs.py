@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import threading
 
@@ -257,7 +258,16 @@ def test_max_failures_stops_the_crawl(emu):
     emu.inject(Fault.answer(500), times=1000)
     result = crawl(emu, "--attempts", "1", "--max-projects", "1", "--max-failures", "2")
     assert result.exit_code == 2
-    assert "2 projects failed (--max-failures 2)" in result.stderr
+    assert "stopped: 2 projects failed (--max-failures 2)" in result.stderr
+    # The operator's own limit ends with a summary even before any project succeeded
+    # (it was one error line, as for wrong credentials; an outsider's all-429 gateway).
+    assert "projects: 0 ok, 2 failed" in result.stderr
+    # Two projects' requests, and those of any begun before the stop came.
+    counted = re.search(
+        r"^requests: (\d+) \(0 retries, 0 answered 429\)$", result.stderr, re.MULTILINE
+    )
+    assert counted is not None
+    assert 2 <= int(counted[1]) <= emu.requests_received + 1  # one cut on its way out
 
 
 def test_failure_lines_are_capped_then_counted(clean_env):

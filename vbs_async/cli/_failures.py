@@ -36,7 +36,17 @@ CREDENTIALS_IN_A_ROW: Final = 5
 
 
 class CrawlStoppedError(Exception):
-    """The crawl stopped early; the message says why and what to check."""
+    """The crawl stopped early; the message says why and what to check.
+
+    Attributes:
+        setup: A setup problem (credentials, endpoint, configuration), told in one
+            line when nothing was crawled yet; False for the operator's own limit
+            (`--max-failures`), which ends with a summary like any run.
+    """
+
+    def __init__(self, message: str, *, setup: bool = True) -> None:
+        super().__init__(message)
+        self.setup = setup
 
 
 def what_to_check(auth: Auth) -> str:
@@ -134,5 +144,6 @@ class FailurePolicy:
             )
         if self._max_failures is not None and self._failed >= self._max_failures:
             raise CrawlStoppedError(
-                f"{self._failed} projects failed (--max-failures {self._max_failures})"
+                f"{self._failed} projects failed (--max-failures {self._max_failures})",
+                setup=False,
             )

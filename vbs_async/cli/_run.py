@@ -277,9 +277,11 @@ async def _run(  # noqa: PLR0917 - a private step of run_crawl
                         recorder=recorder,
                     )
             except CrawlStoppedError as exc:
-                if tally.ok == 0:
+                if tally.ok == 0 and exc.setup:
                     # Nothing crawled yet: a setup problem (wrong credentials or
                     # endpoint), told in one line; the output is left alone.
+                    # (`--max-failures` is the operator's limit: it read as one,
+                    # with no summary of what the failures cost.)
                     _write_report(job, report, tally, EXIT_STOPPED, str(exc))
                     raise
                 stopped = str(exc)
