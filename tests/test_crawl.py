@@ -46,6 +46,32 @@ async def test_crawl_with_25_percent_faults_returns_exactly_the_held_sharings(ma
         )
 
 
+async def test_client_listings_add_up_every_listing_those_stopped_midway_included(make_client):
+    async with Emulator(
+        projects=40, sharings_per_project=24, seed=3, fault_rate=0.2, fault_seed=2,
+        retry_after=0, quota=(200, 20),
+    ) as emu:  # fmt: skip
+        client = make_client(emu, retry=PATIENT_RETRY)
+        results = [r async for r in client.crawl(emu.project_ids[:20], page_size=10)]
+        finished = client.listings
+        # Once every listing has ended, the sum of theirs, and what the emulator saw.
+        assert finished.requests == sum(r.stats.requests for r in results)
+        assert finished.retries == sum(r.stats.retries for r in results) > 0
+        assert finished.throttled == sum(r.stats.throttled for r in results) > 0
+        assert finished.requests == emu.requests_received
+        # A crawl cancelled midway: no per-project figures for the projects it stopped,
+        # the client's count goes on (it is the client's, across crawls).
+        before = (finished.requests, emu.requests_received)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(0.05):
+                async for _ in client.crawl(emu.project_ids[20:], page_size=10):
+                    pass
+        sent = client.listings.requests - before[0]
+        seen = emu.requests_received - before[1]
+        assert sent > 0
+        assert seen <= sent <= seen + 16  # those cut on their way out, at most one a project
+
+
 async def test_one_projects_failure_is_its_result_not_the_end(make_client):
     async with Emulator(projects=6, sharings_per_project=8) as emu:
         broken = emu.project_ids[2]

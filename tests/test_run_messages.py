@@ -73,6 +73,18 @@ def concluded(crawl: CrawlJob, counts: Tally, signum: int | None, stopped: str |
     return stderr.getvalue()
 
 
+def test_the_progress_summary_and_rate_show_the_requests_sent_not_only_those_finished():
+    # Behind a gateway refusing everything no project finishes for a while: the progress
+    # showed no 429 and the summary "requests: 0" beside a rate counted elsewhere.
+    counts = tally(0, 0, total=60)
+    counts.listings = lambda: (80, 3, 77)
+    counts.started -= 4.0
+    assert " 77 throttled, 20 req/s" in counts.line()
+    lines, _ = counts.summary("out.jsonl")
+    assert "requests: 80 (3 retries, 77 answered 429)" in lines
+    assert lines[4].endswith("(0.0 rows/s, 20 requests/s)")
+
+
 def test_an_interrupted_crawl_says_what_was_done_what_was_not_and_how_to_resume():
     assert concluded(job(), tally(3, 1), signal.SIGINT, None) == (
         "interrupted: SIGINT (Ctrl-C) after 4 projects finished in this run "

@@ -38,18 +38,18 @@ class Tally:
         sharings: Sharings written.
         listed: Sharings listed so far, those of projects still being listed
             (and of failed ones) included: what the progress shows.
-        requests: HTTP requests sent.
+        requests: HTTP requests sent for the projects finished.
         retries: Retries among them.
         throttled: Throttling answers (429) among them (waited out, or their
             projects failed: a quota that reopens past the deadline).
         shifts: Listing shifts detected and re-aligned.
         duplicates: Duplicate items dropped.
         started: `time.monotonic()` at the start.
-        requests_started: Requests started so far, counted live (the
-            per-project figures arrive only when a project ends).
         listings: The listings' requests, retries and throttled answers so far,
-            counted live: a crawl stopped midway (Ctrl-C) has no figures of its
-            own for the projects it stopped, and read "requests: 0" after 80.
+            counted live, what the progress, the summary and the report show
+            (the per-project figures arrive only when a project ends, and a
+            crawl stopped midway, Ctrl-C, read "requests: 0" after 80); the
+            finished projects' sums without it.
         quotas: The quotas gateways announced (`50 per 1 s`), asked at the end.
     """
 
@@ -65,7 +65,6 @@ class Tally:
     shifts: int = 0
     duplicates: int = 0
     started: float = attrs.field(factory=time.monotonic)
-    requests_started: Callable[[], int] | None = None
     listings: Callable[[], tuple[int, int, int]] | None = None
     quotas: Callable[[], list[str]] | None = None  # the gateway's, as announced
 
@@ -101,8 +100,7 @@ class Tally:
 
     def rate(self) -> float:
         """Requests per second so far."""
-        sent = self.requests if self.requests_started is None else self.requests_started()
-        return sent / self.elapsed if self.elapsed > 0 else 0.0
+        return self.sent()[0] / self.elapsed if self.elapsed > 0 else 0.0
 
     def rows_per_second(self) -> float:
         """Rows written per second so far."""
@@ -122,7 +120,8 @@ class Tally:
     def line(self) -> str:
         """One line of progress, at most 80 columns for up to a million projects."""
         total = "?" if self.total is None else f"{self.total:,}"
-        throttled = f" {self.throttled:,} throttled," if self.throttled else ""
+        _, _, refused = self.sent()
+        throttled = f" {refused:,} throttled," if refused else ""
         return (
             f"{self.done:,}/{total} projects, {self.listed:,} sharings, "
             f"{len(self.failed):,} failed,{throttled} {rate_text(self.rate())} req/s, "

@@ -217,13 +217,11 @@ async def _run(  # noqa: PLR0917 - a private step of run_crawl
     pending = [p for p in job.project_ids if p not in finished]
     report = Report(job.project_ids, finished)
     _tell_gone(job, finished, report, stderr)
-    started_before = client.limiter.started
     listings = client.listings
     before = (listings.requests, listings.retries, listings.throttled)
     tally = Tally(
         total=len(pending),
         skipped=len(job.project_ids) - len(pending),
-        requests_started=lambda: client.limiter.started - started_before,
         listings=lambda: (
             listings.requests - before[0],
             listings.retries - before[1],
