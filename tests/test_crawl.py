@@ -8,7 +8,7 @@ import gc
 
 import pytest
 
-from vbs_async import NotFoundError, ProjectSharings, VBSError
+from vbs_async import NotFoundError, ProjectSharings, RetryPolicy, VBSError
 from vbs_async._crawl import fan_out
 from vbs_async.testing import Emulator, Fault
 
@@ -62,14 +62,33 @@ async def test_client_listings_add_up_every_listing_those_stopped_midway_include
         # A crawl left at its first result: the projects still being listed are stopped
         # with no figures of their own; the client's count has their requests (it is the
         # client's, across crawls).
-        before = (finished.requests, emu.requests_received)
+        before, received = client.listings, emu.requests_received
         crawl = client.crawl(emu.project_ids[20:], page_size=10)
         async with contextlib.aclosing(crawl):
             first = await anext(crawl)
-        sent = client.listings.requests - before[0]
-        seen = emu.requests_received - before[1]
+        # Each read a copy: read before and after, they give what the crawl cost (the
+        # live object read 0 for 10 requests so, and kept whatever a caller assigned).
+        client.listings.requests = -1000
+        sent = client.listings.requests - before.requests
+        seen = emu.requests_received - received
         assert sent > first.stats.requests
         assert seen <= sent <= seen + 16  # those cut on their way out, at most one a project
+
+
+async def test_a_retry_is_counted_once_sent_not_while_its_back_off_is_cut_short(make_client):
+    # Counted as it was scheduled, a retry whose back-off a stop cut short counted as
+    # one never sent: "requests: 32 (32 retries)" where 12 were repeats (an outsider's).
+    async with Emulator(projects=8, sharings_per_project=3) as emu:
+        emu.inject(Fault.answer(503), times=1000)
+        policy = RetryPolicy(attempts=3, wait_initial=5.0, wait_jitter=0.0, timeout=None)
+        client = make_client(emu, retry=policy)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(0.5):
+                async for _ in client.crawl(emu.project_ids):
+                    pass
+        counted = client.listings
+    assert counted.requests == emu.requests_received > 0
+    assert counted.retries == 0  # every one asleep in its 5-s back-off
 
 
 async def test_one_projects_failure_is_its_result_not_the_end(make_client):

@@ -228,6 +228,7 @@ class _CallState:
     sent: int = 0  # the number of its last request among those sent to its host
     on_the_wire: bool = False  # a request of it is out, unanswered
     outcome_unknown: bool = False  # an attempt may have reached the service, its answer lost
+    retrying: bool = False  # its next request repeats a failed one: a retry, once sent
 
 
 class _AlreadyRetried(Exception):  # noqa: N818 - a carrier, never leaves the session
@@ -566,9 +567,8 @@ class Session:
                     raise
                 state.outcome_unknown |= _may_have_acted(error)
                 _log_retry(request, error, state.attempt, wait)
-                if stats is not None:
-                    stats.retries += 1
-                    self.listings.retries += 1
+                state.retrying = True  # counted once sent: a call stopped in its back-off
+                # counted retries it never sent (32 for 12, an outsider's Ctrl-C)
                 with state.deadline.measuring("backoff"):
                     await asyncio.sleep(wait)
                 state.attempt += 1
@@ -826,6 +826,9 @@ class Session:
             if stats is not None:
                 stats.requests += 1
                 self.listings.requests += 1
+                stats.retries += state.retrying
+                self.listings.retries += state.retrying
+            state.retrying = False
             state.sent = self._sent[host] = self._sent.get(host, 0) + 1
             began = time.perf_counter()
             state.on_the_wire = True

@@ -205,6 +205,21 @@ def check_paths(
     check_distinct(targets)
 
 
+def _listings_since(client: VBSClient) -> Callable[[], tuple[int, int, int]]:
+    """The listings' (requests, retries, 429s) since now, read live (a client may crawl again)."""
+    before = client.listings
+
+    def since() -> tuple[int, int, int]:
+        now = client.listings
+        return (
+            now.requests - before.requests,
+            now.retries - before.retries,
+            now.throttled - before.throttled,
+        )
+
+    return since
+
+
 async def _run(  # noqa: PLR0917 - a private step of run_crawl
     client: VBSClient,
     job: CrawlJob,
@@ -217,16 +232,10 @@ async def _run(  # noqa: PLR0917 - a private step of run_crawl
     pending = [p for p in job.project_ids if p not in finished]
     report = Report(job.project_ids, finished)
     _tell_gone(job, finished, report, stderr)
-    listings = client.listings
-    before = (listings.requests, listings.retries, listings.throttled)
     tally = Tally(
         total=len(pending),
         skipped=len(job.project_ids) - len(pending),
-        listings=lambda: (
-            listings.requests - before[0],
-            listings.retries - before[1],
-            listings.throttled - before[2],
-        ),
+        listings=_listings_since(client),
         quotas=lambda: [str(quota) for _, quota in client.limiter.quotas],
     )
     if state is not None and not state.is_new and not pending:
