@@ -235,7 +235,9 @@ def _learn(gateway: GatewayModel, limiter: RequestLimiter, ticket: Ticket, now: 
     """What a refusal teaches, as the session learns it: the quota it names, else the rate."""
     body, _ = gateway.refusal("simulated", now)
     named = parse_quota(orjson.loads(body)["error_msg"])
-    if named is None:
+    if named is not None:
+        limiter.doubts("gateway", "api", named)
+    if named is None or not limiter.believes("gateway", "api", named):
         limiter.adaptive.throttled(ticket)
     else:
         limiter.adaptive.refused_under_quota(ticket)

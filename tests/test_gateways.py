@@ -8,6 +8,7 @@ is tested end to end against the emulator.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import itertools
 import os
@@ -20,8 +21,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from vbs_async import ProjectSharings, RetryPolicy, TokenAuth, VBSClient
-from vbs_async._adaptive import HELD_MEMORY
+from vbs_async._adaptive import HELD_MEMORY, Ticket
 from vbs_async._announced import PHASE_PROBES, Quota, parse_quota
+from vbs_async._limits import OVERSTATED_MEMORY, RequestLimiter
 from vbs_async.testing import (
     AllOf,
     Emulator,
@@ -40,7 +42,7 @@ from vbs_async.testing import (
     response,
 )
 
-from ._helpers import sharing_document
+from ._helpers import FakeClock, sharing_document
 from ._throttle_sim import DrawnAsTheOutsiderDrew, SharedWithOthers, Simulated, simulate
 from .test_retries import on_virtual_clock
 
@@ -1243,6 +1245,117 @@ async def test_an_absurd_announced_limit_is_learned_from_instead(make_client):
         assert await client.count_sharings(emu.project_ids[0]) == 3
         assert client.limiter.quotas == []  # nothing announced believed
         assert client.limiter.adaptive.throttled_answers == 2  # learned from instead
+
+
+class Overstating(GatewayQuota):
+    """A bucket (`rate`, `burst`) whose 429s name `named` a second, far above it."""
+
+    def __init__(self, rate: float, burst: int, named: int) -> None:
+        super().__init__(rate, burst)
+        self.named = named
+
+    def quota(self, now: float | None = None) -> tuple[int, str] | None:
+        del now
+        return self.named, "1 second"
+
+
+@pytest.mark.parametrize(
+    ("named", "most_requests"),
+    [
+        # Paced under 100 a second, each refusal paused the pace and, refused again,
+        # blocked until the calendar second rolled over: 7 a second got through, 84 s
+        # and 1.30x the requests (1.09x to 1.10x now, 40 s).
+        (100, 1.15),
+        # Paced under 5,000 a second (nothing): 44 s and 2.5x the requests (1.17x to
+        # 1.19x now, 38 s).
+        (5000, 1.25),
+    ],
+)
+def test_a_quota_named_far_above_what_the_gateway_lets_through_is_learned_from(
+    named, most_requests
+):
+    # helper-61's gateway: a 20/s bucket naming 5,000 a second, 51 % of requests refused.
+    run = simulate(Overstating(20, 5, named), seconds=300, requests=760, listings=16, seed=0)
+    assert run.completed == 760
+    assert run.ended <= 1.15 * 760 / 20  # 38 s at the quota
+    assert len(run.starts) <= most_requests * 760
+    assert run.limiter.quotas == []  # not paced under it any more
+
+
+@pytest.mark.parametrize(
+    "gateway",
+    [
+        pytest.param(lambda: SharedWithOthers(30), id="a-quota-others-spend-30-of-50"),
+        pytest.param(lambda: parse_gateway("penalty:2+50:10"), id="a-2-s-penalty-box"),
+        pytest.param(lambda: parse_gateway("window:100/5"), id="100-per-5-s"),
+    ],
+)
+def test_a_named_quota_that_holds_is_never_found_overstated(gateway):
+    # Others spending the quota leave this client less of it, a penalty box lets nothing
+    # through for 2 s, a 5-s window spent in a burst nothing for 4: none lets through
+    # under a quarter of what it names while refusing and letting some through.
+    random.seed(0)
+    run = simulate(gateway(), seconds=300, requests=760, listings=16, seed=0)
+    assert run.completed == 760
+    assert run.limiter.quotas != []
+    assert run.limiter.adaptive.cuts == 0  # every 429 paced under the quota, none learned from
+
+
+def test_a_client_behind_a_gateway_naming_five_times_its_quota_runs_at_the_quota(caplog):
+    # The session's path (`Session._learn`), on the virtual clock: a 20/s bucket (burst 5)
+    # whose 429s name 100 a second. 80 projects of three pages: 12 s at the quota.
+    named = "The throttling threshold has been reached: policy user over ratelimit,"
+    named += "limit:100,time:1 second"
+    bucket = {"tokens": 5.0, "at": 0.0}
+
+    def answer(sent: SentRequest) -> Response:
+        now = asyncio.get_running_loop().time()
+        bucket["tokens"] = min(5.0, bucket["tokens"] + 20 * (now - bucket["at"]))
+        bucket["at"] = now
+        if bucket["tokens"] < 1:
+            return response(429, {"error_code": "APIG.0308", "error_msg": named})
+        bucket["tokens"] -= 1
+        offset = sent.request.offset or 0
+        project = sent.request.project_id
+        page = [sharing_document(f"{project}-{i}", project) for i in range(offset, offset + 100)]
+        return response(200, {"shared": page[: max(0, 250 - offset)], "count": 250})
+
+    async def crawl() -> tuple[list[ProjectSharings], object]:
+        async with VBSClient(
+            "https://vbs.example", auth=TokenAuth("t"), transport=MockTransport(answer)
+        ) as client:
+            projects = [f"{i:032x}" for i in range(1, 81)]
+            return [result async for result in client.crawl(projects)], client.limiter.quotas
+
+    with caplog.at_level("INFO", logger="vbs_async"):
+        (results, quotas), took = on_virtual_clock(crawl)
+    assert all(result.ok for result in results)
+    # Paced under 100 a second: 34 s, 7 a second through. Now 15.3 s: 3 s under it, then
+    # learned as an unnamed quota.
+    assert took < 1.35 * 240 / 20
+    assert quotas == []
+    assert "names a quota of 100 per 1 s but lets through under a quarter" in caplog.text
+
+
+def test_a_quota_found_overstated_is_not_believed_for_a_minute_but_another_is_at_once():
+    clock = FakeClock()
+    limiter = RequestLimiter(16, None, clock=clock)
+    named, other = Quota(100, 1.0, "user", "1 second"), Quota(30, 1.0, "user", "1 second")
+    assert limiter.announced("host", "api", named, clock())
+    # 4 s of answers under it: a quarter refused, 15 a second through (a quarter is 25).
+    for tick in range(80):
+        clock.now += 0.05
+        ticket = Ticket(clock() - 0.04, 1)
+        if tick % 4:
+            limiter.adaptive.succeeded(ticket)
+        else:
+            limiter.adaptive.refused_under_quota(ticket)
+    assert limiter.doubts("host", "api", named)
+    assert limiter.quotas == []
+    assert not limiter.believes("host", "api", named)
+    assert limiter.believes("host", "api", other)  # another quota named: news
+    clock.now += OVERSTATED_MEMORY
+    assert limiter.believes("host", "api", named)
 
 
 @pytest.mark.parametrize(("model", "before"), [("50:1", 0.11), ("20:1", 0.2)])

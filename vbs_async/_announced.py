@@ -136,6 +136,19 @@ client's answers (`AdaptiveRate`'s last 10 s) hold fewer: the spacing rule judge
 NOISE_STARTS: Final = 10
 """The starts before a refused one whose spacing tells the pace it was refused at: one gap
 jitters with the event loop's timers (a pace at 77 % read 80 % to 125 % from one gap)."""
+OVERSTATED: Final = 0.25
+OVERSTATED_SPAN: Final = 3.0
+"""A quota is not believed once, over the last `OVERSTATED_SPAN` seconds (two periods, if
+longer) since it was learned, under `OVERSTATED` of its limit got through while more than
+`QUOTA_NOISE_SHARE` of the answers were refused, and something got through every half of
+that span (a lower limit than it names lets a request through each of its intervals; a
+penalty box lets none). A 20/s bucket naming 100 a second, paced under the quota it
+named, blocked each refusal until the calendar second rolled over: 7 a second got through,
+84 s for a crawl of 760 where 38 s would do (40 s now); naming 5000 a second, 2.5x the
+requests (1.18x now; fake clock). Its refusals are learned from as unnamed ones then
+(`_limits.RequestLimiter.believes`). The share: others spending a quota this client shares
+leave it more (another client sending 40 a second to 50 left it 14). Not sooner than 3 s:
+at 9 answers a second, 2 s held too few to judge (`QUOTA_NOISE_ANSWERS`)."""
 PUNISHMENT_WATCH: Final = 3.0
 """Seconds, from the window after a refused probe, in which a refusal at the quota itself
 is the probe's punishment."""
@@ -465,6 +478,25 @@ class AnnouncedQuota:
             all(above(first + i * period) for i in range(periods)) for first in through
         )
         return self._forgotten
+
+    def overstated(self) -> bool:
+        """Whether it lets through much less than it names, refusals all along (`OVERSTATED`)."""
+        answers = self._answers
+        if answers is None or self.each_project or self.project is not None or self.scale() > 1:
+            return False  # nothing to judge by; or a copy per project, or probing above it
+        now = self._clock()
+        span = max(OVERSTATED_SPAN, 2 * self.quota.period)
+        if now - self.since < span or span > BEFORE_ANSWERED:
+            return False  # too soon; or longer than the client's log of answers
+        begin = now - span
+        share, judged = answers.share_refused(begin)
+        if judged < QUOTA_NOISE_ANSWERS or share <= QUOTA_NOISE_SHARE:
+            return False
+        through = answers.started_through(begin)
+        if len(through) >= OVERSTATED * self.quota.limit * span / self.quota.period:
+            return False
+        edges = [begin, *through, now]
+        return max(later - earlier for earlier, later in itertools.pairwise(edges)) < span / 2
 
     def _allowed(self) -> int:
         """Starts a period may hold: a short quota's limit less its margin, a longer one's all.

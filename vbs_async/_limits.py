@@ -24,7 +24,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Final
 
 from ._adaptive import LONG_WINDOW, AdaptiveRate, Ticket
-from ._announced import RAISED, AnnouncedQuota, Quota, per_second
+from ._announced import QUIET, RAISED, AnnouncedQuota, Quota, per_second
 from ._pacing import StartRateLimiter, loop_time
 
 if TYPE_CHECKING:
@@ -40,6 +40,11 @@ times its limit got through, across projects, among the client's requests starte
 period: a quota counting them all lets twice its limit through at most (a calendar window
 straddled), three times from a bucket whose burst is twice its rate. A quota per project
 taken for every request's paced a crawl of 20 projects at 2/s in all: 45.6 s, not 7."""
+
+
+OVERSTATED_MEMORY: Final = QUIET
+"""Seconds a quota found overstated is not believed (its refusals learned from as unnamed):
+as long as an announced quota is paced under before it is probed above."""
 
 
 class RequestLimiter:
@@ -81,6 +86,9 @@ class RequestLimiter:
         self._copy_refusals: dict[tuple[str, str | None], deque[tuple[float, str]]] = {}
         # Scopes whose policy was found to count every project: never taken apart again.
         self._shared: set[tuple[str, str | None]] = set()
+        # Quotas named that let much less through than they say (`AnnouncedQuota.overstated`),
+        # per scope, and when found: their refusals are learned from as unnamed ones.
+        self._overstated: dict[tuple[str, str | None], tuple[Quota, float]] = {}
 
     @property
     def quotas(self) -> list[tuple[str, Quota]]:
@@ -162,6 +170,33 @@ class RequestLimiter:
             pacer.project = project  # the one project's policy, announced anew
         self._quotas[key] = pacer
         return True
+
+    def doubts(self, host: str, api: str, quota: Quota) -> bool:
+        """Whether `quota`, paced under for its scope, is found overstated just now.
+
+        A gateway naming a quota far above what it lets through (a 20/s bucket
+        naming 100 a second): the quota goes, and for `OVERSTATED_MEMORY` seconds
+        its refusals are learned from as if unnamed (`believes`).
+        """
+        key = (host, api if quota.per_api else None)
+        known = self._quotas.get(key)
+        if known is None or known.forgotten or known.quota != quota or not known.overstated():
+            return False
+        known.retired = True
+        del self._quotas[key]
+        self._overstated[key] = (quota, self._clock())
+        return True
+
+    def believes(self, host: str, api: str, quota: Quota) -> bool:
+        """Whether a refusal naming `quota` is paced under it (not found overstated lately)."""
+        key = (host, api if quota.per_api else None)
+        doubted = self._overstated.get(key)
+        if doubted is None or doubted[0] != quota:
+            return True
+        if self._clock() >= doubted[1] + OVERSTATED_MEMORY:
+            del self._overstated[key]
+            return True
+        return False
 
     @staticmethod
     def _ceiling(known: AnnouncedQuota | None, quota: Quota) -> Quota:

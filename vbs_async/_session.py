@@ -679,10 +679,17 @@ class Session:
     def _learn(self, refusal: APIError, url: URL, request: Request, ticket: Ticket) -> None:
         """What a throttling answer teaches: the quota it names, else the learned rate."""
         quota = parse_quota(refusal.message)
-        if quota is None:
+        host, api = _route(url, request)
+        if quota is not None and self.limiter.doubts(host, api, quota):
+            logger.info(
+                "the gateway at %s names a quota of %s but lets through under a quarter of it;"
+                " learning its rate from its 429s instead",
+                host,
+                quota,
+            )
+        if quota is None or not self.limiter.believes(host, api, quota):
             self.limiter.adaptive.throttled(ticket)
             return
-        host, api = _route(url, request)
         self.limiter.adaptive.refused_under_quota(ticket)
         if self.limiter.announced(host, api, quota, ticket.started, request.project_id):
             logger.info(
