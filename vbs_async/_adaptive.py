@@ -200,17 +200,20 @@ Not for a punishment: a bucket whose quota dropped (60/s to 7.7/s) lets one thro
 CUT_ANSWERS: Final = 10
 """The fewest answers a cut's share of refusals is judged on (`_judged_from`)."""
 BLACKOUT_PATIENCE: Final = 4.0
-BLACKOUT_SLOWEST: Final = 4.0
-BLACKOUT_LONG: Final = 5.0
+BLACKOUT_SLOWEST: Final = 2.0
+BLACKOUT_TAIL: Final = 20.0
 """The trickle slows as the blackout lasts, to `BLACKOUT_PATIENCE` divided by the seconds
 it has lasted (a quarter of that between requests), but not under `BLACKOUT_SLOWEST` a
-second for the first `BLACKOUT_LONG` seconds: at 10 a second, a 5-second window spent in
-its first half second cost about 30 refusals a window; slower, it cost 17, and its end is
-seen at most a quarter second late. Past that, a request each twentieth of the time it
-has lasted: 4 a second into a minute's window spent in its first seconds, or an outage of
-a minute, cost 1.40x a crawl's requests behind 300 a minute (247 sent into the outage,
-75 now; its end seen up to 3 s late, not a quarter second). Edges seen that loosely fit
-many whole seconds: `_windows` reads the one whole minute among them."""
+second, nor, past `BLACKOUT_TAIL / BLACKOUT_SLOWEST` seconds, under a request each
+twentieth of the time it has lasted. At 10 a second, a 5-second window spent in its
+first half second cost about 30 refusals a window; at 4 (and 4 a second the floor), 17,
+its end seen at most a quarter second late; with a floor of 2 a second, 14, and half a
+second late at most (100 per 5 s, 1.086x a crawl's requests, now 1.072x; a 2-s penalty
+box 1.062x, now 1.058x; a window of a second's blackouts end before the floor: fake
+clock). Past it: 4 a second into a minute's window spent in its first seconds, or an
+outage of a minute, cost 1.40x a crawl's requests behind 300 a minute (247 sent into the
+outage, 75 now; its end seen up to 3 s late, not a quarter second). Edges seen that
+loosely fit many whole seconds: `_windows` reads the one whole minute among them."""
 BLACKOUT_GAP: Final = 0.25
 """Seconds (or three of the estimate's intervals, if longer) without a success after a
 refused probe that make a punishment: a penalty box or a spent fixed window refuses
@@ -415,7 +418,7 @@ class AdaptiveRate:
             # Slower as it lasts (a spent window may last seconds).
             trickle = max(BLACKOUT_TRICKLE, BLACKOUT_SHARE * self.estimate)
             lasted = max(now - self._last_success, 1e-3)
-            slowest = BLACKOUT_SLOWEST * min(1.0, BLACKOUT_LONG / lasted)  # a long one: slower
+            slowest = min(BLACKOUT_SLOWEST, BLACKOUT_TAIL / lasted)  # a long one: slower
             return min(rate, trickle, max(slowest, BLACKOUT_PATIENCE / lasted))
         return rate
 

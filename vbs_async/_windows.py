@@ -49,7 +49,7 @@ the controller's long-window goodput serves better meanwhile)."""
 MINUTE: Final = 60.0
 """Edges that fit many whole seconds, a whole minute among them and all within half a
 minute of each other, read a minute: a trickle through a long blackout slows as it lasts
-(`_adaptive.BLACKOUT_LONG`), and sees a minute's edges seconds wide. A policy counts whole
+(`_adaptive.BLACKOUT_TAIL`), and sees a minute's edges seconds wide. A policy counts whole
 minutes; a window a few seconds off one, read so, lets through a few per cent less (or
 refuses the next probe, and goes back to what the controller learns)."""
 SETTLED: Final = 0.25
