@@ -500,7 +500,8 @@ def test_a_probe_followed_by_a_blackout_goes_back_to_the_pace_before_it_for_20_s
         BETA * held + 0.8 * (HOLD - BETA) * held
     )
     assert gateway.at(probe_at + 0.5 + 19.99).rate == pytest.approx(HOLD * held)
-    assert gateway.at(probe_at + 0.5 + 20 + 0.7).rate == pytest.approx(2 * HOLD * held)
+    # Then a slow probe: doubling in 7 s (`PUNISHED_DOUBLING`), not 0.7.
+    assert gateway.at(probe_at + 0.5 + 20 + 7).rate == pytest.approx(2 * HOLD * held)
 
 
 def test_with_noise_known_a_punishment_needs_a_run_of_refusals_the_noise_seldom_draws():
@@ -553,7 +554,8 @@ def test_a_second_punished_probe_keeps_the_pace_held_and_waits_30_s_to_probe_aga
     # Not what got through before this probe (a probe's own pace): the pace held before.
     assert gateway.rate.estimate == pytest.approx(held)
     assert gateway.at(again + 0.5 + 29.99).rate == pytest.approx(HOLD * held)
-    assert gateway.at(again + 0.5 + 30 + 0.7).rate == pytest.approx(2 * HOLD * held)
+    # Then a slow probe: doubling in 7 s (`PUNISHED_DOUBLING`), not 0.7.
+    assert gateway.at(again + 0.5 + 30 + 7).rate == pytest.approx(2 * HOLD * held)
 
 
 def test_a_pace_cut_in_a_blackout_doubles_from_the_first_success_after_it():

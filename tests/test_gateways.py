@@ -544,6 +544,23 @@ def test_a_penalty_box_around_a_bucket_with_a_big_burst_does_not_cycle_for_good(
     assert ideal / run.ended >= 0.55
 
 
+@pytest.mark.parametrize(
+    ("box", "rate", "burst", "before"),
+    [(2, 20, 1, 0.48), (3, 10, 10, 0.48), (5, 10, 1, 0.42), (4, 5, 5, 0.51)],
+)
+def test_a_probe_of_a_gateway_that_punished_one_climbs_slowly_and_keeps_what_it_read(
+    box, rate, burst, before
+):
+    # Doubling in 0.7 s, a punished probe's second before its refusal counted the climb
+    # (12.5/s where 20/s was refused), and every later punished probe went back to the
+    # pace held before it: a crawl held at 11/s of 20 for good. Climbing a tenth a
+    # second, the refusal comes just above the quota, and what the second before it
+    # read is kept (efficiency `before`, now 0.6 to 0.7).
+    run = crawl(PenaltyBox(GatewayQuota(rate, burst, **quiet()), box), seconds=400)
+    assert run.completed == 760
+    assert 760 / rate / run.ended >= before + 0.09
+
+
 def test_a_5_second_window_read_is_sent_in_a_burst_at_each_rollover():
     # Held under evenly it would send 19.6 a second; in a burst, each window's
     # count goes in its first second, as the gateway allows.

@@ -28,7 +28,8 @@ botocore's adaptive mode, the first anchor, failed each as said):
   the blackout lasts: `BLACKOUT_PATIENCE`) until one gets through; a probe
   followed by such a blackout (`BLACKOUT_GAP`) was punished: the pace goes back to what held
   before it, the blackout cuts nothing, and the next probe waits
-  `PUNISHED_PLATEAU` seconds, doubling.
+  `PUNISHED_PLATEAU` seconds, doubling, and climbs slowly
+  (`PUNISHED_DOUBLING`), so that what it reads is the quota, not its climb.
 - A quota that drops, then comes back. botocore: a cubic climb from a
   collapsed `w_max`. Here: after a short plateau the rate doubles each
   second, so a restored quota is found within seconds.
@@ -226,6 +227,16 @@ PUNISHED_PLATEAU: Final = 20.0
 quota) and gains a few per cent (`PROBE_GAIN`), or finds a raised quota. Probed every
 8 s, a 2-s box cost a probe's blackout in each 10 s of the crawl (0.59 efficiency on the
 fake clock, 1.11x the requests); every 20 s, about a tenth of the time."""
+PUNISHED_DOUBLING: Final = 7.0
+"""Seconds in which a probe of a gateway that punished one doubles (not `PROBE_DOUBLING`):
+it climbs a tenth a second, so its refusal comes just above the quota and the second
+before it counts the quota, not the climb. Doubling in 0.7 s, the second before a
+refusal at 20/s counted the climb, 12.5/s, each punished probe went back to it, and
+a 2-s box around a 20/s bucket with a burst of 1 ran at 11/s of 20 for good (0.48
+of the quota; 0.42 to 0.58 behind boxes of 2 to 5 s around buckets of 5 to 20/s, now
+0.60 to 0.71; fake clock). A probe of a gateway that punished none, or of a window
+held, still doubles fast: a quota restored after a drop is found within seconds; behind
+a gateway that punished a probe, a raised quota is found in tens of seconds."""
 NOISE_CHECK: Final = 0.3
 """Seconds after a cut at which it is checked that the cut lowered the share of refusals."""
 NOISE_HALF_LIFE: Final = 30.0
@@ -445,7 +456,11 @@ class AdaptiveRate:
         elif since < APPROACH + cut.plateau:
             rate = HOLD * cut.estimate
         else:
-            probing = (since - APPROACH - cut.plateau) / PROBE_DOUBLING
+            # A window held (a cut marked punished for its plateau) is probed as fast as
+            # ever: a bucket drawn a little over its rate may pass for a calendar second.
+            slow = cut.punished and cut is not self._window_cut
+            doubling = PUNISHED_DOUBLING if slow else PROBE_DOUBLING
+            probing = (since - APPROACH - cut.plateau) / doubling
             rate = HOLD * cut.estimate * 2.0 ** min(probing, 64)
         return max(MIN_RATE, min(rate, self.max_rate or math.inf))
 
@@ -1018,12 +1033,14 @@ class AdaptiveRate:
         held = sum(
             1 for _, started, _, good in self._answers if good and begin <= started < cut.at
         ) / max(cut.at - begin, 0.25)
+        read = HOLD * min(held, cut.estimate)
         estimate = (
-            # After a punished plateau, the pace it held (the second before this
-            # probe's refusal counts the probe).
+            # After a punished plateau, the pace it held, unless its slow probe read a
+            # quota well above it (within `CEILING_BURST`, the second before the
+            # refusal counted a bucket's saved-up burst: 57/s of a 50/s bucket's, 10).
             previous.estimate
-            if previous.punished
-            else max(previous.estimate, HOLD * min(held, cut.estimate))
+            if previous.punished and read < CEILING_BURST * previous.estimate
+            else max(previous.estimate, read)
         )
         off_at, off_pace = self._set_off
         if now < off_at + CEILING_MEMORY:
