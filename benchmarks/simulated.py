@@ -15,7 +15,8 @@ Rows: each model of the real matrix with its quota unknown and named (requests
 random 429s beyond the issue's 5 % (asked before a 50/s bucket, a new sequence
 per seed, as two outsiders' gateways drew them; the time ÷ the time at the
 quota with that share refused on top), with the quota unknown and named in every
-429; and a named quota another client of the account sends to as well.
+429; a named quota another client of the account sends to as well; and penalty boxes
+around slower buckets, with the quota unknown (crawls of minutes).
 `VBS_BENCH_SEEDS` sets the seeds (16).
 """
 
@@ -135,6 +136,33 @@ def noise_row(share: float, count: int, *, named: bool = False, pages: int = 550
     )
 
 
+SLOW_BOXES = ((2, 20, 1), (2, 20, 20), (3, 10, 10), (5, 10, 1), (4, 5, 5), (3, 5, 1))
+"""Penalty boxes (seconds) around slower buckets (rate, burst), as outsiders' gateways had
+them: each crawl is minutes, not the matrix's 15 s, and probes after a punishment count."""
+
+
+def slow_box_row(box: float, rate: float, burst: int, count: int) -> Row:
+    """A penalty box around a slow bucket, quota unknown: efficiency and requests."""
+    requests, efficiency = [], []
+    for seed in range(max(1, count // 4)):
+        gateway = parse_gateway(f"penalty:{box:g}+{rate:g}:{burst},announce=off")
+        run = crawl(gateway, seed, seed / 4)
+        assert run.completed == PAGES, (box, rate, burst, seed)
+        requests.append(len(run.starts) / PAGES)
+        efficiency.append(PAGES / rate / run.ended)
+    mean_efficiency = statistics.mean(efficiency)
+    return Row(
+        f"penalty box {box:g} s, bucket {rate:g}/{burst}, quota unknown "
+        f"({max(1, count // 4)} seeds, fake clock)",
+        f"requests {statistics.mean(requests):.3f}x, efficiency {mean_efficiency:.3f} "
+        f"(worst {min(efficiency):.3f})",
+        "the minimum, at the quota",
+        mean_efficiency,
+        "none (beyond the matrix; outsiders' gateways)",
+        met=True,
+    )
+
+
 def shared_row(others: float, count: int, pages: int = 550) -> Row:
     """A 50/s quota named, which another client sends `others` a second to: time, 429s, theirs."""
     ratios, refused, served = [], [], []
@@ -173,4 +201,6 @@ async def run(runs: int) -> list[Row]:
         rows += [noise_row(share, count, named=True) for share in (0.05, 0.1, 0.15, 0.2)]
     if not only or only in "shared":
         rows += [shared_row(others, count) for others in (10, 20, 30, 40)]
+    if not only or only in "penalty box":
+        rows += [slow_box_row(box, rate, burst, count) for box, rate, burst in SLOW_BOXES]
     return rows
