@@ -227,6 +227,15 @@ PUNISHED_PLATEAU: Final = 20.0
 quota) and gains a few per cent (`PROBE_GAIN`), or finds a raised quota. Probed every
 8 s, a 2-s box cost a probe's blackout in each 10 s of the crawl (0.59 efficiency on the
 fake clock, 1.11x the requests); every 20 s, about a tenth of the time."""
+FIRST_PUNISHED_TRUSTED: Final = 1.1
+FIRST_PUNISHED_SPAN: Final = 1.5
+"""A first punished probe reading between these many times the estimate before it raises
+that estimate by `PROBE_GAIN` only: a calendar second of 50, read at 65 by a second
+counted across two windows, was held over its quota and refused 13 times in the 3 s
+after the box (51 refused of 811 requests, now 35 of 795; over 32 phases of the second
+1.066x the requests, now 1.060x; fake clock). Over the span, the estimate was a
+blackout's floor (6.9/s of a box around 50/s, read at 53), not a quota; under a tenth
+over it, the reading is taken."""
 PUNISHED_DOUBLING: Final = 7.0
 """Seconds in which a probe of a gateway that punished one doubles (not `PROBE_DOUBLING`):
 it climbs a tenth a second, so its refusal comes just above the quota and the second
@@ -1034,6 +1043,16 @@ class AdaptiveRate:
             1 for _, started, _, good in self._answers if good and begin <= started < cut.at
         ) / max(cut.at - begin, 0.25)
         read = HOLD * min(held, cut.estimate)
+        if not previous.punished and (
+            FIRST_PUNISHED_TRUSTED * previous.estimate
+            < read
+            < FIRST_PUNISHED_SPAN * previous.estimate
+        ):
+            # The first punished probe over an estimate read outside a blackout (a
+            # blackout's floor reads far under): the second before its refusal counted
+            # two calendar windows (68.8/s of 50 a second, held at 58.9 and refused 13
+            # times in the 3 s after the box): a few per cent over the estimate at most.
+            read = min(read, PROBE_GAIN * previous.estimate)
         estimate = (
             # After a punished plateau, the pace it held, unless its slow probe read a
             # quota well above it (within `CEILING_BURST`, the second before the
