@@ -43,8 +43,12 @@ taken for every request's paced a crawl of 20 projects at 2/s in all: 45.6 s, no
 
 
 OVERSTATED_MEMORY: Final = QUIET
+OVERSTATED_MEMORY_MAX: Final = 3600.0
 """Seconds a quota found overstated is not believed (its refusals learned from as unnamed):
-as long as an announced quota is paced under before it is probed above."""
+as long as an announced quota is paced under before it is probed above, doubling each
+time it is found so again, up to an hour. Believed again after a minute each time, a
+20/s bucket naming 100 a second cost 3 to 4 s of refusals a minute (46 each time; an
+outsider's gateway)."""
 
 
 class RequestLimiter:
@@ -87,8 +91,8 @@ class RequestLimiter:
         # Scopes whose policy was found to count every project: never taken apart again.
         self._shared: set[tuple[str, str | None]] = set()
         # Quotas named that let much less through than they say (`AnnouncedQuota.overstated`),
-        # per scope, and when found: their refusals are learned from as unnamed ones.
-        self._overstated: dict[tuple[str, str | None], tuple[Quota, float]] = {}
+        # per scope: (the quota, until when it is not believed, for how long it was last).
+        self._overstated: dict[tuple[str, str | None], tuple[Quota, float, float]] = {}
 
     @property
     def quotas(self) -> list[tuple[str, Quota]]:
@@ -184,19 +188,18 @@ class RequestLimiter:
             return False
         known.retired = True
         del self._quotas[key]
-        self._overstated[key] = (quota, self._clock())
+        before = self._overstated.get(key)
+        memory = OVERSTATED_MEMORY
+        if before is not None and before[0] == quota:
+            memory = min(OVERSTATED_MEMORY_MAX, 2 * before[2])  # found so again
+        self._overstated[key] = (quota, self._clock() + memory, memory)
         return True
 
     def believes(self, host: str, api: str, quota: Quota) -> bool:
         """Whether a refusal naming `quota` is paced under it (not found overstated lately)."""
         key = (host, api if quota.per_api else None)
         doubted = self._overstated.get(key)
-        if doubted is None or doubted[0] != quota:
-            return True
-        if self._clock() >= doubted[1] + OVERSTATED_MEMORY:
-            del self._overstated[key]
-            return True
-        return False
+        return doubted is None or doubted[0] != quota or self._clock() >= doubted[1]
 
     @staticmethod
     def _ceiling(known: AnnouncedQuota | None, quota: Quota) -> Quota:

@@ -682,8 +682,9 @@ class Session:
         host, api = _route(url, request)
         if quota is not None and self.limiter.doubts(host, api, quota):
             logger.info(
-                "the gateway at %s names a quota of %s but lets through under a quarter of it;"
-                " learning its rate from its 429s instead",
+                "the gateway at %s lets this client through under a quarter of the quota it"
+                " names (%s; others may spend it, or another limit holds); learning its rate"
+                " from its 429s instead",
                 host,
                 quota,
             )
@@ -783,6 +784,14 @@ class Session:
                 )
         return None
 
+    def _pace_text(self) -> str:
+        """The pace requests start at, for a log line: learned, or under a quota named."""
+        rate = self.limiter.adaptive.rate
+        if rate != math.inf:
+            return f"at {rate:.1f}/s (learned)"
+        named = ", ".join(str(quota) for _, quota in self.limiter.quotas)
+        return f"under the quota named ({named})" if named else "unpaced"
+
     def _throttle_wait(self, refusal: APIError, state: _CallState) -> float:
         """Seconds a throttled request waits before it queues again for its turn."""
         state.throttles += 1
@@ -793,12 +802,12 @@ class Session:
         # pragma: no mutate start (a debug log line: its words are no behaviour)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
-                "throttled (%s) for project %s offset=%s, waiting %.3fs, then at %.1f/s",
+                "throttled (%s) for project %s offset=%s, waiting %.3fs, then %s",
                 refusal.code or refusal.status,
                 refusal.project_id,
                 refusal.offset,
                 wait,
-                self.limiter.adaptive.rate,
+                self._pace_text(),
                 extra={"vbs_throttle_wait": wait},
             )
         # pragma: no mutate end
