@@ -1396,12 +1396,8 @@ def test_a_client_behind_a_gateway_naming_five_times_its_quota_runs_at_the_quota
     assert "under a quarter of the quota it names (100 per 1 s;" in caplog.text
 
 
-def test_a_quota_found_overstated_is_not_believed_for_a_minute_but_another_is_at_once():
-    clock = FakeClock()
-    limiter = RequestLimiter(16, None, clock=clock)
-    named, other = Quota(100, 1.0, "user", "1 second"), Quota(30, 1.0, "user", "1 second")
-    assert limiter.announced("host", "api", named, clock())
-    # 4 s of answers under it: a quarter refused, 15 a second through (a quarter is 25).
+def answer_a_quarter_refused(limiter: RequestLimiter, clock: FakeClock) -> None:
+    """4 s of answers under a quota named: a quarter refused, 15 a second through."""
     for tick in range(80):
         clock.now += 0.05
         ticket = Ticket(clock() - 0.04, 1)
@@ -1409,6 +1405,14 @@ def test_a_quota_found_overstated_is_not_believed_for_a_minute_but_another_is_at
             limiter.adaptive.succeeded(ticket)
         else:
             limiter.adaptive.refused_under_quota(ticket)
+
+
+def test_a_quota_found_overstated_is_not_believed_for_a_minute_but_another_is_at_once():
+    clock = FakeClock()
+    limiter = RequestLimiter(16, None, clock=clock)
+    named, other = Quota(100, 1.0, "user", "1 second"), Quota(30, 1.0, "user", "1 second")
+    assert limiter.announced("host", "api", named, clock())
+    answer_a_quarter_refused(limiter, clock)
     assert limiter.doubts("host", "api", named)
     assert limiter.quotas == []
     assert not limiter.believes("host", "api", named)
@@ -1418,13 +1422,7 @@ def test_a_quota_found_overstated_is_not_believed_for_a_minute_but_another_is_at
     # Found overstated again: not believed for twice as long (believed again after a
     # minute each time, a 20/s bucket naming 100 a second cost 46 refusals a minute).
     assert limiter.announced("host", "api", named, clock())
-    for tick in range(80):
-        clock.now += 0.05
-        ticket = Ticket(clock() - 0.04, 1)
-        if tick % 4:
-            limiter.adaptive.succeeded(ticket)
-        else:
-            limiter.adaptive.refused_under_quota(ticket)
+    answer_a_quarter_refused(limiter, clock)
     assert limiter.doubts("host", "api", named)
     clock.now += OVERSTATED_MEMORY
     assert not limiter.believes("host", "api", named)
