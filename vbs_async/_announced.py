@@ -340,6 +340,7 @@ class AnnouncedQuota:
         self._blackout_from = now  # the first refusal since something paced got through
         self.sliding = False
         self.each_project = False
+        self._judged_at = -math.inf  # when `overstated` last read the answers
         # The successes started in the period before it was learned: a sliding window
         # still counts them (refreshed while their answers come in).
         self._before: list[float] = []
@@ -486,8 +487,12 @@ class AnnouncedQuota:
             return False  # nothing to judge by; or a copy per project, or probing above it
         now = self._clock()
         span = max(OVERSTATED_SPAN, 2 * self.quota.period)
-        if now - self.since < span or span > BEFORE_ANSWERED:
-            return False  # too soon; or longer than the client's log of answers
+        if now - self.since < span or span > BEFORE_ANSWERED or now < self._judged_at + 0.25:
+            # Too soon; longer than the client's log of answers; or judged a moment ago
+            # (each judgement reads the last seconds' answers: a storm of 429s, each
+            # judged, would read them thousands of times a second).
+            return False
+        self._judged_at = now
         begin = now - span
         share, judged = answers.share_refused(begin)
         if judged < QUOTA_NOISE_ANSWERS or share <= QUOTA_NOISE_SHARE:
