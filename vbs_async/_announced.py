@@ -149,6 +149,9 @@ requests (1.18x now; fake clock). Its refusals are learned from as unnamed ones 
 (`_limits.RequestLimiter.believes`). The share: others spending a quota this client shares
 leave it more (another client sending 40 a second to 50 left it 14). Not sooner than 3 s:
 at 9 answers a second, 2 s held too few to judge (`QUOTA_NOISE_ANSWERS`)."""
+JUDGED_EVERY: Final = 0.25
+"""Seconds between two judgements of whether a quota is `OVERSTATED` (each reads the last
+seconds' answers)."""
 PUNISHMENT_WATCH: Final = 3.0
 """Seconds, from the window after a refused probe, in which a refusal at the quota itself
 is the probe's punishment."""
@@ -487,7 +490,11 @@ class AnnouncedQuota:
             return False  # nothing to judge by; or a copy per project, or probing above it
         now = self._clock()
         span = max(OVERSTATED_SPAN, 2 * self.quota.period)
-        if now - self.since < span or span > BEFORE_ANSWERED or now < self._judged_at + 0.25:
+        if (
+            now - self.since < span
+            or span > BEFORE_ANSWERED
+            or now < self._judged_at + JUDGED_EVERY
+        ):
             # Too soon; longer than the client's log of answers; or judged a moment ago
             # (each judgement reads the last seconds' answers: a storm of 429s, each
             # judged, would read them thousands of times a second).
