@@ -316,6 +316,7 @@ class _Cut:
     rounds: float = 1.0  # the time constants' scale: slower answers, slower steps
     lasting: bool = False  # made by refusals that lasted, a few per cent (`LASTING_SHARE`)
     blind: bool = False  # read in a blackout: the long run's goodput, a floor, not a quota
+    slow_probe: bool = False  # a punishment's: probed doubling in `PUNISHED_DOUBLING`
 
 
 def _refused_alike(higher: float, lower: float, most: float = NOISE_MAX) -> bool:
@@ -467,10 +468,7 @@ class AdaptiveRate:
         elif since < APPROACH + cut.plateau:
             rate = HOLD * cut.estimate
         else:
-            # A window held (a cut marked punished for its plateau) is probed as fast as
-            # ever: a bucket drawn a little over its rate may pass for a calendar second.
-            slow = cut.punished and cut is not self._window_cut
-            doubling = PUNISHED_DOUBLING if slow else PROBE_DOUBLING
+            doubling = PUNISHED_DOUBLING if cut.slow_probe else PROBE_DOUBLING
             probing = (since - APPROACH - cut.plateau) / doubling
             rate = HOLD * cut.estimate * 2.0 ** min(probing, 64)
         return max(MIN_RATE, min(rate, self.max_rate or math.inf))
@@ -1069,7 +1067,14 @@ class AdaptiveRate:
             # second before this probe counted a bucket's saved-up burst as well.
             estimate = max(previous.estimate, min(estimate, BETA * off_pace))
         self._cut = attrs.evolve(
-            cut, rate=BETA * estimate, estimate=estimate, plateau=plateau, punished=True
+            cut,
+            rate=BETA * estimate,
+            estimate=estimate,
+            plateau=plateau,
+            punished=True,
+            # Not a window held (marked punished for its plateau): a bucket drawn a
+            # little over its rate may pass for a calendar second, probed as fast as ever.
+            slow_probe=True,
         )
         self.estimate = estimate
         self._checked = True
