@@ -1342,6 +1342,32 @@ def test_a_quota_named_far_above_what_the_gateway_lets_through_is_learned_from(
 
 
 @pytest.mark.parametrize(
+    ("rate", "named"),
+    [
+        (20, 25),  # named a quarter too high
+        (20, 100),
+        (5, 50),  # a slow bucket: 5 answers a second
+    ],
+)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_quota_named_above_a_bucket_with_no_burst_is_learned_from_not_crawled_at_two_a_second(
+    rate, named, seed
+):
+    # A bucket with a burst of 1 refuses any request sent a little early. Paced under the
+    # quota named, each refusal paused the pace and, refused again, blocked until the
+    # calendar second rolled over: 2 a second got through, 585 to 595 of 760 pages done
+    # in 300 s. The 3 s judged then held too few answers (8 to 12) to find it
+    # overstated; now the last 10 s are judged. 1.44x to 1.78x the time at the bucket's
+    # rate (a burst of 1 costs the learned rate too: 1.2x to 1.4x).
+    random.seed(seed)
+    gateway = Overstating(rate, 1, named)
+    run = simulate(gateway, seconds=600, requests=760, listings=16, seed=seed, network=0.002)
+    assert run.completed == 760
+    assert run.ended <= 2 * 760 / rate
+    assert run.limiter.quotas == []
+
+
+@pytest.mark.parametrize(
     "gateway",
     [
         pytest.param(lambda: SharedWithOthers(30), id="a-quota-others-spend-30-of-50"),
@@ -1360,6 +1386,20 @@ def test_a_named_quota_that_holds_is_never_found_overstated(gateway):
     assert run.completed == 760
     assert run.limiter.quotas != []
     assert run.limiter.adaptive.cuts == 0  # every 429 paced under the quota, none learned from
+
+
+def test_a_long_penalty_box_named_is_not_found_overstated_when_its_answers_are_few():
+    # A 12-s box around a 10/s bucket (burst 1): a look each half second while it holds,
+    # 20 answers in 10 s, all refused. Judged over 10 s, it read as a quota overstated,
+    # and learning its refusals took 223 s where 102 s do: nothing got through for the
+    # second half of the span, as a lower limit than the one named would have let.
+    random.seed(0)
+    run = simulate(
+        parse_gateway("penalty:12+10:1"), seconds=600, requests=760, listings=16, network=0.002
+    )
+    assert run.completed == 760
+    assert run.limiter.quotas == [("gateway", Quota(10, 1.0, "user", "1 second"))]
+    assert run.ended <= 1.5 * 760 / 10
 
 
 def test_a_client_behind_a_gateway_naming_five_times_its_quota_runs_at_the_quota(caplog):

@@ -140,16 +140,23 @@ OVERSTATED: Final = 0.25
 OVERSTATED_SPAN: Final = 3.0
 """A quota is not believed once, over the last `OVERSTATED_SPAN` seconds (two periods, if
 longer) since it was learned, under `OVERSTATED` of its limit got through while more than
-`QUOTA_NOISE_SHARE` of `QUOTA_NOISE_ANSWERS` answers at least were refused (a penalty box
-or a spent window lets nothing through, and the pace under the quota waits for it to
-reopen: a look each half second, too few answers to judge). A 20/s bucket naming 100 a
+`QUOTA_NOISE_SHARE` of `QUOTA_NOISE_ANSWERS` answers at least were refused, and something
+got through in every half of that span (a lower limit than it names lets requests through
+all along; a penalty box or a spent window lets nothing through, and the pace under the
+quota waits for it to reopen with a look each half second). A 20/s bucket naming 100 a
 second, paced under the quota it named, blocked each refusal until the calendar second
 rolled over: 7 a second got through, 84 s for a crawl of 760 where 38 s would do (40 s
 now); naming 5000 a second, 2.5x the requests (1.18x now; fake clock). Its refusals are
 learned from as unnamed ones then (`_limits.RequestLimiter.believes`). The share: others
 spending a quota this client shares leave it more (another client sending 40 a second to
 50 left it 14). Not sooner than 3 s: at 9 answers a second, 2 s held too few to judge
-(`QUOTA_NOISE_ANSWERS`)."""
+(`QUOTA_NOISE_ANSWERS`). Fewer answers than that in the span, the last `BEFORE_ANSWERED`
+seconds are judged once the quota is that old: behind a bucket with a burst of 1, any
+quota named above it (a 20/s bucket naming 25) let 2 a second through, refused 2 and
+blocked till the calendar second rolled over, 8 to 12 answers in 3 s, never judged (585
+of 760 pages in 300 s; 1.4x to 1.8x the time at the bucket's rate now). Not sooner: 20 %
+of 429s at random that name the quota read as much in the first seconds, and the learned
+rate, begun from a pace held under the quota, fell to 2 a second (33.9 s to 81.8 s)."""
 JUDGED_EVERY: Final = 0.25
 """Seconds between two judgements of whether a quota is `OVERSTATED` (each reads the last
 seconds' answers)."""
@@ -503,10 +510,17 @@ class AnnouncedQuota:
         self._judged_at = now
         begin = now - span
         share, judged = answers.share_refused(begin)
+        if judged < QUOTA_NOISE_ANSWERS and now - self.since >= BEFORE_ANSWERED:
+            span = BEFORE_ANSWERED
+            begin = now - span
+            share, judged = answers.share_refused(begin)
         if judged < QUOTA_NOISE_ANSWERS or share <= QUOTA_NOISE_SHARE:
             return False
         through = answers.started_through(begin)
-        return len(through) < OVERSTATED * self.quota.limit * span / self.quota.period
+        if len(through) >= OVERSTATED * self.quota.limit * span / self.quota.period:
+            return False
+        edges = [begin, *through, now]
+        return max(later - earlier for earlier, later in itertools.pairwise(edges)) < span / 2
 
     def _allowed(self) -> int:
         """Starts a period may hold: a short quota's limit less its margin, a longer one's all.
