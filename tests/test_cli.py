@@ -501,6 +501,18 @@ def test_verbose_shows_each_retry_and_debug_each_request_with_a_time(clean_env):
     assert all(line[:2].isdigit() and line[2] == ":" for line in requests)
 
 
+def test_verbose_says_when_the_gateway_announces_its_quota(clean_env):
+    # The quota announced and the pace under it were INFO lines only `--debug` showed;
+    # `--verbose` showed each throttled request but not what the client made of them.
+    with emulator_in_thread(projects=4, sharings_per_project=3, quota="bucket:20:2") as emu:
+        clean_env.setenv("OS_AUTH_TOKEN", emu.token)
+        normal = invoke("crawl", "--endpoint", emu.url, *emu.project_ids)
+        verbose = invoke("crawl", "--verbose", "--endpoint", emu.url, *emu.project_ids)
+    assert verbose.exit_code == 0, verbose.stderr
+    assert "announced its quota: 20 per 1 s" in verbose.stderr
+    assert "announced its quota" not in normal.stderr
+
+
 def test_on_a_real_terminal_the_progress_bar_fits_80_columns_and_shows_an_eta(tmp_path):
     import pty  # noqa: PLC0415 - POSIX only
     import re  # noqa: PLC0415

@@ -687,6 +687,7 @@ class Session:
                 " from its 429s instead",
                 host,
                 quota,
+                extra={"vbs_quota": str(quota)},
             )
         if quota is None or not self.limiter.believes(host, api, quota):
             self.limiter.adaptive.throttled(ticket)
@@ -698,6 +699,7 @@ class Session:
                 host,
                 quota,
                 f"policy {quota.scope}" if quota.scope else "no policy named",
+                extra={"vbs_quota": str(quota)},
             )
 
     def _check_quota_reopens(

@@ -2,7 +2,8 @@
 
 - default: the library's warnings (TLS not verified, a skewed IAM clock);
 - `--verbose`: also one line per retry and per throttled request, with the
-  project, the offset, what happened and the wait;
+  project, the offset, what happened and the wait, and a line when the gateway
+  announces its quota or is found to let through much less than it names;
 - `--debug`: every request, with timestamps;
 - `--quiet`: errors only.
 """
@@ -21,8 +22,8 @@ if TYPE_CHECKING:
 
 Verbosity = Literal["quiet", "normal", "verbose", "debug"]
 _LOGGER: Final = "vbs_async"
-_EVENTS: Final = ("vbs_retry_wait", "vbs_throttle_wait")
-"""The `extra` keys the client puts on its retry and throttle records."""
+_EVENTS: Final = ("vbs_retry_wait", "vbs_throttle_wait", "vbs_quota")
+"""The `extra` keys the client puts on its retry, throttle and quota records."""
 
 
 class _PrintableFormatter(logging.Formatter):
@@ -33,7 +34,7 @@ class _PrintableFormatter(logging.Formatter):
 
 
 class _VerboseFilter(logging.Filter):
-    """Warnings, and the client's retry and throttle lines."""
+    """Warnings, and the client's retry, throttle and quota lines."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.levelno >= logging.WARNING or any(hasattr(record, k) for k in _EVENTS)
