@@ -145,6 +145,22 @@ async def test_an_agency_token_echoed_back_is_never_shown(echo, iam, base_kind, 
     await drive(auth, echo.url, echo, caplog)
 
 
+async def test_a_token_echoed_back_in_a_throttling_answer_is_never_logged(caplog):
+    # The 429's code, echoing the request, went into the "throttled (CODE) for project"
+    # line of `--verbose` and `--debug` as it came: only errors leaving a call were
+    # masked (an outsider's gateway, its token in `error_code`).
+    caplog.set_level(logging.DEBUG)
+    policy = RetryPolicy(attempts=2, wait_initial=0.05, wait_max=0.05, wait_jitter=0, timeout=0.5)
+    async with (
+        EchoServer(429) as echo,
+        VBSClient(echo.url, auth=TokenAuth(TOKEN), retry=policy) as client,
+    ):
+        error = await raised_by(client)
+    assert len(echo.received) >= 2
+    assert "throttled (" in caplog.text  # the line that showed the code
+    assert_nothing_secret([*texts_of(error), caplog.text])
+
+
 # -- through the command: its output, its log lines, its error line -------------------------
 
 
@@ -168,11 +184,14 @@ def run_command(environment: dict[str, str], tmp_path, *options: str) -> tuple[i
     ],
     ids=["token", "temporary keys", "password"],
 )
-def test_the_command_shows_no_echoed_secret(tmp_path, verbosity, credentials: dict[str, Any]):
-    with echo_in_thread(403) as url:
+@pytest.mark.parametrize("answer", [403, 429])
+def test_the_command_shows_no_echoed_secret(
+    tmp_path, verbosity, credentials: dict[str, Any], answer: int
+):
+    with echo_in_thread(answer) as url:
         environment = dict(os.environ, VBS_ENDPOINT=url, OS_AUTH_URL=url + "/v3")
         environment.update(OS_PROJECT_ID=PROJECT, OS_REGION_NAME="eu-de", **credentials)
-        status, shown = run_command(environment, tmp_path, verbosity)
+        status, shown = run_command(environment, tmp_path, verbosity, "--deadline", "1")
     assert status != 0
     assert "headers: " in shown  # the echo reached the user,
     assert "***" in shown  # with its secrets masked

@@ -8,12 +8,14 @@ an error leaves the client, every credential it knows is replaced by `***`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from ._errors import VBSError
+
+_Error = TypeVar("_Error", bound="VBSError")
 
 MASK: Final = "***"
 _SHORTEST: Final = 4
@@ -28,7 +30,7 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
-def redact_error(error: VBSError, secrets: Iterable[str]) -> VBSError:
+def redact_error(error: _Error, secrets: Iterable[str]) -> _Error:
     """Mask every secret in the error's text attributes (in place); return it."""
     secrets = tuple(secrets)
     for name in ("message", "code", "request_id"):

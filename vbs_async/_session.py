@@ -612,8 +612,11 @@ class Session:
                 self.limiter.adaptive.succeeded(ticket)
                 self.budget.refund()
                 return response
-            refusal = api_error(
-                response, project_id=request.project_id or None, offset=request.offset
+            # Masked at once, not only as it leaves the call: its code and message go
+            # into log lines first (a 429 whose code echoed the token, shown by -v).
+            refusal = redact_error(
+                api_error(response, project_id=request.project_id or None, offset=request.offset),
+                self.auth.secrets(),
             )
             throttling = is_throttling(refusal.status, refusal.code)
             self._answered(host, state.sent, throttled=throttling)
@@ -682,9 +685,9 @@ class Session:
         host, api = _route(url, request)
         if quota is not None and self.limiter.doubts(host, api, quota):
             logger.info(
-                "the gateway at %s lets this client through under a quarter of the quota it"
-                " names (%s; others may spend it, or another limit holds); learning its rate"
-                " from its 429s instead",
+                "the gateway at %s refuses this client much more than the quota it names"
+                " would (%s; others may spend it, another limit may hold, or its 429s come at"
+                " random); learning its rate from its 429s instead",
                 host,
                 quota,
                 extra={"vbs_quota": str(quota)},
