@@ -590,6 +590,23 @@ async def test_a_start_a_whole_interval_late_restarts_the_timeline_from_it(fake_
     assert fake_time.now == 1025.25
 
 
+@pytest.mark.parametrize("rate", [0.5, 1.9, 2.5, 10.5, 199.5])
+async def test_a_fractional_rate_limit_is_reached_and_never_exceeded(fake_time, rate):
+    # 1.9 a second ran at 1, 10.5 at 10: the log held the whole part's starts a second.
+    limiter = StartRateLimiter(rate, clock=fake_time)
+    began = fake_time.now
+    starts = []
+    for _ in range(math.ceil(20 * rate)):
+        await limiter.acquire()
+        starts.append(fake_time.now - began)
+    assert len(starts) / (starts[-1] + 1 / rate) >= 0.98 * rate
+    window = math.ceil(rate) / rate
+    assert all(
+        later - earlier >= window
+        for earlier, later in zip(starts, starts[math.ceil(rate) :], strict=False)
+    )
+
+
 async def test_a_rate_limit_of_one_a_second_never_lets_two_starts_into_one_second(fake_time):
     limiter = StartRateLimiter(1, clock=fake_time)
     starts = []

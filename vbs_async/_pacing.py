@@ -137,7 +137,11 @@ class _Turns:
 
 
 class StartRateLimiter:
-    """At most `rate` request starts in any window of `period` seconds, and close to `rate`.
+    """At most `rate` request starts a second in any window, and close to `rate`.
+
+    The window is a second for a whole `rate` (no second holds more than it);
+    for a fractional one, the time its next whole number of starts takes (1.9
+    a second: 2 starts in any 1.05 s).
 
     aiolimiter's leaky bucket was the first choice, but with a capacity of one
     (needed so that no window holds a burst on top of the rate) each late
@@ -149,7 +153,11 @@ class StartRateLimiter:
     def __init__(self, rate: float, clock: Callable[[], float] = loop_time) -> None:
         self.rate = rate
         self._pacer = Pacer(clock)
-        self._most = max(1, math.floor(rate))  # starts in any window
+        # A whole number of starts in any window of the time they take at `rate`: one
+        # second for a whole rate. A fractional one took the whole part a second
+        # (1.9/s ran at 1/s, 10.5/s at 10/s: an outsider's measure).
+        self._most = max(1, math.ceil(rate))  # starts in any window
+        self._window = self._most / rate if rate < self._most else _WINDOW
         self._recent: deque[float] = deque(maxlen=self._most)
 
     async def acquire(self, *, urgent: bool = False) -> None:
@@ -159,7 +167,7 @@ class StartRateLimiter:
         )
 
     def _window_opens(self) -> float:
-        """When a start no longer makes the last second hold more than `rate`."""
+        """When a start no longer makes the last window hold more than its starts."""
         if len(self._recent) < self._most:
             return -math.inf
-        return self._recent[0] + _WINDOW + WINDOW_MARGIN
+        return self._recent[0] + self._window * (1 + WINDOW_MARGIN)
