@@ -157,6 +157,12 @@ blocked till the calendar second rolled over, 8 to 12 answers in 3 s, never judg
 of 760 pages in 300 s; 1.4x to 1.8x the time at the bucket's rate now). Not sooner: 20 %
 of 429s at random that name the quota read as much in the first seconds, and the learned
 rate, begun from a pace held under the quota, fell to 2 a second (33.9 s to 81.8 s)."""
+OVERSTATED_REFUSED: Final = 0.4
+"""More than this share refused over the span judged (`OVERSTATED_SPAN`) finds a quota
+overstated whatever got through: a 2/s bucket with a burst of 1 naming 5 a second let
+1.33 through and refused 1.33 every second of a crawl, over a quarter of the limit
+(an outsider's gateway). Others spending a quota this client shares refused 15 to 18 %
+(another client sending 20 to 40 a second to 50); 20 % of 429s at random, about that."""
 JUDGED_EVERY: Final = 0.25
 """Seconds between two judgements of whether a quota is `OVERSTATED` (each reads the last
 seconds' answers)."""
@@ -517,7 +523,10 @@ class AnnouncedQuota:
         if judged < QUOTA_NOISE_ANSWERS or share <= QUOTA_NOISE_SHARE:
             return False
         through = answers.started_through(begin)
-        if len(through) >= OVERSTATED * self.quota.limit * span / self.quota.period:
+        if (
+            len(through) >= OVERSTATED * self.quota.limit * span / self.quota.period
+            and share <= OVERSTATED_REFUSED
+        ):
             return False
         edges = [begin, *through, now]
         return max(later - earlier for earlier, later in itertools.pairwise(edges)) < span / 2
