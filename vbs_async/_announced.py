@@ -150,13 +150,15 @@ now); naming 5000 a second, 2.5x the requests (1.18x now; fake clock). Its refus
 learned from as unnamed ones then (`_limits.RequestLimiter.believes`). The share: others
 spending a quota this client shares leave it more (another client sending 40 a second to
 50 left it 14). Not sooner than 3 s: at 9 answers a second, 2 s held too few to judge
-(`QUOTA_NOISE_ANSWERS`). Fewer answers than that in the span, the last `BEFORE_ANSWERED`
-seconds are judged once the quota is that old: behind a bucket with a burst of 1, any
-quota named above it (a 20/s bucket naming 25) let 2 a second through, refused 2 and
-blocked till the calendar second rolled over, 8 to 12 answers in 3 s, never judged (585
-of 760 pages in 300 s; 1.4x to 1.8x the time at the bucket's rate now). Not sooner: 20 %
-of 429s at random that name the quota read as much in the first seconds, and the learned
-rate, begun from a pace held under the quota, fell to 2 a second (33.9 s to 81.8 s)."""
+(`QUOTA_NOISE_ANSWERS`), or half that many if more than `OVERSTATED_REFUSED` of them were
+refused. Fewer answers than that in the span, the last `BEFORE_ANSWERED` seconds are
+judged once the quota is that old: behind a bucket with a burst of 1, any quota named
+above it (a 20/s bucket naming 25) let 2 a second through, refused 2 and waited half a
+second, 8 to 12 answers in 3 s, never judged (585 of 760 pages in 300 s; 1.3x to 1.6x the
+time at the bucket's rate now, found so at 3 s). Not the whole 10 s sooner: 20 % of 429s
+at random that name the quota read as much in the first seconds (a fifth refused, of
+more answers), and the learned rate, begun from a pace held under the quota, fell to 2 a
+second (33.9 s to 81.8 s)."""
 OVERSTATED_REFUSED: Final = 0.4
 """More than this share refused over the span judged (`OVERSTATED_SPAN`) finds a quota
 overstated whatever got through: a 2/s bucket with a burst of 1 naming 5 a second let
@@ -516,11 +518,17 @@ class AnnouncedQuota:
         self._judged_at = now
         begin = now - span
         share, judged = answers.share_refused(begin)
-        if judged < QUOTA_NOISE_ANSWERS and now - self.since >= BEFORE_ANSWERED:
+        if (
+            judged < QUOTA_NOISE_ANSWERS
+            and not (judged >= QUOTA_NOISE_ANSWERS / 2 and share > OVERSTATED_REFUSED)
+            and now - self.since >= BEFORE_ANSWERED
+        ):
             span = BEFORE_ANSWERED
             begin = now - span
             share, judged = answers.share_refused(begin)
-        if judged < QUOTA_NOISE_ANSWERS or share <= QUOTA_NOISE_SHARE:
+        if share <= QUOTA_NOISE_SHARE or judged < (
+            QUOTA_NOISE_ANSWERS / 2 if share > OVERSTATED_REFUSED else QUOTA_NOISE_ANSWERS
+        ):
             return False
         through = answers.started_through(begin)
         if (
