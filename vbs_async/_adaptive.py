@@ -496,6 +496,10 @@ class AdaptiveRate:
         """Whether a request started since `since` got through."""
         return any(good for _, started, _, good in self._answers if started >= since)
 
+    def refused_started(self, since: float, until: float) -> int:
+        """Refusals answered to the requests started from `since` to `until` (10 s at most)."""
+        return sum(1 for _, at, _, good in self._answers if not good and since <= at <= until)
+
     def started_through(self, since: float) -> list[float]:
         """When each request started since `since` that got through left, in order (10 s)."""
         found = []

@@ -956,7 +956,16 @@ class AnnouncedQuota:
         at each refusal let one through a second.
         """
         interval = 1 / self.rate()
-        if not 0 <= started - ended < BUCKET_PAUSE * interval:
+        right_after = 0 <= started - ended < BUCKET_PAUSE * interval
+        if not right_after or (
+            self._margin() < MARGIN_MAX and self._sent_since_not_refused(ended, started)
+        ):
+            # Not right after a block, or a request sent since is out still or got
+            # through (a 429 comes back before a success, which the backend answers):
+            # the pace was refused, not a window still spent. A 100/s bucket with a
+            # burst of 1 let the first start after each block through and refused the
+            # next, 10 ms on, in real time: read as a spent window, then a penalty box,
+            # 2 a second got through.
             if self._noise(now, started):
                 return True  # refusals that do not follow the pace: nothing paused
             if not self.noisy and self._through_since(max(self.since, ended)):
@@ -975,6 +984,18 @@ class AnnouncedQuota:
             self._blocked_until = max(ended, self._next_window(now))
             return True
         return False
+
+    def _sent_since_not_refused(self, since: float, started: float) -> bool:
+        """Whether a start from `since` to the one refused (at `started`) is out or through.
+
+        That is, more started under it than were refused. Each start is logged a moment
+        before its request leaves (after the other limits).
+        """
+        answers = self._answers
+        if answers is None or since == -math.inf:
+            return False
+        sent = sum(1 for at in self._starts if since <= at <= started)
+        return sent > answers.refused_started(since, started)
 
     def _noise(self, now: float, started: float) -> bool:
         """Whether this refusal (after a success, few refused lately) is noise, not the pace.
