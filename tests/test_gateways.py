@@ -1369,41 +1369,55 @@ def test_a_quota_named_above_a_bucket_with_no_burst_is_not_crawled_at_two_a_seco
     assert len(run.starts) <= 1.25 * 760
 
 
-def test_a_bucket_with_no_burst_named_truthfully_is_paced_under_through_jitter(caplog):
-    # A 100/s bucket with a burst of 1, named, in real time: arrivals jitter a few
-    # milliseconds, 429s come back at once and successes after the backend's 40 ms. The
-    # first start after each block got through, the next, 10 ms on, was refused before
-    # that success came back: read as a spent window, then as a penalty box, 2 a second
-    # got through, and the quota was dropped at 3.4 s (11 s for 150 pages, 1.5 s at the
-    # quota). On the virtual clock, arrivals jittered by up to 4 ms.
-    named = "The throttling threshold has been reached: policy user over ratelimit,"
-    named += "limit:100,time:1 second"
-    bucket = {"tokens": 1.0, "at": 0.0}
-    jitter = random.Random(0)
+def crawl_behind_a_named_bucket(
+    rate: float, burst: float, named: int, projects: int, *, jitter: float = 0.0
+) -> tuple[list[ProjectSharings], list[object], float]:
+    """The session's path on the virtual clock: a bucket whose 429s name `named` a second.
+
+    Three pages a project. Each request arrives up to `jitter` seconds late; a 429
+    comes back at once, a success after the backend's 40 ms when `jitter` is set.
+    """
+    message = "The throttling threshold has been reached: policy user over ratelimit,"
+    message += f"limit:{named},time:1 second"
+    bucket = {"tokens": burst, "at": 0.0}
+    late = random.Random(0)
 
     async def answer(sent: SentRequest) -> Response:
-        await asyncio.sleep(jitter.uniform(0, 0.004))  # the way there
+        if jitter:
+            await asyncio.sleep(late.uniform(0, jitter))  # the way there
         now = asyncio.get_running_loop().time()
-        bucket["tokens"] = min(1.0, bucket["tokens"] + 100 * (now - bucket["at"]))
+        bucket["tokens"] = min(burst, bucket["tokens"] + rate * (now - bucket["at"]))
         bucket["at"] = now
         if bucket["tokens"] < 1:
-            return response(429, {"error_code": "APIG.0308", "error_msg": named})
+            return response(429, {"error_code": "APIG.0308", "error_msg": message})
         bucket["tokens"] -= 1
-        await asyncio.sleep(0.04)  # the backend
+        if jitter:
+            await asyncio.sleep(0.04)  # the backend
         offset = sent.request.offset or 0
         project = sent.request.project_id
         page = [sharing_document(f"{project}-{i}", project) for i in range(offset, offset + 100)]
         return response(200, {"shared": page[: max(0, 250 - offset)], "count": 250})
 
-    async def crawl() -> tuple[list[ProjectSharings], object]:
+    async def crawl() -> tuple[list[ProjectSharings], list[object]]:
         async with VBSClient(
             "https://vbs.example", auth=TokenAuth("t"), transport=MockTransport(answer)
         ) as client:
-            projects = [f"{i:032x}" for i in range(1, 51)]
-            return [result async for result in client.crawl(projects)], client.limiter.quotas
+            ids = [f"{i:032x}" for i in range(1, projects + 1)]
+            results = [result async for result in client.crawl(ids)]
+            return results, list(client.limiter.quotas)
 
-    with caplog.at_level("INFO", logger="vbs_async"):
-        (results, quotas), took = on_virtual_clock(crawl)
+    (results, quotas), took = on_virtual_clock(crawl)
+    return results, quotas, took
+
+
+def test_a_bucket_with_no_burst_named_truthfully_is_paced_under_through_jitter():
+    # A 100/s bucket with a burst of 1, named, in real time: arrivals jitter a few
+    # milliseconds, 429s come back at once and successes after the backend's 40 ms. The
+    # first start after each block got through, the next, 10 ms on, was refused before
+    # that success came back: read as a spent window, then as a penalty box, 2 a second
+    # got through, and the quota was dropped at 3.4 s (11 s for 150 pages, 1.5 s at the
+    # quota). On the virtual clock, arrivals jittered by up to 4 ms: 9.5 s before.
+    results, quotas, took = crawl_behind_a_named_bucket(100, 1, 100, 50, jitter=0.004)
     assert all(result.ok for result in results)
     assert quotas != []  # still paced under it
     assert took < 2 * 150 / 100
@@ -1459,31 +1473,8 @@ def test_a_long_penalty_box_named_is_not_found_overstated_when_its_answers_are_f
 def test_a_client_behind_a_gateway_naming_five_times_its_quota_runs_at_the_quota(caplog):
     # The session's path (`Session._learn`), on the virtual clock: a 20/s bucket (burst 5)
     # whose 429s name 100 a second. 80 projects of three pages: 12 s at the quota.
-    named = "The throttling threshold has been reached: policy user over ratelimit,"
-    named += "limit:100,time:1 second"
-    bucket = {"tokens": 5.0, "at": 0.0}
-
-    def answer(sent: SentRequest) -> Response:
-        now = asyncio.get_running_loop().time()
-        bucket["tokens"] = min(5.0, bucket["tokens"] + 20 * (now - bucket["at"]))
-        bucket["at"] = now
-        if bucket["tokens"] < 1:
-            return response(429, {"error_code": "APIG.0308", "error_msg": named})
-        bucket["tokens"] -= 1
-        offset = sent.request.offset or 0
-        project = sent.request.project_id
-        page = [sharing_document(f"{project}-{i}", project) for i in range(offset, offset + 100)]
-        return response(200, {"shared": page[: max(0, 250 - offset)], "count": 250})
-
-    async def crawl() -> tuple[list[ProjectSharings], object]:
-        async with VBSClient(
-            "https://vbs.example", auth=TokenAuth("t"), transport=MockTransport(answer)
-        ) as client:
-            projects = [f"{i:032x}" for i in range(1, 81)]
-            return [result async for result in client.crawl(projects)], client.limiter.quotas
-
     with caplog.at_level("INFO", logger="vbs_async"):
-        (results, quotas), took = on_virtual_clock(crawl)
+        results, quotas, took = crawl_behind_a_named_bucket(20, 5, 100, 80)
     assert all(result.ok for result in results)
     # Paced under 100 a second: 34 s, 7 a second through. Now 15.3 s: 3 s under it, then
     # learned as an unnamed quota.
