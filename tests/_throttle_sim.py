@@ -167,7 +167,7 @@ def simulate(  # noqa: C901, PLR0915 - one event loop, kept in one place to read
     def start_what_may() -> None:
         nonlocal fresh, in_flight, backing_off, slot, started_last, wake_pending
         while (retries or fresh > 0) and in_flight < min(max_concurrency, controller.window):
-            rate = controller.rate if controller.active else math.inf
+            rate = controller.rate if controller.active else controller.window_pace()
             interval = 1 / rate if rate < math.inf else 0.0
             due = max(slot, started_last - interval) + interval
             quotas = [(quota, quota.due()) for quota in limiter.quotas_for("gateway", "api")]

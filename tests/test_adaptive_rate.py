@@ -13,6 +13,8 @@ estimated, and how that changes over the seconds after a cut.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import math
 from typing import TYPE_CHECKING
 
@@ -24,6 +26,7 @@ from vbs_async._adaptive import (
     HOLD,
     LASTING,
     NOISE_MOST,
+    WINDOW_PACE,
     AdaptiveRate,
     Ticket,
     _Stretch,
@@ -127,6 +130,27 @@ def test_a_burst_answered_too_fast_for_its_rate_caps_in_flight_and_stays_unpaced
     assert rate.window == 4
     assert not rate.active
     assert rate.rate == math.inf
+
+
+async def test_while_only_a_window_is_in_force_starts_are_paced_at_twice_what_it_carries(
+    monkeypatch,
+):
+    # A 429 comes back at once, and the slot it freed went to the next request waiting at
+    # once: behind a 100/s bucket with a burst of 1, a window grown to 2 let 15 requests
+    # through its second slot in 7 ms, each refused (real time).
+    gateway = first_burst(latency=0.04)
+    rate = gateway.rate
+    assert (rate.window, rate.active) == (4, False)
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds: float, result: object = None) -> object:
+        gateway.now += max(0.0, seconds)
+        return await real_sleep(0, result)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    starts = [await rate.acquire() for _ in range(10)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
+    assert min(gaps) == pytest.approx(0.04 / (WINDOW_PACE * 4))  # 200 a second, not at once
 
 
 def test_a_burst_refused_above_4_in_flight_that_carry_less_than_half_is_paced_not_capped():

@@ -1370,17 +1370,20 @@ def test_a_quota_named_above_a_bucket_with_no_burst_is_not_crawled_at_two_a_seco
 
 
 def crawl_behind_a_named_bucket(
-    rate: float, burst: float, named: int, projects: int, *, jitter: float = 0.0
+    rate: float, burst: float, named: int | None, projects: int, *, jitter: float = 0.0
 ) -> tuple[list[ProjectSharings], list[object], float]:
     """The session's path on the virtual clock: a bucket whose 429s name `named` a second.
 
     Three pages a project. Each request arrives up to `jitter` seconds late; a 429
     comes back at once, a success after the backend's 40 ms when `jitter` is set.
+    `named` None: the 429s name nothing.
     """
-    message = "The throttling threshold has been reached: policy user over ratelimit,"
-    message += f"limit:{named},time:1 second"
+    message = "The throttling threshold has been reached"
+    if named is not None:
+        message += f": policy user over ratelimit,limit:{named},time:1 second"
     bucket = {"tokens": burst, "at": 0.0}
     late = random.Random(0)
+    refused = []
 
     async def answer(sent: SentRequest) -> Response:
         if jitter:
@@ -1389,6 +1392,7 @@ def crawl_behind_a_named_bucket(
         bucket["tokens"] = min(burst, bucket["tokens"] + rate * (now - bucket["at"]))
         bucket["at"] = now
         if bucket["tokens"] < 1:
+            refused.append(now)
             return response(429, {"error_code": "APIG.0308", "error_msg": message})
         bucket["tokens"] -= 1
         if jitter:

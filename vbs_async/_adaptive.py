@@ -39,7 +39,8 @@ botocore's adaptive mode, the first anchor, failed each as said):
   number in flight is cut (`window`, growing back by one a second) and the
   rate set from it (`window / latency`), not from the first sample; when
   that first sample is too small to be a rate (a connection's first answers
-  come late: 4 in flight read as 8/s), the window alone is set, unpaced.
+  come late: 4 in flight read as 8/s), the window alone is set, paced at
+  twice what it carries (`WINDOW_PACE`).
 - 5 % of answers 429 at random. botocore: every round cuts again. Here: a
   cut that does not make refusals rarer within `NOISE_CHECK` is taken back,
   and that share of refusals is noise from then on (decaying). At 10 %, ten
@@ -184,6 +185,12 @@ when the refusals turn out to be noise."""
 CEILING_BURST: Final = 1.25
 """A probe's reading over this many times that ceiling is a quota raised since, not a
 bucket's saved-up burst (10 of a 50/s bucket's in a second read 53 to 55/s): taken."""
+WINDOW_PACE: Final = 2.0
+"""While only a window in flight is in force (the first burst's refusals, no rate yet),
+starts are paced at this many times what the window carries at the answers' latency: a
+429 comes back at once, and its slot went to the next request waiting at once. Behind a
+100/s bucket with a burst of 1, the window grown to 2 let 15 requests through its second
+slot in 7 ms, each refused (real time)."""
 BLACKOUT_RUN: Final = 5
 BLACKOUT_SHARE: Final = 0.2
 BLACKOUT_TRICKLE: Final = 10.0
@@ -518,8 +525,17 @@ class AdaptiveRate:
     async def acquire(self, *, urgent: bool = False) -> float:
         """Wait for this request's turn (an `urgent` one first); return its start time."""
         if not self.active:
-            return self._clock()
+            if self.window_pace() == math.inf:
+                return self._clock()
+            return await self._pacer.wait(self.window_pace, urgent=urgent)
         return await self._pacer.wait(lambda: self.rate, not_before=self.opens, urgent=urgent)
+
+    def window_pace(self) -> float:
+        """Starts a second while only a window in flight is in force (`WINDOW_PACE`; inf: none)."""
+        if self._window == math.inf:
+            return math.inf
+        latency = self._latency(self._clock())
+        return WINDOW_PACE * self.window / latency if latency > 0 else math.inf
 
     # -- measuring -----------------------------------------------------------------------
 
@@ -1205,7 +1221,7 @@ class AdaptiveRate:
             # any that got through, and too few answers are in to measure a rate
             # (the first answers of a connection come late): a cap in flight, or
             # a burst smaller than the requests in flight. Fewer in flight meet
-            # both, and leave the rate unpaced; a pace comes from the next
+            # both, and leave the rate unpaced (but for `WINDOW_PACE`); a pace comes from the next
             # refusals, with a round more to measure it by. A rate from this
             # sample would be a tenth of what 4 in flight carry.
             self._window, self._window_at = window, now
