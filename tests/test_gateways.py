@@ -1383,7 +1383,6 @@ def crawl_behind_a_named_bucket(
         message += f": policy user over ratelimit,limit:{named},time:1 second"
     bucket = {"tokens": burst, "at": 0.0}
     late = random.Random(0)
-    refused = []
 
     async def answer(sent: SentRequest) -> Response:
         if jitter:
@@ -1392,7 +1391,6 @@ def crawl_behind_a_named_bucket(
         bucket["tokens"] = min(burst, bucket["tokens"] + rate * (now - bucket["at"]))
         bucket["at"] = now
         if bucket["tokens"] < 1:
-            refused.append(now)
             return response(429, {"error_code": "APIG.0308", "error_msg": message})
         bucket["tokens"] -= 1
         if jitter:
