@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final, TypeVar
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
     from ._errors import VBSError
 
@@ -28,6 +28,28 @@ def redact(text: str, secrets: Iterable[str]) -> str:
         if len(secret) >= _SHORTEST and secret in text:
             text = text.replace(secret, MASK)
     return text
+
+
+_SENT_CREDENTIALS: Final = frozenset({"authorization", "x-auth-token", "x-security-token"})
+
+
+def sent_secrets(headers: Mapping[str, str]) -> tuple[str, ...]:
+    """The credentials a request carried: its token headers, its signature (whole and alone).
+
+    A signature is good for its request only, but for minutes (the signed date's
+    tolerance): a gateway echoing the `Authorization` header printed it whole in the
+    throttled line of `--verbose` (an outsider's, with AK/SK).
+    """
+    found = []
+    for name, value in headers.items():
+        if name.lower() in _SENT_CREDENTIALS:
+            found.append(value)
+            found += [
+                part.removeprefix("Signature=")
+                for part in value.replace(",", " ").split()
+                if part.startswith("Signature=")
+            ]
+    return tuple(found)
 
 
 def redact_error(error: _Error, secrets: Iterable[str]) -> _Error:

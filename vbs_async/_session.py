@@ -53,7 +53,7 @@ from ._errors import (
     VBSError,
 )
 from ._models import ListingStats
-from ._redaction import redact_error
+from ._redaction import redact_error, sent_secrets
 from ._responses import Response, api_error
 from ._retry import is_throttling, is_transient
 
@@ -616,7 +616,7 @@ class Session:
             # into log lines first (a 429 whose code echoed the token, shown by -v).
             refusal = redact_error(
                 api_error(response, project_id=request.project_id or None, offset=request.offset),
-                self.auth.secrets(),
+                (*self.auth.secrets(), *sent_secrets(credentials)),
             )
             throttling = is_throttling(refusal.status, refusal.code)
             self._answered(host, state.sent, throttled=throttling)
