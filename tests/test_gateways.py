@@ -1446,6 +1446,21 @@ def test_a_named_quota_that_holds_is_never_found_overstated(gateway):
     assert run.limiter.adaptive.cuts == 0  # every 429 paced under the quota, none learned from
 
 
+def test_a_true_quota_others_spend_is_not_dropped_behind_a_backend_answering_slowly():
+    # 429s come back at once, successes after the backend's half second: of the requests
+    # sent in the last moments, the answered were mostly refusals, and a quota another
+    # client spends 30 of 50 a second of read as refusing over 40 % (dropped at 4 s).
+    # Judged only on the requests whose answers are in (an outsider's: three processes
+    # sharing a true quota, answered in 0.5 to 1.5 s, each dropped it).
+    random.seed(0)
+    run = simulate(
+        SharedWithOthers(30), seconds=300, requests=760, listings=16, latency=0.5, network=0.002
+    )
+    assert run.completed == 760
+    assert run.limiter.quotas != []
+    assert run.limiter.adaptive.cuts == 0
+
+
 def test_a_quota_named_above_a_slow_bucket_is_not_paced_under_with_half_refused_for_good():
     # An outsider's: a 2/s bucket (burst 1) naming 5 a second let 1.33 through and refused
     # 1.33 every second of a crawl, over a quarter of the limit through: never found

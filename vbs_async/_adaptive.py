@@ -495,9 +495,24 @@ class AdaptiveRate:
         """Refusals answered since the last success."""
         return self._refused_run
 
-    def share_refused(self, since: float) -> tuple[float, int]:
-        """(share refused, answers) among the requests started since `since` (10 s at most)."""
-        return self._share_refused(since)
+    def share_refused(self, since: float, until: float = math.inf) -> tuple[float, int]:
+        """(share refused, answers) among the requests started since `since` (10 s at most).
+
+        Only those started before `until`, if given.
+        """
+        if until == math.inf:
+            return self._share_refused(since)
+        judged = [good for _, at, _, good in self._answers if since <= at < until]
+        return (judged.count(False) / len(judged), len(judged)) if judged else (0.0, 0)
+
+    def settled(self, now: float) -> float:
+        """When the requests started before it have had their answers, as the slowest lately.
+
+        A 429 comes back at once, a success after the backend: among the requests
+        of the last moments, the answered are mostly refusals.
+        """
+        slowest = max((a - at for a, at, _, good in self._answers if good), default=0.0)
+        return now - slowest
 
     def got_through_since(self, since: float) -> bool:
         """Whether a request started since `since` got through."""
@@ -507,13 +522,16 @@ class AdaptiveRate:
         """Refusals answered to the requests started from `since` to `until` (10 s at most)."""
         return sum(1 for _, at, _, good in self._answers if not good and since <= at <= until)
 
-    def started_through(self, since: float) -> list[float]:
-        """When each request started since `since` that got through left, in order (10 s)."""
+    def started_through(self, since: float, until: float = math.inf) -> list[float]:
+        """When each request started since `since` (before `until`) that got through left.
+
+        In order; 10 s at most.
+        """
         found = []
         for answered, started, _, good in reversed(self._answers):
             if answered < since:
                 break  # answered before `since`, and every one before it: started before too
-            if good and started >= since:
+            if good and since <= started < until:
                 found.append(started)
         return sorted(found)
 

@@ -150,8 +150,8 @@ now); naming 5000 a second, 2.5x the requests (1.18x now; fake clock). Its refus
 learned from as unnamed ones then (`_limits.RequestLimiter.believes`). The share: others
 spending a quota this client shares leave it more (another client sending 40 a second to
 50 left it 14). Not sooner than 3 s: at 9 answers a second, 2 s held too few to judge
-(`QUOTA_NOISE_ANSWERS`), or half that many if more than `OVERSTATED_REFUSED` of them were
-refused. Fewer answers than that in the span, the last `BEFORE_ANSWERED` seconds are
+(`QUOTA_NOISE_ANSWERS`), or `OVERSTATED_FEWEST` if more than `OVERSTATED_REFUSED` of them
+were refused. Fewer answers than that in the span, the last `BEFORE_ANSWERED` seconds are
 judged once the quota is that old: behind a bucket with a burst of 1, any quota named
 above it (a 20/s bucket naming 25) let 2 a second through, refused 2 and waited half a
 second, 8 to 12 answers in 3 s, never judged (585 of 760 pages in 300 s; 1.3x to 1.6x the
@@ -165,6 +165,10 @@ overstated whatever got through: a 2/s bucket with a burst of 1 naming 5 a secon
 1.33 through and refused 1.33 every second of a crawl, over a quarter of the limit
 (an outsider's gateway). Others spending a quota this client shares refused 15 to 18 %
 (another client sending 20 to 40 a second to 50); 20 % of 429s at random, about that."""
+OVERSTATED_FEWEST: Final = 8
+"""The fewest answers more than `OVERSTATED_REFUSED` refused are judged on (of those whose
+answers are in): a 20/s bucket with no burst naming 100 let 1 through and refused 2 a
+second, 9 answers in 3 s."""
 JUDGED_EVERY: Final = 0.25
 """Seconds between two judgements of whether a quota is `OVERSTATED` (each reads the last
 seconds' answers)."""
@@ -505,38 +509,40 @@ class AnnouncedQuota:
         if answers is None or self.each_project or self.project is not None or self.scale() > 1:
             return False  # nothing to judge by; or a copy per project, or probing above it
         now = self._clock()
+        # The requests of the last moments have their refusals back, not their successes
+        # (a backend answering in a second): only those whose answers are in are judged.
+        # Three processes sharing a true quota, answered in 0.5 to 1.5 s, each read it as
+        # refusing over 40 % and dropped it (an outsider's).
+        end = max(self.since, answers.settled(now))
         span = max(OVERSTATED_SPAN, 2 * self.quota.period)
-        if (
-            now - self.since < span
-            or span > BEFORE_ANSWERED
-            or now < self._judged_at + JUDGED_EVERY
-        ):
+        kept = BEFORE_ANSWERED - (now - end)  # the client's log of answers, before `end`
+        if end - self.since < span or span > kept or now < self._judged_at + JUDGED_EVERY:
             # Too soon; longer than the client's log of answers; or judged a moment ago
             # (each judgement reads the last seconds' answers: a storm of 429s, each
             # judged, would read them thousands of times a second).
             return False
         self._judged_at = now
-        begin = now - span
-        share, judged = answers.share_refused(begin)
+        begin = end - span
+        share, judged = answers.share_refused(begin, end)
         if (
             judged < QUOTA_NOISE_ANSWERS
-            and not (judged >= QUOTA_NOISE_ANSWERS / 2 and share > OVERSTATED_REFUSED)
-            and now - self.since >= BEFORE_ANSWERED
+            and not (judged >= OVERSTATED_FEWEST and share > OVERSTATED_REFUSED)
+            and end - self.since >= kept
         ):
-            span = BEFORE_ANSWERED
-            begin = now - span
-            share, judged = answers.share_refused(begin)
+            span = kept
+            begin = end - span
+            share, judged = answers.share_refused(begin, end)
         if share <= QUOTA_NOISE_SHARE or judged < (
-            QUOTA_NOISE_ANSWERS / 2 if share > OVERSTATED_REFUSED else QUOTA_NOISE_ANSWERS
+            OVERSTATED_FEWEST if share > OVERSTATED_REFUSED else QUOTA_NOISE_ANSWERS
         ):
             return False
-        through = answers.started_through(begin)
+        through = answers.started_through(begin, end)
         if (
             len(through) >= OVERSTATED * self.quota.limit * span / self.quota.period
             and share <= OVERSTATED_REFUSED
         ):
             return False
-        edges = [begin, *through, now]
+        edges = [begin, *through, end]
         return max(later - earlier for earlier, later in itertools.pairwise(edges)) < span / 2
 
     def _allowed(self) -> int:
