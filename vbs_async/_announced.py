@@ -164,7 +164,9 @@ OVERSTATED_REFUSED: Final = 0.4
 overstated whatever got through: a 2/s bucket with a burst of 1 naming 5 a second let
 1.33 through and refused 1.33 every second of a crawl, over a quarter of the limit
 (an outsider's gateway). Others spending a quota this client shares refused 15 to 18 %
-(another client sending 20 to 40 a second to 50); 20 % of 429s at random, about that."""
+(another client sending 20 to 40 a second to 50); 20 % of 429s at random, about that.
+Three processes of this library sharing one quota see two thirds refused each, and drop
+it (as they did on the quarter alone): their learned rates find their shares."""
 OVERSTATED_FEWEST: Final = 8
 """The fewest answers more than `OVERSTATED_REFUSED` refused are judged on (of those whose
 answers are in): a 20/s bucket with no burst naming 100 let 1 through and refused 2 a
@@ -511,8 +513,8 @@ class AnnouncedQuota:
         now = self._clock()
         # The requests of the last moments have their refusals back, not their successes
         # (a backend answering in a second): only those whose answers are in are judged.
-        # Three processes sharing a true quota, answered in 0.5 to 1.5 s, each read it as
-        # refusing over 40 % and dropped it (an outsider's).
+        # A quota another client spends 30 of 50 a second of, answered in half a second,
+        # read as refusing over 40 % and was dropped at 4 s.
         end = max(self.since, answers.settled(now))
         span = max(OVERSTATED_SPAN, 2 * self.quota.period)
         kept = BEFORE_ANSWERED - (now - end)  # the client's log of answers, before `end`
