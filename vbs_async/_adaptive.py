@@ -500,10 +500,7 @@ class AdaptiveRate:
 
         Only those started before `until`, if given.
         """
-        if until == math.inf:
-            return self._share_refused(since)
-        judged = [good for _, at, _, good in self._answers if since <= at < until]
-        return (judged.count(False) / len(judged), len(judged)) if judged else (0.0, 0)
+        return self._share_refused(since, until)
 
     def settled(self, now: float) -> float:
         """When the requests started before it have had their answers, as the slowest lately.
@@ -876,9 +873,9 @@ class AdaptiveRate:
         ok = sum(1 for _, started, _, good in self._answers if good and since <= started < until)
         return ok / max(until - since, 1e-3)
 
-    def _share_refused(self, since: float) -> tuple[float, int]:
-        """(share refused, answers) among requests started after `since`."""
-        judged = [good for _, started, _, good in self._answers if started >= since]
+    def _share_refused(self, since: float, until: float = math.inf) -> tuple[float, int]:
+        """(share refused, answers) among requests started after `since` (before `until`)."""
+        judged = [good for _, started, _, good in self._answers if since <= started < until]
         if not judged:
             return 0.0, 0
         return judged.count(False) / len(judged), len(judged)
