@@ -1307,15 +1307,16 @@ async def test_an_absurd_announced_limit_is_learned_from_instead(make_client):
 
 
 class Overstating(GatewayQuota):
-    """A bucket (`rate`, `burst`) whose 429s name `named` a second, far above it."""
+    """A bucket (`rate`, `burst`) whose 429s name `named` per `unit`, not what it lets through."""
 
-    def __init__(self, rate: float, burst: int, named: int) -> None:
+    def __init__(self, rate: float, burst: int, named: int, unit: str = "1 second") -> None:
         super().__init__(rate, burst)
         self.named = named
+        self.unit = unit
 
     def quota(self, now: float | None = None) -> tuple[int, str] | None:
         del now
-        return self.named, "1 second"
+        return self.named, self.unit
 
 
 @pytest.mark.parametrize(
@@ -1369,6 +1370,30 @@ def test_a_quota_named_above_a_bucket_with_no_burst_is_not_crawled_at_two_a_seco
     assert len(run.starts) <= 1.25 * 760
 
 
+@pytest.mark.parametrize(
+    "named",
+    [
+        1200,  # the bucket's rate, named per minute
+        20,  # a second's worth of the bucket per minute, refused under it all the same
+    ],
+)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_minute_named_over_a_bucket_is_not_waited_out_a_minute_at_a_time(named, seed):
+    # helper-68's gateway: a 20/s bucket with a burst of 5 whose 429s name 1200 a minute.
+    # The probe of the minute's rollover got through at 5 s, the burst after it was
+    # refused from its sixth request on, and the client waited for the next minute, then
+    # half minutes: 5 through each time, 55 of 120 requests in 300 s (an outsider's
+    # command: 7 of 40 projects after 105 s, "ETA 7m52s", where rate_limit=20 took 6 s).
+    # Now the rollover is probed for again, found 5 s after the first, and the quota
+    # goes: its rate is learned. 18 s.
+    random.seed(seed)
+    gateway = Overstating(20, 5, named, "1 minute")
+    run = simulate(gateway, seconds=300, requests=120, listings=16, seed=seed, network=0.002)
+    assert run.completed == 120
+    assert run.ended <= 30
+    assert run.limiter.quotas == []  # not paced under it any more
+
+
 def crawl_behind_a_named_bucket(
     rate: float, burst: float, named: int | None, projects: int, *, jitter: float = 0.0
 ) -> tuple[list[ProjectSharings], list[object], float]:
@@ -1418,7 +1443,10 @@ def test_a_bucket_with_no_burst_named_truthfully_is_paced_under_through_jitter()
     # first start after each block got through, the next, 10 ms on, was refused before
     # that success came back: read as a spent window, then as a penalty box, 2 a second
     # got through, and the quota was dropped at 3.4 s (11 s for 150 pages, 1.5 s at the
-    # quota). On the virtual clock, arrivals jittered by up to 4 ms: 9.5 s before.
+    # quota). On the virtual clock, arrivals jittered by up to 4 ms: 9.5 s before. The
+    # back-off's jitter seeded: over 100 seeds 2.5 s is typical, 3 took 3.0 to 4.9 s (the
+    # test failed at random, after a test that seeded the generator otherwise).
+    random.seed(0)
     results, quotas, took = crawl_behind_a_named_bucket(100, 1, 100, 50, jitter=0.004)
     assert all(result.ok for result in results)
     assert quotas != []  # still paced under it

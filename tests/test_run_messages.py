@@ -465,7 +465,7 @@ def fake_client(events: Callable[[], AsyncIterator[object]]) -> Any:
     """What `run_crawl` reads of a client: its limiter's counters, its auth, `crawl_pages`."""
     adaptive = SimpleNamespace(throttled_answers=0, measured_rate=lambda: 0.0)
     return SimpleNamespace(
-        limiter=SimpleNamespace(started=0, quotas=[], adaptive=adaptive),
+        limiter=SimpleNamespace(started=0, quotas=[], doubted=[], adaptive=adaptive),
         listings=ListingStats(),
         auth=None,
         crawl_pages=lambda *_args, **_options: events(),

@@ -53,7 +53,7 @@ class ScriptedClient:
     ):
         self.plan, self.order, self.die_at = plan, order, die_at
         self.auth = TokenAuth("t")
-        self.limiter = SimpleNamespace(started=0, quotas=[])
+        self.limiter = SimpleNamespace(started=0, quotas=[], doubted=[])
         self.listings = ListingStats()
 
     async def crawl_pages(self, pending: list[str], **_: Any):

@@ -9,8 +9,9 @@ import sys
 import textwrap
 import urllib.error
 import urllib.request
+from typing import TYPE_CHECKING
 
-from vbs_async.testing import Fault, FixedWindow
+from vbs_async.testing import Fault, FixedWindow, GatewayModel, GatewayQuota
 
 from ._helpers import (
     VBS_ASYNC,
@@ -19,6 +20,9 @@ from ._helpers import (
     emulator_in_thread,
     stop_process,
 )
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def test_the_command_waits_out_throttling_and_reports_it(tmp_path):
@@ -40,17 +44,38 @@ def test_the_command_waits_out_throttling_and_reports_it(tmp_path):
     assert "retry" not in result.stderr.lower().replace("retries", "")
 
 
-def test_the_summary_shows_the_quota_the_gateway_announced(tmp_path):
-    output = tmp_path / "rows.jsonl"
-    # 16 projects listed at once against 10 a calendar second: refused at once.
-    with emulator_in_thread(projects=20, sharings_per_project=2, quota=FixedWindow(10, 1)) as emu:
+def crawl_behind(quota: GatewayModel, projects: int, output: Path) -> list[str]:
+    """The command's stderr lines, a crawl of `projects` (2 sharings each) behind `quota`."""
+    with emulator_in_thread(projects=projects, sharings_per_project=2, quota=quota) as emu:
         result = subprocess.run(
             [*VBS_ASYNC, "crawl", "--output", str(output), *emu.project_ids],
             env=command_env(emu), capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert output.read_text().count("\n") == 20 * 2
-    assert "gateway quota: 10 per 1 s, announced" in result.stderr.splitlines()
+    assert output.read_text().count("\n") == projects * 2
+    return result.stderr.splitlines()
+
+
+def test_the_summary_shows_the_quota_the_gateway_announced(tmp_path):
+    # 16 projects listed at once against 10 a calendar second: refused at once.
+    lines = crawl_behind(FixedWindow(10, 1), 20, tmp_path / "rows.jsonl")
+    assert "gateway quota: 10 per 1 s, announced" in lines
+
+
+class NamingMore(GatewayQuota):
+    """A bucket whose 429s name a quota far above it: 1000 a second."""
+
+    def quota(self, now: float | None = None) -> tuple[int, str] | None:
+        del now
+        return 1000, "1 second"
+
+
+def test_the_summary_says_a_quota_named_was_not_believed(tmp_path):
+    # helper-68: a 20/s bucket naming 100 a second was dropped (as `-v` said), and the
+    # summary then named no quota at all: read alone, nothing was announced.
+    lines = crawl_behind(NamingMore(50, 5), 30, tmp_path / "rows.jsonl")
+    assert "gateway quota: 1000 per 1 s, announced, not believed (learned from its 429s)" in lines
+    assert "gateway quota: 1000 per 1 s, announced" not in lines
 
 
 LIBRARY_PROGRAM = textwrap.dedent(

@@ -174,6 +174,12 @@ second, 9 answers in 3 s."""
 JUDGED_EVERY: Final = 0.25
 """Seconds between two judgements of whether a quota is `OVERSTATED` (each reads the last
 seconds' answers)."""
+REPROBE_ANSWERS: Final = 4
+REPROBE_SHARE: Final = 0.5
+"""A refusal with room in a window a probe found open probes for its rollover again once
+this many answers to the requests started since are in, more than this share of them
+refused (`AnnouncedQuota._doubt_rollover`): a burst into a window spent, not a 429 at
+random."""
 PUNISHMENT_WATCH: Final = 3.0
 """Seconds, from the window after a refused probe, in which a refusal at the quota itself
 is the probe's punishment."""
@@ -338,6 +344,13 @@ class AnnouncedQuota:
         )
         self._probe_next = now + quota.period / PHASE_PROBES
         self._probe_out: tuple[float, float] | None = None
+        # The last rollover a probe found; a refused start in its window that may doubt it
+        # (`_doubt_rollover`), and whether it did; whether two rollovers were found less
+        # than a period apart: the window named is not what refuses (`overstated`).
+        self._found: float | None = None
+        self._doubted: float | None = None
+        self._reprobing = False
+        self._finer = False
         # A blackout's look within a long window: the block it ends (while in force), then
         # the one start sent at it, which the rest wait for (its answer, or a step).
         self._look_at: float | None = None
@@ -507,6 +520,8 @@ class AnnouncedQuota:
 
     def overstated(self) -> bool:
         """Whether it lets through much less than it names, refusals all along (`OVERSTATED`)."""
+        if self._finer and not self.retired:
+            return True  # two rollovers found within a period (`_doubt_rollover`)
         answers = self._answers
         if answers is None or self.each_project or self.project is not None or self.scale() > 1:
             return False  # nothing to judge by; or a copy per project, or probing above it
@@ -576,6 +591,8 @@ class AnnouncedQuota:
                 # Its answer first: asked again soon (the pacer naps a quarter second).
                 answered = min(look + BLACKOUT_STEP * self.quota.period, self._clock() + LOOK_POLL)
                 opens = max(opens, answered)
+        if self._doubted is not None:
+            self._reprobe()
         if not self._phase_unknown or self.retired:
             return opens
         if self._probe_through():
@@ -635,9 +652,13 @@ class AnnouncedQuota:
         next. Sent after: where the client believed.
         """
         self._phase_unknown, self._probe_out = False, None
+        period = self.quota.period
+        found, self._found = self._found, probed
+        if self._reprobing and found is not None and probed - found < period * (1 - WINDOW_MARGIN):
+            self._finer = True  # two rollovers within a period: no window of that period
+        self._reprobing = False
         if probed >= believed:
             return
-        period = self.quota.period
         if probed - self._window_began(probed) >= period / PHASE_PROBES:
             # The calendar's rollover is not in the step before the probe (the one
             # before it was refused): the gateway's is. Within that step, the calendar
@@ -842,9 +863,48 @@ class AnnouncedQuota:
         short = self.quota.period <= SHORT_PERIOD
         if short and started is not None and self._paced_refusal(now, started, ended):
             return
-        if not short and started is not None and self._long_refusal(now, started, ended):
-            return
+        if not short and started is not None:
+            if self._long_refusal(now, started, ended):
+                return
+            self._doubt_rollover(started)
         self._block(now, started, ended)
+
+    def _doubt_rollover(self, started: float) -> None:
+        """A start (at `started`) refused with room in the window a probe found open.
+
+        Others spent that window (several processes race for each rollover), or
+        the gateway meters finer than the window it names (a 20/s bucket naming
+        1200 a minute: the probe got through at 5 s, the burst after it was
+        refused from its fifth request on; waited out a minute at a time, 5 got
+        through each 30 to 60 s, 55 of 120 requests in 300 s). Once most of the
+        requests started since were refused (`_reprobe`), the rollover is probed
+        for again: a window others spent refuses the probes until it rolls over
+        a period later; a probe through sooner finds the window named is not what
+        refuses (`overstated`).
+        """
+        found = self._found
+        if found is None or self._phase_unknown or not found <= started < found + self.quota.period:
+            return
+        if sum(1 for at in self._recent if found <= at < started) >= self._allowed():
+            return  # its own count spent the window: the rollover found stands
+        self._doubted = started
+
+    def _reprobe(self) -> None:
+        """Probe for the rollover again if most requests since the doubted one were refused.
+
+        One refused among successes is noise (an overloaded backend naming the
+        quota): the rollover found stands.
+        """
+        doubted, answers = self._doubted, self._answers
+        if doubted is None or answers is None:
+            return
+        share, judged = answers.share_refused(doubted)
+        if judged < REPROBE_ANSWERS:
+            return  # their answers are not in yet
+        self._doubted = None
+        if share > REPROBE_SHARE:
+            self._phase_unknown, self._probe_out, self._reprobing = True, None, True
+            self._probe_next = doubted + self.quota.period / PHASE_PROBES
 
     def _block(self, now: float, started: float | None, ended: float) -> None:
         """Block until the window rolls over, or a blackout's step: refused (sent at `started`).

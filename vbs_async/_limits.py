@@ -100,6 +100,13 @@ class RequestLimiter:
         in_force = ((key[0], self._in_force(key)) for key in list(self._quotas))
         return [(host, pacer.quota) for host, pacer in in_force if pacer is not None]
 
+    @property
+    def doubted(self) -> list[tuple[str, Quota]]:
+        """Quotas named and found overstated (`doubts`), not paced under now: (host, quota)."""
+        paced = set(self.quotas)
+        found = ((key[0], quota) for key, (quota, _, _) in self._overstated.items())
+        return [entry for entry in found if entry not in paced]
+
     def announced(
         self,
         host: str,

@@ -50,7 +50,8 @@ class Tally:
             (the per-project figures arrive only when a project ends, and a
             crawl stopped midway, Ctrl-C, read "requests: 0" after 80); the
             finished projects' sums without it.
-        quotas: The quotas gateways announced (`50 per 1 s`), asked at the end.
+        quotas: The quotas gateways announced, and what came of each (`50 per 1 s,
+            announced`), asked at the end.
     """
 
     total: int | None = None
@@ -141,7 +142,7 @@ class Tally:
                 f"elapsed: {self.elapsed:.2f}s ({rate_text(self.rows_per_second())} rows/s, "
                 f"{rate_text(self.rate())} requests/s)"
             ),
-            *(f"gateway quota: {quota}, announced" for quota in (self.quotas or list)()),
+            *(f"gateway quota: {quota}" for quota in (self.quotas or list)()),
         ]
         shown = self.failed[:MAX_FAILURE_LINES]
         failures = [

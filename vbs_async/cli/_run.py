@@ -236,7 +236,13 @@ async def _run(  # noqa: PLR0917 - a private step of run_crawl
         total=len(pending),
         skipped=len(job.project_ids) - len(pending),
         listings=_listings_since(client),
-        quotas=lambda: [str(quota) for _, quota in client.limiter.quotas],
+        quotas=lambda: [
+            *(f"{quota}, announced" for _, quota in client.limiter.quotas),
+            *(
+                f"{quota}, announced, not believed (learned from its 429s)"
+                for _, quota in client.limiter.doubted
+            ),
+        ],
     )
     if state is not None and not state.is_new and not pending:
         check_finished_output(job.output, state)
