@@ -523,7 +523,7 @@ class AnnouncedQuota:
     def overstated(self) -> bool:
         """Whether it lets through much less than it names, refusals all along (`OVERSTATED`)."""
         if self._finer and not self.retired:
-            return True  # two rollovers found within a period (`_doubt_rollover`)
+            return True  # two rollovers found within half a period (`_doubt_rollover`)
         answers = self._answers
         if answers is None or self.each_project or self.project is not None or self.scale() > 1:
             return False  # nothing to judge by; or a copy per project, or probing above it
@@ -881,7 +881,7 @@ class AnnouncedQuota:
         Others spent that window (several processes race for each rollover), or
         the gateway meters finer than the window it names (a 20/s bucket naming
         1200 a minute: the probe got through at 5 s, the burst after it was
-        refused from its fifth request on; waited out a minute at a time, 5 got
+        refused from its sixth request on; waited out a minute at a time, 5 got
         through each 30 to 60 s, 55 of 120 requests in 300 s). Once most of the
         requests started since were refused (`_reprobe`), the rollover is probed
         for again: a window others spent refuses the probes until it rolls over
