@@ -502,6 +502,24 @@ async def test_the_learned_window_admits_that_many_in_flight_and_the_next_at_a_r
     assert gate.held == 0
 
 
+@pytest.mark.parametrize("turns_before", [0, 1])
+async def test_a_wait_for_the_learned_window_cancelled_as_it_is_woken_is_cancelled(turns_before):
+    # Ctrl-C as a slot is handed on: `asyncio.wait_for` (Python 3.11) lost the
+    # cancellation that came in the tick its future completed, and the cancelled call
+    # went on, holding the slot (cpython#86296). The call is cancelled; the slot passes on.
+    gate = _Gate()
+    await gate.acquire(lambda: 1)
+    waiting = asyncio.create_task(gate.acquire(lambda: 1))
+    await turns()
+    gate.release()
+    await turns(turns_before)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert gate.held == 0
+    await asyncio.wait_for(gate.acquire(lambda: 1), timeout=1)  # the slot is free
+
+
 async def test_a_window_that_grows_admits_a_waiter_within_a_second_without_a_release(
     monkeypatch,
 ):

@@ -423,7 +423,11 @@ class _Gate:
             self._waiters.append(waiter)
             try:
                 # Woken by a release; the window also grows with time, so look again.
-                await asyncio.wait_for(asyncio.shield(waiter), timeout=1.0)
+                # Not `asyncio.wait_for`: on Python 3.11 it loses a cancellation that comes
+                # in the tick its future completes (cpython#86296): a call stopped (Ctrl-C)
+                # as a slot was handed to it went on, holding the slot.
+                async with asyncio.timeout(1.0):
+                    await asyncio.shield(waiter)
             except TimeoutError:
                 pass
             except asyncio.CancelledError:
