@@ -1392,6 +1392,7 @@ def test_a_minute_named_over_a_bucket_is_not_waited_out_a_minute_at_a_time(named
     assert run.completed == 120
     assert run.ended <= 30
     assert run.limiter.quotas == []  # not paced under it any more
+    assert [str(quota) for _, quota in run.limiter.doubted] == [f"{named} per 1 minute"]
 
 
 class SpentByOthers(FixedWindow):

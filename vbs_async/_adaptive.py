@@ -540,8 +540,8 @@ class AdaptiveRate:
     async def acquire(self, *, urgent: bool = False) -> float:
         """Wait for this request's turn (an `urgent` one first); return its start time."""
         if not self.active:
-            if self.window_pace() == math.inf:
-                return self._clock()
+            if self._window == math.inf:
+                return self._clock()  # nothing learned yet: unpaced (every request until a 429)
             return await self._pacer.wait(self.window_pace, urgent=urgent)
         return await self._pacer.wait(lambda: self.rate, not_before=self.opens, urgent=urgent)
 
