@@ -174,12 +174,14 @@ second, 9 answers in 3 s."""
 JUDGED_EVERY: Final = 0.25
 """Seconds between two judgements of whether a quota is `OVERSTATED` (each reads the last
 seconds' answers)."""
-REPROBE_ANSWERS: Final = 4
-REPROBE_SHARE: Final = 0.5
+REPROBE_ANSWERS: Final = 8
+REPROBE_SHARE: Final = 0.25
 """A refusal with room in a window a probe found open probes for its rollover again once
-this many answers to the requests started since are in, more than this share of them
-refused (`AnnouncedQuota._doubt_rollover`): a burst into a window spent, not a 429 at
-random."""
+this many answers to the requests started after that probe are in, more than this share
+of them refused (`AnnouncedQuota._doubt_rollover`): a burst into a window spent, not a
+429 at random. Half, judged from the refused start, stalled real-time crawls begun at
+some seconds of the minute (helper-70: the refused start was the burst's last, or 7 of
+15 were refused), each blocked for the minute."""
 PUNISHMENT_WATCH: Final = 3.0
 """Seconds, from the window after a refused probe, in which a refusal at the quota itself
 is the probe's punishment."""
@@ -349,7 +351,7 @@ class AnnouncedQuota:
         # than half a period apart: the window named is not what refuses (`overstated`);
         # or a period apart: a window others spend, not doubted again.
         self._found: float | None = None
-        self._doubted: float | None = None
+        self._doubted: tuple[float, float] | None = None  # (the rollover found, the refused start)
         self._reprobing = False
         self._finer = False
         self._confirmed = False
@@ -897,24 +899,28 @@ class AnnouncedQuota:
             return
         if sum(1 for at in self._recent if found <= at < started) >= self._allowed():
             return  # its own count spent the window: the rollover found stands
-        self._doubted = started
+        self._doubted = (found, started)
 
     def _reprobe(self) -> None:
-        """Probe for the rollover again if most requests since the doubted one were refused.
+        """Probe for the rollover again if most requests since it was found were refused.
 
         One refused among successes is noise (an overloaded backend naming the
-        quota): the rollover found stands.
+        quota): the rollover found stands. Judged on the starts after the probe
+        that found the rollover, not after the refused start: the refused one
+        may be the burst's last, with too few started after it ever to judge by
+        (a crawl begun at some seconds of the minute stalled, blocked for it).
         """
         doubted, answers = self._doubted, self._answers
         if doubted is None or answers is None:
             return
-        share, judged = answers.share_refused(doubted)
+        found, started = doubted
+        share, judged = answers.share_refused(math.nextafter(found, math.inf))  # the probe not
         if judged < REPROBE_ANSWERS:
             return  # their answers are not in yet
         self._doubted = None
         if share > REPROBE_SHARE:
             self._phase_unknown, self._probe_out, self._reprobing = True, None, True
-            self._probe_next = doubted + self.quota.period / PHASE_PROBES
+            self._probe_next = started + self.quota.period / PHASE_PROBES
 
     def _block(self, now: float, started: float | None, ended: float) -> None:
         """Block until the window rolls over, or a blackout's step: refused (sent at `started`).
