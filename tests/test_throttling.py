@@ -74,7 +74,7 @@ def test_the_summary_says_a_quota_named_was_not_believed(tmp_path):
     # helper-68: a 20/s bucket naming 100 a second was dropped (as `-v` said), and the
     # summary then named no quota at all: read alone, nothing was announced.
     lines = crawl_behind(NamingMore(50, 5), 30, tmp_path / "rows.jsonl")
-    assert "gateway quota: 1000 per 1 s, announced, not believed (learned from its 429s)" in lines
+    assert "gateway quota: 1000 per 1 s, announced, not believed (learned from 429s)" in lines
     assert "gateway quota: 1000 per 1 s, announced" not in lines
 
 

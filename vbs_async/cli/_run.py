@@ -239,7 +239,7 @@ async def _run(  # noqa: PLR0917 - a private step of run_crawl
         quotas=lambda: [
             *(f"{quota}, announced" for _, quota in client.limiter.quotas),
             *(
-                f"{quota}, announced, not believed (learned from its 429s)"
+                f"{quota}, announced, not believed (learned from 429s)"
                 for _, quota in client.limiter.doubted
             ),
         ],
